@@ -1,0 +1,23 @@
+# The huren gateway. Build: docker build -t huren .   Run: docker run -p 50051:50051 huren
+# Plaintext gRPC for now; put TLS in front of it until the registry issue adds mTLS.
+
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml constraints.txt README.md ./
+COPY gateway gateway
+COPY regions regions
+# Wheels for huren and exactly the pinned versions of its dependencies.
+RUN pip wheel --no-cache-dir -c constraints.txt --wheel-dir /wheels .
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/huren --create-home huren
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-index --find-links /wheels huren && rm -rf /wheels
+USER huren
+WORKDIR /var/lib/huren
+VOLUME ["/var/lib/huren"]
+EXPOSE 50051
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["huren", "health", "--gateway", "127.0.0.1:50051", "--timeout", "3"]
+ENTRYPOINT ["huren"]
+CMD ["serve", "--listen", "0.0.0.0:50051", "--state-dir", "/var/lib/huren"]

@@ -1,0 +1,233 @@
+"""The ``huren`` command line.
+
+Gateway commands live here; other packages add theirs through the ``huren.commands`` entry-point
+group (``regions`` adds ``region`` and ``demo``), so the gateway never imports them.
+
+Exit status: 0 on success (for ``verify``: every code VALID), 1 when a verified code was not
+VALID, 2 for usage errors or an unreachable gateway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import grpc
+
+from gateway import crypto
+from gateway.client import GatewayClient
+from gateway.clock import system_clock
+from gateway.errors import HurenError
+from gateway.keyfiles import MAX_KEY_FILE_BYTES, read_keys
+from gateway.lifecycle import until_terminated
+from gateway.limits import Limits
+from gateway.model import IssuerId, ProfileId, RegionCode, Status
+from gateway.registry import Issuer, IssuerKey
+from gateway.report import verdict_json, verdict_line
+from gateway.storage.sqlite import ProfileSource, RegistryStore
+
+DEFAULT_GATEWAY = "127.0.0.1:50051"
+DEFAULT_STATE = Path(".huren/gateway")
+EXIT_OK, EXIT_NOT_VALID, EXIT_ERROR = 0, 1, 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except HurenError as e:
+        print(f"huren: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except grpc.RpcError as e:
+        print(f"huren: gateway call failed: {e.code().name}: {e.details()}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="huren", description="互认 huren: cross-region health-code gateway"
+    )
+    parser.add_argument(
+        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_serve(commands)
+    _add_verify(commands)
+    _add_health(commands)
+    _add_registry(commands)
+    for entry in sorted(entry_points(group="huren.commands"), key=lambda e: e.name):
+        entry.load()(commands)
+    return parser
+
+
+# ---------------------------------------------------------------------------- serve
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("serve", help="run the gateway (gRPC)")
+    p.add_argument("--listen", default=DEFAULT_GATEWAY, help="host:port (port 0 picks one)")
+    p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE, help="registry and secrets")
+    defaults = Limits()
+    p.add_argument("--max-batch", type=int, default=defaults.max_batch)
+    p.add_argument("--max-code-chars", type=int, default=defaults.max_code_chars)
+    p.add_argument("--max-message-bytes", type=int, default=defaults.max_message_bytes)
+    p.add_argument("--max-concurrent-rpcs", type=int, default=defaults.max_concurrent_rpcs)
+    p.add_argument("--leeway-seconds", type=int, default=int(defaults.leeway.total_seconds()))
+    p.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.server.app import GatewayServer, StateFiles, open_service
+
+    limits = Limits(
+        max_batch=args.max_batch,
+        max_code_chars=args.max_code_chars,
+        max_message_bytes=args.max_message_bytes,
+        max_concurrent_rpcs=args.max_concurrent_rpcs,
+        leeway=timedelta(seconds=args.leeway_seconds),
+    )
+    service, store = open_service(StateFiles(args.state_dir), limits, system_clock)
+
+    async def run() -> None:
+        server = GatewayServer(service, args.listen)
+        port = await server.start()
+        trust = service.trust.current
+        host = args.listen.rsplit(":", 1)[0]
+        print(
+            f"huren gateway listening on {host}:{port} "
+            f"(trust version {trust.version}, {len(trust.issuers)} issuers)",
+            flush=True,
+        )
+        await until_terminated()
+        await server.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- verify
+
+
+def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "verify", help="verify codes through a gateway (arguments, or one per line on stdin)"
+    )
+    p.add_argument("codes", nargs="*", metavar="CODE")
+    p.add_argument("--gateway", default=DEFAULT_GATEWAY, help="gateway address host:port")
+    p.add_argument("--at", default="", metavar="REGION", help="destination region code")
+    p.add_argument("--json", action="store_true", help="one JSON object per line per code")
+    p.set_defaults(handler=_verify)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    codes: list[str] = list(args.codes)
+    if not codes:
+        # Line terminators are not part of a code; blank lines are not codes.
+        codes = [line for line in sys.stdin.read().splitlines() if line]
+    if not codes:
+        print("huren verify: no codes given", file=sys.stderr)
+        return EXIT_ERROR
+    with GatewayClient(args.gateway) as client:
+        verdicts = client.verify_many(codes, args.at)
+    for verdict in verdicts:
+        if args.json:
+            print(json.dumps(verdict_json(verdict), ensure_ascii=False))
+        else:
+            print(verdict_line(verdict))
+    return EXIT_OK if all(v.status is Status.VALID for v in verdicts) else EXIT_NOT_VALID
+
+
+def _add_health(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("health", help="exit 0 if the gateway's health check is SERVING")
+    p.add_argument("--gateway", default=DEFAULT_GATEWAY)
+    p.add_argument("--timeout", type=float, default=3.0)
+    p.set_defaults(handler=_health)
+
+
+def _health(args: argparse.Namespace) -> int:
+    with GatewayClient(args.gateway, timeout=args.timeout) as client:
+        serving = client.serving()
+    print("SERVING" if serving else "NOT_SERVING")
+    return EXIT_OK if serving else EXIT_NOT_VALID
+
+
+# ---------------------------------------------------------------------------- registry
+
+
+def _add_registry(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("registry", help="local registry administration (offline)")
+    sub = p.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
+    add = sub.add_parser(
+        "add-issuer",
+        help="register an issuer, its profile and keys in a gateway's registry file",
+    )
+    add.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    add.add_argument("--id", required=True, help="issuer id, such as hangzhou")
+    add.add_argument("--region", required=True, help="GB/T 2260 region code, such as 330100")
+    add.add_argument("--name", required=True, help="display name")
+    add.add_argument("--profile", type=Path, required=True, help="profile TOML file")
+    add.add_argument(
+        "--keys", required=True, help="JWKS/JWK/PEM/X.509 file, or an http(s) URL of a JWKS"
+    )
+    add.add_argument("--kid", help="key id for a PEM or X.509 key")
+    add.add_argument(
+        "--algorithm", choices=[a.value for a in crypto.ADMISSIBLE], help="for RSA keys"
+    )
+    add.set_defaults(handler=_registry_add_issuer)
+
+
+def _read_source(source: str) -> bytes:
+    scheme = urllib.parse.urlsplit(source).scheme
+    if scheme in ("http", "https"):
+        with urllib.request.urlopen(source, timeout=5) as response:
+            data: bytes = response.read(MAX_KEY_FILE_BYTES + 1)
+        return data
+    return Path(source).read_bytes()
+
+
+def _registry_add_issuer(args: argparse.Namespace) -> int:
+    from gateway.server.app import StateFiles
+
+    profile = ProfileSource.parse(args.profile.read_text("utf-8"))
+    algorithm = crypto.Algorithm(args.algorithm) if args.algorithm else None
+    entries = read_keys(_read_source(args.keys), kid=args.kid, algorithm=algorithm)
+    issuer = Issuer(
+        id=IssuerId(args.id),
+        region=RegionCode(args.region),
+        name=args.name,
+        profile_id=ProfileId(profile.profile.id),
+        profile_version=profile.profile.version,
+    )
+    keys = [IssuerKey(issuer.id, e.kid, e.public_key, e.not_before, e.not_after) for e in entries]
+    files = StateFiles(args.state_dir).ensure()
+    with contextlib.closing(RegistryStore(files.database)) as store:
+        snapshot = store.register_issuer(issuer, profile, keys, at=system_clock())
+    print(
+        f"registered issuer {issuer.id} ({issuer.region}) with profile "
+        f"{profile.profile.label} and {len(keys)} key(s); trust version {snapshot.version}"
+    )
+    return EXIT_OK

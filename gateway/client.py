@@ -1,0 +1,66 @@
+"""A small synchronous client for the Verifier service (CLI, demo, scripts)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway._generated.huren.v1 import verifier_pb2 as pb
+from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
+from gateway.model import Verdict
+from gateway.server.convert import verdict_from_pb
+
+CLIENT_BATCH = 100
+
+
+class GatewayClient:
+    def __init__(self, target: str, *, timeout: float = 10.0) -> None:
+        self._channel = grpc.insecure_channel(target)
+        self._stub = pb_grpc.VerifierStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._timeout = timeout
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def verify(self, code: str, destination: str = "") -> Verdict:
+        response = self._stub.Verify(
+            pb.VerifyRequest(code=code, destination=destination), timeout=self._timeout
+        )
+        return verdict_from_pb(response.verdict)
+
+    def verify_many(self, codes: Sequence[str], destination: str = "") -> list[Verdict]:
+        """One ``Verify`` for a single code, ``VerifyBatch`` calls of up to 100 otherwise."""
+        if len(codes) == 1:
+            return [self.verify(codes[0], destination)]
+        out: list[Verdict] = []
+        for start in range(0, len(codes), CLIENT_BATCH):
+            response = self._stub.VerifyBatch(
+                pb.VerifyBatchRequest(
+                    codes=codes[start : start + CLIENT_BATCH], destination=destination
+                ),
+                timeout=self._timeout,
+            )
+            out.extend(verdict_from_pb(v) for v in response.verdicts)
+        return out
+
+    def serving(self, service: str = "") -> bool:
+        """True if the gateway's standard health check answers SERVING."""
+        response = self._health.Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=self._timeout
+        )
+        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)

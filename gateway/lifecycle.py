@@ -1,0 +1,15 @@
+"""Process lifecycle shared by the long-running commands (gateway and regional issuers)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+
+async def until_terminated() -> None:
+    """Return when the process receives SIGTERM or SIGINT (the caller then shuts down cleanly)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

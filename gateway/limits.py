@@ -1,0 +1,58 @@
+"""Named bounds on every untrusted input, with safe defaults (see docs/limits.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds applied to every code and request. All sizes are in characters or bytes.
+
+    Attributes:
+        max_code_chars: longest accepted code text. 7,089 is the capacity of the largest QR code
+            (version 40, numeric mode); nothing longer can have been scanned from one QR code.
+        max_prefixed_chars: longest ``PREFIX:`` + base45 text. 4,296 is the alphanumeric capacity of
+            a version-40 QR code, the mode base45 was designed for.
+        max_decompressed_bytes: cap on zlib / raw DEFLATE output (decompression bombs).
+        max_header_bytes: cap on a decoded JWS header or COSE protected header.
+        max_payload_bytes: cap on a decoded payload before parsing.
+        max_depth: deepest nesting accepted in JSON or CBOR.
+        max_kid_chars: longest key id accepted from a code.
+        max_batch: most codes in one ``VerifyBatch`` call.
+        max_message_bytes: largest gRPC message the server accepts.
+        max_concurrent_rpcs: RPCs served at once before new ones get ``RESOURCE_EXHAUSTED``.
+        leeway: tolerated issuer clock skew for "issued in the future" checks. Expiry gets no
+            leeway: a code whose expiry has passed is expired (fail closed).
+    """
+
+    max_code_chars: int = 7089
+    max_prefixed_chars: int = 4296
+    max_decompressed_bytes: int = 64 * 1024
+    max_header_bytes: int = 2048
+    max_payload_bytes: int = 64 * 1024
+    max_depth: int = 16
+    max_kid_chars: int = 128
+    max_batch: int = 100
+    max_message_bytes: int = 1024 * 1024
+    max_concurrent_rpcs: int = 256
+    leeway: timedelta = timedelta(seconds=60)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_code_chars",
+            "max_prefixed_chars",
+            "max_decompressed_bytes",
+            "max_header_bytes",
+            "max_payload_bytes",
+            "max_depth",
+            "max_kid_chars",
+            "max_batch",
+            "max_message_bytes",
+            "max_concurrent_rpcs",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"limit {name} must be positive")
+        if self.leeway < timedelta(0) or self.leeway > timedelta(minutes=10):
+            raise ValueError("leeway must be between 0 and 10 minutes")

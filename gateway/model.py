@@ -1,0 +1,198 @@
+"""The typed, immutable model shared by every layer of the gateway.
+
+Everything past the parsing boundary works with these frozen dataclasses; protobuf messages exist
+only at the transport edge (``gateway.server``). A :class:`Verdict` cannot be GREEN unless it is
+VALID: the effective colour is derived, never stored separately (fail closed by construction).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NewType
+
+RegionCode = NewType("RegionCode", str)
+"""A GB/T 2260 administrative division code such as ``330100`` (Hangzhou)."""
+IssuerId = NewType("IssuerId", str)
+KeyId = NewType("KeyId", str)
+ProfileId = NewType("ProfileId", str)
+SubjectRef = NewType("SubjectRef", str)
+"""Pseudonymous subject reference, derived by the gateway with a secret key."""
+
+_REGION_CODE = re.compile(r"^[1-8][0-9]{5}$")
+# GB/T 2260 province-level prefixes (the first two digits of every valid code).
+PROVINCE_PREFIXES = frozenset(
+    {
+        *("11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36"),
+        *("37", "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62"),
+        *("63", "64", "65", "71", "81", "82"),
+    }
+)
+
+
+def parse_region_code(text: str) -> RegionCode:
+    """Return ``text`` as a :data:`RegionCode`.
+
+    Raises:
+        ValueError: unless ``text`` is six ASCII digits with a known province prefix.
+    """
+    if not _REGION_CODE.fullmatch(text) or text[:2] not in PROVINCE_PREFIXES:
+        raise ValueError(f"not a GB/T 2260 region code: {text[:16]!r}")
+    return RegionCode(text)
+
+
+class Status(enum.Enum):
+    """Whether a code could be trusted."""
+
+    VALID = "VALID"
+    REJECTED = "REJECTED"
+    UNVERIFIABLE = "UNVERIFIABLE"
+
+
+class Colour(enum.Enum):
+    """The canonical colour. GREY means no usable colour (pending, or not VALID)."""
+
+    GREEN = "GREEN"
+    YELLOW = "YELLOW"
+    RED = "RED"
+    GREY = "GREY"
+
+
+class Reason(enum.Enum):
+    """The project's one reason enum. ``OK`` only ever accompanies a VALID verdict."""
+
+    OK = "OK"
+    ERR_EMPTY = "ERR_EMPTY"
+    ERR_FORMAT_UNKNOWN = "ERR_FORMAT_UNKNOWN"
+    ERR_FORMAT_UNSUPPORTED = "ERR_FORMAT_UNSUPPORTED"
+    ERR_TOO_LARGE = "ERR_TOO_LARGE"
+    ERR_ENCODING = "ERR_ENCODING"
+    ERR_TRAILING_DATA = "ERR_TRAILING_DATA"
+    ERR_CHUNKS = "ERR_CHUNKS"
+    ERR_BASE45 = "ERR_BASE45"
+    ERR_BASE64 = "ERR_BASE64"
+    ERR_NUMERIC = "ERR_NUMERIC"
+    ERR_JWS_FORMAT = "ERR_JWS_FORMAT"
+    ERR_UTF8 = "ERR_UTF8"
+    ERR_DECOMPRESS = "ERR_DECOMPRESS"
+    ERR_DECOMPRESSED_TOO_LARGE = "ERR_DECOMPRESSED_TOO_LARGE"
+    ERR_COSE_STRUCTURE = "ERR_COSE_STRUCTURE"
+    ERR_CBOR = "ERR_CBOR"
+    ERR_CBOR_TAG = "ERR_CBOR_TAG"
+    ERR_DUPLICATE_KEY = "ERR_DUPLICATE_KEY"
+    ERR_NONCANONICAL = "ERR_NONCANONICAL"
+    ERR_TOO_DEEP = "ERR_TOO_DEEP"
+    ERR_HEADER = "ERR_HEADER"
+    ERR_ALG_NOT_ALLOWED = "ERR_ALG_NOT_ALLOWED"
+    ERR_SIG_ENCODING = "ERR_SIG_ENCODING"
+    ERR_SIGNATURE = "ERR_SIGNATURE"
+    ERR_KEY_UNKNOWN = "ERR_KEY_UNKNOWN"
+    ERR_KEY_REVOKED = "ERR_KEY_REVOKED"
+    ERR_KEY_NOT_VALID = "ERR_KEY_NOT_VALID"
+    ERR_KEY_USAGE = "ERR_KEY_USAGE"
+    ERR_ISSUER_UNKNOWN = "ERR_ISSUER_UNKNOWN"
+    ERR_ISSUER_MISMATCH = "ERR_ISSUER_MISMATCH"
+    ERR_CLAIMS = "ERR_CLAIMS"
+    ERR_SCHEMA = "ERR_SCHEMA"
+    ERR_EXPIRED = "ERR_EXPIRED"
+    ERR_NOT_YET_VALID = "ERR_NOT_YET_VALID"
+    ERR_TOO_OLD = "ERR_TOO_OLD"
+    ERR_REVOKED = "ERR_REVOKED"
+    ERR_COLOUR_UNKNOWN = "ERR_COLOUR_UNKNOWN"
+    ERR_TRUST_STALE = "ERR_TRUST_STALE"
+    ERR_CLOCK_UNTRUSTED = "ERR_CLOCK_UNTRUSTED"
+    ERR_INTERNAL = "ERR_INTERNAL"
+    # Registration reasons: why an issuer, key or profile was refused (never in a verdict).
+    ERR_KEY_WEAK = "ERR_KEY_WEAK"
+    ERR_KEY_PRIVATE = "ERR_KEY_PRIVATE"
+    ERR_POP = "ERR_POP"
+    ERR_IDENTIFIER = "ERR_IDENTIFIER"
+    ERR_VERSION = "ERR_VERSION"
+    ERR_REVOKED_KID = "ERR_REVOKED_KID"
+    ERR_PROFILE = "ERR_PROFILE"
+
+    @property
+    def status(self) -> Status:
+        """The verdict status this reason implies: temporary failures are UNVERIFIABLE."""
+        if self is Reason.OK:
+            return Status.VALID
+        if self in _TEMPORARY:
+            return Status.UNVERIFIABLE
+        return Status.REJECTED
+
+
+_TEMPORARY = frozenset({Reason.ERR_TRUST_STALE, Reason.ERR_CLOCK_UNTRUSTED})
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalCode:
+    """A region's code after verification and translation into the one canonical shape."""
+
+    colour: Colour
+    region: RegionCode
+    issuer: IssuerId
+    issued_at: datetime
+    expires_at: datetime
+    local_state: str
+    masked_identity: str
+    subject: SubjectRef
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """What produced a verdict, as far as it got: enough to explain and audit it.
+
+    Every field is filled from trusted data (the registry) or from verified content; fields the
+    pipeline did not reach stay empty.
+    """
+
+    region: RegionCode | None = None
+    issuer: IssuerId | None = None
+    kid: KeyId | None = None
+    profile_id: ProfileId | None = None
+    profile_version: int | None = None
+    trust_version: int | None = None
+    code_ref: str | None = None
+    destination: RegionCode | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The gateway's answer for one code.
+
+    Invariants (checked on construction): a VALID verdict has reason ``OK`` and a canonical code;
+    any other verdict has no code, so its effective :attr:`colour` is GREY.
+    """
+
+    status: Status
+    reason: Reason
+    detail: str
+    provenance: Provenance
+    verified_at: datetime
+    code: CanonicalCode | None = None
+
+    def __post_init__(self) -> None:
+        if self.reason.status is not self.status:
+            raise ValueError(
+                f"reason {self.reason.value} does not imply status {self.status.value}"
+            )
+        if (self.status is Status.VALID) != (self.code is not None):
+            raise ValueError("a canonical code is present exactly when the verdict is VALID")
+
+    @property
+    def colour(self) -> Colour:
+        """The effective colour: the code's colour when VALID, GREY otherwise."""
+        return self.code.colour if self.code is not None else Colour.GREY
+
+    @classmethod
+    def valid(cls, code: CanonicalCode, provenance: Provenance, verified_at: datetime) -> Verdict:
+        return cls(Status.VALID, Reason.OK, "verified", provenance, verified_at, code)
+
+    @classmethod
+    def failed(
+        cls, reason: Reason, detail: str, provenance: Provenance, verified_at: datetime
+    ) -> Verdict:
+        """A non-VALID verdict; its status follows from the reason."""
+        return cls(reason.status, reason, detail, provenance, verified_at)

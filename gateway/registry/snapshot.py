@@ -1,0 +1,67 @@
+"""The immutable trust snapshot that verification reads: no database access on the hot path.
+
+A snapshot holds only data the :class:`~gateway.registry.trust.TrustState` accepted, plus
+indexes derived once when it is built: the route table (which code start selects which envelope
+and which issuers) and the issuer-key table. Replacing the current snapshot is one reference
+assignment, so a verification sees one consistent version from start to end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from gateway.model import IssuerId, KeyId, ProfileId
+from gateway.profiles.model import JWS_SHAPE, EnvelopeSpec, FieldPath, Profile
+from gateway.registry.model import Issuer, IssuerKey
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Everything shared by the codes that start with one prefix."""
+
+    envelope: EnvelopeSpec
+    issuer_path: FieldPath | None
+    issuers: Mapping[IssuerId, Issuer]
+
+
+@dataclass(frozen=True, slots=True)
+class TrustSnapshot:
+    version: int
+    issuers: Mapping[IssuerId, Issuer]
+    keys: Mapping[tuple[IssuerId, KeyId], IssuerKey]
+    profiles: Mapping[tuple[ProfileId, int], Profile]
+    routes: Mapping[str, Route] = field(init=False)
+    _prefixes: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        routes: dict[str, tuple[EnvelopeSpec, FieldPath | None, dict[IssuerId, Issuer]]] = {}
+        for issuer in self.issuers.values():
+            profile = self.profile_of(issuer)
+            route = profile.envelope.route
+            entry = routes.setdefault(route, (profile.envelope, profile.issuer, {}))
+            entry[2][issuer.id] = issuer
+        frozen = {
+            name: Route(envelope, path, MappingProxyType(members))
+            for name, (envelope, path, members) in routes.items()
+        }
+        object.__setattr__(self, "routes", MappingProxyType(frozen))
+        # Longest prefix first, so that no prefix can shadow a longer one.
+        object.__setattr__(self, "_prefixes", tuple(sorted(frozen, key=len, reverse=True)))
+
+    @classmethod
+    def empty(cls) -> TrustSnapshot:
+        return cls(0, MappingProxyType({}), MappingProxyType({}), MappingProxyType({}))
+
+    def profile_of(self, issuer: Issuer) -> Profile:
+        return self.profiles[(issuer.profile_id, issuer.profile_version)]
+
+    def route_for(self, code: str) -> Route | None:
+        """The route whose prefix starts ``code`` (compact JWS is recognised by its shape)."""
+        for prefix in self._prefixes:
+            if code.startswith(prefix):
+                if prefix == JWS_SHAPE and "." not in code:
+                    return None
+                return self.routes[prefix]
+        return None

@@ -1,0 +1,141 @@
+"""The one trusted-state object: it accepts issuers, profiles and keys only through checks.
+
+Every method validates its input against the current state and raises
+:class:`~gateway.errors.ConfigurationInvalid` on any violation, leaving the state unchanged.
+Storage persists a change only after this object accepted it, and the verify path only ever sees
+snapshots taken from it.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from gateway.crypto import ADMISSIBLE
+from gateway.errors import ConfigurationInvalid
+from gateway.model import IssuerId, KeyId, ProfileId, Reason, parse_region_code
+from gateway.profiles.model import Profile
+from gateway.registry.model import ISSUER_ID, KEY_ID, Issuer, IssuerKey
+from gateway.registry.snapshot import TrustSnapshot
+
+
+class TrustState:
+    """Mutable, validating registry state. Not thread-safe: one writer at a time."""
+
+    def __init__(self, snapshot: TrustSnapshot | None = None) -> None:
+        base = snapshot or TrustSnapshot.empty()
+        self._version = base.version
+        self._issuers = dict(base.issuers)
+        self._keys = dict(base.keys)
+        self._profiles = dict(base.profiles)
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def snapshot(self) -> TrustSnapshot:
+        return TrustSnapshot(
+            self._version,
+            MappingProxyType(dict(self._issuers)),
+            MappingProxyType(dict(self._keys)),
+            MappingProxyType(dict(self._profiles)),
+        )
+
+    def restore_version(self, version: int) -> None:
+        """Set the version counter to the persisted one after replaying stored rows (storage)."""
+        self._version = version
+
+    # ------------------------------------------------------------------ changes
+
+    def add_profile(self, profile: Profile) -> None:
+        """Accept a profile version. Re-adding the identical version is a no-op."""
+        existing = self._profiles.get((profile.id, profile.version))
+        if existing is not None:
+            if existing.source_sha256 != profile.source_sha256:
+                raise ConfigurationInvalid(
+                    Reason.ERR_VERSION,
+                    f"profile {profile.label} already exists with different content",
+                )
+            return
+        # Route consistency is checked when an issuer is bound to the profile, not here: a new
+        # version may legitimately change the envelope of a route that only its issuer uses.
+        self._profiles[(profile.id, profile.version)] = profile
+        self._version += 1
+
+    def add_issuer(self, issuer: Issuer) -> None:
+        """Register an issuer whose profile was already added."""
+        if not ISSUER_ID.fullmatch(issuer.id):
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER,
+                "issuer id must be 1-64 lower-case letters, digits, '.', '_' or '-'",
+            )
+        try:
+            parse_region_code(issuer.region)
+        except ValueError as e:
+            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, str(e)) from e
+        if not issuer.name or len(issuer.name) > 64 or not issuer.name.isprintable():
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER, "issuer name must be 1-64 printable characters"
+            )
+        if issuer.id in self._issuers:
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER, f"issuer {issuer.id} is already registered"
+            )
+        profile = self._profiles.get((issuer.profile_id, issuer.profile_version))
+        if profile is None:
+            raise ConfigurationInvalid(
+                Reason.ERR_PROFILE,
+                f"profile {issuer.profile_id}@{issuer.profile_version} is not registered",
+            )
+        self._check_route(profile, ignore=issuer.id)
+        self._issuers[issuer.id] = issuer
+        self._version += 1
+
+    def add_key(self, key: IssuerKey) -> None:
+        """Register a key for an existing issuer."""
+        if key.issuer not in self._issuers:
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER, f"issuer {key.issuer} is not registered"
+            )
+        if not KEY_ID.fullmatch(key.kid):
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER, "key id must be 1-128 printable ASCII characters"
+            )
+        if key.public_key.algorithm not in ADMISSIBLE:
+            raise ConfigurationInvalid(
+                Reason.ERR_KEY_WEAK, f"{key.public_key.algorithm.value} keys are not admitted"
+            )
+        if (key.issuer, key.kid) in self._keys:
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER, f"issuer {key.issuer} already has a key {key.kid}"
+            )
+        if key.not_before and key.not_after and key.not_after <= key.not_before:
+            raise ConfigurationInvalid(Reason.ERR_KEY_WEAK, "key validity window is empty")
+        self._keys[(key.issuer, key.kid)] = key
+        self._version += 1
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_route(self, profile: Profile, *, ignore: IssuerId | None) -> None:
+        """Codes that start alike must decode alike: a route's issuers share envelope and
+        issuer path, so a code can be decoded before its issuer is known."""
+        for other in self._issuers.values():
+            if other.id == ignore:
+                continue
+            theirs = self._profiles[(other.profile_id, other.profile_version)]
+            if theirs.envelope.route != profile.envelope.route:
+                continue
+            if theirs.envelope != profile.envelope or theirs.issuer != profile.issuer:
+                raise ConfigurationInvalid(
+                    Reason.ERR_PROFILE,
+                    f"profile {profile.label} shares the code start {profile.envelope.route!r} "
+                    f"with {theirs.label} but decodes differently",
+                )
+
+    def issuer_ids(self) -> list[IssuerId]:
+        return sorted(self._issuers)
+
+    def has_key(self, issuer: IssuerId, kid: KeyId) -> bool:
+        return (issuer, kid) in self._keys
+
+    def has_profile(self, profile_id: ProfileId, version: int) -> bool:
+        return (profile_id, version) in self._profiles

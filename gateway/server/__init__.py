@@ -1,0 +1,1 @@
+"""The gRPC transport edge. The only package that imports the generated protobuf code."""

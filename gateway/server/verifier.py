@@ -1,0 +1,121 @@
+"""The ``huren.v1.Verifier`` service over grpc.aio: a thin adapter around VerificationService."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+import grpc
+
+from gateway._generated.huren.v1 import verifier_pb2 as pb
+from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
+from gateway.model import Status, Verdict
+from gateway.server import convert
+from gateway.server.status import status_for
+from gateway.service import VerificationService
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+MAX_STREAM_ID_CHARS = 128
+# Verify a batch in slices so that one large batch cannot hold the event loop for long.
+_BATCH_SLICE = 16
+
+
+class RejectionLog:
+    """Logs non-VALID verdicts by reason and code reference (never the code), at most
+    ``per_second`` lines a second; the rest are counted and reported with the next line."""
+
+    def __init__(self, per_second: int = 20) -> None:
+        self._per_second = per_second
+        self._window = 0
+        self._count = 0
+        self._dropped = 0
+
+    def record(self, verdict: Verdict) -> None:
+        if verdict.status is Status.VALID:
+            return
+        window = int(time.monotonic())
+        if window != self._window:
+            self._window, self._count = window, 0
+        if self._count >= self._per_second:
+            self._dropped += 1
+            return
+        self._count += 1
+        dropped, self._dropped = self._dropped, 0
+        p = verdict.provenance
+        log.info(
+            "verdict %s %s issuer=%s kid=%s code_ref=%s%s",
+            verdict.status.value,
+            verdict.reason.value,
+            p.issuer or "-",
+            p.kid or "-",
+            p.code_ref or "-",
+            f" (+{dropped} not logged)" if dropped else "",
+        )
+
+
+class VerifierServicer(pb_grpc.VerifierServicer):
+    def __init__(self, service: VerificationService) -> None:
+        self._service = service
+        self._rejections = RejectionLog()
+
+    def _verified(self, verdict: Verdict) -> Verdict:
+        self._rejections.record(verdict)
+        return verdict
+
+    async def Verify(
+        self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.VerifyResponse:
+        verdict = await _answer(
+            context, lambda: self._service.verify(request.code, request.destination)
+        )
+        return pb.VerifyResponse(verdict=convert.verdict(self._verified(verdict)))
+
+    async def VerifyBatch(
+        self, request: pb.VerifyBatchRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.VerifyBatchResponse:
+        # The whole request (size, destination) is validated before any code is verified.
+        verdicts = await _answer(
+            context, lambda: self._service.verify_batch(request.codes, request.destination)
+        )
+        response = pb.VerifyBatchResponse()
+        for index, verdict in enumerate(verdicts, 1):
+            response.verdicts.append(convert.verdict(self._verified(verdict)))
+            if index % _BATCH_SLICE == 0:
+                await asyncio.sleep(0)  # let other calls in between slices of a large batch
+        return response
+
+    async def VerifyStream(
+        self,
+        request_iterator: AsyncIterator[pb.VerifyStreamRequest],
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> AsyncIterator[pb.VerifyStreamResponse]:
+        async for request in request_iterator:
+            if len(request.id) > MAX_STREAM_ID_CHARS:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"id longer than {MAX_STREAM_ID_CHARS} characters",
+                )
+            verdict = await _answer(
+                context,
+                lambda r=request: self._service.verify(r.code, r.destination),  # type: ignore[misc]
+            )
+            yield pb.VerifyStreamResponse(
+                id=request.id, verdict=convert.verdict(self._verified(verdict))
+            )
+
+
+async def _answer(
+    context: grpc.aio.ServicerContext[object, object], compute: Callable[[], _T]
+) -> _T:
+    """Run ``compute``; map any error to the call's status through :func:`status_for`."""
+    try:
+        return compute()
+    except Exception as error:
+        code, message = status_for(error)
+        await context.abort(code, message)
+        raise AssertionError("unreachable: abort raises") from None

@@ -1,0 +1,1 @@
+"""Storage edge: the registry's SQLite file and the gateway's secret files."""

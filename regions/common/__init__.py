@@ -1,0 +1,1 @@
+"""What every simulated region shares: declarations, keys, the issuer HTTP service."""

@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""Benchmarks, reported as ratios against floors measured in the same run (never absolute goals).
+
+1. In-process: ``verify_code`` on a Hangzhou code (compact JWS, ES256, JSON) against the raw ES256
+   verify of the same signing input with pyca/cryptography and a cached key object, measured in
+   alternating CPU-time slices (see ../shared/docs/performance.md, R1).
+2. Over gRPC, against one gateway server process (the real ``huren serve``, pinned to one CPU
+   when the machine has two): ``Verify`` RPCs against the empty-RPC floor on the same server and
+   channel (the standard ``grpc.health.v1.Health/Check``), alternating slices at N concurrent calls
+   (R2); and ``VerifyBatch`` codes/s against the same floor (R3-style: how far batching moves
+   verification from the transport floor). Server CPU time per call comes from /proc.
+
+Usage: python scripts/bench.py [--quick] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway._generated.huren.v1 import verifier_pb2 as pb
+from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
+from gateway.clock import system_clock
+from gateway.codecs import base64url
+from gateway.crypto import Algorithm, PrivateKey
+from gateway.identity import SubjectKeys, resident_id_check_char
+from gateway.limits import Limits
+from gateway.model import KeyId, ProfileId
+from gateway.profiles import load_profile
+from gateway.registry import Issuer, IssuerKey, TrustState
+from gateway.storage.sqlite import ProfileSource, RegistryStore
+from gateway.verify import verify_code
+from regions.common.declarations import parse_declaration
+from regions.hangzhou import REGION
+
+ROOT = Path(__file__).resolve().parent.parent
+HUREN = [sys.executable, "-m", "gateway"]
+
+
+def _pin(pid: int, cpu: int) -> bool:
+    try:
+        if len(os.sched_getaffinity(0)) < 2:
+            return False
+        os.sched_setaffinity(pid, {cpu})
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _codes(key: PrivateKey, kid: str, count: int) -> list[str]:
+    now = system_clock()
+    codes = []
+    for i in range(count):
+        first17 = f"330106199003{i % 28 + 1:02d}{i % 1000:03d}"
+        number = first17 + resident_id_check_char(first17)
+        body = {"id_number": number, "name": "测试", "phone": "13800000000", "contact": i % 5 == 0}
+        declaration = parse_declaration(json.dumps(body).encode())
+        state = REGION.assess(declaration, now)
+        codes.append(REGION.issue(declaration, state, now, key, kid).code)
+    return codes
+
+
+# ----------------------------------------------------------------------------- in process
+
+
+def interleaved_ratio(
+    fa: Callable[[], object], fb: Callable[[], object], pairs: int, slice_s: float
+) -> dict[str, float]:
+    """rate(fa) / rate(fb) in alternating CPU-time slices; median, min and max of the pairs."""
+
+    def rate(f: Callable[[], object]) -> float:
+        n, start = 0, time.thread_time()
+        while True:
+            for _ in range(10):
+                f()
+            n += 10
+            spent = time.thread_time() - start
+            if spent >= slice_s:
+                return n / spent
+
+    rate(fa), rate(fb)  # warm-up
+    rates = [(rate(fa), rate(fb)) for _ in range(pairs)]
+    ratios = sorted(a / b for a, b in rates)
+    return {
+        "median": statistics.median(ratios),
+        "min": ratios[0],
+        "max": ratios[-1],
+        "a_per_s": statistics.median(a for a, _ in rates),
+        "b_per_s": statistics.median(b for _, b in rates),
+    }
+
+
+def bench_in_process(pairs: int, slice_s: float) -> dict[str, float]:
+    key = PrivateKey.generate(Algorithm.ES256)
+    kid = KeyId("bench-1")
+    state = TrustState()
+    profile = load_profile(REGION.spec.profile_text())
+    state.add_profile(profile)
+    spec = REGION.spec
+    state.add_issuer(Issuer(spec.issuer, spec.code, spec.display_name, ProfileId(profile.id), 1))
+    state.add_key(IssuerKey(spec.issuer, kid, key.public_key()))
+    trust, limits, subjects = state.snapshot(), Limits(), SubjectKeys(os.urandom(32))
+    code = _codes(key, kid, 1)[0]
+    now = system_clock()
+    assert verify_code(code, trust=trust, now=now, limits=limits, subjects=subjects).code
+
+    # The floor: pyca/cryptography's ES256 verify of the same bytes with a cached key object.
+    head, body, sig = code.split(".")
+    signing_input = f"{head}.{body}".encode()
+    raw = base64url.decode(sig)
+    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    public = serialization.load_der_public_key(key.public_key().spki_der)
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    algorithm = ec.ECDSA(hashes.SHA256())
+
+    def gateway() -> object:
+        return verify_code(code, trust=trust, now=now, limits=limits, subjects=subjects)
+
+    def floor() -> None:
+        public.verify(der, signing_input, algorithm)
+
+    return interleaved_ratio(gateway, floor, pairs, slice_s)
+
+
+# ----------------------------------------------------------------------------- over gRPC
+
+
+class _Server:
+    """``huren serve`` in its own process, with Hangzhou registered."""
+
+    def __init__(self, work: Path, key: PrivateKey, kid: str) -> None:
+        state = work / "gateway"
+        state.mkdir()
+        store = RegistryStore(state / "registry.db")
+        profile = ProfileSource.parse(REGION.spec.profile_text())
+        spec = REGION.spec
+        issuer = Issuer(spec.issuer, spec.code, spec.display_name, ProfileId(profile.profile.id), 1)
+        store.register_issuer(
+            issuer, profile, [IssuerKey(issuer.id, KeyId(kid), key.public_key())], at=system_clock()
+        )
+        store.close()
+        self.proc = subprocess.Popen(
+            [*HUREN, "serve", "--listen", "127.0.0.1:0", "--state-dir", str(state)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        match = re.search(r"listening on (\S+)", self.proc.stdout.readline())
+        if match is None:
+            self.stop()
+            raise SystemExit("the gateway did not start")
+        self.address = match.group(1)
+        self.pinned = _pin(self.proc.pid, 0) and _pin(os.getpid(), 1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+async def _interleaved_rpc(
+    a: Callable[[], Awaitable[int]],
+    b: Callable[[], Awaitable[int]],
+    *,
+    concurrency: int,
+    pairs: int,
+    slice_s: float,
+    server_pid: int,
+) -> dict[str, float]:
+    """Alternate slices of workload a and b at ``concurrency`` calls in flight.
+
+    Each callable performs one call and returns how many units (codes) it covered. Returns the
+    median ratio of unit rates and the server CPU-µs per unit of each side.
+    """
+
+    async def run(call: Callable[[], Awaitable[int]], seconds: float) -> tuple[float, float]:
+        units = 0
+        stop_at = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal units
+            while time.perf_counter() < stop_at:
+                done = await call()  # not `units += await ...`: that reads units before awaiting
+                units += done
+
+        cpu0, t0 = _cpu_seconds(server_pid), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall, cpu = time.perf_counter() - t0, _cpu_seconds(server_pid) - cpu0
+        return units / wall, (cpu * 1e6 / units if units else float("nan"))
+
+    await run(a, slice_s / 2)
+    await run(b, slice_s / 2)  # warm-up
+    results = [(await run(a, slice_s), await run(b, slice_s)) for _ in range(pairs)]
+    ratios = sorted(ra[0] / rb[0] for ra, rb in results)
+    return {
+        "median": statistics.median(ratios),
+        "min": ratios[0],
+        "max": ratios[-1],
+        "a_per_s": statistics.median(ra[0] for ra, _ in results),
+        "b_per_s": statistics.median(rb[0] for _, rb in results),
+        "a_server_us": statistics.median(ra[1] for ra, _ in results),
+        "b_server_us": statistics.median(rb[1] for _, rb in results),
+    }
+
+
+async def bench_grpc(
+    address: str, codes: list[str], server_pid: int, pairs: int, slice_s: float, batch: int
+) -> dict[str, dict[str, float]]:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = pb_grpc.VerifierStub(channel)
+        health = health_pb2_grpc.HealthStub(channel)
+        check = health_pb2.HealthCheckRequest(service="")
+        requests = [pb.VerifyRequest(code=c) for c in codes]
+        batch_request = pb.VerifyBatchRequest(codes=codes[:batch])
+        counter = iter(range(1 << 62))
+
+        async def empty() -> int:
+            await health.Check(check)
+            return 1
+
+        async def verify() -> int:
+            response = await stub.Verify(requests[next(counter) % len(requests)])
+            assert response.verdict.reason == 1  # REASON_OK: the bench measures real work
+            return 1
+
+        async def verify_batch() -> int:
+            response = await stub.VerifyBatch(batch_request)
+            return len(response.verdicts)
+
+        common = {"pairs": pairs, "slice_s": slice_s, "server_pid": server_pid}
+        unary = await _interleaved_rpc(verify, empty, concurrency=16, **common)  # type: ignore[arg-type]
+        batched = await _interleaved_rpc(verify_batch, empty, concurrency=4, **common)  # type: ignore[arg-type]
+    return {"verify_vs_empty": unary, "batch_vs_empty": batched}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short slices (a smoke run)")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args()
+    pairs, slice_s = (2, 0.2) if args.quick else (7, 1.0)
+    batch = 64
+
+    results: dict[str, Any] = {"cpus": len(os.sched_getaffinity(0))}
+    results["in_process"] = bench_in_process(pairs, slice_s / 4 if args.quick else 0.25)
+    key = PrivateKey.generate(Algorithm.ES256)
+    kid = "bench-1"
+    codes = _codes(key, kid, 256)
+    with tempfile.TemporaryDirectory(prefix="huren-bench-") as tmp:
+        server = _Server(Path(tmp), key, kid)
+        try:
+            results["pinned"] = server.pinned
+            results.update(
+                asyncio.run(
+                    bench_grpc(server.address, codes, server.proc.pid, pairs, slice_s, batch)
+                )
+            )
+        finally:
+            server.stop()
+
+    r1, r2, r3 = results["in_process"], results["verify_vs_empty"], results["batch_vs_empty"]
+    pin = "server on cpu0, client on cpu1" if results["pinned"] else "not pinned"
+    print(f"huren bench ({results['cpus']} CPUs; {pin}); ratios are medians of interleaved pairs")
+    print(
+        f"  R1 in-process verify ÷ raw ES256 verify      {r1['median']:.3f}"
+        f"  (min {r1['min']:.3f}, max {r1['max']:.3f}; {r1['a_per_s']:,.0f} codes/s vs"
+        f" {r1['b_per_s']:,.0f} verifies/s)"
+    )
+    print(
+        f"  R2 Verify RPC/s ÷ empty RPC/s (N=16)         {r2['median']:.3f}"
+        f"  (min {r2['min']:.3f}, max {r2['max']:.3f}; {r2['a_per_s']:,.0f} vs"
+        f" {r2['b_per_s']:,.0f} RPC/s; server {r2['a_server_us']:.0f} vs"
+        f" {r2['b_server_us']:.0f} CPU-µs per RPC)"
+    )
+    print(
+        f"  R3 VerifyBatch codes/s ÷ empty RPC/s ({batch}/call) {r3['median']:.3f}"
+        f"  (min {r3['min']:.3f}, max {r3['max']:.3f}; {r3['a_per_s']:,.0f} codes/s vs"
+        f" {r3['b_per_s']:,.0f} RPC/s; server {r3['a_server_us']:.0f} CPU-µs per code)"
+    )
+    print(
+        f"     VerifyBatch codes/s ÷ in-process codes/s     {r3['a_per_s'] / r1['a_per_s']:.3f}"
+        "  (how close batching gets to the in-process rate)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""The ``huren`` command line, run as a user runs it: separate processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.clock import system_clock
+from regions.common.declarations import parse_declaration
+from regions.common.keys import SigningKey, load_or_create
+from regions.hangzhou import REGION
+from tests.conftest import REPO, resident_id
+from tests.integration.conftest import declaration
+
+pytestmark = pytest.mark.slow
+JSON_FIELDS = {
+    "status",
+    "colour",
+    "reason",
+    "region",
+    "issuer",
+    "kid",
+    "profile",
+    "issued_at",
+    "expires_at",
+    "subject",
+}
+
+
+HUREN = [sys.executable, "-m", "gateway"]
+
+
+def huren(
+    *args: str, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*HUREN, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=REPO,
+        env={**os.environ, "PYTHONUTF8": "1"},
+    )
+
+
+@pytest.fixture
+def served_gateway(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A gateway process whose registry was filled by ``huren registry add-issuer``."""
+    signing = load_or_create(tmp_path / "hangzhou", "hangzhou", REGION.spec.algorithm)
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [signing.jwk()]}))
+    state = tmp_path / "gateway"
+    added = huren(
+        "registry",
+        "add-issuer",
+        "--state-dir",
+        str(state),
+        "--id",
+        "hangzhou",
+        "--region",
+        "330100",
+        "--name",
+        "杭州健康码",
+        "--profile",
+        str(REPO / "regions" / "hangzhou" / "profile.toml"),
+        "--keys",
+        str(jwks),
+    )
+    assert added.returncode == 0, added.stderr
+    assert "registered issuer hangzhou" in added.stdout
+    with subprocess.Popen(
+        [*HUREN, "serve", "--listen", "127.0.0.1:0", "--state-dir", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            match = re.search(r"listening on (\S+) \(trust version (\d+), 1 issuers\)", line)
+            assert match, line
+            yield match.group(1), _codes(signing)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def _codes(signing: SigningKey) -> dict[str, str]:
+    now = system_clock()
+    codes = {}
+    for name, body in {"green": declaration(), "red": declaration(contact=True)}.items():
+        decl = parse_declaration(json.dumps(body).encode())
+        codes[name] = REGION.issue(
+            decl, REGION.assess(decl, now), now, signing.key, signing.kid
+        ).code
+    old = parse_declaration(json.dumps(declaration()).encode())
+    yesterday = now - timedelta(hours=30)
+    codes["expired"] = REGION.issue(old, "绿码", yesterday, signing.key, signing.kid).code
+    return codes
+
+
+def test_verify_json_prints_one_object_per_code(served_gateway):
+    address, codes = served_gateway
+    result = huren("verify", "--gateway", address, "--json", codes["green"], codes["red"])
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["colour"] for line in lines] == ["GREEN", "RED"]
+    for line in lines:
+        assert set(line) >= JSON_FIELDS
+        assert (line["status"], line["reason"], line["region"]) == ("VALID", "OK", "330100")
+        assert (line["issuer"], line["profile"], line["profile_version"]) == (
+            "hangzhou",
+            "hangzhou",
+            1,
+        )
+        assert line["subject"].startswith("s1.")
+        assert resident_id() not in json.dumps(line)
+
+
+def test_verify_reads_stdin_and_exits_1_when_a_code_is_not_valid(served_gateway):
+    address, codes = served_gateway
+    stdin = "\n".join([codes["green"], codes["expired"], "garbage"]) + "\n"
+    result = huren("verify", "--gateway", address, "--json", "--at", "110000", stdin=stdin)
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(x["status"], x["reason"]) for x in lines] == [
+        ("VALID", "OK"),
+        ("REJECTED", "ERR_EXPIRED"),
+        ("REJECTED", "ERR_FORMAT_UNKNOWN"),
+    ]
+    assert all(x["destination"] == "110000" for x in lines)
+
+
+def test_verify_human_output_and_health(served_gateway):
+    address, codes = served_gateway
+    result = huren("verify", "--gateway", address, codes["red"])
+    assert result.returncode == 0
+    assert result.stdout.startswith("RED")
+    assert "红码" in result.stdout
+    assert resident_id() not in result.stdout
+    health = huren("health", "--gateway", address)
+    assert (health.returncode, health.stdout.strip()) == (0, "SERVING")
+
+
+def test_an_unreachable_gateway_is_a_clear_error():
+    result = huren("verify", "--gateway", "127.0.0.1:1", "x", timeout=60)
+    assert result.returncode == 2
+    assert "UNAVAILABLE" in result.stderr
+
+
+def test_a_bad_profile_is_refused_by_the_cli(tmp_path):
+    bad = tmp_path / "profile.toml"
+    bad.write_text(
+        (REPO / "regions" / "hangzhou" / "profile.toml").read_text().replace("GREEN", "GREN")
+    )
+    result = huren(
+        "registry",
+        "add-issuer",
+        "--state-dir",
+        str(tmp_path / "g"),
+        "--id",
+        "x",
+        "--region",
+        "330100",
+        "--name",
+        "x",
+        "--profile",
+        str(bad),
+        "--keys",
+        str(bad),
+    )
+    assert result.returncode == 2
+    assert "states.绿码 is 'GREN'" in result.stderr
+
+
+def test_demo_json_shows_every_outcome_it_promises():
+    result = huren("demo", "--json", timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(x["status"], x["colour"], x["reason"]) for x in lines] == [
+        ("VALID", "GREEN", "OK"),
+        ("VALID", "YELLOW", "OK"),
+        ("VALID", "RED", "OK"),
+        ("VALID", "GREY", "OK"),
+        ("REJECTED", "GREY", "ERR_SIGNATURE"),
+        ("REJECTED", "GREY", "ERR_EXPIRED"),
+        ("REJECTED", "GREY", "ERR_ISSUER_UNKNOWN"),
+    ]
+    for line in lines:
+        assert set(line) >= JSON_FIELDS
+
+
+def test_demo_prints_a_readable_story():
+    result = huren("demo", timeout=120)
+    assert result.returncode == 0, result.stderr
+    for text in (
+        "POST /api/declarations",
+        "Verify RPC",
+        "绿码",
+        "ERR_SIGNATURE",
+        "ERR_EXPIRED",
+        "ERR_ISSUER_UNKNOWN",
+        "verdicts are as expected",
+    ):
+        assert text in result.stdout

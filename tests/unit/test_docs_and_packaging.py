@@ -1,0 +1,89 @@
+"""What the documentation and packaging promise holds: examples work as written."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+
+from gateway.cli import build_parser
+from gateway.codecs import jws, strictjson
+from gateway.crypto import Algorithm, PrivateKey
+from gateway.model import Colour, IssuerId, KeyId, ProfileId, RegionCode, Status
+from gateway.profiles import load_profile
+from gateway.registry import Issuer, IssuerKey, TrustState
+from gateway.verify import verify_code
+from tests.conftest import NOW, REPO, make_world, resident_id
+
+
+def _blocks(path: str, language: str) -> list[str]:
+    text = (REPO / path).read_text("utf-8")
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+
+
+def test_every_profile_in_the_profile_guide_loads():
+    blocks = _blocks("docs/profiles.md", "toml")
+    assert len(blocks) >= 2
+    for block in blocks:
+        load_profile(block)
+
+
+def test_the_guide_example_onboards_a_region_with_a_profile_and_no_python():
+    """docs/profiles.md: a new JWS region (English words, millisecond times) beside Hangzhou."""
+    xihu = load_profile(next(b for b in _blocks("docs/profiles.md", "toml") if "xihu" in b))
+    world = make_world()
+    state = TrustState(world.snapshot)
+    state.add_profile(xihu)
+    state.add_issuer(Issuer(IssuerId("xihu"), RegionCode("330106"), "西湖", ProfileId("xihu"), 1))
+    key = PrivateKey.generate(Algorithm.ES256)
+    state.add_key(IssuerKey(IssuerId("xihu"), KeyId("xihu-1"), key.public_key()))
+    payload = {
+        "iss": "xihu",
+        "issued": int(NOW.timestamp() * 1000) - 60_000,
+        "expires": int(NOW.timestamp() * 1000) + 3_600_000,
+        "status": {"colour": "amber"},
+        "holder": {"id": resident_id()},
+    }
+    code = jws.sign({"alg": "ES256", "kid": "xihu-1"}, strictjson.dumps(payload), key)
+    snapshot = state.snapshot()
+    verdict = verify_code(
+        code, trust=snapshot, now=NOW, limits=world.limits, subjects=world.subjects
+    )
+    assert verdict.status is Status.VALID, verdict.detail
+    assert verdict.colour is Colour.YELLOW
+    assert verdict.code is not None
+    assert (verdict.code.issuer, verdict.code.local_state) == ("xihu", "amber")
+    # Hangzhou's codes still verify on the shared route.
+    hangzhou = verify_code(
+        world.code(), trust=snapshot, now=NOW, limits=world.limits, subjects=world.subjects
+    )
+    assert hangzhou.colour is Colour.GREEN
+
+
+def test_the_quick_start_is_exactly_two_commands():
+    readme = (REPO / "README.md").read_text("utf-8")
+    quick = readme.split("## Quick start", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in quick.splitlines() if line.strip()]
+    assert commands == ["make demo", "make test"]
+    assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_the_container_runs_as_a_user_and_checks_its_health_with_huren():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    final = dockerfile.rsplit("\nFROM ", 1)[1]
+    assert final.startswith("python:3.11-slim")
+    user = re.search(r"^USER (\S+)", final, flags=re.M)
+    assert user is not None
+    assert user.group(1) not in ("root", "0")
+    assert final.index("USER ") < final.index("ENTRYPOINT")
+    health = re.search(r"HEALTHCHECK .*?CMD (\[.*?\])", final, flags=re.S)
+    assert health is not None
+    command = json.loads(health.group(1).replace("\\\n", ""))
+    assert command[0] == "huren"
+    parsed = build_parser().parse_args(command[1:])
+    assert parsed.command == "health"
+    cmd = json.loads(re.search(r"^CMD (\[.*\])", final, flags=re.M).group(1))  # type: ignore[union-attr]
+    served = build_parser().parse_args(cmd)
+    assert served.command == "serve"
+    assert shlex.join(cmd).count("/var/lib/huren") == 1
+    assert 'VOLUME ["/var/lib/huren"]' in final

@@ -1,0 +1,71 @@
+"""The model's invariants, and that it and the protobuf API say the same thing."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway._generated.huren.v1 import verdict_pb2 as pb
+from gateway.model import Colour, Provenance, Reason, Status, Verdict
+from gateway.server import convert
+from tests.conftest import NOW, make_world
+
+
+def test_a_failed_verdict_cannot_carry_a_code_or_a_colour():
+    world = make_world()
+    from gateway.verify import verify_code
+
+    valid = verify_code(
+        world.code(), trust=world.snapshot, now=NOW, limits=world.limits, subjects=world.subjects
+    )
+    assert valid.code is not None
+    with pytest.raises(ValueError, match="exactly when"):
+        Verdict(Status.REJECTED, Reason.ERR_SIGNATURE, "x", Provenance(), NOW, valid.code)
+    with pytest.raises(ValueError, match="does not imply"):
+        Verdict(Status.VALID, Reason.ERR_SIGNATURE, "x", Provenance(), NOW, valid.code)
+    with pytest.raises(ValueError, match="exactly when"):
+        Verdict(Status.VALID, Reason.OK, "x", Provenance(), NOW)
+    failed = Verdict.failed(Reason.ERR_SIGNATURE, "x", Provenance(), NOW)
+    assert failed.colour is Colour.GREY
+
+
+def test_temporary_reasons_are_unverifiable_and_the_rest_rejected():
+    assert Reason.ERR_TRUST_STALE.status is Status.UNVERIFIABLE
+    assert Reason.ERR_CLOCK_UNTRUSTED.status is Status.UNVERIFIABLE
+    assert Reason.ERR_INTERNAL.status is Status.REJECTED
+    assert Reason.OK.status is Status.VALID
+
+
+@pytest.mark.parametrize(
+    ("model_enum", "proto_enum", "prefix"),
+    [
+        (Status, pb.Status, "STATUS_"),
+        (Colour, pb.Colour, "COLOUR_"),
+        (Reason, pb.Reason, "REASON_"),
+    ],
+    ids=["status", "colour", "reason"],
+)
+def test_model_and_proto_enums_have_the_same_members(model_enum, proto_enum, prefix):
+    proto_names = {n.removeprefix(prefix) for n in proto_enum.DESCRIPTOR.values_by_name}
+    proto_names -= {"UNSPECIFIED"}
+    assert proto_names == {m.name for m in model_enum}
+
+
+def test_verdicts_survive_the_round_trip_through_protobuf():
+    world = make_world()
+    from gateway.verify import verify_code
+
+    for code in (world.code(), world.code(iss="nobody"), ""):
+        verdict = verify_code(
+            code, trust=world.snapshot, now=NOW, limits=world.limits, subjects=world.subjects
+        )
+        message = convert.verdict(verdict)
+        wire = pb.Verdict.FromString(message.SerializeToString())
+        assert convert.verdict_from_pb(wire) == verdict
+
+
+def test_an_inconsistent_verdict_from_the_wire_is_refused():
+    message = pb.Verdict(
+        status=pb.STATUS_REJECTED, colour=pb.COLOUR_GREEN, reason=pb.REASON_ERR_SIGNATURE
+    )
+    with pytest.raises(ValueError, match="colour"):
+        convert.verdict_from_pb(message)
