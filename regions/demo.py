@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import unicodedata
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -192,12 +193,18 @@ class _Narrator:
         if self.json_output:
             print(json.dumps(verdict_json(verdict), ensure_ascii=False), flush=True)
         else:
-            print(f"  {who:<34} {verdict_line(verdict)}", flush=True)
+            print(f"  {_pad(who, 46)} {verdict_line(verdict)}", flush=True)
         if (verdict.colour, verdict.status, verdict.reason) != (colour, status, reason):
             self.failures.append(
                 f"{who}: expected {colour.value}/{status.value}/{reason.value}, got "
                 f"{verdict.colour.value}/{verdict.status.value}/{verdict.reason.value}"
             )
+
+
+def _pad(text: str, width: int) -> str:
+    """Left-align ``text`` in ``width`` terminal columns (CJK characters take two)."""
+    columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(0, width - columns)
 
 
 def run_demo(*, json_output: bool = False) -> int:
@@ -274,7 +281,7 @@ def _scenario(out: _Narrator, client: GatewayClient, region_url: str, region_dir
     for t in travellers:
         answer = _http_json(f"{region_url}/api/declarations", t.declaration)
         codes[t.name] = answer["code"]
-        out.say(f"  {t.name}  {t.story:<52} -> {answer['state']}")
+        out.say(f"  {_pad(t.name, 6)} {_pad(t.story, 50)} -> {answer['state']}")
         if answer["state"] != t.expected_state:
             out.failures.append(f"{t.name}: Hangzhou answered {answer['state']}")
 
