@@ -27,12 +27,12 @@ import grpc
 from gateway import crypto
 from gateway.client import GatewayClient
 from gateway.clock import system_clock
-from gateway.errors import HurenError
+from gateway.errors import ConfigurationInvalid, HurenError
 from gateway.keyfiles import MAX_KEY_FILE_BYTES, read_keys
 from gateway.lifecycle import until_terminated
 from gateway.limits import Limits
-from gateway.model import IssuerId, ProfileId, RegionCode, Status
-from gateway.registry import Issuer, IssuerKey
+from gateway.model import IssuerId, ProfileId, Reason, RegionCode, Status
+from gateway.registry import Issuer, IssuerKey, OnlineEndpoint
 from gateway.report import verdict_json, verdict_line
 from gateway.storage.sqlite import ProfileSource, RegistryStore
 
@@ -197,6 +197,15 @@ def _add_registry(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     add.add_argument(
         "--algorithm", choices=[a.value for a in crypto.ADMISSIBLE], help="for RSA keys"
     )
+    online = add.add_argument_group("online issuers (profile format 'online')")
+    online.add_argument("--online-code-prefix", help="URL the issuer's codes start with")
+    online.add_argument("--online-verify-url", help="the issuer's verification API")
+    online.add_argument(
+        "--online-client", type=Path, help='JSON file {"client_id", "secret"} the issuer issued'
+    )
+    add.add_argument(
+        "--pseudonym-key-file", type=Path, help="the issuer's pseudonym key (hex), if it uses one"
+    )
     add.set_defaults(handler=_registry_add_issuer)
 
 
@@ -207,6 +216,37 @@ def _read_source(source: str) -> bytes:
             data: bytes = response.read(MAX_KEY_FILE_BYTES + 1)
         return data
     return Path(source).read_bytes()
+
+
+def read_hex(path: Path) -> bytes:
+    """A secret kept as hex text in a file.
+
+    Raises:
+        ConfigurationInvalid: if the file does not hold hex.
+    """
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except ValueError as e:
+        raise ConfigurationInvalid(Reason.ERR_KEY_WEAK, f"{path.name} does not hold hex") from e
+
+
+def _online_endpoint(args: argparse.Namespace) -> OnlineEndpoint | None:
+    given = (args.online_code_prefix, args.online_verify_url, args.online_client)
+    if not any(given):
+        return None
+    if not all(given):
+        raise ConfigurationInvalid(
+            Reason.ERR_IDENTIFIER,
+            "an online issuer needs --online-code-prefix, --online-verify-url and --online-client",
+        )
+    try:
+        client = json.loads(args.online_client.read_text())
+        client_id, secret = str(client["client_id"]), bytes.fromhex(client["secret"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigurationInvalid(
+            Reason.ERR_IDENTIFIER, "--online-client must hold JSON with client_id and secret (hex)"
+        ) from e
+    return OnlineEndpoint(args.online_code_prefix, args.online_verify_url, client_id, secret)
 
 
 def _registry_add_issuer(args: argparse.Namespace) -> int:
@@ -221,6 +261,8 @@ def _registry_add_issuer(args: argparse.Namespace) -> int:
         name=args.name,
         profile_id=ProfileId(profile.profile.id),
         profile_version=profile.profile.version,
+        online=_online_endpoint(args),
+        pseudonym_key=read_hex(args.pseudonym_key_file) if args.pseudonym_key_file else None,
     )
     keys = [IssuerKey(issuer.id, e.kid, e.public_key, e.not_before, e.not_after) for e in entries]
     files = StateFiles(args.state_dir).ensure()

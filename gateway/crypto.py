@@ -21,13 +21,14 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
 from gateway.codecs import base64url
 from gateway.errors import CodeRejected, ConfigurationInvalid
@@ -511,3 +512,30 @@ class PrivateKey:
             return key.sign(message)
         pad = _PSS if self.algorithm is Algorithm.PS256 else padding.PKCS1v15()
         return key.sign(message, pad, hashes.SHA256())
+
+
+# ------------------------------------------------------------------ pseudonyms (AES-SIV)
+# A region that must not carry identity numbers in its codes carries them encrypted under a key
+# it shares with the hub: deterministic authenticated encryption (RFC 5297), so one person has one
+# stable pseudonym per region, readable only with the key, and tampering is detected.
+
+PSEUDONYM_KEY_BYTES = 64  # AES-256-SIV
+
+
+def check_pseudonym_key(key: bytes) -> None:
+    """Raises ConfigurationInvalid(ERR_KEY_WEAK) unless ``key`` is a 512-bit AES-SIV key."""
+    if len(key) != PSEUDONYM_KEY_BYTES:
+        raise _refuse(Reason.ERR_KEY_WEAK, f"a pseudonym key is {PSEUDONYM_KEY_BYTES} bytes")
+
+
+def open_pseudonym(key: bytes, sealed: bytes, context: bytes) -> bytes | None:
+    """The plaintext of a pseudonym sealed for ``context``, or None if it does not authenticate."""
+    try:
+        return AESSIV(key).decrypt(sealed, [context])
+    except (InvalidTag, ValueError):
+        return None
+
+
+def seal_pseudonym(key: bytes, plaintext: bytes, context: bytes) -> bytes:
+    """Seal ``plaintext`` for ``context`` (issuers)."""
+    return AESSIV(key).encrypt(plaintext, [context])

@@ -1,17 +1,22 @@
-"""Identity: masking for verifiers and pseudonymous subject references for linking codes.
+"""Identity: masking for verifiers and pseudonymous subject references that link codes.
 
-Raw identity numbers exist only transiently, inside one verification, and are never stored,
-logged or returned. What leaves the gateway is:
+Regions carry identity in three ways (:class:`IdentityScheme`):
 
-- a **masked identity** (``330*************2X``): enough for a checkpoint to compare with the card
-  in front of it, not enough to recover the number;
-- a **subject reference** ``s1.<base64url>``: HMAC-SHA-256 under the gateway's secret subject key
-  over the scheme and the normalised number, truncated to 128 bits. The same person gets the
-  same reference from every region; without the key the reference cannot be tested against
-  guessed numbers (an unkeyed hash of an 18-digit number with a known structure could).
+- ``cn-resident-id``: the full 18-character number inside the signed payload;
+- ``masked-link``: a masked number plus a **link hash**, ``HMAC-SHA-256(K_link, number)``, keyed
+  with the national linking key the hub gives to regions that must not carry the number;
+- ``pseudonym``: the number encrypted deterministically (AES-SIV) under a key the region shares
+  with the hub, so the region's codes carry a stable pseudonym nobody else can read.
 
-Replicas that must agree on references share the subject key; rotating it unlinks all earlier
-references (see docs/identity.md).
+All three converge on the same link value ``L``: the gateway computes ``L`` itself from a full or
+decrypted number, or takes it from a masked-link code. What leaves the gateway is
+
+- a **masked identity** (``330*************28``), the same shape whatever the region sent;
+- a **subject reference** ``s1.<base64url>`` = ``HMAC-SHA-256(K_subject, L)[:16]`` under a key only
+  the gateway holds, so verdicts never expose ``L`` itself.
+
+Raw numbers exist only in memory during one verification: never stored, logged or returned. See
+docs/identity.md for the trade-offs.
 """
 
 from __future__ import annotations
@@ -27,23 +32,30 @@ from datetime import date
 from gateway.codecs import base64url
 from gateway.model import PROVINCE_PREFIXES, SubjectRef
 
-SUBJECT_KEY_BYTES = 32
+SECRET_BYTES = 32
+LINK_BYTES = 32
 
 
 class IdentityScheme(enum.Enum):
     CN_RESIDENT_ID = "cn-resident-id"
-    """An 18-character PRC resident identity number (GB 11643), carried in full in the payload."""
+    MASKED_LINK = "masked-link"
+    PSEUDONYM = "pseudonym"
 
 
 @dataclass(frozen=True, slots=True)
-class IdentityClaim:
-    """An identity read from a verified payload. ``repr`` never shows the value."""
+class Identity:
+    """An identity resolved from a verified payload: what the gateway shows and links by.
 
-    scheme: IdentityScheme
-    value: str = field(repr=False)
+    ``masked`` is already in the gateway's uniform masked form; ``link`` is the link value ``L``
+    (never shown: the subject reference is derived from it). ``repr`` shows neither.
+    """
+
+    masked: str = field(repr=False)
+    link: bytes = field(repr=False)
 
 
 _RESIDENT_ID = re.compile(r"[0-9]{17}[0-9X]")
+_MASKED = re.compile(r"[0-9]{3}[0-9*]{13}[0-9X]{2}")
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 
@@ -67,30 +79,48 @@ def resident_id_check_char(first17: str) -> str:
     return _CHECK[total % 11]
 
 
-def mask(claim: IdentityClaim) -> str:
+def mask_number(number: str) -> str:
     """Keep the first 3 and last 2 characters; mask the rest (birth date included)."""
-    value = claim.value
-    return value[:3] + "*" * (len(value) - 5) + value[-2:]
+    return number[:3] + "*" * (len(number) - 5) + number[-2:]
 
 
-class SubjectKeys:
-    """Derives subject references and code references under the gateway's secret key."""
+def normalise_masked(text: str) -> str | None:
+    """A region's masked number in the gateway's uniform form, or None if it is malformed or
+    hides a character the uniform form shows (the first 3 and the last 2)."""
+    if not _MASKED.fullmatch(text):
+        return None
+    return mask_number(text)
 
-    __slots__ = ("_code", "_subject")
 
-    def __init__(self, secret: bytes) -> None:
-        if len(secret) < SUBJECT_KEY_BYTES:
-            raise ValueError(f"subject key must be at least {SUBJECT_KEY_BYTES} bytes")
-        # Two independent keys, so that code references and subject references never collide.
-        self._subject = hmac.digest(secret, b"huren/subject/v1", hashlib.sha256)
-        self._code = hmac.digest(secret, b"huren/code/v1", hashlib.sha256)
+def link_hash(link_key: bytes, number: str) -> bytes:
+    """``L`` for a full number: what masked-link regions put in their codes, and what the
+    gateway computes for full and pseudonymous numbers."""
+    message = IdentityScheme.CN_RESIDENT_ID.value.encode("ascii") + b"\x00" + number.encode()
+    return hmac.digest(link_key, message, hashlib.sha256)
+
+
+class IdentityKeys:
+    """The gateway's identity secrets: the national linking key and the subject key."""
+
+    __slots__ = ("_code", "_link", "_subject")
+
+    def __init__(self, subject_secret: bytes, link_key: bytes) -> None:
+        if len(subject_secret) < SECRET_BYTES or len(link_key) < SECRET_BYTES:
+            raise ValueError(f"identity keys must be at least {SECRET_BYTES} bytes")
+        # Independent keys derived from the subject secret, so references never collide.
+        self._subject = hmac.digest(subject_secret, b"huren/subject/v2", hashlib.sha256)
+        self._code = hmac.digest(subject_secret, b"huren/code/v1", hashlib.sha256)
+        self._link = link_key
 
     def __repr__(self) -> str:
-        return "SubjectKeys(<secret>)"
+        return "IdentityKeys(<secret>)"
 
-    def subject(self, claim: IdentityClaim) -> SubjectRef:
-        message = claim.scheme.value.encode("ascii") + b"\x00" + claim.value.encode("utf-8")
-        digest = hmac.digest(self._subject, message, hashlib.sha256)[:16]
+    def from_number(self, number: str) -> Identity:
+        """The identity of a full (or decrypted) resident id number."""
+        return Identity(mask_number(number), link_hash(self._link, number))
+
+    def subject(self, identity: Identity) -> SubjectRef:
+        digest = hmac.digest(self._subject, identity.link, hashlib.sha256)[:16]
         return SubjectRef("s1." + base64url.encode(digest))
 
     def code_ref(self, signed_content: bytes) -> str:

@@ -112,6 +112,10 @@ class Reason(enum.Enum):
     ERR_VERSION = "ERR_VERSION"
     ERR_REVOKED_KID = "ERR_REVOKED_KID"
     ERR_PROFILE = "ERR_PROFILE"
+    # Added with the regional formats (appended: numbers in the proto are stable).
+    ERR_ISSUER_UNAVAILABLE = "ERR_ISSUER_UNAVAILABLE"
+    ERR_TOKEN_UNKNOWN = "ERR_TOKEN_UNKNOWN"
+    ERR_ENVELOPE = "ERR_ENVELOPE"
 
     @property
     def status(self) -> Status:
@@ -123,7 +127,9 @@ class Reason(enum.Enum):
         return Status.REJECTED
 
 
-_TEMPORARY = frozenset({Reason.ERR_TRUST_STALE, Reason.ERR_CLOCK_UNTRUSTED})
+_TEMPORARY = frozenset(
+    {Reason.ERR_TRUST_STALE, Reason.ERR_CLOCK_UNTRUSTED, Reason.ERR_ISSUER_UNAVAILABLE}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +193,14 @@ class Verdict:
         return self.code.colour if self.code is not None else Colour.GREY
 
     @classmethod
-    def valid(cls, code: CanonicalCode, provenance: Provenance, verified_at: datetime) -> Verdict:
-        return cls(Status.VALID, Reason.OK, "verified", provenance, verified_at, code)
+    def valid(
+        cls,
+        code: CanonicalCode,
+        provenance: Provenance,
+        verified_at: datetime,
+        detail: str = "verified",
+    ) -> Verdict:
+        return cls(Status.VALID, Reason.OK, detail, provenance, verified_at, code)
 
     @classmethod
     def failed(

@@ -47,9 +47,10 @@ def verdict_line(verdict: Verdict) -> str:
     head = f"{verdict.colour.value:<6} {verdict.status.value:<12}"
     if code is not None and verdict.status is Status.VALID:
         expires = code.expires_at.astimezone(_CST).strftime("%Y-%m-%d %H:%M %z")
+        note = "" if verdict.detail == "verified" else f"  ({verdict.detail})"
         return (
             f"{head} {code.region} {code.issuer} {code.local_state} {code.masked_identity}"
-            f"  expires {expires}  kid={p.kid} profile={p.profile_id}@{p.profile_version}"
+            f"  expires {expires}  kid={p.kid} profile={p.profile_id}@{p.profile_version}{note}"
         )
     where = ", ".join(
         f"{name} {value}"

@@ -1,21 +1,35 @@
 """The verification service: the in-process API that every edge (gRPC, CLI, benchmarks) uses.
 
 It owns nothing but references: the current trust snapshot (through a :class:`TrustHolder`), the
-limits, the subject keys and the clock. Each call reads the clock and the snapshot exactly once.
+limits, the identity keys, the clock, and optionally the port through which online issuers are
+asked. Each call reads the clock and the snapshot exactly once.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Protocol
 
 from gateway.clock import Clock
 from gateway.errors import RequestInvalid
-from gateway.identity import SubjectKeys
+from gateway.identity import IdentityKeys
 from gateway.limits import Limits
 from gateway.model import RegionCode, Verdict, parse_region_code
+from gateway.online import OnlineAnswer
 from gateway.registry import TrustHolder, TrustSnapshot
-from gateway.verify import verify_code
+from gateway.verify import Question, begin, finish_online, verify_code
+
+_YIELD_EVERY = 16
+
+
+class OnlineAsker(Protocol):
+    """The edge that asks an online issuer about a token (see gateway.online_client)."""
+
+    async def ask(self, question: Question, now: datetime) -> OnlineAnswer: ...
+
+    async def close(self) -> None: ...
 
 
 def parse_destination(text: str) -> RegionCode | None:
@@ -34,31 +48,51 @@ def parse_destination(text: str) -> RegionCode | None:
 
 class VerificationService:
     def __init__(
-        self, trust: TrustHolder, limits: Limits, subjects: SubjectKeys, clock: Clock
+        self,
+        trust: TrustHolder,
+        limits: Limits,
+        identities: IdentityKeys,
+        clock: Clock,
+        online: OnlineAsker | None = None,
     ) -> None:
         self.trust = trust
         self.limits = limits
-        self._subjects = subjects
+        self._identities = identities
         self._clock = clock
+        self._online = online
+
+    # ------------------------------------------------------------------ offline, synchronous
 
     def verify(self, code: str, destination: str = "") -> Verdict:
-        """Verify one code now, against the current trust snapshot."""
-        where = parse_destination(destination)
+        """Verify one code now, without network access (online codes are UNVERIFIABLE here)."""
         return verify_code(
             code,
             trust=self.trust.current,
             now=self._clock(),
             limits=self.limits,
-            subjects=self._subjects,
-            destination=where,
+            identities=self._identities,
+            destination=parse_destination(destination),
         )
 
     def verify_batch(self, codes: Sequence[str], destination: str = "") -> Iterator[Verdict]:
-        """Verify up to ``limits.max_batch`` codes at one instant against one snapshot.
+        """Like :meth:`verify` for a batch: validated at once, verdicts produced lazily."""
+        where = self.check_batch(codes, destination)
+        trust, now = self.trust.current, self._clock()
+        seen: dict[str, Verdict] = {}
+        for code in codes:
+            if code not in seen:
+                seen[code] = verify_code(
+                    code,
+                    trust=trust,
+                    now=now,
+                    limits=self.limits,
+                    identities=self._identities,
+                    destination=where,
+                )
+            yield seen[code]
 
-        The request is validated at once; the verdicts are produced lazily, in order, so that an
-        asynchronous caller can yield between them. Identical code strings are verified once and
-        share the verdict.
+    def check_batch(self, codes: Sequence[str], destination: str) -> RegionCode | None:
+        """Validate a batch request before any work.
 
         Raises:
             RequestInvalid: for an empty batch, one over the limit, or a bad destination.
@@ -69,23 +103,64 @@ class VerificationService:
             raise RequestInvalid(
                 f"a batch holds at most {self.limits.max_batch} codes, this one {len(codes)}"
             )
-        where = parse_destination(destination)
-        return self._batch(codes, where, self.trust.current, self._clock())
+        return parse_destination(destination)
 
-    def _batch(
-        self, codes: Sequence[str], where: RegionCode | None, trust: TrustSnapshot, now: datetime
-    ) -> Iterator[Verdict]:
-        verdicts: dict[str, Verdict] = {}
+    # ------------------------------------------------------------------ with online issuers
+
+    async def verify_async(self, code: str, destination: str = "") -> Verdict:
+        """Verify one code now, asking its issuer if it is an online code."""
+        where = parse_destination(destination)
+        trust, now = self.trust.current, self._clock()
+        first = self._begin(code, trust, now, where)
+        if isinstance(first, Verdict):
+            return first
+        return await self._finish(first, trust, now)
+
+    async def verify_batch_async(
+        self, codes: Sequence[str], destination: str = ""
+    ) -> list[Verdict]:
+        """Verify a batch at one instant against one snapshot; online issuers are asked
+        concurrently. Identical code strings are verified once and share the verdict.
+
+        Raises:
+            RequestInvalid: for an empty batch, one over the limit, or a bad destination.
+        """
+        where = self.check_batch(codes, destination)
+        trust, now = self.trust.current, self._clock()
+        firsts: dict[str, Verdict | Question] = {}
         for code in codes:
-            verdict = verdicts.get(code)
-            if verdict is None:
-                verdict = verify_code(
-                    code,
-                    trust=trust,
-                    now=now,
-                    limits=self.limits,
-                    subjects=self._subjects,
-                    destination=where,
-                )
-                verdicts[code] = verdict
-            yield verdict
+            if code not in firsts:
+                firsts[code] = self._begin(code, trust, now, where)
+                if len(firsts) % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # let other calls run between slices of a batch
+        pending = {c: q for c, q in firsts.items() if isinstance(q, Question)}
+        answers = await asyncio.gather(*(self._finish(q, trust, now) for q in pending.values()))
+        done = {**{c: v for c, v in firsts.items() if isinstance(v, Verdict)}}
+        done.update(zip(pending, answers, strict=True))
+        return [done[code] for code in codes]
+
+    def _begin(
+        self, code: str, trust: TrustSnapshot, now: datetime, where: RegionCode | None
+    ) -> Verdict | Question:
+        return begin(
+            code,
+            trust=trust,
+            now=now,
+            limits=self.limits,
+            identities=self._identities,
+            destination=where,
+        )
+
+    async def close(self) -> None:
+        """Release the online client's connections (call from the event loop that used them)."""
+        if self._online is not None:
+            await self._online.close()
+
+    async def _finish(self, question: Question, trust: TrustSnapshot, now: datetime) -> Verdict:
+        if self._online is None:
+            answer = OnlineAnswer(nonce="", failure="online verification is not configured")
+        else:
+            answer = await self._online.ask(question, now)
+        return finish_online(
+            question, answer, trust=trust, now=now, limits=self.limits, identities=self._identities
+        )

@@ -4,22 +4,25 @@ Steps (comments in the code cite them):
 
 1. Screen the text: not empty, within the size limit, printable ASCII only (no trimming, no
    normalisation).
-2. Route by the code's start (prefix, or the compact-JWS shape) to an envelope and the issuers
-   registered for it; unknown starts are ``ERR_FORMAT_UNKNOWN``.
-3. Open the envelope within limits: strict text decoding, decompression cap, strict JWS/COSE.
-4. Decode the payload strictly and read the issuer it names. The name is only a hint that
-   selects the candidate issuer; without one (EU DCC style) every issuer of the route is a
-   candidate, each with its own keys only.
+2. Route by the code's start (prefix, the compact-JWS shape, or an online issuer's URL) to an
+   envelope and the issuers registered for it; unknown starts are ``ERR_FORMAT_UNKNOWN``.
+3. Open the envelope within limits: strict text decoding, decompression cap, strict JWS, COSE or
+   delimited fields. An online code instead yields a question for its issuer (:class:`Question`);
+   the edge asks it and :func:`finish_online` continues from the signed answer.
+4. Decode the payload strictly and find the issuers it names. A name is only a hint that selects
+   candidates: without one (EU DCC style) every issuer of the route is a candidate, each with its
+   own keys only.
 5. Select keys by the code's key id (also a hint) among the candidates' registered keys.
 6. Verify the signature over the exact bytes received, with the algorithm of the registered key;
    a header naming another algorithm is ``ERR_ALG_NOT_ALLOWED``. The first candidate key that
-   verifies is the signer; no other issuer's key is ever tried for a named issuer.
+   verifies is the signer; a named issuer is never checked with another issuer's key.
 7. Refuse revoked keys.
 8. Translate the verified payload with the signer's profile (issuer must match, types checked,
-   unlisted local states refused).
+   unlisted local states refused, age-based degradation applied).
 9. Check times against the injected ``now``: not issued in the future beyond the leeway, not
    expired, issued inside the key's validity window.
-10. Derive the masked identity and the subject reference; return VALID.
+10. Resolve the identity (decrypting a pseudonym with the issuer's key if need be), mask it,
+    derive the subject reference; return VALID.
 
 Any :class:`CodeRejected` becomes a verdict with its reason; any other exception becomes
 ``ERR_INTERNAL``, logged without the code. Success is returned only from step 10.
@@ -30,27 +33,29 @@ from __future__ import annotations
 import base64
 import logging
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.codecs import cose, jws, textform
+from gateway import crypto
+from gateway.codecs import cose, delimited, jws, textform
 from gateway.crypto import Algorithm
 from gateway.errors import CodeRejected
-from gateway.identity import SubjectKeys, mask
+from gateway.identity import Identity, IdentityKeys, is_cn_resident_id
 from gateway.limits import Limits
 from gateway.model import (
     CanonicalCode,
-    IssuerId,
     KeyId,
     Provenance,
     Reason,
     RegionCode,
     Verdict,
 )
+from gateway.online import UNKNOWN_TOKEN, OnlineAnswer, token_of, unavailable
 from gateway.profiles import EnvelopeFormat, EnvelopeSpec, Profile, decode_payload, translate
-from gateway.profiles.model import MISSING
+from gateway.profiles.model import MISSING, PayloadFormat
+from gateway.profiles.translate import FullNumber, IdentityCarrier, MaskedLink, Translated
 from gateway.registry import Issuer, IssuerKey, KeyStatus, Route, TrustSnapshot
 
 log = logging.getLogger(__name__)
@@ -58,27 +63,45 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Opened:
-    """An opened envelope: what was signed, the signature, and the unauthenticated hints."""
+    """An opened envelope: what was signed, the signature, and the unauthenticated hints.
 
-    algorithm: Algorithm
+    ``algorithm`` is what the code's header names, or None for envelopes without one (the
+    registered key's algorithm is then the only one). ``claims`` is the decoded payload.
+    """
+
+    algorithm: Algorithm | None
     kid: KeyId | None
     signed: bytes
     signature: bytes
     payload: bytes
+    claims: Mapping[Any, Any]
 
 
 def open_envelope(code: str, spec: EnvelopeSpec, limits: Limits) -> Opened:
     """Step 3: decode the envelope of ``code`` as ``spec`` says, without verifying anything."""
-    if spec.format is EnvelopeFormat.JWS:
-        token = jws.parse(code, limits)
-        kid = KeyId(token.kid) if token.kid is not None else None
-        return Opened(token.algorithm, kid, token.signing_input, token.signature, token.payload)
-    message = cose.parse(textform.decode(code, spec.prefix, limits), limits)
-    # COSE key ids are bytes; the registry writes them as standard base64 (the EU DCC convention).
-    cose_kid = KeyId(base64.b64encode(message.kid).decode("ascii")) if message.kid else None
-    return Opened(
-        message.algorithm, cose_kid, message.to_be_signed(), message.signature, message.payload
-    )
+    if spec.format is EnvelopeFormat.DELIMITED:
+        text = delimited.parse(code, spec.prefix, spec.delimiter, spec.fields)
+        field_kid = KeyId(text.fields[spec.kid_field])
+        return Opened(None, field_kid, text.signed, text.signature, text.signed, text.fields)
+    if spec.format is EnvelopeFormat.COSE:
+        message = cose.parse(textform.decode(code, spec.prefix, limits), limits)
+        # COSE key ids are bytes; the registry writes them as standard base64 (EU DCC convention).
+        cose_kid = KeyId(base64.b64encode(message.kid).decode("ascii")) if message.kid else None
+        claims = decode_payload(message.payload, spec.payload, limits)
+        return Opened(
+            message.algorithm,
+            cose_kid,
+            message.to_be_signed(),
+            message.signature,
+            message.payload,
+            claims,
+        )
+    # Compact JWS: the code itself, or an online issuer's signed answer.
+    token = jws.parse(code, limits)
+    kid = KeyId(token.kid) if token.kid is not None else None
+    payload_format = PayloadFormat.JSON if spec.format is EnvelopeFormat.ONLINE else spec.payload
+    claims = decode_payload(token.payload, payload_format, limits)
+    return Opened(token.algorithm, kid, token.signing_input, token.signature, token.payload, claims)
 
 
 def screen(code: str, limits: Limits) -> None:
@@ -125,19 +148,88 @@ class _Facts:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Question:
+    """Step 3 for an online code: ask ``issuer`` about ``token`` (the edge does the asking)."""
+
+    issuer: Issuer
+    token: str
+    _facts: _Facts
+
+    @property
+    def provenance(self) -> Provenance:
+        return self._facts.provenance
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    trust: TrustSnapshot
+    now: datetime
+    limits: Limits
+    identities: IdentityKeys
+
+
+def begin(
+    code: str,
+    *,
+    trust: TrustSnapshot,
+    now: datetime,
+    limits: Limits,
+    identities: IdentityKeys,
+    destination: RegionCode | None = None,
+) -> Verdict | Question:
+    """Verify ``code``, or return the :class:`Question` an online code needs. Never raises."""
+    facts = _Facts(trust.version, destination)
+    context = _Context(trust, now, limits, identities)
+    return _guarded(facts, now, lambda: _verify(code, context, facts))
+
+
+def finish_online(
+    question: Question,
+    answer: OnlineAnswer,
+    *,
+    trust: TrustSnapshot,
+    now: datetime,
+    limits: Limits,
+    identities: IdentityKeys,
+) -> Verdict:
+    """Continue from step 4 with the issuer's answer to ``question``. Never raises."""
+    facts = question._facts
+    context = _Context(trust, now, limits, identities)
+    result = _guarded(facts, now, lambda: _verify_answer(question, answer, context, facts))
+    assert isinstance(result, Verdict)
+    return result
+
+
 def verify_code(
     code: str,
     *,
     trust: TrustSnapshot,
     now: datetime,
     limits: Limits,
-    subjects: SubjectKeys,
+    identities: IdentityKeys,
     destination: RegionCode | None = None,
 ) -> Verdict:
-    """Verify one code against one trust snapshot at the instant ``now``. Never raises."""
-    facts = _Facts(trust.version, destination)
+    """Verify one offline code. An online code cannot be completed without asking its issuer, so
+    here it is UNVERIFIABLE; servers use :func:`begin` and :func:`finish_online`."""
+    result = begin(
+        code, trust=trust, now=now, limits=limits, identities=identities, destination=destination
+    )
+    if isinstance(result, Question):
+        return Verdict.failed(
+            Reason.ERR_ISSUER_UNAVAILABLE,
+            "this code must be checked online with its issuer",
+            result.provenance,
+            now,
+        )
+    return result
+
+
+def _guarded(
+    facts: _Facts, now: datetime, run: Callable[[], Verdict | Question]
+) -> Verdict | Question:
     try:
-        return _verify(code, trust, now, limits, subjects, facts)
+        return run()
     except CodeRejected as rejection:
         return Verdict.failed(rejection.reason, rejection.detail, facts.provenance, now)
     except Exception as error:  # fail closed: nothing unexpected is ever accepted
@@ -147,37 +239,69 @@ def verify_code(
         log.error(
             "internal error %s while verifying code_ref=%s at %s",
             type(error).__name__,
-            facts.provenance.code_ref,
+            facts.code_ref,
             where,
         )
         return Verdict.failed(
-            Reason.ERR_INTERNAL,
-            "internal error; the code was not accepted",
-            facts.provenance,
-            now,
+            Reason.ERR_INTERNAL, "internal error; the code was not accepted", facts.provenance, now
         )
 
 
-def _verify(
-    code: str,
-    trust: TrustSnapshot,
-    now: datetime,
-    limits: Limits,
-    subjects: SubjectKeys,
-    facts: _Facts,
-) -> Verdict:
+def _verify(code: str, context: _Context, facts: _Facts) -> Verdict | Question:
     # Step 1: screen.
-    screen(code, limits)
+    screen(code, context.limits)
     # Step 2: route by prefix.
-    route = trust.route_for(code)
+    route = context.trust.route_for(code)
     if route is None:
         raise CodeRejected(Reason.ERR_FORMAT_UNKNOWN, "the code's format is not registered here")
+    if route.envelope.format is EnvelopeFormat.ONLINE:
+        # Step 3 (online): the token goes to its issuer; the answer continues at step 4.
+        issuer = route.issuers[0][0]
+        assert issuer.online is not None
+        facts.issuer = issuer
+        facts.profile = context.trust.profile_of(issuer)
+        return Question(issuer, token_of(code, issuer.online.code_prefix), facts)
     # Step 3: open the envelope.
-    opened = open_envelope(code, route.envelope, limits)
-    facts.code_ref = subjects.code_ref(opened.payload)
-    # Step 4: decode the payload and find the candidate issuers.
-    claims = decode_payload(opened.payload, route.envelope.payload, limits)
-    candidates = _candidate_issuers(route, claims)
+    opened = open_envelope(code, route.envelope, context.limits)
+    facts.code_ref = context.identities.code_ref(opened.payload)
+    # Step 4: the candidate issuers.
+    return _conclude(opened, _candidate_issuers(route, opened.claims), context, facts)
+
+
+def _verify_answer(
+    question: Question, answer: OnlineAnswer, context: _Context, facts: _Facts
+) -> Verdict:
+    if answer.text is None:
+        raise unavailable(f"issuer {question.issuer.id} did not answer: {answer.failure}")
+    profile = context.trust.profile_of(question.issuer)
+    try:
+        opened = open_envelope(answer.text, profile.envelope, context.limits)
+    except CodeRejected as e:
+        raise unavailable(f"issuer {question.issuer.id} answered garbage ({e.reason.value})") from e
+    facts.code_ref = context.identities.code_ref(opened.payload)
+    signer = _authenticate(opened, [question.issuer], context, facts)
+    # The answer must be about this token and for this request: no replayed answers.
+    claims = opened.claims
+    if claims.get("token") != question.token or claims.get("nonce") != answer.nonce:
+        raise unavailable(f"issuer {question.issuer.id} answered another question")
+    if claims.get("error") == UNKNOWN_TOKEN:
+        raise CodeRejected(
+            Reason.ERR_TOKEN_UNKNOWN, f"issuer {question.issuer.id} does not know this code"
+        )
+    return _accept(opened, signer, context, facts)
+
+
+def _conclude(
+    opened: Opened, candidates: list[Issuer], context: _Context, facts: _Facts
+) -> Verdict:
+    return _accept(opened, _authenticate(opened, candidates, context, facts), context, facts)
+
+
+def _authenticate(
+    opened: Opened, candidates: list[Issuer], context: _Context, facts: _Facts
+) -> IssuerKey:
+    """Steps 5 to 7: the registered, unrevoked key that signed the code."""
+    trust = context.trust
     if len(candidates) == 1:
         facts.issuer = candidates[0]
     # Step 5: the candidates' keys with the code's key id.
@@ -186,17 +310,24 @@ def _verify(
     keys = [k for i in candidates if (k := trust.keys.get((i.id, opened.kid))) is not None]
     if not keys:
         raise CodeRejected(Reason.ERR_KEY_UNKNOWN, "no registered key has the code's key id")
-    # Step 6: verify with the registered key's algorithm; the header must agree with it.
+    # Step 6: verify with the registered key's algorithm; a header must agree with it.
     signer = _verify_signature(opened, keys)
     issuer = trust.issuers[signer.issuer]
-    profile = trust.profile_of(issuer)
-    facts.issuer, facts.kid, facts.profile = issuer, signer.kid, profile
+    facts.issuer, facts.kid, facts.profile = issuer, signer.kid, trust.profile_of(issuer)
     # Step 7: revoked keys sign nothing.
     if signer.status is KeyStatus.REVOKED:
         raise CodeRejected(Reason.ERR_KEY_REVOKED, f"key {signer.kid} of {issuer.id} is revoked")
+    return signer
+
+
+def _accept(opened: Opened, signer: IssuerKey, context: _Context, facts: _Facts) -> Verdict:
+    """Steps 8 to 10, after the signature verified."""
+    issuer = context.trust.issuers[signer.issuer]
+    profile = context.trust.profile_of(issuer)
     # Step 8: translate with the signer's profile.
-    translated = translate(profile, claims, issuer.id)
+    translated = translate(profile, opened.claims, issuer.id, context.now)
     # Step 9: time checks with the injected clock.
+    now, limits = context.now, context.limits
     if translated.issued_at > now + limits.leeway:
         raise CodeRejected(Reason.ERR_NOT_YET_VALID, "code is issued in the future")
     if translated.expires_at <= now:
@@ -208,6 +339,7 @@ def _verify(
             Reason.ERR_KEY_NOT_VALID, f"key {signer.kid} was not valid when the code was issued"
         )
     # Step 10: identity, then the only success exit.
+    identity = _resolve(translated.identity, issuer, context.identities)
     canonical = CanonicalCode(
         colour=translated.colour,
         region=issuer.region,
@@ -215,36 +347,66 @@ def _verify(
         issued_at=translated.issued_at,
         expires_at=translated.expires_at,
         local_state=translated.local_state,
-        masked_identity=mask(translated.identity),
-        subject=subjects.subject(translated.identity),
+        masked_identity=identity.masked,
+        subject=context.identities.subject(identity),
     )
-    return Verdict.valid(canonical, facts.provenance, now)
+    return Verdict.valid(canonical, facts.provenance, now, detail=_detail(translated))
+
+
+def _detail(translated: Translated) -> str:
+    if translated.degraded_from is None:
+        return "verified"
+    return (
+        f"verified; {translated.degraded_from.value} reads as {translated.colour.value} "
+        "because of the code's age"
+    )
+
+
+def _resolve(carrier: IdentityCarrier, issuer: Issuer, keys: IdentityKeys) -> Identity:
+    if isinstance(carrier, FullNumber):
+        return keys.from_number(carrier.number)
+    if isinstance(carrier, MaskedLink):
+        return Identity(carrier.masked, carrier.link)
+    assert issuer.pseudonym_key is not None  # the registry guarantees it for pseudonym profiles
+    opened = crypto.open_pseudonym(issuer.pseudonym_key, carrier.sealed, issuer.id.encode())
+    number = opened.decode("ascii", "replace") if opened is not None else ""
+    if not is_cn_resident_id(number):
+        raise CodeRejected(Reason.ERR_SCHEMA, "the pseudonym does not open to a valid identity")
+    return keys.from_number(number)
 
 
 def _candidate_issuers(route: Route, claims: Mapping[Any, Any]) -> list[Issuer]:
-    """Step 4: the named issuer only, or every issuer of the route when its format names none."""
-    if route.issuer_path is None:
+    """Step 4: the issuers the payload names, or every issuer of a route that names none."""
+    if not route.names_issuers:
         # Formats whose payloads carry no issuer name (EU DCC style): each issuer's own keys.
-        return sorted(route.issuers.values(), key=lambda i: i.id)
-    named = route.issuer_path.get(claims)
-    if named is MISSING:
-        raise CodeRejected(Reason.ERR_SCHEMA, "the code does not name its issuer")
-    if not isinstance(named, str):
-        raise CodeRejected(Reason.ERR_SCHEMA, "the code's issuer field is not text")
-    issuer = route.issuers.get(IssuerId(named))  # exact: no case folding, no normalisation
-    if issuer is None:
+        return [issuer for issuer, _ in route.issuers]
+    named, candidates = False, []
+    for issuer, path in route.issuers:
+        assert path is not None
+        value = path.get(claims)
+        if isinstance(value, str):
+            named = True
+            if value == issuer.id:  # exact: no case folding, no Unicode normalisation
+                candidates.append(issuer)
+        elif value is not MISSING:
+            raise CodeRejected(Reason.ERR_SCHEMA, "the code's issuer field is not text")
+    if candidates:
+        return candidates
+    if named:
         raise CodeRejected(Reason.ERR_ISSUER_UNKNOWN, "the code's issuer is not registered here")
-    return [issuer]
+    raise CodeRejected(Reason.ERR_SCHEMA, "the code does not name its issuer")
 
 
 def _verify_signature(opened: Opened, keys: list[IssuerKey]) -> IssuerKey:
     """Step 6. With one candidate key its algorithm must match the header; with several (a key
     id shared across issuers) the one that verifies is the signer."""
-    matching = [k for k in keys if k.public_key.algorithm is opened.algorithm]
+    named = opened.algorithm
+    matching = [k for k in keys if named is None or k.public_key.algorithm is named]
     if not matching:
+        assert named is not None
         raise CodeRejected(
             Reason.ERR_ALG_NOT_ALLOWED,
-            f"header names {opened.algorithm.value}; the registered key is "
+            f"header names {named.value}; the registered key is "
             f"{keys[0].public_key.algorithm.value}",
         )
     for key in matching:

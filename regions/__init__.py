@@ -1,23 +1,40 @@
 """Simulated regional health-code issuers, each with its own schema, keys and rules.
 
 Regions depend on the gateway's public types (codecs, crypto, model); the gateway never imports
-regions. Each region is a subpackage with its profile file and data files; ``REGIONS`` names the
-ones ``huren region serve NAME`` can start.
+regions. Each region is a subpackage with its ``SPEC``, a ``build(context)`` factory, its
+``profile.toml`` and its data files (``risk_areas.json``, ``contacts.json``).
 """
 
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 
-from regions.common.spec import Region
+from regions.common.spec import Region, RegionContext, RegionSpec
 
-REGIONS: tuple[str, ...] = ("hangzhou",)
+REGIONS: tuple[str, ...] = (
+    "hangzhou",
+    "zhejiang",
+    "beijing",
+    "shanghai",
+    "guangdong",
+    "macau",
+    "hubei",
+)
 
 
-def load_region(name: str) -> Region:
-    """The region called ``name`` (raises KeyError for an unknown name)."""
+def _module(name: str) -> ModuleType:
     if name not in REGIONS:
         raise KeyError(name)
-    module = importlib.import_module(f"regions.{name}")
-    region: Region = module.REGION
+    return importlib.import_module(f"regions.{name}")
+
+
+def spec_of(name: str) -> RegionSpec:
+    """The region called ``name`` (raises KeyError for an unknown name)."""
+    spec: RegionSpec = _module(name).SPEC
+    return spec
+
+
+def build_region(name: str, context: RegionContext) -> Region:
+    region: Region = _module(name).build(context)
     return region

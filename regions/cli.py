@@ -6,13 +6,9 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from aiohttp import web
-
 from gateway.clock import system_clock
 from gateway.lifecycle import until_terminated
-from regions import REGIONS, load_region
-from regions.common.keys import load_or_create
-from regions.common.service import make_app
+from regions import REGIONS
 
 DEFAULT_STATE = Path(".huren/regions")
 
@@ -25,8 +21,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
     serve.add_argument(
-        "--state-dir", type=Path, help=f"keys and data (default {DEFAULT_STATE}/NAME)"
+        "--state-dir", type=Path, help=f"keys and records (default {DEFAULT_STATE}/NAME)"
     )
+    serve.add_argument(
+        "--link-key-file",
+        type=Path,
+        help="the hub's linking key (hex), for regions that carry masked-link identities",
+    )
+    serve.add_argument("--public-url", help="the base URL travellers' codes point to (Zhejiang)")
     serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser(
@@ -37,24 +39,25 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _serve(args: argparse.Namespace) -> int:
-    region = load_region(args.name)
-    state_dir = args.state_dir or DEFAULT_STATE / region.spec.name
-    signing = load_or_create(state_dir, region.spec.name, region.spec.algorithm)
-    app = make_app(region, signing, system_clock)
+    from regions.common.runner import start_region
+
+    link_key = bytes.fromhex(args.link_key_file.read_text().strip()) if args.link_key_file else None
 
     async def run() -> None:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, args.host, args.port)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        print(
-            f"region {region.spec.name} ({region.spec.code}) listening on http://{host}:{port}"
-            f" kid={signing.kid}",
-            flush=True,
+        running = await start_region(
+            args.name,
+            state_dir=args.state_dir or DEFAULT_STATE / args.name,
+            clock=system_clock,
+            link_key=link_key,
+            host=args.host,
+            port=args.port,
+            public_url=args.public_url,
         )
+        spec = running.region.spec
+        kid = running.secrets.kid
+        print(f"region {spec.name} ({spec.code}) listening on {running.url} kid={kid}", flush=True)
         await until_terminated()
-        await runner.cleanup()
+        await running.stop()
 
     asyncio.run(run())
     return 0

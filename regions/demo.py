@@ -1,8 +1,17 @@
-"""``huren demo``: a cross-region scenario a person can read.
+"""``huren demo``: seven regions, one gateway, a scenario a person can read.
 
-Starts the Hangzhou issuer and a gateway as separate processes on loopback, registers the issuer
-in the gateway's SQLite registry from the issuer's published keys and its profile file, has four
-travellers declare, verifies their codes over gRPC, then shows three codes that must not pass.
+Starts the seven regional issuers and a gateway as separate processes on loopback, registers every
+issuer in the gateway's SQLite registry (its published keys, its profile file, and for Zhejiang,
+Beijing and Macau the credentials the hub needs), then:
+
+1. four travellers declare in every region; each region answers in its own words, and every code
+   is verified over gRPC into the canonical colour (the region × state table);
+2. one traveller's codes from all seven regions resolve to one subject reference;
+3. pending codes become final once the back-end review completes; an appeal corrects a colour;
+4. codes that must not pass: tampered, expired, from an unregistered issuer, and Zhejiang's codes
+   while its verification API is down (UNVERIFIABLE, while the other regions still verify);
+   and Hubei's age rule turns an old green into yellow.
+
 Every verdict is checked against what the scenario expects; any surprise fails the demo.
 """
 
@@ -17,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unicodedata
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,29 +38,22 @@ from typing import Any
 
 from gateway.client import GatewayClient
 from gateway.clock import system_clock
-from gateway.codecs import base64url, jws, strictjson
+from gateway.codecs import base64url, cose, jws, strictcbor, strictjson, textform
 from gateway.crypto import Algorithm, PrivateKey
 from gateway.identity import resident_id_check_char
-from gateway.keyfiles import read_keys
-from gateway.model import Colour, IssuerId, ProfileId, Reason, Status, Verdict
-from gateway.registry import Issuer, IssuerKey
+from gateway.limits import Limits
+from gateway.model import Colour, IssuerId, Reason, Status, Verdict
 from gateway.report import verdict_json, verdict_line
-from gateway.storage.sqlite import ProfileSource, RegistryStore
-from regions import load_region
-from regions.common.declarations import parse_declaration
-from regions.common.keys import load_or_create
-from regions.common.spec import CHINA_STANDARD_TIME
+from gateway.server.app import StateFiles, open_identities
+from gateway.storage.sqlite import RegistryStore
+from regions import REGIONS, build_region, spec_of
+from regions.common.keys import load_secrets
+from regions.common.onboarding import registration
+from regions.common.spec import CHINA_STANDARD_TIME, Holder, Level, RegionContext
 
 START_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class Traveller:
-    name: str
-    story: str
-    declaration: dict[str, Any]
-    expected_state: str
-    expected_colour: Colour
+REVIEW_WAIT_S = 2.2  # the regions' back-end review takes check_seconds (2 s)
+EXPECTED = {Level.GREEN: Colour.GREEN, Level.YELLOW: Colour.YELLOW, Level.RED: Colour.RED}
 
 
 def synthetic_id(district: str, born: str, sequence: str) -> str:
@@ -58,86 +62,80 @@ def synthetic_id(district: str, born: str, sequence: str) -> str:
     return first17 + resident_id_check_char(first17)
 
 
+@dataclass(frozen=True)
+class Traveller:
+    name: str
+    story: str
+    level: Level
+    body: dict[str, Any]
+
+
 def _travellers(today: str) -> list[Traveller]:
-    def trip(place: str) -> list[dict[str, str]]:
-        return [{"place": place, "from": today, "to": today}]
+    def person(name: str, number: str, phone: str, **extra: Any) -> dict[str, Any]:
+        return {"id_number": number, "name": name, "phone": phone, "trips": [], **extra}
 
-    def person(
-        name: str, id_number: str, phone: str, trips: list[dict[str, str]], **extra: Any
-    ) -> dict[str, Any]:
-        return {"id_number": id_number, "name": name, "phone": phone, "trips": trips, **extra}
-
+    trip = [{"place": "温州市鹿城区", "from": today, "to": today}]
     return [
         Traveller(
             "王芳",
             "no trips, no symptoms",
-            person("王芳", synthetic_id("330106", "19900307", "122"), "13800000001", []),
-            "绿码",
-            Colour.GREEN,
+            Level.GREEN,
+            person("王芳", synthetic_id("330106", "19900307", "122"), "13800000001"),
         ),
         Traveller(
             "李强",
-            "trip to 上海市徐汇区 (medium risk)",
+            "a fever",
+            Level.YELLOW,
             person(
-                "李强",
-                synthetic_id("330102", "19851120", "031"),
-                "13800000002",
-                trip("上海市徐汇区"),
+                "李强", synthetic_id("330102", "19851120", "031"), "13800000002", symptoms=["发热"]
             ),
-            "黄码",
-            Colour.YELLOW,
         ),
         Traveller(
             "张伟",
             "close contact of a case",
-            person(
-                "张伟",
-                synthetic_id("330110", "19780514", "257"),
-                "13800000003",
-                [],
-                contact=True,
-            ),
-            "红码",
-            Colour.RED,
+            Level.RED,
+            person("张伟", synthetic_id("330110", "19780514", "257"), "13800000003", contact=True),
         ),
         Traveller(
             "陈静",
-            "trip to 温州市鹿城区 (not on the list: needs a check)",
-            person(
-                "陈静",
-                synthetic_id("330106", "20010909", "084"),
-                "13800000004",
-                trip("温州市鹿城区"),
-            ),
-            "灰码",
-            Colour.GREY,
+            "trip to 温州市鹿城区, not on any list",
+            Level.PENDING,
+            person("陈静", synthetic_id("330106", "20010909", "084"), "13800000004", trips=trip),
         ),
     ]
+
+
+# ------------------------------------------------------------------------------ processes
 
 
 class _Process:
     """A child process that announces its address on its first line of output."""
 
     def __init__(self, args: list[str], pattern: str) -> None:
+        self.name = args[2] if args[0] == "region" else "gateway"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
         )
-        lines: queue.Queue[str] = queue.Queue()
+        self._pattern = pattern
+        self._lines: queue.Queue[str] = queue.Queue()
         assert self.proc.stdout is not None
         stdout = self.proc.stdout
-        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+        threading.Thread(target=lambda: self._lines.put(stdout.readline()), daemon=True).start()
+        self.address = ""
+
+    def wait_ready(self) -> None:
         try:
-            line = lines.get(timeout=START_TIMEOUT_S)
+            line = self._lines.get(timeout=START_TIMEOUT_S)
         except queue.Empty:
-            self.stop()
-            raise RuntimeError(f"{args[0]} did not start within {START_TIMEOUT_S:.0f} s") from None
-        match = re.search(pattern, line)
+            raise RuntimeError(
+                f"{self.name} did not start within {START_TIMEOUT_S:.0f} s"
+            ) from None
+        match = re.search(self._pattern, line)
         if match is None:
-            self.stop()
-            raise RuntimeError(f"{args[0]} did not start: {line.strip() or 'no output'}")
+            raise RuntimeError(f"{self.name} did not start: {line.strip() or 'no output'}")
         self.address = match.group(1)
 
     def stop(self) -> None:
@@ -153,21 +151,39 @@ class _Process:
 
 
 @contextlib.contextmanager
-def _running(args: list[str], pattern: str) -> Iterator[_Process]:
-    process = _Process(args, pattern)
+def _all_stopped(processes: list[_Process]) -> Iterator[None]:
     try:
-        yield process
+        yield
     finally:
-        process.stop()
+        for process in processes:
+            process.stop()
 
 
-def _http_json(url: str, body: dict[str, Any] | None = None) -> Any:
+def _http(
+    url: str, body: dict[str, Any] | None = None, token: str | None = None
+) -> tuple[int, Any]:
     data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, headers={"Content-Type": "application/json"} if data else {}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read(1 << 20))
+    headers = {"Content-Type": "application/json"} if data else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # loopback URLs only
+            return response.status, json.loads(response.read(1 << 20))
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read(1 << 20) or b"{}")
+
+
+# ------------------------------------------------------------------------------ output
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    """Left-align ``text`` in ``width`` terminal columns (CJK characters take two)."""
+    return text + " " * max(0, width - _width(text))
 
 
 class _Narrator:
@@ -180,85 +196,40 @@ class _Narrator:
         if not self.json_output:
             print(text, flush=True)
 
-    def verdict(
+    def check(
         self,
-        who: str,
+        case: str,
         verdict: Verdict,
         *,
         colour: Colour,
         status: Status = Status.VALID,
         reason: Reason = Reason.OK,
-    ) -> None:
+        show: bool = True,
+    ) -> Verdict:
         self.count += 1
         if self.json_output:
-            print(json.dumps(verdict_json(verdict), ensure_ascii=False), flush=True)
-        else:
-            print(f"  {_pad(who, 46)} {verdict_line(verdict)}", flush=True)
+            print(
+                json.dumps({"case": case, **verdict_json(verdict)}, ensure_ascii=False), flush=True
+            )
+        elif show:
+            print(f"  {_pad(case, 44)} {verdict_line(verdict)}", flush=True)
         if (verdict.colour, verdict.status, verdict.reason) != (colour, status, reason):
             self.failures.append(
-                f"{who}: expected {colour.value}/{status.value}/{reason.value}, got "
+                f"{case}: expected {colour.value}/{status.value}/{reason.value}, got "
                 f"{verdict.colour.value}/{verdict.status.value}/{verdict.reason.value}"
+                f" ({verdict.detail})"
             )
+        return verdict
 
 
-def _pad(text: str, width: int) -> str:
-    """Left-align ``text`` in ``width`` terminal columns (CJK characters take two)."""
-    columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-    return text + " " * max(0, width - columns)
+# ------------------------------------------------------------------------------ the demo
 
 
 def run_demo(*, json_output: bool = False) -> int:
     out = _Narrator(json_output)
     work = Path(tempfile.mkdtemp(prefix="huren-demo-"))
-    hangzhou = load_region("hangzhou")
-    spec = hangzhou.spec
     try:
-        out.say("huren demo: Hangzhou issues health codes; the gateway verifies them over gRPC")
-        out.say()
-        out.say("Setup (all on loopback, state in a temporary folder)")
-        region_dir = work / "hangzhou"
-        with _running(
-            ["region", "serve", "hangzhou", "--port", "0", "--state-dir", str(region_dir)],
-            r"listening on (http://\S+)",
-        ) as region:
-            jwks = _http_json(f"{region.address}/api/keys")
-            keys = read_keys(json.dumps(jwks).encode())
-            out.say(
-                f"  region  {spec.name} ({spec.code}) {spec.display_name} at {region.address},"
-                f" key {keys[0].kid} ({spec.algorithm.value})"
-            )
-            gateway_dir = work / "gateway"
-            gateway_dir.mkdir()
-            profile = ProfileSource.parse(spec.profile_text())
-            issuer = Issuer(
-                spec.issuer,
-                spec.code,
-                spec.display_name,
-                ProfileId(profile.profile.id),
-                profile.profile.version,
-            )
-            with contextlib.closing(RegistryStore(gateway_dir / "registry.db")) as store:
-                snapshot = store.register_issuer(
-                    issuer,
-                    profile,
-                    [IssuerKey(issuer.id, k.kid, k.public_key) for k in keys],
-                    at=system_clock(),
-                )
-            out.say(
-                f"  registry  issuer {issuer.id} with profile {profile.profile.label} and the"
-                f" key from GET /api/keys (trust version {snapshot.version})"
-            )
-            with (
-                _running(
-                    ["serve", "--listen", "127.0.0.1:0", "--state-dir", str(gateway_dir)],
-                    r"listening on (\S+)",
-                ) as gateway,
-                GatewayClient(gateway.address) as client,
-            ):
-                out.say(
-                    f"  gateway  gRPC on {gateway.address}, registry {gateway_dir.name}/registry.db"
-                )
-                _scenario(out, client, region.address, region_dir)
+        _run(out, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out.say()
@@ -270,73 +241,242 @@ def run_demo(*, json_output: bool = False) -> int:
     return 0
 
 
-def _scenario(out: _Narrator, client: GatewayClient, region_url: str, region_dir: Path) -> None:
+def _run(out: _Narrator, work: Path) -> None:
+    out.say("huren demo: seven regions issue health codes; one gateway verifies them over gRPC")
+    out.say()
+    gateway_files = StateFiles(work / "gateway").ensure()
+    open_identities(gateway_files)  # creates the hub's linking key that some regions need
+    regions: dict[str, _Process] = {}
+    for name in REGIONS:
+        args = ["region", "serve", name, "--port", "0", "--state-dir", str(work / name)]
+        if name in ("zhejiang", "guangdong", "hubei"):
+            args += ["--link-key-file", str(gateway_files.link_key)]
+        regions[name] = _Process(args, r"listening on (http://\S+)")
+    with _all_stopped(list(regions.values())):
+        for process in regions.values():
+            process.wait_ready()
+        out.say("Setup: seven issuers on loopback, each registered with the gateway")
+        with contextlib.closing(RegistryStore(gateway_files.database)) as store:
+            for name, process in regions.items():
+                version = _register(store, name, process.address, work / name)
+                spec = spec_of(name)
+                out.say(
+                    f"  {_pad(spec.display_name, 12)} {spec.code} {_pad(name, 10)}"
+                    f" {spec.algorithm.value:<6} {process.address}  (trust version {version})"
+                )
+        gateway = _Process(
+            ["serve", "--listen", "127.0.0.1:0", "--state-dir", str(gateway_files.directory)],
+            r"listening on (\S+)",
+        )
+        with _all_stopped([gateway]):
+            gateway.wait_ready()
+            out.say(f"  gateway      gRPC on {gateway.address}")
+            with GatewayClient(gateway.address) as client:
+                _scenario(out, client, regions, work)
+
+
+def _register(store: RegistryStore, name: str, url: str, state_dir: Path) -> int:
+    """What the regional operator hands the hub: keys, profile, and any credentials."""
+    with urllib.request.urlopen(f"{url}/api/keys", timeout=10) as response:  # loopback
+        found = registration(name, url, state_dir, response.read())
+    snapshot = store.register_issuer(found.issuer, found.profile, found.keys, at=system_clock())
+    return snapshot.version
+
+
+def _scenario(
+    out: _Narrator, client: GatewayClient, regions: dict[str, _Process], work: Path
+) -> None:
     now = system_clock()
     today = now.astimezone(CHINA_STANDARD_TIME).date().isoformat()
     travellers = _travellers(today)
 
     out.say()
-    out.say("1. Four travellers declare to Hangzhou (POST /api/declarations)")
-    codes: dict[str, str] = {}
-    for t in travellers:
-        answer = _http_json(f"{region_url}/api/declarations", t.declaration)
-        codes[t.name] = answer["code"]
-        out.say(f"  {_pad(t.name, 6)} {_pad(t.story, 50)} -> {answer['state']}")
-        if answer["state"] != t.expected_state:
-            out.failures.append(f"{t.name}: Hangzhou answered {answer['state']}")
+    out.say("1. Four travellers declare in every region; the gateway verifies every code")
+    out.say("   " + "; ".join(f"{t.name}: {t.story}" for t in travellers))
+    out.say()
+    header = f"  {_pad('region', 24)}" + "".join(_pad(t.name, 26) for t in travellers)
+    out.say(header)
+    answers: dict[tuple[str, str], dict[str, Any]] = {}
+    subjects: dict[str, str] = {}
+    for name, process in regions.items():
+        spec = spec_of(name)
+        cells = []
+        for t in travellers:
+            status, answer = _http(f"{process.address}/api/declarations", t.body)
+            answers[(name, t.name)] = answer
+            if answer.get("code") is None:
+                cells.append("(review running: no code)" if status == 202 else f"HTTP {status}")
+                continue
+            expected = EXPECTED.get(t.level, Colour.GREY)
+            verdict = out.check(
+                f"{name} {t.name} {answer['state']}",
+                client.verify(answer["code"]),
+                colour=expected,
+                show=False,
+            )
+            if verdict.code is not None and t.level is Level.GREEN:
+                subjects[name] = verdict.code.subject
+            cells.append(f"{answer['state']} -> {verdict.colour.value}")
+        out.say(
+            f"  {_pad(spec.display_name + ' ' + name, 24)}" + "".join(_pad(c, 26) for c in cells)
+        )
 
     out.say()
-    out.say("2. A checkpoint verifies each code through the gateway (Verify RPC)")
-    for t in travellers:
-        out.verdict(t.name, client.verify(codes[t.name]), colour=t.expected_colour)
+    distinct = set(subjects.values())
+    out.say(
+        f"2. 王芳's green codes from {len(subjects)} regions carry her identity three ways"
+        " (full number; masked number + link hash; sealed pseudonym)"
+    )
+    out.say(f"   and resolve to {len(distinct)} subject reference: {', '.join(sorted(distinct))}")
+    if len(subjects) != len(REGIONS) or len(distinct) != 1:
+        out.failures.append(f"subject references across regions: {subjects}")
 
     out.say()
-    out.say("3. Codes that must not pass")
-    header, payload, signature = codes["李强"].split(".")
-    claims = strictjson.loads(base64url.decode(payload), max_bytes=4096, max_depth=4)
-    forged = base64url.encode(strictjson.dumps({**claims, "hc": "绿码"}))
-    out.verdict(
-        "李强 edits his 黄码 to read 绿码",
-        client.verify(f"{header}.{forged}.{signature}"),
+    out.say(
+        "3. Pending codes become final after the back-end review (温州市鹿城区 reviewed: low risk)"
+    )
+    out.check(
+        "陈静 hangzhou 灰码 (pending)",
+        client.verify(answers[("hangzhou", "陈静")]["code"]),
+        colour=Colour.GREY,
+    )
+    time.sleep(REVIEW_WAIT_S)
+    for name in ("hangzhou", "shanghai", "zhejiang"):
+        declaration_id = answers[(name, "陈静")]["id"]
+        _, final = _http(f"{regions[name].address}/api/declarations/{declaration_id}")
+        out.check(
+            f"陈静 {name} after review: {final['state']}",
+            client.verify(final["code"]),
+            colour=Colour.GREEN,
+        )
+    out.say()
+    out.say("   张伟 appeals his 红码 in Hangzhou; the duty officer accepts it")
+    hangzhou = regions["hangzhou"].address
+    _, appeal = _http(
+        f"{hangzhou}/api/appeals",
+        {
+            "declaration_id": answers[("hangzhou", "张伟")]["id"],
+            "reason": "the contact was a mistake",
+        },
+    )
+    token = (work / "hangzhou" / "operator.token").read_text().strip()
+    _, decided = _http(
+        f"{hangzhou}/api/appeals/{appeal['appeal_id']}/decision",
+        {"decision": "accept", "reason": "contact list entry was wrong"},
+        token=token,
+    )
+    _, record = _http(f"{hangzhou}/api/appeals/{appeal['appeal_id']}")
+    for event in record["events"]:
+        when, actor = event["at"][:19], _pad(event["actor"], 13)
+        out.say(f"     {when}  {actor} {event['action']}: {event['detail']}")
+    out.check(
+        "张伟 corrected code " + decided["corrected"]["state"],
+        client.verify(decided["corrected"]["code"]),
+        colour=Colour.GREEN,
+    )
+
+    out.say()
+    out.say("4. Codes that must not pass, and rules that bite")
+    _must_not_pass(out, client, answers, regions, work, travellers)
+
+
+def _must_not_pass(
+    out: _Narrator,
+    client: GatewayClient,
+    answers: dict[tuple[str, str], dict[str, Any]],
+    regions: dict[str, _Process],
+    work: Path,
+    travellers: list[Traveller],
+) -> None:
+    now = system_clock()
+    wang = travellers[0]
+    holder = Holder(wang.body["id_number"], wang.name)
+    # Tampered: 李强's Beijing 居家观察 edited to read 未见异常, signature kept.
+    text = answers[("beijing", "李强")]["code"]
+    message = cose.parse(textform.decode(text, "BJ1:", Limits()), Limits())
+    claims = dict(strictcbor.loads(message.payload, max_depth=8))
+    claims[10] = "未见异常"
+    edited = [message.protected_raw, {}, strictcbor.dumps(claims), message.signature]
+    forged = textform.encode("BJ1:", b"\xd2" + strictcbor.dumps(edited))
+    out.check(
+        "李强 edits Beijing 居家观察 to 未见异常",
+        client.verify(forged),
         colour=Colour.GREY,
         status=Status.REJECTED,
         reason=Reason.ERR_SIGNATURE,
     )
-    hangzhou = load_region("hangzhou")
-    signing = load_or_create(region_dir, "hangzhou", Algorithm.ES256)
-    wang = travellers[0]
-    yesterday = hangzhou.issue(
-        parse_declaration(json.dumps(wang.declaration).encode()),
-        "绿码",
-        now - timedelta(hours=25),
-        signing.key,
-        signing.kid,
-    )
-    out.verdict(
-        "王芳 shows yesterday's 绿码",
-        client.verify(yesterday.code),
+    # Expired: a Shanghai code from 31 minutes ago (Shanghai codes live 30 minutes).
+    shanghai = build_region("shanghai", _offline_context(work / "shanghai"))
+    secrets = load_secrets(spec_of("shanghai"), work / "shanghai", None)
+    old = shanghai.issue(holder, "0", now - timedelta(minutes=31), secrets, "demo")
+    out.check(
+        "王芳 shows a 31-minute-old Shanghai code",
+        client.verify(old.code),
         colour=Colour.GREY,
         status=Status.REJECTED,
         reason=Reason.ERR_EXPIRED,
     )
-    rogue = PrivateKey.generate(Algorithm.ES256)
-    unregistered = jws.sign(
-        {"alg": "ES256", "kid": "yuhang-1", "typ": "JWT"},
-        strictjson.dumps(
-            {
-                "iss": IssuerId("yuhang"),
-                "iat": int(now.timestamp()),
-                "exp": int(now.timestamp()) + 3600,
-                "hc": "绿码",
-                "idn": wang.declaration["id_number"],
-            }
-        ),
-        rogue,
+    # Degraded: a Hubei green code issued 4 days ago reads as yellow.
+    link_key = bytes.fromhex((work / "gateway" / "link.key").read_text().strip())
+    hubei = build_region("hubei", _offline_context(work / "hubei"))
+    aged = hubei.issue(
+        holder,
+        "00",
+        now - timedelta(days=4),
+        load_secrets(spec_of("hubei"), work / "hubei", link_key),
+        "demo",
     )
-    out.verdict(
+    out.check(
+        "王芳 shows a 4-day-old Hubei 00 (green)", client.verify(aged.code), colour=Colour.YELLOW
+    )
+    # Unregistered issuer.
+    rogue = PrivateKey.generate(Algorithm.ES256)
+    payload = {
+        "iss": IssuerId("yuhang"),
+        "iat": int(now.timestamp()),
+        "exp": int(now.timestamp()) + 3600,
+        "hc": "绿码",
+        "idn": wang.body["id_number"],
+    }
+    unregistered = jws.sign({"alg": "ES256", "kid": "yuhang-1"}, strictjson.dumps(payload), rogue)
+    out.check(
         "a 绿码 from issuer 'yuhang' (never registered)",
         client.verify(unregistered),
         colour=Colour.GREY,
         status=Status.REJECTED,
         reason=Reason.ERR_ISSUER_UNKNOWN,
     )
+    # A Zhejiang token nobody issued.
+    zhejiang = regions["zhejiang"].address
+    out.check(
+        "a Zhejiang URL with a made-up token",
+        client.verify(f"{zhejiang}/hc/v1/{base64url.encode(b'not a real token')}"),
+        colour=Colour.GREY,
+        status=Status.REJECTED,
+        reason=Reason.ERR_TOKEN_UNKNOWN,
+    )
+    # Zhejiang's verification API goes down: its codes are UNVERIFIABLE, others still verify.
+    _, fresh = _http(f"{zhejiang}/api/declarations", wang.body)
+    regions["zhejiang"].stop()
+    out.check(
+        "Zhejiang's API is down: 王芳's Zhejiang code",
+        client.verify(fresh["code"]),
+        colour=Colour.GREY,
+        status=Status.UNVERIFIABLE,
+        reason=Reason.ERR_ISSUER_UNAVAILABLE,
+    )
+    out.check(
+        "meanwhile 王芳's Beijing code",
+        client.verify(answers[("beijing", "王芳")]["code"]),
+        colour=Colour.GREEN,
+    )
+
+
+def _offline_context(state_dir: Path) -> RegionContext:
+    """A region object for minting demo codes outside its service (no token records)."""
+
+    class _NoTokens:
+        def add_token(self, *args: object) -> None:
+            raise RuntimeError("not used offline")
+
+    return RegionContext(_NoTokens(), "http://127.0.0.1", state_dir)

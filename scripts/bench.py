@@ -40,15 +40,15 @@ from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
 from gateway.clock import system_clock
 from gateway.codecs import base64url
 from gateway.crypto import Algorithm, PrivateKey
-from gateway.identity import SubjectKeys, resident_id_check_char
+from gateway.identity import IdentityKeys, resident_id_check_char
 from gateway.limits import Limits
 from gateway.model import KeyId, ProfileId
 from gateway.profiles import load_profile
 from gateway.registry import Issuer, IssuerKey, TrustState
 from gateway.storage.sqlite import ProfileSource, RegistryStore
 from gateway.verify import verify_code
-from regions.common.declarations import parse_declaration
-from regions.hangzhou import REGION
+from regions.common.spec import Holder, Level, Secrets
+from regions.hangzhou import SPEC, Hangzhou
 
 ROOT = Path(__file__).resolve().parent.parent
 HUREN = [sys.executable, "-m", "gateway"]
@@ -71,15 +71,14 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _codes(key: PrivateKey, kid: str, count: int) -> list[str]:
-    now = system_clock()
+    """Hangzhou codes for ``count`` different people, mostly green, minted as the region does."""
+    now, region, secrets = system_clock(), Hangzhou(), Secrets(key, kid)
     codes = []
     for i in range(count):
         first17 = f"330106199003{i % 28 + 1:02d}{i % 1000:03d}"
-        number = first17 + resident_id_check_char(first17)
-        body = {"id_number": number, "name": "测试", "phone": "13800000000", "contact": i % 5 == 0}
-        declaration = parse_declaration(json.dumps(body).encode())
-        state = REGION.assess(declaration, now)
-        codes.append(REGION.issue(declaration, state, now, key, kid).code)
+        holder = Holder(first17 + resident_id_check_char(first17), "测试")
+        level = Level.RED if i % 5 == 0 else Level.GREEN
+        codes.append(region.issue(holder, SPEC.states[level], now, secrets, f"bench-{i}").code)
     return codes
 
 
@@ -117,15 +116,16 @@ def bench_in_process(pairs: int, slice_s: float) -> dict[str, float]:
     key = PrivateKey.generate(Algorithm.ES256)
     kid = KeyId("bench-1")
     state = TrustState()
-    profile = load_profile(REGION.spec.profile_text())
+    profile = load_profile(SPEC.profile_text())
     state.add_profile(profile)
-    spec = REGION.spec
+    spec = SPEC
     state.add_issuer(Issuer(spec.issuer, spec.code, spec.display_name, ProfileId(profile.id), 1))
     state.add_key(IssuerKey(spec.issuer, kid, key.public_key()))
-    trust, limits, subjects = state.snapshot(), Limits(), SubjectKeys(os.urandom(32))
+    trust, limits = state.snapshot(), Limits()
+    identities = IdentityKeys(os.urandom(32), os.urandom(32))
     code = _codes(key, kid, 1)[0]
     now = system_clock()
-    assert verify_code(code, trust=trust, now=now, limits=limits, subjects=subjects).code
+    assert verify_code(code, trust=trust, now=now, limits=limits, identities=identities).code
 
     # The floor: pyca/cryptography's ES256 verify of the same bytes with a cached key object.
     head, body, sig = code.split(".")
@@ -137,7 +137,7 @@ def bench_in_process(pairs: int, slice_s: float) -> dict[str, float]:
     algorithm = ec.ECDSA(hashes.SHA256())
 
     def gateway() -> object:
-        return verify_code(code, trust=trust, now=now, limits=limits, subjects=subjects)
+        return verify_code(code, trust=trust, now=now, limits=limits, identities=identities)
 
     def floor() -> None:
         public.verify(der, signing_input, algorithm)
@@ -155,8 +155,8 @@ class _Server:
         state = work / "gateway"
         state.mkdir()
         store = RegistryStore(state / "registry.db")
-        profile = ProfileSource.parse(REGION.spec.profile_text())
-        spec = REGION.spec
+        profile = ProfileSource.parse(SPEC.profile_text())
+        spec = SPEC
         issuer = Issuer(spec.issuer, spec.code, spec.display_name, ProfileId(profile.profile.id), 1)
         store.register_issuer(
             issuer, profile, [IssuerKey(issuer.id, KeyId(kid), key.public_key())], at=system_clock()

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 
 from gateway.codecs import jws, strictjson
 from gateway.crypto import Algorithm, PrivateKey
-from gateway.identity import SubjectKeys, resident_id_check_char
+from gateway.identity import IdentityKeys, resident_id_check_char
 from gateway.limits import Limits
 from gateway.model import IssuerId, KeyId, ProfileId, RegionCode
 from gateway.profiles import Profile, load_profile
@@ -28,6 +28,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "huren"))
 
 NOW = datetime(2026, 11, 23, 2, 0, 0, tzinfo=UTC)  # 10:00 in Hangzhou
 SUBJECT_SECRET = bytes(range(32))
+LINK_KEY = bytes(range(32, 64))
 
 
 def conformance(*parts: str) -> Path:
@@ -55,7 +56,7 @@ class World:
     kid: KeyId
     profile: Profile
     snapshot: TrustSnapshot
-    subjects: SubjectKeys
+    identities: IdentityKeys
     limits: Limits
 
     def payload(self, **overrides: object) -> dict[str, object]:
@@ -98,7 +99,8 @@ def make_world(
         Issuer(IssuerId("hangzhou"), RegionCode("330100"), "杭州健康码", ProfileId("hangzhou"), 1)
     )
     state.add_key(issuer_key or IssuerKey(IssuerId("hangzhou"), kid, private.public_key()))
-    return World(private, kid, profile, state.snapshot(), SubjectKeys(SUBJECT_SECRET), Limits())
+    identities = IdentityKeys(SUBJECT_SECRET, LINK_KEY)
+    return World(private, kid, profile, state.snapshot(), identities, Limits())
 
 
 @pytest.fixture(scope="session")

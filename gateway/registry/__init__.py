@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from gateway.registry.model import Issuer, IssuerKey, KeyStatus
+from gateway.registry.model import Issuer, IssuerKey, KeyStatus, OnlineEndpoint
 from gateway.registry.snapshot import Route, TrustSnapshot
 from gateway.registry.trust import TrustState
 
@@ -12,6 +12,7 @@ __all__ = [
     "Issuer",
     "IssuerKey",
     "KeyStatus",
+    "OnlineEndpoint",
     "Route",
     "TrustHolder",
     "TrustSnapshot",

@@ -19,11 +19,15 @@ from gateway.registry.model import Issuer, IssuerKey
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Everything shared by the codes that start with one prefix."""
+    """Everything shared by the codes that start with one prefix: the envelope, and the issuers
+    with the path where each one's payloads name it (all None for key-id-only formats)."""
 
     envelope: EnvelopeSpec
-    issuer_path: FieldPath | None
-    issuers: Mapping[IssuerId, Issuer]
+    issuers: tuple[tuple[Issuer, FieldPath | None], ...]
+
+    @property
+    def names_issuers(self) -> bool:
+        return self.issuers[0][1] is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +40,13 @@ class TrustSnapshot:
     _prefixes: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        routes: dict[str, tuple[EnvelopeSpec, FieldPath | None, dict[IssuerId, Issuer]]] = {}
-        for issuer in self.issuers.values():
+        routes: dict[str, tuple[EnvelopeSpec, list[tuple[Issuer, FieldPath | None]]]] = {}
+        for issuer in sorted(self.issuers.values(), key=lambda i: i.id):
             profile = self.profile_of(issuer)
-            route = profile.envelope.route
-            entry = routes.setdefault(route, (profile.envelope, profile.issuer, {}))
-            entry[2][issuer.id] = issuer
+            route = issuer.online.code_prefix if issuer.online else profile.envelope.route
+            routes.setdefault(route, (profile.envelope, []))[1].append((issuer, profile.issuer))
         frozen = {
-            name: Route(envelope, path, MappingProxyType(members))
-            for name, (envelope, path, members) in routes.items()
+            name: Route(envelope, tuple(members)) for name, (envelope, members) in routes.items()
         }
         object.__setattr__(self, "routes", MappingProxyType(frozen))
         # Longest prefix first, so that no prefix can shadow a longer one.

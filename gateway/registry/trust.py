@@ -10,11 +10,21 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from gateway.crypto import ADMISSIBLE
+from gateway.crypto import ADMISSIBLE, check_pseudonym_key
 from gateway.errors import ConfigurationInvalid
+from gateway.identity import IdentityScheme
 from gateway.model import IssuerId, KeyId, ProfileId, Reason, parse_region_code
-from gateway.profiles.model import Profile
-from gateway.registry.model import ISSUER_ID, KEY_ID, Issuer, IssuerKey
+from gateway.profiles.model import EnvelopeFormat, Profile
+from gateway.registry.model import (
+    CLIENT_ID,
+    CODE_URL_PREFIX,
+    ISSUER_ID,
+    KEY_ID,
+    MIN_CLIENT_SECRET_BYTES,
+    SERVICE_URL,
+    Issuer,
+    IssuerKey,
+)
 from gateway.registry.snapshot import TrustSnapshot
 
 
@@ -86,7 +96,8 @@ class TrustState:
                 Reason.ERR_PROFILE,
                 f"profile {issuer.profile_id}@{issuer.profile_version} is not registered",
             )
-        self._check_route(profile, ignore=issuer.id)
+        _check_credentials(issuer, profile)
+        self._check_route(issuer, profile)
         self._issuers[issuer.id] = issuer
         self._version += 1
 
@@ -115,19 +126,28 @@ class TrustState:
 
     # ------------------------------------------------------------------ checks
 
-    def _check_route(self, profile: Profile, *, ignore: IssuerId | None) -> None:
-        """Codes that start alike must decode alike: a route's issuers share envelope and
-        issuer path, so a code can be decoded before its issuer is known."""
+    def _check_route(self, issuer: Issuer, profile: Profile) -> None:
+        """Codes that start alike must decode alike: a route's issuers share the envelope, and
+        either all name themselves in their payloads or none does (a named issuer is never
+        checked with the keys of one that is not)."""
+        route = issuer.online.code_prefix if issuer.online else profile.envelope.route
         for other in self._issuers.values():
-            if other.id == ignore:
+            if other.id == issuer.id:
                 continue
             theirs = self._profiles[(other.profile_id, other.profile_version)]
-            if theirs.envelope.route != profile.envelope.route:
+            their_route = other.online.code_prefix if other.online else theirs.envelope.route
+            if their_route != route:
                 continue
-            if theirs.envelope != profile.envelope or theirs.issuer != profile.issuer:
+            if issuer.online is not None:
+                raise ConfigurationInvalid(
+                    Reason.ERR_IDENTIFIER, f"code URL prefix {route!r} is already {other.id}'s"
+                )
+            if theirs.envelope != profile.envelope or (theirs.issuer is None) != (
+                profile.issuer is None
+            ):
                 raise ConfigurationInvalid(
                     Reason.ERR_PROFILE,
-                    f"profile {profile.label} shares the code start {profile.envelope.route!r} "
+                    f"profile {profile.label} shares the code start {route!r} "
                     f"with {theirs.label} but decodes differently",
                 )
 
@@ -139,3 +159,35 @@ class TrustState:
 
     def has_profile(self, profile_id: ProfileId, version: int) -> bool:
         return (profile_id, version) in self._profiles
+
+
+def _check_credentials(issuer: Issuer, profile: Profile) -> None:
+    """An online profile needs an endpoint and a pseudonym profile a key; nothing else has them."""
+    online = issuer.online
+    if (profile.envelope.format is EnvelopeFormat.ONLINE) != (online is not None):
+        raise ConfigurationInvalid(
+            Reason.ERR_PROFILE,
+            "an online profile needs an online endpoint, and only an online profile takes one",
+        )
+    if online is not None:
+        if not CODE_URL_PREFIX.fullmatch(online.code_prefix):
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER, "code URL prefix must be an http(s) URL ending in '/'"
+            )
+        if not SERVICE_URL.fullmatch(online.verify_url):
+            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, "verify URL must be an http(s) URL")
+        if not CLIENT_ID.fullmatch(online.client_id):
+            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, "client id must be printable ASCII")
+        if len(online.client_secret) < MIN_CLIENT_SECRET_BYTES:
+            raise ConfigurationInvalid(
+                Reason.ERR_KEY_WEAK,
+                f"client secret must be at least {MIN_CLIENT_SECRET_BYTES} bytes",
+            )
+    wants_key = profile.identity.scheme is IdentityScheme.PSEUDONYM
+    if wants_key != (issuer.pseudonym_key is not None):
+        raise ConfigurationInvalid(
+            Reason.ERR_PROFILE,
+            "a pseudonym profile needs the issuer's pseudonym key, and only it takes one",
+        )
+    if issuer.pseudonym_key is not None:
+        check_pseudonym_key(issuer.pseudonym_key)

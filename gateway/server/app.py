@@ -16,11 +16,12 @@ from grpc_reflection.v1alpha import reflection
 
 from gateway._generated.huren.v1 import verifier_pb2, verifier_pb2_grpc
 from gateway.clock import Clock, system_clock
-from gateway.identity import SubjectKeys
+from gateway.identity import IdentityKeys
 from gateway.limits import Limits
+from gateway.online_client import OnlineClient
 from gateway.registry import TrustHolder
 from gateway.server.verifier import VerifierServicer
-from gateway.service import VerificationService
+from gateway.service import OnlineAsker, VerificationService
 from gateway.storage.secrets import load_or_create_secret
 from gateway.storage.sqlite import RegistryStore
 
@@ -43,19 +44,39 @@ class StateFiles:
     def subject_key(self) -> Path:
         return self.directory / "subject.key"
 
+    @property
+    def link_key(self) -> Path:
+        """The national linking key, shared with regions that carry masked-link identities."""
+        return self.directory / "link.key"
+
     def ensure(self) -> StateFiles:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         return self
 
 
-def open_service(
-    files: StateFiles, limits: Limits, clock: Clock = system_clock
-) -> tuple[VerificationService, RegistryStore]:
-    """Open the registry and the subject key, and build the verification service on them."""
+def open_identities(files: StateFiles) -> IdentityKeys:
+    """The gateway's identity keys, created on first use."""
     files.ensure()
+    return IdentityKeys(
+        load_or_create_secret(files.subject_key), load_or_create_secret(files.link_key)
+    )
+
+
+def open_service(
+    files: StateFiles,
+    limits: Limits,
+    clock: Clock = system_clock,
+    online: OnlineAsker | None = None,
+) -> tuple[VerificationService, RegistryStore]:
+    """Open the registry and the identity keys, and build the verification service on them.
+
+    Without ``online`` a default :class:`OnlineClient` asks online issuers.
+    """
+    identities = open_identities(files)
     store = RegistryStore(files.database)
-    subjects = SubjectKeys(load_or_create_secret(files.subject_key))
-    service = VerificationService(TrustHolder(store.snapshot), limits, subjects, clock)
+    service = VerificationService(
+        TrustHolder(store.snapshot), limits, identities, clock, online or OnlineClient()
+    )
     return service, store
 
 
@@ -104,6 +125,7 @@ class GatewayServer:
     async def stop(self, grace: float = 2.0) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        await self.service.close()
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
@@ -71,7 +70,7 @@ class VerifierServicer(pb_grpc.VerifierServicer):
         self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.VerifyResponse:
         verdict = await _answer(
-            context, lambda: self._service.verify(request.code, request.destination)
+            context, lambda: self._service.verify_async(request.code, request.destination)
         )
         return pb.VerifyResponse(verdict=convert.verdict(self._verified(verdict)))
 
@@ -80,14 +79,11 @@ class VerifierServicer(pb_grpc.VerifierServicer):
     ) -> pb.VerifyBatchResponse:
         # The whole request (size, destination) is validated before any code is verified.
         verdicts = await _answer(
-            context, lambda: self._service.verify_batch(request.codes, request.destination)
+            context, lambda: self._service.verify_batch_async(request.codes, request.destination)
         )
-        response = pb.VerifyBatchResponse()
-        for index, verdict in enumerate(verdicts, 1):
-            response.verdicts.append(convert.verdict(self._verified(verdict)))
-            if index % _BATCH_SLICE == 0:
-                await asyncio.sleep(0)  # let other calls in between slices of a large batch
-        return response
+        return pb.VerifyBatchResponse(
+            verdicts=[convert.verdict(self._verified(v)) for v in verdicts]
+        )
 
     async def VerifyStream(
         self,
@@ -102,7 +98,7 @@ class VerifierServicer(pb_grpc.VerifierServicer):
                 )
             verdict = await _answer(
                 context,
-                lambda r=request: self._service.verify(r.code, r.destination),  # type: ignore[misc]
+                lambda r=request: self._service.verify_async(r.code, r.destination),  # type: ignore[misc]
             )
             yield pb.VerifyStreamResponse(
                 id=request.id, verdict=convert.verdict(self._verified(verdict))
@@ -110,11 +106,11 @@ class VerifierServicer(pb_grpc.VerifierServicer):
 
 
 async def _answer(
-    context: grpc.aio.ServicerContext[object, object], compute: Callable[[], _T]
+    context: grpc.aio.ServicerContext[object, object], compute: Callable[[], Awaitable[_T]]
 ) -> _T:
-    """Run ``compute``; map any error to the call's status through :func:`status_for`."""
+    """Await ``compute()``; map any error to the call's status through :func:`status_for`."""
     try:
-        return compute()
+        return await compute()
     except Exception as error:
         code, message = status_for(error)
         await context.abort(code, message)

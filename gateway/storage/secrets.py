@@ -1,4 +1,4 @@
-"""The gateway's secret subject key, kept in a file readable only by its owner."""
+"""The gateway's secrets (subject key, linking key), each in a file only its owner can read."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import secrets
 from pathlib import Path
 
 from gateway.errors import StorageUnavailable
-from gateway.identity import SUBJECT_KEY_BYTES
+from gateway.identity import SECRET_BYTES
 
 
-def load_or_create_secret(path: Path) -> bytes:
-    """Read the hex-encoded secret at ``path``, creating a new random one (mode 0600) if absent.
+def load_or_create_secret(path: Path, size: int = SECRET_BYTES) -> bytes:
+    """Read the hex-encoded secret at ``path``, creating ``size`` random bytes (mode 0600) if it
+    is absent.
 
     Raises:
         StorageUnavailable: if the file cannot be read or created, or holds a malformed key.
@@ -24,12 +25,12 @@ def load_or_create_secret(path: Path) -> bytes:
         raise StorageUnavailable(f"cannot create secret file {path.name}: {e.strerror}") from e
     else:
         with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(SUBJECT_KEY_BYTES) + "\n")
+            f.write(secrets.token_hex(size) + "\n")
     try:
         text = path.read_text().strip()
         secret = bytes.fromhex(text)
     except (OSError, ValueError) as e:
         raise StorageUnavailable(f"cannot read secret file {path.name}") from e
-    if len(secret) < SUBJECT_KEY_BYTES:
-        raise StorageUnavailable(f"secret file {path.name} holds fewer than 32 bytes")
+    if len(secret) < size:
+        raise StorageUnavailable(f"secret file {path.name} holds fewer than {size} bytes")
     return secret

@@ -1,32 +1,37 @@
 """The registry's SQLite file, through sqlite-utils.
 
-Durability settings follow ``threats.md``: WAL journal, ``synchronous=FULL`` (no acknowledged
-change is lost on power failure), and every write transaction starts with ``BEGIN IMMEDIATE``
-(a deferred read-then-write transaction fails at once with ``database is locked``, whatever the
-busy timeout). A change is written only after the in-memory :class:`TrustState` accepted it, and
-the new snapshot is published only after the commit returned.
+Durable settings and write transactions come from :mod:`gateway.storage.database`. A change is
+written only after the in-memory :class:`TrustState` accepted it, and the new snapshot is
+published only after the commit returned.
+
+The file also holds issuer credentials (online-verification client secrets, pseudonym keys):
+protect it like a key store.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from gateway import crypto
 from gateway.errors import StorageUnavailable
 from gateway.model import IssuerId, KeyId, ProfileId, RegionCode
 from gateway.profiles import Profile, load_profile
-from gateway.registry import Issuer, IssuerKey, KeyStatus, TrustSnapshot, TrustState
+from gateway.registry import (
+    Issuer,
+    IssuerKey,
+    KeyStatus,
+    OnlineEndpoint,
+    TrustSnapshot,
+    TrustState,
+)
+from gateway.storage.database import BUSY_TIMEOUT_S, open_database, write_transaction
 
-SCHEMA_VERSION = 1
-BUSY_TIMEOUT_S = 5.0
+SCHEMA_VERSION = 2
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -54,15 +59,9 @@ class RegistryStore:
 
     def __init__(self, path: Path, *, busy_timeout: float = BUSY_TIMEOUT_S) -> None:
         self.path = path
+        self.db = open_database(path, busy_timeout=busy_timeout)
         try:
-            conn = sqlite3.connect(
-                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self.db = sqlite_utils.Database(conn, execute_plugins=False)
-            with self._write():
+            with write_transaction(self.db):
                 self._create_schema()
             self._state = self._load()
         except sqlite3.Error as e:
@@ -70,6 +69,12 @@ class RegistryStore:
 
     def close(self) -> None:
         self.db.close()
+
+    def __enter__(self) -> RegistryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def snapshot(self) -> TrustSnapshot:
@@ -93,6 +98,11 @@ class RegistryStore:
                 "name": str,
                 "profile_id": str,
                 "profile_version": int,
+                "online_code_prefix": str,
+                "online_verify_url": str,
+                "online_client_id": str,
+                "online_client_secret": bytes,
+                "pseudonym_key": bytes,
                 "added_at": str,
             },
             pk="id",
@@ -144,24 +154,6 @@ class RegistryStore:
 
     # ------------------------------------------------------------------ writes
 
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        try:
-            self.db.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            raise StorageUnavailable(f"registry database is busy: {e}") from e
-        try:
-            yield
-        except BaseException:
-            self.db.conn.execute("ROLLBACK")
-            raise
-        try:
-            self.db.conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            if self.db.conn.in_transaction:
-                self.db.conn.execute("ROLLBACK")
-            raise StorageUnavailable(f"registry commit failed: {e}") from e
-
     def register_issuer(
         self,
         issuer: Issuer,
@@ -182,45 +174,60 @@ class RegistryStore:
         candidate.add_issuer(issuer)
         for key in keys:
             candidate.add_key(key)
-        try:
-            with self._write():
-                if new_profile:
-                    self.db.table("profiles").insert(
-                        {
-                            "profile_id": profile.profile.id,
-                            "version": profile.profile.version,
-                            "source": profile.text,
-                            "sha256": profile.profile.source_sha256,
-                            "added_at": _ts(at),
-                        }
-                    )
-                self.db.table("issuers").insert(
+        with write_transaction(self.db):
+            if new_profile:
+                self.db.table("profiles").insert(
                     {
-                        "id": issuer.id,
-                        "region": issuer.region,
-                        "name": issuer.name,
-                        "profile_id": issuer.profile_id,
-                        "profile_version": issuer.profile_version,
+                        "profile_id": profile.profile.id,
+                        "version": profile.profile.version,
+                        "source": profile.text,
+                        "sha256": profile.profile.source_sha256,
                         "added_at": _ts(at),
                     }
                 )
-                for key in keys:
-                    self.db.table("keys").insert(_key_row(key, at))
-                self._set_meta("trust_version", str(candidate.version))
-        except sqlite3.Error as e:
-            raise StorageUnavailable(f"registry write failed: {e}") from e
+            self.db.table("issuers").insert(_issuer_row(issuer, at))
+            for key in keys:
+                self.db.table("keys").insert(_key_row(key, at))
+            self._set_meta("trust_version", str(candidate.version))
         self._state = candidate
         return candidate.snapshot()
 
 
 def _issuer(row: dict[str, Any]) -> Issuer:
+    online = None
+    if row["online_code_prefix"] is not None:
+        online = OnlineEndpoint(
+            row["online_code_prefix"],
+            row["online_verify_url"],
+            row["online_client_id"],
+            row["online_client_secret"],
+        )
     return Issuer(
         id=IssuerId(row["id"]),
         region=RegionCode(row["region"]),
         name=row["name"],
         profile_id=ProfileId(row["profile_id"]),
         profile_version=row["profile_version"],
+        online=online,
+        pseudonym_key=row["pseudonym_key"],
     )
+
+
+def _issuer_row(issuer: Issuer, at: datetime) -> dict[str, Any]:
+    online = issuer.online
+    return {
+        "id": issuer.id,
+        "region": issuer.region,
+        "name": issuer.name,
+        "profile_id": issuer.profile_id,
+        "profile_version": issuer.profile_version,
+        "online_code_prefix": online.code_prefix if online else None,
+        "online_verify_url": online.verify_url if online else None,
+        "online_client_id": online.client_id if online else None,
+        "online_client_secret": online.client_secret if online else None,
+        "pseudonym_key": issuer.pseudonym_key,
+        "added_at": _ts(at),
+    }
 
 
 def _key(row: dict[str, Any]) -> IssuerKey:

@@ -1,88 +1,354 @@
 """The HTTP service every simulated region runs (aiohttp).
 
-- ``POST /api/declarations``: a JSON declaration in, ``201 {"code", "state", "expires_at"}`` out;
-  ``400 {"error", "field"}`` for a refused declaration, ``413`` over the body limit, ``415``
-  without a JSON content type.
-- ``GET /api/keys``: the region's public keys as a JWKS.
-- ``GET /healthz``: liveness.
+Travellers:
 
-Identity numbers are never logged.
+- ``POST /api/declarations``: a JSON declaration in. ``201 {"id", "state", "code", "expires_at",
+  "pending"}``; a declaration that needs a back-end check gets the region's pending code, or
+  ``202`` with no code if the region has no pending state.
+- ``GET /api/declarations/{id}``: the current code, freshly issued (after the back-end check has
+  completed: the final one). The declaration id is the traveller's capability; it is random.
+- ``POST /api/appeals`` (``{"declaration_id", "reason"}``) and ``GET /api/appeals/{id}``: dispute
+  a colour and follow the appeal, with every step recorded.
+
+Operators (``Authorization: Bearer <token>``, tokens in the state directory):
+
+- ``GET /api/appeals?status=open`` and ``POST /api/appeals/{id}/decision``
+  (``{"decision": "accept" | "reject", "reason", "level"}``): an accepted appeal issues a corrected
+  code at ``level`` (default green).
+
+Everyone: ``GET /api/keys`` (JWKS), ``GET /healthz``.
+
+Errors are JSON ``{"error", "field"}``; bodies are bounded; identity numbers are never logged.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import json
 import logging
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from gateway.clock import Clock
+from gateway.codecs import strictjson
+from gateway.errors import CodeRejected
 from regions.common.declarations import MAX_BODY_BYTES, DeclarationInvalid, parse_declaration
-from regions.common.keys import SigningKey
-from regions.common.spec import CHINA_STANDARD_TIME, Region
+from regions.common.rules import Rules
+from regions.common.spec import (
+    CHINA_STANDARD_TIME,
+    Holder,
+    IssuedCode,
+    Level,
+    Region,
+    Secrets,
+)
+from regions.common.store import RegionStore, StoredDeclaration
 
 log = logging.getLogger(__name__)
 _dumps = functools.partial(json.dumps, ensure_ascii=False)
-
-REGION_KEY: web.AppKey[Region] = web.AppKey("region")
-SIGNING_KEY: web.AppKey[SigningKey] = web.AppKey("signing_key")
-CLOCK_KEY: web.AppKey[Clock] = web.AppKey("clock")
+MAX_REASON_CHARS = 500
 
 
-def _error(status: int, message: str, field: str | None = None) -> web.Response:
+@dataclass(frozen=True, slots=True)
+class Operators:
+    """Operator bearer tokens, stored as SHA-256 digests; one is created on first start."""
+
+    digests: dict[str, str]  # name -> hex digest
+
+    @classmethod
+    def load_or_create(cls, state_dir: Path) -> Operators:
+        path = state_dir / "operators.json"
+        if not path.exists():
+            token = secrets.token_urlsafe(24)
+            token_path = state_dir / "operator.token"
+            fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(token + "\n")
+            digest = hashlib.sha256(token.encode()).hexdigest()
+            path.write_text(json.dumps({"operators": {"duty-officer": digest}}))
+        return cls(dict(json.loads(path.read_text())["operators"]))
+
+    def who(self, header: str | None) -> str | None:
+        """The operator a ``Bearer`` header authenticates, or None."""
+        if not header or not header.startswith("Bearer "):
+            return None
+        digest = hashlib.sha256(header[len("Bearer ") :].encode()).hexdigest()
+        found = None
+        for name, expected in self.digests.items():
+            if hmac.compare_digest(digest, expected):
+                found = name
+        return found
+
+
+REGION: web.AppKey[Region] = web.AppKey("region")
+RULES: web.AppKey[Rules] = web.AppKey("rules")
+SECRETS: web.AppKey[Secrets] = web.AppKey("secrets")
+STORE: web.AppKey[RegionStore] = web.AppKey("store")
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+OPERATORS: web.AppKey[Operators] = web.AppKey("operators")
+
+
+def error(status: int, message: str, field: str | None = None) -> web.Response:
     body: dict[str, str] = {"error": message}
     if field is not None:
         body["field"] = field
-    return web.json_response(body, status=status)
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+async def _json_body(request: web.Request) -> tuple[bytes | None, web.Response | None]:
+    if request.content_type != "application/json":
+        return None, error(415, "send application/json")
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return None, error(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return await request.read(), None
+    except web.HTTPRequestEntityTooLarge:
+        return None, error(413, f"body larger than {MAX_BODY_BYTES} bytes")
+
+
+def _object(body: bytes) -> dict[str, Any]:
+    try:
+        value = strictjson.loads(body, max_bytes=MAX_BODY_BYTES, max_depth=4)
+    except CodeRejected as e:
+        raise DeclarationInvalid("body", f"body is not acceptable JSON ({e.reason.value})") from e
+    if not isinstance(value, dict):
+        raise DeclarationInvalid("body", "body must be a JSON object")
+    return value
+
+
+def _issue(app: web.Application, stored: StoredDeclaration, level: Level) -> IssuedCode | None:
+    region, secrets_ = app[REGION], app[SECRETS]
+    state = region.spec.states.get(level)
+    if state is None:
+        return None
+    decl = stored.declaration
+    holder = Holder(decl.id_number, decl.name)
+    return region.issue(holder, state, app[CLOCK](), secrets_, stored.id)
+
+
+def _current(app: web.Application, declaration_id: str) -> dict[str, Any] | None:
+    """The declaration's current code: after a due back-end review, the final one."""
+    store, rules, now = app[STORE], app[RULES], app[CLOCK]()
+    stored = store.declaration(declaration_id)
+    if stored is None:
+        return None
+    if stored.level is Level.PENDING and stored.review_due and now >= stored.review_due:
+        final = rules.assess(stored.declaration, now, reviewed=True)
+        store.complete_review(stored.id, final)
+        stored = store.declaration(declaration_id)
+        assert stored is not None
+    issued = _issue(app, stored, stored.effective)
+    return {
+        "id": stored.id,
+        "pending": stored.effective is Level.PENDING,
+        "state": issued.state if issued else None,
+        "code": issued.code if issued else None,
+        "expires_at": _local(issued.expires_at) if issued else None,
+    }
+
+
+def _local(instant: Any) -> str:
+    return str(instant.astimezone(CHINA_STANDARD_TIME).isoformat())
 
 
 async def declare(request: web.Request) -> web.Response:
-    if request.content_type != "application/json":
-        return _error(415, "send the declaration as application/json")
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        return _error(413, f"declaration larger than {MAX_BODY_BYTES} bytes")
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _error(413, f"declaration larger than {MAX_BODY_BYTES} bytes")
+    body, refused = await _json_body(request)
+    if refused is not None:
+        return refused
+    assert body is not None
     try:
         declaration = parse_declaration(body)
     except DeclarationInvalid as e:
-        return _error(400, str(e), e.field)
-    region = request.app[REGION_KEY]
-    signing = request.app[SIGNING_KEY]
-    now = request.app[CLOCK_KEY]()
-    state = region.assess(declaration, now)
-    issued = region.issue(declaration, state, now, signing.key, signing.kid)
-    log.info("%s issued a %s code", region.spec.name, state)
-    return web.json_response(
-        {
-            "code": issued.code,
-            "state": issued.state,
-            "expires_at": issued.expires_at.astimezone(CHINA_STANDARD_TIME).isoformat(),
-        },
-        status=201,
-        dumps=_dumps,
-    )
+        return error(400, str(e), e.field)
+    app = request.app
+    now, rules = app[CLOCK](), app[RULES]
+    level = rules.assess(declaration, now)
+    due = now + timedelta(seconds=rules.check_seconds) if level is Level.PENDING else None
+    declaration_id = secrets.token_urlsafe(16)
+    app[STORE].add_declaration(declaration_id, body, level, due, now)
+    current = _current(app, declaration_id)
+    assert current is not None
+    log.info("%s: declaration assessed %s", app[REGION].spec.name, level.value)
+    return web.json_response(current, status=201 if current["code"] else 202, dumps=_dumps)
+
+
+async def current_code(request: web.Request) -> web.Response:
+    current = _current(request.app, request.match_info["id"])
+    if current is None:
+        return error(404, "no such declaration")
+    return web.json_response(current, dumps=_dumps)
 
 
 async def keys(request: web.Request) -> web.Response:
-    jwks = {"keys": [request.app[SIGNING_KEY].jwk()]}
-    return web.json_response(jwks, headers={"Cache-Control": "max-age=300"})
+    secrets_ = request.app[SECRETS]
+    public = secrets_.key.public_key()
+    jwk = {**public.jwk(), "kid": secrets_.kid, "alg": public.algorithm.value, "use": "sig"}
+    return web.json_response({"keys": [jwk]}, headers={"Cache-Control": "max-age=300"})
 
 
 async def healthz(request: web.Request) -> web.Response:
-    spec = request.app[REGION_KEY].spec
+    spec = request.app[REGION].spec
     return web.json_response({"status": "ok", "region": spec.name, "code": spec.code})
 
 
-def make_app(region: Region, signing: SigningKey, clock: Clock) -> web.Application:
+async def file_appeal(request: web.Request) -> web.Response:
+    body, refused = await _json_body(request)
+    if refused is not None:
+        return refused
+    assert body is not None
+    try:
+        data = _object(body)
+        declaration_id, reason = (
+            _text(data, "declaration_id", 64),
+            _text(data, "reason", MAX_REASON_CHARS),
+        )
+        if set(data) - {"declaration_id", "reason"}:
+            raise DeclarationInvalid(
+                sorted(set(data) - {"declaration_id", "reason"})[0][:32], "unknown field"
+            )
+    except DeclarationInvalid as e:
+        return error(400, str(e), e.field)
+    store = request.app[STORE]
+    if store.declaration(declaration_id) is None:
+        return error(404, "no such declaration", "declaration_id")
+    appeal_id = secrets.token_urlsafe(12)
+    store.add_appeal(appeal_id, declaration_id, reason, request.app[CLOCK]())
+    return web.json_response({"appeal_id": appeal_id, "status": "open"}, status=201)
+
+
+async def appeal_status(request: web.Request) -> web.Response:
+    appeal = request.app[STORE].appeal(request.match_info["id"])
+    if appeal is None:
+        return error(404, "no such appeal")
+    return web.json_response(_appeal_view(appeal), dumps=_dumps)
+
+
+def _appeal_view(appeal: dict[str, Any]) -> dict[str, Any]:
+    view = {
+        k: appeal[k]
+        for k in (
+            "id",
+            "declaration_id",
+            "status",
+            "reason",
+            "decision_reason",
+            "filed_at",
+            "decided_at",
+            "decided_by",
+        )
+    }
+    if appeal.get("corrected_code"):
+        view["corrected"] = {
+            "code": appeal["corrected_code"],
+            "state": appeal["corrected_state"],
+            "expires_at": appeal["corrected_expires_at"],
+        }
+    if "events" in appeal:
+        view["events"] = appeal["events"]
+    return view
+
+
+def _operator(request: web.Request) -> str | None:
+    return request.app[OPERATORS].who(request.headers.get("Authorization"))
+
+
+async def list_appeals(request: web.Request) -> web.Response:
+    if _operator(request) is None:
+        return error(401, "operator token required")
+    status = request.query.get("status")
+    if status not in (None, "open", "accepted", "rejected"):
+        return error(400, "status must be open, accepted or rejected", "status")
+    appeals = [_appeal_view(a) for a in request.app[STORE].appeals(status)]
+    return web.json_response({"appeals": appeals}, dumps=_dumps)
+
+
+async def decide_appeal(request: web.Request) -> web.Response:
+    operator = _operator(request)
+    if operator is None:
+        return error(401, "operator token required")
+    body, refused = await _json_body(request)
+    if refused is not None:
+        return refused
+    assert body is not None
+    try:
+        data = _object(body)
+        decision = _text(data, "decision", 8)
+        reason = _text(data, "reason", MAX_REASON_CHARS)
+        if decision not in ("accept", "reject"):
+            raise DeclarationInvalid("decision", "decision must be accept or reject")
+        level = Level(data.get("level", "green"))
+        if level is Level.PENDING:
+            raise ValueError("pending")
+        if set(data) - {"decision", "reason", "level"}:
+            raise DeclarationInvalid("body", "unknown field")
+    except DeclarationInvalid as e:
+        return error(400, str(e), e.field)
+    except ValueError:
+        return error(400, "level must be green, yellow or red", "level")
+    app, appeal_id = request.app, request.match_info["id"]
+    store = app[STORE]
+    appeal = store.appeal(appeal_id)
+    if appeal is None:
+        return error(404, "no such appeal")
+    corrected = None
+    if decision == "accept":
+        stored = store.declaration(appeal["declaration_id"])
+        assert stored is not None
+        issued = _issue(app, stored, level)
+        assert issued is not None
+        corrected = (level, issued.code, issued.state, issued.expires_at)
+    if not store.decide(
+        appeal_id,
+        accepted=decision == "accept",
+        reason=reason,
+        operator=operator,
+        now=app[CLOCK](),
+        corrected=corrected,
+    ):
+        return error(409, "the appeal is already decided")
+    decided = store.appeal(appeal_id)
+    assert decided is not None
+    return web.json_response(_appeal_view(decided), dumps=_dumps)
+
+
+def _text(data: dict[str, Any], key: str, max_len: int) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not 0 < len(value) <= max_len or not value.isprintable():
+        raise DeclarationInvalid(key, f"required text of at most {max_len} characters")
+    return value
+
+
+def make_app(
+    region: Region,
+    rules: Rules,
+    secrets_: Secrets,
+    store: RegionStore,
+    clock: Clock,
+    operators: Operators,
+) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app[REGION_KEY] = region
-    app[SIGNING_KEY] = signing
-    app[CLOCK_KEY] = clock
+    app[REGION], app[RULES], app[SECRETS] = region, rules, secrets_
+    app[STORE], app[CLOCK], app[OPERATORS] = store, clock, operators
     app.router.add_post("/api/declarations", declare)
+    app.router.add_get("/api/declarations/{id}", current_code)
+    app.router.add_post("/api/appeals", file_appeal)
+    app.router.add_get("/api/appeals", list_appeals)
+    app.router.add_get("/api/appeals/{id}", appeal_status)
+    app.router.add_post("/api/appeals/{id}/decision", decide_appeal)
     app.router.add_get("/api/keys", keys)
     app.router.add_get("/healthz", healthz)
+    app.router.add_routes(region.routes())
+    app.on_cleanup.append(_close_store)
     return app
+
+
+async def _close_store(app: web.Application) -> None:
+    app[STORE].close()

@@ -1,5 +1,5 @@
-"""Real components on loopback: the Hangzhou issuer (aiohttp), a gateway (grpc.aio) and its
-SQLite registry file, all on 127.0.0.1 with ports chosen by the OS."""
+"""Real components on loopback: the seven regional issuers (aiohttp), a gateway (grpc.aio) and
+its SQLite registry file, all on 127.0.0.1 with ports chosen by the OS, sharing one clock."""
 
 from __future__ import annotations
 
@@ -13,25 +13,25 @@ import aiohttp
 import grpc
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
+from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc
 from gateway.clock import system_clock
-from gateway.keyfiles import read_keys
 from gateway.limits import Limits
-from gateway.model import ProfileId
-from gateway.registry import Issuer, IssuerKey
-from gateway.server.app import GatewayServer, StateFiles, open_service
+from gateway.model import Verdict
+from gateway.online_client import OnlineClient
+from gateway.server.app import GatewayServer, StateFiles, open_identities, open_service
+from gateway.server.convert import verdict_from_pb
 from gateway.service import VerificationService
-from gateway.storage.sqlite import ProfileSource, RegistryStore
-from regions.common.keys import SigningKey, load_or_create
-from regions.common.service import make_app
-from regions.hangzhou import REGION
+from gateway.storage.sqlite import RegistryStore
+from regions import REGIONS
+from regions.common.onboarding import registration
+from regions.common.runner import RunningRegion, start_region
 from tests.conftest import resident_id
 
 
 class MutableClock:
-    """One clock for the issuer and the gateway, which a test may move forward."""
+    """One clock for the issuers and the gateway, which a test may move forward."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
@@ -48,24 +48,6 @@ def clock() -> MutableClock:
     return MutableClock(system_clock().replace(microsecond=0))
 
 
-@dataclass
-class RegionHandle:
-    url: str
-    signing: SigningKey
-    state_dir: Path
-
-    async def declare(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        url = f"{self.url}/api/declarations"
-        async with aiohttp.ClientSession() as session, session.post(url, json=body) as response:
-            return response.status, await response.json()
-
-    async def issue(self, **body: Any) -> str:
-        status, answer = await self.declare(declaration(**body))
-        assert status == 201, answer
-        code: str = answer["code"]
-        return code
-
-
 def declaration(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id_number": resident_id(),
@@ -79,60 +61,102 @@ def declaration(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-@pytest_asyncio.fixture
-async def hangzhou(tmp_path: Path, clock: MutableClock) -> AsyncIterator[RegionHandle]:
-    state_dir = tmp_path / "hangzhou"
-    signing = load_or_create(state_dir, "hangzhou", REGION.spec.algorithm)
-    runner = web.AppRunner(make_app(REGION, signing, clock), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield RegionHandle(f"http://127.0.0.1:{port}", signing, state_dir)
-    await runner.cleanup()
-
-
 @dataclass
-class GatewayHandle:
-    address: str
-    channel: grpc.aio.Channel
-    stub: verifier_pb2_grpc.VerifierAsyncStub
-    service: VerificationService
-    store: RegistryStore
-    files: StateFiles
+class RegionHandle:
+    running: RunningRegion
+
+    @property
+    def url(self) -> str:
+        return self.running.url
+
+    @property
+    def kid(self) -> str:
+        return self.running.secrets.kid
+
+    async def request(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(method, self.url + path, json=body, headers=headers) as response,
+        ):
+            return response.status, await response.json()
+
+    async def declare(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        status, answer = await self.request("POST", "/api/declarations", body)
+        return status, answer
+
+    async def issue(self, **body: Any) -> str:
+        status, answer = await self.declare(declaration(**body))
+        assert status == 201, answer
+        code: str = answer["code"]
+        return code
 
 
 GATEWAY_LIMITS = Limits(max_batch=10, max_message_bytes=64 * 1024)
 
 
-async def register_from_region(store: RegistryStore, region_url: str) -> None:
-    """What an operator does: take the issuer's published keys and its profile file."""
-    url = f"{region_url}/api/keys"
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
-        jwks = await response.read()
-    profile = ProfileSource.parse(REGION.spec.profile_text())
-    spec = REGION.spec
-    issuer = Issuer(spec.issuer, spec.code, spec.display_name, ProfileId(profile.profile.id), 1)
-    keys = [IssuerKey(issuer.id, k.kid, k.public_key) for k in read_keys(jwks)]
-    store.register_issuer(issuer, profile, keys, at=system_clock())
+@dataclass
+class Hub:
+    """Seven regions and a gateway that knows them all."""
+
+    regions: dict[str, RegionHandle]
+    address: str
+    channel: grpc.aio.Channel
+    stub: verifier_pb2_grpc.VerifierAsyncStub
+    service: VerificationService
+    files: StateFiles
+    online: OnlineClient
+
+    async def verify(self, code: str, destination: str = "") -> Verdict:
+        response = await self.stub.Verify(pb.VerifyRequest(code=code, destination=destination))
+        return verdict_from_pb(response.verdict)
+
+
+async def register_all(files: StateFiles, regions: dict[str, RegionHandle]) -> None:
+    """What every regional operator does: publish keys, hand over profile and credentials."""
+    with RegistryStore(files.database) as store:
+        for name, handle in regions.items():
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"{handle.url}/api/keys") as response,
+            ):
+                jwks = await response.read()
+            found = registration(name, handle.url, handle.running.state_dir, jwks)
+            store.register_issuer(found.issuer, found.profile, found.keys, at=system_clock())
 
 
 @pytest_asyncio.fixture
-async def gateway(
-    tmp_path: Path, clock: MutableClock, hangzhou: RegionHandle
-) -> AsyncIterator[GatewayHandle]:
-    files = StateFiles(tmp_path / "gateway")
-    files.ensure()
-    store = RegistryStore(files.database)
-    await register_from_region(store, hangzhou.url)
-    store.close()
-    service, store = open_service(files, GATEWAY_LIMITS, clock)
+async def hub(tmp_path: Path, clock: MutableClock) -> AsyncIterator[Hub]:
+    files = StateFiles(tmp_path / "gateway").ensure()
+    open_identities(files)
+    link_key = bytes.fromhex(files.link_key.read_text().strip())
+    regions = {
+        name: RegionHandle(
+            await start_region(name, state_dir=tmp_path / name, clock=clock, link_key=link_key)
+        )
+        for name in REGIONS
+    }
+    await register_all(files, regions)
+    online = OnlineClient(timeout=1.0, breaker_failures=1000)
+    service, store = open_service(files, GATEWAY_LIMITS, clock, online)
     server = GatewayServer(service, "127.0.0.1:0")
     port = await server.start()
     address = f"127.0.0.1:{port}"
     channel = grpc.aio.insecure_channel(address)
     stub = verifier_pb2_grpc.VerifierStub(channel)
-    yield GatewayHandle(address, channel, stub, service, store, files)
+    yield Hub(regions, address, channel, stub, service, files, online)
     await channel.close(None)
     await server.stop(0)
     store.close()
+    for handle in regions.values():
+        await handle.running.stop()
+
+
+@pytest_asyncio.fixture
+async def hangzhou(tmp_path: Path, clock: MutableClock) -> AsyncIterator[RegionHandle]:
+    """The Hangzhou issuer alone (for tests of the regional HTTP API)."""
+    handle = RegionHandle(await start_region("hangzhou", state_dir=tmp_path / "hz", clock=clock))
+    yield handle
+    await handle.running.stop()

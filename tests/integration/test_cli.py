@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from gateway.clock import system_clock
-from regions.common.declarations import parse_declaration
 from regions.common.keys import SigningKey, load_or_create
-from regions.hangzhou import REGION
+from regions.common.spec import Holder, Secrets
+from regions.hangzhou import SPEC, Hangzhou
 from tests.conftest import REPO, resident_id
-from tests.integration.conftest import declaration
 
 pytestmark = pytest.mark.slow
 JSON_FIELDS = {
@@ -36,6 +35,7 @@ JSON_FIELDS = {
 
 
 HUREN = [sys.executable, "-m", "gateway"]
+HANGZHOU = Hangzhou()
 
 
 def huren(
@@ -56,7 +56,7 @@ def huren(
 @pytest.fixture
 def served_gateway(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """A gateway process whose registry was filled by ``huren registry add-issuer``."""
-    signing = load_or_create(tmp_path / "hangzhou", "hangzhou", REGION.spec.algorithm)
+    signing = load_or_create(tmp_path / "hangzhou", "hangzhou", SPEC.algorithm)
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps({"keys": [signing.jwk()]}))
     state = tmp_path / "gateway"
@@ -97,17 +97,15 @@ def served_gateway(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
 
 
 def _codes(signing: SigningKey) -> dict[str, str]:
+    """Codes minted exactly as the Hangzhou service mints them, with the registered key."""
     now = system_clock()
-    codes = {}
-    for name, body in {"green": declaration(), "red": declaration(contact=True)}.items():
-        decl = parse_declaration(json.dumps(body).encode())
-        codes[name] = REGION.issue(
-            decl, REGION.assess(decl, now), now, signing.key, signing.kid
-        ).code
-    old = parse_declaration(json.dumps(declaration()).encode())
-    yesterday = now - timedelta(hours=30)
-    codes["expired"] = REGION.issue(old, "绿码", yesterday, signing.key, signing.kid).code
-    return codes
+    secrets = Secrets(signing.key, signing.kid)
+    holder = Holder(resident_id(), "王芳")
+    return {
+        "green": HANGZHOU.issue(holder, "绿码", now, secrets, "cli").code,
+        "red": HANGZHOU.issue(holder, "红码", now, secrets, "cli").code,
+        "expired": HANGZHOU.issue(holder, "绿码", now - timedelta(hours=30), secrets, "cli").code,
+    }
 
 
 def test_verify_json_prints_one_object_per_code(served_gateway):
@@ -185,31 +183,63 @@ def test_a_bad_profile_is_refused_by_the_cli(tmp_path):
 
 
 def test_demo_json_shows_every_outcome_it_promises():
-    result = huren("demo", "--json", timeout=120)
+    result = huren("demo", "--json", timeout=180)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(x["status"], x["colour"], x["reason"]) for x in lines] == [
-        ("VALID", "GREEN", "OK"),
-        ("VALID", "YELLOW", "OK"),
-        ("VALID", "RED", "OK"),
-        ("VALID", "GREY", "OK"),
-        ("REJECTED", "GREY", "ERR_SIGNATURE"),
-        ("REJECTED", "GREY", "ERR_EXPIRED"),
-        ("REJECTED", "GREY", "ERR_ISSUER_UNKNOWN"),
-    ]
     for line in lines:
         assert set(line) >= JSON_FIELDS
+    by_case = {line["case"]: line for line in lines}
+
+    def outcome(prefix: str) -> tuple[str, str, str]:
+        (line,) = [v for k, v in by_case.items() if k.startswith(prefix)]
+        return line["status"], line["colour"], line["reason"]
+
+    # The region x state table: every region's green, yellow and red, and the pending states.
+    for region in ("hangzhou", "zhejiang", "beijing", "shanghai", "guangdong", "macau", "hubei"):
+        assert outcome(f"{region} 王芳") == ("VALID", "GREEN", "OK")
+        assert outcome(f"{region} 李强") == ("VALID", "YELLOW", "OK")
+        assert outcome(f"{region} 张伟") == ("VALID", "RED", "OK")
+    for pending in (
+        "hangzhou 陈静 灰码",
+        "zhejiang 陈静 init",
+        "beijing 陈静 弹窗",
+        "hubei 陈静 99",
+    ):
+        assert outcome(pending) == ("VALID", "GREY", "OK")
+    # One person, one subject reference, whatever the region's identity carrier.
+    subjects = {
+        v["subject"] for k, v in by_case.items() if " 王芳 " in k and v["colour"] == "GREEN"
+    }
+    assert len(subjects) == 1
+    assert outcome("陈静 shanghai after review") == ("VALID", "GREEN", "OK")
+    assert outcome("张伟 corrected code") == ("VALID", "GREEN", "OK")
+    assert outcome("李强 edits Beijing") == ("REJECTED", "GREY", "ERR_SIGNATURE")
+    assert outcome("王芳 shows a 31-minute-old Shanghai") == ("REJECTED", "GREY", "ERR_EXPIRED")
+    assert outcome("王芳 shows a 4-day-old Hubei") == ("VALID", "YELLOW", "OK")
+    assert outcome("a 绿码 from issuer 'yuhang'") == ("REJECTED", "GREY", "ERR_ISSUER_UNKNOWN")
+    assert outcome("a Zhejiang URL with a made-up token") == (
+        "REJECTED",
+        "GREY",
+        "ERR_TOKEN_UNKNOWN",
+    )
+    assert outcome("Zhejiang's API is down") == ("UNVERIFIABLE", "GREY", "ERR_ISSUER_UNAVAILABLE")
+    assert outcome("meanwhile") == ("VALID", "GREEN", "OK")
 
 
 def test_demo_prints_a_readable_story():
-    result = huren("demo", timeout=120)
+    result = huren("demo", timeout=180)
     assert result.returncode == 0, result.stderr
     for text in (
-        "POST /api/declarations",
-        "Verify RPC",
-        "绿码",
+        "seven issuers",
+        "未见异常 -> GREEN",
+        "verde -> GREEN",
+        "00 -> GREEN",
+        "1 subject reference",
+        "after review",
+        "duty-officer",
         "ERR_SIGNATURE",
         "ERR_EXPIRED",
+        "UNVERIFIABLE",
         "ERR_ISSUER_UNKNOWN",
         "verdicts are as expected",
     ):

@@ -11,17 +11,12 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from gateway._generated.huren.v1 import verdict_pb2 as vpb
 from gateway._generated.huren.v1 import verifier_pb2 as pb
-from gateway.model import Colour, Reason, Status, Verdict
+from gateway.model import Colour, Reason, Status
 from gateway.server.convert import verdict_from_pb
 from tests.conftest import resident_id
-from tests.integration.conftest import GATEWAY_LIMITS, GatewayHandle, MutableClock, RegionHandle
+from tests.integration.conftest import GATEWAY_LIMITS, Hub, MutableClock
 
 pytestmark = pytest.mark.asyncio
-
-
-async def _verify(gateway: GatewayHandle, code: str, destination: str = "") -> Verdict:
-    response = await gateway.stub.Verify(pb.VerifyRequest(code=code, destination=destination))
-    return verdict_from_pb(response.verdict)
 
 
 @pytest.mark.parametrize(
@@ -48,48 +43,44 @@ async def _verify(gateway: GatewayHandle, code: str, destination: str = "") -> V
     ],
     ids=["green", "yellow-symptoms", "yellow-medium-area", "red-contact", "red-high-area", "grey"],
 )
-async def test_a_hangzhou_code_is_verified_to_its_canonical_colour(
-    gateway: GatewayHandle, hangzhou: RegionHandle, body, state, colour
-):
-    code = await hangzhou.issue(**body)
-    verdict = await _verify(gateway, code)
+async def test_a_hangzhou_code_is_verified_to_its_canonical_colour(hub: Hub, body, state, colour):
+    code = await hub.regions["hangzhou"].issue(**body)
+    verdict = await hub.verify(code)
     assert verdict.status is Status.VALID, verdict.detail
     assert verdict.colour is colour
     assert verdict.code is not None
     assert verdict.code.local_state == state
     assert (verdict.code.region, verdict.code.issuer) == ("330100", "hangzhou")
-    assert verdict.provenance.kid == hangzhou.signing.kid
+    assert verdict.provenance.kid == hub.regions["hangzhou"].kid
     assert verdict.code.masked_identity == resident_id()[:3] + "*" * 13 + resident_id()[-2:]
-    trust = gateway.service.trust.current
+    trust = hub.service.trust.current
     assert verdict.provenance.trust_version == trust.version
 
 
-async def test_the_same_traveller_has_one_subject_across_codes(gateway, hangzhou):
-    green = await _verify(gateway, await hangzhou.issue())
-    red = await _verify(gateway, await hangzhou.issue(contact=True))
-    other = await _verify(gateway, await hangzhou.issue(id_number=resident_id(seq="999")))
+async def test_the_same_traveller_has_one_subject_across_codes(hub):
+    green = await hub.verify(await hub.regions["hangzhou"].issue())
+    red = await hub.verify(await hub.regions["hangzhou"].issue(contact=True))
+    other = await hub.verify(await hub.regions["hangzhou"].issue(id_number=resident_id(seq="999")))
     assert green.code
     assert red.code
     assert other.code
     assert green.code.subject == red.code.subject != other.code.subject
 
 
-async def test_a_code_expires_when_the_clock_passes_its_expiry(
-    gateway: GatewayHandle, hangzhou: RegionHandle, clock: MutableClock
-):
-    code = await hangzhou.issue()
-    assert (await _verify(gateway, code)).colour is Colour.GREEN
+async def test_a_code_expires_when_the_clock_passes_its_expiry(hub: Hub, clock: MutableClock):
+    code = await hub.regions["hangzhou"].issue()
+    assert (await hub.verify(code)).colour is Colour.GREEN
     clock.advance(timedelta(hours=24))
-    verdict = await _verify(gateway, code)
+    verdict = await hub.verify(code)
     assert verdict.reason is Reason.ERR_EXPIRED
     assert verdict.colour is Colour.GREY
 
 
-async def test_batch_keeps_order_shares_duplicates_and_mixes_outcomes(gateway, hangzhou):
-    green = await hangzhou.issue()
-    red = await hangzhou.issue(contact=True)
+async def test_batch_keeps_order_shares_duplicates_and_mixes_outcomes(hub):
+    green = await hub.regions["hangzhou"].issue()
+    red = await hub.regions["hangzhou"].issue(contact=True)
     codes = [green, "garbage", red, green, ""]
-    response = await gateway.stub.VerifyBatch(pb.VerifyBatchRequest(codes=codes))
+    response = await hub.stub.VerifyBatch(pb.VerifyBatchRequest(codes=codes))
     verdicts = [verdict_from_pb(v) for v in response.verdicts]
     assert [v.colour for v in verdicts] == [
         Colour.GREEN,
@@ -114,32 +105,32 @@ async def test_batch_keeps_order_shares_duplicates_and_mixes_outcomes(gateway, h
     [(0, ""), (GATEWAY_LIMITS.max_batch + 1, ""), (1, "33010"), (1, "ＢＪ")],
     ids=["empty", "over-limit", "short-destination", "fullwidth-destination"],
 )
-async def test_malformed_batches_are_invalid_arguments(gateway, size, destination):
+async def test_malformed_batches_are_invalid_arguments(hub, size, destination):
     with pytest.raises(grpc.aio.AioRpcError) as failed:
-        await gateway.stub.VerifyBatch(
+        await hub.stub.VerifyBatch(
             pb.VerifyBatchRequest(codes=["x"] * size, destination=destination)
         )
     assert failed.value.code() is grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_the_destination_is_validated_and_recorded(gateway, hangzhou):
-    code = await hangzhou.issue()
-    verdict = await _verify(gateway, code, destination="110000")
+async def test_the_destination_is_validated_and_recorded(hub):
+    code = await hub.regions["hangzhou"].issue()
+    verdict = await hub.verify(code, destination="110000")
     assert verdict.provenance.destination == "110000"
     with pytest.raises(grpc.aio.AioRpcError) as failed:
-        await _verify(gateway, code, destination="beijing")
+        await hub.verify(code, destination="beijing")
     assert failed.value.code() is grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_stream_answers_in_order_and_echoes_ids(gateway, hangzhou):
-    green = await hangzhou.issue()
-    yellow = await hangzhou.issue(symptoms=["咳嗽"])
+async def test_stream_answers_in_order_and_echoes_ids(hub):
+    green = await hub.regions["hangzhou"].issue()
+    yellow = await hub.regions["hangzhou"].issue(symptoms=["咳嗽"])
     requests = [
         pb.VerifyStreamRequest(id="a", code=green),
         pb.VerifyStreamRequest(id="b", code="HC1:nope"),
         pb.VerifyStreamRequest(id="c", code=yellow),
     ]
-    call = gateway.stub.VerifyStream(iter(requests))
+    call = hub.stub.VerifyStream(iter(requests))
     answers = [(r.id, r.verdict.colour, r.verdict.reason) async for r in call]
     assert answers == [
         ("a", vpb.COLOUR_GREEN, vpb.REASON_OK),
@@ -148,35 +139,33 @@ async def test_stream_answers_in_order_and_echoes_ids(gateway, hangzhou):
     ]
 
 
-async def test_stream_refuses_an_overlong_id(gateway):
-    call = gateway.stub.VerifyStream(iter([pb.VerifyStreamRequest(id="x" * 129, code="x")]))
+async def test_stream_refuses_an_overlong_id(hub):
+    call = hub.stub.VerifyStream(iter([pb.VerifyStreamRequest(id="x" * 129, code="x")]))
     with pytest.raises(grpc.aio.AioRpcError) as failed:
         async for _ in call:
             pass
     assert failed.value.code() is grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_an_oversized_message_is_refused_before_parsing(gateway):
+async def test_an_oversized_message_is_refused_before_parsing(hub):
     with pytest.raises(grpc.aio.AioRpcError) as failed:
-        await gateway.stub.Verify(
-            pb.VerifyRequest(code="x" * (GATEWAY_LIMITS.max_message_bytes + 1))
-        )
+        await hub.stub.Verify(pb.VerifyRequest(code="x" * (GATEWAY_LIMITS.max_message_bytes + 1)))
     assert failed.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     # The server is still there afterwards.
-    assert (await _verify(gateway, "x")).reason is Reason.ERR_FORMAT_UNKNOWN
+    assert (await hub.verify("x")).reason is Reason.ERR_FORMAT_UNKNOWN
 
 
-async def test_an_oversized_code_inside_the_message_limit_is_a_verdict(gateway):
-    verdict = await _verify(gateway, "eyJ" + "A" * 10_000)
+async def test_an_oversized_code_inside_the_message_limit_is_a_verdict(hub):
+    verdict = await hub.verify("eyJ" + "A" * 10_000)
     assert verdict.reason is Reason.ERR_TOO_LARGE
 
 
-async def test_health_and_reflection_are_served(gateway):
-    health = health_pb2_grpc.HealthStub(gateway.channel)
+async def test_health_and_reflection_are_served(hub):
+    health = health_pb2_grpc.HealthStub(hub.channel)
     for service in ("", "huren.v1.Verifier"):
         answer = await health.Check(health_pb2.HealthCheckRequest(service=service))
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
-    reflection = reflection_pb2_grpc.ServerReflectionStub(gateway.channel)
+    reflection = reflection_pb2_grpc.ServerReflectionStub(hub.channel)
     call = reflection.ServerReflectionInfo(
         iter([reflection_pb2.ServerReflectionRequest(list_services="")])
     )
@@ -187,11 +176,11 @@ async def test_health_and_reflection_are_served(gateway):
     assert {"huren.v1.Verifier", "grpc.health.v1.Health"} <= names
 
 
-async def test_a_restarted_gateway_serves_the_same_registry(gateway, hangzhou, clock):
+async def test_a_restarted_gateway_serves_the_same_registry(hub, clock):
     from gateway.server.app import GatewayServer, open_service
 
-    code = await hangzhou.issue()
-    service, store = open_service(gateway.files, GATEWAY_LIMITS, clock)
+    code = await hub.regions["hangzhou"].issue()
+    service, store = open_service(hub.files, GATEWAY_LIMITS, clock)
     server = GatewayServer(service, "127.0.0.1:0")
     port = await server.start()
     try:
@@ -200,7 +189,7 @@ async def test_a_restarted_gateway_serves_the_same_registry(gateway, hangzhou, c
 
             stub = verifier_pb2_grpc.VerifierStub(channel)
             response = await stub.Verify(pb.VerifyRequest(code=code))
-        first = await _verify(gateway, code)
+        first = await hub.verify(code)
         second = verdict_from_pb(response.verdict)
         assert second.colour is Colour.GREEN
         assert first.code

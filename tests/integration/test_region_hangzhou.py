@@ -27,7 +27,7 @@ async def test_a_declaration_gets_a_signed_code_with_state_and_expiry(
     header, payload, _ = answer["code"].split(".")
     head = strictjson.loads(base64url.decode(header), max_bytes=1024, max_depth=2)
     body = strictjson.loads(base64url.decode(payload), max_bytes=4096, max_depth=2)
-    assert head == {"alg": "ES256", "kid": hangzhou.signing.kid, "typ": "JWT"}
+    assert head == {"alg": "ES256", "kid": hangzhou.kid, "typ": "JWT"}
     assert body["hc"] == "绿码"
     assert body["iss"] == "hangzhou"
     assert body["exp"] - body["iat"] == 24 * 3600
@@ -46,10 +46,10 @@ async def test_published_keys_are_an_admissible_public_jwks(hangzhou):
         assert response.status == 200
         jwks = await response.json()
         raw = await response.read()
-    assert [k["kid"] for k in jwks["keys"]] == [hangzhou.signing.kid]
+    assert [k["kid"] for k in jwks["keys"]] == [hangzhou.kid]
     assert "d" not in jwks["keys"][0]
     (entry,) = read_keys(raw)
-    assert entry.public_key == hangzhou.signing.key.public_key()
+    assert entry.public_key == hangzhou.running.secrets.key.public_key()
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,7 @@ def test_the_guide_example_onboards_a_region_with_a_profile_and_no_python():
     code = jws.sign({"alg": "ES256", "kid": "xihu-1"}, strictjson.dumps(payload), key)
     snapshot = state.snapshot()
     verdict = verify_code(
-        code, trust=snapshot, now=NOW, limits=world.limits, subjects=world.subjects
+        code, trust=snapshot, now=NOW, limits=world.limits, identities=world.identities
     )
     assert verdict.status is Status.VALID, verdict.detail
     assert verdict.colour is Colour.YELLOW
@@ -55,7 +55,7 @@ def test_the_guide_example_onboards_a_region_with_a_profile_and_no_python():
     assert (verdict.code.issuer, verdict.code.local_state) == ("xihu", "amber")
     # Hangzhou's codes still verify on the shared route.
     hangzhou = verify_code(
-        world.code(), trust=snapshot, now=NOW, limits=world.limits, subjects=world.subjects
+        world.code(), trust=snapshot, now=NOW, limits=world.limits, identities=world.identities
     )
     assert hangzhou.colour is Colour.GREEN
 

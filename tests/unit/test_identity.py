@@ -1,18 +1,22 @@
-"""Identity numbers: validated, masked, and turned into keyed pseudonyms."""
+"""Identity numbers: validated, masked, linked across carriers, and turned into keyed pseudonyms."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from gateway.crypto import open_pseudonym, seal_pseudonym
 from gateway.identity import (
-    IdentityClaim,
-    IdentityScheme,
-    SubjectKeys,
+    Identity,
+    IdentityKeys,
     is_cn_resident_id,
-    mask,
+    link_hash,
+    mask_number,
+    normalise_masked,
     resident_id_check_char,
 )
-from tests.conftest import resident_id
+from tests.conftest import LINK_KEY, SUBJECT_SECRET, resident_id
 
 
 def test_check_character_follows_gb_11643():
@@ -24,12 +28,12 @@ def test_check_character_follows_gb_11643():
 @pytest.mark.parametrize(
     "number",
     [
-        "11010519491231002x",  # lower-case check character
-        "110105194912310021",  # wrong check digit
-        "99010519491231002X",  # unknown province
-        "11010519490231002X",  # 31 February... built below with a valid check digit
-        "1101051949123100",  # too short
-        "１１０１０５１９４９１２３１００２X",  # fullwidth digits
+        "11010519491231002x",
+        "110105194912310021",
+        "99010519491231002X",
+        "11010519490231002X",
+        "1101051949123100",
+        "１１０１０５１９４９１２３１００２X",
         " 11010519491231002X",
     ],
     ids=["lower-x", "check-digit", "province", "bad-date", "short", "fullwidth", "space"],
@@ -41,24 +45,70 @@ def test_malformed_numbers_are_refused(number):
 
 
 def test_mask_keeps_three_leading_and_two_trailing_characters():
-    claim = IdentityClaim(IdentityScheme.CN_RESIDENT_ID, "11010519491231002X")
-    assert mask(claim) == "110*************2X"
-    assert "11010519491231002X" not in repr(claim)
+    assert mask_number("11010519491231002X") == "110*************2X"
 
 
-def test_subject_references_are_stable_keyed_and_unlinkable_without_the_key():
-    a = IdentityClaim(IdentityScheme.CN_RESIDENT_ID, resident_id(seq="001"))
-    b = IdentityClaim(IdentityScheme.CN_RESIDENT_ID, resident_id(seq="002"))
-    keys = SubjectKeys(b"k" * 32)
-    assert keys.subject(a) == SubjectKeys(b"k" * 32).subject(a)
-    assert keys.subject(a) != keys.subject(b)
-    assert keys.subject(a) != SubjectKeys(b"j" * 32).subject(a)
-    assert keys.subject(a).startswith("s1.")
-    assert a.value not in keys.subject(a)
-    assert keys.code_ref(b"content") != keys.subject(a)
-    assert "k" * 32 not in repr(keys)
+@pytest.mark.parametrize(
+    ("region_mask", "uniform"),
+    [
+        ("3301**********1228", "330*************28"),  # Guangdong: first 4, last 4
+        ("330106********1228", "330*************28"),  # Hubei: first 6, last 4
+        ("330***************", None),  # hides the last two characters
+        ("33**************28", None),  # hides the third character
+        ("330*************2", None),  # too short
+        ("330*************2x", None),  # lower-case check character
+        ("330-************28", None),  # not a masking character
+    ],
+    ids=["first4-last4", "first6-last4", "hides-tail", "hides-head", "short", "lower", "dash"],
+)
+def test_region_masks_are_normalised_to_the_gateway_mask(region_mask, uniform):
+    assert normalise_masked(region_mask) == uniform
 
 
-def test_subject_key_must_be_long_enough():
+def test_every_carrier_of_one_number_gives_one_subject():
+    """Full number, masked number + link hash, and sealed pseudonym all link to one person."""
+    keys = IdentityKeys(SUBJECT_SECRET, LINK_KEY)
+    number = resident_id()
+    full = keys.from_number(number)
+    linked = Identity(normalise_masked("3301**********1228") or "", link_hash(LINK_KEY, number))
+    pseudonym_key = os.urandom(64)
+    sealed = seal_pseudonym(pseudonym_key, number.encode(), b"beijing")
+    opened = open_pseudonym(pseudonym_key, sealed, b"beijing")
+    assert opened is not None
+    from_pseudonym = keys.from_number(opened.decode())
+    assert full == linked == from_pseudonym
+    assert keys.subject(full) == keys.subject(linked) == keys.subject(from_pseudonym)
+    assert number not in repr(full)
+
+
+def test_pseudonyms_are_stable_bound_to_their_issuer_and_tamper_evident():
+    key = os.urandom(64)
+    number = resident_id().encode()
+    sealed = seal_pseudonym(key, number, b"beijing")
+    assert seal_pseudonym(key, number, b"beijing") == sealed  # deterministic: a stable pseudonym
+    assert number not in sealed
+    assert open_pseudonym(key, sealed, b"macau") is None  # bound to its issuer
+    assert open_pseudonym(os.urandom(64), sealed, b"beijing") is None
+    assert open_pseudonym(key, sealed[:-1] + bytes([sealed[-1] ^ 1]), b"beijing") is None
+
+
+def test_subject_references_are_keyed_and_unlinkable_without_the_keys():
+    a, b = resident_id(seq="001"), resident_id(seq="002")
+    keys = IdentityKeys(SUBJECT_SECRET, LINK_KEY)
+    assert keys.subject(keys.from_number(a)) != keys.subject(keys.from_number(b))
+    other_subject = IdentityKeys(b"j" * 32, LINK_KEY)
+    other_link = IdentityKeys(SUBJECT_SECRET, b"k" * 32)
+    reference = keys.subject(keys.from_number(a))
+    assert reference != other_subject.subject(other_subject.from_number(a))
+    assert reference != other_link.subject(other_link.from_number(a))
+    assert reference.startswith("s1.")
+    # The verdict's reference does not reveal the link value regions can compute.
+    assert link_hash(LINK_KEY, a).hex() not in reference
+    assert repr(keys) == "IdentityKeys(<secret>)"
+
+
+def test_identity_keys_must_be_long_enough():
     with pytest.raises(ValueError, match="32 bytes"):
-        SubjectKeys(b"short")
+        IdentityKeys(b"short", LINK_KEY)
+    with pytest.raises(ValueError, match="32 bytes"):
+        IdentityKeys(SUBJECT_SECRET, b"short")

@@ -15,7 +15,11 @@ def test_a_failed_verdict_cannot_carry_a_code_or_a_colour():
     from gateway.verify import verify_code
 
     valid = verify_code(
-        world.code(), trust=world.snapshot, now=NOW, limits=world.limits, subjects=world.subjects
+        world.code(),
+        trust=world.snapshot,
+        now=NOW,
+        limits=world.limits,
+        identities=world.identities,
     )
     assert valid.code is not None
     with pytest.raises(ValueError, match="exactly when"):
@@ -56,7 +60,7 @@ def test_verdicts_survive_the_round_trip_through_protobuf():
 
     for code in (world.code(), world.code(iss="nobody"), ""):
         verdict = verify_code(
-            code, trust=world.snapshot, now=NOW, limits=world.limits, subjects=world.subjects
+            code, trust=world.snapshot, now=NOW, limits=world.limits, identities=world.identities
         )
         message = convert.verdict(verdict)
         wire = pb.Verdict.FromString(message.SerializeToString())

@@ -22,7 +22,7 @@ PRINTABLE = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
 
 def _verify(code: str) -> Verdict:
     return verify_code(
-        code, trust=WORLD.snapshot, now=NOW, limits=WORLD.limits, subjects=WORLD.subjects
+        code, trust=WORLD.snapshot, now=NOW, limits=WORLD.limits, identities=WORLD.identities
     )
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.codecs import base64url, cose, jws, strictcbor, strictjson, textform
 from gateway.crypto import Algorithm, PrivateKey
-from gateway.identity import IdentityClaim, IdentityScheme, SubjectKeys
+from gateway.identity import IdentityKeys
 from gateway.limits import Limits
 from gateway.model import (
     Colour,
@@ -25,7 +25,7 @@ from gateway.model import (
 from gateway.profiles import load_profile
 from gateway.registry import Issuer, IssuerKey, KeyStatus, TrustState
 from gateway.verify import verify_code
-from tests.conftest import NOW, SUBJECT_SECRET, World, make_world, resident_id
+from tests.conftest import LINK_KEY, NOW, SUBJECT_SECRET, World, make_world, resident_id
 
 
 def check(
@@ -36,7 +36,7 @@ def check(
         trust=world.snapshot,
         now=now,
         limits=world.limits,
-        subjects=world.subjects,
+        identities=world.identities,
         destination=destination,
     )
 
@@ -70,8 +70,8 @@ def test_valid_verdict_explains_itself_and_masks_identity(world):
     assert verdict.code is not None
     assert verdict.code.masked_identity == number[:3] + "*" * 13 + number[-2:]
     assert number not in repr(verdict)
-    claim = IdentityClaim(IdentityScheme.CN_RESIDENT_ID, number)
-    assert verdict.code.subject == SubjectKeys(SUBJECT_SECRET).subject(claim)
+    keys = IdentityKeys(SUBJECT_SECRET, LINK_KEY)
+    assert verdict.code.subject == keys.subject(keys.from_number(number))
     assert verdict.code.issued_at.timestamp() == NOW.timestamp() - 600
     assert verdict.code.expires_at.timestamp() == NOW.timestamp() + 3600
 

@@ -127,6 +127,12 @@ class _ReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reason.ValueTy
     REASON_ERR_VERSION: _Reason.ValueType  # 46
     REASON_ERR_REVOKED_KID: _Reason.ValueType  # 47
     REASON_ERR_PROFILE: _Reason.ValueType  # 48
+    REASON_ERR_ISSUER_UNAVAILABLE: _Reason.ValueType  # 49
+    """The issuer's online verification API could not give a usable answer (down, slow, garbage)."""
+    REASON_ERR_TOKEN_UNKNOWN: _Reason.ValueType  # 50
+    """The online issuer does not know the code's token."""
+    REASON_ERR_ENVELOPE: _Reason.ValueType  # 51
+    """A regional text envelope (delimited fields, code URL) is malformed."""
 
 class Reason(_Reason, metaclass=_ReasonEnumTypeWrapper):
     """One reason enum for the whole project (see docs/api.md for the meaning of each value).
@@ -183,6 +189,12 @@ REASON_ERR_IDENTIFIER: Reason.ValueType  # 45
 REASON_ERR_VERSION: Reason.ValueType  # 46
 REASON_ERR_REVOKED_KID: Reason.ValueType  # 47
 REASON_ERR_PROFILE: Reason.ValueType  # 48
+REASON_ERR_ISSUER_UNAVAILABLE: Reason.ValueType  # 49
+"""The issuer's online verification API could not give a usable answer (down, slow, garbage)."""
+REASON_ERR_TOKEN_UNKNOWN: Reason.ValueType  # 50
+"""The online issuer does not know the code's token."""
+REASON_ERR_ENVELOPE: Reason.ValueType  # 51
+"""A regional text envelope (delimited fields, code URL) is malformed."""
 Global___Reason: _TypeAlias = Reason  # noqa: Y015
 
 @_typing.final

@@ -1,0 +1,82 @@
+"""The online-verification protocol (Zhejiang style): the pure parts.
+
+Some regions' codes are URLs carrying an opaque token; only the issuer can say what a token
+means. The gateway asks the issuer's verification API and trusts the answer only because the
+issuer signs it:
+
+1. Request: ``POST verify_url`` with the JSON body ``{"token", "nonce", "at"}`` (``at`` in
+   RFC 3339 UTC), and the headers ``X-Huren-Client: <client id>`` and
+   ``X-Huren-Signature: base64url(HMAC-SHA-256(client secret, body))``. The issuer refuses
+   requests with a bad signature or an ``at`` more than 60 s away from its clock.
+2. Answer: ``200`` with a compact JWS (``application/jose``) signed with one of the issuer's
+   registered keys. Its JSON payload echoes ``token`` and ``nonce`` (binding it to this request:
+   an old answer cannot be replayed) and carries the facts the profile translates, or
+   ``"error": "unknown-token"``.
+
+Anything else (refused connection, timeout, non-200, oversized or malformed answer, a signature
+that does not verify, a wrong echo) makes the code UNVERIFIABLE, never green. The network call
+itself lives at the edge (:mod:`gateway.online_client`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from gateway.codecs import base64url, strictjson
+from gateway.errors import CodeRejected
+from gateway.model import Reason
+
+CLIENT_HEADER = "X-Huren-Client"
+SIGNATURE_HEADER = "X-Huren-Signature"
+ANSWER_TYPE = "application/jose"
+MAX_ANSWER_BYTES = 16 * 1024
+REQUEST_WINDOW_SECONDS = 60
+UNKNOWN_TOKEN = "unknown-token"
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+
+def token_of(code: str, code_prefix: str) -> str:
+    """The token of an online code (``code_prefix`` + token, nothing else).
+
+    Raises:
+        CodeRejected: ``ERR_ENVELOPE`` for a missing or malformed token, a query or a fragment.
+    """
+    token = code[len(code_prefix) :]
+    if not _TOKEN.fullmatch(token):
+        raise CodeRejected(Reason.ERR_ENVELOPE, "the code URL does not end in a valid token")
+    return token
+
+
+def request_body(token: str, nonce: str, at: datetime) -> bytes:
+    stamp = at.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return strictjson.dumps({"token": token, "nonce": nonce, "at": stamp})
+
+
+def request_signature(secret: bytes, body: bytes) -> str:
+    return base64url.encode(hmac.digest(secret, body, hashlib.sha256))
+
+
+def signature_matches(secret: bytes, body: bytes, signature: str) -> bool:
+    """Constant-time check of a request signature (issuer side)."""
+    return hmac.compare_digest(request_signature(secret, body), signature)
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineAnswer:
+    """What the edge got back for one question: the answer text, or why there is none."""
+
+    nonce: str
+    text: str | None = None
+    failure: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.text is None) == (self.failure is None):
+            raise ValueError("an answer has either text or a failure")
+
+
+def unavailable(detail: str) -> CodeRejected:
+    return CodeRejected(Reason.ERR_ISSUER_UNAVAILABLE, detail)

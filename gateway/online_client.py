@@ -1,0 +1,108 @@
+"""The edge that asks online issuers about tokens (see :mod:`gateway.online` for the protocol).
+
+Bounded in every direction: a total timeout per request, a cap on the answer's size, at most
+``per_issuer`` requests in flight to one issuer, and a circuit breaker that fails fast for a
+while after repeated failures, so that an issuer that is down or slow costs its own codes a
+quick UNVERIFIABLE and never slows down anyone else's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import aiohttp
+
+from gateway.online import (
+    ANSWER_TYPE,
+    CLIENT_HEADER,
+    MAX_ANSWER_BYTES,
+    SIGNATURE_HEADER,
+    OnlineAnswer,
+    request_body,
+    request_signature,
+)
+from gateway.verify import Question
+
+
+@dataclass
+class _Breaker:
+    failures: int = 0
+    open_until: float = 0.0
+
+
+@dataclass
+class OnlineClient:
+    """Asks online issuers over HTTP. Create inside the event loop that uses it; ``close`` it."""
+
+    timeout: float = 2.0
+    per_issuer: int = 32
+    breaker_failures: int = 5
+    breaker_open_seconds: float = 10.0
+    monotonic: Callable[[], float] = time.monotonic
+    _session: aiohttp.ClientSession | None = field(default=None, init=False)
+    _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict, init=False)
+    _breakers: defaultdict[str, _Breaker] = field(
+        default_factory=lambda: defaultdict(_Breaker), init=False
+    )
+
+    async def ask(self, question: Question, now: datetime) -> OnlineAnswer:
+        issuer = question.issuer
+        endpoint = issuer.online
+        assert endpoint is not None
+        nonce = secrets.token_urlsafe(18)
+        breaker = self._breakers[issuer.id]
+        if breaker.open_until > self.monotonic():
+            return OnlineAnswer(nonce, failure="failing fast after repeated failures")
+        body = request_body(question.token, nonce, now)
+        headers = {
+            "Content-Type": "application/json",
+            CLIENT_HEADER: endpoint.client_id,
+            SIGNATURE_HEADER: request_signature(endpoint.client_secret, body),
+        }
+        limit = self._limits.setdefault(issuer.id, asyncio.Semaphore(self.per_issuer))
+        try:
+            async with limit:
+                answer = await self._post(endpoint.verify_url, body, headers, nonce)
+        except TimeoutError:
+            answer = OnlineAnswer(nonce, failure=f"no answer within {self.timeout:g} s")
+        except (aiohttp.ClientError, OSError) as e:
+            answer = OnlineAnswer(nonce, failure=f"connection failed ({type(e).__name__})")
+        if answer.failure is None:
+            breaker.failures = 0
+        else:
+            breaker.failures += 1
+            if breaker.failures >= self.breaker_failures:
+                breaker.open_until = self.monotonic() + self.breaker_open_seconds
+        return answer
+
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str], nonce: str
+    ) -> OnlineAnswer:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60),
+            )
+        async with self._session.post(url, data=body, headers=headers) as response:
+            if response.status != 200:
+                return OnlineAnswer(nonce, failure=f"HTTP {response.status}")
+            if response.content_type != ANSWER_TYPE:
+                return OnlineAnswer(nonce, failure="the answer is not a signed answer")
+            data = await response.content.read(MAX_ANSWER_BYTES + 1)
+        if len(data) > MAX_ANSWER_BYTES:
+            return OnlineAnswer(nonce, failure="the answer is too large")
+        try:
+            return OnlineAnswer(nonce, text=data.decode("ascii"))
+        except UnicodeDecodeError:
+            return OnlineAnswer(nonce, failure="the answer is not ASCII")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
