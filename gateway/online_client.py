@@ -94,7 +94,14 @@ class OnlineClient:
                 return OnlineAnswer(nonce, failure=f"HTTP {response.status}")
             if response.content_type != ANSWER_TYPE:
                 return OnlineAnswer(nonce, failure="the answer is not a signed answer")
-            data = await response.content.read(MAX_ANSWER_BYTES + 1)
+            # read(n) returns what has arrived so far: read to the end, within the cap (and
+            # within the request's total timeout, so a slow drip cannot hold us).
+            data = b""
+            while len(data) <= MAX_ANSWER_BYTES:
+                chunk = await response.content.read(MAX_ANSWER_BYTES + 1 - len(data))
+                if not chunk:
+                    break
+                data += chunk
         if len(data) > MAX_ANSWER_BYTES:
             return OnlineAnswer(nonce, failure="the answer is too large")
         try:

@@ -279,7 +279,13 @@ def _verify_answer(
     except CodeRejected as e:
         raise unavailable(f"issuer {question.issuer.id} answered garbage ({e.reason.value})") from e
     facts.code_ref = context.identities.code_ref(opened.payload)
-    signer = _authenticate(opened, [question.issuer], context, facts)
+    try:
+        signer = _authenticate(opened, [question.issuer], context, facts)
+    except CodeRejected as e:
+        # An answer that does not authenticate says nothing about the code: ask again later.
+        raise unavailable(
+            f"issuer {question.issuer.id}'s answer did not authenticate ({e.reason.value})"
+        ) from e
     # The answer must be about this token and for this request: no replayed answers.
     claims = opened.claims
     if claims.get("token") != question.token or claims.get("nonce") != answer.nonce:

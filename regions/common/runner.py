@@ -57,9 +57,8 @@ async def start_region(
     bound = sock.getsockname()[1]
     url = public_url or f"http://{host}:{bound}"
     region = build_region(name, RegionContext(store, url, state_dir))
-    runner = web.AppRunner(
-        make_app(region, rules, secrets, store, clock, operators), access_log=None
-    )
+    app = make_app(region, rules, secrets, store, clock, operators)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     return RunningRegion(region, f"http://{host}:{bound}", secrets, state_dir, store, runner)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -137,28 +137,49 @@ class Zhejiang:
             or abs((now - asked_at).total_seconds()) > REQUEST_WINDOW_SECONDS
         ):
             return error(401, "request time outside the window")
-        answer: dict[str, Any] = {"iss": self.spec.issuer, "token": token, "nonce": nonce}
-        row = app[STORE].token(token)
-        if row is None:
-            answer["error"] = UNKNOWN_TOKEN
-        else:
-            stored = app[STORE].declaration(row["declaration_id"])
+        store, signing = app[STORE], app[SECRETS]
+        row = store.token(token)
+        record = None
+        if row is not None:
+            stored = store.declaration(row["declaration_id"])
             assert stored is not None
-            number = stored.declaration.id_number
-            signing = app[SECRETS]
-            answer.update(
-                status=row["state"],
-                issued_at=iso_local(datetime.fromisoformat(row["issued_at"])),
-                expires_at=iso_local(datetime.fromisoformat(row["expires_at"])),
-                holder={
-                    "masked": masked(number, 3, 4),
-                    "link": base64url.encode(link(signing.link_key, number)),
-                },
+            record = TokenRecord(
+                row["state"],
+                datetime.fromisoformat(row["issued_at"]),
+                datetime.fromisoformat(row["expires_at"]),
+                stored.declaration.id_number,
             )
-        signing = app[SECRETS]
-        header = {"alg": "ES256", "kid": signing.kid, "typ": "JWT"}
-        text = jws.sign(header, strictjson.dumps(answer), signing.key)
+        text = answer(token, nonce, record, signing)
         return web.Response(text=text, content_type=ANSWER_TYPE)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """What Zhejiang knows about a token it issued."""
+
+    state: str
+    issued_at: datetime
+    expires_at: datetime
+    id_number: str = field(repr=False)
+
+
+def answer(token: str, nonce: str, record: TokenRecord | None, signing: Secrets) -> str:
+    """Zhejiang's signed answer about ``token`` (a compact JWS, ES256)."""
+    body: dict[str, Any] = {"iss": SPEC.issuer, "token": token, "nonce": nonce}
+    if record is None:
+        body["error"] = UNKNOWN_TOKEN
+    else:
+        body.update(
+            status=record.state,
+            issued_at=iso_local(record.issued_at),
+            expires_at=iso_local(record.expires_at),
+            holder={
+                "masked": masked(record.id_number, 3, 4),
+                "link": base64url.encode(link(signing.link_key, record.id_number)),
+            },
+        )
+    header = {"alg": "ES256", "kid": signing.kid, "typ": "JWT"}
+    return jws.sign(header, strictjson.dumps(body), signing.key)
 
 
 def build(context: RegionContext) -> Zhejiang:

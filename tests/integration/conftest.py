@@ -4,7 +4,8 @@ its SQLite registry file, all on 127.0.0.1 with ports chosen by the OS, sharing 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,9 @@ class Hub:
         return verdict_from_pb(response.verdict)
 
 
-async def register_all(files: StateFiles, regions: dict[str, RegionHandle]) -> None:
+async def register_all(
+    files: StateFiles, regions: dict[str, RegionHandle], verify_urls: dict[str, str]
+) -> None:
     """What every regional operator does: publish keys, hand over profile and credentials."""
     with RegistryStore(files.database) as store:
         for name, handle in regions.items():
@@ -124,34 +127,55 @@ async def register_all(files: StateFiles, regions: dict[str, RegionHandle]) -> N
             ):
                 jwks = await response.read()
             found = registration(name, handle.url, handle.running.state_dir, jwks)
-            store.register_issuer(found.issuer, found.profile, found.keys, at=system_clock())
+            issuer = found.issuer
+            if name in verify_urls and issuer.online is not None:
+                issuer = replace(
+                    issuer, online=replace(issuer.online, verify_url=verify_urls[name])
+                )
+            store.register_issuer(issuer, found.profile, found.keys, at=system_clock())
 
 
-@pytest_asyncio.fixture
-async def hub(tmp_path: Path, clock: MutableClock) -> AsyncIterator[Hub]:
-    files = StateFiles(tmp_path / "gateway").ensure()
+@asynccontextmanager
+async def running_hub(
+    base: Path,
+    clock: MutableClock,
+    *,
+    names: tuple[str, ...] = REGIONS,
+    online: OnlineClient | None = None,
+    verify_urls: dict[str, str] | None = None,
+) -> AsyncIterator[Hub]:
+    """Regions ``names`` and a gateway that knows them, all on loopback."""
+    files = StateFiles(base / "gateway").ensure()
     open_identities(files)
     link_key = bytes.fromhex(files.link_key.read_text().strip())
     regions = {
         name: RegionHandle(
-            await start_region(name, state_dir=tmp_path / name, clock=clock, link_key=link_key)
+            await start_region(name, state_dir=base / name, clock=clock, link_key=link_key)
         )
-        for name in REGIONS
+        for name in names
     }
-    await register_all(files, regions)
-    online = OnlineClient(timeout=1.0, breaker_failures=1000)
+    await register_all(files, regions, verify_urls or {})
+    online = online or OnlineClient(timeout=1.0, breaker_failures=1000)
     service, store = open_service(files, GATEWAY_LIMITS, clock, online)
     server = GatewayServer(service, "127.0.0.1:0")
     port = await server.start()
     address = f"127.0.0.1:{port}"
     channel = grpc.aio.insecure_channel(address)
     stub = verifier_pb2_grpc.VerifierStub(channel)
-    yield Hub(regions, address, channel, stub, service, files, online)
-    await channel.close(None)
-    await server.stop(0)
-    store.close()
-    for handle in regions.values():
-        await handle.running.stop()
+    try:
+        yield Hub(regions, address, channel, stub, service, files, online)
+    finally:
+        await channel.close(None)
+        await server.stop(0)
+        store.close()
+        for handle in regions.values():
+            await handle.running.stop()
+
+
+@pytest_asyncio.fixture
+async def hub(tmp_path: Path, clock: MutableClock) -> AsyncIterator[Hub]:
+    async with running_hub(tmp_path, clock) as started:
+        yield started
 
 
 @pytest_asyncio.fixture

@@ -1,0 +1,150 @@
+"""Zhejiang's online verification when its API misbehaves: UNVERIFIABLE, never green, and no
+other region is affected."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from gateway.model import Colour, Reason, Status
+from gateway.online import CLIENT_HEADER, SIGNATURE_HEADER, request_body, request_signature
+from gateway.online_client import OnlineClient
+from tests.faults import FaultyUpstream, random_token
+from tests.integration.conftest import Hub, MutableClock, running_hub
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest_asyncio.fixture
+async def faulty(tmp_path: Path, clock: MutableClock) -> AsyncIterator[tuple[Hub, FaultyUpstream]]:
+    """Zhejiang and Beijing, with a fault-injecting proxy in front of Zhejiang's API."""
+    proxy = FaultyUpstream(upstream="")
+    await proxy.start()
+    online = OnlineClient(timeout=0.5, breaker_failures=1000)
+    async with running_hub(
+        tmp_path,
+        clock,
+        names=("zhejiang", "beijing"),
+        online=online,
+        verify_urls={"zhejiang": proxy.url},
+    ) as hub:
+        proxy.upstream = hub.regions["zhejiang"].url + "/api/verify"
+        yield hub, proxy
+    await proxy.stop()
+
+
+async def test_through_a_healthy_proxy_zhejiang_codes_verify(faulty):
+    hub, proxy = faulty
+    verdict = await hub.verify(await hub.regions["zhejiang"].issue())
+    assert (verdict.status, verdict.colour) == (Status.VALID, Colour.GREEN)
+    assert proxy.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "detail"),
+    [
+        ("refuse", "connection failed"),
+        ("hang", "no answer within"),
+        ("drip", "no answer within"),
+        ("error", "HTTP 500"),
+        ("garbage", "garbage"),
+        ("binary", "not ASCII"),
+        ("wrong-type", "not a signed answer"),
+        ("huge", "too large"),
+        ("forged", "did not authenticate"),
+    ],
+)
+async def test_a_misbehaving_api_makes_codes_unverifiable_never_green(faulty, mode, detail):
+    hub, proxy = faulty
+    code = await hub.regions["zhejiang"].issue()
+    proxy.mode = mode
+    verdict = await hub.verify(code)
+    assert (verdict.status, verdict.reason, verdict.colour) == (
+        Status.UNVERIFIABLE,
+        Reason.ERR_ISSUER_UNAVAILABLE,
+        Colour.GREY,
+    )
+    assert detail in verdict.detail
+    assert verdict.provenance.issuer == "zhejiang"
+    proxy.mode = "pass"  # and it recovers at once
+    assert (await hub.verify(code)).colour is Colour.GREEN
+
+
+async def test_a_replayed_answer_is_not_accepted(faulty):
+    hub, proxy = faulty
+    code = await hub.regions["zhejiang"].issue(contact=True)
+    assert (await hub.verify(code)).colour is Colour.RED
+    proxy.mode = "replay"
+    verdict = await hub.verify(code)
+    assert (verdict.status, verdict.reason) == (Status.UNVERIFIABLE, Reason.ERR_ISSUER_UNAVAILABLE)
+    assert "another question" in verdict.detail
+
+
+async def test_when_the_api_is_down_other_regions_are_unaffected(faulty):
+    hub, proxy = faulty
+    zhejiang = await hub.regions["zhejiang"].issue()
+    beijing = await hub.regions["beijing"].issue()
+    proxy.mode = "hang"
+    stuck = asyncio.create_task(hub.verify(zhejiang))
+    await asyncio.sleep(0.05)  # the Zhejiang call is now waiting on its issuer
+    verdict = await hub.verify(beijing)
+    assert (verdict.status, verdict.colour) == (Status.VALID, Colour.GREEN)
+    assert not stuck.done()  # Beijing was answered while Zhejiang's issuer was still silent
+    assert (await stuck).status is Status.UNVERIFIABLE
+    await proxy.stop()  # and now the API is gone altogether
+    assert (await hub.verify(zhejiang)).reason is Reason.ERR_ISSUER_UNAVAILABLE
+    assert (await hub.verify(beijing)).colour is Colour.GREEN
+
+
+async def test_after_repeated_failures_the_gateway_fails_fast(tmp_path, clock):
+    proxy = await FaultyUpstream(upstream="", mode="error").start()
+    online = OnlineClient(timeout=0.5, breaker_failures=2, breaker_open_seconds=60)
+    try:
+        async with running_hub(
+            tmp_path,
+            clock,
+            names=("zhejiang",),
+            online=online,
+            verify_urls={"zhejiang": proxy.url},
+        ) as hub:
+            code = await hub.regions["zhejiang"].issue()
+            for _ in range(2):
+                assert "HTTP 500" in (await hub.verify(code)).detail
+            fast = await hub.verify(code)
+            assert fast.status is Status.UNVERIFIABLE
+            assert "failing fast" in fast.detail
+            assert proxy.calls == 2  # the third question never reached the issuer
+    finally:
+        await proxy.stop()
+
+
+async def test_zhejiang_refuses_unauthenticated_and_stale_questions(hub: Hub, clock):
+    url = hub.regions["zhejiang"].url + "/api/verify"
+    client_file = hub.regions["zhejiang"].running.state_dir / "hub-client.json"
+    import json
+
+    client = json.loads(client_file.read_text())
+    secret = bytes.fromhex(client["secret"])
+
+    async def ask(body: bytes, signature: str, client_id: str = client["client_id"]) -> int:
+        headers = {CLIENT_HEADER: client_id, SIGNATURE_HEADER: signature}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=body, headers=headers) as response,
+        ):
+            return response.status
+
+    fresh = request_body(random_token(), "nonce-1", clock.now)
+    assert await ask(fresh, request_signature(secret, fresh)) == 200
+    assert await ask(fresh, request_signature(b"x" * 32, fresh)) == 401
+    assert await ask(fresh, request_signature(secret, fresh), client_id="someone") == 401
+    stale = request_body(random_token(), "nonce-2", clock.now - timedelta(minutes=5))
+    assert await ask(stale, request_signature(secret, stale)) == 401
+    assert await ask(b"{}", request_signature(secret, b"{}")) == 400
+    assert datetime.now(UTC) > clock.now - timedelta(days=1)  # the shared clock is real time
