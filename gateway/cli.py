@@ -32,6 +32,7 @@ from gateway.keyfiles import MAX_KEY_FILE_BYTES, read_keys
 from gateway.lifecycle import until_terminated
 from gateway.limits import Limits
 from gateway.model import IssuerId, ProfileId, Reason, RegionCode, Status
+from gateway.profiles import load_profile
 from gateway.registry import Issuer, IssuerKey, OnlineEndpoint
 from gateway.report import verdict_json, verdict_line
 from gateway.storage.sqlite import ProfileSource, RegistryStore
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verify(commands)
     _add_health(commands)
     _add_registry(commands)
+    _add_profile(commands)
     for entry in sorted(entry_points(group="huren.commands"), key=lambda e: e.name):
         entry.load()(commands)
     return parser
@@ -173,6 +175,51 @@ def _health(args: argparse.Namespace) -> int:
         serving = client.serving()
     print("SERVING" if serving else "NOT_SERVING")
     return EXIT_OK if serving else EXIT_NOT_VALID
+
+
+# ---------------------------------------------------------------------------- profile
+
+
+def _add_profile(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("profile", help="work with translation profiles")
+    sub = p.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
+    check = sub.add_parser("check", help="validate a profile file and summarise it")
+    check.add_argument("file", type=Path)
+    check.set_defaults(handler=_profile_check)
+
+
+def _profile_check(args: argparse.Namespace) -> int:
+    profile = load_profile(args.file.read_text("utf-8"))
+    envelope, validity = profile.envelope, profile.validity
+    print(f"profile {profile.label}: valid")
+    print(
+        f"  envelope  {envelope.format.value} / {envelope.text.value} / {envelope.payload.value}"
+        + (f", codes start with {envelope.prefix!r}" if envelope.prefix else "")
+    )
+    print(f"  issuer    {profile.issuer.text if profile.issuer else '(named by key id only)'}")
+    expiry = [f"field {profile.expires_at.path.text}"] if profile.expires_at else []
+    if validity.duration:
+        expiry.append(f"issue + {_span(validity.duration)}")
+    if validity.end_of_day:
+        expiry.append(f"end of day in {validity.end_of_day.key}")
+    print(f"  expiry    earliest of: {', '.join(expiry)}")
+    if validity.max:
+        print(f"  at most   {_span(validity.max)} of validity")
+    for rule in validity.degrade:
+        print(f"  degrade   {rule.source.value} -> {rule.target.value} after {_span(rule.after)}")
+    print(f"  identity  {profile.identity.scheme.value}")
+    for local, colour in profile.states.items():
+        print(f"  state     {local!r} -> {colour.value}")
+    print("  anything else -> refused (ERR_COLOUR_UNKNOWN)")
+    return EXIT_OK
+
+
+def _span(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 # ---------------------------------------------------------------------------- registry

@@ -244,3 +244,59 @@ def test_demo_prints_a_readable_story():
         "verdicts are as expected",
     ):
         assert text in result.stdout
+
+
+def _region_files(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A region's state directory and a JWKS file of its public key, as its service makes them."""
+    from regions import build_region, spec_of
+    from regions.common.keys import load_secrets
+    from regions.common.spec import RegionContext
+
+    state = tmp_path / name
+    spec = spec_of(name)
+    build_region(name, RegionContext(None, "https://zj.example", state))  # type: ignore[arg-type]
+    secrets = load_secrets(spec, state, b"k" * 32)
+    public = secrets.key.public_key()
+    jwks = tmp_path / f"{name}.jwks"
+    jwks.write_text(json.dumps({"keys": [{**public.jwk(), "kid": secrets.kid}]}))
+    return state, jwks
+
+
+def test_pseudonym_and_online_issuers_register_with_their_credentials(tmp_path):
+    gateway = tmp_path / "gateway"
+    beijing, beijing_jwks = _region_files(tmp_path, "beijing")
+    common = ["registry", "add-issuer", "--state-dir", str(gateway)]
+    refused = huren(
+        *common,
+        *("--id", "beijing", "--region", "110000", "--name", "北京健康宝"),
+        *("--profile", str(REPO / "regions" / "beijing" / "profile.toml")),
+        *("--keys", str(beijing_jwks)),
+    )
+    assert refused.returncode == 2
+    assert "pseudonym profile needs the issuer's pseudonym key" in refused.stderr
+    added = huren(
+        *common,
+        *("--id", "beijing", "--region", "110000", "--name", "北京健康宝"),
+        *("--profile", str(REPO / "regions" / "beijing" / "profile.toml")),
+        *("--keys", str(beijing_jwks)),
+        *("--pseudonym-key-file", str(beijing / "pseudonym.key")),
+    )
+    assert added.returncode == 0, added.stderr
+    zhejiang, zhejiang_jwks = _region_files(tmp_path, "zhejiang")
+    online = [
+        *common,
+        *("--id", "zhejiang", "--region", "330000", "--name", "浙江健康码"),
+        *("--profile", str(REPO / "regions" / "zhejiang" / "profile.toml")),
+        *("--keys", str(zhejiang_jwks)),
+    ]
+    incomplete = huren(*online, "--online-code-prefix", "https://zj.example/hc/v1/")
+    assert incomplete.returncode == 2
+    assert "--online-verify-url" in incomplete.stderr
+    added = huren(
+        *online,
+        *("--online-code-prefix", "https://zj.example/hc/v1/"),
+        *("--online-verify-url", "https://zj.example/api/verify"),
+        *("--online-client", str(zhejiang / "hub-client.json")),
+    )
+    assert added.returncode == 0, added.stderr
+    assert "trust version 6" in added.stdout

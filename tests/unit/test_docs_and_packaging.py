@@ -6,43 +6,71 @@ import json
 import re
 import shlex
 
-from gateway.cli import build_parser
-from gateway.codecs import jws, strictjson
+from gateway.cli import build_parser, main
+from gateway.codecs import base64url, jws, strictjson
 from gateway.crypto import Algorithm, PrivateKey
+from gateway.identity import link_hash
 from gateway.model import Colour, IssuerId, KeyId, ProfileId, RegionCode, Status
 from gateway.profiles import load_profile
 from gateway.registry import Issuer, IssuerKey, TrustState
 from gateway.verify import verify_code
-from tests.conftest import NOW, REPO, make_world, resident_id
+from tests.conftest import LINK_KEY, NOW, REPO, make_world, resident_id
 
 
 def _blocks(path: str, language: str) -> list[str]:
-    text = (REPO / path).read_text("utf-8")
-    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+    """The fenced code blocks of a Markdown file whose info string is ``language``."""
+    blocks: list[str] = []
+    current: list[str] = []
+    info: str | None = None
+    for line in (REPO / path).read_text("utf-8").splitlines(keepends=True):
+        if line.startswith("```"):
+            if info is None:
+                info, current = line[3:].strip(), []
+            else:
+                if info == language:
+                    blocks.append("".join(current))
+                info = None
+        elif info is not None:
+            current.append(line)
+    return blocks
 
 
 def test_every_profile_in_the_profile_guide_loads():
-    blocks = _blocks("docs/profiles.md", "toml")
+    blocks = [b for b in _blocks("docs/profiles.md", "toml") if "[profile]" in b]
     assert len(blocks) >= 2
     for block in blocks:
         load_profile(block)
 
 
+def test_the_guide_shows_what_profile_check_really_prints(tmp_path, capsys):
+    xihu = next(b for b in _blocks("docs/profiles.md", "toml") if 'id = "xihu"' in b)
+    path = tmp_path / "xihu.toml"
+    path.write_text(xihu)
+    assert main(["profile", "check", str(path)]) == 0
+    printed = capsys.readouterr().out
+    documented = next(b for b in _blocks("docs/profiles.md", "") if b.startswith("profile xihu@1"))
+    assert printed == documented
+
+
 def test_the_guide_example_onboards_a_region_with_a_profile_and_no_python():
     """docs/profiles.md: a new JWS region (English words, millisecond times) beside Hangzhou."""
-    xihu = load_profile(next(b for b in _blocks("docs/profiles.md", "toml") if "xihu" in b))
+    xihu = load_profile(next(b for b in _blocks("docs/profiles.md", "toml") if 'id = "xihu"' in b))
     world = make_world()
     state = TrustState(world.snapshot)
     state.add_profile(xihu)
     state.add_issuer(Issuer(IssuerId("xihu"), RegionCode("330106"), "西湖", ProfileId("xihu"), 1))
     key = PrivateKey.generate(Algorithm.ES256)
     state.add_key(IssuerKey(IssuerId("xihu"), KeyId("xihu-1"), key.public_key()))
+    number = resident_id()
     payload = {
         "iss": "xihu",
         "issued": int(NOW.timestamp() * 1000) - 60_000,
         "expires": int(NOW.timestamp() * 1000) + 3_600_000,
         "status": {"colour": "amber"},
-        "holder": {"id": resident_id()},
+        "holder": {
+            "masked": number[:4] + "*" * 10 + number[-4:],
+            "hash": base64url.encode(link_hash(LINK_KEY, number)),
+        },
     }
     code = jws.sign({"alg": "ES256", "kid": "xihu-1"}, strictjson.dumps(payload), key)
     snapshot = state.snapshot()
@@ -53,6 +81,8 @@ def test_the_guide_example_onboards_a_region_with_a_profile_and_no_python():
     assert verdict.colour is Colour.YELLOW
     assert verdict.code is not None
     assert (verdict.code.issuer, verdict.code.local_state) == ("xihu", "amber")
+    keys = world.identities
+    assert verdict.code.subject == keys.subject(keys.from_number(number))
     # Hangzhou's codes still verify on the shared route.
     hangzhou = verify_code(
         world.code(), trust=snapshot, now=NOW, limits=world.limits, identities=world.identities
