@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
-from aiohttp import web
-
 from gateway.codecs import cose, strictcbor, textform
 from gateway.crypto import Algorithm
 from gateway.identity import IdentityScheme
@@ -27,6 +25,7 @@ from regions.common.spec import (
     Holder,
     IssuedCode,
     Level,
+    OfflineRegion,
     RegionContext,
     RegionSpec,
     Secrets,
@@ -50,7 +49,7 @@ SPEC = RegionSpec(
 PREFIX = "BJ1:"
 
 
-class Beijing:
+class Beijing(OfflineRegion):
     spec = SPEC
 
     def issue(
@@ -67,9 +66,6 @@ class Beijing:
         message = cose.sign(strictcbor.dumps(claims), secrets.key, kid)
         expires_at = end_of_local_day(issued_at, CHINA_STANDARD_TIME)
         return IssuedCode(textform.encode(PREFIX, message), state, issued_at, expires_at)
-
-    def routes(self) -> list[web.RouteDef]:
-        return []
 
 
 def build(context: RegionContext) -> Beijing:

@@ -114,14 +114,24 @@ async def _json_body(request: web.Request) -> tuple[bytes | None, web.Response |
         return None, error(413, f"body larger than {MAX_BODY_BYTES} bytes")
 
 
-def _object(body: bytes) -> dict[str, Any]:
+async def _json_object(
+    request: web.Request, fields: set[str]
+) -> tuple[dict[str, Any] | None, web.Response | None]:
+    """A bounded JSON object body with only ``fields``, or the response refusing it."""
+    body, refused = await _json_body(request)
+    if refused is not None:
+        return None, refused
+    assert body is not None
     try:
         value = strictjson.loads(body, max_bytes=MAX_BODY_BYTES, max_depth=4)
     except CodeRejected as e:
-        raise DeclarationInvalid("body", f"body is not acceptable JSON ({e.reason.value})") from e
+        return None, error(400, f"body is not acceptable JSON ({e.reason.value})", "body")
     if not isinstance(value, dict):
-        raise DeclarationInvalid("body", "body must be a JSON object")
-    return value
+        return None, error(400, "body must be a JSON object", "body")
+    unknown = sorted(set(value) - fields)
+    if unknown:
+        return None, error(400, "unknown field", unknown[0][:32])
+    return value, None
 
 
 def _issue(app: web.Application, stored: StoredDeclaration, level: Level) -> IssuedCode | None:
@@ -200,20 +210,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def file_appeal(request: web.Request) -> web.Response:
-    body, refused = await _json_body(request)
-    if refused is not None:
+    data, refused = await _json_object(request, {"declaration_id", "reason"})
+    if data is None:
+        assert refused is not None
         return refused
-    assert body is not None
     try:
-        data = _object(body)
-        declaration_id, reason = (
-            _text(data, "declaration_id", 64),
-            _text(data, "reason", MAX_REASON_CHARS),
-        )
-        if set(data) - {"declaration_id", "reason"}:
-            raise DeclarationInvalid(
-                sorted(set(data) - {"declaration_id", "reason"})[0][:32], "unknown field"
-            )
+        declaration_id = _text(data, "declaration_id", 64)
+        reason = _text(data, "reason", MAX_REASON_CHARS)
     except DeclarationInvalid as e:
         return error(400, str(e), e.field)
     store = request.app[STORE]
@@ -274,12 +277,11 @@ async def decide_appeal(request: web.Request) -> web.Response:
     operator = _operator(request)
     if operator is None:
         return error(401, "operator token required")
-    body, refused = await _json_body(request)
-    if refused is not None:
+    data, refused = await _json_object(request, {"decision", "reason", "level"})
+    if data is None:
+        assert refused is not None
         return refused
-    assert body is not None
     try:
-        data = _object(body)
         decision = _text(data, "decision", 8)
         reason = _text(data, "reason", MAX_REASON_CHARS)
         if decision not in ("accept", "reject"):
@@ -287,8 +289,6 @@ async def decide_appeal(request: web.Request) -> web.Response:
         level = Level(data.get("level", "green"))
         if level is Level.PENDING:
             raise ValueError("pending")
-        if set(data) - {"decision", "reason", "level"}:
-            raise DeclarationInvalid("body", "unknown field")
     except DeclarationInvalid as e:
         return error(400, str(e), e.field)
     except ValueError:

@@ -114,3 +114,12 @@ class Region(Protocol):
     def routes(self) -> list[web.RouteDef]:
         """Region-specific HTTP routes beyond the common ones (most regions have none)."""
         ...
+
+
+class OfflineRegion:
+    """Base for regions whose codes are verified offline: no HTTP routes of their own."""
+
+    spec: RegionSpec
+
+    def routes(self) -> list[web.RouteDef]:
+        return []

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from aiohttp import web
-
 from gateway.codecs import base64url, jws, strictjson
 from gateway.crypto import Algorithm
 from gateway.identity import IdentityScheme
 from gateway.model import IssuerId, RegionCode
 from regions.common.formats import iso_local
 from regions.common.identity import link, masked
-from regions.common.spec import Holder, IssuedCode, Level, RegionContext, RegionSpec, Secrets
+from regions.common.spec import (
+    Holder,
+    IssuedCode,
+    Level,
+    OfflineRegion,
+    RegionContext,
+    RegionSpec,
+    Secrets,
+)
 
 SPEC = RegionSpec(
     name="guangdong",
@@ -33,7 +39,7 @@ SPEC = RegionSpec(
 VALIDITY = timedelta(hours=12)
 
 
-class Guangdong:
+class Guangdong(OfflineRegion):
     spec = SPEC
 
     def issue(
@@ -54,9 +60,6 @@ class Guangdong:
         header = {"alg": "ES384", "kid": secrets.kid}
         code = jws.sign(header, strictjson.dumps(payload), secrets.key)
         return IssuedCode(code, state, issued_at, expires_at)
-
-    def routes(self) -> list[web.RouteDef]:
-        return []
 
 
 def build(context: RegionContext) -> Guangdong:

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from aiohttp import web
-
 from gateway.codecs import jws, strictjson
 from gateway.crypto import Algorithm
 from gateway.identity import IdentityScheme
 from gateway.model import IssuerId, RegionCode
 from regions.common.formats import unix_s
-from regions.common.spec import Holder, IssuedCode, Level, RegionContext, RegionSpec, Secrets
+from regions.common.spec import (
+    Holder,
+    IssuedCode,
+    Level,
+    OfflineRegion,
+    RegionContext,
+    RegionSpec,
+    Secrets,
+)
 
 SPEC = RegionSpec(
     name="hangzhou",
@@ -30,7 +36,7 @@ SPEC = RegionSpec(
 VALIDITY = timedelta(hours=24)
 
 
-class Hangzhou:
+class Hangzhou(OfflineRegion):
     spec = SPEC
 
     def issue(
@@ -48,9 +54,6 @@ class Hangzhou:
         header = {"alg": secrets.key.algorithm.value, "kid": secrets.kid, "typ": "JWT"}
         code = jws.sign(header, strictjson.dumps(payload), secrets.key)
         return IssuedCode(code, state, issued_at, expires_at)
-
-    def routes(self) -> list[web.RouteDef]:
-        return []
 
 
 def build(context: RegionContext) -> Hangzhou:

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from aiohttp import web
-
 from gateway.codecs import base64url, jws, strictjson
 from gateway.crypto import Algorithm
 from gateway.identity import IdentityScheme
 from gateway.model import IssuerId, RegionCode
 from regions.common.formats import unix_ms
 from regions.common.identity import link, masked
-from regions.common.spec import Holder, IssuedCode, Level, RegionContext, RegionSpec, Secrets
+from regions.common.spec import (
+    Holder,
+    IssuedCode,
+    Level,
+    OfflineRegion,
+    RegionContext,
+    RegionSpec,
+    Secrets,
+)
 
 SPEC = RegionSpec(
     name="hubei",
@@ -32,7 +38,7 @@ SPEC = RegionSpec(
 VALIDITY = timedelta(days=7)
 
 
-class Hubei:
+class Hubei(OfflineRegion):
     spec = SPEC
 
     def issue(
@@ -53,9 +59,6 @@ class Hubei:
         header = {"alg": "ES384", "kid": secrets.kid, "typ": "JWT"}
         code = jws.sign(header, strictjson.dumps(payload), secrets.key)
         return IssuedCode(code, state, issued_at, expires_at)
-
-    def routes(self) -> list[web.RouteDef]:
-        return []
 
 
 def build(context: RegionContext) -> Hubei:

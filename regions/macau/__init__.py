@@ -11,15 +11,21 @@ from __future__ import annotations
 import base64
 from datetime import datetime, timedelta
 
-from aiohttp import web
-
 from gateway.codecs import cose, strictcbor, textform
 from gateway.crypto import Algorithm
 from gateway.identity import IdentityScheme
 from gateway.model import IssuerId, RegionCode
 from regions.common.formats import unix_ms
 from regions.common.identity import pseudonym
-from regions.common.spec import Holder, IssuedCode, Level, RegionContext, RegionSpec, Secrets
+from regions.common.spec import (
+    Holder,
+    IssuedCode,
+    Level,
+    OfflineRegion,
+    RegionContext,
+    RegionSpec,
+    Secrets,
+)
 
 SPEC = RegionSpec(
     name="macau",
@@ -35,7 +41,7 @@ PREFIX = "MO1:"
 VALIDITY = timedelta(hours=6)
 
 
-class Macau:
+class Macau(OfflineRegion):
     spec = SPEC
 
     def issue(
@@ -54,9 +60,6 @@ class Macau:
         }
         message = cose.sign(strictcbor.dumps(claims), secrets.key, base64.b64decode(secrets.kid))
         return IssuedCode(textform.encode(PREFIX, message), state, issued_at, expires_at)
-
-    def routes(self) -> list[web.RouteDef]:
-        return []
 
 
 def build(context: RegionContext) -> Macau:

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from aiohttp import web
-
 from gateway.codecs import delimited
 from gateway.crypto import Algorithm
 from gateway.identity import IdentityScheme
 from gateway.model import IssuerId, RegionCode
 from regions.common.formats import compact_local
-from regions.common.spec import Holder, IssuedCode, Level, RegionContext, RegionSpec, Secrets
+from regions.common.spec import (
+    Holder,
+    IssuedCode,
+    Level,
+    OfflineRegion,
+    RegionContext,
+    RegionSpec,
+    Secrets,
+)
 
 SPEC = RegionSpec(
     name="shanghai",
@@ -32,7 +38,7 @@ PREFIX, DELIMITER = "SH1:", "|"
 VALIDITY = timedelta(minutes=30)
 
 
-class Shanghai:
+class Shanghai(OfflineRegion):
     spec = SPEC
 
     def issue(
@@ -42,9 +48,6 @@ class Shanghai:
         values = [self.spec.issuer, secrets.kid, state, compact_local(issued_at), holder.id_number]
         code = delimited.sign_text(PREFIX, DELIMITER, values, secrets.key.sign)
         return IssuedCode(code, state, issued_at, issued_at + VALIDITY)
-
-    def routes(self) -> list[web.RouteDef]:
-        return []
 
 
 def build(context: RegionContext) -> Shanghai:
