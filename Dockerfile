@@ -1,5 +1,7 @@
-# The huren gateway. Build: docker build -t huren .   Run: docker run -p 50051:50051 huren
-# Plaintext gRPC for now; put TLS in front of it until the registry issue adds mTLS.
+# The huren gateway. Build: docker build -t huren .
+# Run:  docker run -p 50051:50051 -p 50052:50052 -v "$PWD/pki:/var/lib/huren/pki:ro" \
+#           -v huren-state:/var/lib/huren huren
+# The pki folder holds ca.pem, gateway.pem and gateway.key (huren pki init, or your own PKI).
 
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -16,8 +18,8 @@ RUN pip install --no-cache-dir --no-index --find-links /wheels huren && rm -rf /
 USER huren
 WORKDIR /var/lib/huren
 VOLUME ["/var/lib/huren"]
-EXPOSE 50051
+EXPOSE 50051 50052
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["huren", "health", "--gateway", "127.0.0.1:50051", "--timeout", "3"]
+    CMD ["huren", "health", "--gateway", "localhost:50051", "--pki", "/var/lib/huren/pki", "--timeout", "3"]
 ENTRYPOINT ["huren"]
-CMD ["serve", "--listen", "0.0.0.0:50051", "--state-dir", "/var/lib/huren"]
+CMD ["serve", "--listen", "0.0.0.0:50051", "--registry-listen", "0.0.0.0:50052", "--state-dir", "/var/lib/huren", "--tls-dir", "/var/lib/huren/pki"]

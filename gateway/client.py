@@ -11,14 +11,22 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
 from gateway.model import Verdict
+from gateway.registry_client import TlsCredentials
 from gateway.server.convert import verdict_from_pb
 
 CLIENT_BATCH = 100
 
 
 class GatewayClient:
-    def __init__(self, target: str, *, timeout: float = 10.0) -> None:
-        self._channel = grpc.insecure_channel(target)
+    """Verifies codes through a gateway, over TLS (``credentials``) or plaintext (None)."""
+
+    def __init__(
+        self, target: str, credentials: TlsCredentials | None = None, *, timeout: float = 10.0
+    ) -> None:
+        if credentials is None:
+            self._channel = grpc.insecure_channel(target)
+        else:
+            self._channel = grpc.secure_channel(target, credentials.channel())
         self._stub = pb_grpc.VerifierStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._timeout = timeout

@@ -44,5 +44,21 @@ class ConfigurationInvalid(HurenError):
         self.reason = reason
 
 
+class NotPermitted(HurenError):
+    """The caller may not do this (gRPC ``PERMISSION_DENIED``); it was audited."""
+
+
+class NotAuthenticated(HurenError):
+    """The caller did not prove who it is (gRPC ``UNAUTHENTICATED``)."""
+
+
+class RequestConflict(HurenError):
+    """A request id was reused for a different request (gRPC ``ALREADY_EXISTS``)."""
+
+
+class NotFound(HurenError):
+    """The named issuer, key or operator does not exist (gRPC ``NOT_FOUND``)."""
+
+
 class StorageUnavailable(HurenError):
     """The registry database cannot be used right now; the operation may be retried."""

@@ -31,6 +31,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.add_argument("--public-url", help="the base URL travellers' codes point to (Zhejiang)")
     serve.set_defaults(handler=_serve)
 
+    onboard = sub.add_parser(
+        "register",
+        help="register a running region with a gateway, as its operator (mutual TLS)",
+    )
+    onboard.add_argument("name", choices=REGIONS)
+    onboard.add_argument("--url", required=True, help="the region's service URL")
+    onboard.add_argument("--state-dir", type=Path, help=f"default {DEFAULT_STATE}/NAME")
+    onboard.add_argument("--gateway", default="127.0.0.1:50052", help="the registry address")
+    onboard.add_argument("--pki", type=Path, default=Path(".huren/pki"))
+    onboard.add_argument("--as", dest="operator", required=True, help="operator name in --pki")
+    onboard.set_defaults(handler=_register)
+
     demo = commands.add_parser(
         "demo", help="start the regions and a gateway on loopback and run a scenario"
     )
@@ -60,6 +72,28 @@ def _serve(args: argparse.Namespace) -> int:
         await running.stop()
 
     asyncio.run(run())
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    import urllib.request
+
+    from gateway.registry_client import RegistryClient, TlsCredentials, new_request_id
+    from regions.common.onboarding import registration_request
+
+    state_dir = args.state_dir or DEFAULT_STATE / args.name
+    url = args.url.rstrip("/")
+    with urllib.request.urlopen(f"{url}/api/keys", timeout=10) as response:
+        jwks = response.read(1 << 20)
+    request_id = new_request_id()
+    request = registration_request(args.name, url, state_dir, jwks, request_id)
+    credentials = TlsCredentials.from_pki(args.pki, args.operator)
+    with RegistryClient(args.gateway, credentials) as client:
+        change = client.register_issuer(request)
+    print(
+        f"registered {args.name}: {change.audit.detail} "
+        f"(trust version {change.trust_version}, audit entry {change.audit.seq})"
+    )
     return 0
 
 

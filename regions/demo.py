@@ -18,6 +18,7 @@ Every verdict is checked against what the scenario expects; any surprise fails t
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import queue
 import re
@@ -36,6 +37,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
+
+from gateway.cli.pki import create_development_pki
 from gateway.client import GatewayClient
 from gateway.clock import system_clock
 from gateway.codecs import base64url, cose, jws, strictcbor, strictjson, textform
@@ -43,12 +47,14 @@ from gateway.crypto import Algorithm, PrivateKey
 from gateway.identity import resident_id_check_char
 from gateway.limits import Limits
 from gateway.model import Colour, IssuerId, Reason, Status, Verdict
+from gateway.registry.authority import Actor, Role
+from gateway.registry_client import RegistryClient, TlsCredentials, new_request_id
 from gateway.report import verdict_json, verdict_line
-from gateway.server.app import StateFiles, open_identities
+from gateway.server.app import StateFiles
 from gateway.storage.sqlite import RegistryStore
 from regions import REGIONS, build_region, spec_of
 from regions.common.keys import load_secrets
-from regions.common.onboarding import registration
+from regions.common.onboarding import registration_request
 from regions.common.spec import CHINA_STANDARD_TIME, Holder, Level, RegionContext
 
 START_TIMEOUT_S = 30.0
@@ -120,6 +126,7 @@ class _Process:
             text=True,
         )
         self._pattern = pattern
+        self.second = ""
         self._lines: queue.Queue[str] = queue.Queue()
         assert self.proc.stdout is not None
         stdout = self.proc.stdout
@@ -137,6 +144,8 @@ class _Process:
         if match is None:
             raise RuntimeError(f"{self.name} did not start: {line.strip() or 'no output'}")
         self.address = match.group(1)
+        if match.lastindex and match.lastindex > 1:
+            self.second = match.group(2)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -244,43 +253,134 @@ def run_demo(*, json_output: bool = False) -> int:
 def _run(out: _Narrator, work: Path) -> None:
     out.say("huren demo: seven regions issue health codes; one gateway verifies them over gRPC")
     out.say()
+    pki_dir = work / "pki"
+    create_development_pki(pki_dir)
     gateway_files = StateFiles(work / "gateway").ensure()
-    open_identities(gateway_files)  # creates the hub's linking key that some regions need
-    regions: dict[str, _Process] = {}
-    for name in REGIONS:
-        args = ["region", "serve", name, "--port", "0", "--state-dir", str(work / name)]
-        if name in ("zhejiang", "guangdong", "hubei"):
-            args += ["--link-key-file", str(gateway_files.link_key)]
-        regions[name] = _Process(args, r"listening on (http://\S+)")
-    with _all_stopped(list(regions.values())):
+    with RegistryStore(gateway_files.database) as store:
+        admin_cert = (pki_dir / "operators" / "hub-admin.pem").read_bytes()
+        store.create_operator(
+            "hub-admin",
+            None,
+            admin_cert,
+            actor=Actor(Role.LOCAL, "demo"),
+            request_id="bootstrap",
+            digest=hashlib.sha256(admin_cert).hexdigest(),
+        )
+    out.say("Setup")
+    out.say("  pki        a development CA, the gateway's certificate, an operator per region")
+    out.say("  bootstrap  the hub administrator's certificate pinned in the registry (offline)")
+    gateway = _Process(
+        [
+            *("serve", "--listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0"),
+            *("--state-dir", str(gateway_files.directory), "--tls-dir", str(pki_dir)),
+        ],
+        r"listening on (\S+) .*registry on (\S+)\)",
+    )
+    processes = [gateway]
+    with _all_stopped(processes):
+        gateway.wait_ready()
+        registry = gateway.second
+        out.say(
+            f"  gateway    verification on {gateway.address} (TLS), registry on {registry} (mTLS)"
+        )
+        with RegistryClient(registry, TlsCredentials.from_pki(pki_dir, "hub-admin")) as admin:
+            for name in REGIONS:
+                spec = spec_of(name)
+                admin.create_region(new_request_id(), spec.code, spec.display_name)
+                certificate = (pki_dir / "operators" / f"{name}-ops.pem").read_bytes()
+                admin.create_operator(new_request_id(), f"{name}-ops", spec.code, certificate)
+        out.say("  hub admin  created the seven regions and pinned their operators' certificates")
+        regions: dict[str, _Process] = {}
+        for name in REGIONS:
+            args = ["region", "serve", name, "--port", "0", "--state-dir", str(work / name)]
+            if name in ("zhejiang", "guangdong", "hubei"):
+                args += ["--link-key-file", str(gateway_files.link_key)]
+            regions[name] = _Process(args, r"listening on (http://\S+)")
+        processes.extend(regions.values())
         for process in regions.values():
             process.wait_ready()
-        out.say("Setup: seven issuers on loopback, each registered with the gateway")
-        with contextlib.closing(RegistryStore(gateway_files.database)) as store:
-            for name, process in regions.items():
-                version = _register(store, name, process.address, work / name)
-                spec = spec_of(name)
-                out.say(
-                    f"  {_pad(spec.display_name, 12)} {spec.code} {_pad(name, 10)}"
-                    f" {spec.algorithm.value:<6} {process.address}  (trust version {version})"
-                )
-        gateway = _Process(
-            ["serve", "--listen", "127.0.0.1:0", "--state-dir", str(gateway_files.directory)],
-            r"listening on (\S+)",
-        )
-        with _all_stopped([gateway]):
-            gateway.wait_ready()
-            out.say(f"  gateway      gRPC on {gateway.address}")
-            with GatewayClient(gateway.address) as client:
-                _scenario(out, client, regions, work)
+        out.say()
+        out.say("Each region's operator registers its issuer over mutual TLS (keys proven held):")
+        for name, process in regions.items():
+            change = _register(pki_dir, registry, name, process.address, work / name)
+            spec = spec_of(name)
+            out.say(
+                f"  {_pad(spec.display_name, 12)} {spec.code} {_pad(name + '-ops', 14)}"
+                f" {spec.algorithm.value:<6} trust version {change.trust_version:<3}"
+                f" audit #{change.audit.seq}"
+            )
+        _cross_region_attempt(out, pki_dir, registry)
+        verify_tls = TlsCredentials.from_pki(pki_dir)
+        with GatewayClient(gateway.address, verify_tls) as client:
+            _scenario(out, client, regions, work)
+            _live_revocation(out, client, pki_dir, registry, regions)
+        _audit_verify(out, gateway_files)
 
 
-def _register(store: RegistryStore, name: str, url: str, state_dir: Path) -> int:
-    """What the regional operator hands the hub: keys, profile, and any credentials."""
+def _register(pki_dir: Path, registry: str, name: str, url: str, state_dir: Path) -> Any:
+    """What the regional operator does: one call, keys proven by the region's own key."""
     with urllib.request.urlopen(f"{url}/api/keys", timeout=10) as response:  # loopback
-        found = registration(name, url, state_dir, response.read())
-    snapshot = store.register_issuer(found.issuer, found.profile, found.keys, at=system_clock())
-    return snapshot.version
+        jwks = response.read()
+    request = registration_request(name, url, state_dir, jwks, new_request_id())
+    with RegistryClient(registry, TlsCredentials.from_pki(pki_dir, f"{name}-ops")) as client:
+        return client.register_issuer(request)
+
+
+def _cross_region_attempt(out: _Narrator, pki_dir: Path, registry: str) -> None:
+    out.say()
+    out.say("Hangzhou's operator tries to revoke a Beijing key:")
+    with RegistryClient(registry, TlsCredentials.from_pki(pki_dir, "hangzhou-ops")) as client:
+        beijing = client.get_issuer("beijing")
+        try:
+            client.revoke_key(new_request_id(), "beijing", beijing.keys[0].kid, "not mine")
+        except grpc.RpcError as e:
+            out.say(f"  refused: {e.code().name}: {e.details()} (audited; nothing changed)")
+            if e.code() is not grpc.StatusCode.PERMISSION_DENIED:
+                out.failures.append(f"cross-region revocation answered {e.code().name}")
+        else:
+            out.failures.append("a cross-region revocation was accepted")
+
+
+def _live_revocation(
+    out: _Narrator,
+    client: GatewayClient,
+    pki_dir: Path,
+    registry: str,
+    regions: dict[str, _Process],
+) -> None:
+    out.say()
+    out.say("5. Macau's operator revokes its key; the running gateway refuses its codes at once")
+    _, answer = _http(
+        f"{regions['macau'].address}/api/declarations", _travellers("2000-01-01")[0].body
+    )
+    out.check("王芳's Macau verde, before", client.verify(answer["code"]), colour=Colour.GREEN)
+    with RegistryClient(registry, TlsCredentials.from_pki(pki_dir, "macau-ops")) as operator:
+        kid = operator.get_issuer("macau").keys[0].kid
+        change = operator.revoke_key(new_request_id(), "macau", kid, "key exposed")
+    out.say(f"  revoked {kid}: trust version {change.trust_version}, audit #{change.audit.seq}")
+    verdict = out.check(
+        "王芳's Macau verde, after revocation",
+        client.verify(answer["code"]),
+        colour=Colour.GREY,
+        status=Status.REJECTED,
+        reason=Reason.ERR_KEY_REVOKED,
+    )
+    if verdict.provenance.trust_version != change.trust_version:
+        out.failures.append("the verdict after revocation did not use the new trust version")
+
+
+def _audit_verify(out: _Narrator, files: StateFiles) -> None:
+    out.say()
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "audit", "verify", "--state-dir", str(files.directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    out.say(f"6. huren audit verify: {result.stdout.strip()}")
+    if result.returncode != 0:
+        out.failures.append(f"huren audit verify failed: {result.stdout} {result.stderr}")
 
 
 def _scenario(

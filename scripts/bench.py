@@ -45,6 +45,7 @@ from gateway.limits import Limits
 from gateway.model import KeyId, ProfileId
 from gateway.profiles import load_profile
 from gateway.registry import Issuer, IssuerKey, TrustState
+from gateway.registry.authority import Actor, Role
 from gateway.storage.sqlite import ProfileSource, RegistryStore
 from gateway.verify import verify_code
 from regions.common.spec import Holder, Level, Secrets
@@ -158,12 +159,15 @@ class _Server:
         profile = ProfileSource.parse(SPEC.profile_text())
         spec = SPEC
         issuer = Issuer(spec.issuer, spec.code, spec.display_name, ProfileId(profile.profile.id), 1)
+        key_ref = IssuerKey(issuer.id, KeyId(kid), key.public_key())
+        local = Actor(Role.LOCAL, "bench")
         store.register_issuer(
-            issuer, profile, [IssuerKey(issuer.id, KeyId(kid), key.public_key())], at=system_clock()
+            issuer, profile, [key_ref], actor=local, request_id="bench", digest="bench"
         )
         store.close()
         self.proc = subprocess.Popen(
-            [*HUREN, "serve", "--listen", "127.0.0.1:0", "--state-dir", str(state)],
+            # Plaintext, like the reference floors in ../shared/docs/performance.md.
+            [*HUREN, "serve", "--insecure", "--listen", "127.0.0.1:0", "--state-dir", str(state)],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

@@ -8,6 +8,8 @@ snapshots taken from it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
 from types import MappingProxyType
 
 from gateway.crypto import ADMISSIBLE, check_pseudonym_key
@@ -24,6 +26,7 @@ from gateway.registry.model import (
     SERVICE_URL,
     Issuer,
     IssuerKey,
+    KeyStatus,
 )
 from gateway.registry.snapshot import TrustSnapshot
 
@@ -49,6 +52,10 @@ class TrustState:
             MappingProxyType(dict(self._keys)),
             MappingProxyType(dict(self._profiles)),
         )
+
+    def touch(self) -> None:
+        """Count a registry change outside the trust data itself (regions, operators)."""
+        self._version += 1
 
     def restore_version(self, version: int) -> None:
         """Set the version counter to the persisted one after replaying stored rows (storage)."""
@@ -115,7 +122,12 @@ class TrustState:
             raise ConfigurationInvalid(
                 Reason.ERR_KEY_WEAK, f"{key.public_key.algorithm.value} keys are not admitted"
             )
-        if (key.issuer, key.kid) in self._keys:
+        existing = self._keys.get((key.issuer, key.kid))
+        if existing is not None:
+            if existing.status is KeyStatus.REVOKED:
+                raise ConfigurationInvalid(
+                    Reason.ERR_REVOKED_KID, f"key id {key.kid} was revoked and cannot be reused"
+                )
             raise ConfigurationInvalid(
                 Reason.ERR_IDENTIFIER, f"issuer {key.issuer} already has a key {key.kid}"
             )
@@ -123,6 +135,61 @@ class TrustState:
             raise ConfigurationInvalid(Reason.ERR_KEY_WEAK, "key validity window is empty")
         self._keys[(key.issuer, key.kid)] = key
         self._version += 1
+
+    def retire_key(self, issuer: IssuerId, kid: KeyId, at: datetime) -> IssuerKey:
+        """Codes issued after ``at`` are refused from now on; earlier ones stay valid."""
+        key = self._key(issuer, kid)
+        if key.status is KeyStatus.REVOKED:
+            raise ConfigurationInvalid(Reason.ERR_REVOKED_KID, f"key {kid} is already revoked")
+        retired = replace(key, status=KeyStatus.RETIRED, status_since=at)
+        self._keys[(issuer, kid)] = retired
+        self._version += 1
+        return retired
+
+    def revoke_key(self, issuer: IssuerId, kid: KeyId, at: datetime) -> IssuerKey:
+        """Every code signed by the key is refused from now on."""
+        key = self._key(issuer, kid)
+        if key.status is KeyStatus.REVOKED:
+            raise ConfigurationInvalid(Reason.ERR_REVOKED_KID, f"key {kid} is already revoked")
+        revoked = replace(key, status=KeyStatus.REVOKED, status_since=at)
+        self._keys[(issuer, kid)] = revoked
+        self._version += 1
+        return revoked
+
+    def update_profile(self, issuer_id: IssuerId, profile: Profile) -> Issuer:
+        """Move an issuer to the next version of its profile (the old version stays)."""
+        issuer = self._issuers.get(issuer_id)
+        if issuer is None:
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER, f"issuer {issuer_id} is not registered"
+            )
+        if profile.id != issuer.profile_id or profile.version != issuer.profile_version + 1:
+            raise ConfigurationInvalid(
+                Reason.ERR_VERSION,
+                f"the next profile of {issuer_id} is {issuer.profile_id}@"
+                f"{issuer.profile_version + 1}, not {profile.label}",
+            )
+        existing = self._profiles.get((profile.id, profile.version))
+        if existing is not None and existing.source_sha256 != profile.source_sha256:
+            raise ConfigurationInvalid(
+                Reason.ERR_VERSION, f"profile {profile.label} already exists with other content"
+            )
+        moved = replace(issuer, profile_version=profile.version)
+        _check_credentials(moved, profile)
+        self._check_route(moved, profile)
+        self.add_profile(profile)  # checked above: cannot fail now
+        self._issuers[issuer_id] = moved
+        self._version += 1
+        return moved
+
+    def _key(self, issuer: IssuerId, kid: KeyId) -> IssuerKey:
+        key = self._keys.get((issuer, kid))
+        if key is None:
+            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"issuer {issuer} has no key {kid}")
+        return key
+
+    def issuer(self, issuer_id: IssuerId) -> Issuer | None:
+        return self._issuers.get(issuer_id)
 
     # ------------------------------------------------------------------ checks
 

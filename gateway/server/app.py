@@ -1,11 +1,23 @@
-"""Composition root: registry file + secret + limits + clock -> a running grpc.aio server.
+"""Composition root: state files, TLS, limits, clock -> a running grpc.aio server.
 
-The server also serves the standard ``grpc.health.v1.Health`` service (overall status ``""``
-and ``huren.v1.Verifier``) and server reflection.
+One server, two listeners when TLS is on (the default):
+
+- the **verification** address (TLS, server authentication only): the Verifier service, the
+  Registry's reading calls, health and reflection — for checkpoints and verifier apps;
+- the **registry** address (mutual TLS: a client certificate signed by the operators' CA is
+  required at the handshake): the same services, where the Registry's changes are allowed for
+  registered operators.
+
+With ``insecure`` there is one plaintext listener and every Registry change is refused.
+The registry file is polled every second, so changes made by another process (a replica, or
+offline administration) reach the verification snapshot without a restart.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,25 +26,37 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from gateway._generated.huren.v1 import verifier_pb2, verifier_pb2_grpc
+from gateway._generated.huren.v1 import (
+    registry_pb2,
+    registry_pb2_grpc,
+    verifier_pb2,
+    verifier_pb2_grpc,
+)
 from gateway.clock import Clock, system_clock
+from gateway.crypto import Algorithm
+from gateway.errors import ConfigurationInvalid
 from gateway.identity import IdentityKeys
 from gateway.limits import Limits
+from gateway.model import Reason
 from gateway.online_client import OnlineClient
 from gateway.registry import TrustHolder
+from gateway.server.registry import RegistryServicer
 from gateway.server.verifier import VerifierServicer
 from gateway.service import OnlineAsker, VerificationService
-from gateway.storage.secrets import load_or_create_secret
+from gateway.storage.secrets import load_or_create_private_key, load_or_create_secret
 from gateway.storage.sqlite import RegistryStore
+from gateway.trustlist import TrustListSigner
 
 log = logging.getLogger(__name__)
 
 VERIFIER_SERVICE = verifier_pb2.DESCRIPTOR.services_by_name["Verifier"].full_name
+REGISTRY_SERVICE = registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name
+REFRESH_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
 class StateFiles:
-    """Where a gateway keeps its state: the registry database and the subject key."""
+    """Where a gateway keeps its state."""
 
     directory: Path
 
@@ -49,9 +73,53 @@ class StateFiles:
         """The national linking key, shared with regions that carry masked-link identities."""
         return self.directory / "link.key"
 
+    @property
+    def trust_list_key(self) -> Path:
+        return self.directory / "trustlist-key.pem"
+
+    @property
+    def trust_list_public(self) -> Path:
+        """The trust-list key's public JWK, to hand to whoever verifies trust lists offline."""
+        return self.directory / "trustlist-key.jwk"
+
     def ensure(self) -> StateFiles:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         return self
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """The gateway's certificate and key, and the CA that signs operators' certificates
+    (as ``huren pki init`` lays them out)."""
+
+    directory: Path
+
+    @property
+    def ca(self) -> Path:
+        return self.directory / "ca.pem"
+
+    @property
+    def certificate(self) -> Path:
+        return self.directory / "gateway.pem"
+
+    @property
+    def key(self) -> Path:
+        return self.directory / "gateway.key"
+
+    def read(self) -> tuple[bytes, bytes, bytes]:
+        """(CA, certificate, key).
+
+        Raises:
+            ConfigurationInvalid: if a file is missing.
+        """
+        try:
+            return self.ca.read_bytes(), self.certificate.read_bytes(), self.key.read_bytes()
+        except OSError as e:
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER,
+                f"TLS files missing in {self.directory} ({e.strerror}); create them with "
+                "`huren pki init`, or run with --insecure",
+            ) from e
 
 
 def open_identities(files: StateFiles) -> IdentityKeys:
@@ -62,31 +130,60 @@ def open_identities(files: StateFiles) -> IdentityKeys:
     )
 
 
+@dataclass
+class Gateway:
+    service: VerificationService
+    store: RegistryStore
+    signer: TrustListSigner
+
+
+def open_gateway(
+    files: StateFiles,
+    limits: Limits,
+    clock: Clock = system_clock,
+    online: OnlineAsker | None = None,
+) -> Gateway:
+    """Open the registry, the identity keys and the trust-list key, and build the services.
+
+    Without ``online`` a default :class:`OnlineClient` asks online issuers.
+    """
+    identities = open_identities(files)
+    store = RegistryStore(files.database, clock=clock)
+    signer = TrustListSigner(load_or_create_private_key(files.trust_list_key, Algorithm.ES256))
+    files.trust_list_public.write_text(json.dumps(signer.public_jwk(), indent=2) + "\n")
+    service = VerificationService(
+        TrustHolder(store.snapshot), limits, identities, clock, online or OnlineClient()
+    )
+    return Gateway(service, store, signer)
+
+
 def open_service(
     files: StateFiles,
     limits: Limits,
     clock: Clock = system_clock,
     online: OnlineAsker | None = None,
 ) -> tuple[VerificationService, RegistryStore]:
-    """Open the registry and the identity keys, and build the verification service on them.
-
-    Without ``online`` a default :class:`OnlineClient` asks online issuers.
-    """
-    identities = open_identities(files)
-    store = RegistryStore(files.database)
-    service = VerificationService(
-        TrustHolder(store.snapshot), limits, identities, clock, online or OnlineClient()
-    )
-    return service, store
+    gateway = open_gateway(files, limits, clock, online)
+    return gateway.service, gateway.store
 
 
 class GatewayServer:
-    """A grpc.aio server with the Verifier, health and reflection services."""
+    """A grpc.aio server with the Verifier, Registry, health and reflection services."""
 
-    def __init__(self, service: VerificationService, listen: str) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        listen: str,
+        *,
+        registry_listen: str | None = None,
+        tls: TlsFiles | None = None,
+    ) -> None:
+        self.gateway = gateway
+        service = gateway.service
         limits = service.limits
-        self.service = service
         self.listen = listen
+        self.registry_listen = registry_listen
+        self.tls = tls
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.server = grpc.aio.server(
             options=[
@@ -101,31 +198,73 @@ class GatewayServer:
             maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         )
         verifier_pb2_grpc.add_VerifierServicer_to_server(VerifierServicer(service), self.server)
+        registry_pb2_grpc.add_RegistryServicer_to_server(
+            RegistryServicer(
+                gateway.store,
+                service.trust,
+                gateway.signer,
+                gateway.store.clock,
+                mutations=tls is not None,
+            ),
+            self.server,
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (
                 VERIFIER_SERVICE,
+                REGISTRY_SERVICE,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
             ),
             self.server,
         )
         self.port = 0
+        self.registry_port = 0
+        self._refresher: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
-        """Bind and start; returns the bound port (useful with port 0)."""
-        self.port = self.server.add_insecure_port(self.listen)
+        """Bind and start; returns the verification port (useful with port 0)."""
+        if self.tls is None:
+            self.port = self.server.add_insecure_port(self.listen)
+        else:
+            ca, certificate, key = self.tls.read()
+            server_only = grpc.ssl_server_credentials([(key, certificate)])
+            self.port = self.server.add_secure_port(self.listen, server_only)
+            if self.registry_listen is not None:
+                mutual = grpc.ssl_server_credentials(
+                    [(key, certificate)], root_certificates=ca, require_client_auth=True
+                )
+                self.registry_port = self.server.add_secure_port(self.registry_listen, mutual)
+                if self.registry_port == 0:
+                    raise OSError(f"cannot listen on {self.registry_listen}")
         if self.port == 0:
             raise OSError(f"cannot listen on {self.listen}")
         await self.server.start()
-        for name in ("", VERIFIER_SERVICE):
+        for name in ("", VERIFIER_SERVICE, REGISTRY_SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._refresher = asyncio.create_task(self._refresh())
         return self.port
 
+    async def _refresh(self) -> None:
+        """Pick up changes other processes wrote to the registry file."""
+        holder, store = self.gateway.service.trust, self.gateway.store
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            try:
+                snapshot = store.refresh()
+                if snapshot is not None and snapshot.version > holder.current.version:
+                    holder.replace(snapshot)
+            except Exception as error:  # keep serving the last good snapshot
+                log.error("registry refresh failed: %s", type(error).__name__)
+
     async def stop(self, grace: float = 2.0) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
-        await self.service.close()
+        await self.gateway.service.close()
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()

@@ -11,20 +11,56 @@ import logging
 
 import grpc
 
-from gateway.errors import ConfigurationInvalid, RequestInvalid, StorageUnavailable
+from gateway.errors import (
+    ConfigurationInvalid,
+    NotAuthenticated,
+    NotFound,
+    NotPermitted,
+    RequestConflict,
+    RequestInvalid,
+    StorageUnavailable,
+)
+from gateway.model import Reason
 
 log = logging.getLogger(__name__)
 
 INTERNAL_MESSAGE = "internal error"
 
 
-def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
-    """The status code and message a failed call answers with."""
-    if isinstance(error, RequestInvalid):
-        return grpc.StatusCode.INVALID_ARGUMENT, str(error)
+REASON_KEY = "huren-reason"
+_PRECONDITIONS = frozenset({Reason.ERR_VERSION, Reason.ERR_REVOKED_KID})
+
+
+def status_for(error: BaseException) -> tuple[grpc.StatusCode, str, Reason | None]:
+    """The status code, message and reason code a failed call answers with."""
     if isinstance(error, ConfigurationInvalid):
-        return grpc.StatusCode.INVALID_ARGUMENT, f"{error.reason.value}: {error}"
+        code = (
+            grpc.StatusCode.FAILED_PRECONDITION
+            if error.reason in _PRECONDITIONS
+            else grpc.StatusCode.INVALID_ARGUMENT
+        )
+        return code, f"{error.reason.value}: {error}", error.reason
+    simple = {
+        RequestInvalid: grpc.StatusCode.INVALID_ARGUMENT,
+        NotPermitted: grpc.StatusCode.PERMISSION_DENIED,
+        NotAuthenticated: grpc.StatusCode.UNAUTHENTICATED,
+        RequestConflict: grpc.StatusCode.ALREADY_EXISTS,
+        NotFound: grpc.StatusCode.NOT_FOUND,
+    }
+    for kind, code in simple.items():
+        if isinstance(error, kind):
+            return code, str(error), None
     if isinstance(error, StorageUnavailable):
-        return grpc.StatusCode.UNAVAILABLE, "registry unavailable; retry later"
+        return grpc.StatusCode.UNAVAILABLE, "registry unavailable; retry later", None
     log.error("unmapped %s in a gRPC handler", type(error).__name__)
-    return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
+    return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE, None
+
+
+async def abort_for(
+    context: grpc.aio.ServicerContext[object, object], error: BaseException
+) -> None:
+    """End the call with the status :func:`status_for` gives (and the reason as metadata)."""
+    code, message, reason = status_for(error)
+    if reason is not None:
+        context.set_trailing_metadata(((REASON_KEY, reason.value),))
+    await context.abort(code, message)

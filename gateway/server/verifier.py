@@ -13,7 +13,7 @@ from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
 from gateway.model import Status, Verdict
 from gateway.server import convert
-from gateway.server.status import status_for
+from gateway.server.status import abort_for
 from gateway.service import VerificationService
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,5 @@ async def _answer(
     try:
         return await compute()
     except Exception as error:
-        code, message = status_for(error)
-        await context.abort(code, message)
+        await abort_for(context, error)
         raise AssertionError("unreachable: abort raises") from None

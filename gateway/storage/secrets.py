@@ -6,6 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
+from gateway.crypto import Algorithm, PrivateKey
 from gateway.errors import StorageUnavailable
 from gateway.identity import SECRET_BYTES
 
@@ -34,3 +35,24 @@ def load_or_create_secret(path: Path, size: int = SECRET_BYTES) -> bytes:
     if len(secret) < size:
         raise StorageUnavailable(f"secret file {path.name} holds fewer than {size} bytes")
     return secret
+
+
+def load_or_create_private_key(path: Path, algorithm: Algorithm) -> PrivateKey:
+    """The private key in PEM at ``path``, created (mode 0600) on first use.
+
+    Raises:
+        StorageUnavailable: if the file cannot be read or created.
+    """
+    try:
+        if not path.exists():
+            fresh = PrivateKey.generate(algorithm)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process created it first
+            else:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(fresh.pem())
+        return PrivateKey.from_pem(path.read_bytes(), algorithm)
+    except (OSError, ValueError) as e:
+        raise StorageUnavailable(f"cannot use key file {path.name}: {e}") from e

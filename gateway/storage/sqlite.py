@@ -1,25 +1,45 @@
-"""The registry's SQLite file, through sqlite-utils.
+"""The registry's SQLite file, through sqlite-utils: trust data, operators, requests, audit log.
 
-Durable settings and write transactions come from :mod:`gateway.storage.database`. A change is
-written only after the in-memory :class:`TrustState` accepted it, and the new snapshot is
-published only after the commit returned.
+Every mutation goes through :meth:`RegistryStore.mutate`, in one ``BEGIN IMMEDIATE``
+transaction:
 
-The file also holds issuer credentials (online-verification client secrets, pseudonym keys):
-protect it like a key store.
+1. reload the in-memory state if another process changed the file (the trust version moved);
+2. answer a retried request id with its first result (idempotence), or refuse a reused id with
+   other content;
+3. check the actor may do it (a denial is audited and changes nothing);
+4. apply the change to a *candidate* :class:`TrustState`, which validates it (a refusal is
+   audited and changes nothing), and write its rows;
+5. write the new trust version, the audit entry (hash-chained, with the digest of the new state)
+   and the request record.
+
+The new snapshot is published only after the commit returned. Durable settings come from
+:mod:`gateway.storage.database`. The file also holds issuer credentials (online client secrets,
+pseudonym keys): protect it like a key store.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gateway import crypto
-from gateway.errors import StorageUnavailable
-from gateway.model import IssuerId, KeyId, ProfileId, RegionCode
+from gateway.clock import Clock, system_clock
+from gateway.crypto import pki
+from gateway.errors import (
+    ConfigurationInvalid,
+    NotFound,
+    NotPermitted,
+    RequestConflict,
+    RequestInvalid,
+    StorageUnavailable,
+)
+from gateway.model import IssuerId, KeyId, ProfileId, Reason, RegionCode, parse_region_code
 from gateway.profiles import Profile, load_profile
 from gateway.registry import (
     Issuer,
@@ -29,9 +49,13 @@ from gateway.registry import (
     TrustSnapshot,
     TrustState,
 )
+from gateway.registry.audit import GENESIS, AuditEntry, seal, verify_chain
+from gateway.registry.audit import ChainReport as ChainReport
+from gateway.registry.authority import Action, Actor, refusal
 from gateway.storage.database import BUSY_TIMEOUT_S, open_database, write_transaction
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+MAX_REQUEST_ID = 128
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -54,11 +78,45 @@ class ProfileSource:
         return cls(load_profile(text), text)
 
 
-class RegistryStore:
-    """One registry database file. Methods are not thread-safe; use one store per writer."""
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a mutation produced: the trust version after it, and its audit entry."""
 
-    def __init__(self, path: Path, *, busy_timeout: float = BUSY_TIMEOUT_S) -> None:
+    trust_version: int
+    audit: AuditEntry
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorRecord:
+    name: str
+    region: RegionCode | None
+    spki_sha256: str
+    active: bool
+
+
+@dataclass
+class Mutation:
+    """What a change may use: the candidate state (which validates), the rows, the time."""
+
+    state: TrustState
+    store: RegistryStore
+    now: datetime
+
+    def insert(self, table: str, row: dict[str, Any]) -> None:
+        self.store.db.table(table).insert(row)
+
+    def execute(self, sql: str, args: list[Any]) -> None:
+        self.store.db.execute(sql, args)
+
+
+class RegistryStore:
+    """One registry database file. Not thread-safe: one writer at a time per process."""
+
+    def __init__(
+        self, path: Path, *, busy_timeout: float = BUSY_TIMEOUT_S, clock: Clock = system_clock
+    ) -> None:
         self.path = path
+        self.clock = clock
         self.db = open_database(path, busy_timeout=busy_timeout)
         try:
             with write_transaction(self.db):
@@ -85,6 +143,24 @@ class RegistryStore:
     def _create_schema(self) -> None:
         db = self.db
         db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+        db.table("regions").create(
+            {"code": str, "name": str, "created_at": str},
+            pk="code",
+            not_null={"name", "created_at"},
+            if_not_exists=True,
+        )
+        db.table("operators").create(
+            {
+                "name": str,
+                "region": str,
+                "spki_sha256": str,
+                "active": int,
+                "created_at": str,
+            },
+            pk="name",
+            not_null={"spki_sha256", "active", "created_at"},
+            if_not_exists=True,
+        )
         db.table("profiles").create(
             {"profile_id": str, "version": int, "source": str, "sha256": str, "added_at": str},
             pk=("profile_id", "version"),
@@ -126,6 +202,30 @@ class RegistryStore:
             foreign_keys=[("issuer_id", "issuers", "id")],
             if_not_exists=True,
         )
+        db.table("requests").create(
+            {"actor": str, "request_id": str, "action": str, "digest": str, "audit_seq": int},
+            pk=("actor", "request_id"),
+            not_null={"action", "digest", "audit_seq"},
+            if_not_exists=True,
+        )
+        db.table("audit").create(
+            {
+                "seq": int,
+                "at": str,
+                "actor": str,
+                "action": str,
+                "target": str,
+                "outcome": str,
+                "detail": str,
+                "state_digest": str,
+                "previous_hash": str,
+                "entry_hash": str,
+                "trust_version": int,
+            },
+            pk="seq",
+            not_null={"at", "actor", "action", "target", "outcome", "state_digest"},
+            if_not_exists=True,
+        )
         stored = self._meta("schema_version")
         if stored is None:
             self._set_meta("schema_version", str(SCHEMA_VERSION))
@@ -140,6 +240,9 @@ class RegistryStore:
     def _set_meta(self, key: str, value: str) -> None:
         self.db.table("meta").upsert({"key": key, "value": value}, pk="key")
 
+    def _trust_version(self) -> int:
+        return int(self._meta("trust_version") or "0")
+
     def _load(self) -> TrustState:
         """Replay every stored row through the validating state (profiles are re-parsed)."""
         state = TrustState()
@@ -149,48 +252,456 @@ class RegistryStore:
             state.add_issuer(_issuer(row))
         for row in self.db.table("keys").rows_where(order_by="issuer_id, kid"):
             state.add_key(_key(row))
-        state.restore_version(int(self._meta("trust_version") or "0"))
+        state.restore_version(self._trust_version())
         return state
 
-    # ------------------------------------------------------------------ writes
+    def refresh(self) -> TrustSnapshot | None:
+        """Reload if another process changed the registry; the new snapshot, or None."""
+        if self._trust_version() == self._state.version:
+            return None
+        self._state = self._load()
+        return self._state.snapshot()
+
+    # ------------------------------------------------------------------ mutations
+
+    def mutate(
+        self,
+        actor: Actor,
+        request_id: str,
+        action: Action,
+        target: str,
+        region: Callable[[TrustState], RegionCode | None],
+        digest: str,
+        apply: Callable[[Mutation], str],
+    ) -> Change:
+        """Run one mutation as described in the module docstring.
+
+        ``digest`` identifies the request's content (for idempotence); ``region`` finds the
+        region of the target in the current state (for authorisation); ``apply`` validates on the
+        candidate state, writes its rows and returns the audit detail.
+
+        Raises:
+            RequestInvalid: for a malformed request id.
+            RequestConflict: for a request id reused with other content.
+            NotPermitted: if the actor may not do this (audited).
+            ConfigurationInvalid: if the change is invalid (audited).
+            StorageUnavailable: if the database cannot be written.
+        """
+        if not (0 < len(request_id) <= MAX_REQUEST_ID and request_id.isascii()) or not (
+            request_id.isprintable()
+        ):
+            raise RequestInvalid(
+                f"request id must be 1 to {MAX_REQUEST_ID} printable ASCII characters"
+            )
+        failure: NotPermitted | ConfigurationInvalid | NotFound | None = None
+        now = self.clock()
+        with write_transaction(self.db):
+            if self._trust_version() != self._state.version:
+                self._state = self._load()  # another process wrote: validate against the truth
+            earlier = self.db.execute(
+                "SELECT digest, audit_seq FROM requests WHERE actor = ? AND request_id = ?",
+                [actor.label, request_id],
+            ).fetchone()
+            if earlier is not None:
+                if earlier[0] != digest:
+                    raise RequestConflict(
+                        f"request id {request_id!r} was used for a different request"
+                    )
+                return self._change_at(int(earlier[1]))
+            candidate = TrustState(self._state.snapshot())
+            reason = refusal(actor, action, region(self._state))
+            if reason is not None:
+                failure = NotPermitted(reason)
+                entry = self._append(
+                    now, actor, action, target, "denied", reason, candidate.version
+                )
+            else:
+                self.db.conn.execute("SAVEPOINT mutation")
+                try:
+                    detail = apply(Mutation(candidate, self, now))
+                except (ConfigurationInvalid, NotFound) as e:
+                    self.db.conn.execute("ROLLBACK TO mutation")
+                    failure = e
+                    candidate = TrustState(self._state.snapshot())
+                    code = e.reason.value if isinstance(e, ConfigurationInvalid) else "NOT_FOUND"
+                    entry = self._append(
+                        now, actor, action, target, "refused", f"{code}: {e}", candidate.version
+                    )
+                else:
+                    self.db.conn.execute("RELEASE mutation")
+                    self._set_meta("trust_version", str(candidate.version))
+                    entry = self._append(
+                        now, actor, action, target, "ok", detail, candidate.version
+                    )
+                    self.db.table("requests").insert(
+                        {
+                            "actor": actor.label,
+                            "request_id": request_id,
+                            "action": action.value,
+                            "digest": digest,
+                            "audit_seq": entry.seq,
+                        }
+                    )
+        if failure is not None:
+            raise failure
+        self._state = candidate
+        return Change(candidate.version, entry)
+
+    def _append(
+        self,
+        at: datetime,
+        actor: Actor,
+        action: Action,
+        target: str,
+        outcome: str,
+        detail: str,
+        trust_version: int,
+    ) -> AuditEntry:
+        last = self.db.execute(
+            "SELECT seq, entry_hash FROM audit ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        seq, previous = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
+        entry = seal(
+            seq,
+            at,
+            actor.label,
+            action.value,
+            target,
+            outcome,
+            detail,
+            self.state_digest(),
+            previous,
+        )
+        row = _audit_row(entry)
+        row["trust_version"] = trust_version
+        self.db.table("audit").insert(row)
+        return entry
+
+    def _change_at(self, seq: int) -> Change:
+        row = self.db.execute("SELECT * FROM audit WHERE seq = ?", [seq]).fetchone()
+        columns = [d[0] for d in self.db.execute("SELECT * FROM audit LIMIT 0").description]
+        record = dict(zip(columns, row, strict=True))
+        return Change(int(record["trust_version"]), _audit_entry(record))
+
+    # ------------------------------------------------------------------ the changes
 
     def register_issuer(
         self,
         issuer: Issuer,
         profile: ProfileSource,
-        keys: Sequence[IssuerKey],
+        keys: list[IssuerKey],
         *,
-        at: datetime,
-    ) -> TrustSnapshot:
-        """Add an issuer with its profile and initial keys, all or nothing.
+        actor: Actor,
+        request_id: str,
+        digest: str,
+    ) -> Change:
+        """Add an issuer with its profile and initial keys, all or nothing."""
 
-        Raises:
-            ConfigurationInvalid: if the trust state refuses any part; nothing is written.
-            StorageUnavailable: if the database cannot be written; nothing is written.
-        """
-        candidate = TrustState(self._state.snapshot())
-        new_profile = not candidate.has_profile(profile.profile.id, profile.profile.version)
-        candidate.add_profile(profile.profile)
-        candidate.add_issuer(issuer)
-        for key in keys:
-            candidate.add_key(key)
-        with write_transaction(self.db):
-            if new_profile:
-                self.db.table("profiles").insert(
-                    {
-                        "profile_id": profile.profile.id,
-                        "version": profile.profile.version,
-                        "source": profile.text,
-                        "sha256": profile.profile.source_sha256,
-                        "added_at": _ts(at),
-                    }
-                )
-            self.db.table("issuers").insert(_issuer_row(issuer, at))
+        def apply(m: Mutation) -> str:
+            known = m.store.db.execute(
+                "SELECT 1 FROM regions WHERE code = ?", [issuer.region]
+            ).fetchone()
+            if known is None:
+                if actor.role.value != "local":
+                    raise ConfigurationInvalid(
+                        Reason.ERR_IDENTIFIER,
+                        f"region {issuer.region} is not registered; "
+                        "the hub administrator creates it",
+                    )
+                row = {"code": issuer.region, "name": issuer.name, "created_at": _ts(m.now)}
+                m.insert("regions", row)
+            new_profile = not m.state.has_profile(profile.profile.id, profile.profile.version)
+            m.state.add_profile(profile.profile)
+            m.state.add_issuer(issuer)
             for key in keys:
-                self.db.table("keys").insert(_key_row(key, at))
-            self._set_meta("trust_version", str(candidate.version))
-        self._state = candidate
-        return candidate.snapshot()
+                m.state.add_key(key)
+            if new_profile:
+                m.insert("profiles", _profile_row(profile, m.now))
+            m.insert("issuers", _issuer_row(issuer, m.now))
+            for key in keys:
+                m.insert("keys", _key_row(key, m.now))
+            kids = ", ".join(k.kid for k in keys) or "none"
+            return f"region {issuer.region}, profile {profile.profile.label}, keys {kids}"
+
+        return self.mutate(
+            actor,
+            request_id,
+            Action.REGISTER_ISSUER,
+            issuer.id,
+            lambda _: issuer.region,
+            digest,
+            apply,
+        )
+
+    def add_key(self, key: IssuerKey, *, actor: Actor, request_id: str, digest: str) -> Change:
+        def apply(m: Mutation) -> str:
+            m.state.add_key(key)
+            m.insert("keys", _key_row(key, m.now))
+            return f"{key.public_key.algorithm.value} key {key.kid}"
+
+        return self.mutate(
+            actor,
+            request_id,
+            Action.ADD_KEY,
+            f"{key.issuer}/{key.kid}",
+            _region_of(key.issuer),
+            digest,
+            apply,
+        )
+
+    def retire_key(
+        self,
+        issuer: IssuerId,
+        kid: KeyId,
+        at: datetime | None,
+        *,
+        actor: Actor,
+        request_id: str,
+        digest: str,
+    ) -> Change:
+        def apply(m: Mutation) -> str:
+            when = at or m.now
+            retired = m.state.retire_key(issuer, kid, when)
+            self._update_key(m, retired)
+            return f"codes issued after {when.isoformat()} are refused"
+
+        return self.mutate(
+            actor,
+            request_id,
+            Action.RETIRE_KEY,
+            f"{issuer}/{kid}",
+            _region_of(issuer),
+            digest,
+            apply,
+        )
+
+    def revoke_key(
+        self,
+        issuer: IssuerId,
+        kid: KeyId,
+        reason: str,
+        *,
+        actor: Actor,
+        request_id: str,
+        digest: str,
+    ) -> Change:
+        def apply(m: Mutation) -> str:
+            revoked = m.state.revoke_key(issuer, kid, m.now)
+            self._update_key(m, revoked)
+            return f"revoked: {reason}" if reason else "revoked"
+
+        return self.mutate(
+            actor,
+            request_id,
+            Action.REVOKE_KEY,
+            f"{issuer}/{kid}",
+            _region_of(issuer),
+            digest,
+            apply,
+        )
+
+    def update_profile(
+        self,
+        issuer: IssuerId,
+        profile: ProfileSource,
+        *,
+        actor: Actor,
+        request_id: str,
+        digest: str,
+    ) -> Change:
+        def apply(m: Mutation) -> str:
+            new_profile = not m.state.has_profile(profile.profile.id, profile.profile.version)
+            m.state.update_profile(issuer, profile.profile)
+            if new_profile:
+                m.insert("profiles", _profile_row(profile, m.now))
+            m.execute(
+                "UPDATE issuers SET profile_version = ? WHERE id = ?",
+                [profile.profile.version, issuer],
+            )
+            return f"profile {profile.profile.label} ({profile.profile.source_sha256[:16]})"
+
+        return self.mutate(
+            actor, request_id, Action.UPDATE_PROFILE, issuer, _region_of(issuer), digest, apply
+        )
+
+    def create_region(
+        self, code: str, name: str, *, actor: Actor, request_id: str, digest: str
+    ) -> Change:
+        def apply(m: Mutation) -> str:
+            try:
+                region = parse_region_code(code)
+            except ValueError as e:
+                raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, str(e)) from e
+            if not name or len(name) > 64 or not name.isprintable():
+                raise ConfigurationInvalid(
+                    Reason.ERR_IDENTIFIER, "region name must be 1-64 printable characters"
+                )
+            if m.store.db.execute("SELECT 1 FROM regions WHERE code = ?", [region]).fetchone():
+                raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"region {region} already exists")
+            m.insert("regions", {"code": region, "name": name, "created_at": _ts(m.now)})
+            m.state.touch()
+            return name
+
+        return self.mutate(actor, request_id, Action.CREATE_REGION, code, _nowhere, digest, apply)
+
+    def create_operator(
+        self,
+        name: str,
+        region: str | None,
+        certificate_pem: bytes,
+        *,
+        actor: Actor,
+        request_id: str,
+        digest: str,
+    ) -> Change:
+        def apply(m: Mutation) -> str:
+            try:
+                peer = pki.peer_identity(certificate_pem)
+            except ValueError as e:
+                raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"certificate: {e}") from e
+            if (peer.name, peer.region) != (name, region):
+                raise ConfigurationInvalid(
+                    Reason.ERR_IDENTIFIER, "the certificate names another operator or region"
+                )
+            if (
+                region is not None
+                and not m.store.db.execute(
+                    "SELECT 1 FROM regions WHERE code = ?", [region]
+                ).fetchone()
+            ):
+                raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"region {region} does not exist")
+            if m.store.db.execute(
+                "SELECT 1 FROM operators WHERE name = ? OR spki_sha256 = ?",
+                [name, peer.spki_sha256],
+            ).fetchone():
+                raise ConfigurationInvalid(
+                    Reason.ERR_IDENTIFIER, f"operator {name} or its key is already registered"
+                )
+            m.insert(
+                "operators",
+                {
+                    "name": name,
+                    "region": region,
+                    "spki_sha256": peer.spki_sha256,
+                    "active": 1,
+                    "created_at": _ts(m.now),
+                },
+            )
+            m.state.touch()
+            role = f"operator of {region}" if region else "hub administrator"
+            return f"{role}, key {peer.spki_sha256[:16]}"
+
+        return self.mutate(actor, request_id, Action.CREATE_OPERATOR, name, _nowhere, digest, apply)
+
+    def remove_operator(self, name: str, *, actor: Actor, request_id: str, digest: str) -> Change:
+        def apply(m: Mutation) -> str:
+            row = m.store.db.execute(
+                "SELECT active FROM operators WHERE name = ?", [name]
+            ).fetchone()
+            if row is None or not row[0]:
+                raise NotFound(f"no active operator {name}")
+            m.execute("UPDATE operators SET active = 0 WHERE name = ?", [name])
+            m.state.touch()
+            return "removed; its certificate no longer authenticates"
+
+        return self.mutate(actor, request_id, Action.REMOVE_OPERATOR, name, _nowhere, digest, apply)
+
+    def _update_key(self, m: Mutation, key: IssuerKey) -> None:
+        m.execute(
+            "UPDATE keys SET status = ?, status_since = ? WHERE issuer_id = ? AND kid = ?",
+            [key.status.value, _ts(key.status_since), key.issuer, key.kid],
+        )
+
+    # ------------------------------------------------------------------ reading
+
+    def operator_by_pin(self, spki_sha256: str) -> OperatorRecord | None:
+        row = self.db.execute(
+            "SELECT name, region, spki_sha256, active FROM operators WHERE spki_sha256 = ?",
+            [spki_sha256],
+        ).fetchone()
+        if row is None:
+            return None
+        return OperatorRecord(row[0], RegionCode(row[1]) if row[1] else None, row[2], bool(row[3]))
+
+    def profile_sources(self) -> dict[tuple[str, int], str]:
+        """The text of every profile version, by (id, version)."""
+        return {
+            (r["profile_id"], int(r["version"])): r["source"]
+            for r in self.db.table("profiles").rows_where()
+        }
+
+    def profile_history(self, profile_id: ProfileId) -> list[tuple[int, str, str]]:
+        """(version, sha256, source) of every version of a profile, oldest first."""
+        return [
+            (int(r["version"]), r["sha256"], r["source"])
+            for r in self.db.table("profiles").rows_where(
+                "profile_id = ?", [profile_id], order_by="version"
+            )
+        ]
+
+    def audit_entries(self, after: int = 0, limit: int | None = None) -> Iterator[AuditEntry]:
+        sql = "SELECT * FROM audit WHERE seq > ? ORDER BY seq"
+        args: list[Any] = [after]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        cursor = self.db.execute(sql, args)
+        columns = [d[0] for d in cursor.description]
+        for row in cursor:
+            yield _audit_entry(dict(zip(columns, row, strict=True)))
+
+    def verify_audit(self) -> ChainReport:
+        """The whole chain, plus: the last entry's state digest is the registry's current state
+        (a change written without its audit entry shows here)."""
+        entries = list(self.audit_entries())
+        report = verify_chain(entries)
+        if report.intact and entries and entries[-1].state_digest != self.state_digest():
+            return ChainReport(
+                report.entries,
+                report.head,
+                entries[-1].seq,
+                "the registry's state no longer matches the last entry's state digest",
+            )
+        return report
+
+    def state_digest(self) -> str:
+        """SHA-256 over the canonical content of every trust and authority table."""
+        tables = {
+            "regions": "SELECT code, name FROM regions ORDER BY code",
+            "operators": "SELECT name, region, spki_sha256, active FROM operators ORDER BY name",
+            "profiles": "SELECT profile_id, version, sha256 FROM profiles"
+            " ORDER BY profile_id, version",
+            "issuers": "SELECT id, region, name, profile_id, profile_version, online_code_prefix,"
+            " online_verify_url, online_client_id, online_client_secret, pseudonym_key"
+            " FROM issuers ORDER BY id",
+            "keys": "SELECT issuer_id, kid, algorithm, spki_der, not_before, not_after, status,"
+            " status_since FROM keys ORDER BY issuer_id, kid",
+        }
+        content = {
+            name: [[_canonical(v) for v in row] for row in self.db.execute(sql)]
+            for name, sql in tables.items()
+        }
+        text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _region_of(issuer_id: IssuerId) -> Callable[[TrustState], RegionCode | None]:
+    def region(state: TrustState) -> RegionCode | None:
+        issuer = state.issuer(issuer_id)
+        if issuer is None:
+            raise NotFound(f"issuer {issuer_id} is not registered")
+        return issuer.region
+
+    return region
+
+
+def _nowhere(state: TrustState) -> RegionCode | None:
+    return None
+
+
+def _canonical(value: Any) -> Any:
+    # Secrets and keys enter the digest by their hash only.
+    return hashlib.sha256(value).hexdigest() if isinstance(value, bytes) else value
 
 
 def _issuer(row: dict[str, Any]) -> Issuer:
@@ -230,6 +741,16 @@ def _issuer_row(issuer: Issuer, at: datetime) -> dict[str, Any]:
     }
 
 
+def _profile_row(profile: ProfileSource, at: datetime) -> dict[str, Any]:
+    return {
+        "profile_id": profile.profile.id,
+        "version": profile.profile.version,
+        "source": profile.text,
+        "sha256": profile.profile.source_sha256,
+        "added_at": _ts(at),
+    }
+
+
 def _key(row: dict[str, Any]) -> IssuerKey:
     algorithm = crypto.Algorithm(row["algorithm"])
     return IssuerKey(
@@ -255,3 +776,33 @@ def _key_row(key: IssuerKey, at: datetime) -> dict[str, Any]:
         "status_since": _ts(key.status_since),
         "added_at": _ts(at),
     }
+
+
+def _audit_row(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "at": entry.at.isoformat(),
+        "actor": entry.actor,
+        "action": entry.action,
+        "target": entry.target,
+        "outcome": entry.outcome,
+        "detail": entry.detail,
+        "state_digest": entry.state_digest,
+        "previous_hash": entry.previous_hash,
+        "entry_hash": entry.entry_hash,
+    }
+
+
+def _audit_entry(row: dict[str, Any]) -> AuditEntry:
+    return AuditEntry(
+        seq=int(row["seq"]),
+        at=datetime.fromisoformat(row["at"]),
+        actor=row["actor"],
+        action=row["action"],
+        target=row["target"],
+        outcome=row["outcome"],
+        detail=row["detail"] or "",
+        state_digest=row["state_digest"],
+        previous_hash=row["previous_hash"],
+        entry_hash=row["entry_hash"],
+    )

@@ -11,9 +11,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway._generated.huren.v1 import registry_pb2 as pb
+from gateway.crypto import PrivateKey
 from gateway.keyfiles import read_keys
 from gateway.model import ProfileId
 from gateway.registry import Issuer, IssuerKey, OnlineEndpoint
+from gateway.registry.admission import offers_from_file
+from gateway.registry_client import register_issuer_request
 from gateway.storage.sqlite import ProfileSource
 from regions import spec_of
 from regions.common.keys import pseudonym_key_path
@@ -54,3 +58,25 @@ def registration(name: str, url: str, state_dir: Path, jwks: bytes) -> Registrat
     )
     keys = [IssuerKey(issuer.id, k.kid, k.public_key) for k in read_keys(jwks)]
     return Registration(issuer, profile, keys)
+
+
+def registration_request(
+    name: str, url: str, state_dir: Path, jwks: bytes, request_id: str
+) -> pb.RegisterIssuerRequest:
+    """The RegisterIssuer call for region ``name``, each key with its proof of possession made
+    with the region's own signing key (which never leaves the region's state directory)."""
+    found = registration(name, url, state_dir, jwks)
+    spec = spec_of(name)
+    signing = PrivateKey.from_pem((state_dir / "signing-key.pem").read_bytes(), spec.algorithm)
+    offers = offers_from_file(jwks, [signing], issuer=spec.issuer, request_id=request_id)
+    issuer = found.issuer
+    return register_issuer_request(
+        request_id,
+        issuer.id,
+        issuer.region,
+        issuer.name,
+        found.profile.text,
+        offers,
+        issuer.online,
+        issuer.pseudonym_key,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,18 +15,29 @@ import grpc
 import pytest
 import pytest_asyncio
 
+from gateway._generated.huren.v1 import registry_pb2 as registry_pb
+from gateway._generated.huren.v1 import registry_pb2_grpc, verifier_pb2_grpc
 from gateway._generated.huren.v1 import verifier_pb2 as pb
-from gateway._generated.huren.v1 import verifier_pb2_grpc
+from gateway.cli.pki import create_development_pki
 from gateway.clock import system_clock
 from gateway.limits import Limits
 from gateway.model import Verdict
 from gateway.online_client import OnlineClient
-from gateway.server.app import GatewayServer, StateFiles, open_identities, open_service
+from gateway.registry.authority import Actor, Role
+from gateway.registry_client import TlsCredentials, new_request_id
+from gateway.server.app import (
+    Gateway,
+    GatewayServer,
+    StateFiles,
+    TlsFiles,
+    open_gateway,
+    open_identities,
+)
 from gateway.server.convert import verdict_from_pb
 from gateway.service import VerificationService
 from gateway.storage.sqlite import RegistryStore
-from regions import REGIONS
-from regions.common.onboarding import registration
+from regions import REGIONS, spec_of
+from regions.common.onboarding import registration_request
 from regions.common.runner import RunningRegion, start_region
 from tests.conftest import resident_id
 
@@ -100,39 +111,65 @@ GATEWAY_LIMITS = Limits(max_batch=10, max_message_bytes=64 * 1024)
 
 @dataclass
 class Hub:
-    """Seven regions and a gateway that knows them all."""
+    """Seven regions and a gateway that knows them all, every issuer registered by its own
+    operator over mutual TLS."""
 
     regions: dict[str, RegionHandle]
     address: str
+    registry_address: str
+    pki: Path
     channel: grpc.aio.Channel
     stub: verifier_pb2_grpc.VerifierAsyncStub
     service: VerificationService
+    gateway: Gateway
     files: StateFiles
     online: OnlineClient
+    _channels: list[grpc.aio.Channel]
 
     async def verify(self, code: str, destination: str = "") -> Verdict:
         response = await self.stub.Verify(pb.VerifyRequest(code=code, destination=destination))
         return verdict_from_pb(response.verdict)
 
+    def registry(self, operator: str | None) -> registry_pb2_grpc.RegistryAsyncStub:
+        """A Registry stub as ``operator`` (mutual TLS), or anonymous on the TLS port (None)."""
+        if operator is None:
+            channel = grpc.aio.secure_channel(
+                self.address, TlsCredentials.from_pki(self.pki).channel()
+            )
+        else:
+            credentials = TlsCredentials.from_pki(self.pki, operator).channel()
+            channel = grpc.aio.secure_channel(self.registry_address, credentials)
+        self._channels.append(channel)
+        return registry_pb2_grpc.RegistryStub(channel)
 
-async def register_all(
-    files: StateFiles, regions: dict[str, RegionHandle], verify_urls: dict[str, str]
-) -> None:
-    """What every regional operator does: publish keys, hand over profile and credentials."""
+
+async def register_region(hub: Hub, name: str, handle: RegionHandle) -> registry_pb.RegistryChange:
+    """What a regional operator does: publish keys, hand over profile and credentials, prove the
+    keys are held (RegisterIssuer over mutual TLS)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{handle.url}/api/keys") as response,
+    ):
+        jwks = await response.read()
+    request = registration_request(
+        name, handle.url, handle.running.state_dir, jwks, new_request_id()
+    )
+    change: registry_pb.RegistryChange = await hub.registry(f"{name}-ops").RegisterIssuer(request)
+    return change
+
+
+def bootstrap_admin(files: StateFiles, pki: Path) -> None:
+    """The one offline step: pin the hub administrator's certificate."""
+    certificate = (pki / "operators" / "hub-admin.pem").read_bytes()
     with RegistryStore(files.database) as store:
-        for name, handle in regions.items():
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(f"{handle.url}/api/keys") as response,
-            ):
-                jwks = await response.read()
-            found = registration(name, handle.url, handle.running.state_dir, jwks)
-            issuer = found.issuer
-            if name in verify_urls and issuer.online is not None:
-                issuer = replace(
-                    issuer, online=replace(issuer.online, verify_url=verify_urls[name])
-                )
-            store.register_issuer(issuer, found.profile, found.keys, at=system_clock())
+        store.create_operator(
+            "hub-admin",
+            None,
+            certificate,
+            actor=Actor(Role.LOCAL, "test"),
+            request_id="bootstrap",
+            digest="bootstrap",
+        )
 
 
 @asynccontextmanager
@@ -144,32 +181,83 @@ async def running_hub(
     online: OnlineClient | None = None,
     verify_urls: dict[str, str] | None = None,
 ) -> AsyncIterator[Hub]:
-    """Regions ``names`` and a gateway that knows them, all on loopback."""
+    """Regions ``names`` and a gateway that knows them, all on loopback, TLS everywhere."""
     files = StateFiles(base / "gateway").ensure()
+    pki = base / "pki"
+    create_development_pki(pki)
     open_identities(files)
+    bootstrap_admin(files, pki)
     link_key = bytes.fromhex(files.link_key.read_text().strip())
-    regions = {
-        name: RegionHandle(
-            await start_region(name, state_dir=base / name, clock=clock, link_key=link_key)
-        )
-        for name in names
-    }
-    await register_all(files, regions, verify_urls or {})
     online = online or OnlineClient(timeout=1.0, breaker_failures=1000)
-    service, store = open_service(files, GATEWAY_LIMITS, clock, online)
-    server = GatewayServer(service, "127.0.0.1:0")
+    gateway = open_gateway(files, GATEWAY_LIMITS, clock, online)
+    server = GatewayServer(gateway, "127.0.0.1:0", registry_listen="127.0.0.1:0", tls=TlsFiles(pki))
     port = await server.start()
     address = f"127.0.0.1:{port}"
-    channel = grpc.aio.insecure_channel(address)
-    stub = verifier_pb2_grpc.VerifierStub(channel)
+    channel = grpc.aio.secure_channel(address, TlsCredentials.from_pki(pki).channel())
+    hub = Hub(
+        {},
+        address,
+        f"127.0.0.1:{server.registry_port}",
+        pki,
+        channel,
+        verifier_pb2_grpc.VerifierStub(channel),
+        gateway.service,
+        gateway,
+        files,
+        online,
+        [],
+    )
     try:
-        yield Hub(regions, address, channel, stub, service, files, online)
+        admin = hub.registry("hub-admin")
+        for name in names:
+            spec = spec_of(name)
+            await admin.CreateRegion(
+                registry_pb.CreateRegionRequest(
+                    request_id=new_request_id(), region=spec.code, name=spec.display_name
+                )
+            )
+            certificate = (pki / "operators" / f"{name}-ops.pem").read_bytes()
+            await admin.CreateOperator(
+                registry_pb.CreateOperatorRequest(
+                    request_id=new_request_id(),
+                    name=f"{name}-ops",
+                    region=spec.code,
+                    certificate_pem=certificate,
+                )
+            )
+            handle = RegionHandle(
+                await start_region(name, state_dir=base / name, clock=clock, link_key=link_key)
+            )
+            hub.regions[name] = handle
+            if name in (verify_urls or {}):
+                # The operator registers the API address the hub must use (here: a test proxy).
+                await _register_with_verify_url(hub, name, handle, (verify_urls or {})[name])
+            else:
+                await register_region(hub, name, handle)
+        yield hub
     finally:
         await channel.close(None)
+        for extra in hub._channels:
+            await extra.close(None)
         await server.stop(0)
-        store.close()
-        for handle in regions.values():
+        gateway.store.close()
+        for handle in hub.regions.values():
             await handle.running.stop()
+
+
+async def _register_with_verify_url(
+    hub: Hub, name: str, handle: RegionHandle, verify_url: str
+) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{handle.url}/api/keys") as response,
+    ):
+        jwks = await response.read()
+    request = registration_request(
+        name, handle.url, handle.running.state_dir, jwks, new_request_id()
+    )
+    request.online.verify_url = verify_url
+    await hub.registry(f"{name}-ops").RegisterIssuer(request)
 
 
 @pytest_asyncio.fixture

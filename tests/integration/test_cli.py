@@ -54,7 +54,7 @@ def huren(
 
 
 @pytest.fixture
-def served_gateway(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def served_gateway(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], str]]:
     """A gateway process whose registry was filled by ``huren registry add-issuer``."""
     signing = load_or_create(tmp_path / "hangzhou", "hangzhou", SPEC.algorithm)
     jwks = tmp_path / "jwks.json"
@@ -75,11 +75,17 @@ def served_gateway(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         str(REPO / "regions" / "hangzhou" / "profile.toml"),
         "--keys",
         str(jwks),
+        "--signing-key",
+        str(tmp_path / "hangzhou" / "signing-key.pem"),
     )
     assert added.returncode == 0, added.stderr
     assert "registered issuer hangzhou" in added.stdout
+    assert huren("pki", "init", str(tmp_path / "pki")).returncode == 0
     with subprocess.Popen(
-        [*HUREN, "serve", "--listen", "127.0.0.1:0", "--state-dir", str(state)],
+        [
+            *(*HUREN, "serve", "--listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0"),
+            *("--state-dir", str(state), "--tls-dir", str(tmp_path / "pki")),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -88,9 +94,9 @@ def served_gateway(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline()
-            match = re.search(r"listening on (\S+) \(trust version (\d+), 1 issuers\)", line)
+            match = re.search(r"listening on (\S+) \(trust version (\d+), 1 issuers;", line)
             assert match, line
-            yield match.group(1), _codes(signing)
+            yield match.group(1), _codes(signing), str(tmp_path / "pki")
         finally:
             proc.terminate()
             proc.wait(timeout=10)
@@ -109,8 +115,10 @@ def _codes(signing: SigningKey) -> dict[str, str]:
 
 
 def test_verify_json_prints_one_object_per_code(served_gateway):
-    address, codes = served_gateway
-    result = huren("verify", "--gateway", address, "--json", codes["green"], codes["red"])
+    address, codes, pki = served_gateway
+    result = huren(
+        "verify", "--gateway", address, "--pki", pki, "--json", codes["green"], codes["red"]
+    )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["colour"] for line in lines] == ["GREEN", "RED"]
@@ -127,9 +135,11 @@ def test_verify_json_prints_one_object_per_code(served_gateway):
 
 
 def test_verify_reads_stdin_and_exits_1_when_a_code_is_not_valid(served_gateway):
-    address, codes = served_gateway
+    address, codes, pki = served_gateway
     stdin = "\n".join([codes["green"], codes["expired"], "garbage"]) + "\n"
-    result = huren("verify", "--gateway", address, "--json", "--at", "110000", stdin=stdin)
+    result = huren(
+        "verify", "--gateway", address, "--pki", pki, "--json", "--at", "110000", stdin=stdin
+    )
     assert result.returncode == 1
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(x["status"], x["reason"]) for x in lines] == [
@@ -140,19 +150,25 @@ def test_verify_reads_stdin_and_exits_1_when_a_code_is_not_valid(served_gateway)
     assert all(x["destination"] == "110000" for x in lines)
 
 
-def test_verify_human_output_and_health(served_gateway):
-    address, codes = served_gateway
-    result = huren("verify", "--gateway", address, codes["red"])
+def test_verify_human_output_and_health(served_gateway, tmp_path):
+    address, codes, pki = served_gateway
+    result = huren("verify", "--gateway", address, "--pki", pki, codes["red"])
     assert result.returncode == 0
     assert result.stdout.startswith("RED")
     assert "红码" in result.stdout
     assert resident_id() not in result.stdout
-    health = huren("health", "--gateway", address)
+    health = huren("health", "--gateway", address, "--pki", pki)
+    assert (health.returncode, health.stdout.strip()) == (0, "SERVING")
+    # Without the CA that signed the gateway's certificate, nothing is trusted.
+    other = tmp_path / "other"
+    assert huren("pki", "init", str(other)).returncode == 0
+    untrusted = huren("health", "--gateway", address, "--pki", str(other), "--timeout", "2")
+    assert untrusted.returncode == 2
     assert (health.returncode, health.stdout.strip()) == (0, "SERVING")
 
 
 def test_an_unreachable_gateway_is_a_clear_error():
-    result = huren("verify", "--gateway", "127.0.0.1:1", "x", timeout=60)
+    result = huren("verify", "--gateway", "127.0.0.1:1", "--insecure", "x", timeout=60)
     assert result.returncode == 2
     assert "UNAVAILABLE" in result.stderr
 
@@ -224,13 +240,22 @@ def test_demo_json_shows_every_outcome_it_promises():
     )
     assert outcome("Zhejiang's API is down") == ("UNVERIFIABLE", "GREY", "ERR_ISSUER_UNAVAILABLE")
     assert outcome("meanwhile") == ("VALID", "GREEN", "OK")
+    assert outcome("王芳's Macau verde, before") == ("VALID", "GREEN", "OK")
+    assert outcome("王芳's Macau verde, after revocation") == (
+        "REJECTED",
+        "GREY",
+        "ERR_KEY_REVOKED",
+    )
 
 
 def test_demo_prints_a_readable_story():
     result = huren("demo", timeout=180)
     assert result.returncode == 0, result.stderr
     for text in (
-        "seven issuers",
+        "registers its issuer over mutual TLS",
+        "refused: PERMISSION_DENIED",
+        "ERR_KEY_REVOKED",
+        "audit chain intact",
         "未见异常 -> GREEN",
         "verde -> GREEN",
         "00 -> GREEN",
@@ -271,6 +296,7 @@ def test_pseudonym_and_online_issuers_register_with_their_credentials(tmp_path):
         *("--id", "beijing", "--region", "110000", "--name", "北京健康宝"),
         *("--profile", str(REPO / "regions" / "beijing" / "profile.toml")),
         *("--keys", str(beijing_jwks)),
+        *("--signing-key", str(beijing / "signing-key.pem")),
     )
     assert refused.returncode == 2
     assert "pseudonym profile needs the issuer's pseudonym key" in refused.stderr
@@ -279,6 +305,7 @@ def test_pseudonym_and_online_issuers_register_with_their_credentials(tmp_path):
         *("--id", "beijing", "--region", "110000", "--name", "北京健康宝"),
         *("--profile", str(REPO / "regions" / "beijing" / "profile.toml")),
         *("--keys", str(beijing_jwks)),
+        *("--signing-key", str(beijing / "signing-key.pem")),
         *("--pseudonym-key-file", str(beijing / "pseudonym.key")),
     )
     assert added.returncode == 0, added.stderr
@@ -288,6 +315,7 @@ def test_pseudonym_and_online_issuers_register_with_their_credentials(tmp_path):
         *("--id", "zhejiang", "--region", "330000", "--name", "浙江健康码"),
         *("--profile", str(REPO / "regions" / "zhejiang" / "profile.toml")),
         *("--keys", str(zhejiang_jwks)),
+        *("--signing-key", str(zhejiang / "signing-key.pem")),
     ]
     incomplete = huren(*online, "--online-code-prefix", "https://zj.example/hc/v1/")
     assert incomplete.returncode == 2

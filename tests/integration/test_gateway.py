@@ -11,7 +11,10 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from gateway._generated.huren.v1 import verdict_pb2 as vpb
 from gateway._generated.huren.v1 import verifier_pb2 as pb
+from gateway._generated.huren.v1 import verifier_pb2_grpc
 from gateway.model import Colour, Reason, Status
+from gateway.registry_client import TlsCredentials
+from gateway.server.app import GatewayServer, TlsFiles, open_gateway
 from gateway.server.convert import verdict_from_pb
 from tests.conftest import resident_id
 from tests.integration.conftest import GATEWAY_LIMITS, Hub, MutableClock
@@ -176,17 +179,15 @@ async def test_health_and_reflection_are_served(hub):
     assert {"huren.v1.Verifier", "grpc.health.v1.Health"} <= names
 
 
-async def test_a_restarted_gateway_serves_the_same_registry(hub, clock):
-    from gateway.server.app import GatewayServer, open_service
-
+async def test_a_restarted_gateway_serves_the_same_registry(hub: Hub, clock):
+    """A second gateway process on the same state files: same issuers, same subject key."""
     code = await hub.regions["hangzhou"].issue()
-    service, store = open_service(hub.files, GATEWAY_LIMITS, clock)
-    server = GatewayServer(service, "127.0.0.1:0")
+    gateway = open_gateway(hub.files, GATEWAY_LIMITS, clock)
+    server = GatewayServer(gateway, "127.0.0.1:0", tls=TlsFiles(hub.pki))
     port = await server.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            from gateway._generated.huren.v1 import verifier_pb2_grpc
-
+        credentials = TlsCredentials.from_pki(hub.pki).channel()
+        async with grpc.aio.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
             stub = verifier_pb2_grpc.VerifierStub(channel)
             response = await stub.Verify(pb.VerifyRequest(code=code))
         first = await hub.verify(code)
@@ -195,6 +196,7 @@ async def test_a_restarted_gateway_serves_the_same_registry(hub, clock):
         assert first.code
         assert second.code
         assert first.code.subject == second.code.subject  # same subject key on disk
+        assert first.provenance.trust_version == second.provenance.trust_version
     finally:
         await server.stop(0)
-        store.close()
+        gateway.store.close()

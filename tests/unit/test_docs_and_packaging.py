@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
+from pathlib import Path
 
 from gateway.cli import build_parser, main
 from gateway.codecs import base64url, jws, strictjson
@@ -115,5 +115,8 @@ def test_the_container_runs_as_a_user_and_checks_its_health_with_huren():
     cmd = json.loads(re.search(r"^CMD (\[.*\])", final, flags=re.M).group(1))  # type: ignore[union-attr]
     served = build_parser().parse_args(cmd)
     assert served.command == "serve"
-    assert shlex.join(cmd).count("/var/lib/huren") == 1
+    assert served.state_dir == Path("/var/lib/huren")
+    assert served.tls_dir == Path("/var/lib/huren/pki")
+    assert not served.insecure
+    assert parsed.pki == served.tls_dir
     assert 'VOLUME ["/var/lib/huren"]' in final

@@ -1,4 +1,4 @@
-"""Signatures and keys: the only module that imports pyca/cryptography.
+"""Signatures and keys: with :mod:`gateway.crypto.pki`, the only code importing pyca/cryptography.
 
 Verification takes the signature exactly as carried by JWS and COSE (raw ``r || s`` for ECDSA,
 64 bytes for Ed25519, modulus-sized for RSA) and never repairs it: a wrong length is

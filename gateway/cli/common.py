@@ -1,0 +1,88 @@
+"""What the command modules share: exit codes, defaults, connection options, small readers."""
+
+from __future__ import annotations
+
+import argparse
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gateway.errors import ConfigurationInvalid
+from gateway.keyfiles import MAX_KEY_FILE_BYTES
+from gateway.model import Reason
+from gateway.registry_client import TlsCredentials
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+DEFAULT_GATEWAY = "127.0.0.1:50051"
+DEFAULT_REGISTRY = "127.0.0.1:50052"
+DEFAULT_STATE = Path(".huren/gateway")
+DEFAULT_PKI = Path(".huren/pki")
+
+Handler = Callable[[argparse.Namespace], int]
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:  # not subscriptable at run time before Python 3.12
+    Subparsers = argparse._SubParsersAction
+
+
+def add_tls_options(parser: argparse.ArgumentParser, *, mutual: bool) -> None:
+    """``--ca`` (or ``--pki DIR``) and, for operators, ``--cert``/``--key`` (or ``--as NAME``)."""
+    group = parser.add_argument_group("TLS")
+    group.add_argument("--pki", type=Path, default=DEFAULT_PKI, help="a `huren pki init` folder")
+    group.add_argument("--ca", type=Path, help="the CA certificate that signed the gateway's")
+    group.add_argument(
+        "--insecure", action="store_true", help="plaintext (a gateway started with --insecure)"
+    )
+    if mutual:
+        group.add_argument("--as", dest="operator", help="operator NAME in the --pki folder")
+        group.add_argument("--cert", type=Path, help="the operator's client certificate")
+        group.add_argument("--key", type=Path, help="the operator's private key")
+
+
+def tls_credentials(args: argparse.Namespace) -> TlsCredentials | None:
+    if args.insecure:
+        return None
+    ca = (args.ca or args.pki / "ca.pem").read_bytes()
+    certificate = key = None
+    if getattr(args, "cert", None) or getattr(args, "key", None):
+        if not (args.cert and args.key):
+            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, "--cert and --key go together")
+        certificate, key = args.cert.read_bytes(), args.key.read_bytes()
+    elif getattr(args, "operator", None):
+        base = args.pki / "operators" / args.operator
+        certificate = base.with_suffix(".pem").read_bytes()
+        key = base.with_suffix(".key").read_bytes()
+    return TlsCredentials(ca, certificate, key)
+
+
+def read_source(source: str) -> bytes:
+    """A file, or an http(s) URL (bounded)."""
+    scheme = urllib.parse.urlsplit(source).scheme
+    if scheme in ("http", "https"):
+        with urllib.request.urlopen(source, timeout=5) as response:
+            data: bytes = response.read(MAX_KEY_FILE_BYTES + 1)
+        return data
+    return Path(source).read_bytes()
+
+
+def read_hex(path: Path) -> bytes:
+    """A secret kept as hex text in a file.
+
+    Raises:
+        ConfigurationInvalid: if the file does not hold hex.
+    """
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except ValueError as e:
+        raise ConfigurationInvalid(Reason.ERR_KEY_WEAK, f"{path.name} does not hold hex") from e
+
+
+def span(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -1,0 +1,325 @@
+"""Commands on the gateway's own host: the registry file, the audit log, profiles, trust lists.
+
+``huren registry ...`` writes the registry file directly, as the local administrator (audited as
+``local:<user>``): for bootstrapping the first hub administrator and for emergencies. Regional
+operators use ``huren operator ...`` over mutual TLS instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from gateway import crypto
+from gateway.cli.common import (
+    DEFAULT_STATE,
+    EXIT_FAILED,
+    EXIT_OK,
+    Subparsers,
+    read_hex,
+    read_source,
+    span,
+)
+from gateway.errors import ConfigurationInvalid
+from gateway.model import IssuerId, ProfileId, Reason, RegionCode
+from gateway.profiles import load_profile
+from gateway.registry import Issuer, OnlineEndpoint
+from gateway.registry.admission import admit, offers_from_file
+from gateway.registry.authority import Actor, Role
+from gateway.registry_client import new_request_id
+from gateway.storage.sqlite import ProfileSource, RegistryStore
+from gateway.trustlist import verify as verify_trust_list
+
+
+def local_actor() -> Actor:
+    return Actor(Role.LOCAL, getpass.getuser())
+
+
+def register(commands: Subparsers) -> None:
+    registry = commands.add_parser("registry", help="administer the registry file on this host")
+    sub = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
+
+    add = sub.add_parser("add-issuer", help="register an issuer, its profile and keys")
+    add.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    add_issuer_options(add)
+    add.set_defaults(handler=_add_issuer)
+
+    region = sub.add_parser("create-region", help="create a region")
+    region.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    region.add_argument("--region", required=True)
+    region.add_argument("--name", required=True)
+    region.set_defaults(handler=_create_region)
+
+    operator = sub.add_parser(
+        "create-operator", help="pin an operator's certificate (bootstrap the hub administrator)"
+    )
+    operator.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    operator.add_argument("--name", required=True)
+    operator.add_argument("--region", help="the operator's region; omit for a hub administrator")
+    operator.add_argument("--cert", type=Path, required=True, help="the operator's certificate")
+    operator.set_defaults(handler=_create_operator)
+
+    profile = commands.add_parser("profile", help="work with translation profiles")
+    psub = profile.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
+    check = psub.add_parser("check", help="validate a profile file and summarise it")
+    check.add_argument("file", type=Path)
+    check.set_defaults(handler=_profile_check)
+
+    audit = commands.add_parser("audit", help="read and check the audit log")
+    asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = asub.add_parser("verify", help="check the whole hash chain and the current state")
+    verify.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    verify.add_argument("--db", type=Path, help="a registry file (default: STATE_DIR/registry.db)")
+    verify.set_defaults(handler=_audit_verify)
+    log = asub.add_parser("log", help="list audit entries")
+    log.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    log.add_argument("--db", type=Path)
+    log.add_argument("--after", type=int, default=0)
+    log.add_argument("--limit", type=int)
+    log.add_argument("--json", action="store_true")
+    log.set_defaults(handler=_audit_log)
+
+    trust = commands.add_parser("trustlist", help="check a signed trust list offline")
+    tsub = trust.add_subparsers(dest="trustlist_command", required=True, metavar="ACTION")
+    tverify = tsub.add_parser("verify", help="verify a trust list with the gateway's public key")
+    tverify.add_argument("file", type=Path, help="the trust list (compact JWS)")
+    tverify.add_argument("--key", type=Path, required=True, help="the gateway's trustlist-key.jwk")
+    tverify.set_defaults(handler=_trustlist_verify)
+
+
+def add_issuer_options(parser: argparse.ArgumentParser) -> None:
+    """The options that describe an issuer registration (shared with ``huren operator``)."""
+    parser.add_argument("--id", required=True, help="issuer id, such as hangzhou")
+    parser.add_argument("--region", required=True, help="GB/T 2260 region code, such as 330100")
+    parser.add_argument("--name", required=True, help="display name")
+    parser.add_argument("--profile", type=Path, required=True, help="profile TOML file")
+    parser.add_argument(
+        "--keys", required=True, help="JWKS/JWK/PEM/X.509 file, or an http(s) URL of a JWKS"
+    )
+    parser.add_argument("--kid", help="key id for a PEM or X.509 key")
+    parser.add_argument(
+        "--algorithm", choices=[a.value for a in crypto.ADMISSIBLE], help="for RSA keys"
+    )
+    parser.add_argument(
+        "--signing-key",
+        type=Path,
+        action="append",
+        default=[],
+        help="the private key of a key being registered (PEM), used only to prove possession",
+    )
+    online = parser.add_argument_group("online issuers (profile format 'online')")
+    online.add_argument("--online-code-prefix", help="URL the issuer's codes start with")
+    online.add_argument("--online-verify-url", help="the issuer's verification API")
+    online.add_argument(
+        "--online-client", type=Path, help='JSON file {"client_id", "secret"} the issuer issued'
+    )
+    parser.add_argument(
+        "--pseudonym-key-file", type=Path, help="the issuer's pseudonym key (hex), if it uses one"
+    )
+    parser.add_argument("--request-id", help="reuse to retry safely (default: a new one)")
+
+
+def online_endpoint(args: argparse.Namespace) -> OnlineEndpoint | None:
+    given = (args.online_code_prefix, args.online_verify_url, args.online_client)
+    if not any(given):
+        return None
+    if not all(given):
+        raise ConfigurationInvalid(
+            Reason.ERR_IDENTIFIER,
+            "an online issuer needs --online-code-prefix, --online-verify-url and --online-client",
+        )
+    try:
+        client = json.loads(args.online_client.read_text())
+        client_id, secret = str(client["client_id"]), bytes.fromhex(client["secret"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigurationInvalid(
+            Reason.ERR_IDENTIFIER, "--online-client must hold JSON with client_id and secret (hex)"
+        ) from e
+    return OnlineEndpoint(args.online_code_prefix, args.online_verify_url, client_id, secret)
+
+
+def signing_keys(paths: list[Path]) -> list[crypto.PrivateKey]:
+    """Private keys for proofs of possession, whatever their algorithm."""
+    keys = []
+    for path in paths:
+        data = path.read_bytes()
+        for algorithm in crypto.ADMISSIBLE:
+            try:
+                keys.append(crypto.PrivateKey.from_pem(data, algorithm))
+                break
+            except (ConfigurationInvalid, ValueError, TypeError):
+                continue
+        else:
+            raise ConfigurationInvalid(Reason.ERR_POP, f"{path.name} is not a usable private key")
+    return keys
+
+
+def _add_issuer(args: argparse.Namespace) -> int:
+    from gateway.server.app import StateFiles
+
+    profile = ProfileSource.parse(args.profile.read_text("utf-8"))
+    request_id = args.request_id or new_request_id()
+    algorithm = crypto.Algorithm(args.algorithm) if args.algorithm else None
+    offers = offers_from_file(
+        read_source(args.keys),
+        signing_keys(args.signing_key),
+        issuer=args.id,
+        request_id=request_id,
+        kid=args.kid,
+        algorithm=algorithm,
+    )
+    issuer = Issuer(
+        id=IssuerId(args.id),
+        region=RegionCode(args.region),
+        name=args.name,
+        profile_id=ProfileId(profile.profile.id),
+        profile_version=profile.profile.version,
+        online=online_endpoint(args),
+        pseudonym_key=read_hex(args.pseudonym_key_file) if args.pseudonym_key_file else None,
+    )
+    files = StateFiles(args.state_dir).ensure()
+    with contextlib.closing(RegistryStore(files.database)) as store:
+        keys = [admit(issuer.id, offer, request_id, store.clock()) for offer in offers]
+        digest = _digest(args, request_id)
+        change = store.register_issuer(
+            issuer, profile, keys, actor=local_actor(), request_id=request_id, digest=digest
+        )
+    print(
+        f"registered issuer {issuer.id} ({issuer.region}) with profile "
+        f"{profile.profile.label} and {len(keys)} key(s); trust version {change.trust_version}"
+    )
+    return EXIT_OK
+
+
+def _digest(args: argparse.Namespace, request_id: str) -> str:
+    content = json.dumps({k: str(v) for k, v in sorted(vars(args).items()) if k != "handler"})
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def _create_region(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        request_id = new_request_id()
+        change = store.create_region(
+            args.region,
+            args.name,
+            actor=local_actor(),
+            request_id=request_id,
+            digest=_digest(args, request_id),
+        )
+    print(f"created region {args.region}; trust version {change.trust_version}")
+    return EXIT_OK
+
+
+def _create_operator(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        request_id = new_request_id()
+        change = store.create_operator(
+            args.name,
+            args.region,
+            args.cert.read_bytes(),
+            actor=local_actor(),
+            request_id=request_id,
+            digest=_digest(args, request_id),
+        )
+    role = f"operator of {args.region}" if args.region else "hub administrator"
+    print(f"pinned {args.name} as {role}; audit entry {change.audit.seq}")
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _store(args: argparse.Namespace) -> Iterator[RegistryStore]:
+    from gateway.server.app import StateFiles
+
+    path = getattr(args, "db", None) or StateFiles(args.state_dir).ensure().database
+    store = RegistryStore(path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _profile_check(args: argparse.Namespace) -> int:
+    profile = load_profile(args.file.read_text("utf-8"))
+    envelope, validity = profile.envelope, profile.validity
+    start = f", codes start with {envelope.prefix!r}" if envelope.prefix else ""
+    print(f"profile {profile.label}: valid")
+    print(
+        f"  envelope  {envelope.format.value} / {envelope.text.value} / "
+        f"{envelope.payload.value}{start}"
+    )
+    print(f"  issuer    {profile.issuer.text if profile.issuer else '(named by key id only)'}")
+    expiry = [f"field {profile.expires_at.path.text}"] if profile.expires_at else []
+    if validity.duration:
+        expiry.append(f"issue + {span(validity.duration)}")
+    if validity.end_of_day:
+        expiry.append(f"end of day in {validity.end_of_day.key}")
+    print(f"  expiry    earliest of: {', '.join(expiry)}")
+    if validity.max:
+        print(f"  at most   {span(validity.max)} of validity")
+    for rule in validity.degrade:
+        print(f"  degrade   {rule.source.value} -> {rule.target.value} after {span(rule.after)}")
+    print(f"  identity  {profile.identity.scheme.value}")
+    for local, colour in profile.states.items():
+        print(f"  state     {local!r} -> {colour.value}")
+    print("  anything else -> refused (ERR_COLOUR_UNKNOWN)")
+    return EXIT_OK
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    if args.db is not None and not args.db.exists():
+        raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"no registry file {args.db}")
+    with _store(args) as store:
+        report = store.verify_audit()
+    if report.intact:
+        print(f"audit chain intact: {report.entries} entries, head {report.head[:16]}")
+        return EXIT_OK
+    print(f"audit chain BROKEN at entry {report.broken_at}: {report.problem}")
+    return EXIT_FAILED
+
+
+def _audit_log(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        for entry in store.audit_entries(after=args.after, limit=args.limit):
+            if args.json:
+                print(
+                    json.dumps(
+                        {
+                            "seq": entry.seq,
+                            "at": entry.at.isoformat(),
+                            "actor": entry.actor,
+                            "action": entry.action,
+                            "target": entry.target,
+                            "outcome": entry.outcome,
+                            "detail": entry.detail,
+                            "state_digest": entry.state_digest,
+                            "entry_hash": entry.entry_hash,
+                        },
+                        ensure_ascii=False,
+                    )
+                )
+            else:
+                print(
+                    f"{entry.seq:>5} {entry.at:%Y-%m-%d %H:%M:%S} {entry.outcome:<7} "
+                    f"{entry.actor} {entry.action} {entry.target}: {entry.detail}"
+                )
+    return EXIT_OK
+
+
+def _trustlist_verify(args: argparse.Namespace) -> int:
+    key = crypto.load_jwk(json.loads(args.key.read_text()))
+    try:
+        content = verify_trust_list(args.file.read_text(), key)
+    except ConfigurationInvalid as e:
+        print(f"trust list does NOT verify: {e}")
+        return EXIT_FAILED
+    keys = sum(len(i["keys"]) for i in content["issuers"])
+    print(
+        f"trust list verifies: version {content['version']}, issued {content['issued_at']}, "
+        f"{len(content['issuers'])} issuers, {keys} keys"
+    )
+    return EXIT_OK

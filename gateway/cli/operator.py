@@ -1,0 +1,253 @@
+"""``huren operator ...``: every Registry call, as a regional operator or the hub administrator,
+over mutual TLS with the operator's certificate and key."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from pathlib import Path
+
+from google.protobuf.json_format import MessageToDict
+
+from gateway._generated.huren.v1 import registry_pb2 as pb
+from gateway.cli.common import (
+    DEFAULT_REGISTRY,
+    EXIT_OK,
+    Subparsers,
+    add_tls_options,
+    read_hex,
+    read_source,
+    tls_credentials,
+)
+from gateway.cli.local import add_issuer_options, online_endpoint, signing_keys
+from gateway.crypto import Algorithm
+from gateway.registry.admission import offers_from_file
+from gateway.registry_client import RegistryClient, new_request_id, register_issuer_request
+
+
+def register(commands: Subparsers) -> None:
+    operator = commands.add_parser("operator", help="registry calls as an operator (mutual TLS)")
+    sub = operator.add_subparsers(dest="operator_command", required=True, metavar="ACTION")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--gateway", default=DEFAULT_REGISTRY, help="the registry address")
+        p.add_argument("--json", action="store_true", help="print the answer as JSON")
+        add_tls_options(p, mutual=True)
+        return p
+
+    p = command("register-issuer", "register an issuer of your region with its profile and keys")
+    add_issuer_options(p)
+    p.set_defaults(handler=_register_issuer)
+
+    p = command("add-key", "add a key to an issuer (with proof of possession)")
+    p.add_argument("--issuer", required=True)
+    p.add_argument("--keys", required=True, help="JWK/JWKS/PEM/X.509 file or URL")
+    p.add_argument("--kid", help="key id for a PEM or X.509 key")
+    p.add_argument("--algorithm", choices=[a.value for a in Algorithm])
+    p.add_argument("--signing-key", type=Path, action="append", default=[], required=True)
+    p.add_argument("--request-id")
+    p.set_defaults(handler=_add_key)
+
+    p = command("retire-key", "refuse codes issued after a time (default: now)")
+    p.add_argument("--issuer", required=True)
+    p.add_argument("--kid", required=True)
+    p.add_argument("--at", type=datetime.fromisoformat, help="RFC 3339 time with offset")
+    p.add_argument("--request-id")
+    p.set_defaults(handler=_retire_key)
+
+    p = command("revoke-key", "refuse every code the key signed, from now on")
+    p.add_argument("--issuer", required=True)
+    p.add_argument("--kid", required=True)
+    p.add_argument("--reason", default="")
+    p.add_argument("--request-id")
+    p.set_defaults(handler=_revoke_key)
+
+    p = command("update-profile", "move an issuer to the next version of its profile")
+    p.add_argument("--issuer", required=True)
+    p.add_argument("--profile", type=Path, required=True)
+    p.add_argument("--request-id")
+    p.set_defaults(handler=_update_profile)
+
+    p = command("create-region", "create a region (hub administrator)")
+    p.add_argument("--region", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--request-id")
+    p.set_defaults(handler=_create_region)
+
+    p = command("create-operator", "pin an operator's certificate (hub administrator)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--region", help="omit for another hub administrator")
+    p.add_argument("--operator-cert", type=Path, required=True)
+    p.add_argument("--request-id")
+    p.set_defaults(handler=_create_operator)
+
+    p = command("remove-operator", "unpin an operator at once (hub administrator)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--request-id")
+    p.set_defaults(handler=_remove_operator)
+
+    p = command("list-issuers", "list issuers (optionally of one region)")
+    p.add_argument("--region", default="")
+    p.set_defaults(handler=_list_issuers)
+
+    p = command("get-issuer", "an issuer's keys and every version of its profile")
+    p.add_argument("--issuer", required=True)
+    p.set_defaults(handler=_get_issuer)
+
+    p = command("trust-list", "fetch the signed trust list")
+    p.add_argument("--out", type=Path, help="write the compact JWS here")
+    p.set_defaults(handler=_trust_list)
+
+    p = command("audit", "list audit entries")
+    p.add_argument("--after", type=int, default=0)
+    p.add_argument("--limit", type=int, default=1000)
+    p.set_defaults(handler=_audit)
+
+
+def _client(args: argparse.Namespace) -> RegistryClient:
+    return RegistryClient(args.gateway, tls_credentials(args))
+
+
+def _change(args: argparse.Namespace, request_id: str, change: pb.RegistryChange) -> int:
+    if args.json:
+        print(json.dumps(MessageToDict(change), ensure_ascii=False))
+        return EXIT_OK
+    entry = change.audit
+    print(
+        f"{entry.action} {entry.target}: {entry.detail} "
+        f"(trust version {change.trust_version}, audit entry {entry.seq}, request {request_id})"
+    )
+    return EXIT_OK
+
+
+def _register_issuer(args: argparse.Namespace) -> int:
+    request_id = args.request_id or new_request_id()
+    offers = offers_from_file(
+        read_source(args.keys),
+        signing_keys(args.signing_key),
+        issuer=args.id,
+        request_id=request_id,
+        kid=args.kid,
+        algorithm=Algorithm(args.algorithm) if args.algorithm else None,
+    )
+    request = register_issuer_request(
+        request_id,
+        args.id,
+        args.region,
+        args.name,
+        args.profile.read_text("utf-8"),
+        offers,
+        online_endpoint(args),
+        read_hex(args.pseudonym_key_file) if args.pseudonym_key_file else None,
+    )
+    with _client(args) as client:
+        return _change(args, request_id, client.register_issuer(request))
+
+
+def _add_key(args: argparse.Namespace) -> int:
+    request_id = args.request_id or new_request_id()
+    offers = offers_from_file(
+        read_source(args.keys),
+        signing_keys(args.signing_key),
+        issuer=args.issuer,
+        request_id=request_id,
+        kid=args.kid,
+        algorithm=Algorithm(args.algorithm) if args.algorithm else None,
+    )
+    with _client(args) as client:
+        for offer in offers:
+            _change(args, request_id, client.add_key(request_id, args.issuer, offer))
+    return EXIT_OK
+
+
+def _retire_key(args: argparse.Namespace) -> int:
+    request_id = args.request_id or new_request_id()
+    with _client(args) as client:
+        return _change(
+            args, request_id, client.retire_key(request_id, args.issuer, args.kid, args.at)
+        )
+
+
+def _revoke_key(args: argparse.Namespace) -> int:
+    request_id = args.request_id or new_request_id()
+    with _client(args) as client:
+        return _change(
+            args, request_id, client.revoke_key(request_id, args.issuer, args.kid, args.reason)
+        )
+
+
+def _update_profile(args: argparse.Namespace) -> int:
+    request_id = args.request_id or new_request_id()
+    text = args.profile.read_text("utf-8")
+    with _client(args) as client:
+        return _change(args, request_id, client.update_profile(request_id, args.issuer, text))
+
+
+def _create_region(args: argparse.Namespace) -> int:
+    request_id = args.request_id or new_request_id()
+    with _client(args) as client:
+        return _change(args, request_id, client.create_region(request_id, args.region, args.name))
+
+
+def _create_operator(args: argparse.Namespace) -> int:
+    request_id = args.request_id or new_request_id()
+    certificate = args.operator_cert.read_bytes()
+    with _client(args) as client:
+        change = client.create_operator(request_id, args.name, args.region, certificate)
+        return _change(args, request_id, change)
+
+
+def _remove_operator(args: argparse.Namespace) -> int:
+    request_id = args.request_id or new_request_id()
+    with _client(args) as client:
+        return _change(args, request_id, client.remove_operator(request_id, args.name))
+
+
+def _list_issuers(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        answer = client.list_issuers(args.region)
+    if args.json:
+        print(json.dumps(MessageToDict(answer), ensure_ascii=False))
+        return EXIT_OK
+    print(f"trust version {answer.trust_version}")
+    for issuer in answer.issuers:
+        keys = ", ".join(f"{k.kid} ({k.algorithm}, {k.status})" for k in issuer.keys)
+        print(
+            f"  {issuer.issuer_id:<12} {issuer.region} {issuer.name} "
+            f"{issuer.profile_id}@{issuer.profile_version}  keys: {keys or 'none'}"
+        )
+    return EXIT_OK
+
+
+def _get_issuer(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        record = client.get_issuer(args.issuer)
+    print(json.dumps(MessageToDict(record), ensure_ascii=False, indent=None if args.json else 2))
+    return EXIT_OK
+
+
+def _trust_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        answer = client.trust_list()
+    if args.out:
+        args.out.write_text(answer.jws + "\n")
+        print(f"trust list version {answer.version} written to {args.out}")
+    else:
+        print(answer.jws)
+    return EXIT_OK
+
+
+def _audit(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        answer = client.audit(args.after, args.limit)
+    for entry in answer.entries:
+        if args.json:
+            print(json.dumps(MessageToDict(entry), ensure_ascii=False))
+        else:
+            print(
+                f"{entry.seq:>5} {entry.at.ToDatetime():%Y-%m-%d %H:%M:%S} {entry.outcome:<7} "
+                f"{entry.actor} {entry.action} {entry.target}: {entry.detail}"
+            )
+    return EXIT_OK

@@ -1,0 +1,98 @@
+"""``huren pki``: a development PKI for mutual TLS (production brings its own, see
+docs/operators.md)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from gateway.cli.common import DEFAULT_PKI, EXIT_OK, Subparsers
+from gateway.crypto import pki
+from gateway.errors import ConfigurationInvalid
+from gateway.model import Reason, parse_region_code
+
+DEMO_OPERATORS = {
+    "hangzhou-ops": "330100",
+    "zhejiang-ops": "330000",
+    "beijing-ops": "110000",
+    "shanghai-ops": "310000",
+    "guangdong-ops": "440000",
+    "macau-ops": "820000",
+    "hubei-ops": "420000",
+}
+
+
+def register(commands: Subparsers) -> None:
+    p = commands.add_parser("pki", help="a development PKI for mutual TLS")
+    sub = p.add_subparsers(dest="pki_command", required=True, metavar="ACTION")
+    init = sub.add_parser(
+        "init", help="a CA, the gateway's certificate, the hub administrator and demo operators"
+    )
+    init.add_argument("directory", type=Path, nargs="?", default=DEFAULT_PKI)
+    init.add_argument(
+        "--host", action="append", default=[], help="gateway host name or address (repeatable)"
+    )
+    init.add_argument("--admin", default="hub-admin", help="the hub administrator's name")
+    init.set_defaults(handler=_init)
+    issue = sub.add_parser("issue", help="a certificate for one more operator")
+    issue.add_argument("directory", type=Path, nargs="?", default=DEFAULT_PKI)
+    issue.add_argument("--name", required=True)
+    issue.add_argument("--region", help="omit for a hub administrator")
+    issue.set_defaults(handler=_issue)
+
+
+def _write(path: Path, issued: pki.Issued) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.with_suffix(".pem").write_bytes(issued.certificate_pem)
+    key = path.with_suffix(".key")
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(issued.key_pem)
+
+
+def _ca(directory: Path) -> pki.Issued:
+    try:
+        return pki.Issued((directory / "ca.pem").read_bytes(), (directory / "ca.key").read_bytes())
+    except OSError as e:
+        raise ConfigurationInvalid(
+            Reason.ERR_IDENTIFIER, f"no CA in {directory}: run `huren pki init` first"
+        ) from e
+
+
+def create_development_pki(
+    directory: Path, *, admin: str = "hub-admin", hosts: tuple[str, ...] = ()
+) -> None:
+    """A CA, the gateway's certificate, the hub administrator's and one operator per demo region.
+
+    Raises:
+        ConfigurationInvalid: if ``directory`` already holds a CA.
+    """
+    if (directory / "ca.pem").exists():
+        raise ConfigurationInvalid(
+            Reason.ERR_IDENTIFIER, f"{directory} already holds a CA; use `huren pki issue`"
+        )
+    ca = pki.new_ca()
+    _write(directory / "ca", ca)
+    _write(directory / "gateway", pki.issue_server(ca, ["localhost", "127.0.0.1", *hosts]))
+    _write(directory / "operators" / admin, pki.issue_operator(ca, admin, None))
+    for name, region in DEMO_OPERATORS.items():
+        _write(directory / "operators" / name, pki.issue_operator(ca, name, region))
+
+
+def _init(args: argparse.Namespace) -> int:
+    directory: Path = args.directory
+    create_development_pki(directory, admin=args.admin, hosts=tuple(args.host))
+    print(f"development PKI in {directory}: ca.pem, gateway.pem (localhost, 127.0.0.1)")
+    print(f"  hub administrator: operators/{args.admin}.pem")
+    print(f"  regional operators: {', '.join(f'{n} ({r})' for n, r in DEMO_OPERATORS.items())}")
+    return EXIT_OK
+
+
+def _issue(args: argparse.Namespace) -> int:
+    region = parse_region_code(args.region) if args.region else None
+    issued = pki.issue_operator(_ca(args.directory), args.name, region)
+    _write(args.directory / "operators" / args.name, issued)
+    role = f"operator of {region}" if region else "hub administrator"
+    print(f"{role} {args.name}: {args.directory}/operators/{args.name}.pem")
+    return EXIT_OK

@@ -1,0 +1,144 @@
+"""``huren serve``, ``huren verify`` and ``huren health``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from gateway.cli.common import (
+    DEFAULT_GATEWAY,
+    DEFAULT_PKI,
+    DEFAULT_REGISTRY,
+    DEFAULT_STATE,
+    EXIT_ERROR,
+    EXIT_FAILED,
+    EXIT_OK,
+    Subparsers,
+    add_tls_options,
+    tls_credentials,
+)
+from gateway.client import GatewayClient
+from gateway.clock import system_clock
+from gateway.lifecycle import until_terminated
+from gateway.limits import Limits
+from gateway.model import Status
+from gateway.report import verdict_json, verdict_line
+
+
+def register(commands: Subparsers) -> None:
+    p = commands.add_parser("serve", help="run the gateway (gRPC)")
+    p.add_argument("--listen", default=DEFAULT_GATEWAY, help="verification address (port 0 picks)")
+    p.add_argument(
+        "--registry-listen",
+        default=DEFAULT_REGISTRY,
+        help="registry address for operators (mutual TLS)",
+    )
+    p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE, help="registry and secrets")
+    p.add_argument(
+        "--tls-dir",
+        type=Path,
+        default=DEFAULT_PKI,
+        help="ca.pem, gateway.pem, gateway.key (as `huren pki init` makes them)",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plaintext on --listen only, and every registry change refused",
+    )
+    defaults = Limits()
+    p.add_argument("--max-batch", type=int, default=defaults.max_batch)
+    p.add_argument("--max-code-chars", type=int, default=defaults.max_code_chars)
+    p.add_argument("--max-message-bytes", type=int, default=defaults.max_message_bytes)
+    p.add_argument("--max-concurrent-rpcs", type=int, default=defaults.max_concurrent_rpcs)
+    p.add_argument("--leeway-seconds", type=int, default=int(defaults.leeway.total_seconds()))
+    p.set_defaults(handler=_serve)
+
+    v = commands.add_parser(
+        "verify", help="verify codes through a gateway (arguments, or one per line on stdin)"
+    )
+    v.add_argument("codes", nargs="*", metavar="CODE")
+    v.add_argument("--gateway", default=DEFAULT_GATEWAY, help="gateway address host:port")
+    v.add_argument("--at", default="", metavar="REGION", help="destination region code")
+    v.add_argument("--json", action="store_true", help="one JSON object per line per code")
+    add_tls_options(v, mutual=False)
+    v.set_defaults(handler=_verify)
+
+    h = commands.add_parser("health", help="exit 0 if the gateway's health check is SERVING")
+    h.add_argument("--gateway", default=DEFAULT_GATEWAY)
+    h.add_argument("--timeout", type=float, default=3.0)
+    add_tls_options(h, mutual=False)
+    h.set_defaults(handler=_health)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.server.app import GatewayServer, StateFiles, TlsFiles, open_gateway
+
+    limits = Limits(
+        max_batch=args.max_batch,
+        max_code_chars=args.max_code_chars,
+        max_message_bytes=args.max_message_bytes,
+        max_concurrent_rpcs=args.max_concurrent_rpcs,
+        leeway=timedelta(seconds=args.leeway_seconds),
+    )
+    tls = None if args.insecure else TlsFiles(args.tls_dir)
+    if tls is not None:
+        tls.read()  # fail now, with a clear message, rather than at bind time
+    gateway = open_gateway(StateFiles(args.state_dir), limits, system_clock)
+
+    async def run() -> None:
+        server = GatewayServer(
+            gateway,
+            args.listen,
+            registry_listen=None if args.insecure else args.registry_listen,
+            tls=tls,
+        )
+        port = await server.start()
+        trust = gateway.service.trust.current
+        host = args.listen.rsplit(":", 1)[0]
+        registry = (
+            "registry changes disabled (--insecure)"
+            if tls is None
+            else f"registry on {args.registry_listen.rsplit(':', 1)[0]}:{server.registry_port}"
+        )
+        print(
+            f"huren gateway listening on {host}:{port} "
+            f"(trust version {trust.version}, {len(trust.issuers)} issuers; {registry})",
+            flush=True,
+        )
+        await until_terminated()
+        await server.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        gateway.store.close()
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    codes: list[str] = list(args.codes)
+    if not codes:
+        # Line terminators are not part of a code; blank lines are not codes.
+        codes = [line for line in sys.stdin.read().splitlines() if line]
+    if not codes:
+        print("huren verify: no codes given", file=sys.stderr)
+        return EXIT_ERROR
+    with GatewayClient(args.gateway, tls_credentials(args)) as client:
+        verdicts = client.verify_many(codes, args.at)
+    for verdict in verdicts:
+        if args.json:
+            print(json.dumps(verdict_json(verdict), ensure_ascii=False))
+        else:
+            print(verdict_line(verdict))
+    return EXIT_OK if all(v.status is Status.VALID for v in verdicts) else EXIT_FAILED
+
+
+def _health(args: argparse.Namespace) -> int:
+    with GatewayClient(args.gateway, tls_credentials(args), timeout=args.timeout) as client:
+        serving = client.serving()
+    print("SERVING" if serving else "NOT_SERVING")
+    return EXIT_OK if serving else EXIT_FAILED

@@ -1,0 +1,186 @@
+"""Certificates for mutual TLS: a development CA, the gateway's server certificate, operators'
+client certificates, and reading an operator's identity from a certificate.
+
+An operator's identity is a URI subject alternative name (SPIFFE style):
+
+- ``spiffe://huren.local/region/<GB/T 2260 code>/operator/<name>`` for a regional operator;
+- ``spiffe://huren.local/admin/<name>`` for the hub administrator.
+
+A production deployment uses its own PKI: any CA whose certificates carry these URIs works (see
+docs/operators.md). The registry also pins each operator's public key (SPKI SHA-256), so removing
+an operator takes effect at once, whatever the certificate says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+TRUST_DOMAIN = "spiffe://huren.local/"
+NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
+_OPERATOR = re.compile(r"spiffe://huren\.local/region/([1-8][0-9]{5})/operator/([a-z0-9._-]{1,64})")
+_ADMIN = re.compile(r"spiffe://huren\.local/admin/([a-z0-9._-]{1,64})")
+
+
+@dataclass(frozen=True, slots=True)
+class PeerIdentity:
+    """Who a client certificate says it is, and the key it holds."""
+
+    name: str
+    region: str | None
+    """The operator's region, or None for the hub administrator."""
+    spki_sha256: str
+
+    @property
+    def admin(self) -> bool:
+        return self.region is None
+
+    @property
+    def label(self) -> str:
+        return f"admin:{self.name}" if self.admin else f"operator:{self.region}:{self.name}"
+
+
+def peer_identity(certificate_pem: bytes) -> PeerIdentity:
+    """The identity in a (verified) client certificate.
+
+    Raises:
+        ValueError: unless the certificate names exactly one huren identity.
+    """
+    cert = x509.load_pem_x509_certificate(certificate_pem)
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound as e:
+        raise ValueError("certificate has no subject alternative names") from e
+    uris = [
+        u
+        for u in sans.get_values_for_type(x509.UniformResourceIdentifier)
+        if u.startswith(TRUST_DOMAIN)
+    ]
+    if len(uris) != 1:
+        raise ValueError("certificate must name exactly one huren identity")
+    spki = _spki_sha256(cert)
+    if m := _OPERATOR.fullmatch(uris[0]):
+        return PeerIdentity(m.group(2), m.group(1), spki)
+    if m := _ADMIN.fullmatch(uris[0]):
+        return PeerIdentity(m.group(1), None, spki)
+    raise ValueError("certificate names no valid huren identity")
+
+
+def _spki_sha256(cert: x509.Certificate) -> str:
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()
+
+
+def certificate_pin(certificate_pem: bytes) -> str:
+    """SHA-256 of the certificate's SubjectPublicKeyInfo, hex (what the registry pins)."""
+    return _spki_sha256(x509.load_pem_x509_certificate(certificate_pem))
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    certificate_pem: bytes
+    key_pem: bytes = field(repr=False)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def new_ca(common_name: str = "huren development CA", days: int = 1825) -> Issued:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+
+def _leaf(
+    ca: Issued,
+    common_name: str,
+    names: list[x509.GeneralName],
+    usage: x509.ObjectIdentifier,
+    days: int,
+) -> Issued:
+    ca_cert = x509.load_pem_x509_certificate(ca.certificate_pem)
+    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+
+def issue_server(ca: Issued, hosts: list[str], days: int = 365) -> Issued:
+    """The gateway's server certificate for ``hosts`` (DNS names or IP addresses)."""
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return _leaf(ca, "huren gateway", names, ExtendedKeyUsageOID.SERVER_AUTH, days)
+
+
+def issue_operator(ca: Issued, name: str, region: str | None, days: int = 365) -> Issued:
+    """A client certificate for an operator of ``region``, or the hub administrator."""
+    if not NAME.fullmatch(name):
+        raise ValueError("operator names are lower-case letters, digits, '.', '_' or '-'")
+    uri = (
+        f"{TRUST_DOMAIN}admin/{name}"
+        if region is None
+        else f"{TRUST_DOMAIN}region/{region}/operator/{name}"
+    )
+    return _leaf(
+        ca, name, [x509.UniformResourceIdentifier(uri)], ExtendedKeyUsageOID.CLIENT_AUTH, days
+    )

@@ -1,0 +1,136 @@
+"""The signed trust list: every issuer, key and profile, with a monotonically increasing version.
+
+A compact JWS (ES256, ``typ: huren-trust-list+jwt``) by the gateway's trust-list key over JSON:
+
+``{"version", "issued_at", "issuers": [{"id", "region", "name", "profile": {"id", "version",
+"sha256"}, "online_code_prefix"?, "pseudonymous", "keys": [{"kid", "alg", "spki", "status",
+"status_since"?, "not_before"?, "not_after"?}]}], "profiles": [{"id", "version", "sha256",
+"source"}]}``
+
+Credentials (online client secrets, pseudonym keys) are never in it. Verifier apps and gateway
+replicas verify it offline with the key the gateway publishes (``trustlist-key.jwk`` in its state
+directory): ``huren trustlist verify``.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.codecs import jws, strictjson
+from gateway.crypto import Algorithm, PrivateKey, PublicKey
+from gateway.errors import CodeRejected, ConfigurationInvalid
+from gateway.limits import Limits
+from gateway.model import Reason
+from gateway.registry import TrustSnapshot
+
+TYPE = "huren-trust-list+jwt"
+MAX_TRUST_LIST_BYTES = 4 * 1024 * 1024
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def document(
+    snapshot: TrustSnapshot, issued_at: datetime, sources: Mapping[tuple[str, int], str]
+) -> dict[str, Any]:
+    """The trust list's content; ``sources`` maps (profile id, version) to the profile's text."""
+    issuers = []
+    for issuer in sorted(snapshot.issuers.values(), key=lambda i: i.id):
+        profile = snapshot.profile_of(issuer)
+        keys = []
+        for (owner, _), key in sorted(snapshot.keys.items()):
+            if owner != issuer.id:
+                continue
+            entry: dict[str, Any] = {
+                "kid": key.kid,
+                "alg": key.public_key.algorithm.value,
+                "spki": base64.b64encode(key.public_key.spki_der).decode("ascii"),
+                "status": key.status.value,
+            }
+            for name, value in (
+                ("status_since", key.status_since),
+                ("not_before", key.not_before),
+                ("not_after", key.not_after),
+            ):
+                if value is not None:
+                    entry[name] = _iso(value)
+            keys.append(entry)
+        record: dict[str, Any] = {
+            "id": issuer.id,
+            "region": issuer.region,
+            "name": issuer.name,
+            "profile": {
+                "id": profile.id,
+                "version": profile.version,
+                "sha256": profile.source_sha256,
+            },
+            "pseudonymous": issuer.pseudonym_key is not None,
+            "keys": keys,
+        }
+        if issuer.online is not None:
+            record["online_code_prefix"] = issuer.online.code_prefix
+        issuers.append(record)
+    return {
+        "version": snapshot.version,
+        "issued_at": _iso(issued_at),
+        "issuers": issuers,
+        "profiles": [
+            {"id": p.id, "version": p.version, "sha256": p.source_sha256, "source": sources[key]}
+            for key, p in sorted(snapshot.profiles.items())
+        ],
+    }
+
+
+def sign(content: Mapping[str, Any], key: PrivateKey) -> str:
+    kid = key.public_key().thumbprint()
+    header = {"alg": key.algorithm.value, "kid": kid, "typ": TYPE}
+    return jws.sign(header, strictjson.dumps(dict(content)), key)
+
+
+def verify(text: str, key: PublicKey) -> dict[str, Any]:
+    """The trust list's content, if ``text`` is a trust list signed with ``key``.
+
+    Raises:
+        ConfigurationInvalid: ``ERR_SIGNATURE``-like refusals as ``ERR_KEY_UNKNOWN`` (another
+            key), ``ERR_SIGNATURE`` or a malformed trust list.
+    """
+    limits = Limits(max_code_chars=MAX_TRUST_LIST_BYTES, max_payload_bytes=MAX_TRUST_LIST_BYTES)
+    try:
+        token = jws.parse(text.strip(), limits)
+        if token.header.get("typ") != TYPE:
+            raise CodeRejected(Reason.ERR_HEADER, "not a huren trust list")
+        if token.kid != key.thumbprint() or token.algorithm is not key.algorithm:
+            raise CodeRejected(Reason.ERR_KEY_UNKNOWN, "signed with another key")
+        if not key.verify(token.signing_input, token.signature):
+            raise CodeRejected(Reason.ERR_SIGNATURE, "the signature does not verify")
+        content = strictjson.loads(token.payload, max_bytes=MAX_TRUST_LIST_BYTES, max_depth=8)
+    except CodeRejected as e:
+        raise ConfigurationInvalid(e.reason, f"trust list refused: {e.detail}") from e
+    if not isinstance(content, dict) or not isinstance(content.get("version"), int):
+        raise ConfigurationInvalid(Reason.ERR_SCHEMA, "trust list refused: malformed content")
+    return content
+
+
+class TrustListSigner:
+    """Signs the trust list of each version once, on demand."""
+
+    def __init__(self, key: PrivateKey) -> None:
+        if key.algorithm is not Algorithm.ES256:
+            raise ValueError("the trust-list key is ES256")
+        self.key = key
+        self._cached: tuple[int, str] | None = None
+
+    def signed(
+        self, snapshot: TrustSnapshot, now: datetime, sources: Mapping[tuple[str, int], str]
+    ) -> str:
+        if self._cached is None or self._cached[0] != snapshot.version:
+            self._cached = (snapshot.version, sign(document(snapshot, now, sources), self.key))
+        return self._cached[1]
+
+    def public_jwk(self) -> dict[str, str]:
+        public = self.key.public_key()
+        return {**public.jwk(), "kid": public.thumbprint(), "alg": "ES256", "use": "sig"}
