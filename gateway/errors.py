@@ -60,5 +60,10 @@ class NotFound(HurenError):
     """The named issuer, key or operator does not exist (gRPC ``NOT_FOUND``)."""
 
 
+class Abandoned(HurenError):
+    """The caller's deadline passed before the change committed; it was rolled back (gRPC
+    ``DEADLINE_EXCEEDED``)."""
+
+
 class StorageUnavailable(HurenError):
     """The registry database cannot be used right now; the operation may be retried."""

@@ -32,8 +32,8 @@ def read_keys(
 ) -> list[KeyEntry]:
     """Parse a key file.
 
-    JWKS and JWK files carry their key ids (``kid``); for PEM and X.509 files ``kid`` must be
-    given. An X.509 certificate's validity window becomes the key's.
+    JWKS files carry their key ids (``kid``); a single JWK without one takes ``kid``; for PEM
+    and X.509 files ``kid`` must be given. An X.509 certificate's validity window becomes the key's.
 
     Raises:
         ConfigurationInvalid: for unreadable files, missing or duplicate key ids, private key
@@ -43,7 +43,7 @@ def read_keys(
         raise ConfigurationInvalid(Reason.ERR_KEY_WEAK, "key file is too large")
     stripped = data.lstrip()
     if stripped.startswith(b"{"):
-        return _json_keys(stripped, algorithm)
+        return _json_keys(stripped, algorithm, kid)
     if kid is None:
         raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, "a PEM or X.509 key needs a key id")
     if b"-----BEGIN PUBLIC KEY-----" in stripped or b"PRIVATE KEY" in stripped:
@@ -54,13 +54,17 @@ def read_keys(
     ]
 
 
-def _json_keys(data: bytes, algorithm: crypto.Algorithm | None) -> list[KeyEntry]:
+def _json_keys(
+    data: bytes, algorithm: crypto.Algorithm | None, default_kid: str | None
+) -> list[KeyEntry]:
     try:
         document = strictjson.loads(data, max_bytes=MAX_KEY_FILE_BYTES, max_depth=6)
     except CodeRejected as e:
         raise ConfigurationInvalid(Reason.ERR_KEY_WEAK, f"key file is not JSON: {e.detail}") from e
     if not isinstance(document, dict):
         raise ConfigurationInvalid(Reason.ERR_KEY_WEAK, "key file is not a JSON object")
+    if "keys" not in document and "kid" not in document and default_kid is not None:
+        document = {**document, "kid": default_kid}
     jwks: list[Any] = document.get("keys", [document])
     if not isinstance(jwks, list) or not jwks or len(jwks) > MAX_KEYS_PER_FILE:
         raise ConfigurationInvalid(

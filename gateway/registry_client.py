@@ -25,6 +25,13 @@ def new_request_id() -> str:
     return str(uuid.uuid4())
 
 
+def operator_files(directory: Path, name: str) -> tuple[Path, Path]:
+    """Operator ``name``'s certificate and private key in a ``huren pki init`` folder (names
+    may hold dots, so these are not suffix replacements)."""
+    folder = directory / "operators"
+    return folder / f"{name}.pem", folder / f"{name}.key"
+
+
 @dataclass(frozen=True, slots=True)
 class TlsCredentials:
     """What a client needs for TLS: the CA it trusts and, for mutual TLS, its certificate."""
@@ -39,8 +46,8 @@ class TlsCredentials:
         ca = (directory / "ca.pem").read_bytes()
         if name is None:
             return cls(ca)
-        base = directory / "operators" / name
-        return cls(ca, base.with_suffix(".pem").read_bytes(), base.with_suffix(".key").read_bytes())
+        certificate, key = operator_files(directory, name)
+        return cls(ca, certificate.read_bytes(), key.read_bytes())
 
     def channel(self) -> grpc.ChannelCredentials:
         return grpc.ssl_channel_credentials(

@@ -21,7 +21,7 @@ import grpc
 
 from gateway.cli import local, operator, pki, serve
 from gateway.cli.common import EXIT_ERROR, Handler
-from gateway.errors import HurenError
+from gateway.errors import ConfigurationInvalid, HurenError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
+    except ConfigurationInvalid as e:
+        print(f"huren: {e.reason.value}: {e}", file=sys.stderr)
+        return EXIT_ERROR
     except HurenError as e:
         print(f"huren: {e}", file=sys.stderr)
         return EXIT_ERROR

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from gateway.errors import ConfigurationInvalid
 from gateway.keyfiles import MAX_KEY_FILE_BYTES
 from gateway.model import Reason
-from gateway.registry_client import TlsCredentials
+from gateway.registry_client import TlsCredentials, operator_files
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 DEFAULT_GATEWAY = "127.0.0.1:50051"
@@ -52,9 +52,8 @@ def tls_credentials(args: argparse.Namespace) -> TlsCredentials | None:
             raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, "--cert and --key go together")
         certificate, key = args.cert.read_bytes(), args.key.read_bytes()
     elif getattr(args, "operator", None):
-        base = args.pki / "operators" / args.operator
-        certificate = base.with_suffix(".pem").read_bytes()
-        key = base.with_suffix(".key").read_bytes()
+        certificate_file, key_file = operator_files(args.pki, args.operator)
+        certificate, key = certificate_file.read_bytes(), key_file.read_bytes()
     return TlsCredentials(ca, certificate, key)
 
 

@@ -232,10 +232,18 @@ def _create_operator(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _store(args: argparse.Namespace) -> Iterator[RegistryStore]:
+def _store(args: argparse.Namespace, *, existing: bool = False) -> Iterator[RegistryStore]:
+    """The registry file of ``--db`` or ``--state-dir``; with ``existing``, only if it is there
+    (reading commands never create a registry, which would hide a mistyped path)."""
     from gateway.server.app import StateFiles
 
-    path = getattr(args, "db", None) or StateFiles(args.state_dir).ensure().database
+    db: Path | None = getattr(args, "db", None)
+    if existing:
+        path = db or StateFiles(args.state_dir).database
+        if not path.is_file():
+            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"no registry file {path}")
+    else:
+        path = db or StateFiles(args.state_dir).ensure().database
     store = RegistryStore(path)
     try:
         yield store
@@ -271,9 +279,7 @@ def _profile_check(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    if args.db is not None and not args.db.exists():
-        raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"no registry file {args.db}")
-    with _store(args) as store:
+    with _store(args, existing=True) as store:
         report = store.verify_audit()
     if report.intact:
         print(f"audit chain intact: {report.entries} entries, head {report.head[:16]}")
@@ -283,7 +289,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _audit_log(args: argparse.Namespace) -> int:
-    with _store(args) as store:
+    with _store(args, existing=True) as store:
         for entry in store.audit_entries(after=args.after, limit=args.limit):
             if args.json:
                 print(

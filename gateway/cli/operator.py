@@ -7,8 +7,11 @@ import argparse
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
 
 from gateway._generated.huren.v1 import registry_pb2 as pb
 from gateway.cli.common import (
@@ -106,13 +109,56 @@ def register(commands: Subparsers) -> None:
     p.set_defaults(handler=_audit)
 
 
+_INT64 = frozenset(
+    {
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_SINT64,
+        FieldDescriptor.TYPE_FIXED64,
+        FieldDescriptor.TYPE_SFIXED64,
+    }
+)
+
+
+def plain(message: Message) -> dict[str, Any]:
+    """A message as JSON the way the rest of the CLI writes it: field names as in the .proto
+    (snake_case), every field present, and 64-bit integers as numbers (protobuf's JSON mapping
+    writes them as strings)."""
+    data = MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    _numbers(message, data)
+    return data
+
+
+def _numbers(message: Message, data: dict[str, Any]) -> None:
+    for field in message.DESCRIPTOR.fields:
+        if field.name not in data:
+            continue
+        value = getattr(message, field.name)
+        repeated = field.is_repeated
+        if field.type in _INT64:
+            data[field.name] = [int(v) for v in value] if repeated else int(value)
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and isinstance(
+            data[field.name], (dict, list)
+        ):
+            pairs = (
+                zip(value, data[field.name], strict=True)
+                if repeated
+                else [(value, data[field.name])]
+            )
+            for child, child_data in pairs:
+                if isinstance(child_data, dict):
+                    _numbers(child, child_data)
+
+
 def _client(args: argparse.Namespace) -> RegistryClient:
     return RegistryClient(args.gateway, tls_credentials(args))
 
 
 def _change(args: argparse.Namespace, request_id: str, change: pb.RegistryChange) -> int:
     if args.json:
-        print(json.dumps(MessageToDict(change), ensure_ascii=False))
+        print(json.dumps(plain(change), ensure_ascii=False))
         return EXIT_OK
     entry = change.audit
     print(
@@ -209,7 +255,7 @@ def _list_issuers(args: argparse.Namespace) -> int:
     with _client(args) as client:
         answer = client.list_issuers(args.region)
     if args.json:
-        print(json.dumps(MessageToDict(answer), ensure_ascii=False))
+        print(json.dumps(plain(answer), ensure_ascii=False))
         return EXIT_OK
     print(f"trust version {answer.trust_version}")
     for issuer in answer.issuers:
@@ -224,7 +270,7 @@ def _list_issuers(args: argparse.Namespace) -> int:
 def _get_issuer(args: argparse.Namespace) -> int:
     with _client(args) as client:
         record = client.get_issuer(args.issuer)
-    print(json.dumps(MessageToDict(record), ensure_ascii=False, indent=None if args.json else 2))
+    print(json.dumps(plain(record), ensure_ascii=False, indent=None if args.json else 2))
     return EXIT_OK
 
 
@@ -233,6 +279,9 @@ def _trust_list(args: argparse.Namespace) -> int:
         answer = client.trust_list()
     if args.out:
         args.out.write_text(answer.jws + "\n")
+    if args.json:
+        print(json.dumps(plain(answer)))
+    elif args.out:
         print(f"trust list version {answer.version} written to {args.out}")
     else:
         print(answer.jws)
@@ -244,7 +293,7 @@ def _audit(args: argparse.Namespace) -> int:
         answer = client.audit(args.after, args.limit)
     for entry in answer.entries:
         if args.json:
-            print(json.dumps(MessageToDict(entry), ensure_ascii=False))
+            print(json.dumps(plain(entry), ensure_ascii=False))
         else:
             print(
                 f"{entry.seq:>5} {entry.at.ToDatetime():%Y-%m-%d %H:%M:%S} {entry.outcome:<7} "

@@ -11,6 +11,7 @@ from gateway.cli.common import DEFAULT_PKI, EXIT_OK, Subparsers
 from gateway.crypto import pki
 from gateway.errors import ConfigurationInvalid
 from gateway.model import Reason, parse_region_code
+from gateway.registry_client import operator_files
 
 DEMO_OPERATORS = {
     "hangzhou-ops": "330100",
@@ -42,13 +43,13 @@ def register(commands: Subparsers) -> None:
     issue.set_defaults(handler=_issue)
 
 
-def _write(path: Path, issued: pki.Issued) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.with_suffix(".pem").write_bytes(issued.certificate_pem)
-    key = path.with_suffix(".key")
-    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _write(certificate: Path, key: Path, issued: pki.Issued) -> None:
+    """Write a certificate and its key (0600); never over existing files."""
+    certificate.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(issued.key_pem)
+    certificate.write_bytes(issued.certificate_pem)
 
 
 def _ca(directory: Path) -> pki.Issued:
@@ -73,11 +74,12 @@ def create_development_pki(
             Reason.ERR_IDENTIFIER, f"{directory} already holds a CA; use `huren pki issue`"
         )
     ca = pki.new_ca()
-    _write(directory / "ca", ca)
-    _write(directory / "gateway", pki.issue_server(ca, ["localhost", "127.0.0.1", *hosts]))
-    _write(directory / "operators" / admin, pki.issue_operator(ca, admin, None))
+    _write(directory / "ca.pem", directory / "ca.key", ca)
+    server = pki.issue_server(ca, ["localhost", "127.0.0.1", *hosts])
+    _write(directory / "gateway.pem", directory / "gateway.key", server)
+    _write(*operator_files(directory, admin), pki.issue_operator(ca, admin, None))
     for name, region in DEMO_OPERATORS.items():
-        _write(directory / "operators" / name, pki.issue_operator(ca, name, region))
+        _write(*operator_files(directory, name), pki.issue_operator(ca, name, region))
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -90,9 +92,20 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _issue(args: argparse.Namespace) -> int:
-    region = parse_region_code(args.region) if args.region else None
-    issued = pki.issue_operator(_ca(args.directory), args.name, region)
-    _write(args.directory / "operators" / args.name, issued)
+    try:
+        region = parse_region_code(args.region) if args.region else None
+        issued = pki.issue_operator(_ca(args.directory), args.name, region)
+    except ValueError as e:
+        raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, str(e)) from e
+    certificate, key = operator_files(args.directory, args.name)
+    if certificate.exists() or key.exists():
+        # Overwriting would lock out an operator whose key the registry has pinned.
+        raise ConfigurationInvalid(
+            Reason.ERR_IDENTIFIER,
+            f"operators/{args.name} already exists; pick another name (then create-operator "
+            "it and remove-operator the old one)",
+        )
+    _write(certificate, key, issued)
     role = f"operator of {region}" if region else "hub administrator"
     print(f"{role} {args.name}: {args.directory}/operators/{args.name}.pem")
     return EXIT_OK

@@ -3,6 +3,8 @@
 Each entry's hash is SHA-256 over the canonical JSON of its fields, including the previous
 entry's hash; the first entry follows :data:`GENESIS`. Changing, removing, inserting or reordering
 any entry breaks every hash after it, and :func:`verify_chain` names the first broken one.
+Removing entries from the *end* leaves a shorter valid chain: the store also records the head
+(last sequence number and hash) in the same transaction, and operators anchor it elsewhere.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class AuditEntry:
     """``ok``, ``denied`` (not allowed) or ``refused`` (invalid)."""
     detail: str
     state_digest: str
+    trust_version: int
+    """The registry's trust version after the entry (a retried request answers with it)."""
     previous_hash: str
     entry_hash: str
 
@@ -40,6 +44,7 @@ def entry_hash(
     outcome: str,
     detail: str,
     state_digest: str,
+    trust_version: int,
     previous_hash: str,
 ) -> str:
     fields = [
@@ -51,6 +56,7 @@ def entry_hash(
         outcome,
         detail,
         state_digest,
+        trust_version,
         previous_hash,
     ]
     canonical = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
@@ -66,15 +72,12 @@ def seal(
     outcome: str,
     detail: str,
     state_digest: str,
+    trust_version: int,
     previous_hash: str,
 ) -> AuditEntry:
     """A new entry, hashed and chained to ``previous_hash``."""
-    digest = entry_hash(
-        seq, at, actor, action, target, outcome, detail, state_digest, previous_hash
-    )
-    return AuditEntry(
-        seq, at, actor, action, target, outcome, detail, state_digest, previous_hash, digest
-    )
+    content = (seq, at, actor, action, target, outcome, detail, state_digest, trust_version)
+    return AuditEntry(*content, previous_hash, entry_hash(*content, previous_hash))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,7 @@ def verify_chain(entries: Iterable[AuditEntry]) -> ChainReport:
             entry.outcome,
             entry.detail,
             entry.state_digest,
+            entry.trust_version,
             entry.previous_hash,
         )
         if recomputed != entry.entry_hash:

@@ -137,10 +137,18 @@ class TrustState:
         self._version += 1
 
     def retire_key(self, issuer: IssuerId, kid: KeyId, at: datetime) -> IssuerKey:
-        """Codes issued after ``at`` are refused from now on; earlier ones stay valid."""
+        """Codes issued after ``at`` are refused from now on; earlier ones stay valid. A retired
+        key may be retired again only earlier, never later."""
         key = self._key(issuer, kid)
         if key.status is KeyStatus.REVOKED:
             raise ConfigurationInvalid(Reason.ERR_REVOKED_KID, f"key {kid} is already revoked")
+        if key.status is KeyStatus.RETIRED and key.status_since and at > key.status_since:
+            # Moving a retirement later would bring back codes already refused.
+            raise ConfigurationInvalid(
+                Reason.ERR_VERSION,
+                f"key {kid} is retired since {key.status_since.isoformat()}; "
+                "a retirement can only move earlier",
+            )
         retired = replace(key, status=KeyStatus.RETIRED, status_since=at)
         self._keys[(issuer, kid)] = retired
         self._version += 1

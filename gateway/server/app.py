@@ -40,10 +40,14 @@ from gateway.limits import Limits
 from gateway.model import Reason
 from gateway.online_client import OnlineClient
 from gateway.registry import TrustHolder
-from gateway.server.registry import RegistryServicer
+from gateway.server.registry import RegistryServicer, StoreWorker
 from gateway.server.verifier import VerifierServicer
 from gateway.service import OnlineAsker, VerificationService
-from gateway.storage.secrets import load_or_create_private_key, load_or_create_secret
+from gateway.storage.secrets import (
+    load_or_create_private_key,
+    load_or_create_secret,
+    replace_atomically,
+)
 from gateway.storage.sqlite import RegistryStore
 from gateway.trustlist import TrustListSigner
 
@@ -150,7 +154,9 @@ def open_gateway(
     identities = open_identities(files)
     store = RegistryStore(files.database, clock=clock)
     signer = TrustListSigner(load_or_create_private_key(files.trust_list_key, Algorithm.ES256))
-    files.trust_list_public.write_text(json.dumps(signer.public_jwk(), indent=2) + "\n")
+    public = (json.dumps(signer.public_jwk(), indent=2) + "\n").encode()
+    if not files.trust_list_public.exists() or files.trust_list_public.read_bytes() != public:
+        replace_atomically(files.trust_list_public, public)
     service = VerificationService(
         TrustHolder(store.snapshot), limits, identities, clock, online or OnlineClient()
     )
@@ -185,6 +191,7 @@ class GatewayServer:
         self.registry_listen = registry_listen
         self.tls = tls
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        self.worker = StoreWorker(gateway.store)
         self.server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", limits.max_message_bytes),
@@ -200,7 +207,7 @@ class GatewayServer:
         verifier_pb2_grpc.add_VerifierServicer_to_server(VerifierServicer(service), self.server)
         registry_pb2_grpc.add_RegistryServicer_to_server(
             RegistryServicer(
-                gateway.store,
+                self.worker,
                 service.trust,
                 gateway.signer,
                 gateway.store.clock,
@@ -247,11 +254,11 @@ class GatewayServer:
 
     async def _refresh(self) -> None:
         """Pick up changes other processes wrote to the registry file."""
-        holder, store = self.gateway.service.trust, self.gateway.store
+        holder = self.gateway.service.trust
         while True:
             await asyncio.sleep(REFRESH_SECONDS)
             try:
-                snapshot = store.refresh()
+                snapshot = await self.worker.run(lambda store: store.refresh())
                 if snapshot is not None and snapshot.version > holder.current.version:
                     holder.replace(snapshot)
             except Exception as error:  # keep serving the last good snapshot
@@ -265,6 +272,7 @@ class GatewayServer:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         await self.gateway.service.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.worker.close)
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()

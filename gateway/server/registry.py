@@ -2,15 +2,21 @@
 
 The caller of a mutation is the operator whose client certificate (verified by mutual TLS) names
 them and whose public key the registry pins; decisions are made by the store and the pure
-authority rules. After a successful change the new snapshot is published to the verification
-service at once (live trust).
+authority rules. Every store call runs on the :class:`StoreWorker` thread, so a registry waiting
+for SQLite never stalls verification on the event loop. A change whose caller's deadline passes
+before it commits is rolled back. After a successful change the new snapshot is published to the
+verification service at once (live trust).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -20,12 +26,18 @@ from gateway._generated.huren.v1 import registry_pb2 as pb
 from gateway._generated.huren.v1 import registry_pb2_grpc as pb_grpc
 from gateway.clock import Clock
 from gateway.crypto import pki
-from gateway.errors import NotAuthenticated, NotFound, NotPermitted, RequestInvalid
+from gateway.errors import (
+    ConfigurationInvalid,
+    NotAuthenticated,
+    NotFound,
+    NotPermitted,
+    RequestInvalid,
+)
 from gateway.model import IssuerId, KeyId, ProfileId, RegionCode
-from gateway.registry import Issuer, OnlineEndpoint, TrustHolder
+from gateway.registry import Issuer, OnlineEndpoint, TrustHolder, TrustSnapshot
 from gateway.registry.admission import KeyOffer, admit
 from gateway.registry.audit import AuditEntry
-from gateway.registry.authority import Actor, Role
+from gateway.registry.authority import Action, Actor, Role
 from gateway.server.convert import from_timestamp, timestamp
 from gateway.server.status import abort_for
 from gateway.storage.sqlite import Change, ProfileSource, RegistryStore
@@ -33,10 +45,41 @@ from gateway.trustlist import TrustListSigner
 
 Context = grpc.aio.ServicerContext[object, object]
 MAX_AUDIT_PAGE = 1000
+T = TypeVar("T")
+
+
+class StoreWorker:
+    """Runs every call on the registry store on one thread, in arrival order.
+
+    SQLite may wait (for another process's write lock, up to the busy timeout, or for fsync);
+    doing that on the event loop would stall every verification. One thread keeps the store's
+    single connection used by one caller at a time.
+    """
+
+    def __init__(self, store: RegistryStore) -> None:
+        self.store = store
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="huren-registry")
+
+    async def run(self, work: Callable[[RegistryStore], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work, self.store)
+
+    def close(self) -> None:
+        """Wait for the call in progress, if any, and stop the thread."""
+        self._pool.shutdown(wait=True)
 
 
 def _digest(request: Message) -> str:
-    return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+    """What identifies a request's content for idempotence: its deterministic serialisation,
+    without proofs of possession (ECDSA and RSA-PSS signatures are randomised, so a client that
+    retries re-signs; each proof is verified on every call and bound to the request id)."""
+    content = type(request)()
+    content.CopyFrom(request)
+    if isinstance(content, pb.RegisterIssuerRequest):
+        for key in content.keys:
+            key.ClearField("proof")
+    elif isinstance(content, pb.AddKeyRequest):
+        content.key.ClearField("proof")
+    return hashlib.sha256(content.SerializeToString(deterministic=True)).hexdigest()
 
 
 def _when(value: Timestamp) -> datetime | None:
@@ -46,14 +89,14 @@ def _when(value: Timestamp) -> datetime | None:
 class RegistryServicer(pb_grpc.RegistryServicer):
     def __init__(
         self,
-        store: RegistryStore,
+        worker: StoreWorker,
         holder: TrustHolder,
         signer: TrustListSigner,
         clock: Clock,
         *,
         mutations: bool,
     ) -> None:
-        self._store = store
+        self._worker = worker
         self._holder = holder
         self._signer = signer
         self._clock = clock
@@ -61,63 +104,64 @@ class RegistryServicer(pb_grpc.RegistryServicer):
 
     # ------------------------------------------------------------------ who is calling
 
-    def _actor(self, context: Context) -> Actor:
-        """The registered operator the call's client certificate names.
-
-        Raises:
-            NotAuthenticated: without a client certificate, or one the registry does not pin.
-        """
-        certificates = list(context.auth_context().get("x509_pem_cert") or [])
-        if not certificates:
-            raise NotAuthenticated("this call needs an operator's client certificate (mTLS port)")
-        try:
-            peer = pki.peer_identity(certificates[0])
-        except ValueError as e:
-            raise NotAuthenticated(f"client certificate: {e}") from e
-        record = self._store.operator_by_pin(peer.spki_sha256)
-        if record is None or not record.active:
-            raise NotAuthenticated("the certificate's key is not a registered operator's")
-        if (record.name, record.region) != (peer.name, peer.region):
-            raise NotAuthenticated("the certificate does not match the operator registered")
-        role = Role.ADMIN if record.region is None else Role.OPERATOR
-        return Actor(role, record.name, record.region)
-
-    async def _mutate(self, context: Context, run: Callable[[Actor], Change]) -> pb.RegistryChange:
+    async def _mutate(
+        self, context: Context, run: Callable[[RegistryStore, Actor], Change]
+    ) -> pb.RegistryChange:
         try:
             if not self._mutations:
                 raise NotPermitted(
                     "changes are disabled: the gateway runs without TLS (--insecure)"
                 )
-            actor = self._actor(context)
+            certificate = _client_certificate(context)
             remaining = context.time_remaining()
-            if remaining is not None and remaining <= 0:
-                # The caller has given up: do not commit something it will never hear about.
-                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed")
-            change = run(actor)  # synchronous: no await between the check and the commit
+            deadline = None if remaining is None else time.monotonic() + remaining
+
+            def abandoned() -> bool:
+                # The caller has given up: do not commit what it will never hear about.
+                return deadline is not None and time.monotonic() >= deadline
+
+            def work(store: RegistryStore) -> tuple[Change, TrustSnapshot]:
+                actor = _identify(store, certificate)
+                with store.abandoned_if(abandoned):
+                    change = run(store, actor)
+                return change, store.snapshot
+
+            change, snapshot = await self._worker.run(work)
         except Exception as error:
             await abort_for(context, error)
             raise AssertionError("unreachable: abort raises") from None
-        self._publish()
-        return pb.RegistryChange(trust_version=change.trust_version, audit=_audit(change.audit))
-
-    def _publish(self) -> None:
-        snapshot = self._store.snapshot
         if snapshot.version > self._holder.current.version:
             self._holder.replace(snapshot)
+        return pb.RegistryChange(trust_version=change.trust_version, audit=_audit(change.audit))
 
     # ------------------------------------------------------------------ mutations
 
     async def RegisterIssuer(
         self, request: pb.RegisterIssuerRequest, context: Context
     ) -> pb.RegistryChange:
-        def run(actor: Actor) -> Change:
-            profile = ProfileSource.parse(request.profile_toml)
+        def run(store: RegistryStore, actor: Actor) -> Change:
+            issuer_id, digest = IssuerId(request.issuer_id), _digest(request)
+            try:
+                profile = ProfileSource.parse(request.profile_toml)
+                now = self._clock()
+                keys = [admit(issuer_id, _offer(k), request.request_id, now) for k in request.keys]
+            except ConfigurationInvalid as error:
+                return store.refuse(
+                    error,
+                    Action.REGISTER_ISSUER,
+                    issuer_id,
+                    issuer_id,
+                    RegionCode(request.region),
+                    actor=actor,
+                    request_id=request.request_id,
+                    digest=digest,
+                )
             online = None
             if request.HasField("online"):
                 o = request.online
                 online = OnlineEndpoint(o.code_prefix, o.verify_url, o.client_id, o.client_secret)
             issuer = Issuer(
-                IssuerId(request.issuer_id),
+                issuer_id,
                 RegionCode(request.region),
                 request.name,
                 ProfileId(profile.profile.id),
@@ -125,33 +169,35 @@ class RegistryServicer(pb_grpc.RegistryServicer):
                 online=online,
                 pseudonym_key=request.pseudonym_key or None,
             )
-            now = self._clock()
-            keys = [admit(issuer.id, _offer(k), request.request_id, now) for k in request.keys]
-            return self._store.register_issuer(
-                issuer,
-                profile,
-                keys,
-                actor=actor,
-                request_id=request.request_id,
-                digest=_digest(request),
+            return store.register_issuer(
+                issuer, profile, keys, actor=actor, request_id=request.request_id, digest=digest
             )
 
         return await self._mutate(context, run)
 
     async def AddKey(self, request: pb.AddKeyRequest, context: Context) -> pb.RegistryChange:
-        def run(actor: Actor) -> Change:
-            issuer = IssuerId(request.issuer_id)
-            key = admit(issuer, _offer(request.key), request.request_id, self._clock())
-            return self._store.add_key(
-                key, actor=actor, request_id=request.request_id, digest=_digest(request)
-            )
+        def run(store: RegistryStore, actor: Actor) -> Change:
+            issuer, digest = IssuerId(request.issuer_id), _digest(request)
+            try:
+                key = admit(issuer, _offer(request.key), request.request_id, self._clock())
+            except ConfigurationInvalid as error:
+                return store.refuse(
+                    error,
+                    Action.ADD_KEY,
+                    f"{issuer}/{request.key.kid}",
+                    issuer,
+                    actor=actor,
+                    request_id=request.request_id,
+                    digest=digest,
+                )
+            return store.add_key(key, actor=actor, request_id=request.request_id, digest=digest)
 
         return await self._mutate(context, run)
 
     async def RetireKey(self, request: pb.RetireKeyRequest, context: Context) -> pb.RegistryChange:
         return await self._mutate(
             context,
-            lambda actor: self._store.retire_key(
+            lambda store, actor: store.retire_key(
                 IssuerId(request.issuer_id),
                 KeyId(request.kid),
                 _when(request.retire_at),
@@ -164,7 +210,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):
     async def RevokeKey(self, request: pb.RevokeKeyRequest, context: Context) -> pb.RegistryChange:
         return await self._mutate(
             context,
-            lambda actor: self._store.revoke_key(
+            lambda store, actor: store.revoke_key(
                 IssuerId(request.issuer_id),
                 KeyId(request.kid),
                 request.reason,
@@ -177,23 +223,32 @@ class RegistryServicer(pb_grpc.RegistryServicer):
     async def UpdateProfile(
         self, request: pb.UpdateProfileRequest, context: Context
     ) -> pb.RegistryChange:
-        return await self._mutate(
-            context,
-            lambda actor: self._store.update_profile(
-                IssuerId(request.issuer_id),
-                ProfileSource.parse(request.profile_toml),
-                actor=actor,
-                request_id=request.request_id,
-                digest=_digest(request),
-            ),
-        )
+        def run(store: RegistryStore, actor: Actor) -> Change:
+            issuer, digest = IssuerId(request.issuer_id), _digest(request)
+            try:
+                profile = ProfileSource.parse(request.profile_toml)
+            except ConfigurationInvalid as error:
+                return store.refuse(
+                    error,
+                    Action.UPDATE_PROFILE,
+                    issuer,
+                    issuer,
+                    actor=actor,
+                    request_id=request.request_id,
+                    digest=digest,
+                )
+            return store.update_profile(
+                issuer, profile, actor=actor, request_id=request.request_id, digest=digest
+            )
+
+        return await self._mutate(context, run)
 
     async def CreateRegion(
         self, request: pb.CreateRegionRequest, context: Context
     ) -> pb.RegistryChange:
         return await self._mutate(
             context,
-            lambda actor: self._store.create_region(
+            lambda store, actor: store.create_region(
                 request.region,
                 request.name,
                 actor=actor,
@@ -207,7 +262,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):
     ) -> pb.RegistryChange:
         return await self._mutate(
             context,
-            lambda actor: self._store.create_operator(
+            lambda store, actor: store.create_operator(
                 request.name,
                 request.region or None,
                 request.certificate_pem,
@@ -222,7 +277,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):
     ) -> pb.RegistryChange:
         return await self._mutate(
             context,
-            lambda actor: self._store.remove_operator(
+            lambda store, actor: store.remove_operator(
                 request.name, actor=actor, request_id=request.request_id, digest=_digest(request)
             ),
         )
@@ -233,71 +288,114 @@ class RegistryServicer(pb_grpc.RegistryServicer):
         self, request: pb.ListIssuersRequest, context: Context
     ) -> pb.ListIssuersResponse:
         snapshot = self._holder.current
-        issuers = [
-            self._record(issuer.id)
+        wanted = [
+            issuer.id
             for issuer in sorted(snapshot.issuers.values(), key=lambda i: i.id)
             if not request.region or issuer.region == request.region
         ]
+        issuers = await self._worker.run(
+            lambda store: [_record(snapshot, store, issuer) for issuer in wanted]
+        )
         return pb.ListIssuersResponse(issuers=issuers, trust_version=snapshot.version)
 
     async def GetIssuer(self, request: pb.GetIssuerRequest, context: Context) -> pb.IssuerRecord:
-        if IssuerId(request.issuer_id) not in self._holder.current.issuers:
+        snapshot = self._holder.current
+        issuer = IssuerId(request.issuer_id)
+        if issuer not in snapshot.issuers:
             await abort_for(
                 context, NotFound(f"issuer {request.issuer_id[:64]!r} is not registered")
             )
-        return self._record(IssuerId(request.issuer_id))
-
-    def _record(self, issuer_id: IssuerId) -> pb.IssuerRecord:
-        snapshot = self._holder.current
-        issuer = snapshot.issuers[issuer_id]
-        keys = [
-            pb.KeyRecord(
-                kid=key.kid,
-                algorithm=key.public_key.algorithm.value,
-                status=key.status.value,
-                status_since=timestamp(key.status_since) if key.status_since else None,
-                not_before=timestamp(key.not_before) if key.not_before else None,
-                not_after=timestamp(key.not_after) if key.not_after else None,
-                spki_sha256=hashlib.sha256(key.public_key.spki_der).hexdigest(),
-            )
-            for (owner, _), key in sorted(snapshot.keys.items())
-            if owner == issuer_id
-        ]
-        profiles = [
-            pb.ProfileVersion(version=version, sha256=sha, profile_toml=source)
-            for version, sha, source in self._store.profile_history(issuer.profile_id)
-            if version <= issuer.profile_version
-        ]
-        return pb.IssuerRecord(
-            issuer_id=issuer.id,
-            region=issuer.region,
-            name=issuer.name,
-            profile_id=issuer.profile_id,
-            profile_version=issuer.profile_version,
-            keys=keys,
-            profiles=profiles,
-            online_code_prefix=issuer.online.code_prefix if issuer.online else "",
-            pseudonymous=issuer.pseudonym_key is not None,
-        )
+        return await self._worker.run(lambda store: _record(snapshot, store, issuer))
 
     async def GetTrustList(self, request: pb.GetTrustListRequest, context: Context) -> pb.TrustList:
         snapshot = self._holder.current
-        text = self._signer.signed(snapshot, self._clock(), self._store.profile_sources())
+        sources = await self._worker.run(lambda store: store.profile_sources())
+        text = self._signer.signed(snapshot, self._clock(), sources)
         return pb.TrustList(jws=text, version=snapshot.version)
 
     async def ListAudit(
         self, request: pb.ListAuditRequest, context: Context
     ) -> pb.ListAuditResponse:
         try:
-            self._actor(context)
+            certificate = _client_certificate(context)
             limit = request.limit or MAX_AUDIT_PAGE
             if limit > MAX_AUDIT_PAGE:
                 raise RequestInvalid(f"at most {MAX_AUDIT_PAGE} entries per call")
+
+            def work(store: RegistryStore) -> list[AuditEntry]:
+                _identify(store, certificate)
+                return list(store.audit_entries(after=request.after, limit=limit))
+
+            entries = await self._worker.run(work)
         except Exception as error:
             await abort_for(context, error)
             raise AssertionError("unreachable: abort raises") from None
-        entries = self._store.audit_entries(after=request.after, limit=limit)
         return pb.ListAuditResponse(entries=[_audit(e) for e in entries])
+
+
+def _client_certificate(context: Context) -> bytes:
+    """The client certificate mutual TLS verified for this call.
+
+    Raises:
+        NotAuthenticated: without one (the verification port never asks for it).
+    """
+    certificates = list(context.auth_context().get("x509_pem_cert") or [])
+    if not certificates:
+        raise NotAuthenticated("this call needs an operator's client certificate (mTLS port)")
+    return bytes(certificates[0])
+
+
+def _identify(store: RegistryStore, certificate: bytes) -> Actor:
+    """The registered operator a verified client certificate names.
+
+    Raises:
+        NotAuthenticated: unless the certificate's key is pinned for an active operator whose
+            name and region the certificate repeats.
+    """
+    try:
+        peer = pki.peer_identity(certificate)
+    except ValueError as e:
+        raise NotAuthenticated(f"client certificate: {e}") from e
+    record = store.operator_by_pin(peer.spki_sha256)
+    if record is None or not record.active:
+        raise NotAuthenticated("the certificate's key is not a registered operator's")
+    if (record.name, record.region) != (peer.name, peer.region):
+        raise NotAuthenticated("the certificate does not match the operator registered")
+    role = Role.ADMIN if record.region is None else Role.OPERATOR
+    return Actor(role, record.name, record.region)
+
+
+def _record(snapshot: TrustSnapshot, store: RegistryStore, issuer_id: IssuerId) -> pb.IssuerRecord:
+    issuer = snapshot.issuers[issuer_id]
+    keys = [
+        pb.KeyRecord(
+            kid=key.kid,
+            algorithm=key.public_key.algorithm.value,
+            status=key.status.value,
+            status_since=timestamp(key.status_since) if key.status_since else None,
+            not_before=timestamp(key.not_before) if key.not_before else None,
+            not_after=timestamp(key.not_after) if key.not_after else None,
+            spki_sha256=hashlib.sha256(key.public_key.spki_der).hexdigest(),
+        )
+        for (owner, _), key in sorted(snapshot.keys.items())
+        if owner == issuer_id
+    ]
+    profiles = [
+        pb.ProfileVersion(version=version, sha256=sha, profile_toml=source)
+        for version, sha, source in store.profile_history(issuer.profile_id)
+        if version <= issuer.profile_version
+    ]
+    return pb.IssuerRecord(
+        issuer_id=issuer.id,
+        region=issuer.region,
+        name=issuer.name,
+        profile_id=issuer.profile_id,
+        profile_version=issuer.profile_version,
+        keys=keys,
+        profiles=profiles,
+        online_code_prefix=issuer.online.code_prefix if issuer.online else "",
+        pseudonymous=issuer.pseudonym_key is not None,
+    )
 
 
 def _offer(key: pb.KeySubmission) -> KeyOffer:

@@ -12,6 +12,7 @@ import logging
 import grpc
 
 from gateway.errors import (
+    Abandoned,
     ConfigurationInvalid,
     NotAuthenticated,
     NotFound,
@@ -46,6 +47,7 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str, Reason | Non
         NotAuthenticated: grpc.StatusCode.UNAUTHENTICATED,
         RequestConflict: grpc.StatusCode.ALREADY_EXISTS,
         NotFound: grpc.StatusCode.NOT_FOUND,
+        Abandoned: grpc.StatusCode.DEADLINE_EXCEEDED,
     }
     for kind, code in simple.items():
         if isinstance(error, kind):

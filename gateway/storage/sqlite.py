@@ -6,7 +6,8 @@ transaction:
 1. reload the in-memory state if another process changed the file (the trust version moved);
 2. answer a retried request id with its first result (idempotence), or refuse a reused id with
    other content;
-3. check the actor may do it (a denial is audited and changes nothing);
+3. check the actor may do it, on the region of the issuer acted on (a denial, or a request about
+   an issuer that does not exist, is audited and changes nothing);
 4. apply the change to a *candidate* :class:`TrustState`, which validates it (a refusal is
    audited and changes nothing), and write its rows;
 5. write the new trust version, the audit entry (hash-chained, with the digest of the new state)
@@ -23,6 +24,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +34,7 @@ from gateway import crypto
 from gateway.clock import Clock, system_clock
 from gateway.crypto import pki
 from gateway.errors import (
+    Abandoned,
     ConfigurationInvalid,
     NotFound,
     NotPermitted,
@@ -54,7 +57,8 @@ from gateway.registry.audit import ChainReport as ChainReport
 from gateway.registry.authority import Action, Actor, refusal
 from gateway.storage.database import BUSY_TIMEOUT_S, open_database, write_transaction
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+AUDIT_HEAD = "audit_head"
 MAX_REQUEST_ID = 128
 
 
@@ -110,13 +114,15 @@ class Mutation:
 
 
 class RegistryStore:
-    """One registry database file. Not thread-safe: one writer at a time per process."""
+    """One registry database file. Not thread-safe: use it from one thread at a time (the
+    gateway's ``StoreWorker``); several processes may share the file."""
 
     def __init__(
         self, path: Path, *, busy_timeout: float = BUSY_TIMEOUT_S, clock: Clock = system_clock
     ) -> None:
         self.path = path
         self.clock = clock
+        self._abandoned: Callable[[], bool] | None = None
         self.db = open_database(path, busy_timeout=busy_timeout)
         try:
             with write_transaction(self.db):
@@ -264,6 +270,17 @@ class RegistryStore:
 
     # ------------------------------------------------------------------ mutations
 
+    @contextmanager
+    def abandoned_if(self, abandoned: Callable[[], bool]) -> Iterator[None]:
+        """Within this block, a change is rolled back instead of committed if ``abandoned()``
+        is true once it is ready to commit (its caller has given up and would never learn of it).
+        Denied and refused attempts are still audited."""
+        previous, self._abandoned = self._abandoned, abandoned
+        try:
+            yield
+        finally:
+            self._abandoned = previous
+
     def mutate(
         self,
         actor: Actor,
@@ -284,8 +301,10 @@ class RegistryStore:
             RequestInvalid: for a malformed request id.
             RequestConflict: for a request id reused with other content.
             NotPermitted: if the actor may not do this (audited).
+            NotFound: if the issuer acted on does not exist (audited).
             ConfigurationInvalid: if the change is invalid (audited).
             StorageUnavailable: if the database cannot be written.
+            Abandoned: if the caller gave up (see :meth:`abandoned_if`) before the commit.
         """
         if not (0 < len(request_id) <= MAX_REQUEST_ID and request_id.isascii()) or not (
             request_id.isprintable()
@@ -309,8 +328,17 @@ class RegistryStore:
                     )
                 return self._change_at(int(earlier[1]))
             candidate = TrustState(self._state.snapshot())
-            reason = refusal(actor, action, region(self._state))
-            if reason is not None:
+            missing: NotFound | None = None
+            try:
+                reason = refusal(actor, action, region(self._state))
+            except NotFound as e:  # the issuer acted on does not exist
+                reason, missing = None, e
+            if missing is not None:
+                failure = missing
+                entry = self._append(
+                    now, actor, action, target, "refused", _why(missing), candidate.version
+                )
+            elif reason is not None:
                 failure = NotPermitted(reason)
                 entry = self._append(
                     now, actor, action, target, "denied", reason, candidate.version
@@ -323,25 +351,31 @@ class RegistryStore:
                     self.db.conn.execute("ROLLBACK TO mutation")
                     failure = e
                     candidate = TrustState(self._state.snapshot())
-                    code = e.reason.value if isinstance(e, ConfigurationInvalid) else "NOT_FOUND"
                     entry = self._append(
-                        now, actor, action, target, "refused", f"{code}: {e}", candidate.version
+                        now, actor, action, target, "refused", _why(e), candidate.version
                     )
                 else:
                     self.db.conn.execute("RELEASE mutation")
+                    if self._abandoned is not None and self._abandoned():
+                        raise Abandoned(
+                            "the deadline passed before the change committed; nothing changed"
+                        )
                     self._set_meta("trust_version", str(candidate.version))
-                    entry = self._append(
-                        now, actor, action, target, "ok", detail, candidate.version
-                    )
+                    # The request record first, so that the entry's state digest covers it.
+                    seq = self._next_seq()
                     self.db.table("requests").insert(
                         {
                             "actor": actor.label,
                             "request_id": request_id,
                             "action": action.value,
                             "digest": digest,
-                            "audit_seq": entry.seq,
+                            "audit_seq": seq,
                         }
                     )
+                    entry = self._append(
+                        now, actor, action, target, "ok", detail, candidate.version
+                    )
+                    assert entry.seq == seq
         if failure is not None:
             raise failure
         self._state = candidate
@@ -370,18 +404,22 @@ class RegistryStore:
             outcome,
             detail,
             self.state_digest(),
+            trust_version,
             previous,
         )
-        row = _audit_row(entry)
-        row["trust_version"] = trust_version
-        self.db.table("audit").insert(row)
+        self.db.table("audit").insert(_audit_row(entry))
+        self._set_meta(AUDIT_HEAD, f"{entry.seq}:{entry.entry_hash}")
         return entry
+
+    def _next_seq(self) -> int:
+        last = self.db.execute("SELECT max(seq) FROM audit").fetchone()
+        return int(last[0] or 0) + 1
 
     def _change_at(self, seq: int) -> Change:
         row = self.db.execute("SELECT * FROM audit WHERE seq = ?", [seq]).fetchone()
         columns = [d[0] for d in self.db.execute("SELECT * FROM audit LIMIT 0").description]
-        record = dict(zip(columns, row, strict=True))
-        return Change(int(record["trust_version"]), _audit_entry(record))
+        entry = _audit_entry(dict(zip(columns, row, strict=True)))
+        return Change(entry.trust_version, entry)
 
     # ------------------------------------------------------------------ the changes
 
@@ -428,10 +466,44 @@ class RegistryStore:
             request_id,
             Action.REGISTER_ISSUER,
             issuer.id,
-            lambda _: issuer.region,
+            _claimed_region(issuer.id, issuer.region),
             digest,
             apply,
         )
+
+    def refuse(
+        self,
+        error: ConfigurationInvalid,
+        action: Action,
+        target: str,
+        issuer: IssuerId,
+        claimed_region: RegionCode | None = None,
+        *,
+        actor: Actor,
+        request_id: str,
+        digest: str,
+    ) -> Change:
+        """Record a request about ``issuer`` whose content failed validation before it reached
+        the store (an unsafe key, an unreadable profile), exactly as :meth:`mutate` would.
+
+        Authorisation still comes first (a cross-region attempt is *denied*, whatever it
+        carries), and a retry of a request that had succeeded returns its first result.
+
+        Raises:
+            NotPermitted: if the actor may not act on ``issuer`` (audited).
+            ConfigurationInvalid: ``error``, once audited.
+            NotFound: for an unknown issuer (audited).
+        """
+
+        def apply(m: Mutation) -> str:
+            raise error
+
+        region = (
+            _claimed_region(issuer, claimed_region)
+            if claimed_region is not None
+            else _region_of(issuer)
+        )
+        return self.mutate(actor, request_id, action, target, region, digest, apply)
 
     def add_key(self, key: IssuerKey, *, actor: Actor, request_id: str, digest: str) -> Change:
         def apply(m: Mutation) -> str:
@@ -651,15 +723,40 @@ class RegistryStore:
             yield _audit_entry(dict(zip(columns, row, strict=True)))
 
     def verify_audit(self) -> ChainReport:
-        """The whole chain, plus: the last entry's state digest is the registry's current state
-        (a change written without its audit entry shows here)."""
+        """The whole chain, plus: the chain ends at the head recorded with the last change (so
+        entries removed from the end show), and the last entry's state digest is the registry's
+        current state (a change written without its audit entry shows)."""
         entries = list(self.audit_entries())
         report = verify_chain(entries)
-        if report.intact and entries and entries[-1].state_digest != self.state_digest():
+        if not report.intact:
+            return report
+        last = entries[-1] if entries else None
+        ends, tail = (last.seq, last.entry_hash) if last else (0, GENESIS)
+        recorded, _, recorded_hash = (self._meta(AUDIT_HEAD) or f"0:{GENESIS}").partition(":")
+        recorded_seq = int(recorded) if recorded.isdigit() else -1
+        if (recorded_seq, recorded_hash) != (ends, tail):
+            if recorded_seq > ends:
+                missing = (
+                    f"entry {recorded_seq} was"
+                    if recorded_seq == ends + 1
+                    else f"entries {ends + 1} to {recorded_seq} were"
+                )
+                at, problem = ends + 1, f"{missing} removed from the end"
+            elif recorded_seq < ends:
+                at, problem = recorded_seq + 1, "entries were added outside the registry"
+            else:
+                at, problem = ends, "the last entry was replaced"
             return ChainReport(
                 report.entries,
                 report.head,
-                entries[-1].seq,
+                at,
+                f"{problem} (the registry recorded entry {recorded_seq} as the head)",
+            )
+        if last is not None and last.state_digest != self.state_digest():
+            return ChainReport(
+                report.entries,
+                report.head,
+                last.seq,
                 "the registry's state no longer matches the last entry's state digest",
             )
         return report
@@ -676,6 +773,8 @@ class RegistryStore:
             " FROM issuers ORDER BY id",
             "keys": "SELECT issuer_id, kid, algorithm, spki_der, not_before, not_after, status,"
             " status_since FROM keys ORDER BY issuer_id, kid",
+            "requests": "SELECT actor, request_id, action, digest, audit_seq FROM requests"
+            " ORDER BY actor, request_id",
         }
         content = {
             name: [[_canonical(v) for v in row] for row in self.db.execute(sql)]
@@ -691,6 +790,25 @@ def _region_of(issuer_id: IssuerId) -> Callable[[TrustState], RegionCode | None]
         if issuer is None:
             raise NotFound(f"issuer {issuer_id} is not registered")
         return issuer.region
+
+    return region
+
+
+def _why(error: ConfigurationInvalid | NotFound) -> str:
+    """The audit detail of a refusal: its reason code and message."""
+    code = error.reason.value if isinstance(error, ConfigurationInvalid) else "NOT_FOUND"
+    return f"{code}: {error}"
+
+
+def _claimed_region(
+    issuer_id: IssuerId, claimed: RegionCode
+) -> Callable[[TrustState], RegionCode | None]:
+    """For a registration: the region of the issuer id if it is taken (nobody registers over
+    another region's issuer), else the region the request claims."""
+
+    def region(state: TrustState) -> RegionCode | None:
+        issuer = state.issuer(issuer_id)
+        return issuer.region if issuer is not None else claimed
 
     return region
 
@@ -788,6 +906,7 @@ def _audit_row(entry: AuditEntry) -> dict[str, Any]:
         "outcome": entry.outcome,
         "detail": entry.detail,
         "state_digest": entry.state_digest,
+        "trust_version": entry.trust_version,
         "previous_hash": entry.previous_hash,
         "entry_hash": entry.entry_hash,
     }
@@ -803,6 +922,7 @@ def _audit_entry(row: dict[str, Any]) -> AuditEntry:
         outcome=row["outcome"],
         detail=row["detail"] or "",
         state_digest=row["state_digest"],
+        trust_version=int(row["trust_version"]),
         previous_hash=row["previous_hash"],
         entry_hash=row["entry_hash"],
     )

@@ -22,8 +22,13 @@ from gateway.errors import (
 )
 from gateway.model import IssuerId, KeyId, ProfileId, Reason, RegionCode
 from gateway.registry import Issuer, IssuerKey, KeyStatus
-from gateway.registry.authority import Actor, Role
-from gateway.storage.secrets import load_or_create_secret
+from gateway.registry.authority import Action, Actor, Role
+from gateway.storage.secrets import (
+    create_exclusive,
+    load_or_create_private_key,
+    load_or_create_secret,
+    replace_atomically,
+)
 from gateway.storage.sqlite import Change, ProfileSource, RegistryStore
 from tests.conftest import HANGZHOU_PROFILE, NOW
 
@@ -178,6 +183,64 @@ def test_operators_act_only_in_their_own_region_and_denials_are_audited(tmp_path
     store.close()
 
 
+def test_an_issuer_id_of_another_region_cannot_be_registered_over(tmp_path):
+    store = _store(tmp_path / "r.db")
+    _with_regions(store)
+    _register(store, "k1", actor=HZ_OPS)
+    squatter = Issuer(IssuerId("hangzhou"), RegionCode("110000"), "假码", ProfileId("hangzhou"), 1)
+    with pytest.raises(NotPermitted, match="cannot act on issuers of 330100"):
+        store.register_issuer(
+            squatter,
+            ProfileSource.parse(HANGZHOU_PROFILE),
+            [],
+            actor=BJ_OPS,
+            request_id="squat",
+            digest="squat",
+        )
+    assert store.snapshot.issuers[IssuerId("hangzhou")].region == "330100"
+    store.close()
+
+
+def test_requests_refused_before_the_store_are_authorised_then_audited(tmp_path):
+    """What the Registry service does with a request whose content failed validation (an
+    unsafe key): a cross-region caller is denied, the owner's refusal is audited, an unknown
+    issuer is NOT_FOUND, and a retry of a request that had succeeded gets its first result."""
+    store = _store(tmp_path / "r.db")
+    _with_regions(store)
+    _register(store, "k1", actor=HZ_OPS)
+    unsafe = ConfigurationInvalid(Reason.ERR_KEY_WEAK, "RSA keys must have at least 2048 bits")
+    version = store.snapshot.version
+
+    def refuse(actor: Actor, issuer: str, request_id: str) -> Change:
+        return store.refuse(
+            unsafe,
+            Action.ADD_KEY,
+            f"{issuer}/weak",
+            IssuerId(issuer),
+            actor=actor,
+            request_id=request_id,
+            digest=f"digest-{request_id}",
+        )
+
+    with pytest.raises(NotPermitted):
+        refuse(BJ_OPS, "hangzhou", "a")
+    with pytest.raises(ConfigurationInvalid, match="2048"):
+        refuse(HZ_OPS, "hangzhou", "b")
+    with pytest.raises(NotFound, match="nowhere"):
+        refuse(HZ_OPS, "nowhere", "c")
+    assert store.snapshot.version == version
+    outcomes = [(e.actor, e.target, e.outcome, e.detail[:14]) for e in store.audit_entries()]
+    assert outcomes[-3:] == [
+        ("operator:110000:beijing-ops", "hangzhou/weak", "denied", "an operator of"),
+        ("operator:330100:hangzhou-ops", "hangzhou/weak", "refused", "ERR_KEY_WEAK: "),
+        ("operator:330100:hangzhou-ops", "nowhere/weak", "refused", "NOT_FOUND: iss"),
+    ]
+    done = store.add_key(_keys("k2")[0], actor=HZ_OPS, request_id="retry", digest="digest-retry")
+    assert refuse(HZ_OPS, "hangzhou", "retry") == done  # e.g. a certificate expired since
+    assert store.verify_audit().intact
+    store.close()
+
+
 def test_operators_cannot_register_in_a_region_the_hub_has_not_created(tmp_path):
     store = _store(tmp_path / "r.db")
     with pytest.raises(ConfigurationInvalid, match="not registered; the hub administrator"):
@@ -199,6 +262,22 @@ def test_keys_retire_and_revoke_and_revoked_ids_stay_burned(tmp_path):
     k1, k2 = keys[(IssuerId("hangzhou"), KeyId("k1"))], keys[(IssuerId("hangzhou"), KeyId("k2"))]
     assert (k1.status, k1.status_since) == (KeyStatus.RETIRED, retire_at)
     assert (k2.status, k2.status_since) == (KeyStatus.REVOKED, NOW)
+    # A retirement moves only earlier: later would bring back codes already refused.
+    with pytest.raises(ConfigurationInvalid, match="only move earlier") as later:
+        store.retire_key(
+            IssuerId("hangzhou"),
+            KeyId("k1"),
+            retire_at + timedelta(days=1),
+            actor=LOCAL,
+            request_id="later",
+            digest="later",
+        )
+    assert later.value.reason is Reason.ERR_VERSION
+    earlier = store.retire_key(
+        IssuerId("hangzhou"), KeyId("k1"), NOW, actor=LOCAL, request_id="earlier", digest="e"
+    )
+    assert earlier.audit.outcome == "ok"
+    assert store.snapshot.keys[(IssuerId("hangzhou"), KeyId("k1"))].status_since == NOW
     with pytest.raises(ConfigurationInvalid) as refused:
         store.add_key(_keys("k2")[0], actor=LOCAL, request_id="c", digest="c")
     assert refused.value.reason is Reason.ERR_REVOKED_KID
@@ -374,3 +453,21 @@ def test_the_subject_secret_is_created_once_and_private(tmp_path):
     path.write_text("not hex")
     with pytest.raises(StorageUnavailable):
         load_or_create_secret(path)
+
+
+def test_secret_files_appear_whole_or_not_at_all(tmp_path):
+    """Creation goes through a flushed temporary file linked into place: no empty key file is
+    ever visible, a racing creator's file wins intact, and no temporary file is left behind."""
+    path = tmp_path / "trustlist-key.pem"
+    assert create_exclusive(path, b"first")
+    assert not create_exclusive(path, b"second")  # another process got there first
+    assert path.read_bytes() == b"first"
+    assert path.stat().st_mode & 0o077 == 0
+    key = load_or_create_private_key(tmp_path / "k.pem", Algorithm.ES256)
+    assert load_or_create_private_key(tmp_path / "k.pem", Algorithm.ES256).public_key() == (
+        key.public_key()
+    )
+    replace_atomically(tmp_path / "k.jwk", b"{}")
+    replace_atomically(tmp_path / "k.jwk", b'{"x": 1}')
+    assert (tmp_path / "k.jwk").read_bytes() == b'{"x": 1}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.jwk", "k.pem", "trustlist-key.pem"]
