@@ -21,14 +21,19 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from gateway.cli.pki import create_development_pki
 from gateway.clock import system_clock
+from gateway.codecs import jws, strictjson
 from gateway.crypto import pki
 from regions import REGIONS, spec_of
 from regions.common.keys import SigningKey, load_or_create
@@ -623,6 +628,78 @@ def test_a_retried_registration_answers_the_first_result(hub, tmp_path):
     change(first, "register-issuer retry-hc: ")
     again = huren(*register, "--request-id", "register-retry-hc")
     assert (again.returncode, again.stdout) == (0, first.stdout), again.stderr
+
+
+def test_keys_arrive_as_pem_and_as_x509_certificates(hub, tmp_path):
+    """A region that keeps its public keys as a PEM file or an X.509 certificate registers them
+    with --kid; the certificate's validity becomes the key's, and codes verify with both."""
+    holder = Key.make(tmp_path / "first")
+    change(
+        huren(*hub.register("hangzhou-ops", "pem-hc", "330100", holder, tmp_path)),
+        "register-issuer pem-hc: ",
+    )
+    pem_key, x509_key = Key.make(tmp_path / "pem"), Key.make(tmp_path / "x509")
+    public_pem = tmp_path / "public.pem"
+    public_pem.write_text(pem_key.signing.key.public_key().pem())
+    raw = serialization.load_pem_private_key(x509_key.pem.read_bytes(), None)
+    assert isinstance(raw, ec.EllipticCurvePrivateKey)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pem-hc signing 2026")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(raw.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(raw, hashes.SHA256())
+    )
+    cert_file = tmp_path / "signing.crt"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    for kid, keys, signing in (
+        ("pem-1", public_pem, pem_key.pem),
+        ("x509-1", cert_file, x509_key.pem),
+    ):
+        change(
+            hub.run(
+                "add-key",
+                "hangzhou-ops",
+                *("--issuer", "pem-hc", "--keys", str(keys), "--kid", kid),
+                *("--signing-key", str(signing)),
+            ),
+            f"add-key pem-hc/{kid}: ES256 key {kid} ",
+        )
+    shown = hub.run("get-issuer", "hangzhou-ops", "--issuer", "pem-hc", "--json")
+    assert shown.returncode == 0, shown.stderr
+    keys = {k["kid"]: k for k in json.loads(shown.stdout)["keys"]}
+    assert set(keys) == {holder.kid, "pem-1", "x509-1"}
+    assert keys["x509-1"]["not_after"].startswith(f"{(now + timedelta(days=30)):%Y-%m-%d}")
+    assert keys["pem-1"].get("not_after") in (None, "")
+    # pem-hc writes Hangzhou's format, naming itself in "iss": one code per new key.
+    issued = int(now.timestamp())
+    codes = [
+        jws.sign(
+            {"alg": "ES256", "kid": kid, "typ": "JWT"},
+            strictjson.dumps(
+                {
+                    "iss": "pem-hc",
+                    "iat": issued,
+                    "exp": issued + 3600,
+                    "hc": "绿码",
+                    "idn": resident_id(),
+                }
+            ),
+            signing.signing.key,
+        )
+        for kid, signing in (("pem-1", pem_key), ("x509-1", x509_key))
+    ]
+    status, verdicts = hub.verify(*codes)
+    assert status == 0, verdicts
+    assert [(v["colour"], v["issuer"], v["kid"]) for v in verdicts] == [
+        ("GREEN", "pem-hc", "pem-1"),
+        ("GREEN", "pem-hc", "x509-1"),
+    ]
 
 
 # ------------------------------------------------------------------ the signed trust list
