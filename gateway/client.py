@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 
 import grpc
@@ -11,8 +12,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
 from gateway.model import Verdict
+from gateway.recognise import Decision
 from gateway.registry_client import TlsCredentials
-from gateway.server.convert import verdict_from_pb
+from gateway.server.convert import decision_from_pb, timestamp, verdict_from_pb
 
 CLIENT_BATCH = 100
 
@@ -65,6 +67,16 @@ class GatewayClient:
             )
             out.extend(verdict_from_pb(v) for v in response.verdicts)
         return out
+
+    def recognise(
+        self, codes: Sequence[str], destination: str, at: datetime | None = None
+    ) -> Decision:
+        """The destination's decision on one traveller's codes (``Recognise``)."""
+        request = pb.RecogniseRequest(codes=codes, destination=destination)
+        if at is not None:
+            request.at.CopyFrom(timestamp(at))
+        response = self._stub.Recognise(request, timeout=self._timeout)
+        return decision_from_pb(response.decision)
 
     def serving(self, service: str = "") -> bool:
         """True if the gateway's standard health check answers SERVING."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NewType
 
 RegionCode = NewType("RegionCode", str)
@@ -41,6 +41,34 @@ def parse_region_code(text: str) -> RegionCode:
     if not _REGION_CODE.fullmatch(text) or text[:2] not in PROVINCE_PREFIXES:
         raise ValueError(f"not a GB/T 2260 region code: {text[:16]!r}")
     return RegionCode(text)
+
+
+def region_prefix(code: RegionCode) -> str:
+    """The digits that matter: a province (``330000``) is ``33``, a city (``330100``) ``3301``,
+    a county (``330106``) all six."""
+    stripped: str = code
+    while stripped.endswith("00") and len(stripped) > 2:
+        stripped = stripped[:-2]
+    return stripped
+
+
+def region_contains(outer: RegionCode, inner: RegionCode) -> bool:
+    """True if ``inner`` is ``outer`` or lies within it (Hangzhou 330100 within Zhejiang
+    330000; a Beijing district within Beijing 110000)."""
+    return inner.startswith(region_prefix(outer))
+
+
+def format_span(delta: timedelta) -> str:
+    """A duration for people: ``6h``, ``3d``, ``30m``, ``30h12m`` (whole minutes above an hour)."""
+    seconds = int(delta.total_seconds())
+    if seconds >= 2 * 86400 and seconds % 86400 == 0:
+        return f"{seconds // 86400}d"
+    if seconds >= 3600:
+        hours, rest = divmod(seconds, 3600)
+        return f"{hours}h" if rest < 60 else f"{hours}h{rest // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
 
 
 class Status(enum.Enum):
@@ -116,6 +144,8 @@ class Reason(enum.Enum):
     ERR_ISSUER_UNAVAILABLE = "ERR_ISSUER_UNAVAILABLE"
     ERR_TOKEN_UNKNOWN = "ERR_TOKEN_UNKNOWN"
     ERR_ENVELOPE = "ERR_ENVELOPE"
+    # Added with mutual recognition: a precedence policy was refused (never in a verdict).
+    ERR_POLICY = "ERR_POLICY"
 
     @property
     def status(self) -> Status:

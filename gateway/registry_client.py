@@ -173,6 +173,14 @@ class RegistryClient:
         request = pb.RemoveOperatorRequest(request_id=request_id, name=name)
         return self.stub.RemoveOperator(request, timeout=self.timeout)
 
+    def set_policy(self, request_id: str, policy_toml: str) -> pb.RegistryChange:
+        request = pb.SetPolicyRequest(request_id=request_id, policy_toml=policy_toml)
+        return self.stub.SetPolicy(request, timeout=self.timeout)
+
+    def get_policy(self, destination: str) -> pb.PolicyRecord:
+        request = pb.GetPolicyRequest(destination=destination)
+        return self.stub.GetPolicy(request, timeout=self.timeout)
+
     def list_issuers(self, region: str = "") -> pb.ListIssuersResponse:
         return self.stub.ListIssuers(pb.ListIssuersRequest(region=region), timeout=self.timeout)
 

@@ -1,11 +1,13 @@
-"""How verdicts are shown: one JSON object per verdict (``--json``) or one line for people."""
+"""How verdicts, decisions and policies are shown: JSON (``--json``) or lines for people."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from gateway.model import Status, Verdict
+from gateway.model import Status, Verdict, format_span
+from gateway.policy import Policy, Strategy
+from gateway.recognise import Decision, DecisionStatus
 
 _CST = timezone(timedelta(hours=8), "CST")
 
@@ -58,3 +60,87 @@ def verdict_line(verdict: Verdict) -> str:
         if value
     )
     return f"{head} {verdict.reason.value}: {verdict.detail}" + (f" ({where})" if where else "")
+
+
+def decision_json(decision: Decision) -> dict[str, Any]:
+    """The JSON form used by ``huren recognise --json``."""
+    return {
+        "status": decision.status.value,
+        "reason": decision.reason.value,
+        "colour": decision.colour.value if decision.colour else None,
+        "deciding": list(decision.deciding),
+        "destination": decision.destination,
+        "policy": {"id": decision.policy_id, "version": decision.policy_version},
+        "code_stacking": decision.code_stacking,
+        "subject": decision.subject,
+        "trust_version": decision.trust_version,
+        "decided_at": _iso(decision.decided_at),
+        "steps": [{"rule": s.rule, "text": s.text, "codes": list(s.codes)} for s in decision.steps],
+        "codes": [
+            {
+                "index": a.index,
+                "role": a.role.value,
+                "counted_as": a.counted_as.value if a.counted_as else None,
+                "verdict": verdict_json(a.verdict),
+            }
+            for a in decision.assessments
+        ],
+    }
+
+
+def decision_lines(decision: Decision) -> list[str]:
+    """The decision, each code, and the explanation, for people."""
+    if decision.status is DecisionStatus.REFUSED:
+        head = f"REFUSED {decision.reason.value}"
+    else:
+        head = f"{decision.colour.value if decision.colour else '-':<6} {decision.reason.value}"
+    lines = [
+        f"{head}  at {decision.destination} under policy "
+        f"{decision.policy_id}@{decision.policy_version}"
+        + ("  (code-stacking)" if decision.code_stacking else "")
+    ]
+    for a in decision.assessments:
+        counted = f" as {a.counted_as.value}" if a.counted_as else ""
+        lines.append(
+            f"  code {a.index + 1}: {a.role.value.lower()}{counted}  {verdict_line(a.verdict)}"
+        )
+    lines.extend(f"  {i}. [{s.rule}] {s.text}" for i, s in enumerate(decision.steps, 1))
+    return lines
+
+
+def policy_lines(policy: Policy) -> list[str]:
+    """What a policy does, in the order it is applied."""
+    where = policy.destination or "the nation (where a region has no policy of its own)"
+    lines = [f"policy {policy.label} for {where}"]
+    if policy.description:
+        lines.append(f"  {policy.description}")
+    r = policy.recognise
+    recognised = ["every region"] if r.everywhere else [*r.regions]
+    recognised += [f"issuer {i}" for i in sorted(r.issuers)]
+    lines.append(f"  recognises {', '.join(recognised)}")
+    e = policy.exclude
+    if not e.empty:
+        lines.append(
+            f"  excludes   {', '.join([*e.regions, *(f'issuer {i}' for i in sorted(e.issuers))])}"
+        )
+    ages = policy.freshness.max_age
+    if not ages.empty:
+        parts = [f"{format_span(ages.default)} by default"] if ages.default else []
+        parts += [f"{format_span(v)} for {k}" for k, v in sorted(ages.regions.items())]
+        parts += [f"{format_span(v)} for issuer {k}" for k, v in sorted(ages.issuers.items())]
+        stale = policy.freshness.stale
+        then = "ignored" if stale is None else f"counted as at least {stale.value}"
+        lines.append(f"  max age    {', '.join(parts)}; older codes are {then}")
+    readings = [
+        *((k, m) for k, m in sorted(policy.severity.regions.items())),
+        *((f"issuer {k}", m) for k, m in sorted(policy.severity.issuers.items())),
+    ]
+    for origin, mapping in readings:
+        read = ", ".join(f"{a.value} as {b.value}" for a, b in mapping.items())
+        lines.append(f"  reads      {origin}: {read}")
+    combine = policy.strategy.value
+    if policy.strategy is Strategy.JURISDICTION:
+        combine += f" (the more {policy.prefer.value} region wins)"
+    lines.append(f"  combines   {combine}")
+    lines.extend(f"  FLAG       {flag}" for flag in policy.flags())
+    return lines

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway.clock import Clock
@@ -18,10 +18,14 @@ from gateway.identity import IdentityKeys
 from gateway.limits import Limits
 from gateway.model import RegionCode, Verdict, parse_region_code
 from gateway.online import OnlineAnswer
+from gateway.recognise import Decision, recognise
 from gateway.registry import TrustHolder, TrustSnapshot
 from gateway.verify import Question, begin, finish_online, verify_code
 
 _YIELD_EVERY = 16
+RECOGNISE_PAST = timedelta(minutes=15)
+"""How far in the past a decision's instant of presentation may be (a checkpoint that queued a
+scan); the trust snapshot is always the current one."""
 
 
 class OnlineAsker(Protocol):
@@ -127,6 +131,42 @@ class VerificationService:
         """
         where = self.check_batch(codes, destination)
         trust, now = self.trust.current, self._clock()
+        return await self._verify_all(codes, trust, now, where)
+
+    async def recognise_async(
+        self, codes: Sequence[str], destination: str, at: datetime | None = None
+    ) -> Decision:
+        """One traveller's codes, verified at one instant against one snapshot, decided under
+        the destination's policy (see :mod:`gateway.recognise`).
+
+        Raises:
+            RequestInvalid: for an empty or oversized set of codes, a missing or malformed
+                destination, or an instant outside the accepted window.
+        """
+        where = self.check_batch(codes, destination)
+        if where is None:
+            raise RequestInvalid("a decision needs its destination region")
+        trust, now = self.trust.current, self._clock()
+        instant = now if at is None else self._presented(at, now)
+        verdicts = await self._verify_all(codes, trust, instant, where)
+        policy = trust.policy_for(where)
+        return recognise(verdicts, policy, where, instant, trust_version=trust.version)
+
+    def _presented(self, at: datetime, now: datetime) -> datetime:
+        if at.tzinfo is None or not now - RECOGNISE_PAST <= at <= now + self.limits.leeway:
+            raise RequestInvalid(
+                f"the instant of presentation must be within {RECOGNISE_PAST} before now "
+                f"and {self.limits.leeway} after"
+            )
+        return at
+
+    async def _verify_all(
+        self,
+        codes: Sequence[str],
+        trust: TrustSnapshot,
+        now: datetime,
+        where: RegionCode | None,
+    ) -> list[Verdict]:
         firsts: dict[str, Verdict | Question] = {}
         for code in codes:
             if code not in firsts:

@@ -5,7 +5,7 @@ A compact JWS (ES256, ``typ: huren-trust-list+jwt``) by the gateway's trust-list
 ``{"version", "issued_at", "issuers": [{"id", "region", "name", "profile": {"id", "version",
 "sha256"}, "online_code_prefix"?, "pseudonymous", "keys": [{"kid", "alg", "spki", "status",
 "status_since"?, "not_before"?, "not_after"?}]}], "profiles": [{"id", "version", "sha256",
-"source"}]}``
+"source"}], "policies": [{"destination", "id", "version", "sha256", "flags", "source"}]}``
 
 Credentials (online client secrets, pseudonym keys) are never in it. Verifier apps and gateway
 replicas verify it offline with the key the gateway publishes (``trustlist-key.jwk`` in its state
@@ -35,9 +35,13 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def document(
-    snapshot: TrustSnapshot, issued_at: datetime, sources: Mapping[tuple[str, int], str]
+    snapshot: TrustSnapshot,
+    issued_at: datetime,
+    sources: Mapping[tuple[str, int], str],
+    policy_sources: Mapping[tuple[str, int], str] | None = None,
 ) -> dict[str, Any]:
-    """The trust list's content; ``sources`` maps (profile id, version) to the profile's text."""
+    """The trust list's content; ``sources`` maps (profile id, version) to the profile's text,
+    ``policy_sources`` (destination, version) to the policy's."""
     issuers = []
     for issuer in sorted(snapshot.issuers.values(), key=lambda i: i.id):
         profile = snapshot.profile_of(issuer)
@@ -82,6 +86,17 @@ def document(
             {"id": p.id, "version": p.version, "sha256": p.source_sha256, "source": sources[key]}
             for key, p in sorted(snapshot.profiles.items())
         ],
+        "policies": [
+            {
+                "destination": key,
+                "id": p.id,
+                "version": p.version,
+                "sha256": p.source_sha256,
+                "flags": p.flags(),
+                "source": (policy_sources or {})[(key, p.version)],
+            }
+            for key, p in sorted(snapshot.policies.items())
+        ],
     }
 
 
@@ -125,10 +140,15 @@ class TrustListSigner:
         self._cached: tuple[int, str] | None = None
 
     def signed(
-        self, snapshot: TrustSnapshot, now: datetime, sources: Mapping[tuple[str, int], str]
+        self,
+        snapshot: TrustSnapshot,
+        now: datetime,
+        sources: Mapping[tuple[str, int], str],
+        policy_sources: Mapping[tuple[str, int], str] | None = None,
     ) -> str:
         if self._cached is None or self._cached[0] != snapshot.version:
-            self._cached = (snapshot.version, sign(document(snapshot, now, sources), self.key))
+            content = document(snapshot, now, sources, policy_sources)
+            self._cached = (snapshot.version, sign(content, self.key))
         return self._cached[1]
 
     def public_jwk(self) -> dict[str, str]:

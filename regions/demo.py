@@ -1,18 +1,24 @@
 """``huren demo``: seven regions, one gateway, a scenario a person can read.
 
-Starts the seven regional issuers and a gateway as separate processes on loopback, registers every
-issuer in the gateway's SQLite registry (its published keys, its profile file, and for Zhejiang,
-Beijing and Macau the credentials the hub needs), then:
+Makes a development PKI, starts the gateway (TLS) and the seven regional issuers as separate
+processes on loopback; the hub administrator creates the regions and their operators, and each
+region's operator registers its issuer over mutual TLS (a cross-region attempt is refused). Then:
 
 1. four travellers declare in every region; each region answers in its own words, and every code
    is verified over gRPC into the canonical colour (the region × state table);
 2. one traveller's codes from all seven regions resolve to one subject reference;
 3. pending codes become final once the back-end review completes; an appeal corrects a colour;
-4. codes that must not pass: tampered, expired, from an unregistered issuer, and Zhejiang's codes
+4. mutual recognition: one traveller's Zhejiang and Hangzhou codes disagree; Beijing, Shanghai,
+   Guangdong and Macau each decide under their own precedence policy (set by their operators),
+   and Hubei, without one, under the national default;
+5. codes that must not pass: tampered, expired, from an unregistered issuer, and Zhejiang's codes
    while its verification API is down (UNVERIFIABLE, while the other regions still verify);
-   and Hubei's age rule turns an old green into yellow.
+   and Hubei's age rule turns an old green into yellow;
+6. Macau's operator revokes its key and the running gateway refuses its codes at once;
+7. ``huren audit verify`` checks the whole audit chain.
 
-Every verdict is checked against what the scenario expects; any surprise fails the demo.
+Every verdict and decision is checked against what the scenario expects; any surprise fails the
+demo.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import time
 import unicodedata
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -47,9 +53,11 @@ from gateway.crypto import Algorithm, PrivateKey
 from gateway.identity import resident_id_check_char
 from gateway.limits import Limits
 from gateway.model import Colour, IssuerId, Reason, Status, Verdict
+from gateway.policy import load_policy
+from gateway.recognise import Decision, DecisionReason
 from gateway.registry.authority import Actor, Role
 from gateway.registry_client import RegistryClient, TlsCredentials, new_request_id
-from gateway.report import verdict_json, verdict_line
+from gateway.report import decision_json, decision_lines, verdict_json, verdict_line
 from gateway.server.app import StateFiles
 from gateway.storage.sqlite import RegistryStore
 from regions import REGIONS, build_region, spec_of
@@ -230,6 +238,35 @@ class _Narrator:
             )
         return verdict
 
+    def decided(
+        self,
+        case: str,
+        decision: Decision,
+        *,
+        colour: Colour,
+        reason: DecisionReason,
+        deciding: tuple[int, ...] = (),
+    ) -> Decision:
+        self.count += 1
+        if self.json_output:
+            print(
+                json.dumps({"case": case, "decision": decision_json(decision)}, ensure_ascii=False),
+                flush=True,
+            )
+        else:
+            print(f"  {case}", flush=True)
+            for line in decision_lines(decision)[:1]:
+                print(f"    {line}", flush=True)
+            for step in decision.steps[1:]:
+                print(f"      [{step.rule}] {step.text}", flush=True)
+        got = (decision.colour, decision.reason, decision.deciding)
+        if got != (colour, reason, deciding):
+            self.failures.append(
+                f"{case}: expected {colour.value}/{reason.value}/{deciding}, got "
+                f"{decision.colour}/{decision.reason.value}/{decision.deciding}"
+            )
+        return decision
+
 
 # ------------------------------------------------------------------------------ the demo
 
@@ -246,7 +283,7 @@ def run_demo(*, json_output: bool = False) -> int:
         for failure in out.failures:
             print(f"demo: UNEXPECTED {failure}", file=sys.stderr)
         return 1
-    out.say(f"All {out.count} verdicts are as expected.")
+    out.say(f"All {out.count} verdicts and decisions are as expected.")
     return 0
 
 
@@ -312,7 +349,13 @@ def _run(out: _Narrator, work: Path) -> None:
         _cross_region_attempt(out, pki_dir, registry)
         verify_tls = TlsCredentials.from_pki(pki_dir)
         with GatewayClient(gateway.address, verify_tls) as client:
-            _scenario(out, client, regions, work)
+            _scenario(
+                out,
+                client,
+                regions,
+                work,
+                lambda: _journey(out, client, regions, pki_dir, registry),
+            )
             _live_revocation(out, client, pki_dir, registry, regions)
         _audit_verify(out, gateway_files)
 
@@ -349,7 +392,7 @@ def _live_revocation(
     regions: dict[str, _Process],
 ) -> None:
     out.say()
-    out.say("5. Macau's operator revokes its key; the running gateway refuses its codes at once")
+    out.say("6. Macau's operator revokes its key; the running gateway refuses its codes at once")
     _, answer = _http(
         f"{regions['macau'].address}/api/declarations", _travellers("2000-01-01")[0].body
     )
@@ -378,13 +421,17 @@ def _audit_verify(out: _Narrator, files: StateFiles) -> None:
         timeout=60,
         check=False,
     )
-    out.say(f"6. huren audit verify: {result.stdout.strip()}")
+    out.say(f"7. huren audit verify: {result.stdout.strip()}")
     if result.returncode != 0:
         out.failures.append(f"huren audit verify failed: {result.stdout} {result.stderr}")
 
 
 def _scenario(
-    out: _Narrator, client: GatewayClient, regions: dict[str, _Process], work: Path
+    out: _Narrator,
+    client: GatewayClient,
+    regions: dict[str, _Process],
+    work: Path,
+    journey: Callable[[], None],
 ) -> None:
     now = system_clock()
     today = now.astimezone(CHINA_STANDARD_TIME).date().isoformat()
@@ -475,9 +522,79 @@ def _scenario(
         colour=Colour.GREEN,
     )
 
+    journey()
     out.say()
-    out.say("4. Codes that must not pass, and rules that bite")
+    out.say("5. Codes that must not pass, and rules that bite")
     _must_not_pass(out, client, answers, regions, work, travellers)
+
+
+# Where the journey's traveller shows her two codes, what each destination decides, and why.
+JOURNEY = (
+    ("北京 Beijing", "beijing", "110000", Colour.GREY, DecisionReason.REQUIREMENT_UNMET, ()),
+    ("上海 Shanghai", "shanghai", "310000", Colour.GREEN, DecisionReason.RECOGNISED, (1,)),
+    ("广东 Guangdong", "guangdong", "440000", Colour.RED, DecisionReason.RECOGNISED, (0,)),
+    ("澳门 Macau", "macau", "820000", Colour.GREY, DecisionReason.NO_RECOGNISED_CODE, ()),
+    ("湖北 Hubei", None, "420000", Colour.YELLOW, DecisionReason.RECOGNISED, (0,)),
+)
+
+
+def _journey(
+    out: _Narrator,
+    client: GatewayClient,
+    regions: dict[str, _Process],
+    pki_dir: Path,
+    registry: str,
+) -> None:
+    out.say()
+    out.say("4. Mutual recognition: one traveller, two codes that disagree, five destinations")
+    out.say(
+        "   刘洋 reported a fever to Zhejiang's provincial system; Hangzhou's city system,"
+        " which ran its own checks, shows green"
+    )
+    body = {
+        "id_number": synthetic_id("330105", "19920618", "045"),
+        "name": "刘洋",
+        "phone": "13800000005",
+        "trips": [],
+    }
+    _, provincial = _http(
+        f"{regions['zhejiang'].address}/api/declarations", {**body, "symptoms": ["发热"]}
+    )
+    _, city = _http(f"{regions['hangzhou'].address}/api/declarations", body)
+    codes = [provincial["code"], city["code"]]
+    out.check(
+        f"刘洋 code 1: zhejiang {provincial['state']}",
+        client.verify(codes[0]),
+        colour=Colour.YELLOW,
+    )
+    out.check(
+        f"刘洋 code 2: hangzhou {city['state']}", client.verify(codes[1]), colour=Colour.GREEN
+    )
+    out.say()
+    out.say(
+        "   Each destination's operator sets its precedence policy (huren policy set; audited):"
+    )
+    for _, name, code, *_ in JOURNEY:
+        if name is None:
+            out.say(f"   {code} has no policy of its own: the national default decides there")
+            continue
+        text = (Path(__file__).parent / name / "policy.toml").read_text("utf-8")
+        with RegistryClient(registry, TlsCredentials.from_pki(pki_dir, f"{name}-ops")) as operator:
+            change = operator.set_policy(new_request_id(), text)
+        policy = load_policy(text)
+        flags = "".join(f"  [{f.split(':')[0]}]" for f in policy.flags())
+        out.say(
+            f"   {code} {policy.label:<12} {policy.description}{flags}  (audit #{change.audit.seq})"
+        )
+    out.say()
+    for place, _, code, colour, reason, deciding in JOURNEY:
+        out.decided(
+            f"刘洋 at {place} ({code})",
+            client.recognise(codes, code),
+            colour=colour,
+            reason=reason,
+            deciding=deciding,
+        )
 
 
 def _must_not_pass(

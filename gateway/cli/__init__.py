@@ -19,7 +19,7 @@ from importlib.metadata import entry_points
 
 import grpc
 
-from gateway.cli import local, operator, pki, serve
+from gateway.cli import local, operator, pki, policy, serve
 from gateway.cli.common import EXIT_ERROR, Handler
 from gateway.errors import ConfigurationInvalid, HurenError
 
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.register(commands)
     operator.register(commands)
     pki.register(commands)
+    policy.register(commands)
     for entry in sorted(entry_points(group="huren.commands"), key=lambda e: e.name):
         entry.load()(commands)
     return parser

@@ -6,7 +6,7 @@ import argparse
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +57,29 @@ def tls_credentials(args: argparse.Namespace) -> TlsCredentials | None:
     return TlsCredentials(ca, certificate, key)
 
 
+def aware_datetime(text: str) -> datetime:
+    """An argparse type: an RFC 3339 / ISO 8601 time that says its UTC offset."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text[:40]!r}") from e
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} needs a UTC offset, like +08:00 or Z")
+    return value
+
+
+def read_utf8(path: Path, reason: Reason) -> str:
+    """A declarative file's text (profiles, policies).
+
+    Raises:
+        ConfigurationInvalid: with ``reason`` if it is not UTF-8.
+    """
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigurationInvalid(reason, f"{path.name} is not UTF-8 text (byte {e.start})") from e
+
+
 def read_source(source: str) -> bytes:
     """A file, or an http(s) URL (bounded)."""
     scheme = urllib.parse.urlsplit(source).scheme
@@ -77,11 +100,3 @@ def read_hex(path: Path) -> bytes:
         return bytes.fromhex(path.read_text().strip())
     except ValueError as e:
         raise ConfigurationInvalid(Reason.ERR_KEY_WEAK, f"{path.name} does not hold hex") from e
-
-
-def span(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"

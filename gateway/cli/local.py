@@ -23,10 +23,10 @@ from gateway.cli.common import (
     Subparsers,
     read_hex,
     read_source,
-    span,
+    read_utf8,
 )
 from gateway.errors import ConfigurationInvalid
-from gateway.model import IssuerId, ProfileId, Reason, RegionCode
+from gateway.model import IssuerId, ProfileId, Reason, RegionCode, format_span
 from gateway.profiles import load_profile
 from gateway.registry import Issuer, OnlineEndpoint
 from gateway.registry.admission import admit, offers_from_file
@@ -162,7 +162,7 @@ def signing_keys(paths: list[Path]) -> list[crypto.PrivateKey]:
 def _add_issuer(args: argparse.Namespace) -> int:
     from gateway.server.app import StateFiles
 
-    profile = ProfileSource.parse(args.profile.read_text("utf-8"))
+    profile = ProfileSource.parse(read_utf8(args.profile, Reason.ERR_PROFILE))
     request_id = args.request_id or new_request_id()
     algorithm = crypto.Algorithm(args.algorithm) if args.algorithm else None
     offers = offers_from_file(
@@ -252,7 +252,7 @@ def _store(args: argparse.Namespace, *, existing: bool = False) -> Iterator[Regi
 
 
 def _profile_check(args: argparse.Namespace) -> int:
-    profile = load_profile(args.file.read_text("utf-8"))
+    profile = load_profile(read_utf8(args.file, Reason.ERR_PROFILE))
     envelope, validity = profile.envelope, profile.validity
     start = f", codes start with {envelope.prefix!r}" if envelope.prefix else ""
     print(f"profile {profile.label}: valid")
@@ -263,14 +263,15 @@ def _profile_check(args: argparse.Namespace) -> int:
     print(f"  issuer    {profile.issuer.text if profile.issuer else '(named by key id only)'}")
     expiry = [f"field {profile.expires_at.path.text}"] if profile.expires_at else []
     if validity.duration:
-        expiry.append(f"issue + {span(validity.duration)}")
+        expiry.append(f"issue + {format_span(validity.duration)}")
     if validity.end_of_day:
         expiry.append(f"end of day in {validity.end_of_day.key}")
     print(f"  expiry    earliest of: {', '.join(expiry)}")
     if validity.max:
-        print(f"  at most   {span(validity.max)} of validity")
+        print(f"  at most   {format_span(validity.max)} of validity")
     for rule in validity.degrade:
-        print(f"  degrade   {rule.source.value} -> {rule.target.value} after {span(rule.after)}")
+        after = format_span(rule.after)
+        print(f"  degrade   {rule.source.value} -> {rule.target.value} after {after}")
     print(f"  identity  {profile.identity.scheme.value}")
     for local, colour in profile.states.items():
         print(f"  state     {local!r} -> {colour.value}")

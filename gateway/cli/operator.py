@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,15 @@ from gateway.cli.common import (
     EXIT_OK,
     Subparsers,
     add_tls_options,
+    aware_datetime,
     read_hex,
     read_source,
+    read_utf8,
     tls_credentials,
 )
 from gateway.cli.local import add_issuer_options, online_endpoint, signing_keys
 from gateway.crypto import Algorithm
+from gateway.model import Reason
 from gateway.registry.admission import offers_from_file
 from gateway.registry_client import RegistryClient, new_request_id, register_issuer_request
 
@@ -56,7 +58,7 @@ def register(commands: Subparsers) -> None:
     p = command("retire-key", "refuse codes issued after a time (default: now)")
     p.add_argument("--issuer", required=True)
     p.add_argument("--kid", required=True)
-    p.add_argument("--at", type=datetime.fromisoformat, help="RFC 3339 time with offset")
+    p.add_argument("--at", type=aware_datetime, help="RFC 3339 time with offset")
     p.add_argument("--request-id")
     p.set_defaults(handler=_retire_key)
 
@@ -156,7 +158,8 @@ def _client(args: argparse.Namespace) -> RegistryClient:
     return RegistryClient(args.gateway, tls_credentials(args))
 
 
-def _change(args: argparse.Namespace, request_id: str, change: pb.RegistryChange) -> int:
+def print_change(args: argparse.Namespace, request_id: str, change: pb.RegistryChange) -> int:
+    """A change's answer: JSON with ``--json``, else one line with its audit entry."""
     if args.json:
         print(json.dumps(plain(change), ensure_ascii=False))
         return EXIT_OK
@@ -183,13 +186,13 @@ def _register_issuer(args: argparse.Namespace) -> int:
         args.id,
         args.region,
         args.name,
-        args.profile.read_text("utf-8"),
+        read_utf8(args.profile, Reason.ERR_PROFILE),
         offers,
         online_endpoint(args),
         read_hex(args.pseudonym_key_file) if args.pseudonym_key_file else None,
     )
     with _client(args) as client:
-        return _change(args, request_id, client.register_issuer(request))
+        return print_change(args, request_id, client.register_issuer(request))
 
 
 def _add_key(args: argparse.Namespace) -> int:
@@ -204,14 +207,14 @@ def _add_key(args: argparse.Namespace) -> int:
     )
     with _client(args) as client:
         for offer in offers:
-            _change(args, request_id, client.add_key(request_id, args.issuer, offer))
+            print_change(args, request_id, client.add_key(request_id, args.issuer, offer))
     return EXIT_OK
 
 
 def _retire_key(args: argparse.Namespace) -> int:
     request_id = args.request_id or new_request_id()
     with _client(args) as client:
-        return _change(
+        return print_change(
             args, request_id, client.retire_key(request_id, args.issuer, args.kid, args.at)
         )
 
@@ -219,22 +222,24 @@ def _retire_key(args: argparse.Namespace) -> int:
 def _revoke_key(args: argparse.Namespace) -> int:
     request_id = args.request_id or new_request_id()
     with _client(args) as client:
-        return _change(
+        return print_change(
             args, request_id, client.revoke_key(request_id, args.issuer, args.kid, args.reason)
         )
 
 
 def _update_profile(args: argparse.Namespace) -> int:
     request_id = args.request_id or new_request_id()
-    text = args.profile.read_text("utf-8")
+    text = read_utf8(args.profile, Reason.ERR_PROFILE)
     with _client(args) as client:
-        return _change(args, request_id, client.update_profile(request_id, args.issuer, text))
+        return print_change(args, request_id, client.update_profile(request_id, args.issuer, text))
 
 
 def _create_region(args: argparse.Namespace) -> int:
     request_id = args.request_id or new_request_id()
     with _client(args) as client:
-        return _change(args, request_id, client.create_region(request_id, args.region, args.name))
+        return print_change(
+            args, request_id, client.create_region(request_id, args.region, args.name)
+        )
 
 
 def _create_operator(args: argparse.Namespace) -> int:
@@ -242,13 +247,13 @@ def _create_operator(args: argparse.Namespace) -> int:
     certificate = args.operator_cert.read_bytes()
     with _client(args) as client:
         change = client.create_operator(request_id, args.name, args.region, certificate)
-        return _change(args, request_id, change)
+        return print_change(args, request_id, change)
 
 
 def _remove_operator(args: argparse.Namespace) -> int:
     request_id = args.request_id or new_request_id()
     with _client(args) as client:
-        return _change(args, request_id, client.remove_operator(request_id, args.name))
+        return print_change(args, request_id, client.remove_operator(request_id, args.name))
 
 
 def _list_issuers(args: argparse.Namespace) -> int:

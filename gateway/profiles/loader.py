@@ -9,15 +9,10 @@ Nothing in the language can give an unlisted value a colour, so nothing unlisted
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import re
-import tomllib
 from collections.abc import Mapping
-from datetime import timedelta
 from types import MappingProxyType
-from typing import Any, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.errors import ConfigurationInvalid
 from gateway.identity import IdentityScheme
@@ -39,6 +34,7 @@ from gateway.profiles.model import (
     Validity,
 )
 from gateway.profiles.times import compile_pattern
+from gateway.tomltable import Table, parse_document
 
 MAX_SOURCE_BYTES = 64 * 1024
 MAX_STATES = 64
@@ -47,10 +43,7 @@ _PROFILE_ID = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
 _PREFIX = re.compile(r"[A-Z0-9]{1,8}:/?")
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 _DELIMITERS = "|~^;,*!"
-_DURATION = re.compile(r"([0-9]{1,6})(s|m|h|d)")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,17})")
-_E = TypeVar("_E", bound=enum.Enum)
 _ENVELOPES = {
     EnvelopeFormat.JWS: (TextForm.COMPACT, (PayloadFormat.JSON, PayloadFormat.CBOR)),
     EnvelopeFormat.COSE: (TextForm.BASE45_ZLIB, (PayloadFormat.JSON, PayloadFormat.CBOR)),
@@ -66,71 +59,8 @@ class ProfileError(ConfigurationInvalid):
         super().__init__(Reason.ERR_PROFILE, message)
 
 
-class _Table:
-    """A TOML table being read: every key must be consumed, and messages name the full key."""
-
-    def __init__(self, data: Mapping[str, Any], where: str) -> None:
-        self._data = data
-        self._where = where
-        self._seen: set[str] = set()
-
-    def key(self, key: str) -> str:
-        return f"{self._where}.{key}" if self._where else key
-
-    def has(self, key: str) -> bool:
-        return key in self._data
-
-    def raw(self, key: str, *, required: bool = True) -> Any:
-        self._seen.add(key)
-        if key not in self._data:
-            if required:
-                raise ProfileError(f"missing {self.key(key)}")
-            return None
-        return self._data[key]
-
-    def text(self, key: str, *, required: bool = True, max_len: int = 256) -> str | None:
-        value = self.raw(key, required=required)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value or len(value) > max_len:
-            raise ProfileError(f"{self.key(key)} must be text of 1 to {max_len} characters")
-        return value
-
-    def need_text(self, key: str, *, max_len: int = 256) -> str:
-        value = self.text(key, max_len=max_len)
-        assert value is not None
-        return value
-
-    def integer(self, key: str, *, low: int, high: int) -> int:
-        value = self.raw(key)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ProfileError(f"{self.key(key)} must be an integer from {low} to {high}")
-        return value
-
-    def table(self, key: str, *, required: bool = True) -> _Table | None:
-        value = self.raw(key, required=required)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise ProfileError(f"{self.key(key)} must be a table")
-        return _Table(value, self.key(key))
-
-    def need_table(self, key: str) -> _Table:
-        value = self.table(key)
-        assert value is not None
-        return value
-
-    def choice(self, key: str, enum_type: type[_E], *, default: _E | None = None) -> _E:
-        value = self.raw(key, required=default is None)
-        if value is None:
-            assert default is not None
-            return default
-        allowed = [member.value for member in enum_type]
-        if value not in allowed:
-            raise ProfileError(
-                f"{self.key(key)} is {value!r}; expected one of {', '.join(map(repr, allowed))}"
-            )
-        return enum_type(value)
+class _Table(Table):
+    """A profile table: the shared reader plus field paths."""
 
     def path(self, key: str, *, required: bool = True) -> FieldPath | None:
         text = self.text(key, required=required, max_len=128)
@@ -146,36 +76,6 @@ class _Table:
         assert path is not None
         return path
 
-    def duration(self, key: str) -> timedelta | None:
-        text = self.text(key, required=False, max_len=16)
-        if text is None:
-            return None
-        m = _DURATION.fullmatch(text)
-        if m is None:
-            raise ProfileError(f"{self.key(key)} must be a duration like '30m', '6h' or '3d'")
-        seconds = int(m.group(1)) * _UNITS[m.group(2)]
-        if seconds <= 0:
-            raise ProfileError(f"{self.key(key)} must be positive")
-        return timedelta(seconds=seconds)
-
-    def zone(self, key: str) -> ZoneInfo | None:
-        name = self.text(key, required=False, max_len=64)
-        if name is None:
-            return None
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError) as e:
-            raise ProfileError(f"{self.key(key)}: unknown time zone {name!r}") from e
-
-    def items(self) -> list[tuple[str, Any]]:
-        self._seen.update(self._data)
-        return list(self._data.items())
-
-    def done(self) -> None:
-        unknown = sorted(set(self._data) - self._seen)
-        if unknown:
-            raise ProfileError(f"unknown key {self.key(unknown[0])}")
-
 
 def load_profile(source: str) -> Profile:
     """Parse and validate a profile.
@@ -183,13 +83,8 @@ def load_profile(source: str) -> Profile:
     Raises:
         ProfileError: with a message naming the first problem found.
     """
-    if len(source.encode("utf-8")) > MAX_SOURCE_BYTES:
-        raise ProfileError(f"profile is larger than {MAX_SOURCE_BYTES} bytes")
-    try:
-        data = tomllib.loads(source)
-    except tomllib.TOMLDecodeError as e:
-        raise ProfileError(f"profile is not valid TOML: {e}") from e
-    root = _Table(data, "")
+    data = parse_document(source, "profile", MAX_SOURCE_BYTES, ProfileError)
+    root = _Table(data, "", ProfileError)
 
     meta = root.need_table("profile")
     profile_id = meta.need_text("id", max_len=64)
@@ -362,7 +257,7 @@ def _states(table: _Table, state_type: StateType) -> Mapping[str, Colour]:
         if state_type is StateType.INTEGER and not _INTEGER.fullmatch(local):
             raise ProfileError(f"{where}: an integer state must be written as a decimal integer")
         if isinstance(value, dict):
-            entry = _Table(value, where)
+            entry = table.child(value, where)
             value = entry.raw("colour", required=False)
             entry.text("note", required=False, max_len=256)
             entry.done()
@@ -404,7 +299,7 @@ def _validity(table: _Table) -> Validity:
     for index, raw in enumerate(rules):
         if not isinstance(raw, dict):
             raise ProfileError(f"validity.degrade[{index}] must be a table")
-        rule = _Table(raw, f"validity.degrade[{index}]")
+        rule = table.child(raw, f"validity.degrade[{index}]")
         source = _colour(rule, "from")
         target = _colour(rule, "to")
         after = rule.duration("after")

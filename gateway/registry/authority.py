@@ -3,6 +3,8 @@
 - A regional operator acts only on issuers of its own region.
 - The hub administrator creates regions and operators, and does nothing to issuers (separation of
   duties: the person who can add operators cannot also rewrite a region's keys).
+- A region's precedence policy is set by that region's operators; the national policy by the hub
+  administrator.
 - Local administration (the registry file on the gateway's own host) may do everything: whoever
   can write that file already holds all of it. It is audited like everything else.
 """
@@ -30,6 +32,7 @@ class Action(enum.Enum):
     CREATE_REGION = "create-region"
     CREATE_OPERATOR = "create-operator"
     REMOVE_OPERATOR = "remove-operator"
+    SET_POLICY = "set-policy"
 
 
 ISSUER_ACTIONS = frozenset(
@@ -60,6 +63,14 @@ class Actor:
 def refusal(actor: Actor, action: Action, region: RegionCode | None) -> str | None:
     """Why ``actor`` may not do ``action`` on something of ``region``, or None if it may."""
     if actor.role is Role.LOCAL:
+        return None
+    if action is Action.SET_POLICY:
+        if region is None:
+            if actor.role is not Role.ADMIN:
+                return "only the hub administrator sets the national policy"
+            return None
+        if actor.role is not Role.OPERATOR or region != actor.region:
+            return f"only an operator of {region} sets its policy"
         return None
     if action in ISSUER_ACTIONS:
         if actor.role is not Role.OPERATOR:

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from gateway.model import IssuerId, KeyId, ProfileId
+from gateway.model import IssuerId, KeyId, ProfileId, RegionCode, region_contains, region_prefix
+from gateway.policy.model import DEFAULT_NATIONAL, NATIONAL, Policy
 from gateway.profiles.model import JWS_SHAPE, EnvelopeSpec, FieldPath, Profile
 from gateway.registry.model import Issuer, IssuerKey
 
@@ -36,6 +37,8 @@ class TrustSnapshot:
     issuers: Mapping[IssuerId, Issuer]
     keys: Mapping[tuple[IssuerId, KeyId], IssuerKey]
     profiles: Mapping[tuple[ProfileId, int], Profile]
+    policies: Mapping[str, Policy] = field(default_factory=lambda: MappingProxyType({}))
+    """The current precedence policy of each destination (region code, or ``national``)."""
     routes: Mapping[str, Route] = field(init=False)
     _prefixes: tuple[str, ...] = field(init=False)
 
@@ -58,6 +61,22 @@ class TrustSnapshot:
 
     def profile_of(self, issuer: Issuer) -> Profile:
         return self.profiles[(issuer.profile_id, issuer.profile_version)]
+
+    def policy_for(self, destination: RegionCode) -> Policy:
+        """The policy that decides at ``destination``: its own, else that of the most specific
+        region containing it (a province's for its cities), else the national one, else the
+        built-in default."""
+        best: Policy | None = None
+        for key, policy in self.policies.items():
+            if key == NATIONAL or policy.destination is None:
+                continue
+            if region_contains(policy.destination, destination) and (
+                best is None
+                or best.destination is None
+                or len(region_prefix(policy.destination)) > len(region_prefix(best.destination))
+            ):
+                best = policy
+        return best or self.policies.get(NATIONAL) or DEFAULT_NATIONAL
 
     def route_for(self, code: str) -> Route | None:
         """The route whose prefix starts ``code`` (compact JWS is recognised by its shape)."""

@@ -16,6 +16,7 @@ from gateway.crypto import ADMISSIBLE, check_pseudonym_key
 from gateway.errors import ConfigurationInvalid
 from gateway.identity import IdentityScheme
 from gateway.model import IssuerId, KeyId, ProfileId, Reason, parse_region_code
+from gateway.policy.model import Policy
 from gateway.profiles.model import EnvelopeFormat, Profile
 from gateway.registry.model import (
     CLIENT_ID,
@@ -40,6 +41,7 @@ class TrustState:
         self._issuers = dict(base.issuers)
         self._keys = dict(base.keys)
         self._profiles = dict(base.profiles)
+        self._policies = dict(base.policies)
 
     @property
     def version(self) -> int:
@@ -51,6 +53,7 @@ class TrustState:
             MappingProxyType(dict(self._issuers)),
             MappingProxyType(dict(self._keys)),
             MappingProxyType(dict(self._profiles)),
+            MappingProxyType(dict(self._policies)),
         )
 
     def touch(self) -> None:
@@ -189,6 +192,22 @@ class TrustState:
         self._issuers[issuer_id] = moved
         self._version += 1
         return moved
+
+    def set_policy(self, policy: Policy) -> None:
+        """Make ``policy`` its destination's current policy: its version must be the current one
+        plus one (1 for a destination's first)."""
+        current = self._policies.get(policy.key)
+        expected = current.version + 1 if current else 1
+        if policy.version != expected:
+            raise ConfigurationInvalid(
+                Reason.ERR_VERSION,
+                f"the next policy of {policy.key} is version {expected}, not {policy.version}",
+            )
+        self._policies[policy.key] = policy
+        self._version += 1
+
+    def policy(self, key: str) -> Policy | None:
+        return self._policies.get(key)
 
     def _key(self, issuer: IssuerId, kid: KeyId) -> IssuerKey:
         key = self._keys.get((issuer, kid))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+import tomllib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -33,14 +34,15 @@ from gateway.errors import (
     NotPermitted,
     RequestInvalid,
 )
-from gateway.model import IssuerId, KeyId, ProfileId, RegionCode
+from gateway.model import IssuerId, KeyId, ProfileId, RegionCode, parse_region_code
+from gateway.policy import DEFAULT_NATIONAL, NATIONAL
 from gateway.registry import Issuer, OnlineEndpoint, TrustHolder, TrustSnapshot
 from gateway.registry.admission import KeyOffer, admit
 from gateway.registry.audit import AuditEntry
 from gateway.registry.authority import Action, Actor, Role
 from gateway.server.convert import from_timestamp, timestamp
 from gateway.server.status import abort_for
-from gateway.storage.sqlite import Change, ProfileSource, RegistryStore
+from gateway.storage.sqlite import Change, PolicySource, ProfileSource, RegistryStore
 from gateway.trustlist import TrustListSigner
 
 Context = grpc.aio.ServicerContext[object, object]
@@ -282,7 +284,59 @@ class RegistryServicer(pb_grpc.RegistryServicer):
             ),
         )
 
+    async def SetPolicy(self, request: pb.SetPolicyRequest, context: Context) -> pb.RegistryChange:
+        def run(store: RegistryStore, actor: Actor) -> Change:
+            digest = _digest(request)
+            try:
+                policy = PolicySource.parse(request.policy_toml)
+            except ConfigurationInvalid as error:
+                # Authorised against what it claims; if not even that can be read, against the
+                # caller's own region (the hub administrator's: national).
+                claimed = _claimed_destination(request.policy_toml) or actor.region or NATIONAL
+                return store.refuse_policy(
+                    error,
+                    claimed,
+                    actor=actor,
+                    request_id=request.request_id,
+                    digest=digest,
+                )
+            return store.set_policy(
+                policy, actor=actor, request_id=request.request_id, digest=digest
+            )
+
+        return await self._mutate(context, run)
+
     # ------------------------------------------------------------------ reading
+
+    async def GetPolicy(self, request: pb.GetPolicyRequest, context: Context) -> pb.PolicyRecord:
+        snapshot = self._holder.current
+        asked = request.destination
+        try:
+            if asked == NATIONAL:
+                policy = snapshot.policies.get(NATIONAL) or DEFAULT_NATIONAL
+            else:
+                try:
+                    region = parse_region_code(asked)
+                except ValueError as e:
+                    raise RequestInvalid(f"destination: {e}") from e
+                policy = snapshot.policy_for(region)
+        except Exception as error:
+            await abort_for(context, error)
+            raise AssertionError("unreachable: abort raises") from None
+        filed = policy.key if policy is not DEFAULT_NATIONAL else "built-in"
+        history = await self._worker.run(lambda store: store.policy_history(policy.key))
+        return pb.PolicyRecord(
+            destination=asked,
+            applies_from=filed,
+            policy_id=policy.id,
+            policy_version=policy.version,
+            flags=policy.flags(),
+            versions=[
+                pb.PolicyVersion(version=v, policy_id=i, sha256=sha, policy_toml=text)
+                for v, i, sha, text in history
+                if policy is not DEFAULT_NATIONAL and v <= policy.version
+            ],
+        )
 
     async def ListIssuers(
         self, request: pb.ListIssuersRequest, context: Context
@@ -309,8 +363,10 @@ class RegistryServicer(pb_grpc.RegistryServicer):
 
     async def GetTrustList(self, request: pb.GetTrustListRequest, context: Context) -> pb.TrustList:
         snapshot = self._holder.current
-        sources = await self._worker.run(lambda store: store.profile_sources())
-        text = self._signer.signed(snapshot, self._clock(), sources)
+        sources, policies = await self._worker.run(
+            lambda store: (store.profile_sources(), store.policy_sources())
+        )
+        text = self._signer.signed(snapshot, self._clock(), sources, policies)
         return pb.TrustList(jws=text, version=snapshot.version)
 
     async def ListAudit(
@@ -331,6 +387,17 @@ class RegistryServicer(pb_grpc.RegistryServicer):
             await abort_for(context, error)
             raise AssertionError("unreachable: abort raises") from None
         return pb.ListAuditResponse(entries=[_audit(e) for e in entries])
+
+
+def _claimed_destination(source: str) -> str | None:
+    """The destination a policy that failed to load says it is for, if that much can be read
+    (to authorise before refusing): a region code, ``national``, or None."""
+    try:
+        meta = tomllib.loads(source).get("policy", {})
+    except (tomllib.TOMLDecodeError, UnicodeError):
+        return None
+    value = meta.get("destination") if isinstance(meta, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _client_certificate(context: Context) -> bytes:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 
 import grpc
 
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
+from gateway.errors import RequestInvalid
 from gateway.model import Status, Verdict
 from gateway.server import convert
 from gateway.server.status import abort_for
@@ -103,6 +105,33 @@ class VerifierServicer(pb_grpc.VerifierServicer):
             yield pb.VerifyStreamResponse(
                 id=request.id, verdict=convert.verdict(self._verified(verdict))
             )
+
+    async def Recognise(
+        self, request: pb.RecogniseRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.RecogniseResponse:
+        decision = await _answer(
+            context,
+            lambda: self._service.recognise_async(
+                request.codes, request.destination, _instant(request)
+            ),
+        )
+        for assessment in decision.assessments:
+            self._rejections.record(assessment.verdict)
+        return pb.RecogniseResponse(decision=convert.decision(decision))
+
+
+def _instant(request: pb.RecogniseRequest) -> datetime | None:
+    """The request's instant of presentation, if it has one.
+
+    Raises:
+        RequestInvalid: for a timestamp outside any calendar (the service checks the window).
+    """
+    if not request.HasField("at"):
+        return None
+    try:
+        return convert.from_timestamp(request.at, strict=True)
+    except (ValueError, OverflowError) as e:
+        raise RequestInvalid(f"at: {e}") from e
 
 
 async def _answer(

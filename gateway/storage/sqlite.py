@@ -43,6 +43,7 @@ from gateway.errors import (
     StorageUnavailable,
 )
 from gateway.model import IssuerId, KeyId, ProfileId, Reason, RegionCode, parse_region_code
+from gateway.policy import NATIONAL, Policy, load_policy
 from gateway.profiles import Profile, load_profile
 from gateway.registry import (
     Issuer,
@@ -57,7 +58,7 @@ from gateway.registry.audit import ChainReport as ChainReport
 from gateway.registry.authority import Action, Actor, refusal
 from gateway.storage.database import BUSY_TIMEOUT_S, open_database, write_transaction
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 AUDIT_HEAD = "audit_head"
 MAX_REQUEST_ID = 128
 
@@ -80,6 +81,18 @@ class ProfileSource:
     @classmethod
     def parse(cls, text: str) -> ProfileSource:
         return cls(load_profile(text), text)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySource:
+    """A precedence policy together with the exact text it was loaded from."""
+
+    policy: Policy
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> PolicySource:
+        return cls(load_policy(text), text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +186,19 @@ class RegistryStore:
             not_null={"source", "sha256", "added_at"},
             if_not_exists=True,
         )
+        db.table("policies").create(
+            {
+                "destination": str,
+                "version": int,
+                "policy_id": str,
+                "source": str,
+                "sha256": str,
+                "added_at": str,
+            },
+            pk=("destination", "version"),
+            not_null={"policy_id", "source", "sha256", "added_at"},
+            if_not_exists=True,
+        )
         db.table("issuers").create(
             {
                 "id": str,
@@ -258,6 +284,8 @@ class RegistryStore:
             state.add_issuer(_issuer(row))
         for row in self.db.table("keys").rows_where(order_by="issuer_id, kid"):
             state.add_key(_key(row))
+        for row in self.db.table("policies").rows_where(order_by="destination, version"):
+            state.set_policy(load_policy(row["source"]))
         state.restore_version(self._trust_version())
         return state
 
@@ -596,6 +624,66 @@ class RegistryStore:
             actor, request_id, Action.UPDATE_PROFILE, issuer, _region_of(issuer), digest, apply
         )
 
+    def set_policy(
+        self, policy: PolicySource, *, actor: Actor, request_id: str, digest: str
+    ) -> Change:
+        """Make ``policy`` its destination's current precedence policy (the next version)."""
+        destination = policy.policy.destination
+
+        def apply(m: Mutation) -> str:
+            m.state.set_policy(policy.policy)
+            m.insert(
+                "policies",
+                {
+                    "destination": policy.policy.key,
+                    "version": policy.policy.version,
+                    "policy_id": policy.policy.id,
+                    "source": policy.text,
+                    "sha256": policy.policy.source_sha256,
+                    "added_at": _ts(m.now),
+                },
+            )
+            flags = "; ".join(policy.policy.flags())
+            label = f"policy {policy.policy.label} ({policy.policy.source_sha256[:16]})"
+            return f"{label}; {flags}" if flags else label
+
+        return self.mutate(
+            actor,
+            request_id,
+            Action.SET_POLICY,
+            policy.policy.key,
+            lambda _: destination,
+            digest,
+            apply,
+        )
+
+    def refuse_policy(
+        self,
+        error: ConfigurationInvalid,
+        claimed: str | None,
+        *,
+        actor: Actor,
+        request_id: str,
+        digest: str,
+    ) -> Change:
+        """Record a policy that failed to load, as :meth:`refuse` does for issuers: authorised
+        against the destination it claims (``claimed``: a region code, ``national``, or None when
+        not even that could be read, which only the hub administrator may send)."""
+
+        def apply(m: Mutation) -> str:
+            raise error
+
+        region: RegionCode | None = None
+        target = claimed or NATIONAL
+        if claimed is not None and claimed != NATIONAL:
+            try:
+                region = parse_region_code(claimed)
+            except ValueError:
+                region, target = None, NATIONAL
+        return self.mutate(
+            actor, request_id, Action.SET_POLICY, target[:16], lambda _: region, digest, apply
+        )
+
     def create_region(
         self, code: str, name: str, *, actor: Actor, request_id: str, digest: str
     ) -> Change:
@@ -702,6 +790,23 @@ class RegistryStore:
             for r in self.db.table("profiles").rows_where()
         }
 
+    def policy_history(self, key: str) -> list[tuple[int, str, str, str]]:
+        """(version, policy id, sha256, source) of every policy of a destination (a region code
+        or ``national``), oldest first."""
+        return [
+            (int(r["version"]), r["policy_id"], r["sha256"], r["source"])
+            for r in self.db.table("policies").rows_where(
+                "destination = ?", [key], order_by="version"
+            )
+        ]
+
+    def policy_sources(self) -> dict[tuple[str, int], str]:
+        """The text of every policy version, by (destination, version)."""
+        return {
+            (r["destination"], int(r["version"])): r["source"]
+            for r in self.db.table("policies").rows_where()
+        }
+
     def profile_history(self, profile_id: ProfileId) -> list[tuple[int, str, str]]:
         """(version, sha256, source) of every version of a profile, oldest first."""
         return [
@@ -773,6 +878,8 @@ class RegistryStore:
             " FROM issuers ORDER BY id",
             "keys": "SELECT issuer_id, kid, algorithm, spki_der, not_before, not_after, status,"
             " status_since FROM keys ORDER BY issuer_id, kid",
+            "policies": "SELECT destination, version, policy_id, sha256 FROM policies"
+            " ORDER BY destination, version",
             "requests": "SELECT actor, request_id, action, digest, audit_seq FROM requests"
             " ORDER BY actor, request_id",
         }

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +16,7 @@ from regions.common.keys import SigningKey, load_or_create
 from regions.common.spec import Holder, Secrets
 from regions.hangzhou import SPEC, Hangzhou
 from tests.conftest import REPO, resident_id
+from tests.integration.cli import HUREN, huren
 
 pytestmark = pytest.mark.slow
 JSON_FIELDS = {
@@ -34,23 +33,7 @@ JSON_FIELDS = {
 }
 
 
-HUREN = [sys.executable, "-m", "gateway"]
 HANGZHOU = Hangzhou()
-
-
-def huren(
-    *args: str, stdin: str | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*HUREN, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=REPO,
-        env={**os.environ, "PYTHONUTF8": "1"},
-    )
 
 
 @pytest.fixture
@@ -202,9 +185,11 @@ def test_demo_json_shows_every_outcome_it_promises():
     result = huren("demo", "--json", timeout=180)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    for line in lines:
+    decisions = {line["case"]: line["decision"] for line in lines if "decision" in line}
+    verdicts = [line for line in lines if "decision" not in line]
+    for line in verdicts:
         assert set(line) >= JSON_FIELDS
-    by_case = {line["case"]: line for line in lines}
+    by_case = {line["case"]: line for line in verdicts}
 
     def outcome(prefix: str) -> tuple[str, str, str]:
         (line,) = [v for k, v in by_case.items() if k.startswith(prefix)]
@@ -246,6 +231,24 @@ def test_demo_json_shows_every_outcome_it_promises():
         "GREY",
         "ERR_KEY_REVOKED",
     )
+    # Mutual recognition: the same two codes, five destinations, five policies.
+    assert outcome("刘洋 code 1: zhejiang") == ("VALID", "YELLOW", "OK")
+    assert outcome("刘洋 code 2: hangzhou") == ("VALID", "GREEN", "OK")
+    decided = {
+        case.split("(")[1].rstrip(")"): (d["colour"], d["reason"], d["deciding"], d["policy"]["id"])
+        for case, d in decisions.items()
+    }
+    assert decided == {
+        "110000": ("GREY", "REQUIREMENT_UNMET", [], "beijing"),
+        "310000": ("GREEN", "RECOGNISED", [1], "shanghai"),
+        "440000": ("RED", "RECOGNISED", [0], "guangdong"),
+        "820000": ("GREY", "NO_RECOGNISED_CODE", [], "macau"),
+        "420000": ("YELLOW", "RECOGNISED", [0], "national-default"),
+    }
+    for decision in decisions.values():
+        assert decision["steps"][-1]["rule"].startswith("decide.")
+        assert [c["verdict"]["issuer"] for c in decision["codes"]] == ["zhejiang", "hangzhou"]
+    assert decisions["刘洋 at 北京 Beijing (110000)"]["code_stacking"] is True
 
 
 def test_demo_prints_a_readable_story():
@@ -266,7 +269,10 @@ def test_demo_prints_a_readable_story():
         "ERR_EXPIRED",
         "UNVERIFIABLE",
         "ERR_ISSUER_UNKNOWN",
-        "verdicts are as expected",
+        "Mutual recognition",
+        "[combine.jurisdiction]",
+        "[require.own_region.unmet]",
+        "verdicts and decisions are as expected",
     ):
         assert text in result.stdout
 

@@ -11,15 +11,11 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
-import os
 import re
 import sqlite3
 import stat
 import subprocess
-import sys
-import tempfile
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,11 +36,10 @@ from regions.common.keys import SigningKey, load_or_create
 from regions.common.spec import Holder, Secrets
 from regions.hangzhou import SPEC, Hangzhou
 from tests.conftest import REPO, resident_id
+from tests.integration.cli import huren, huren_all, refused, running
 
 pytestmark = pytest.mark.slow
 
-HUREN = [sys.executable, "-m", "gateway"]
-ENV = {**os.environ, "PYTHONUTF8": "1"}
 PROFILE = REPO / "regions" / "hangzhou" / "profile.toml"
 HANGZHOU = Hangzhou()
 # One operator per demo region, named after it, for that region's code.
@@ -54,57 +49,6 @@ HANGZHOU_OPS = "operator:330100:hangzhou-ops"
 CHANGE = re.compile(
     r"\(trust version (?P<version>\d+), audit entry (?P<seq>\d+), request (?P<request>\S+)\)$"
 )
-
-
-def huren(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*HUREN, *args],
-        capture_output=True,
-        encoding="utf-8",
-        timeout=timeout,
-        check=False,
-        cwd=REPO,
-        env=ENV,
-    )
-
-
-def huren_all(*commands: Sequence[str]) -> list[subprocess.CompletedProcess[str]]:
-    """Independent commands at the same time, each its own process; results in order."""
-    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
-        return list(pool.map(lambda args: huren(*args), commands))
-
-
-@contextlib.contextmanager
-def running(*args: str) -> Iterator[str]:
-    """A long-running ``huren`` command; yields the first line it prints."""
-    with (
-        tempfile.TemporaryFile() as errors,
-        subprocess.Popen(
-            [*HUREN, *args],
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            encoding="utf-8",
-            cwd=REPO,
-            env=ENV,
-        ) as proc,
-    ):
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            if not line:
-                proc.wait(timeout=10)
-                errors.seek(0)
-                pytest.fail(f"huren {args[0]} exited {proc.returncode}: {errors.read().decode()}")
-            yield line
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-
-
-def refused(result: subprocess.CompletedProcess[str], status: str, message: str) -> None:
-    """The CLI's answer to a call the gateway refused: nothing on stdout, one line on stderr."""
-    assert (result.returncode, result.stdout) == (2, ""), result.stderr
-    assert result.stderr == f"huren: gateway call failed: {status}: {message}\n"
 
 
 def change(result: subprocess.CompletedProcess[str], text: str) -> tuple[int, int]:

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import pytest
 
+from gateway._generated.huren.v1 import decision_pb2 as dpb
 from gateway._generated.huren.v1 import verdict_pb2 as pb
-from gateway.model import Colour, Provenance, Reason, Status, Verdict
+from gateway.model import (
+    Colour,
+    Provenance,
+    Reason,
+    RegionCode,
+    Status,
+    Verdict,
+    format_span,
+    region_contains,
+    region_prefix,
+)
+from gateway.policy import DEFAULT_NATIONAL
+from gateway.recognise import DecisionReason, DecisionStatus, Role, recognise
 from gateway.server import convert
 from tests.conftest import NOW, make_world
 
@@ -45,8 +58,11 @@ def test_temporary_reasons_are_unverifiable_and_the_rest_rejected():
         (Status, pb.Status, "STATUS_"),
         (Colour, pb.Colour, "COLOUR_"),
         (Reason, pb.Reason, "REASON_"),
+        (DecisionStatus, dpb.DecisionStatus, "DECISION_STATUS_"),
+        (DecisionReason, dpb.DecisionReason, "DECISION_REASON_"),
+        (Role, dpb.CodeRole, "CODE_ROLE_"),
     ],
-    ids=["status", "colour", "reason"],
+    ids=["status", "colour", "reason", "decision-status", "decision-reason", "code-role"],
 )
 def test_model_and_proto_enums_have_the_same_members(model_enum, proto_enum, prefix):
     proto_names = {n.removeprefix(prefix) for n in proto_enum.DESCRIPTOR.values_by_name}
@@ -73,3 +89,52 @@ def test_an_inconsistent_verdict_from_the_wire_is_refused():
     )
     with pytest.raises(ValueError, match="colour"):
         convert.verdict_from_pb(message)
+
+
+def test_decisions_survive_the_round_trip_through_protobuf():
+    world = make_world()
+    from gateway.verify import verify_code
+
+    verdicts = [
+        verify_code(
+            code, trust=world.snapshot, now=NOW, limits=world.limits, identities=world.identities
+        )
+        for code in (world.code(), "not a code")
+    ]
+    decision = recognise(verdicts, DEFAULT_NATIONAL, RegionCode("310000"), NOW, trust_version=3)
+    assert convert.decision_from_pb(convert.decision(decision)) == decision
+    refused = convert.decision(decision)
+    refused.status = dpb.DECISION_STATUS_UNSPECIFIED
+    with pytest.raises(ValueError, match="unknown status"):
+        convert.decision_from_pb(refused)
+
+
+@pytest.mark.parametrize(
+    ("outer", "inner", "contains"),
+    [
+        ("330000", "330100", True),
+        ("330000", "330106", True),
+        ("330100", "330106", True),
+        ("330100", "330000", False),
+        ("330100", "331000", False),
+        ("110000", "110105", True),
+        ("330000", "330000", True),
+        ("330000", "340000", False),
+    ],
+)
+def test_region_containment_follows_the_code_hierarchy(outer, inner, contains):
+    assert region_contains(RegionCode(outer), RegionCode(inner)) is contains
+
+
+def test_region_prefixes_and_spans():
+    assert [region_prefix(RegionCode(c)) for c in ("330000", "330100", "330106")] == [
+        "33",
+        "3301",
+        "330106",
+    ]
+    from datetime import timedelta
+
+    spans = [timedelta(days=3), timedelta(hours=24), timedelta(hours=6), timedelta(minutes=1810)]
+    assert [format_span(d) for d in spans] == ["3d", "24h", "6h", "30h10m"]
+    assert format_span(timedelta(minutes=30)) == "30m"
+    assert format_span(timedelta(seconds=45)) == "45s"

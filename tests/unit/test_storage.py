@@ -21,6 +21,7 @@ from gateway.errors import (
     StorageUnavailable,
 )
 from gateway.model import IssuerId, KeyId, ProfileId, Reason, RegionCode
+from gateway.policy import PolicyError
 from gateway.registry import Issuer, IssuerKey, KeyStatus
 from gateway.registry.authority import Action, Actor, Role
 from gateway.storage.secrets import (
@@ -29,7 +30,7 @@ from gateway.storage.secrets import (
     load_or_create_secret,
     replace_atomically,
 )
-from gateway.storage.sqlite import Change, ProfileSource, RegistryStore
+from gateway.storage.sqlite import Change, PolicySource, ProfileSource, RegistryStore
 from tests.conftest import HANGZHOU_PROFILE, NOW
 
 HANGZHOU = Issuer(
@@ -471,3 +472,69 @@ def test_secret_files_appear_whole_or_not_at_all(tmp_path):
     replace_atomically(tmp_path / "k.jwk", b'{"x": 1}')
     assert (tmp_path / "k.jwk").read_bytes() == b'{"x": 1}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.jwk", "k.pem", "trustlist-key.pem"]
+
+
+def _policy(destination: str, version: int, extra: str = "") -> PolicySource:
+    return PolicySource.parse(
+        f'[policy]\nid = "p-{destination}"\nversion = {version}\n'
+        f'destination = "{destination}"\n{extra}'
+    )
+
+
+def test_policies_are_versioned_authorised_audited_and_reloaded(tmp_path):
+    path = tmp_path / "r.db"
+    store = _store(path)
+    _with_regions(store)
+    stacking = _policy("110000", 1, "[require]\nown_region = true\n")
+    with pytest.raises(NotPermitted, match="only an operator of 110000"):
+        store.set_policy(stacking, actor=HZ_OPS, request_id="p0", digest="p0")
+    with pytest.raises(NotPermitted, match="only an operator of 110000"):
+        store.set_policy(stacking, actor=ADMIN, request_id="p0", digest="p0")
+    change = store.set_policy(stacking, actor=BJ_OPS, request_id="p1", digest="p1")
+    assert "code-stacking: requires a code from the destination's own region" in change.audit.detail
+    assert (change.audit.action, change.audit.target) == ("set-policy", "110000")
+    with pytest.raises(ConfigurationInvalid) as skipped:
+        store.set_policy(_policy("110000", 3), actor=BJ_OPS, request_id="p3", digest="p3")
+    assert skipped.value.reason is Reason.ERR_VERSION
+    store.set_policy(_policy("110000", 2), actor=BJ_OPS, request_id="p2", digest="p2")
+    with pytest.raises(NotPermitted, match="national"):
+        store.set_policy(_policy("national", 1), actor=BJ_OPS, request_id="n", digest="n")
+    store.set_policy(_policy("national", 1), actor=ADMIN, request_id="n", digest="n")
+    snapshot = store.snapshot
+    assert snapshot.policy_for(RegionCode("110105")).label == "p-110000@2"  # a district
+    assert snapshot.policy_for(RegionCode("310000")).label == "p-national@1"
+    assert [v for v, *_ in store.policy_history("110000")] == [1, 2]
+    store.close()
+    reloaded = _store(path)
+    assert dict(reloaded.snapshot.policies) == dict(snapshot.policies)
+    assert reloaded.verify_audit().intact
+    outcomes = [(e.actor, e.outcome) for e in reloaded.audit_entries() if e.action == "set-policy"]
+    assert outcomes == [
+        ("operator:330100:hangzhou-ops", "denied"),
+        ("admin:hub-admin", "denied"),
+        ("operator:110000:beijing-ops", "ok"),
+        ("operator:110000:beijing-ops", "refused"),
+        ("operator:110000:beijing-ops", "ok"),
+        ("operator:110000:beijing-ops", "denied"),
+        ("admin:hub-admin", "ok"),
+    ]
+    reloaded.close()
+
+
+def test_a_policy_that_does_not_load_is_refused_after_authorisation(tmp_path):
+    store = _store(tmp_path / "r.db")
+    _with_regions(store)
+    broken = PolicyError("combine.strategy is 'wildest'")
+    with pytest.raises(NotPermitted):
+        store.refuse_policy(broken, "110000", actor=HZ_OPS, request_id="x", digest="x")
+    with pytest.raises(PolicyError):
+        store.refuse_policy(broken, "110000", actor=BJ_OPS, request_id="x", digest="x")
+    with pytest.raises(NotPermitted, match="national"):
+        store.refuse_policy(broken, None, actor=BJ_OPS, request_id="y", digest="y")
+    entries = [(e.outcome, e.target, e.detail[:10]) for e in store.audit_entries()][-3:]
+    assert entries == [
+        ("denied", "110000", "only an op"),
+        ("refused", "110000", "ERR_POLICY"),
+        ("denied", "national", "only the h"),
+    ]
+    store.close()

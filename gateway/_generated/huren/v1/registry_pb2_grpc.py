@@ -75,6 +75,11 @@ class RegistryStub:
                 request_serializer=huren_dot_v1_dot_registry__pb2.RemoveOperatorRequest.SerializeToString,
                 response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
                 _registered_method=True)
+        self.SetPolicy = channel.unary_unary(
+                '/huren.v1.Registry/SetPolicy',
+                request_serializer=huren_dot_v1_dot_registry__pb2.SetPolicyRequest.SerializeToString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+                _registered_method=True)
         self.ListIssuers = channel.unary_unary(
                 '/huren.v1.Registry/ListIssuers',
                 request_serializer=huren_dot_v1_dot_registry__pb2.ListIssuersRequest.SerializeToString,
@@ -94,6 +99,11 @@ class RegistryStub:
                 '/huren.v1.Registry/ListAudit',
                 request_serializer=huren_dot_v1_dot_registry__pb2.ListAuditRequest.SerializeToString,
                 response_deserializer=huren_dot_v1_dot_registry__pb2.ListAuditResponse.FromString,
+                _registered_method=True)
+        self.GetPolicy = channel.unary_unary(
+                '/huren.v1.Registry/GetPolicy',
+                request_serializer=huren_dot_v1_dot_registry__pb2.GetPolicyRequest.SerializeToString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.PolicyRecord.FromString,
                 _registered_method=True)
 
 
@@ -153,6 +163,14 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetPolicy(self, request, context):
+        """A destination's precedence policy: a region's operators set their region's, the hub
+        administrator the national one. Its version must be the current one plus one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListIssuers(self, request, context):
         """Reading (the trust list and issuers need no client certificate; the audit log does).
         """
@@ -174,6 +192,13 @@ class RegistryServicer:
 
     def ListAudit(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPolicy(self, request, context):
+        """The policy that decides at a destination, and every version of it (anyone).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -221,6 +246,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     request_deserializer=huren_dot_v1_dot_registry__pb2.RemoveOperatorRequest.FromString,
                     response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
             ),
+            'SetPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPolicy,
+                    request_deserializer=huren_dot_v1_dot_registry__pb2.SetPolicyRequest.FromString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
+            ),
             'ListIssuers': grpc.unary_unary_rpc_method_handler(
                     servicer.ListIssuers,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.ListIssuersRequest.FromString,
@@ -240,6 +270,11 @@ def add_RegistryServicer_to_server(servicer, server):
                     servicer.ListAudit,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.ListAuditRequest.FromString,
                     response_serializer=huren_dot_v1_dot_registry__pb2.ListAuditResponse.SerializeToString,
+            ),
+            'GetPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPolicy,
+                    request_deserializer=huren_dot_v1_dot_registry__pb2.GetPolicyRequest.FromString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.PolicyRecord.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -469,6 +504,33 @@ class Registry:
             _registered_method=True)
 
     @staticmethod
+    def SetPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huren.v1.Registry/SetPolicy',
+            huren_dot_v1_dot_registry__pb2.SetPolicyRequest.SerializeToString,
+            huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListIssuers(request,
             target,
             options=(),
@@ -566,6 +628,33 @@ class Registry:
             '/huren.v1.Registry/ListAudit',
             huren_dot_v1_dot_registry__pb2.ListAuditRequest.SerializeToString,
             huren_dot_v1_dot_registry__pb2.ListAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huren.v1.Registry/GetPolicy',
+            huren_dot_v1_dot_registry__pb2.GetPolicyRequest.SerializeToString,
+            huren_dot_v1_dot_registry__pb2.PolicyRecord.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,11 +55,17 @@ class RegistryStub:
     """The hub administrator."""
     CreateOperator: _grpc.UnaryUnaryMultiCallable[_registry_pb2.CreateOperatorRequest, _registry_pb2.RegistryChange]
     RemoveOperator: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RemoveOperatorRequest, _registry_pb2.RegistryChange]
+    SetPolicy: _grpc.UnaryUnaryMultiCallable[_registry_pb2.SetPolicyRequest, _registry_pb2.RegistryChange]
+    """A destination's precedence policy: a region's operators set their region's, the hub
+    administrator the national one. Its version must be the current one plus one.
+    """
     ListIssuers: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListIssuersRequest, _registry_pb2.ListIssuersResponse]
     """Reading (the trust list and issuers need no client certificate; the audit log does)."""
     GetIssuer: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetIssuerRequest, _registry_pb2.IssuerRecord]
     GetTrustList: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetTrustListRequest, _registry_pb2.TrustList]
     ListAudit: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListAuditRequest, _registry_pb2.ListAuditResponse]
+    GetPolicy: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetPolicyRequest, _registry_pb2.PolicyRecord]
+    """The policy that decides at a destination, and every version of it (anyone)."""
 
 @_typing.type_check_only
 class RegistryAsyncStub(RegistryStub):
@@ -77,11 +83,17 @@ class RegistryAsyncStub(RegistryStub):
     """The hub administrator."""
     CreateOperator: _aio.UnaryUnaryMultiCallable[_registry_pb2.CreateOperatorRequest, _registry_pb2.RegistryChange]  # type: ignore[assignment]
     RemoveOperator: _aio.UnaryUnaryMultiCallable[_registry_pb2.RemoveOperatorRequest, _registry_pb2.RegistryChange]  # type: ignore[assignment]
+    SetPolicy: _aio.UnaryUnaryMultiCallable[_registry_pb2.SetPolicyRequest, _registry_pb2.RegistryChange]  # type: ignore[assignment]
+    """A destination's precedence policy: a region's operators set their region's, the hub
+    administrator the national one. Its version must be the current one plus one.
+    """
     ListIssuers: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListIssuersRequest, _registry_pb2.ListIssuersResponse]  # type: ignore[assignment]
     """Reading (the trust list and issuers need no client certificate; the audit log does)."""
     GetIssuer: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetIssuerRequest, _registry_pb2.IssuerRecord]  # type: ignore[assignment]
     GetTrustList: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetTrustListRequest, _registry_pb2.TrustList]  # type: ignore[assignment]
     ListAudit: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListAuditRequest, _registry_pb2.ListAuditResponse]  # type: ignore[assignment]
+    GetPolicy: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetPolicyRequest, _registry_pb2.PolicyRecord]  # type: ignore[assignment]
+    """The policy that decides at a destination, and every version of it (anyone)."""
 
 class RegistryServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -146,6 +158,16 @@ class RegistryServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_registry_pb2.RegistryChange, _abc.Awaitable[_registry_pb2.RegistryChange]]: ...
 
     @_abc_1.abstractmethod
+    def SetPolicy(
+        self,
+        request: _registry_pb2.SetPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RegistryChange, _abc.Awaitable[_registry_pb2.RegistryChange]]:
+        """A destination's precedence policy: a region's operators set their region's, the hub
+        administrator the national one. Its version must be the current one plus one.
+        """
+
+    @_abc_1.abstractmethod
     def ListIssuers(
         self,
         request: _registry_pb2.ListIssuersRequest,
@@ -173,5 +195,13 @@ class RegistryServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_pb2.ListAuditRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.ListAuditResponse, _abc.Awaitable[_registry_pb2.ListAuditResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetPolicy(
+        self,
+        request: _registry_pb2.GetPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.PolicyRecord, _abc.Awaitable[_registry_pb2.PolicyRecord]]:
+        """The policy that decides at a destination, and every version of it (anyone)."""
 
 def add_RegistryServicer_to_server(servicer: RegistryServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -133,6 +133,8 @@ class _ReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reason.ValueTy
     """The online issuer does not know the code's token."""
     REASON_ERR_ENVELOPE: _Reason.ValueType  # 51
     """A regional text envelope (delimited fields, code URL) is malformed."""
+    REASON_ERR_POLICY: _Reason.ValueType  # 52
+    """A precedence policy was refused (registry calls only)."""
 
 class Reason(_Reason, metaclass=_ReasonEnumTypeWrapper):
     """One reason enum for the whole project (see docs/api.md for the meaning of each value).
@@ -195,6 +197,8 @@ REASON_ERR_TOKEN_UNKNOWN: Reason.ValueType  # 50
 """The online issuer does not know the code's token."""
 REASON_ERR_ENVELOPE: Reason.ValueType  # 51
 """A regional text envelope (delimited fields, code URL) is malformed."""
+REASON_ERR_POLICY: Reason.ValueType  # 52
+"""A precedence policy was refused (registry calls only)."""
 Global___Reason: _TypeAlias = Reason  # noqa: Y015
 
 @_typing.final

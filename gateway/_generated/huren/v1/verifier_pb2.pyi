@@ -12,7 +12,9 @@ RESOURCE_EXHAUSTED (message or concurrency limits), UNAVAILABLE, INTERNAL.
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from gateway._generated.huren.v1 import decision_pb2 as _decision_pb2
 from gateway._generated.huren.v1 import verdict_pb2 as _verdict_pb2
 import builtins as _builtins
 import sys
@@ -162,3 +164,57 @@ class VerifyStreamResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyStreamResponse: _TypeAlias = VerifyStreamResponse  # noqa: Y015
+
+@_typing.final
+class RecogniseRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODES_FIELD_NUMBER: _builtins.int
+    DESTINATION_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    destination: _builtins.str
+    """GB/T 2260 code of the region deciding (required)."""
+    @_builtins.property
+    def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """One traveller's codes, exactly as scanned."""
+
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """The instant of presentation, if not now: at most 15 minutes in the past (a checkpoint that
+        queued a scan) and not after now plus the leeway.
+        """
+
+    def __init__(
+        self,
+        *,
+        codes: _abc.Iterable[_builtins.str] | None = ...,
+        destination: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "codes", b"codes", "destination", b"destination"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecogniseRequest: _TypeAlias = RecogniseRequest  # noqa: Y015
+
+@_typing.final
+class RecogniseResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def decision(self) -> _decision_pb2.Decision: ...
+    def __init__(
+        self,
+        *,
+        decision: _decision_pb2.Decision | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecogniseResponse: _TypeAlias = RecogniseResponse  # noqa: Y015

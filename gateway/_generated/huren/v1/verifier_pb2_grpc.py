@@ -50,6 +50,11 @@ class VerifierStub:
                 request_serializer=huren_dot_v1_dot_verifier__pb2.VerifyStreamRequest.SerializeToString,
                 response_deserializer=huren_dot_v1_dot_verifier__pb2.VerifyStreamResponse.FromString,
                 _registered_method=True)
+        self.Recognise = channel.unary_unary(
+                '/huren.v1.Verifier/Recognise',
+                request_serializer=huren_dot_v1_dot_verifier__pb2.RecogniseRequest.SerializeToString,
+                response_deserializer=huren_dot_v1_dot_verifier__pb2.RecogniseResponse.FromString,
+                _registered_method=True)
 
 
 class VerifierServicer:
@@ -76,6 +81,14 @@ class VerifierServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Recognise(self, request, context):
+        """Decide one colour for one traveller's codes (up to the batch limit) under the destination's
+        precedence policy, with the per-code verdicts and an explanation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VerifierServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +106,11 @@ def add_VerifierServicer_to_server(servicer, server):
                     servicer.VerifyStream,
                     request_deserializer=huren_dot_v1_dot_verifier__pb2.VerifyStreamRequest.FromString,
                     response_serializer=huren_dot_v1_dot_verifier__pb2.VerifyStreamResponse.SerializeToString,
+            ),
+            'Recognise': grpc.unary_unary_rpc_method_handler(
+                    servicer.Recognise,
+                    request_deserializer=huren_dot_v1_dot_verifier__pb2.RecogniseRequest.FromString,
+                    response_serializer=huren_dot_v1_dot_verifier__pb2.RecogniseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -176,6 +194,33 @@ class Verifier:
             '/huren.v1.Verifier/VerifyStream',
             huren_dot_v1_dot_verifier__pb2.VerifyStreamRequest.SerializeToString,
             huren_dot_v1_dot_verifier__pb2.VerifyStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Recognise(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huren.v1.Verifier/Recognise',
+            huren_dot_v1_dot_verifier__pb2.RecogniseRequest.SerializeToString,
+            huren_dot_v1_dot_verifier__pb2.RecogniseResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,10 @@ class VerifierStub:
     """Verify up to the server's batch limit of codes in one call; verdicts come back in request order."""
     VerifyStream: _grpc.StreamStreamMultiCallable[_verifier_pb2.VerifyStreamRequest, _verifier_pb2.VerifyStreamResponse]
     """Verify codes as they arrive; each response echoes the request's id, in request order."""
+    Recognise: _grpc.UnaryUnaryMultiCallable[_verifier_pb2.RecogniseRequest, _verifier_pb2.RecogniseResponse]
+    """Decide one colour for one traveller's codes (up to the batch limit) under the destination's
+    precedence policy, with the per-code verdicts and an explanation.
+    """
 
 @_typing.type_check_only
 class VerifierAsyncStub(VerifierStub):
@@ -53,6 +57,10 @@ class VerifierAsyncStub(VerifierStub):
     """Verify up to the server's batch limit of codes in one call; verdicts come back in request order."""
     VerifyStream: _aio.StreamStreamMultiCallable[_verifier_pb2.VerifyStreamRequest, _verifier_pb2.VerifyStreamResponse]  # type: ignore[assignment]
     """Verify codes as they arrive; each response echoes the request's id, in request order."""
+    Recognise: _aio.UnaryUnaryMultiCallable[_verifier_pb2.RecogniseRequest, _verifier_pb2.RecogniseResponse]  # type: ignore[assignment]
+    """Decide one colour for one traveller's codes (up to the batch limit) under the destination's
+    precedence policy, with the per-code verdicts and an explanation.
+    """
 
 class VerifierServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -78,5 +86,15 @@ class VerifierServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_verifier_pb2.VerifyStreamResponse], _abc.AsyncIterator[_verifier_pb2.VerifyStreamResponse]]:
         """Verify codes as they arrive; each response echoes the request's id, in request order."""
+
+    @_abc_1.abstractmethod
+    def Recognise(
+        self,
+        request: _verifier_pb2.RecogniseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_verifier_pb2.RecogniseResponse, _abc.Awaitable[_verifier_pb2.RecogniseResponse]]:
+        """Decide one colour for one traveller's codes (up to the batch limit) under the destination's
+        precedence policy, with the per-code verdicts and an explanation.
+        """
 
 def add_VerifierServicer_to_server(servicer: VerifierServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

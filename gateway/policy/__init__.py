@@ -1,0 +1,32 @@
+"""Precedence policies: how a destination turns several verified codes into one colour."""
+
+from gateway.policy.loader import PolicyError, load_policy
+from gateway.policy.model import (
+    DEFAULT_NATIONAL,
+    NATIONAL,
+    RANK,
+    Freshness,
+    Origins,
+    PerOrigin,
+    Policy,
+    Prefer,
+    Requirements,
+    Strategy,
+    more_severe,
+)
+
+__all__ = [
+    "DEFAULT_NATIONAL",
+    "NATIONAL",
+    "RANK",
+    "Freshness",
+    "Origins",
+    "PerOrigin",
+    "Policy",
+    "PolicyError",
+    "Prefer",
+    "Requirements",
+    "Strategy",
+    "load_policy",
+    "more_severe",
+]

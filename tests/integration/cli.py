@@ -1,0 +1,72 @@
+"""Running the ``huren`` command line as a user runs it: separate processes, UTF-8 output."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.conftest import REPO
+
+HUREN = [sys.executable, "-m", "gateway"]
+ENV = {**os.environ, "PYTHONUTF8": "1"}
+
+
+def huren(
+    *args: str, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*HUREN, *args],
+        input=stdin,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=timeout,
+        check=False,
+        cwd=REPO,
+        env=ENV,
+    )
+
+
+def huren_all(*commands: Sequence[str]) -> list[subprocess.CompletedProcess[str]]:
+    """Independent commands at the same time, each its own process; results in order."""
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        return list(pool.map(lambda args: huren(*args), commands))
+
+
+@contextlib.contextmanager
+def running(*args: str) -> Iterator[str]:
+    """A long-running ``huren`` command; yields the first line it prints."""
+    with (
+        tempfile.TemporaryFile() as errors,
+        subprocess.Popen(
+            [*HUREN, *args],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            encoding="utf-8",
+            cwd=REPO,
+            env=ENV,
+        ) as proc,
+    ):
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line:
+                proc.wait(timeout=10)
+                errors.seek(0)
+                pytest.fail(f"huren {args[0]} exited {proc.returncode}: {errors.read().decode()}")
+            yield line
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def refused(result: subprocess.CompletedProcess[str], status: str, message: str) -> None:
+    """The CLI's answer to a call the gateway refused: nothing on stdout, one line on stderr."""
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr == f"huren: gateway call failed: {status}: {message}\n"
