@@ -5,9 +5,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The benchmark peer (cwt) in its own virtualenv: it needs cbor2 < 6, huren needs cbor2 6.
+PEER_VENV  := .venv-peer
+PEER_STAMP := $(PEER_VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all demo test lint check-proto proto bench venv clean
+.PHONY: all demo test lint check-proto proto bench conformance venv clean
 
 all: test
 
@@ -34,8 +37,17 @@ lint: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
 
-bench: $(STAMP)
+$(PEER_STAMP): constraints-peer.txt
+	@test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(PEER_VENV)/bin/python -m pip install --quiet -r constraints-peer.txt
+	@touch $@
+
+bench: $(STAMP) $(PEER_STAMP)
 	$(BIN)/python scripts/bench.py
 
+conformance: $(STAMP)
+	$(BIN)/python scripts/conformance.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) $(PEER_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import operator
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -40,6 +41,8 @@ class IdentityScheme(enum.Enum):
     CN_RESIDENT_ID = "cn-resident-id"
     MASKED_LINK = "masked-link"
     PSEUDONYM = "pseudonym"
+    NAME_DOB = "name-dob"
+    """Name and date of birth (EU DCC, SMART Health Cards): no identity number exists."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,24 @@ class IdentityKeys:
     def from_number(self, number: str) -> Identity:
         """The identity of a full (or decrypted) resident id number."""
         return Identity(mask_number(number), link_hash(self._link, number))
+
+    def from_name_dob(self, family: str, given: str, birth: str) -> Identity:
+        """The identity of a person known by name and date of birth (EU DCC, SMART Health
+        Cards). Names are compared after Unicode NFKC, case folding and collapsing spaces; the
+        masked form shows initials and the year of birth."""
+        names = [
+            " ".join(unicodedata.normalize("NFKC", n).casefold().split()) for n in (family, given)
+        ]
+        message = b"\x00".join(
+            [
+                IdentityScheme.NAME_DOB.value.encode("ascii"),
+                *(n.encode() for n in names),
+                birth.encode(),
+            ]
+        )
+        initials = " ".join(f"{n[0].upper()}***" for n in names if n)
+        year = birth[:4] or "????"
+        return Identity(f"{initials}, {year}", hmac.digest(self._link, message, hashlib.sha256))
 
     def subject(self, identity: Identity) -> SubjectRef:
         digest = hmac.digest(self._subject, identity.link, hashlib.sha256)[:16]

@@ -22,6 +22,7 @@ SubjectRef = NewType("SubjectRef", str)
 """Pseudonymous subject reference, derived by the gateway with a secret key."""
 
 _REGION_CODE = re.compile(r"^[1-8][0-9]{5}$")
+_COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 # GB/T 2260 province-level prefixes (the first two digits of every valid code).
 PROVINCE_PREFIXES = frozenset(
     {
@@ -33,13 +34,18 @@ PROVINCE_PREFIXES = frozenset(
 
 
 def parse_region_code(text: str) -> RegionCode:
-    """Return ``text`` as a :data:`RegionCode`.
+    """Return ``text`` as a :data:`RegionCode`: a GB/T 2260 code for a region of China, or an
+    ISO 3166-1 alpha-2 country code for an issuer abroad (EU DCC countries, ``US`` for SMART
+    Health Cards issuers).
 
     Raises:
-        ValueError: unless ``text`` is six ASCII digits with a known province prefix.
+        ValueError: unless ``text`` is six ASCII digits with a known province prefix, or two
+            upper-case ASCII letters other than ``CN`` (China's regions have their own codes).
     """
+    if _COUNTRY_CODE.fullmatch(text) and text != "CN":
+        return RegionCode(text)
     if not _REGION_CODE.fullmatch(text) or text[:2] not in PROVINCE_PREFIXES:
-        raise ValueError(f"not a GB/T 2260 region code: {text[:16]!r}")
+        raise ValueError(f"not a GB/T 2260 region code or ISO 3166 country code: {text[:16]!r}")
     return RegionCode(text)
 
 
@@ -61,7 +67,7 @@ def region_contains(outer: RegionCode, inner: RegionCode) -> bool:
 def format_span(delta: timedelta) -> str:
     """A duration for people: ``6h``, ``3d``, ``30m``, ``30h12m`` (whole minutes above an hour)."""
     seconds = int(delta.total_seconds())
-    if seconds >= 2 * 86400 and seconds % 86400 == 0:
+    if seconds >= 4 * 86400 and seconds % 86400 == 0:
         return f"{seconds // 86400}d"
     if seconds >= 3600:
         hours, rest = divmod(seconds, 3600)

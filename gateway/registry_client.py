@@ -75,6 +75,7 @@ def register_issuer_request(
     keys: list[KeyOffer],
     online: OnlineEndpoint | None = None,
     pseudonym_key: bytes | None = None,
+    code_name: str | None = None,
 ) -> pb.RegisterIssuerRequest:
     request = pb.RegisterIssuerRequest(
         request_id=request_id,
@@ -84,6 +85,7 @@ def register_issuer_request(
         profile_toml=profile_toml,
         keys=[key_submission(k) for k in keys],
         pseudonym_key=pseudonym_key or b"",
+        code_name=code_name or "",
     )
     if online is not None:
         request.online.CopyFrom(
@@ -172,6 +174,14 @@ class RegistryClient:
     def remove_operator(self, request_id: str, name: str) -> pb.RegistryChange:
         request = pb.RemoveOperatorRequest(request_id=request_id, name=name)
         return self.stub.RemoveOperator(request, timeout=self.timeout)
+
+    def set_revocations(
+        self, request_id: str, issuer_id: str, kid: str, revocation_list: bytes
+    ) -> pb.RegistryChange:
+        request = pb.SetRevocationsRequest(
+            request_id=request_id, issuer_id=issuer_id, kid=kid, revocation_list=revocation_list
+        )
+        return self.stub.SetRevocations(request, timeout=self.timeout)
 
     def set_policy(self, request_id: str, policy_toml: str) -> pb.RegistryChange:
         request = pb.SetPolicyRequest(request_id=request_id, policy_toml=policy_toml)

@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.model import Status, Verdict, format_span
 from gateway.policy import Policy, Strategy
+from gateway.profiles.model import Condition, Test
 from gateway.recognise import Decision, DecisionStatus
 
 _CST = timezone(timedelta(hours=8), "CST")
@@ -144,3 +145,25 @@ def policy_lines(policy: Policy) -> list[str]:
     lines.append(f"  combines   {combine}")
     lines.extend(f"  FLAG       {flag}" for flag in policy.flags())
     return lines
+
+
+def describe_condition(condition: Condition) -> str:
+    """One colour-rule condition in words (``huren profile check``)."""
+    path, test, value = condition.path.text, condition.test, condition.value
+    if test is Test.EQUALS:
+        return f"{path} = {value!r}"
+    if test is Test.IN:
+        return f"{path} in {list(value)!r}"
+    if test is Test.PRESENT:
+        return f"{path} {'is present' if value else 'is absent'}"
+    if test is Test.WITHIN:
+        return f"{path} within the last {format_span(value)}"
+    if test is Test.OLDER_THAN:
+        return f"{path} older than {format_span(value)}"
+    if test is Test.AT_LEAST:
+        return f"{path} >= {value}"
+    if test is Test.AT_LEAST_PATH:
+        assert condition.other is not None
+        return f"{path} >= {condition.other.text}"
+    inner = " and ".join(describe_condition(c) for c in condition.where)
+    return f"at least {value} of {path} with {inner}"

@@ -3,8 +3,9 @@
 A compact JWS (ES256, ``typ: huren-trust-list+jwt``) by the gateway's trust-list key over JSON:
 
 ``{"version", "issued_at", "issuers": [{"id", "region", "name", "profile": {"id", "version",
-"sha256"}, "online_code_prefix"?, "pseudonymous", "keys": [{"kid", "alg", "spki", "status",
-"status_since"?, "not_before"?, "not_after"?}]}], "profiles": [{"id", "version", "sha256",
+"sha256"}, "online_code_prefix"?, "code_name"?, "pseudonymous", "keys": [{"kid", "alg", "spki",
+"status", "status_since"?, "not_before"?, "not_after"?, "usage"?, "certificate_sha256"?,
+"revocations"?: {"counter", "ids"}}]}], "profiles": [{"id", "version", "sha256",
 "source"}], "policies": [{"destination", "id", "version", "sha256", "flags", "source"}]}``
 
 Credentials (online client secrets, pseudonym keys) are never in it. Verifier apps and gateway
@@ -62,6 +63,16 @@ def document(
             ):
                 if value is not None:
                     entry[name] = _iso(value)
+            if key.usage is not None:
+                entry["usage"] = sorted(key.usage)
+            if key.certificate_sha256 is not None:
+                entry["certificate_sha256"] = key.certificate_sha256.hex()
+            revoked = snapshot.revocations.get((issuer.id, key.kid))
+            if revoked is not None:
+                entry["revocations"] = {
+                    "counter": revoked.counter,
+                    "ids": {rid: _iso(before) for rid, before in sorted(revoked.ids.items())},
+                }
             keys.append(entry)
         record: dict[str, Any] = {
             "id": issuer.id,
@@ -77,6 +88,8 @@ def document(
         }
         if issuer.online is not None:
             record["online_code_prefix"] = issuer.online.code_prefix
+        if issuer.code_name is not None:
+            record["code_name"] = issuer.code_name
         issuers.append(record)
     return {
         "version": snapshot.version,

@@ -17,10 +17,12 @@ Steps (comments in the code cite them):
    a header naming another algorithm is ``ERR_ALG_NOT_ALLOWED``. The first candidate key that
    verifies is the signer; a named issuer is never checked with another issuer's key.
 7. Refuse revoked keys.
-8. Translate the verified payload with the signer's profile (issuer must match, types checked,
-   unlisted local states refused, age-based degradation applied).
-9. Check times against the injected ``now``: not issued in the future beyond the leeway, not
-   expired, issued inside the key's validity window.
+8. Read the code's times with the signer's profile and check them against the injected ``now``:
+   not issued in the future beyond the leeway, not expired, issued inside the key's validity
+   window; then refuse a key restricted to other kinds of certificate (EU DCC key usage) and a
+   code its issuer revoked by id (SMART Health Cards revocation lists).
+9. Translate the verified payload with the signer's profile (issuer must match, types checked,
+   unlisted local states refused, colour rules applied, age-based degradation applied).
 10. Resolve the identity (decrypting a pseudonym with the issuer's key if need be), mask it,
     derive the subject reference; return VALID.
 
@@ -39,7 +41,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway import crypto
-from gateway.codecs import cose, delimited, jws, textform
+from gateway.codecs import compression, cose, delimited, jws, textform
 from gateway.crypto import Algorithm
 from gateway.errors import CodeRejected
 from gateway.identity import Identity, IdentityKeys, is_cn_resident_id
@@ -54,8 +56,17 @@ from gateway.model import (
 )
 from gateway.online import UNKNOWN_TOKEN, OnlineAnswer, token_of, unavailable
 from gateway.profiles import EnvelopeFormat, EnvelopeSpec, Profile, decode_payload, translate
-from gateway.profiles.model import MISSING, PayloadFormat
-from gateway.profiles.translate import FullNumber, IdentityCarrier, MaskedLink, Translated
+from gateway.profiles.model import MISSING, PayloadFormat, TextForm
+from gateway.profiles.translate import (
+    FullNumber,
+    IdentityCarrier,
+    MaskedLink,
+    NameDob,
+    Translated,
+    kinds_of,
+    read_times,
+    revocation_id,
+)
 from gateway.registry import Issuer, IssuerKey, KeyStatus, Route, TrustSnapshot
 
 log = logging.getLogger(__name__)
@@ -87,7 +98,7 @@ def open_envelope(code: str, spec: EnvelopeSpec, limits: Limits) -> Opened:
         message = cose.parse(textform.decode(code, spec.prefix, limits), limits)
         # COSE key ids are bytes; the registry writes them as standard base64 (EU DCC convention).
         cose_kid = KeyId(base64.b64encode(message.kid).decode("ascii")) if message.kid else None
-        claims = decode_payload(message.payload, spec.payload, limits)
+        claims = decode_payload(message.payload, spec.payload, limits, date_tags=spec.date_tags)
         return Opened(
             message.algorithm,
             cose_kid,
@@ -96,12 +107,28 @@ def open_envelope(code: str, spec: EnvelopeSpec, limits: Limits) -> Opened:
             message.payload,
             claims,
         )
-    # Compact JWS: the code itself, or an online issuer's signed answer.
-    token = jws.parse(code, limits)
+    # Compact JWS: the code itself (or its numeric QR form), or an online issuer's signed answer.
+    compact = textform.decode_numeric(code, spec.prefix) if spec.text is TextForm.NUMERIC else code
+    token = jws.parse(compact, limits)
     kid = KeyId(token.kid) if token.kid is not None else None
     payload_format = PayloadFormat.JSON if spec.format is EnvelopeFormat.ONLINE else spec.payload
-    claims = decode_payload(token.payload, payload_format, limits)
-    return Opened(token.algorithm, kid, token.signing_input, token.signature, token.payload, claims)
+    payload = _uncompressed(token.header.get("zip"), token.payload, spec, limits)
+    claims = decode_payload(payload, payload_format, limits)
+    return Opened(token.algorithm, kid, token.signing_input, token.signature, payload, claims)
+
+
+def _uncompressed(zip_header: object, payload: bytes, spec: EnvelopeSpec, limits: Limits) -> bytes:
+    """The JWS payload, inflated (raw DEFLATE, capped) exactly when the profile says so."""
+    if zip_header is None and not spec.compression:
+        return payload
+    if zip_header != spec.compression:
+        raise CodeRejected(
+            Reason.ERR_HEADER,
+            f"JWS zip must be {spec.compression!r}" if spec.compression else "JWS zip not allowed",
+        )
+    return compression.inflate(
+        payload, wbits=compression.RAW, max_bytes=limits.max_decompressed_bytes
+    )
 
 
 def screen(code: str, limits: Limits) -> None:
@@ -330,20 +357,34 @@ def _accept(opened: Opened, signer: IssuerKey, context: _Context, facts: _Facts)
     """Steps 8 to 10, after the signature verified."""
     issuer = context.trust.issuers[signer.issuer]
     profile = context.trust.profile_of(issuer)
-    # Step 8: translate with the signer's profile.
-    translated = translate(profile, opened.claims, issuer.id, context.now)
-    # Step 9: time checks with the injected clock.
+    # Step 8: times, checked with the injected clock; then the issuer's revocation list.
     now, limits = context.now, context.limits
-    if translated.issued_at > now + limits.leeway:
+    times = read_times(profile, opened.claims)
+    if times.issued_at > now + limits.leeway:
         raise CodeRejected(Reason.ERR_NOT_YET_VALID, "code is issued in the future")
-    if translated.expires_at <= now:
-        raise CodeRejected(
-            Reason.ERR_EXPIRED, f"code expired at {translated.expires_at.isoformat()}"
-        )
-    if not signer.covers(translated.issued_at):
+    expired = (
+        times.expires_at < now if profile.validity.inclusive_expiry else times.expires_at <= now
+    )
+    if expired:
+        raise CodeRejected(Reason.ERR_EXPIRED, f"code expired at {times.expires_at.isoformat()}")
+    if not signer.covers(times.issued_at):
         raise CodeRejected(
             Reason.ERR_KEY_NOT_VALID, f"key {signer.kid} was not valid when the code was issued"
         )
+    # ... the kinds of certificate the key may sign (EU DCC key usage) ...
+    if signer.usage is not None:
+        kinds = kinds_of(profile, opened.claims)
+        if not kinds <= signer.usage:
+            refused = ", ".join(sorted(kinds - signer.usage))
+            raise CodeRejected(
+                Reason.ERR_KEY_USAGE, f"key {signer.kid} of {issuer.id} may not sign {refused}"
+            )
+    rid = revocation_id(profile, opened.claims)
+    listed = context.trust.revocations.get((issuer.id, signer.kid))
+    if rid is not None and listed is not None and listed.revokes(rid, times.issued_at):
+        raise CodeRejected(Reason.ERR_REVOKED, f"issuer {issuer.id} revoked this code")
+    # Step 9: translate with the signer's profile.
+    translated = translate(profile, opened.claims, issuer.name_in_codes, now, times)
     # Step 10: identity, then the only success exit.
     identity = _resolve(translated.identity, issuer, context.identities)
     canonical = CanonicalCode(
@@ -373,6 +414,8 @@ def _resolve(carrier: IdentityCarrier, issuer: Issuer, keys: IdentityKeys) -> Id
         return keys.from_number(carrier.number)
     if isinstance(carrier, MaskedLink):
         return Identity(carrier.masked, carrier.link)
+    if isinstance(carrier, NameDob):
+        return keys.from_name_dob(carrier.family, carrier.given, carrier.birth)
     assert issuer.pseudonym_key is not None  # the registry guarantees it for pseudonym profiles
     opened = crypto.open_pseudonym(issuer.pseudonym_key, carrier.sealed, issuer.id.encode())
     number = opened.decode("ascii", "replace") if opened is not None else ""
@@ -392,7 +435,7 @@ def _candidate_issuers(route: Route, claims: Mapping[Any, Any]) -> list[Issuer]:
         value = path.get(claims)
         if isinstance(value, str):
             named = True
-            if value == issuer.id:  # exact: no case folding, no Unicode normalisation
+            if value == issuer.name_in_codes:  # exact: no case folding or normalisation
                 candidates.append(issuer)
         elif value is not MISSING:
             raise CodeRejected(Reason.ERR_SCHEMA, "the code's issuer field is not text")

@@ -10,13 +10,20 @@
    (R2); and ``VerifyBatch`` codes/s against the same floor (R3-style: how far batching moves
    verification from the transport floor). Server CPU time per call comes from /proc.
 
-Usage: python scripts/bench.py [--quick] [--json FILE]
+3. EU DCC, in process: ``verify_code`` on ``HC1:`` codes (base45, zlib, COSE_Sign1 ES256, CWT,
+   colour rules) against the raw ES256 verify of the same Sig_structure (R4); and the ``cwt``
+   library (the maintained Python peer) on the same codes against the same floor, measured in its
+   own virtualenv (``.venv-peer``, as cwt needs cbor2 < 6). Their quotient compares the gateway
+   with the peer on equal terms (P1).
+
+Usage: python scripts/bench.py [--quick] [--json FILE] [--peer-python PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import re
@@ -26,25 +33,30 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import grpc
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
 from gateway.clock import system_clock
-from gateway.codecs import base64url
+from gateway.codecs import base64url, cose, textform
 from gateway.crypto import Algorithm, PrivateKey
 from gateway.identity import IdentityKeys, resident_id_check_char
 from gateway.limits import Limits
-from gateway.model import KeyId, ProfileId
+from gateway.model import IssuerId, KeyId, ProfileId, RegionCode
 from gateway.profiles import load_profile
 from gateway.registry import Issuer, IssuerKey, TrustState
+from gateway.registry.admission import certificate_key
 from gateway.registry.authority import Actor, Role
 from gateway.storage.sqlite import ProfileSource, RegistryStore
 from gateway.verify import verify_code
@@ -263,16 +275,110 @@ async def bench_grpc(
     return {"verify_vs_empty": unary, "batch_vs_empty": batched}
 
 
+def _dcc_issuer() -> tuple[PrivateKey, bytes]:
+    """A signer key and its self-signed certificate (PEM), as a country's DSC would be."""
+    key = PrivateKey.generate(Algorithm.ES256)
+    raw = serialization.load_pem_private_key(key.pem(), None)
+    assert isinstance(raw, ec.EllipticCurvePrivateKey)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "huren bench DSC")])
+    now = system_clock()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(raw.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=30))
+        .not_valid_after(now + timedelta(days=365))
+        .sign(raw, hashes.SHA256())
+    )
+    return key, certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def _dcc_codes(key: PrivateKey, certificate: bytes, count: int) -> list[str]:
+    """HC1: codes for ``count`` people: a complete vaccination series each."""
+    now = int(system_clock().timestamp())
+    kid = base64.b64decode(certificate_key(IssuerId("bench"), certificate).kid)
+    codes = []
+    for i in range(count):
+        hcert = {
+            "ver": "1.3.0",
+            "nam": {"fn": "Muster", "fnt": "MUSTER", "gn": f"Erika{i}", "gnt": f"ERIKA{i}"},
+            "dob": "1964-08-12",
+            "v": [{"tg": "840539006", "dn": 2, "sd": 2, "dt": "2021-05-29", "co": "XX"}],
+        }
+        payload = cbor2.dumps({1: "XX", 4: now + 86400 * 180, 6: now - 3600, -260: {1: hcert}})
+        codes.append(textform.encode("HC1:", cose.sign(payload, key, kid)))
+    return codes
+
+
+def bench_dcc(pairs: int, slice_s: float, peer_python: Path | None) -> dict[str, Any]:
+    key, certificate = _dcc_issuer()
+    profile = load_profile((ROOT / "gateway" / "profiles" / "formats" / "eu-dcc.toml").read_text())
+    state = TrustState()
+    state.add_profile(profile)
+    issuer = Issuer(IssuerId("eu-dcc-xx"), RegionCode("XX"), "bench", profile.id, profile.version)
+    state.add_issuer(issuer)
+    state.add_key(certificate_key(issuer.id, certificate))
+    trust, limits = state.snapshot(), Limits()
+    identities = IdentityKeys(os.urandom(32), os.urandom(32))
+    codes = _dcc_codes(key, certificate, 4)
+    code, now = codes[0], system_clock()
+    verdict = verify_code(code, trust=trust, now=now, limits=limits, identities=identities)
+    assert verdict.code is not None, verdict.detail
+
+    message = cose.parse(textform.decode(code, "HC1:", limits), limits)
+    to_be_signed, raw = message.to_be_signed(), message.signature
+    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    public = serialization.load_der_public_key(key.public_key().spki_der)
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    algorithm = ec.ECDSA(hashes.SHA256())
+
+    def gateway() -> object:
+        return verify_code(code, trust=trust, now=now, limits=limits, identities=identities)
+
+    def floor() -> object:
+        public.verify(der, to_be_signed, algorithm)
+        return None
+
+    result: dict[str, Any] = {"in_process": interleaved_ratio(gateway, floor, pairs, slice_s)}
+    if peer_python is None or not peer_python.exists():
+        result["peer"] = None
+        return result
+    with tempfile.TemporaryDirectory(prefix="huren-bench-peer-") as tmp:
+        source = Path(tmp) / "codes.json"
+        source.write_text(json.dumps({"codes": codes, "certificate_pem": certificate.decode()}))
+        run = subprocess.run(
+            [
+                *(str(peer_python), str(ROOT / "scripts" / "bench_peer_cwt.py")),
+                *(str(source), str(pairs), str(slice_s)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+    result["peer"] = json.loads(run.stdout)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short slices (a smoke run)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--peer-python",
+        type=Path,
+        default=ROOT / ".venv-peer" / "bin" / "python",
+        help="the interpreter of the cwt peer's virtualenv (skipped if it does not exist)",
+    )
     args = parser.parse_args()
     pairs, slice_s = (2, 0.2) if args.quick else (7, 1.0)
     batch = 64
 
     results: dict[str, Any] = {"cpus": len(os.sched_getaffinity(0))}
     results["in_process"] = bench_in_process(pairs, slice_s / 4 if args.quick else 0.25)
+    results["dcc"] = bench_dcc(pairs, slice_s / 4 if args.quick else 0.25, args.peer_python)
     key = PrivateKey.generate(Algorithm.ES256)
     kid = "bench-1"
     codes = _codes(key, kid, 256)
@@ -311,6 +417,22 @@ def main() -> int:
         f"     VerifyBatch codes/s ÷ in-process codes/s     {r3['a_per_s'] / r1['a_per_s']:.3f}"
         "  (how close batching gets to the in-process rate)"
     )
+    r4, peer = results["dcc"]["in_process"], results["dcc"]["peer"]
+    print(
+        f"  R4 EU DCC in-process verify ÷ raw ES256      {r4['median']:.3f}"
+        f"  (min {r4['min']:.3f}, max {r4['max']:.3f}; {r4['a_per_s']:,.0f} codes/s vs"
+        f" {r4['b_per_s']:,.0f} verifies/s)"
+    )
+    if peer is None:
+        print("  P1 peer (cwt) not measured: run `make bench` (it sets up .venv-peer)")
+    else:
+        print(
+            f"     cwt {peer['cwt']} decode ÷ raw ES256 (its own venv) {peer['median']:.3f}"
+            f"  (min {peer['min']:.3f}, max {peer['max']:.3f}; {peer['a_per_s']:,.0f} codes/s vs"
+            f" {peer['b_per_s']:,.0f} verifies/s)"
+        )
+        quotient = r4["median"] / peer["median"]
+        print(f"  P1 huren ÷ cwt on the same codes (each ÷ its floor) {quotient:.3f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -28,10 +28,12 @@ from gateway.cli.common import (
 from gateway.errors import ConfigurationInvalid
 from gateway.model import IssuerId, ProfileId, Reason, RegionCode, format_span
 from gateway.profiles import load_profile
+from gateway.profiles.model import KeyIdRule
 from gateway.registry import Issuer, OnlineEndpoint
-from gateway.registry.admission import admit, offers_from_file
+from gateway.registry.admission import KeyOffer, admit, certificate_key, offers_from_file
 from gateway.registry.authority import Actor, Role
 from gateway.registry_client import new_request_id
+from gateway.report import describe_condition
 from gateway.storage.sqlite import ProfileSource, RegistryStore
 from gateway.trustlist import verify as verify_trust_list
 
@@ -48,6 +50,15 @@ def register(commands: Subparsers) -> None:
     add.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
     add_issuer_options(add)
     add.set_defaults(handler=_add_issuer)
+
+    certificates = sub.add_parser(
+        "import-certificates",
+        help="import signer certificates from a national trust list (EU DCC style issuers)",
+    )
+    certificates.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    certificates.add_argument("--issuer", required=True, help="an issuer with key_id x509-sha256-8")
+    certificates.add_argument("files", type=Path, nargs="+", help="PEM (bundles too) or DER")
+    certificates.set_defaults(handler=_import_certificates)
 
     region = sub.add_parser("create-region", help="create a region")
     region.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
@@ -99,7 +110,9 @@ def add_issuer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True, help="display name")
     parser.add_argument("--profile", type=Path, required=True, help="profile TOML file")
     parser.add_argument(
-        "--keys", required=True, help="JWKS/JWK/PEM/X.509 file, or an http(s) URL of a JWKS"
+        "--keys",
+        help="JWKS/JWK/PEM/X.509 file, or an http(s) URL of a JWKS (omit to add keys later, "
+        "as for an EU DCC issuer whose certificates are imported)",
     )
     parser.add_argument("--kid", help="key id for a PEM or X.509 key")
     parser.add_argument(
@@ -120,6 +133,10 @@ def add_issuer_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--pseudonym-key-file", type=Path, help="the issuer's pseudonym key (hex), if it uses one"
+    )
+    parser.add_argument(
+        "--code-name",
+        help="what the issuer's codes call it, if not its id (a SMART Health Cards iss URL)",
     )
     parser.add_argument("--request-id", help="reuse to retry safely (default: a new one)")
 
@@ -143,6 +160,20 @@ def online_endpoint(args: argparse.Namespace) -> OnlineEndpoint | None:
     return OnlineEndpoint(args.online_code_prefix, args.online_verify_url, client_id, secret)
 
 
+def issuer_offers(args: argparse.Namespace, request_id: str) -> list[KeyOffer]:
+    """The ``--keys`` of a registration, each with its proof of possession (none without it)."""
+    if args.keys is None:
+        return []
+    return offers_from_file(
+        read_source(args.keys),
+        signing_keys(args.signing_key),
+        issuer=args.id,
+        request_id=request_id,
+        kid=args.kid,
+        algorithm=crypto.Algorithm(args.algorithm) if args.algorithm else None,
+    )
+
+
 def signing_keys(paths: list[Path]) -> list[crypto.PrivateKey]:
     """Private keys for proofs of possession, whatever their algorithm."""
     keys = []
@@ -164,15 +195,7 @@ def _add_issuer(args: argparse.Namespace) -> int:
 
     profile = ProfileSource.parse(read_utf8(args.profile, Reason.ERR_PROFILE))
     request_id = args.request_id or new_request_id()
-    algorithm = crypto.Algorithm(args.algorithm) if args.algorithm else None
-    offers = offers_from_file(
-        read_source(args.keys),
-        signing_keys(args.signing_key),
-        issuer=args.id,
-        request_id=request_id,
-        kid=args.kid,
-        algorithm=algorithm,
-    )
+    offers = issuer_offers(args, request_id)
     issuer = Issuer(
         id=IssuerId(args.id),
         region=RegionCode(args.region),
@@ -181,6 +204,7 @@ def _add_issuer(args: argparse.Namespace) -> int:
         profile_version=profile.profile.version,
         online=online_endpoint(args),
         pseudonym_key=read_hex(args.pseudonym_key_file) if args.pseudonym_key_file else None,
+        code_name=args.code_name,
     )
     files = StateFiles(args.state_dir).ensure()
     with contextlib.closing(RegistryStore(files.database)) as store:
@@ -193,6 +217,48 @@ def _add_issuer(args: argparse.Namespace) -> int:
         f"registered issuer {issuer.id} ({issuer.region}) with profile "
         f"{profile.profile.label} and {len(keys)} key(s); trust version {change.trust_version}"
     )
+    return EXIT_OK
+
+
+_PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+
+
+def _certificates(data: bytes) -> list[bytes]:
+    """The certificates in a file: each PEM block of a bundle, or the one DER certificate."""
+    if _PEM_CERTIFICATE not in data:
+        return [data]
+    return [_PEM_CERTIFICATE + block for block in data.split(_PEM_CERTIFICATE)[1:]]
+
+
+def _import_certificates(args: argparse.Namespace) -> int:
+    """Signer certificates come from a trust list the operator obtained (the EU DCC gateway,
+    a national list): nobody here holds their private keys, so there is no proof of
+    possession. Only issuers whose profile ties key ids to certificates take keys this way;
+    the key id is the certificate's, its extended key usage restricts what it may sign, and a
+    certificate that has expired still verifies what it signed while it was valid."""
+    with _store(args, existing=True) as store:
+        issuer = store.snapshot.issuers.get(IssuerId(args.issuer))
+        if issuer is None:
+            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"no issuer {args.issuer}")
+        if store.snapshot.profile_of(issuer).envelope.key_id is not KeyIdRule.X509_SHA256_8:
+            raise ConfigurationInvalid(
+                Reason.ERR_POP,
+                f"issuer {issuer.id}'s profile takes keys with proof of possession: "
+                "use huren operator add-key",
+            )
+        for path in args.files:
+            for certificate in _certificates(path.read_bytes()):
+                key = certificate_key(issuer.id, certificate)
+                digest = (key.certificate_sha256 or b"").hex()
+                change = store.add_key(
+                    key, actor=local_actor(), request_id=f"dsc-{digest[:32]}", digest=digest
+                )
+                usage = ", ".join(sorted(key.usage)) if key.usage is not None else "any kind"
+                print(
+                    f"{key.kid} ({key.public_key.algorithm.value}, signs {usage}, valid "
+                    f"{key.not_before:%Y-%m-%d} to {key.not_after:%Y-%m-%d}): "
+                    f"trust version {change.trust_version}"
+                )
     return EXIT_OK
 
 
@@ -272,7 +338,22 @@ def _profile_check(args: argparse.Namespace) -> int:
     for rule in validity.degrade:
         after = format_span(rule.after)
         print(f"  degrade   {rule.source.value} -> {rule.target.value} after {after}")
+    if envelope.compression:
+        print(f"  payload   compressed ({envelope.compression})")
+    if envelope.key_id.value != "any":
+        print(f"  key ids   {envelope.key_id.value}")
     print(f"  identity  {profile.identity.scheme.value}")
+    for kind, path in profile.kinds.items():
+        print(f"  kind      {kind} when {path.text} is present (keys may be restricted to kinds)")
+    if profile.revocation_id is not None:
+        print(f"  revoked   by id {profile.revocation_id.text} (the issuer's revocation lists)")
+    if profile.rules is not None:
+        for colour_rule in profile.rules.rules:
+            tests = " and ".join(describe_condition(c) for c in colour_rule.when)
+            print(f"  rule      {colour_rule.name!r} -> {colour_rule.colour.value} when {tests}")
+        rules = profile.rules
+        print(f"  otherwise {rules.otherwise_name!r} -> {rules.otherwise.value}")
+        return EXIT_OK
     for local, colour in profile.states.items():
         print(f"  state     {local!r} -> {colour.value}")
     print("  anything else -> refused (ERR_COLOUR_UNKNOWN)")

@@ -24,7 +24,7 @@ from gateway.cli.common import (
     read_utf8,
     tls_credentials,
 )
-from gateway.cli.local import add_issuer_options, online_endpoint, signing_keys
+from gateway.cli.local import add_issuer_options, issuer_offers, online_endpoint, signing_keys
 from gateway.crypto import Algorithm
 from gateway.model import Reason
 from gateway.registry.admission import offers_from_file
@@ -68,6 +68,13 @@ def register(commands: Subparsers) -> None:
     p.add_argument("--reason", default="")
     p.add_argument("--request-id")
     p.set_defaults(handler=_revoke_key)
+
+    p = command("set-revocations", "replace a key's revocation list (SMART Health Cards CRL)")
+    p.add_argument("--issuer", required=True)
+    p.add_argument("--kid", required=True)
+    p.add_argument("--file", required=True, help="the CRL JSON file, or an http(s) URL")
+    p.add_argument("--request-id")
+    p.set_defaults(handler=_set_revocations)
 
     p = command("update-profile", "move an issuer to the next version of its profile")
     p.add_argument("--issuer", required=True)
@@ -173,14 +180,7 @@ def print_change(args: argparse.Namespace, request_id: str, change: pb.RegistryC
 
 def _register_issuer(args: argparse.Namespace) -> int:
     request_id = args.request_id or new_request_id()
-    offers = offers_from_file(
-        read_source(args.keys),
-        signing_keys(args.signing_key),
-        issuer=args.id,
-        request_id=request_id,
-        kid=args.kid,
-        algorithm=Algorithm(args.algorithm) if args.algorithm else None,
-    )
+    offers = issuer_offers(args, request_id)
     request = register_issuer_request(
         request_id,
         args.id,
@@ -190,6 +190,7 @@ def _register_issuer(args: argparse.Namespace) -> int:
         offers,
         online_endpoint(args),
         read_hex(args.pseudonym_key_file) if args.pseudonym_key_file else None,
+        args.code_name,
     )
     with _client(args) as client:
         return print_change(args, request_id, client.register_issuer(request))
@@ -225,6 +226,14 @@ def _revoke_key(args: argparse.Namespace) -> int:
         return print_change(
             args, request_id, client.revoke_key(request_id, args.issuer, args.kid, args.reason)
         )
+
+
+def _set_revocations(args: argparse.Namespace) -> int:
+    request_id = args.request_id or new_request_id()
+    data = read_source(args.file)
+    with _client(args) as client:
+        change = client.set_revocations(request_id, args.issuer, args.kid, data)
+        return print_change(args, request_id, change)
 
 
 def _update_profile(args: argparse.Namespace) -> int:

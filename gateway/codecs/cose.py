@@ -1,10 +1,11 @@
 """COSE_Sign1 (RFC 9052 section 4.2), parsed strictly, and signed for issuers.
 
 Accepted: an untagged COSE_Sign1 array, or one under tag 18, optionally inside the CWT tag 61.
-The protected header must be in preferred serialization, must carry ``alg`` (an integer), and
-may carry ``kid`` (label 4) and content type (label 3). ``kid`` is read from the protected bucket
-first and from the unprotected one otherwise (EU DCC rule); a label present in both buckets with
-different values, ``crit`` and any other label are refused.
+The protected header must be in preferred serialization. One of the buckets must carry ``alg``
+(an integer; the protected one wins), and they may carry ``kid`` (label 4) and content type
+(label 3). ``kid`` is read from the protected bucket first and from the unprotected one
+otherwise (EU DCC rule: a different unprotected ``kid`` is ignored); any other label present in
+both buckets with different values, ``crit`` and unknown labels are refused.
 """
 
 from __future__ import annotations
@@ -92,12 +93,14 @@ def parse(data: bytes, limits: Limits) -> CoseSign1:
             raise CodeRejected(Reason.ERR_HEADER, "COSE crit header is not supported")
         if set(bucket) - ALLOWED_LABELS:
             raise CodeRejected(Reason.ERR_HEADER, "COSE header label not allowed")
-    for label in set(protected) & set(unprotected):
+    for label in (set(protected) & set(unprotected)) - {KID}:
         if protected[label] != unprotected[label]:
             raise CodeRejected(Reason.ERR_HEADER, f"COSE header {label} differs between buckets")
-    alg = protected.get(ALG)
+    # The protected bucket first; an unprotected alg is accepted (EU DCC test data, CO20) since
+    # the registered key's algorithm decides anyway and must agree with whatever is named here.
+    alg = protected.get(ALG, unprotected.get(ALG))
     if alg is None:
-        raise CodeRejected(Reason.ERR_HEADER, "COSE protected header has no alg")
+        raise CodeRejected(Reason.ERR_HEADER, "COSE message names no alg")
     if isinstance(alg, bool) or not isinstance(alg, int | str):
         raise CodeRejected(Reason.ERR_HEADER, "COSE alg must be an integer or text")
     algorithm = Algorithm.from_cose(alg) if isinstance(alg, int) else None

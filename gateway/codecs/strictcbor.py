@@ -46,8 +46,36 @@ class _RefuseEveryTag(dict[int, Any]):
 _SEMANTIC = _RefuseEveryTag()
 
 
-def loads(data: bytes, *, max_depth: int) -> Any:
-    """Decode exactly one CBOR data item from ``data``.
+def _date_text(value: Any, immutable: bool = False) -> Any:
+    if not isinstance(value, str):
+        raise CodeRejected(Reason.ERR_CBOR_TAG, "CBOR tag 0 must hold a date/time text")
+    return value
+
+
+def _epoch(value: Any, immutable: bool = False) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CodeRejected(Reason.ERR_CBOR_TAG, "CBOR tag 1 must hold a number")
+    return value
+
+
+class _DateTagsOnly(_RefuseEveryTag):
+    """Tag 0 (a date/time text) and tag 1 (epoch seconds) are unwrapped to their content, which
+    is checked for type; every other tag is refused. For payloads whose specification allows
+    them (EU DCC test and sample dates)."""
+
+    def get(self, key: object, default: object = None) -> Any:
+        return {0: _date_text, 1: _epoch}.get(key, _refuse_semantic)  # type: ignore[call-overload]
+
+    def __getitem__(self, key: object) -> Any:
+        return self.get(key)
+
+
+_DATE_TAGS = _DateTagsOnly()
+
+
+def loads(data: bytes, *, max_depth: int, date_tags: bool = False) -> Any:
+    """Decode exactly one CBOR data item from ``data``. With ``date_tags``, tags 0 and 1 are
+    accepted and unwrapped (their content type-checked); no other tag ever is.
 
     Raises:
         CodeRejected: ``ERR_CBOR_TAG`` for any tag; ``ERR_DUPLICATE_KEY``; ``ERR_TOO_DEEP``;
@@ -55,7 +83,7 @@ def loads(data: bytes, *, max_depth: int) -> Any:
             malformed (indefinite lengths, truncation, invalid UTF-8, simple values, map keys
             that are neither integers nor text).
     """
-    return _decode(data, max_depth=max_depth, allow_indefinite=False)
+    return _decode(data, max_depth=max_depth, allow_indefinite=False, date_tags=date_tags)
 
 
 def loads_preferred(data: bytes, *, max_depth: int) -> Any:
@@ -71,12 +99,12 @@ def loads_preferred(data: bytes, *, max_depth: int) -> Any:
     return value
 
 
-def _decode(data: bytes, *, max_depth: int, allow_indefinite: bool) -> Any:
+def _decode(data: bytes, *, max_depth: int, allow_indefinite: bool, date_tags: bool = False) -> Any:
     fp = io.BytesIO(data)
     decoder = cbor2.CBORDecoder(
         fp,
         tag_hook=_refuse_tag,
-        semantic_decoders=_SEMANTIC,
+        semantic_decoders=_DATE_TAGS if date_tags else _SEMANTIC,
         max_depth=max_depth,
         allow_indefinite=allow_indefinite,
         allow_duplicate_keys=False,

@@ -1,6 +1,5 @@
-"""The ``PREFIX + base45(zlib(bytes))`` text form.
-
-Used by EU DCC (``HC1:``) and the Beijing (``BJ1:``) and Macau (``MO1:``) codes.
+"""Text forms of codes: ``PREFIX + base45(zlib(bytes))`` (EU DCC ``HC1:``, Beijing ``BJ1:``,
+Macau ``MO1:``) and the numeric form of SMART Health Cards (``shc:/`` + digits).
 """
 
 from __future__ import annotations
@@ -31,3 +30,37 @@ def decode(text: str, prefix: str, limits: Limits) -> bytes:
 def encode(prefix: str, data: bytes) -> str:
     """The text form of ``data`` (for issuers)."""
     return prefix + base45.encode(compression.deflate(data, wbits=compression.ZLIB))
+
+
+def decode_numeric(text: str, prefix: str) -> str:
+    """The compact JWS inside a numeric QR text (SMART Health Cards): ``prefix`` then two
+    digits per character, each pair ``ord(c) - 45``.
+
+    Chunked codes (``shc:/2/3/...``) are refused: the specification deprecated them, and one
+    presentation carries one whole code here.
+
+    Raises:
+        CodeRejected: ``ERR_FORMAT_UNKNOWN`` without the prefix, ``ERR_CHUNKS`` for a chunked
+            code, ``ERR_NUMERIC`` for anything but pairs of digits from 00 to 77.
+    """
+    if not text.startswith(prefix):
+        raise CodeRejected(Reason.ERR_FORMAT_UNKNOWN, f"code does not start with {prefix!r}")
+    digits = text[len(prefix) :]
+    if "/" in digits:
+        raise CodeRejected(
+            Reason.ERR_CHUNKS, "chunked numeric codes are deprecated; present the whole card"
+        )
+    if not digits or len(digits) % 2 or not digits.isascii() or not digits.isdigit():
+        raise CodeRejected(Reason.ERR_NUMERIC, "numeric code is not pairs of decimal digits")
+    out = []
+    for i in range(0, len(digits), 2):
+        value = int(digits[i : i + 2])
+        if value > 77:
+            raise CodeRejected(Reason.ERR_NUMERIC, "numeric code has a pair above 77")
+        out.append(chr(value + 45))
+    return "".join(out)
+
+
+def encode_numeric(prefix: str, text: str) -> str:
+    """The numeric QR text of a compact JWS (for issuers and tests)."""
+    return prefix + "".join(f"{ord(c) - 45:02d}" for c in text)

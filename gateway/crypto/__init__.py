@@ -12,6 +12,7 @@ of small order (cryptography accepts those, and the identity point verifies forg
 
 from __future__ import annotations
 
+import base64
 import enum
 import hashlib
 import json
@@ -355,6 +356,11 @@ class Certificate:
         return hashlib.sha256(self.der).digest()
 
 
+def certificate_kid(certificate_sha256: bytes) -> str:
+    """The EU DCC key id of a signer certificate: the first 8 bytes of its SHA-256, base64."""
+    return base64.b64encode(certificate_sha256[:8]).decode("ascii")
+
+
 def load_certificate(data: bytes, algorithm: Algorithm | None = None) -> Certificate:
     """Load an X.509 certificate (PEM or DER) and admit its public key.
 
@@ -374,8 +380,11 @@ def load_certificate(data: bytes, algorithm: Algorithm | None = None) -> Certifi
         usages = frozenset(oid.dotted_string for oid in eku)
     except x509.ExtensionNotFound:
         usages = frozenset()
-    except ValueError as e:
-        raise _refuse(Reason.ERR_KEY_WEAK, "certificate extensions are malformed") from e
+    except ValueError:
+        # Some national signer certificates encode an extension in BER rather than DER (an
+        # explicit cA=FALSE, an empty ExtendedKeyUsage); the library then refuses to read any
+        # extension. The usages are read directly from the certificate's bytes instead.
+        usages = _extended_key_usages(cert.public_bytes(serialization.Encoding.DER))
     return Certificate(
         der=cert.public_bytes(serialization.Encoding.DER),
         public_key=_bind(key, algorithm),
@@ -539,3 +548,73 @@ def open_pseudonym(key: bytes, sealed: bytes, context: bytes) -> bytes | None:
 def seal_pseudonym(key: bytes, plaintext: bytes, context: bytes) -> bytes:
     """Seal ``plaintext`` for ``context`` (issuers)."""
     return AESSIV(key).encrypt(plaintext, [context])
+
+
+_EKU_OID = bytes.fromhex("551d25")  # 2.5.29.37, id-ce-extKeyUsage
+
+
+def _tlv(data: bytes, at: int) -> tuple[int, int, int]:
+    """One DER/BER element at ``at``: (tag, start of content, end of content).
+
+    Raises:
+        ValueError: for a truncated or indefinite-length element.
+    """
+    tag = data[at]
+    length = data[at + 1]
+    at += 2
+    if length & 0x80:
+        count = length & 0x7F
+        if not 0 < count <= 4:
+            raise ValueError("unsupported length")
+        length = int.from_bytes(data[at : at + count], "big")
+        at += count
+    if at + length > len(data):
+        raise ValueError("truncated element")
+    return tag, at, at + length
+
+
+def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    out, at = [], start
+    while at < end:
+        element = _tlv(data, at)
+        out.append(element)
+        at = element[2]
+    return out
+
+
+def _oid(encoded: bytes) -> str:
+    first = encoded[0]
+    arcs, value = [min(first // 40, 2), first - 40 * min(first // 40, 2)], 0
+    for byte in encoded[1:]:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    return ".".join(map(str, arcs))
+
+
+def _extended_key_usages(der: bytes) -> frozenset[str]:
+    """The extended key usage OIDs of a certificate, read from its bytes (BER-tolerant).
+
+    Raises:
+        ConfigurationInvalid: ``ERR_KEY_WEAK`` if the certificate cannot be walked.
+    """
+    try:
+        _, start, end = _tlv(der, 0)  # Certificate
+        _, start, end = _tlv(der, start)  # tbsCertificate
+        for tag, content, _ in _children(der, start, end):
+            if tag != 0xA3:  # [3] extensions
+                continue
+            _, first, last = _tlv(der, content)
+            for _, ext_start, ext_end in _children(der, first, last):
+                parts = _children(der, ext_start, ext_end)
+                if der[parts[0][1] : parts[0][2]] != _EKU_OID:
+                    continue
+                _, value_start, _ = parts[-1]  # OCTET STRING extnValue
+                _, seq_start, seq_end = _tlv(der, value_start)
+                return frozenset(
+                    _oid(der[a:b]) for t, a, b in _children(der, seq_start, seq_end) if t == 0x06
+                )
+        return frozenset()
+    except (IndexError, ValueError) as e:
+        raise _refuse(Reason.ERR_KEY_WEAK, "certificate extensions are malformed") from e

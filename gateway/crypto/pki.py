@@ -26,7 +26,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 TRUST_DOMAIN = "spiffe://huren.local/"
 NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
-_OPERATOR = re.compile(r"spiffe://huren\.local/region/([1-8][0-9]{5})/operator/([a-z0-9._-]{1,64})")
+_OPERATOR = re.compile(
+    r"spiffe://huren\.local/region/([1-8][0-9]{5}|[A-Z]{2})/operator/([a-z0-9._-]{1,64})"
+)
 _ADMIN = re.compile(r"spiffe://huren\.local/admin/([a-z0-9._-]{1,64})")
 
 

@@ -13,21 +13,27 @@ import hashlib
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 from gateway.errors import ConfigurationInvalid
 from gateway.identity import IdentityScheme
 from gateway.model import Colour, ProfileId, Reason
 from gateway.profiles.model import (
     SEVERITY,
+    ColourRule,
+    ColourRules,
+    Condition,
     Degrade,
     EnvelopeFormat,
     EnvelopeSpec,
     FieldPath,
     IdentityField,
+    KeyIdRule,
     PayloadFormat,
     Profile,
     StateField,
     StateType,
+    Test,
     TextForm,
     TimeField,
     TimeFormat,
@@ -41,14 +47,22 @@ MAX_STATES = 64
 MAX_FIELDS = 16
 _PROFILE_ID = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
 _PREFIX = re.compile(r"[A-Z0-9]{1,8}:/?")
+_NUMERIC_PREFIX = re.compile(r"[a-z0-9]{1,8}:/")
+MAX_RULES = 32
+MAX_CONDITIONS = 8
+MAX_KINDS = 8
+_KIND = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 _DELIMITERS = "|~^;,*!"
 _INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,17})")
 _ENVELOPES = {
-    EnvelopeFormat.JWS: (TextForm.COMPACT, (PayloadFormat.JSON, PayloadFormat.CBOR)),
-    EnvelopeFormat.COSE: (TextForm.BASE45_ZLIB, (PayloadFormat.JSON, PayloadFormat.CBOR)),
-    EnvelopeFormat.DELIMITED: (TextForm.DELIMITED, (PayloadFormat.DELIMITED,)),
-    EnvelopeFormat.ONLINE: (TextForm.URL, (PayloadFormat.JSON,)),
+    EnvelopeFormat.JWS: (
+        (TextForm.COMPACT, TextForm.NUMERIC),
+        (PayloadFormat.JSON, PayloadFormat.CBOR),
+    ),
+    EnvelopeFormat.COSE: ((TextForm.BASE45_ZLIB,), (PayloadFormat.JSON, PayloadFormat.CBOR)),
+    EnvelopeFormat.DELIMITED: ((TextForm.DELIMITED,), (PayloadFormat.DELIMITED,)),
+    EnvelopeFormat.ONLINE: ((TextForm.URL,), (PayloadFormat.JSON,)),
 }
 
 
@@ -99,20 +113,39 @@ def load_profile(source: str) -> Profile:
     claims = root.need_table("claims")
     issuer = claims.path("issuer", required=False)
     issued_at = _time_field(claims, "issued_at")
-    expires_at = _time_field(claims, "expires_at") if claims.has("expires_at") else None
-    state = _state_field(claims)
+    expires_at = (
+        _time_field(claims, "expires_at", may_be_optional=True)
+        if claims.has("expires_at")
+        else None
+    )
+    by_rules = root.has("colours")
+    state = None if by_rules and not claims.has("state") else _state_field(claims)
     identity = _identity(claims)
+    kinds = _kinds(claims)
+    revocation_id = claims.path("revocation_id", required=False)
     claims.done()
 
-    states = _states(root.need_table("states"), state.type)
+    rules = None
+    states: Mapping[str, Colour] = MappingProxyType({})
+    if by_rules:
+        if state is not None or root.has("states"):
+            raise ProfileError(
+                "colours replaces claims.state and states: a profile has one or the other"
+            )
+        rules = _rules(root.need_table("colours"))
+    else:
+        assert state is not None
+        states = _states(root.need_table("states"), state.type)
 
     validity_table = root.table("validity", required=False)
     validity = _validity(validity_table) if validity_table is not None else Validity()
     root.done()
 
-    if expires_at is None and validity.duration is None and validity.end_of_day is None:
+    fixed_expiry = expires_at is not None and not expires_at.optional
+    if not fixed_expiry and validity.duration is None and validity.end_of_day is None:
         raise ProfileError(
             "no source of expiry: set claims.expires_at, validity.duration or validity.until"
+            " (an optional expires_at needs one of the others)"
         )
     if envelope.format is EnvelopeFormat.DELIMITED:
         for key, path in _paths(issuer, issued_at, expires_at, state, identity):
@@ -132,6 +165,9 @@ def load_profile(source: str) -> Profile:
         states=states,
         validity=validity,
         source_sha256=hashlib.sha256(source.encode("utf-8")).hexdigest(),
+        rules=rules,
+        kinds=kinds,
+        revocation_id=revocation_id,
     )
 
 
@@ -139,14 +175,14 @@ def _paths(
     issuer: FieldPath | None,
     issued_at: TimeField,
     expires_at: TimeField | None,
-    state: StateField,
+    state: StateField | None,
     identity: IdentityField,
 ) -> list[tuple[str, FieldPath]]:
     pairs: list[tuple[str, FieldPath | None]] = [
         ("issuer", issuer),
         ("issued_at", issued_at.path),
         ("expires_at", expires_at.path if expires_at else None),
-        ("state", state.path),
+        ("state", state.path if state else None),
         ("identity", identity.path),
         ("identity.masked", identity.masked),
         ("identity.link", identity.link),
@@ -158,23 +194,47 @@ def _envelope(table: _Table) -> EnvelopeSpec:
     fmt = table.choice("format", EnvelopeFormat)
     text = table.choice("text", TextForm)
     payload = table.choice("payload", PayloadFormat)
-    text_form, payloads = _ENVELOPES[fmt]
-    if text is not text_form:
-        raise ProfileError(f"envelope.text must be {text_form.value!r} for a {fmt.value} envelope")
+    text_forms, payloads = _ENVELOPES[fmt]
+    if text not in text_forms:
+        allowed = " or ".join(repr(t.value) for t in text_forms)
+        raise ProfileError(f"envelope.text must be {allowed} for a {fmt.value} envelope")
     if payload not in payloads:
         allowed = ", ".join(repr(p.value) for p in payloads)
         raise ProfileError(f"envelope.payload must be {allowed} for a {fmt.value} envelope")
     prefix = table.text("prefix", required=False, max_len=10) or ""
-    if fmt in (EnvelopeFormat.JWS, EnvelopeFormat.ONLINE):
+    if text is TextForm.NUMERIC:
+        if not _NUMERIC_PREFIX.fullmatch(prefix):
+            raise ProfileError(
+                "envelope.prefix must be 1-8 lower-case letters or digits and ':/' "
+                "(like 'shc:/') for numeric codes"
+            )
+    elif fmt in (EnvelopeFormat.JWS, EnvelopeFormat.ONLINE):
         if prefix:
             raise ProfileError(f"envelope.prefix is not used with {fmt.value} codes")
     elif not _PREFIX.fullmatch(prefix):
         raise ProfileError(
             "envelope.prefix must be 1-8 upper-case letters or digits and ':' (like 'BJ1:')"
         )
+    compression = table.text("compression", required=False, max_len=8) or ""
+    if compression and (fmt is not EnvelopeFormat.JWS or compression != "DEF"):
+        raise ProfileError("envelope.compression must be 'DEF', and only for jws envelopes")
+    key_id = table.choice("key_id", KeyIdRule, default=KeyIdRule.ANY)
+    date_tags = table.boolean("cbor_date_tags", default=False)
+    if date_tags and payload is not PayloadFormat.CBOR:
+        raise ProfileError("envelope.cbor_date_tags is only for cbor payloads")
+    if key_id is KeyIdRule.X509_SHA256_8 and fmt is not EnvelopeFormat.COSE:
+        raise ProfileError("envelope.key_id 'x509-sha256-8' is for cose envelopes")
     if fmt is not EnvelopeFormat.DELIMITED:
         table.done()
-        return EnvelopeSpec(fmt, text, payload, prefix)
+        return EnvelopeSpec(
+            fmt,
+            text,
+            payload,
+            prefix,
+            compression=compression,
+            date_tags=date_tags,
+            key_id=key_id,
+        )
     delimiter = table.need_text("delimiter", max_len=1)
     if delimiter not in _DELIMITERS:
         raise ProfileError(f"envelope.delimiter must be one of {_DELIMITERS!r}")
@@ -198,10 +258,11 @@ def _envelope(table: _Table) -> EnvelopeSpec:
     return EnvelopeSpec(fmt, text, payload, prefix, delimiter, tuple(fields), kid)
 
 
-def _time_field(claims: _Table, key: str) -> TimeField:
+def _time_field(claims: _Table, key: str, *, may_be_optional: bool = False) -> TimeField:
     table = claims.need_table(key)
     path = table.need_path("path")
     fmt = table.choice("format", TimeFormat)
+    optional = table.boolean("optional", default=False) if may_be_optional else False
     pattern, zone = "", None
     if fmt is TimeFormat.LOCAL:
         pattern = table.need_text("pattern", max_len=32)
@@ -213,7 +274,7 @@ def _time_field(claims: _Table, key: str) -> TimeField:
         if zone is None:
             raise ProfileError(f"missing {table.key('zone')} (a local time needs its time zone)")
     table.done()
-    return TimeField(path, fmt, pattern, zone)
+    return TimeField(path, fmt, pattern, zone, optional)
 
 
 def _state_field(claims: _Table) -> StateField:
@@ -232,6 +293,13 @@ def _identity(claims: _Table) -> IdentityField:
     if scheme is IdentityScheme.MASKED_LINK:
         identity = IdentityField(
             scheme, masked=table.need_path("masked"), link=table.need_path("link")
+        )
+    elif scheme is IdentityScheme.NAME_DOB:
+        identity = IdentityField(
+            scheme,
+            family=table.need_path("family"),
+            given=table.need_path("given"),
+            birth=table.need_path("birth"),
         )
     else:
         identity = IdentityField(scheme, path=table.need_path("path"))
@@ -292,6 +360,7 @@ def _validity(table: _Table) -> Validity:
             raise ProfileError("missing validity.zone (end-of-local-day needs its time zone)")
     elif table.has("zone"):
         raise ProfileError("validity.zone is only used with validity.until")
+    inclusive = table.boolean("inclusive_expiry", default=False)
     rules = table.raw("degrade", required=False) or []
     if not isinstance(rules, list) or len(rules) > 4:
         raise ProfileError("validity.degrade must be a list of at most 4 rules")
@@ -315,7 +384,7 @@ def _validity(table: _Table) -> Validity:
             raise ProfileError(f"validity.degrade has two rules for {source.value}")
         degrade.append(Degrade(source, target, after))
     table.done()
-    return Validity(maximum, duration, end_of_day, tuple(degrade))
+    return Validity(maximum, duration, end_of_day, tuple(degrade), inclusive)
 
 
 def _colour(rule: _Table, key: str) -> Colour:
@@ -325,3 +394,126 @@ def _colour(rule: _Table, key: str) -> Colour:
         raise ProfileError(f"{rule.key(key)} must be GREEN, YELLOW or RED")
     assert colour is not None
     return colour
+
+
+def _kinds(claims: _Table) -> Mapping[str, FieldPath]:
+    table = claims.table("kinds", required=False)
+    if table is None:
+        return MappingProxyType({})
+    kinds: dict[str, FieldPath] = {}
+    items = table.items()
+    if not items or len(items) > MAX_KINDS:
+        raise ProfileError(f"claims.kinds must name 1 to {MAX_KINDS} kinds")
+    for name, _ in items:
+        if not _KIND.fullmatch(name):
+            raise ProfileError(f"claims.kinds: {name[:32]!r} must be a lower-case name")
+        path = table.path(name)
+        assert path is not None
+        kinds[name] = path
+    table.done()
+    return MappingProxyType(kinds)
+
+
+def _rules(table: _Table) -> ColourRules:
+    otherwise = _any_colour(table, "otherwise")
+    if otherwise is Colour.GREEN:
+        raise ProfileError("colours.otherwise cannot be GREEN: what no rule vouches for is not")
+    otherwise_name = table.text("otherwise_name", required=False, max_len=64) or "no rule applies"
+    raw = table.raw("rule")
+    if not isinstance(raw, list) or not 0 < len(raw) <= MAX_RULES:
+        raise ProfileError(f"colours.rule must list 1 to {MAX_RULES} rules ([[colours.rule]])")
+    rules: list[ColourRule] = []
+    for index, entry in enumerate(raw):
+        where = f"colours.rule[{index}]"
+        if not isinstance(entry, dict):
+            raise ProfileError(f"{where} must be a table")
+        rule = table.child(entry, where)
+        name = rule.need_text("name", max_len=64)
+        if not name.isprintable() or name in {r.name for r in rules} or name == otherwise_name:
+            raise ProfileError(f"{where}.name must be printable and unique")
+        colour = _any_colour(rule, "colour")
+        when = _conditions(rule, "when", where, nested=False)
+        rule.done()
+        rules.append(ColourRule(name, colour, when))
+    table.done()
+    return ColourRules(tuple(rules), otherwise, otherwise_name)
+
+
+def _any_colour(table: _Table, key: str) -> Colour:
+    value = table.need_text(key, max_len=8)
+    if value not in Colour._value2member_map_:
+        names = ", ".join(repr(c.value) for c in Colour)
+        raise ProfileError(f"{table.key(key)} is {value!r}; expected one of {names}")
+    return Colour(value)
+
+
+_TESTS_NEEDING_TIME = (Test.WITHIN, Test.OLDER_THAN)
+_CONDITION_FORMATS = (
+    TimeFormat.UNIX_S,
+    TimeFormat.UNIX_MS,
+    TimeFormat.NUMERIC_DATE,
+    TimeFormat.ISO8601,
+    TimeFormat.DATE,
+)
+
+
+def _conditions(rule: _Table, key: str, where: str, *, nested: bool) -> tuple[Condition, ...]:
+    raw = rule.raw(key)
+    if not isinstance(raw, list) or not 0 < len(raw) <= MAX_CONDITIONS:
+        raise ProfileError(f"{where}.{key} must list 1 to {MAX_CONDITIONS} conditions")
+    out = []
+    for index, entry in enumerate(raw):
+        at = f"{where}.{key}[{index}]"
+        if not isinstance(entry, dict):
+            raise ProfileError(f"{at} must be a table like {{ path = ..., equals = ... }}")
+        out.append(_condition(rule.child(entry, at), at, nested=nested))
+    return tuple(out)
+
+
+def _condition(table: _Table, where: str, *, nested: bool) -> Condition:
+    path = table.need_path("path")
+    tests = [t for t in Test if table.has(t.value)]
+    if len(tests) != 1:
+        names = ", ".join(t.value for t in Test)
+        raise ProfileError(f"{where} must have exactly one test of: {names}")
+    (test,) = tests
+    fmt = None
+    if test in _TESTS_NEEDING_TIME:
+        fmt = table.choice("format", TimeFormat)
+        if fmt not in _CONDITION_FORMATS:
+            raise ProfileError(f"{table.key('format')}: a condition cannot read local times")
+    value: Any = None
+    other = None
+    where_conditions: tuple[Condition, ...] = ()
+    if test is Test.EQUALS:
+        value = _scalar(table.raw("equals"), table.key("equals"))
+    elif test is Test.IN:
+        raw = table.raw("in")
+        if not isinstance(raw, list) or not 0 < len(raw) <= 64:
+            raise ProfileError(f"{table.key('in')} must list 1 to 64 values")
+        value = tuple(_scalar(v, table.key("in")) for v in raw)
+    elif test is Test.PRESENT:
+        value = table.boolean("present", default=True)
+    elif test in _TESTS_NEEDING_TIME:
+        value = table.duration(test.value)
+    elif test is Test.AT_LEAST:
+        value = table.integer("at_least", low=-(10**9), high=10**9)
+    elif test is Test.AT_LEAST_PATH:
+        other = table.need_path("at_least_path")
+    else:  # count
+        if nested:
+            raise ProfileError(f"{where}: count cannot be nested")
+        count = table.need_table("count")
+        where_conditions = _conditions(count, "where", table.key("count"), nested=True)
+        value = count.integer("at_least", low=0, high=1000)
+        count.done()
+    table.done()
+    return Condition(path, test, value, fmt, other, where_conditions)
+
+
+def _scalar(value: Any, where: str) -> str | int:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ProfileError(f"{where} must be text or an integer")
+    if isinstance(value, str) and not 0 < len(value) <= 256:
+        raise ProfileError(f"{where} must be text of 1 to 256 characters")
+    return value

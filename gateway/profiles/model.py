@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -33,9 +33,24 @@ class EnvelopeFormat(enum.Enum):
 
 class TextForm(enum.Enum):
     COMPACT = "compact"
+    NUMERIC = "numeric"
+    """``prefix`` then two decimal digits per character of a compact JWS (``ord(c) - 45``),
+    as SMART Health Cards QR codes carry it."""
     BASE45_ZLIB = "base45-zlib"
     DELIMITED = "delimited"
     URL = "url"
+
+
+class KeyIdRule(enum.Enum):
+    """How an issuer's key ids relate to its keys (checked when a key is registered)."""
+
+    ANY = "any"
+    """Any key id the issuer chooses."""
+    JWK_THUMBPRINT = "jwk-thumbprint"
+    """The RFC 7638 SHA-256 thumbprint of the key (SMART Health Cards)."""
+    X509_SHA256_8 = "x509-sha256-8"
+    """The first 8 bytes of the SHA-256 of the signer's X.509 certificate, in standard base64
+    (EU DCC); the key must be registered from its certificate."""
 
 
 class PayloadFormat(enum.Enum):
@@ -63,6 +78,11 @@ class EnvelopeSpec:
     delimiter: str = ""
     fields: tuple[str, ...] = ()
     kid_field: str = ""
+    compression: str = ""
+    """``"DEF"``: the JWS header must say ``zip: DEF`` and the payload is raw DEFLATE."""
+    date_tags: bool = False
+    """CBOR payloads only: accept tags 0 (date/time text) and 1 (epoch) on values (EU DCC)."""
+    key_id: KeyIdRule = KeyIdRule.ANY
 
     @property
     def route(self) -> str:
@@ -82,6 +102,7 @@ class _Missing:
 
 
 MISSING: Final = _Missing()
+MAX_PATH_SEGMENTS: Final = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +139,8 @@ class FieldPath:
             if text[pos] != ".":
                 raise ValueError(f"field path {text!r}: expected '.' at position {pos}")
             pos += 1
-        if len(segments) > 8:
-            raise ValueError(f"field path {text!r}: more than 8 segments")
+        if len(segments) > MAX_PATH_SEGMENTS:
+            raise ValueError(f"field path {text!r}: more than {MAX_PATH_SEGMENTS} segments")
         return cls(text, tuple(segments))
 
     def get(self, document: Any) -> Any:
@@ -142,8 +163,12 @@ class FieldPath:
 class TimeFormat(enum.Enum):
     UNIX_S = "unix-s"
     UNIX_MS = "unix-ms"
+    NUMERIC_DATE = "numeric-date"
+    """RFC 7519 NumericDate: seconds since the epoch, an integer or a finite fraction (JWT)."""
     ISO8601 = "iso8601"
     """RFC 3339 date-time with a mandatory offset, such as ``2022-04-01T10:00:00+08:00``."""
+    DATE = "date"
+    """A calendar date ``YYYY-MM-DD``, read as its first instant in UTC (EU DCC dates)."""
     LOCAL = "local"
     """Local wall-clock text in a named time zone, written as ``pattern`` says."""
 
@@ -155,6 +180,8 @@ class TimeField:
     pattern: str = ""
     """For ``local``: ``YYYY``, ``MM``, ``DD``, ``HH``, ``mm``, ``ss`` and literal separators."""
     zone: ZoneInfo | None = None
+    optional: bool = False
+    """Expiry only: a code may leave it out (the profile's other expiry sources then apply)."""
 
 
 class StateType(enum.Enum):
@@ -175,6 +202,57 @@ class IdentityField:
     """The number (``cn-resident-id``) or the sealed pseudonym (``pseudonym``)."""
     masked: FieldPath | None = None
     link: FieldPath | None = None
+    family: FieldPath | None = None
+    """``name-dob``: the family name, the given name and the date of birth."""
+    given: FieldPath | None = None
+    birth: FieldPath | None = None
+
+
+class Test(enum.Enum):
+    """What a colour rule's condition checks at its path (see docs/profiles.md)."""
+
+    EQUALS = "equals"
+    IN = "in"
+    PRESENT = "present"
+    WITHIN = "within"
+    OLDER_THAN = "older_than"
+    AT_LEAST = "at_least"
+    AT_LEAST_PATH = "at_least_path"
+    COUNT = "count"
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One test on the value at ``path``. A missing or ill-typed value never satisfies it."""
+
+    path: FieldPath
+    test: Test
+    value: Any = None
+    """``equals``: text or integer; ``in``: a tuple of them; ``present``: a bool;
+    ``within``/``older_than``: a timedelta; ``at_least``: an integer."""
+    format: TimeFormat | None = None
+    other: FieldPath | None = None
+    """``at_least_path``: the value must be at least the integer at this path."""
+    where: tuple[Condition, ...] = ()
+    """``count``: the conditions each element of the list must meet (paths inside it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ColourRule:
+    name: str
+    """Becomes the code's local state when this rule decides."""
+    colour: Colour
+    when: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ColourRules:
+    """For formats without colours (EU DCC, SMART Health Cards): the first rule whose conditions
+    all hold gives the colour; if none does, ``otherwise`` (never GREEN)."""
+
+    rules: tuple[ColourRule, ...]
+    otherwise: Colour
+    otherwise_name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +274,9 @@ class Validity:
     end_of_day: ZoneInfo | None = None
     """Expiry is midnight after the issue time, in this zone."""
     degrade: tuple[Degrade, ...] = ()
+    inclusive_expiry: bool = False
+    """A code is still valid at the instant of its expiry (EU DCC: ``iat <= now <= exp``);
+    by default it is not (RFC 7519: now must be before ``exp``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,12 +290,19 @@ class Profile:
     issuer: FieldPath | None
     issued_at: TimeField
     expires_at: TimeField | None
-    state: StateField
+    state: StateField | None
     identity: IdentityField
     states: Mapping[str, Colour]
     """Local state -> colour, in the profile's order (least to most severe)."""
     validity: Validity
     source_sha256: str
+    rules: ColourRules | None = None
+    """Colours from conditions, for formats without colours (instead of ``state``/``states``)."""
+    kinds: Mapping[str, FieldPath] = field(default_factory=dict)
+    """Kinds of certificate, each present when its path is (EU DCC: test, vaccination,
+    recovery); a key restricted to some kinds may sign only those."""
+    revocation_id: FieldPath | None = None
+    """Where a code carries the id its issuer revokes it by (SMART Health Cards ``vc.rid``)."""
 
     @property
     def label(self) -> str:

@@ -24,6 +24,7 @@ _ISO = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})"
     r"(?:\.([0-9]{1,6}))?(Z|[+-][0-9]{2}:[0-9]{2})"
 )
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _TOKENS = {"YYYY": 4, "MM": 2, "DD": 2, "HH": 2, "mm": 2, "ss": 2}
 _TOKEN = re.compile("|".join(_TOKENS))
 
@@ -60,21 +61,34 @@ def parse_time(value: Any, spec: TimeField, what: str) -> datetime:
     """
     fmt = spec.format
     try:
-        if fmt in (TimeFormat.UNIX_S, TimeFormat.UNIX_MS):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError("not an integer")
-            seconds = value if fmt is TimeFormat.UNIX_S else value / 1000
+        if fmt in (TimeFormat.UNIX_S, TimeFormat.UNIX_MS, TimeFormat.NUMERIC_DATE):
+            numeric = (int, float) if fmt is TimeFormat.NUMERIC_DATE else (int,)
+            if isinstance(value, bool) or not isinstance(value, numeric):
+                raise ValueError("not a number" if len(numeric) > 1 else "not an integer")
+            seconds = value / 1000 if fmt is TimeFormat.UNIX_MS else value
             if not EARLIEST.timestamp() <= seconds < LATEST.timestamp():
                 raise ValueError("out of range")
             return datetime.fromtimestamp(seconds, UTC)
         if not isinstance(value, str):
             raise ValueError("not text")
-        instant = _iso(value) if fmt is TimeFormat.ISO8601 else _local(value, spec)
+        if fmt is TimeFormat.ISO8601:
+            instant = _iso(value)
+        elif fmt is TimeFormat.DATE:
+            instant = _date(value)
+        else:
+            instant = _local(value, spec)
     except (ValueError, OverflowError) as e:
         raise CodeRejected(Reason.ERR_CLAIMS, f"{what} is not a valid {fmt.value} time") from e
     if not EARLIEST <= instant < LATEST:
         raise CodeRejected(Reason.ERR_CLAIMS, f"{what} is outside 2000-2099")
     return instant
+
+
+def _date(text: str) -> datetime:
+    m = _DATE.fullmatch(text)
+    if m is None:
+        raise ValueError("not YYYY-MM-DD")
+    return datetime(int(m.group(1)), int(m.group(2)), int(m.group(3)), tzinfo=UTC)
 
 
 def _iso(text: str) -> datetime:

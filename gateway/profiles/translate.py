@@ -2,23 +2,40 @@
 
 Runs only after the signature verified, over the payload decoded from the exact bytes that were
 signed. Every value is type-checked (``true`` is not a number, ``"1700000000"`` is not a Unix
-time) and an unlisted local state is ``ERR_COLOUR_UNKNOWN``: there is no default colour.
+time) and an unlisted local state is ``ERR_COLOUR_UNKNOWN``: there is no default colour. For
+formats without colours the profile's colour rules decide; a rule whose value is missing or
+ill-typed does not hold, and what no rule vouches for gets the ``otherwise`` colour (never GREEN).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.codecs import base64url, strictcbor, strictjson
 from gateway.errors import CodeRejected
 from gateway.identity import LINK_BYTES, IdentityScheme, is_cn_resident_id, normalise_masked
 from gateway.limits import Limits
-from gateway.model import Colour, IssuerId, Reason
-from gateway.profiles.model import MISSING, FieldPath, PayloadFormat, Profile, StateType
+from gateway.model import Colour, Reason
+from gateway.profiles.model import (
+    MISSING,
+    Condition,
+    FieldPath,
+    PayloadFormat,
+    Profile,
+    StateType,
+    Test,
+    TimeField,
+)
 from gateway.profiles.times import end_of_local_day, parse_time
+
+MAX_NAME_CHARS = 128
+# A date of birth as EU DCC writes it: a full date, a year and month, a year, or nothing known;
+# some early issuers appended a midnight time, which is dropped.
+_BIRTH = re.compile(r"([0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2})?)?)?(?:T00:00:00(?:\.0+)?Z?)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +54,20 @@ class SealedPseudonym:
     sealed: bytes = field(repr=False)
 
 
-IdentityCarrier = FullNumber | MaskedLink | SealedPseudonym
+@dataclass(frozen=True, slots=True)
+class NameDob:
+    family: str = field(repr=False)
+    given: str = field(repr=False)
+    birth: str = field(repr=False)
+
+
+IdentityCarrier = FullNumber | MaskedLink | SealedPseudonym | NameDob
+
+
+@dataclass(frozen=True, slots=True)
+class Times:
+    issued_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +82,9 @@ class Translated:
     degraded_from: Colour | None = None
 
 
-def decode_payload(payload: bytes, fmt: PayloadFormat, limits: Limits) -> Mapping[Any, Any]:
+def decode_payload(
+    payload: bytes, fmt: PayloadFormat, limits: Limits, *, date_tags: bool = False
+) -> Mapping[Any, Any]:
     """Strictly decode a JSON or CBOR payload into a map (pure: before or after verification).
 
     Raises:
@@ -65,7 +97,7 @@ def decode_payload(payload: bytes, fmt: PayloadFormat, limits: Limits) -> Mappin
     elif fmt is PayloadFormat.CBOR:
         if len(payload) > limits.max_payload_bytes:
             raise CodeRejected(Reason.ERR_TOO_LARGE, "payload over the size limit")
-        value = strictcbor.loads(payload, max_depth=limits.max_depth)
+        value = strictcbor.loads(payload, max_depth=limits.max_depth, date_tags=date_tags)
     else:  # pragma: no cover - delimited payloads are decoded with their envelope
         raise ValueError("delimited payloads are decoded by the envelope")
     if not isinstance(value, dict):
@@ -73,30 +105,46 @@ def decode_payload(payload: bytes, fmt: PayloadFormat, limits: Limits) -> Mappin
     return value
 
 
-def translate(
-    profile: Profile, claims: Mapping[Any, Any], issuer: IssuerId, now: datetime
-) -> Translated:
-    """Translate verified ``claims`` with ``profile`` for the issuer whose key verified them.
-
-    ``now`` matters only for age-based degradation (``validity.degrade``).
+def read_times(profile: Profile, claims: Mapping[Any, Any]) -> Times:
+    """The code's issue and expiry instants (read before anything else is translated, so that
+    time checks come first).
 
     Raises:
-        CodeRejected: ``ERR_ISSUER_MISMATCH`` if the payload names another issuer;
-            ``ERR_SCHEMA`` for a missing or ill-typed field; ``ERR_CLAIMS`` for malformed or
-            inconsistent times; ``ERR_COLOUR_UNKNOWN`` for a local state the profile does not list.
+        CodeRejected: ``ERR_SCHEMA`` for a missing field; ``ERR_CLAIMS`` for malformed or
+            inconsistent times.
     """
-    if profile.issuer is not None and _field(claims, profile.issuer, "issuer") != issuer:
-        raise CodeRejected(Reason.ERR_ISSUER_MISMATCH, "payload names a different issuer")
     issued_at = parse_time(
         _field(claims, profile.issued_at.path, "issued-at"), profile.issued_at, "issued-at"
     )
-    expires_at = _expiry(profile, claims, issued_at)
-    local_state = _state(profile, claims)
-    colour = profile.states.get(local_state)
-    if colour is None:
-        raise CodeRejected(
-            Reason.ERR_COLOUR_UNKNOWN, f"local state not listed in profile {profile.label}"
-        )
+    return Times(issued_at, _expiry(profile, claims, issued_at))
+
+
+def translate(
+    profile: Profile, claims: Mapping[Any, Any], issuer: str, now: datetime, times: Times
+) -> Translated:
+    """Translate verified ``claims`` with ``profile`` for the issuer whose key verified them;
+    ``issuer`` is what that issuer's codes call it.
+
+    ``now`` matters for age-based degradation (``validity.degrade``) and colour rules.
+
+    Raises:
+        CodeRejected: ``ERR_ISSUER_MISMATCH`` if the payload names another issuer;
+            ``ERR_SCHEMA`` for a missing or ill-typed field; ``ERR_COLOUR_UNKNOWN`` for a local
+            state the profile does not list.
+    """
+    if profile.issuer is not None and _field(claims, profile.issuer, "issuer") != issuer:
+        raise CodeRejected(Reason.ERR_ISSUER_MISMATCH, "payload names a different issuer")
+    issued_at, expires_at = times.issued_at, times.expires_at
+    if profile.rules is not None:
+        colour, local_state = _by_rules(profile, claims, now)
+    else:
+        local_state = _state(profile, claims)
+        listed = profile.states.get(local_state)
+        if listed is None:
+            raise CodeRejected(
+                Reason.ERR_COLOUR_UNKNOWN, f"local state not listed in profile {profile.label}"
+            )
+        colour = listed
     degraded_from = None
     for rule in profile.validity.degrade:
         if colour is rule.source and now - issued_at >= rule.after:
@@ -117,10 +165,10 @@ def _field(claims: Mapping[Any, Any], path: FieldPath, what: str) -> Any:
 def _expiry(profile: Profile, claims: Mapping[Any, Any], issued_at: datetime) -> datetime:
     """The earliest of every expiry source the profile declares (at least one exists)."""
     candidates = []
-    if profile.expires_at is not None:
-        claimed = parse_time(
-            _field(claims, profile.expires_at.path, "expiry"), profile.expires_at, "expiry"
-        )
+    spec = profile.expires_at
+    present = spec is not None and not (spec.optional and spec.path.get(claims) is MISSING)
+    if spec is not None and present:
+        claimed = parse_time(_field(claims, spec.path, "expiry"), spec, "expiry")
         if claimed <= issued_at:
             raise CodeRejected(Reason.ERR_CLAIMS, "expiry is not after the issue time")
         maximum = profile.validity.max
@@ -137,6 +185,7 @@ def _expiry(profile: Profile, claims: Mapping[Any, Any], issued_at: datetime) ->
 
 
 def _state(profile: Profile, claims: Mapping[Any, Any]) -> str:
+    assert profile.state is not None  # a profile has states or colour rules
     value = _field(claims, profile.state.path, "state")
     if profile.state.type is StateType.INTEGER:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -180,5 +229,106 @@ def _identity(claims: Mapping[Any, Any], profile: Profile) -> IdentityCarrier:
             _field(claims, spec.link, "identity link"), "identity link", LINK_BYTES, LINK_BYTES
         )
         return MaskedLink(uniform, link)
+    if spec.scheme is IdentityScheme.NAME_DOB:
+        return _name_dob(claims, profile)
     assert spec.path is not None
     return SealedPseudonym(_bytes(_field(claims, spec.path, "pseudonym"), "pseudonym", 17, 128))
+
+
+def _name_dob(claims: Mapping[Any, Any], profile: Profile) -> NameDob:
+    spec = profile.identity
+    assert spec.family is not None
+    assert spec.given is not None
+    assert spec.birth is not None
+    family = _field(claims, spec.family, "family name")
+    given = spec.given.get(claims)
+    birth = _field(claims, spec.birth, "date of birth")
+    if not isinstance(family, str) or not 0 < len(family) <= MAX_NAME_CHARS:
+        raise CodeRejected(Reason.ERR_SCHEMA, "family name is missing or malformed")
+    if given is MISSING:
+        given = ""
+    if not isinstance(given, str) or len(given) > MAX_NAME_CHARS:
+        raise CodeRejected(Reason.ERR_SCHEMA, "given name is malformed")
+    m = _BIRTH.fullmatch(birth) if isinstance(birth, str) else None
+    if m is None:
+        raise CodeRejected(Reason.ERR_SCHEMA, "date of birth is malformed")
+    return NameDob(family, given, m.group(1) or "")
+
+
+def kinds_of(profile: Profile, claims: Mapping[Any, Any]) -> frozenset[str]:
+    """The kinds of certificate a payload holds (those of ``claims.kinds`` whose path has a
+    non-empty value)."""
+    return frozenset(name for name, path in profile.kinds.items() if _present(path.get(claims)))
+
+
+def revocation_id(profile: Profile, claims: Mapping[Any, Any]) -> str | None:
+    """The id the issuer revokes this code by, if the profile reads one and the code has it.
+
+    Raises:
+        CodeRejected: ``ERR_SCHEMA`` if it is there but not short text.
+    """
+    if profile.revocation_id is None:
+        return None
+    value = profile.revocation_id.get(claims)
+    if value is MISSING:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        raise CodeRejected(Reason.ERR_SCHEMA, "revocation id is malformed")
+    return value
+
+
+def _present(value: Any) -> bool:
+    return value is not MISSING and value is not None and value not in ("", [], {})
+
+
+def _by_rules(profile: Profile, claims: Mapping[Any, Any], now: datetime) -> tuple[Colour, str]:
+    rules = profile.rules
+    assert rules is not None
+    for rule in rules.rules:
+        if all(_holds(c, claims, now) for c in rule.when):
+            return rule.colour, rule.name
+    return rules.otherwise, rules.otherwise_name
+
+
+def _holds(condition: Condition, document: Any, now: datetime) -> bool:
+    """Whether ``condition`` holds in ``document``; never raises on any decoded payload."""
+    value = condition.path.get(document)
+    test = condition.test
+    if test is Test.PRESENT:
+        return _present(value) is condition.value
+    if value is MISSING:
+        return False
+    if test is Test.EQUALS:
+        return _same(value, condition.value)
+    if test is Test.IN:
+        return any(_same(value, v) for v in condition.value)
+    if test in (Test.WITHIN, Test.OLDER_THAN):
+        assert condition.format is not None
+        try:
+            instant = parse_time(value, TimeField(condition.path, condition.format), "condition")
+        except CodeRejected:
+            return False
+        age, limit = now - instant, condition.value
+        assert isinstance(limit, timedelta)
+        if test is Test.WITHIN:
+            return timedelta(0) <= age <= limit
+        return age >= limit
+    if test is Test.AT_LEAST:
+        return _integer(value) and bool(value >= condition.value)
+    if test is Test.AT_LEAST_PATH:
+        assert condition.other is not None
+        other = condition.other.get(document)
+        return _integer(value) and _integer(other) and bool(value >= other)
+    # count
+    if not isinstance(value, list):
+        return False
+    matching = sum(1 for item in value if all(_holds(c, item, now) for c in condition.where))
+    return bool(matching >= condition.value)
+
+
+def _same(value: Any, expected: str | int) -> bool:
+    return type(value) is type(expected) and value == expected
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from gateway.registry.model import Issuer, IssuerKey, KeyStatus, OnlineEndpoint
+from gateway.registry.model import Issuer, IssuerKey, KeyStatus, OnlineEndpoint, Revocations
 from gateway.registry.snapshot import Route, TrustSnapshot
 from gateway.registry.trust import TrustState
 
@@ -13,6 +13,7 @@ __all__ = [
     "IssuerKey",
     "KeyStatus",
     "OnlineEndpoint",
+    "Revocations",
     "Route",
     "TrustHolder",
     "TrustSnapshot",

@@ -80,7 +80,15 @@ def admit(issuer: IssuerId, offer: KeyOffer, request_id: str, now: datetime) -> 
         raise ConfigurationInvalid(
             Reason.ERR_POP, "the proof of possession does not verify with the offered key"
         )
-    key = IssuerKey(issuer, KeyId(offer.kid), entry.public_key, entry.not_before, entry.not_after)
+    key = IssuerKey(
+        issuer,
+        KeyId(offer.kid),
+        entry.public_key,
+        entry.not_before,
+        entry.not_after,
+        usage=entry.usage,
+        certificate_sha256=entry.certificate_sha256,
+    )
     # An explicit window narrows the certificate's, never widens it.
     return replace(
         key,
@@ -137,3 +145,31 @@ def offers_from_file(
             )
         )
     return offers
+
+
+def certificate_key(issuer: IssuerId, certificate: bytes) -> IssuerKey:
+    """A signer certificate as a key of ``issuer``, without proof of possession (for trust
+    lists of certificates whose private keys nobody here holds: EU DCC signer certificates).
+    Its key id is the certificate's; an RSA key is PS256, as EU DCC specifies.
+
+    Raises:
+        ConfigurationInvalid: for anything but one admissible X.509 certificate.
+    """
+    try:
+        entries = read_keys(certificate)
+    except ConfigurationInvalid as e:
+        if "explicit algorithm" not in str(e):
+            raise
+        entries = read_keys(certificate, algorithm=crypto.Algorithm.PS256)
+    (entry,) = entries
+    if entry.certificate_sha256 is None:
+        raise ConfigurationInvalid(Reason.ERR_KEY_WEAK, "not an X.509 certificate")
+    return IssuerKey(
+        issuer,
+        entry.kid,
+        entry.public_key,
+        entry.not_before,
+        entry.not_after,
+        usage=entry.usage,
+        certificate_sha256=entry.certificate_sha256,
+    )

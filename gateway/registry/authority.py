@@ -33,6 +33,7 @@ class Action(enum.Enum):
     CREATE_OPERATOR = "create-operator"
     REMOVE_OPERATOR = "remove-operator"
     SET_POLICY = "set-policy"
+    SET_REVOCATIONS = "set-revocations"
 
 
 ISSUER_ACTIONS = frozenset(
@@ -42,6 +43,7 @@ ISSUER_ACTIONS = frozenset(
         Action.RETIRE_KEY,
         Action.REVOKE_KEY,
         Action.UPDATE_PROFILE,
+        Action.SET_REVOCATIONS,
     }
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -53,6 +54,13 @@ class Issuer:
     online: OnlineEndpoint | None = None
     pseudonym_key: bytes | None = field(default=None, repr=False)
     """The AES-SIV key the issuer seals identity numbers with (``pseudonym`` profiles)."""
+    code_name: str | None = None
+    """What the issuer's codes call it, where that is not its id (a SMART Health Cards issuer's
+    ``iss`` URL); compared exactly."""
+
+    @property
+    def name_in_codes(self) -> str:
+        return self.code_name or self.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +74,11 @@ class IssuerKey:
     not_after: datetime | None = None
     status: KeyStatus = KeyStatus.ACTIVE
     status_since: datetime | None = None
+    usage: frozenset[str] | None = None
+    """The kinds of certificate the key may sign (EU DCC: from its certificate's extended key
+    usage); None: any."""
+    certificate_sha256: bytes | None = None
+    """SHA-256 of the X.509 certificate the key was registered from, if any."""
 
     def covers(self, issued_at: datetime) -> bool:
         """True if a code issued at ``issued_at`` falls inside this key's validity window."""
@@ -78,3 +91,22 @@ class IssuerKey:
             and self.status_since is not None
             and issued_at > self.status_since
         )
+
+
+CODE_NAME = re.compile(r"[\x21-\x7e]{1,256}")
+
+
+@dataclass(frozen=True, slots=True)
+class Revocations:
+    """An issuer key's revocation list (SMART Health Cards CRL, method ``rid``): each revoked
+    id, with the instant before which its codes are revoked, or None for all of them."""
+
+    counter: int
+    """The list's ``ctr``: a newer list has a higher one."""
+    ids: Mapping[str, datetime | None]
+
+    def revokes(self, rid: str, issued_at: datetime) -> bool:
+        if rid not in self.ids:
+            return False
+        before = self.ids[rid]
+        return before is None or issued_at < before

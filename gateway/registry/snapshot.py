@@ -15,7 +15,7 @@ from types import MappingProxyType
 from gateway.model import IssuerId, KeyId, ProfileId, RegionCode, region_contains, region_prefix
 from gateway.policy.model import DEFAULT_NATIONAL, NATIONAL, Policy
 from gateway.profiles.model import JWS_SHAPE, EnvelopeSpec, FieldPath, Profile
-from gateway.registry.model import Issuer, IssuerKey
+from gateway.registry.model import Issuer, IssuerKey, Revocations
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,10 @@ class TrustSnapshot:
     profiles: Mapping[tuple[ProfileId, int], Profile]
     policies: Mapping[str, Policy] = field(default_factory=lambda: MappingProxyType({}))
     """The current precedence policy of each destination (region code, or ``national``)."""
+    revocations: Mapping[tuple[IssuerId, KeyId], Revocations] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Issuer keys' revocation lists (codes revoked by id)."""
     routes: Mapping[str, Route] = field(init=False)
     _prefixes: tuple[str, ...] = field(init=False)
 

@@ -12,14 +12,15 @@ from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
 
-from gateway.crypto import ADMISSIBLE, check_pseudonym_key
+from gateway.crypto import ADMISSIBLE, certificate_kid, check_pseudonym_key
 from gateway.errors import ConfigurationInvalid
 from gateway.identity import IdentityScheme
 from gateway.model import IssuerId, KeyId, ProfileId, Reason, parse_region_code
 from gateway.policy.model import Policy
-from gateway.profiles.model import EnvelopeFormat, Profile
+from gateway.profiles.model import EnvelopeFormat, KeyIdRule, Profile
 from gateway.registry.model import (
     CLIENT_ID,
+    CODE_NAME,
     CODE_URL_PREFIX,
     ISSUER_ID,
     KEY_ID,
@@ -28,8 +29,11 @@ from gateway.registry.model import (
     Issuer,
     IssuerKey,
     KeyStatus,
+    Revocations,
 )
 from gateway.registry.snapshot import TrustSnapshot
+
+MAX_REVOKED_IDS = 100_000
 
 
 class TrustState:
@@ -42,6 +46,7 @@ class TrustState:
         self._keys = dict(base.keys)
         self._profiles = dict(base.profiles)
         self._policies = dict(base.policies)
+        self._revocations = dict(base.revocations)
 
     @property
     def version(self) -> int:
@@ -54,6 +59,7 @@ class TrustState:
             MappingProxyType(dict(self._keys)),
             MappingProxyType(dict(self._profiles)),
             MappingProxyType(dict(self._policies)),
+            MappingProxyType(dict(self._revocations)),
         )
 
     def touch(self) -> None:
@@ -100,6 +106,10 @@ class TrustState:
             raise ConfigurationInvalid(
                 Reason.ERR_IDENTIFIER, f"issuer {issuer.id} is already registered"
             )
+        if issuer.code_name is not None and not CODE_NAME.fullmatch(issuer.code_name):
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER, "the name in codes must be 1-256 printable ASCII characters"
+            )
         profile = self._profiles.get((issuer.profile_id, issuer.profile_version))
         if profile is None:
             raise ConfigurationInvalid(
@@ -136,6 +146,8 @@ class TrustState:
             )
         if key.not_before and key.not_after and key.not_after <= key.not_before:
             raise ConfigurationInvalid(Reason.ERR_KEY_WEAK, "key validity window is empty")
+        issuer = self._issuers[key.issuer]
+        _check_key_id(key, self._profiles[(issuer.profile_id, issuer.profile_version)])
         self._keys[(key.issuer, key.kid)] = key
         self._version += 1
 
@@ -205,6 +217,33 @@ class TrustState:
             )
         self._policies[policy.key] = policy
         self._version += 1
+
+    def set_revocations(self, issuer: IssuerId, kid: KeyId, revocations: Revocations) -> None:
+        """Replace a key's revocation list with a newer one (a higher counter)."""
+        self._key(issuer, kid)
+        profile = self._profiles[
+            (self._issuers[issuer].profile_id, self._issuers[issuer].profile_version)
+        ]
+        if profile.revocation_id is None:
+            raise ConfigurationInvalid(
+                Reason.ERR_PROFILE, f"profile {profile.label} reads no revocation id"
+            )
+        current = self._revocations.get((issuer, kid))
+        if current is not None and revocations.counter <= current.counter:
+            raise ConfigurationInvalid(
+                Reason.ERR_VERSION,
+                f"the revocation list of {issuer}/{kid} is at counter {current.counter}; "
+                f"a new one must be higher than that, not {revocations.counter}",
+            )
+        if len(revocations.ids) > MAX_REVOKED_IDS:
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER, f"a revocation list holds at most {MAX_REVOKED_IDS} ids"
+            )
+        self._revocations[(issuer, kid)] = revocations
+        self._version += 1
+
+    def revocations(self, issuer: IssuerId, kid: KeyId) -> Revocations | None:
+        return self._revocations.get((issuer, kid))
 
     def policy(self, key: str) -> Policy | None:
         return self._policies.get(key)
@@ -285,3 +324,25 @@ def _check_credentials(issuer: Issuer, profile: Profile) -> None:
         )
     if issuer.pseudonym_key is not None:
         check_pseudonym_key(issuer.pseudonym_key)
+
+
+def _check_key_id(key: IssuerKey, profile: Profile) -> None:
+    """A key's id must follow its issuer's profile rule (EU DCC, SMART Health Cards)."""
+    rule = profile.envelope.key_id
+    if rule is KeyIdRule.JWK_THUMBPRINT and key.kid != key.public_key.thumbprint():
+        raise ConfigurationInvalid(
+            Reason.ERR_IDENTIFIER,
+            f"profile {profile.label} needs key ids that are the key's JWK thumbprint",
+        )
+    if rule is KeyIdRule.X509_SHA256_8:
+        if key.certificate_sha256 is None:
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER,
+                f"profile {profile.label} needs keys registered from their X.509 certificate",
+            )
+        if key.kid != certificate_kid(key.certificate_sha256):
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER,
+                f"profile {profile.label} needs the key id of the certificate "
+                f"({certificate_kid(key.certificate_sha256)})",
+            )

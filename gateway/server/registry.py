@@ -34,7 +34,8 @@ from gateway.errors import (
     NotPermitted,
     RequestInvalid,
 )
-from gateway.model import IssuerId, KeyId, ProfileId, RegionCode, parse_region_code
+from gateway.keyfiles import read_revocation_list
+from gateway.model import IssuerId, KeyId, ProfileId, Reason, RegionCode, parse_region_code
 from gateway.policy import DEFAULT_NATIONAL, NATIONAL
 from gateway.registry import Issuer, OnlineEndpoint, TrustHolder, TrustSnapshot
 from gateway.registry.admission import KeyOffer, admit
@@ -170,6 +171,7 @@ class RegistryServicer(pb_grpc.RegistryServicer):
                 profile.profile.version,
                 online=online,
                 pseudonym_key=request.pseudonym_key or None,
+                code_name=request.code_name or None,
             )
             return store.register_issuer(
                 issuer, profile, keys, actor=actor, request_id=request.request_id, digest=digest
@@ -283,6 +285,33 @@ class RegistryServicer(pb_grpc.RegistryServicer):
                 request.name, actor=actor, request_id=request.request_id, digest=_digest(request)
             ),
         )
+
+    async def SetRevocations(
+        self, request: pb.SetRevocationsRequest, context: Context
+    ) -> pb.RegistryChange:
+        def run(store: RegistryStore, actor: Actor) -> Change:
+            issuer, kid, digest = IssuerId(request.issuer_id), KeyId(request.kid), _digest(request)
+            try:
+                listed, revocations = read_revocation_list(request.revocation_list)
+                if listed != kid:
+                    raise ConfigurationInvalid(
+                        Reason.ERR_IDENTIFIER, f"the list is for key {listed[:64]!r}, not this one"
+                    )
+            except ConfigurationInvalid as error:
+                return store.refuse(
+                    error,
+                    Action.SET_REVOCATIONS,
+                    f"{issuer}/{kid}",
+                    issuer,
+                    actor=actor,
+                    request_id=request.request_id,
+                    digest=digest,
+                )
+            return store.set_revocations(
+                issuer, kid, revocations, actor=actor, request_id=request.request_id, digest=digest
+            )
+
+        return await self._mutate(context, run)
 
     async def SetPolicy(self, request: pb.SetPolicyRequest, context: Context) -> pb.RegistryChange:
         def run(store: RegistryStore, actor: Actor) -> Change:
@@ -443,9 +472,14 @@ def _record(snapshot: TrustSnapshot, store: RegistryStore, issuer_id: IssuerId) 
             not_before=timestamp(key.not_before) if key.not_before else None,
             not_after=timestamp(key.not_after) if key.not_after else None,
             spki_sha256=hashlib.sha256(key.public_key.spki_der).hexdigest(),
+            usage=sorted(key.usage or ()),
+            restricted=key.usage is not None,
+            certificate_sha256=key.certificate_sha256.hex() if key.certificate_sha256 else "",
+            revoked_ids=len(listed.ids) if (listed := snapshot.revocations.get(k)) else 0,
+            revocation_counter=listed.counter if listed else 0,
         )
-        for (owner, _), key in sorted(snapshot.keys.items())
-        if owner == issuer_id
+        for k, key in sorted(snapshot.keys.items())
+        if k[0] == issuer_id
     ]
     profiles = [
         pb.ProfileVersion(version=version, sha256=sha, profile_toml=source)
@@ -462,6 +496,7 @@ def _record(snapshot: TrustSnapshot, store: RegistryStore, issuer_id: IssuerId) 
         profiles=profiles,
         online_code_prefix=issuer.online.code_prefix if issuer.online else "",
         pseudonymous=issuer.pseudonym_key is not None,
+        code_name=issuer.code_name or "",
     )
 
 

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from gateway import crypto
@@ -50,6 +51,7 @@ from gateway.registry import (
     IssuerKey,
     KeyStatus,
     OnlineEndpoint,
+    Revocations,
     TrustSnapshot,
     TrustState,
 )
@@ -58,7 +60,7 @@ from gateway.registry.audit import ChainReport as ChainReport
 from gateway.registry.authority import Action, Actor, refusal
 from gateway.storage.database import BUSY_TIMEOUT_S, open_database, write_transaction
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 AUDIT_HEAD = "audit_head"
 MAX_REQUEST_ID = 128
 
@@ -211,6 +213,7 @@ class RegistryStore:
                 "online_client_id": str,
                 "online_client_secret": bytes,
                 "pseudonym_key": bytes,
+                "code_name": str,
                 "added_at": str,
             },
             pk="id",
@@ -227,10 +230,19 @@ class RegistryStore:
                 "not_after": str,
                 "status": str,
                 "status_since": str,
+                "usage": str,
+                "certificate_sha256": str,
                 "added_at": str,
             },
             pk=("issuer_id", "kid"),
             not_null={"algorithm", "spki_der", "status", "added_at"},
+            foreign_keys=[("issuer_id", "issuers", "id")],
+            if_not_exists=True,
+        )
+        db.table("revocations").create(
+            {"issuer_id": str, "kid": str, "counter": int, "ids": str, "set_at": str},
+            pk=("issuer_id", "kid"),
+            not_null={"counter", "ids", "set_at"},
             foreign_keys=[("issuer_id", "issuers", "id")],
             if_not_exists=True,
         )
@@ -286,6 +298,8 @@ class RegistryStore:
             state.add_key(_key(row))
         for row in self.db.table("policies").rows_where(order_by="destination, version"):
             state.set_policy(load_policy(row["source"]))
+        for row in self.db.table("revocations").rows_where(order_by="issuer_id, kid"):
+            state.set_revocations(IssuerId(row["issuer_id"]), KeyId(row["kid"]), _revocations(row))
         state.restore_version(self._trust_version())
         return state
 
@@ -624,6 +638,44 @@ class RegistryStore:
             actor, request_id, Action.UPDATE_PROFILE, issuer, _region_of(issuer), digest, apply
         )
 
+    def set_revocations(
+        self,
+        issuer: IssuerId,
+        kid: KeyId,
+        revocations: Revocations,
+        *,
+        actor: Actor,
+        request_id: str,
+        digest: str,
+    ) -> Change:
+        """Replace a key's revocation list with a newer one (a higher counter)."""
+
+        def apply(m: Mutation) -> str:
+            m.state.set_revocations(issuer, kid, revocations)
+            ids = {rid: _ts(before) for rid, before in revocations.ids.items()}
+            m.execute("DELETE FROM revocations WHERE issuer_id = ? AND kid = ?", [issuer, kid])
+            m.insert(
+                "revocations",
+                {
+                    "issuer_id": issuer,
+                    "kid": kid,
+                    "counter": revocations.counter,
+                    "ids": json.dumps(ids, sort_keys=True),
+                    "set_at": _ts(m.now),
+                },
+            )
+            return f"counter {revocations.counter}, {len(ids)} revoked ids"
+
+        return self.mutate(
+            actor,
+            request_id,
+            Action.SET_REVOCATIONS,
+            f"{issuer}/{kid}",
+            _region_of(issuer),
+            digest,
+            apply,
+        )
+
     def set_policy(
         self, policy: PolicySource, *, actor: Actor, request_id: str, digest: str
     ) -> Change:
@@ -874,10 +926,12 @@ class RegistryStore:
             "profiles": "SELECT profile_id, version, sha256 FROM profiles"
             " ORDER BY profile_id, version",
             "issuers": "SELECT id, region, name, profile_id, profile_version, online_code_prefix,"
-            " online_verify_url, online_client_id, online_client_secret, pseudonym_key"
+            " online_verify_url, online_client_id, online_client_secret, pseudonym_key, code_name"
             " FROM issuers ORDER BY id",
             "keys": "SELECT issuer_id, kid, algorithm, spki_der, not_before, not_after, status,"
-            " status_since FROM keys ORDER BY issuer_id, kid",
+            " status_since, usage, certificate_sha256 FROM keys ORDER BY issuer_id, kid",
+            "revocations": "SELECT issuer_id, kid, counter, ids FROM revocations"
+            " ORDER BY issuer_id, kid",
             "policies": "SELECT destination, version, policy_id, sha256 FROM policies"
             " ORDER BY destination, version",
             "requests": "SELECT actor, request_id, action, digest, audit_seq FROM requests"
@@ -946,6 +1000,7 @@ def _issuer(row: dict[str, Any]) -> Issuer:
         profile_version=row["profile_version"],
         online=online,
         pseudonym_key=row["pseudonym_key"],
+        code_name=row["code_name"],
     )
 
 
@@ -962,6 +1017,7 @@ def _issuer_row(issuer: Issuer, at: datetime) -> dict[str, Any]:
         "online_client_id": online.client_id if online else None,
         "online_client_secret": online.client_secret if online else None,
         "pseudonym_key": issuer.pseudonym_key,
+        "code_name": issuer.code_name,
         "added_at": _ts(at),
     }
 
@@ -986,6 +1042,17 @@ def _key(row: dict[str, Any]) -> IssuerKey:
         not_after=_dt(row["not_after"]),
         status=KeyStatus(row["status"]),
         status_since=_dt(row["status_since"]),
+        usage=frozenset(json.loads(row["usage"])) if row["usage"] is not None else None,
+        certificate_sha256=(
+            bytes.fromhex(row["certificate_sha256"]) if row["certificate_sha256"] else None
+        ),
+    )
+
+
+def _revocations(row: dict[str, Any]) -> Revocations:
+    ids = json.loads(row["ids"])
+    return Revocations(
+        int(row["counter"]), MappingProxyType({rid: _dt(before) for rid, before in ids.items()})
     )
 
 
@@ -999,6 +1066,8 @@ def _key_row(key: IssuerKey, at: datetime) -> dict[str, Any]:
         "not_after": _ts(key.not_after),
         "status": key.status.value,
         "status_since": _ts(key.status_since),
+        "usage": json.dumps(sorted(key.usage)) if key.usage is not None else None,
+        "certificate_sha256": key.certificate_sha256.hex() if key.certificate_sha256 else None,
         "added_at": _ts(at),
     }
 

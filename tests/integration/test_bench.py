@@ -24,8 +24,20 @@ def test_bench_quick_run_reports_every_ratio(tmp_path):
         cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
-    for label in ("R1 in-process verify", "R2 Verify RPC/s", "R3 VerifyBatch codes/s"):
+    for label in (
+        "R1 in-process verify",
+        "R2 Verify RPC/s",
+        "R3 VerifyBatch codes/s",
+        "R4 EU DCC in-process verify",
+        "P1 ",
+    ):
         assert label in result.stdout
     data = json.loads(out.read_text())
     for key in ("in_process", "verify_vs_empty", "batch_vs_empty"):
         assert data[key]["median"] > 0
+    assert data["dcc"]["in_process"]["median"] > 0
+    # The cwt peer runs only where `make bench` set up its virtualenv; otherwise it says so.
+    if data["dcc"]["peer"] is None:
+        assert "peer (cwt) not measured" in result.stdout
+    else:
+        assert data["dcc"]["peer"]["median"] > 0

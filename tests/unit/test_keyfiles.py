@@ -7,6 +7,8 @@ Also runs the key sets of Wycheproof's ``json_web_key_test.json`` through ``read
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -140,8 +142,21 @@ def test_x509_with_kid_copies_validity(
     assert entry.not_after == datetime(2027, 6, 30, 12, tzinfo=UTC)
 
 
-def test_x509_without_kid_refused(ec_key: ec.EllipticCurvePrivateKey) -> None:
-    _refused(Reason.ERR_IDENTIFIER, _certificate(ec_key).public_bytes(serialization.Encoding.PEM))
+def test_x509_without_kid_gets_the_eu_dcc_key_id(ec_key: ec.EllipticCurvePrivateKey) -> None:
+    certificate = _certificate(ec_key)
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    (entry,) = read_keys(certificate.public_bytes(serialization.Encoding.PEM))
+    digest = hashlib.sha256(der).digest()
+    assert entry.kid == base64.b64encode(digest[:8]).decode()
+    assert entry.certificate_sha256 == digest
+    assert entry.usage is None  # no EU DCC key usage: every kind
+
+
+def test_a_pem_public_key_without_kid_is_refused(ec_key: ec.EllipticCurvePrivateKey) -> None:
+    pem = ec_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    _refused(Reason.ERR_IDENTIFIER, pem)
 
 
 def test_max_keys_per_file_accepted() -> None:
@@ -206,7 +221,7 @@ def test_malformed_jwks_refused(document: object) -> None:
         (b'{"keys": [{"kid": "a", "kty": "EC"}]} trailing', Reason.ERR_KEY_WEAK),
         (b'{"kid": "\xff"}', Reason.ERR_KEY_WEAK),  # not UTF-8
         (b"{}", Reason.ERR_IDENTIFIER),  # a JWK without kid
-        (b"\xef\xbb\xbf{}", Reason.ERR_IDENTIFIER),  # BOM: not JSON, and no kid for PEM
+        (b"\xef\xbb\xbf{}", Reason.ERR_KEY_WEAK),  # BOM: not JSON, and not a certificate
     ],
     ids=[
         "truncated",
@@ -230,7 +245,7 @@ def test_non_json_garbage_refused(data: bytes, reason: Reason) -> None:
     ids=["empty", "text", "binary", "json_array", "bad_certificate"],
 )
 def test_non_key_garbage_refused(data: bytes) -> None:
-    _refused(Reason.ERR_IDENTIFIER, data)  # no kid: refused before parsing
+    _refused(Reason.ERR_KEY_WEAK, data)  # not a certificate (whose key id could be derived)
     _refused(Reason.ERR_KEY_WEAK, data, kid="k")
 
 

@@ -134,7 +134,7 @@ def test_region_prefixes_and_spans():
     ]
     from datetime import timedelta
 
-    spans = [timedelta(days=3), timedelta(hours=24), timedelta(hours=6), timedelta(minutes=1810)]
-    assert [format_span(d) for d in spans] == ["3d", "24h", "6h", "30h10m"]
+    spans = [timedelta(days=180), timedelta(hours=72), timedelta(hours=6), timedelta(minutes=1810)]
+    assert [format_span(d) for d in spans] == ["180d", "72h", "6h", "30h10m"]
     assert format_span(timedelta(minutes=30)) == "30m"
     assert format_span(timedelta(seconds=45)) == "45s"

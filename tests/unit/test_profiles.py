@@ -113,6 +113,7 @@ def test_every_construct_of_the_language_loads():
         .replace('max = "24h"', 'until = "end-of-local-day"\nzone = "Asia/Shanghai"')
     )
     assert cose.envelope.route == "BJ1:"
+    assert cose.state is not None
     assert cose.state.type is StateType.INTEGER
     assert cose.expires_at is None
     assert cose.validity.end_of_day is not None
@@ -365,7 +366,8 @@ def test_field_paths_select_exactly_and_never_raise(path, document, expected):
 
 
 @pytest.mark.parametrize(
-    "path", ["", ".", "a.", ".a", "a..b", "a[0]", "a b", '"unterminated', "1.2.3.4.5.6.7.8.9"]
+    "path",
+    ["", ".", "a.", ".a", "a..b", "a[0]", "a b", '"unterminated', "1.2.3.4.5.6.7.8.9.10.11.12.13"],
 )
 def test_malformed_field_paths_are_refused(path):
     with pytest.raises(ValueError, match=r"field path|empty"):

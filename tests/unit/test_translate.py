@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,15 +11,29 @@ import pytest
 from gateway.codecs import base64url
 from gateway.errors import CodeRejected
 from gateway.model import Colour, IssuerId, Reason
-from gateway.profiles import load_profile, translate
+from gateway.profiles import Profile, load_profile
+from gateway.profiles import translate as translate_with_times
 from gateway.profiles.model import FieldPath, TimeField, TimeFormat
 from gateway.profiles.times import end_of_local_day, parse_time
-from gateway.profiles.translate import FullNumber, MaskedLink, SealedPseudonym
+from gateway.profiles.translate import (
+    FullNumber,
+    MaskedLink,
+    SealedPseudonym,
+    Translated,
+    read_times,
+)
 from tests.conftest import resident_id
 from tests.unit.test_profiles import BASE, DELIMITED
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+
+
+def translate(
+    profile: Profile, claims: dict[str, Any], issuer: IssuerId, now: datetime
+) -> Translated:
+    """Times first, then the rest, as the verify pipeline does."""
+    return translate_with_times(profile, claims, issuer, now, read_times(profile, claims))
 
 
 def _iso(value: str) -> datetime:

@@ -113,12 +113,15 @@ class RegisterIssuerRequest(_message.Message):
     KEYS_FIELD_NUMBER: _builtins.int
     ONLINE_FIELD_NUMBER: _builtins.int
     PSEUDONYM_KEY_FIELD_NUMBER: _builtins.int
+    CODE_NAME_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     issuer_id: _builtins.str
     region: _builtins.str
     name: _builtins.str
     profile_toml: _builtins.str
     pseudonym_key: _builtins.bytes
+    code_name: _builtins.str
+    """What the issuer's codes call it, where that is not issuer_id (a SMART Health Cards iss URL)."""
     @_builtins.property
     def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___KeySubmission]: ...
     @_builtins.property
@@ -134,10 +137,11 @@ class RegisterIssuerRequest(_message.Message):
         keys: _abc.Iterable[Global___KeySubmission] | None = ...,
         online: Global___OnlineEndpoint | None = ...,
         pseudonym_key: _builtins.bytes = ...,
+        code_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["online", b"online"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["issuer_id", b"issuer_id", "keys", b"keys", "name", b"name", "online", b"online", "profile_toml", b"profile_toml", "pseudonym_key", b"pseudonym_key", "region", b"region", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_name", b"code_name", "issuer_id", b"issuer_id", "keys", b"keys", "name", b"name", "online", b"online", "profile_toml", b"profile_toml", "pseudonym_key", b"pseudonym_key", "region", b"region", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -227,6 +231,37 @@ class RevokeKeyRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevokeKeyRequest: _TypeAlias = RevokeKeyRequest  # noqa: Y015
+
+@_typing.final
+class SetRevocationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ISSUER_ID_FIELD_NUMBER: _builtins.int
+    KID_FIELD_NUMBER: _builtins.int
+    REVOCATION_LIST_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    issuer_id: _builtins.str
+    kid: _builtins.str
+    revocation_list: _builtins.bytes
+    """The list as the issuer publishes it: {"kid", "method": "rid", "ctr", "rids": ["rid" or
+    "rid.<unix seconds>", ...]}; ctr must be higher than the registered list's.
+    """
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        issuer_id: _builtins.str = ...,
+        kid: _builtins.str = ...,
+        revocation_list: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["issuer_id", b"issuer_id", "kid", b"kid", "request_id", b"request_id", "revocation_list", b"revocation_list"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetRevocationsRequest: _TypeAlias = SetRevocationsRequest  # noqa: Y015
 
 @_typing.final
 class UpdateProfileRequest(_message.Message):
@@ -416,17 +451,34 @@ class KeyRecord(_message.Message):
     NOT_BEFORE_FIELD_NUMBER: _builtins.int
     NOT_AFTER_FIELD_NUMBER: _builtins.int
     SPKI_SHA256_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    RESTRICTED_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_SHA256_FIELD_NUMBER: _builtins.int
+    REVOKED_IDS_FIELD_NUMBER: _builtins.int
+    REVOCATION_COUNTER_FIELD_NUMBER: _builtins.int
     kid: _builtins.str
     algorithm: _builtins.str
     status: _builtins.str
     """"active", "retired" or "revoked"."""
     spki_sha256: _builtins.str
+    restricted: _builtins.bool
+    certificate_sha256: _builtins.str
+    """SHA-256 of the X.509 certificate the key was registered from, if any."""
+    revoked_ids: _builtins.int
+    """Ids revoked by the key's revocation list, and the list's counter."""
+    revocation_counter: _builtins.int
     @_builtins.property
     def status_since(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def not_before(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def not_after(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def usage(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The kinds of certificate the key may sign (EU DCC key usage); empty with restricted = false
+        means any kind.
+        """
+
     def __init__(
         self,
         *,
@@ -437,10 +489,15 @@ class KeyRecord(_message.Message):
         not_before: _timestamp_pb2.Timestamp | None = ...,
         not_after: _timestamp_pb2.Timestamp | None = ...,
         spki_sha256: _builtins.str = ...,
+        usage: _abc.Iterable[_builtins.str] | None = ...,
+        restricted: _builtins.bool = ...,
+        certificate_sha256: _builtins.str = ...,
+        revoked_ids: _builtins.int = ...,
+        revocation_counter: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["not_after", b"not_after", "not_before", b"not_before", "status_since", b"status_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "kid", b"kid", "not_after", b"not_after", "not_before", b"not_before", "spki_sha256", b"spki_sha256", "status", b"status", "status_since", b"status_since"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "certificate_sha256", b"certificate_sha256", "kid", b"kid", "not_after", b"not_after", "not_before", b"not_before", "restricted", b"restricted", "revocation_counter", b"revocation_counter", "revoked_ids", b"revoked_ids", "spki_sha256", b"spki_sha256", "status", b"status", "status_since", b"status_since", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -484,6 +541,7 @@ class IssuerRecord(_message.Message):
     PROFILES_FIELD_NUMBER: _builtins.int
     ONLINE_CODE_PREFIX_FIELD_NUMBER: _builtins.int
     PSEUDONYMOUS_FIELD_NUMBER: _builtins.int
+    CODE_NAME_FIELD_NUMBER: _builtins.int
     issuer_id: _builtins.str
     region: _builtins.str
     name: _builtins.str
@@ -492,6 +550,7 @@ class IssuerRecord(_message.Message):
     online_code_prefix: _builtins.str
     """For online issuers: where their codes point (credentials are never returned)."""
     pseudonymous: _builtins.bool
+    code_name: _builtins.str
     @_builtins.property
     def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___KeyRecord]: ...
     @_builtins.property
@@ -510,10 +569,11 @@ class IssuerRecord(_message.Message):
         profiles: _abc.Iterable[Global___ProfileVersion] | None = ...,
         online_code_prefix: _builtins.str = ...,
         pseudonymous: _builtins.bool = ...,
+        code_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["issuer_id", b"issuer_id", "keys", b"keys", "name", b"name", "online_code_prefix", b"online_code_prefix", "profile_id", b"profile_id", "profile_version", b"profile_version", "profiles", b"profiles", "pseudonymous", b"pseudonymous", "region", b"region"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_name", b"code_name", "issuer_id", b"issuer_id", "keys", b"keys", "name", b"name", "online_code_prefix", b"online_code_prefix", "profile_id", b"profile_id", "profile_version", b"profile_version", "profiles", b"profiles", "pseudonymous", b"pseudonymous", "region", b"region"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -60,6 +60,11 @@ class RegistryStub:
                 request_serializer=huren_dot_v1_dot_registry__pb2.UpdateProfileRequest.SerializeToString,
                 response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
                 _registered_method=True)
+        self.SetRevocations = channel.unary_unary(
+                '/huren.v1.Registry/SetRevocations',
+                request_serializer=huren_dot_v1_dot_registry__pb2.SetRevocationsRequest.SerializeToString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+                _registered_method=True)
         self.CreateRegion = channel.unary_unary(
                 '/huren.v1.Registry/CreateRegion',
                 request_serializer=huren_dot_v1_dot_registry__pb2.CreateRegionRequest.SerializeToString,
@@ -139,6 +144,14 @@ class RegistryServicer:
 
     def UpdateProfile(self, request, context):
         """The new profile's version must be the current one plus one; old versions stay readable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRevocations(self, request, context):
+        """Replace a key's revocation list (SMART Health Cards method "rid") with a newer one: codes
+        whose revocation id it lists are refused (ERR_REVOKED) from the next verification on.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -229,6 +242,11 @@ def add_RegistryServicer_to_server(servicer, server):
             'UpdateProfile': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateProfile,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.UpdateProfileRequest.FromString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
+            ),
+            'SetRevocations': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRevocations,
+                    request_deserializer=huren_dot_v1_dot_registry__pb2.SetRevocationsRequest.FromString,
                     response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
             ),
             'CreateRegion': grpc.unary_unary_rpc_method_handler(
@@ -411,6 +429,33 @@ class Registry:
             target,
             '/huren.v1.Registry/UpdateProfile',
             huren_dot_v1_dot_registry__pb2.UpdateProfileRequest.SerializeToString,
+            huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRevocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huren.v1.Registry/SetRevocations',
+            huren_dot_v1_dot_registry__pb2.SetRevocationsRequest.SerializeToString,
             huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
             options,
             channel_credentials,

@@ -51,6 +51,10 @@ class RegistryStub:
     """Every code signed by the key is refused from now on."""
     UpdateProfile: _grpc.UnaryUnaryMultiCallable[_registry_pb2.UpdateProfileRequest, _registry_pb2.RegistryChange]
     """The new profile's version must be the current one plus one; old versions stay readable."""
+    SetRevocations: _grpc.UnaryUnaryMultiCallable[_registry_pb2.SetRevocationsRequest, _registry_pb2.RegistryChange]
+    """Replace a key's revocation list (SMART Health Cards method "rid") with a newer one: codes
+    whose revocation id it lists are refused (ERR_REVOKED) from the next verification on.
+    """
     CreateRegion: _grpc.UnaryUnaryMultiCallable[_registry_pb2.CreateRegionRequest, _registry_pb2.RegistryChange]
     """The hub administrator."""
     CreateOperator: _grpc.UnaryUnaryMultiCallable[_registry_pb2.CreateOperatorRequest, _registry_pb2.RegistryChange]
@@ -79,6 +83,10 @@ class RegistryAsyncStub(RegistryStub):
     """Every code signed by the key is refused from now on."""
     UpdateProfile: _aio.UnaryUnaryMultiCallable[_registry_pb2.UpdateProfileRequest, _registry_pb2.RegistryChange]  # type: ignore[assignment]
     """The new profile's version must be the current one plus one; old versions stay readable."""
+    SetRevocations: _aio.UnaryUnaryMultiCallable[_registry_pb2.SetRevocationsRequest, _registry_pb2.RegistryChange]  # type: ignore[assignment]
+    """Replace a key's revocation list (SMART Health Cards method "rid") with a newer one: codes
+    whose revocation id it lists are refused (ERR_REVOKED) from the next verification on.
+    """
     CreateRegion: _aio.UnaryUnaryMultiCallable[_registry_pb2.CreateRegionRequest, _registry_pb2.RegistryChange]  # type: ignore[assignment]
     """The hub administrator."""
     CreateOperator: _aio.UnaryUnaryMultiCallable[_registry_pb2.CreateOperatorRequest, _registry_pb2.RegistryChange]  # type: ignore[assignment]
@@ -134,6 +142,16 @@ class RegistryServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.RegistryChange, _abc.Awaitable[_registry_pb2.RegistryChange]]:
         """The new profile's version must be the current one plus one; old versions stay readable."""
+
+    @_abc_1.abstractmethod
+    def SetRevocations(
+        self,
+        request: _registry_pb2.SetRevocationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RegistryChange, _abc.Awaitable[_registry_pb2.RegistryChange]]:
+        """Replace a key's revocation list (SMART Health Cards method "rid") with a newer one: codes
+        whose revocation id it lists are refused (ERR_REVOKED) from the next verification on.
+        """
 
     @_abc_1.abstractmethod
     def CreateRegion(

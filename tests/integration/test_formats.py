@@ -1,0 +1,327 @@
+"""Issuers abroad over the real gateway: a SMART Health Cards issuer registered over mutual TLS
+with its iss URL and revocation list, and an EU DCC issuer whose signer certificates are
+imported from a trust list on the gateway's host while it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import grpc
+import pytest
+import pytest_asyncio
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+from gateway._generated.huren.v1 import registry_pb2 as rpb
+from gateway.codecs import compression, cose, jws, strictjson, textform
+from gateway.crypto import Algorithm, PrivateKey, certificate_kid, pki
+from gateway.model import Colour, Reason, Status
+from gateway.registry.admission import prove
+from gateway.registry_client import new_request_id
+from tests.conftest import REPO
+from tests.integration.cli import huren
+from tests.integration.conftest import Hub, MutableClock, running_hub
+from tests.integration.test_registry import refused
+
+pytestmark = pytest.mark.asyncio
+
+FORMATS = REPO / "gateway" / "profiles" / "formats"
+ISS = "https://shc.example/issuer"
+
+
+@pytest_asyncio.fixture
+async def hub(tmp_path: Path, clock: MutableClock) -> Any:
+    async with running_hub(tmp_path, clock, names=("hangzhou",)) as started:
+        yield started
+
+
+async def _abroad(hub: Hub, country: str, operator: str) -> None:
+    """What the hub administrator does for an issuer abroad: its country and its operator."""
+    admin = hub.registry("hub-admin")
+    await admin.CreateRegion(
+        rpb.CreateRegionRequest(request_id=new_request_id(), region=country, name=country)
+    )
+    ca = pki.Issued((hub.pki / "ca.pem").read_bytes(), (hub.pki / "ca.key").read_bytes())
+    issued = pki.issue_operator(ca, operator, country)
+    folder = hub.pki / "operators"
+    (folder / f"{operator}.pem").write_bytes(issued.certificate_pem)
+    (folder / f"{operator}.key").write_bytes(issued.key_pem)
+    await admin.CreateOperator(
+        rpb.CreateOperatorRequest(
+            request_id=new_request_id(),
+            name=operator,
+            region=country,
+            certificate_pem=issued.certificate_pem,
+        )
+    )
+
+
+# ------------------------------------------------------------------ SMART Health Cards
+
+
+def _card(key: PrivateKey, issued: float, rid: str, immunizations: int, iss: str = ISS) -> str:
+    entries: list[dict[str, Any]] = [
+        {
+            "fullUrl": "resource:0",
+            "resource": {
+                "resourceType": "Patient",
+                "name": [{"family": "Anyperson", "given": ["John", "B."]}],
+                "birthDate": "1951-01-20",
+            },
+        }
+    ]
+    for i in range(immunizations):
+        entries.append(
+            {
+                "fullUrl": f"resource:{i + 1}",
+                "resource": {"resourceType": "Immunization", "status": "completed"},
+            }
+        )
+    payload = {
+        "iss": iss,
+        "nbf": issued,
+        "vc": {
+            "type": ["https://smarthealth.cards#health-card"],
+            "rid": rid,
+            "credentialSubject": {"fhirVersion": "4.0.1", "fhirBundle": {"entry": entries}},
+        },
+    }
+    body = compression.deflate(strictjson.dumps(payload), wbits=compression.RAW)
+    header = {"zip": "DEF", "alg": "ES256", "kid": key.public_key().thumbprint()}
+    return textform.encode_numeric("shc:/", jws.sign(header, body, key))
+
+
+async def test_a_smart_health_cards_issuer_is_registered_verified_and_revoked(
+    hub: Hub, clock: MutableClock
+) -> None:
+    await _abroad(hub, "US", "us-ops")
+    operator = hub.registry("us-ops")
+    key = PrivateKey.generate(Algorithm.ES256)
+    kid, rid = key.public_key().thumbprint(), new_request_id()
+    jwk = json.dumps({**key.public_key().jwk(), "kid": kid}).encode()
+    await operator.RegisterIssuer(
+        rpb.RegisterIssuerRequest(
+            request_id=rid,
+            issuer_id="shc-test",
+            region="US",
+            name="SHC test issuer",
+            profile_toml=(FORMATS / "smart-health-card.toml").read_text(),
+            keys=[rpb.KeySubmission(kid=kid, key=jwk, proof=prove(key, "shc-test", kid, rid))],
+            code_name=ISS,
+        )
+    )
+    issued = clock().timestamp() - 3600.5  # a NumericDate with a fraction
+    card = _card(key, issued, "rid-1", 2)
+    verdict = await hub.verify(card)
+    assert (verdict.status, verdict.colour) == (Status.VALID, Colour.GREEN)
+    assert verdict.code is not None
+    assert verdict.code.masked_identity == "A*** J***, 1951"
+    assert verdict.code.local_state == "two or more completed immunizations"
+    assert (await hub.verify(_card(key, issued, "rid-2", 1))).colour is Colour.YELLOW
+    # A card naming another issuer is not verified with this issuer's key.
+    stranger = await hub.verify(_card(key, issued, "rid-3", 2, iss="https://other.example"))
+    assert stranger.reason is Reason.ERR_ISSUER_UNKNOWN
+
+    # The issuer's revocation list: rid-1 revoked outright, rid-2 only for cards issued before.
+    crl = {"kid": kid, "method": "rid", "ctr": 1, "rids": ["rid-1", f"rid-2.{int(issued) - 10}"]}
+    change = await operator.SetRevocations(
+        rpb.SetRevocationsRequest(
+            request_id=new_request_id(),
+            issuer_id="shc-test",
+            kid=kid,
+            revocation_list=json.dumps(crl).encode(),
+        )
+    )
+    assert change.audit.action == "set-revocations"
+    revoked = await hub.verify(card)
+    assert (revoked.status, revoked.reason) == (Status.REJECTED, Reason.ERR_REVOKED)
+    assert revoked.provenance.trust_version == change.trust_version
+    later = await hub.verify(_card(key, issued, "rid-2", 2))
+    assert later.colour is Colour.GREEN  # issued after rid-2's cut-off
+
+    stale = {**crl, "ctr": 1}
+    await refused(
+        operator.SetRevocations(
+            rpb.SetRevocationsRequest(
+                request_id=new_request_id(),
+                issuer_id="shc-test",
+                kid=kid,
+                revocation_list=json.dumps(stale).encode(),
+            )
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        Reason.ERR_VERSION,
+    )
+    await refused(
+        hub.registry("hangzhou-ops").SetRevocations(
+            rpb.SetRevocationsRequest(
+                request_id=new_request_id(),
+                issuer_id="shc-test",
+                kid=kid,
+                revocation_list=json.dumps({**crl, "ctr": 2}).encode(),
+            )
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
+    record = await hub.registry(None).GetIssuer(rpb.GetIssuerRequest(issuer_id="shc-test"))
+    assert record.code_name == ISS
+    assert (record.keys[0].revoked_ids, record.keys[0].revocation_counter) == (2, 1)
+
+    # A key whose id is not its thumbprint is refused for this profile.
+    other, rid = PrivateKey.generate(Algorithm.ES256), new_request_id()
+    await refused(
+        operator.AddKey(
+            rpb.AddKeyRequest(
+                request_id=rid,
+                issuer_id="shc-test",
+                key=rpb.KeySubmission(
+                    kid="not-a-thumbprint",
+                    key=json.dumps(other.public_key().jwk()).encode(),
+                    proof=prove(other, "shc-test", "not-a-thumbprint", rid),
+                ),
+            )
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        Reason.ERR_IDENTIFIER,
+    )
+
+
+# ------------------------------------------------------------------ EU DCC
+
+
+def _dsc(now: Any, usage: str | None) -> tuple[PrivateKey, bytes]:
+    """A signer certificate (PEM) restricted to one kind of certificate, or to none."""
+    key = PrivateKey.generate(Algorithm.ES256)
+    raw = serialization.load_pem_private_key(key.pem(), None)
+    assert isinstance(raw, ec.EllipticCurvePrivateKey)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "DSC XX")])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(raw.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=30))
+        .not_valid_after(now + timedelta(days=300))
+    )
+    if usage is not None:
+        oid = ObjectIdentifier(f"1.3.6.1.4.1.1847.2021.1.{usage}")
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([oid, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+    certificate = builder.sign(raw, hashes.SHA256())
+    return key, certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def _dcc(key: PrivateKey, certificate: bytes, now: Any, entry: dict[str, Any]) -> str:
+    kid = _sha(certificate)[:8]
+    hcert = {"ver": "1.3.0", "nam": {"fnt": "MUSTER", "gnt": "ERIKA"}, "dob": "1964-08-12", **entry}
+    payload = {
+        1: "XX",
+        4: int(now.timestamp()) + 86400,
+        6: int(now.timestamp()) - 60,
+        -260: {1: hcert},
+    }
+    return textform.encode("HC1:", cose.sign(cbor2.dumps(payload), key, kid))
+
+
+async def test_eu_dcc_signer_certificates_are_imported_while_the_gateway_runs(
+    hub: Hub, clock: MutableClock, tmp_path: Path
+) -> None:
+    await _abroad(hub, "XX", "xx-ops")
+    await hub.registry("xx-ops").RegisterIssuer(
+        rpb.RegisterIssuerRequest(
+            request_id=new_request_id(),
+            issuer_id="eu-dcc-xx",
+            region="XX",
+            name="EU DCC test country",
+            profile_toml=(FORMATS / "eu-dcc.toml").read_text(),
+        )
+    )
+    now = clock()
+    vaccination_key, vaccination_dsc = _dsc(now, "2")
+    any_key, any_dsc = _dsc(now, None)
+    bundle = tmp_path / "trust-list.pem"
+    bundle.write_bytes(vaccination_dsc + any_dsc)
+    vaccinated = {"v": [{"dn": 2, "sd": 2, "dt": "2021-05-29", "tg": "840539006"}]}
+    tested = {"t": [{"tr": "260415000", "sc": (now - timedelta(hours=5)).isoformat()}]}
+    codes = {
+        "vaccination by the vaccination DSC": _dcc(
+            vaccination_key, vaccination_dsc, now, vaccinated
+        ),
+        "test by the vaccination DSC": _dcc(vaccination_key, vaccination_dsc, now, tested),
+        "test by the unrestricted DSC": _dcc(any_key, any_dsc, now, tested),
+    }
+    before = await hub.verify(codes["test by the unrestricted DSC"])
+    assert before.reason is Reason.ERR_KEY_UNKNOWN
+
+    first = await _import(hub, "eu-dcc-xx", bundle)
+    assert first.returncode == 0, first.stderr
+    kids = [certificate_kid(_sha(vaccination_dsc)), certificate_kid(_sha(any_dsc))]
+    for kid, line in zip(kids, first.stdout.splitlines(), strict=True):
+        assert line.startswith(kid)
+    assert "signs vaccination" in first.stdout
+    assert "signs any kind" in first.stdout
+    again = await _import(hub, "eu-dcc-xx", bundle)  # the same list again: nothing changes
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+
+    # The running gateway picks the import up (refresh), without a restart.
+    for _ in range(100):
+        verdict = await hub.verify(codes["test by the unrestricted DSC"])
+        if verdict.status is Status.VALID:
+            break
+        await asyncio.sleep(0.05)
+    assert verdict.colour is Colour.GREEN
+    assert verdict.code is not None
+    assert verdict.code.local_state == "negative test within 72 h"
+    assert (await hub.verify(codes["vaccination by the vaccination DSC"])).colour is Colour.GREEN
+    wrong = await hub.verify(codes["test by the vaccination DSC"])
+    assert (wrong.status, wrong.reason) == (Status.REJECTED, Reason.ERR_KEY_USAGE)
+
+    record = await hub.registry(None).GetIssuer(rpb.GetIssuerRequest(issuer_id="eu-dcc-xx"))
+    by_kid = {k.kid: k for k in record.keys}
+    assert (by_kid[kids[0]].restricted, list(by_kid[kids[0]].usage)) == (True, ["vaccination"])
+    assert (by_kid[kids[1]].restricted, list(by_kid[kids[1]].usage)) == (False, [])
+    assert by_kid[kids[0]].certificate_sha256 == _sha(vaccination_dsc).hex()
+
+
+async def _import(hub: Hub, issuer: str, path: Path) -> subprocess.CompletedProcess[str]:
+    """``huren registry import-certificates`` on the gateway's host, as a separate process."""
+    state = str(hub.files.directory)
+    return await asyncio.to_thread(
+        huren,
+        "registry",
+        "import-certificates",
+        "--state-dir",
+        state,
+        "--issuer",
+        issuer,
+        str(path),
+    )
+
+
+def _sha(pem: bytes) -> bytes:
+    der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    return hashlib.sha256(der).digest()
+
+
+async def test_certificates_cannot_be_imported_for_a_profile_that_needs_proof(
+    hub: Hub, tmp_path: Path, clock: MutableClock
+) -> None:
+    _, certificate = _dsc(clock(), None)
+    path = tmp_path / "dsc.pem"
+    path.write_bytes(certificate)
+    result = await _import(hub, "hangzhou", path)
+    assert result.returncode == 2
+    assert "ERR_POP" in result.stderr
+    assert "proof of possession" in result.stderr
