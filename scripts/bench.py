@@ -39,18 +39,16 @@ from typing import Any
 
 import cbor2
 import grpc
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
 from gateway.clock import system_clock
 from gateway.codecs import base64url, cose, textform
-from gateway.crypto import Algorithm, PrivateKey
+from gateway.crypto import Algorithm, PrivateKey, pki
 from gateway.identity import IdentityKeys, resident_id_check_char
 from gateway.limits import Limits
 from gateway.model import IssuerId, KeyId, ProfileId, RegionCode
@@ -280,17 +278,12 @@ def _dcc_issuer() -> tuple[PrivateKey, bytes]:
     key = PrivateKey.generate(Algorithm.ES256)
     raw = serialization.load_pem_private_key(key.pem(), None)
     assert isinstance(raw, ec.EllipticCurvePrivateKey)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "huren bench DSC")])
     now = system_clock()
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(raw.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=30))
-        .not_valid_after(now + timedelta(days=365))
-        .sign(raw, hashes.SHA256())
+    certificate = pki.self_signed(
+        raw,
+        "huren bench DSC",
+        not_before=now - timedelta(days=30),
+        not_after=now + timedelta(days=365),
     )
     return key, certificate.public_bytes(serialization.Encoding.PEM)
 

@@ -1,5 +1,6 @@
 """Certificates for mutual TLS: a development CA, the gateway's server certificate, operators'
-client certificates, and reading an operator's identity from a certificate.
+client certificates, and reading an operator's identity from a certificate; and self-signed
+certificates for code-signing keys (an issuer's signer, an EU DCC style DSC), for development.
 
 An operator's identity is a URI subject alternative name (SPIFFE style):
 
@@ -21,7 +22,8 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 TRUST_DOMAIN = "spiffe://huren.local/"
@@ -186,3 +188,34 @@ def issue_operator(ca: Issued, name: str, region: str | None, days: int = 365) -
     return _leaf(
         ca, name, [x509.UniformResourceIdentifier(uri)], ExtendedKeyUsageOID.CLIENT_AUTH, days
     )
+
+
+def self_signed(
+    key: CertificateIssuerPrivateKeyTypes,
+    common_name: str,
+    *,
+    not_before: datetime,
+    not_after: datetime,
+    extended_key_usage: list[x509.ObjectIdentifier] | None = None,
+    country: str | None = None,
+) -> x509.Certificate:
+    """A self-signed certificate for a code-signing key (EC, RSA or Ed25519), valid in the window
+    given, with an extended key usage when one is given (EU DCC key usages). Development and
+    tests: an issuer's real certificates come from its own PKI or a national trust list."""
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if country is not None:
+        attributes.insert(0, x509.NameAttribute(NameOID.COUNTRY_NAME, country))
+    name = x509.Name(attributes)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    if extended_key_usage is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(extended_key_usage), critical=False)
+    digest = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(key, digest)

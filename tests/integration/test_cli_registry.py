@@ -22,10 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from gateway.cli.pki import create_development_pki
 from gateway.clock import system_clock
@@ -587,17 +585,12 @@ def test_keys_arrive_as_pem_and_as_x509_certificates(hub, tmp_path):
     public_pem.write_text(pem_key.signing.key.public_key().pem())
     raw = serialization.load_pem_private_key(x509_key.pem.read_bytes(), None)
     assert isinstance(raw, ec.EllipticCurvePrivateKey)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pem-hc signing 2026")])
     now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(raw.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(raw, hashes.SHA256())
+    certificate = pki.self_signed(
+        raw,
+        "pem-hc signing 2026",
+        not_before=now - timedelta(days=1),
+        not_after=now + timedelta(days=30),
     )
     cert_file = tmp_path / "signing.crt"
     cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))

@@ -23,7 +23,6 @@ import pytest_asyncio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.x509.oid import NameOID
 
 from gateway import crypto, trustlist
 from gateway._generated.huren.v1 import registry_pb2 as rpb
@@ -434,17 +433,7 @@ def self_signed(key: PrivateKey, not_before: datetime, not_after: datetime) -> x
     """A self-signed certificate for an ES256 signing key, valid in the window given."""
     raw = serialization.load_pem_private_key(key.pem(), None)
     assert isinstance(raw, ec.EllipticCurvePrivateKey)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "杭州健康码签名")])
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(raw.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .sign(raw, hashes.SHA256())
-    )
+    return pki.self_signed(raw, "杭州健康码签名", not_before=not_before, not_after=not_after)
 
 
 def _expired_certificate_offer(now: datetime, issuer: str, kid: str, rid: str) -> rpb.KeySubmission:

@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from gateway import crypto
 from gateway.codecs import base64url
-from gateway.crypto import Algorithm, PrivateKey
+from gateway.crypto import Algorithm, PrivateKey, pki
 from gateway.errors import CodeRejected, ConfigurationInvalid
 from gateway.model import Reason
 
@@ -664,25 +664,14 @@ def _certificate(
     not_before: datetime,
     not_after: datetime,
 ) -> x509.Certificate:
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "hangzhou health code signer"),
-        ]
+    return pki.self_signed(
+        private,
+        "hangzhou health code signer",
+        not_before=not_before,
+        not_after=not_after,
+        extended_key_usage=eku,
+        country="CN",
     )
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(private.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-    )
-    if eku is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-    algorithm = None if isinstance(private, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-    return builder.sign(private, algorithm)
 
 
 DSC_EKU = x509.ObjectIdentifier("1.3.6.1.4.1.1847.2021.1.1")  # EU DCC "test" key usage

@@ -15,12 +15,11 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from gateway import crypto
-from gateway.crypto import Algorithm, PrivateKey
+from gateway.crypto import Algorithm, PrivateKey, pki
 from gateway.errors import ConfigurationInvalid
 from gateway.keyfiles import MAX_KEY_FILE_BYTES, MAX_KEYS_PER_FILE, read_keys
 from gateway.model import Reason
@@ -52,16 +51,11 @@ def ec_key() -> ec.EllipticCurvePrivateKey:
 
 
 def _certificate(private: ec.EllipticCurvePrivateKey) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "issuer signer")])
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(private.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(datetime(2026, 1, 1, tzinfo=UTC))
-        .not_valid_after(datetime(2027, 6, 30, 12, tzinfo=UTC))
-        .sign(private, hashes.SHA256())
+    return pki.self_signed(
+        private,
+        "issuer signer",
+        not_before=datetime(2026, 1, 1, tzinfo=UTC),
+        not_after=datetime(2027, 6, 30, 12, tzinfo=UTC),
     )
 
 
