@@ -129,14 +129,13 @@ class IdentityKeys:
         names = [
             " ".join(unicodedata.normalize("NFKC", n).casefold().split()) for n in (family, given)
         ]
-        message = b"\x00".join(
-            [
-                IdentityScheme.NAME_DOB.value.encode("ascii"),
-                *(n.encode() for n in names),
-                birth.encode(),
-            ]
+        # Each part length-prefixed: no split of the same characters between the family and
+        # the given name (a NUL inside a name, say) can give another person's message.
+        parts = [IdentityScheme.NAME_DOB.value, *names, birth]
+        message = b"".join(
+            len(encoded).to_bytes(4, "big") + encoded for encoded in (p.encode() for p in parts)
         )
-        initials = " ".join(f"{n[0].upper()}***" for n in names if n)
+        initials = " ".join(f"{n[0].upper()}***" for n in names if n) or "***"
         year = birth[:4] or "????"
         return Identity(f"{initials}, {year}", hmac.digest(self._link, message, hashlib.sha256))
 

@@ -122,10 +122,11 @@ def _json_keys(
         if kid in seen:
             raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"duplicate kid {kid[:64]!r}")
         seen.add(kid)
-        use, ops = jwk.get("use"), jwk.get("key_ops")
-        if use is not None and use != "sig":
+        # Absent is fine; present must be right (RFC 7517: "use" a string, "key_ops" an array).
+        use, ops = jwk.get("use", "sig"), jwk.get("key_ops", ["verify"])
+        if use != "sig":
             raise ConfigurationInvalid(Reason.ERR_KEY_WEAK, f"JWK {kid[:64]!r} is not for signing")
-        if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
+        if not isinstance(ops, list) or "verify" not in ops:
             raise ConfigurationInvalid(
                 Reason.ERR_KEY_WEAK, f"JWK {kid[:64]!r} key_ops do not allow verify"
             )

@@ -343,8 +343,19 @@ def _authenticate(
     keys = [k for i in candidates if (k := trust.keys.get((i.id, opened.kid))) is not None]
     if not keys:
         raise CodeRejected(Reason.ERR_KEY_UNKNOWN, "no registered key has the code's key id")
-    # Step 6: verify with the registered key's algorithm; a header must agree with it.
-    signer = _verify_signature(opened, keys)
+    # Step 6: verify with the registered key's algorithm; a header must agree with it, and the
+    # issuer's profile must allow it (the registry refuses such keys; this holds regardless).
+    allowed = [
+        k
+        for k in keys
+        if trust.profile_of(trust.issuers[k.issuer]).envelope.admits(k.public_key.algorithm)
+    ]
+    if not allowed:
+        raise CodeRejected(
+            Reason.ERR_ALG_NOT_ALLOWED,
+            f"the issuer's profile does not allow {keys[0].public_key.algorithm.value} keys",
+        )
+    signer = _verify_signature(opened, allowed)
     issuer = trust.issuers[signer.issuer]
     facts.issuer, facts.kid, facts.profile = issuer, signer.kid, trust.profile_of(issuer)
     # Step 7: revoked keys sign nothing.
@@ -458,7 +469,15 @@ def _verify_signature(opened: Opened, keys: list[IssuerKey]) -> IssuerKey:
             f"header names {named.value}; the registered key is "
             f"{keys[0].public_key.algorithm.value}",
         )
+    # A key id shared by several keys: a signature malformed for one key (an RSA signature of
+    # another modulus size) may be right for the next one, so every candidate is tried.
+    refusals: list[CodeRejected] = []
     for key in matching:
-        if key.public_key.verify(opened.signed, opened.signature):
-            return key
+        try:
+            if key.public_key.verify(opened.signed, opened.signature):
+                return key
+        except CodeRejected as e:
+            refusals.append(e)
+    if len(refusals) == len(matching):
+        raise refusals[0]
     raise CodeRejected(Reason.ERR_SIGNATURE, "signature does not verify with the registered key")

@@ -12,6 +12,7 @@ import contextlib
 import getpass
 import hashlib
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -235,7 +236,11 @@ def _import_certificates(args: argparse.Namespace) -> int:
     a national list): nobody here holds their private keys, so there is no proof of
     possession. Only issuers whose profile ties key ids to certificates take keys this way;
     the key id is the certificate's, its extended key usage restricts what it may sign, and a
-    certificate that has expired still verifies what it signed while it was valid."""
+    certificate that has expired still verifies what it signed while it was valid.
+
+    A certificate the registry refuses (a key algorithm the profile does not allow, say) is
+    reported and skipped; the others are imported, and the exit status is 1."""
+    refused = 0
     with _store(args, existing=True) as store:
         issuer = store.snapshot.issuers.get(IssuerId(args.issuer))
         if issuer is None:
@@ -247,19 +252,28 @@ def _import_certificates(args: argparse.Namespace) -> int:
                 "use huren operator add-key",
             )
         for path in args.files:
-            for certificate in _certificates(path.read_bytes()):
-                key = certificate_key(issuer.id, certificate)
-                digest = (key.certificate_sha256 or b"").hex()
-                change = store.add_key(
-                    key, actor=local_actor(), request_id=f"dsc-{digest[:32]}", digest=digest
-                )
+            for number, certificate in enumerate(_certificates(path.read_bytes()), 1):
+                digest = hashlib.sha256(certificate).hexdigest()
+                try:
+                    key = certificate_key(issuer.id, certificate)
+                    change = store.add_key(
+                        key, actor=local_actor(), request_id=f"dsc-{digest[:32]}", digest=digest
+                    )
+                except ConfigurationInvalid as e:
+                    refused += 1
+                    print(
+                        f"huren: {path.name} certificate {number} (sha256 {digest[:16]}…) "
+                        f"refused: {e.reason.value}: {e}",
+                        file=sys.stderr,
+                    )
+                    continue
                 usage = ", ".join(sorted(key.usage)) if key.usage is not None else "any kind"
                 print(
                     f"{key.kid} ({key.public_key.algorithm.value}, signs {usage}, valid "
                     f"{key.not_before:%Y-%m-%d} to {key.not_after:%Y-%m-%d}): "
                     f"trust version {change.trust_version}"
                 )
-    return EXIT_OK
+    return EXIT_FAILED if refused else EXIT_OK
 
 
 def _digest(args: argparse.Namespace, request_id: str) -> str:

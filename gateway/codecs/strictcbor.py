@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import struct
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import cbor2
@@ -53,9 +54,15 @@ def _date_text(value: Any, immutable: bool = False) -> Any:
 
 
 def _epoch(value: Any, immutable: bool = False) -> Any:
+    """Tag 1: seconds since the epoch, given back as the RFC 3339 text (UTC) tag 0 would hold,
+    so that a profile reads a date/time the same way whichever tag the issuer chose."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise CodeRejected(Reason.ERR_CBOR_TAG, "CBOR tag 1 must hold a number")
-    return value
+    try:
+        instant = datetime.fromtimestamp(value, UTC)
+    except (ValueError, OverflowError, OSError) as e:
+        raise CodeRejected(Reason.ERR_CBOR_TAG, "CBOR tag 1 holds no representable time") from e
+    return instant.isoformat().replace("+00:00", "Z")
 
 
 class _DateTagsOnly(_RefuseEveryTag):

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from gateway.crypto import ADMISSIBLE, Algorithm
 from gateway.errors import ConfigurationInvalid
 from gateway.identity import IdentityScheme
 from gateway.model import Colour, ProfileId, Reason
@@ -190,6 +191,29 @@ def _paths(
     return [(k, p) for k, p in pairs if p is not None]
 
 
+_ALGORITHMS = ", ".join(sorted(a.value for a in ADMISSIBLE))
+
+
+def _algorithms(value: object) -> tuple[Algorithm, ...]:
+    """``envelope.algorithms``: a non-empty list of distinct admitted algorithm names."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        raise ProfileError(f"envelope.algorithms must be a non-empty list of: {_ALGORITHMS}")
+    chosen: list[Algorithm] = []
+    for name in value:
+        algorithm = next((a for a in ADMISSIBLE if a.value == name), None)
+        if algorithm is None:
+            raise ProfileError(
+                f"envelope.algorithms: {name!r} is not an algorithm the gateway admits "
+                f"({_ALGORITHMS})"
+            )
+        if algorithm in chosen:
+            raise ProfileError(f"envelope.algorithms names {name} twice")
+        chosen.append(algorithm)
+    return tuple(chosen)
+
+
 def _envelope(table: _Table) -> EnvelopeSpec:
     fmt = table.choice("format", EnvelopeFormat)
     text = table.choice("text", TextForm)
@@ -224,6 +248,7 @@ def _envelope(table: _Table) -> EnvelopeSpec:
         raise ProfileError("envelope.cbor_date_tags is only for cbor payloads")
     if key_id is KeyIdRule.X509_SHA256_8 and fmt is not EnvelopeFormat.COSE:
         raise ProfileError("envelope.key_id 'x509-sha256-8' is for cose envelopes")
+    algorithms = _algorithms(table.raw("algorithms", required=False))
     if fmt is not EnvelopeFormat.DELIMITED:
         table.done()
         return EnvelopeSpec(
@@ -234,6 +259,7 @@ def _envelope(table: _Table) -> EnvelopeSpec:
             compression=compression,
             date_tags=date_tags,
             key_id=key_id,
+            algorithms=algorithms,
         )
     delimiter = table.need_text("delimiter", max_len=1)
     if delimiter not in _DELIMITERS:
@@ -255,7 +281,9 @@ def _envelope(table: _Table) -> EnvelopeSpec:
     if signature != "base64url":
         raise ProfileError("envelope.signature must be 'base64url'")
     table.done()
-    return EnvelopeSpec(fmt, text, payload, prefix, delimiter, tuple(fields), kid)
+    return EnvelopeSpec(
+        fmt, text, payload, prefix, delimiter, tuple(fields), kid, algorithms=algorithms
+    )
 
 
 def _time_field(claims: _Table, key: str, *, may_be_optional: bool = False) -> TimeField:

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from gateway.crypto import Algorithm
 from gateway.identity import IdentityScheme
 from gateway.model import Colour, ProfileId
 
@@ -83,6 +84,13 @@ class EnvelopeSpec:
     date_tags: bool = False
     """CBOR payloads only: accept tags 0 (date/time text) and 1 (epoch) on values (EU DCC)."""
     key_id: KeyIdRule = KeyIdRule.ANY
+    algorithms: tuple[Algorithm, ...] = ()
+    """The signature algorithms this format allows (EU DCC: ES256 and PS256); empty for every
+    algorithm the gateway admits. The registry refuses other keys for issuers of the profile, and
+    verification refuses codes from such keys all the same."""
+
+    def admits(self, algorithm: Algorithm) -> bool:
+        return not self.algorithms or algorithm in self.algorithms
 
     @property
     def route(self) -> str:

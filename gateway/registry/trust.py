@@ -147,7 +147,15 @@ class TrustState:
         if key.not_before and key.not_after and key.not_after <= key.not_before:
             raise ConfigurationInvalid(Reason.ERR_KEY_WEAK, "key validity window is empty")
         issuer = self._issuers[key.issuer]
-        _check_key_id(key, self._profiles[(issuer.profile_id, issuer.profile_version)])
+        profile = self._profiles[(issuer.profile_id, issuer.profile_version)]
+        if not profile.envelope.admits(key.public_key.algorithm):
+            raise ConfigurationInvalid(
+                Reason.ERR_ALG_NOT_ALLOWED,
+                f"profile {profile.label} allows "
+                f"{', '.join(a.value for a in profile.envelope.algorithms)}; "
+                f"this key is {key.public_key.algorithm.value}",
+            )
+        _check_key_id(key, profile)
         self._keys[(key.issuer, key.kid)] = key
         self._version += 1
 

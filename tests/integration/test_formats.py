@@ -17,9 +17,9 @@ import grpc
 import pytest
 import pytest_asyncio
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 from gateway._generated.huren.v1 import registry_pb2 as rpb
 from gateway.codecs import compression, cose, jws, strictjson, textform
@@ -198,27 +198,25 @@ async def test_a_smart_health_cards_issuer_is_registered_verified_and_revoked(
 # ------------------------------------------------------------------ EU DCC
 
 
-def _dsc(now: Any, usage: str | None) -> tuple[PrivateKey, bytes]:
+def _dsc(
+    now: Any, usage: str | None, algorithm: Algorithm = Algorithm.ES256
+) -> tuple[PrivateKey, bytes]:
     """A signer certificate (PEM) restricted to one kind of certificate, or to none."""
-    key = PrivateKey.generate(Algorithm.ES256)
+    key = PrivateKey.generate(algorithm)
     raw = serialization.load_pem_private_key(key.pem(), None)
     assert isinstance(raw, ec.EllipticCurvePrivateKey)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "DSC XX")])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(raw.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=30))
-        .not_valid_after(now + timedelta(days=300))
+    usages = (
+        None
+        if usage is None
+        else [ObjectIdentifier(f"1.3.6.1.4.1.1847.2021.1.{usage}"), ExtendedKeyUsageOID.CLIENT_AUTH]
     )
-    if usage is not None:
-        oid = ObjectIdentifier(f"1.3.6.1.4.1.1847.2021.1.{usage}")
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([oid, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-    certificate = builder.sign(raw, hashes.SHA256())
+    certificate = pki.self_signed(
+        raw,
+        "DSC XX",
+        not_before=now - timedelta(days=30),
+        not_after=now + timedelta(days=300),
+        extended_key_usage=usages,
+    )
     return key, certificate.public_bytes(serialization.Encoding.PEM)
 
 
@@ -234,19 +232,25 @@ def _dcc(key: PrivateKey, certificate: bytes, now: Any, entry: dict[str, Any]) -
     return textform.encode("HC1:", cose.sign(cbor2.dumps(payload), key, kid))
 
 
-async def test_eu_dcc_signer_certificates_are_imported_while_the_gateway_runs(
-    hub: Hub, clock: MutableClock, tmp_path: Path
-) -> None:
-    await _abroad(hub, "XX", "xx-ops")
-    await hub.registry("xx-ops").RegisterIssuer(
+async def _eu_dcc_issuer(hub: Hub, country: str) -> None:
+    """A country abroad, its operator, and its EU DCC issuer ``eu-dcc-<cc>`` with no keys yet."""
+    operator = f"{country.lower()}-ops"
+    await _abroad(hub, country, operator)
+    await hub.registry(operator).RegisterIssuer(
         rpb.RegisterIssuerRequest(
             request_id=new_request_id(),
-            issuer_id="eu-dcc-xx",
-            region="XX",
-            name="EU DCC test country",
+            issuer_id=f"eu-dcc-{country.lower()}",
+            region=country,
+            name=f"EU DCC {country}",
             profile_toml=(FORMATS / "eu-dcc.toml").read_text(),
         )
     )
+
+
+async def test_eu_dcc_signer_certificates_are_imported_while_the_gateway_runs(
+    hub: Hub, clock: MutableClock, tmp_path: Path
+) -> None:
+    await _eu_dcc_issuer(hub, "XX")
     now = clock()
     vaccination_key, vaccination_dsc = _dsc(now, "2")
     any_key, any_dsc = _dsc(now, None)
@@ -325,3 +329,32 @@ async def test_certificates_cannot_be_imported_for_a_profile_that_needs_proof(
     assert result.returncode == 2
     assert "ERR_POP" in result.stderr
     assert "proof of possession" in result.stderr
+
+
+async def test_a_trust_list_import_skips_and_reports_the_certificates_it_refuses(
+    hub: Hub, clock: MutableClock, tmp_path: Path
+) -> None:
+    """EU DCC allows ES256 and PS256 only: in a trust list holding a P-384 certificate between
+    two good ones, the P-384 one is refused with its reason, the others are imported, and the
+    exit status says that something was refused."""
+    await _eu_dcc_issuer(hub, "YY")
+    now = clock()
+    _, first = _dsc(now, None)
+    _, p384 = _dsc(now, None, Algorithm.ES384)
+    _, last = _dsc(now, "1")
+    bundle = tmp_path / "trust-list.pem"
+    bundle.write_bytes(first + p384 + last)
+    result = await _import(hub, "eu-dcc-yy", bundle)
+    assert result.returncode == 1
+    assert "trust-list.pem certificate 2" in result.stderr
+    assert "ERR_ALG_NOT_ALLOWED" in result.stderr
+    assert "ES384" in result.stderr
+    imported = [line.split(" ")[0] for line in result.stdout.splitlines()]
+    assert imported == [certificate_kid(_sha(first)), certificate_kid(_sha(last))]
+    # The running gateway picks the import up on its next refresh.
+    for _ in range(100):
+        record = await hub.registry(None).GetIssuer(rpb.GetIssuerRequest(issuer_id="eu-dcc-yy"))
+        if record.keys:
+            break
+        await asyncio.sleep(0.05)
+    assert sorted(k.kid for k in record.keys) == sorted(imported)

@@ -532,3 +532,43 @@ def test_arbitrary_bytes_raise_only_code_rejected(data: bytes) -> None:
     for decode in (strictcbor.loads, strictcbor.loads_preferred):
         with contextlib.suppress(CodeRejected):
             decode(data, max_depth=8)
+
+
+@pytest.mark.parametrize(
+    ("tagged", "read"),
+    [
+        pytest.param(cbor2.CBORTag(0, "2021-05-29T19:21:13Z"), "2021-05-29T19:21:13Z", id="tag-0"),
+        pytest.param(cbor2.CBORTag(1, 1622316073), "2021-05-29T19:21:13Z", id="tag-1-int"),
+        pytest.param(
+            cbor2.CBORTag(1, 1622316073.25), "2021-05-29T19:21:13.250000Z", id="tag-1-float"
+        ),
+        pytest.param(cbor2.CBORTag(1, 0), "1970-01-01T00:00:00Z", id="tag-1-epoch"),
+    ],
+)
+def test_date_tags_give_the_same_text_whichever_tag_the_issuer_chose(
+    tagged: cbor2.CBORTag, read: str
+) -> None:
+    """EU DCC lets a sample time carry tag 0 (RFC 3339 text) or tag 1 (epoch seconds): both are
+    read as RFC 3339 text in UTC, so one profile rule reads either."""
+    data = cbor2.dumps({"sc": tagged})
+    assert strictcbor.loads(data, max_depth=8, date_tags=True) == {"sc": read}
+    with pytest.raises(CodeRejected) as refused:
+        strictcbor.loads(data, max_depth=8)
+    assert refused.value.reason is Reason.ERR_CBOR_TAG
+
+
+@pytest.mark.parametrize(
+    "tagged",
+    [
+        pytest.param(cbor2.CBORTag(1, float("nan")), id="nan"),
+        pytest.param(cbor2.CBORTag(1, float("inf")), id="infinity"),
+        pytest.param(cbor2.CBORTag(1, 10**15), id="beyond-year-9999"),
+        pytest.param(cbor2.CBORTag(1, "1622316073"), id="text"),
+        pytest.param(cbor2.CBORTag(1, True), id="boolean"),
+        pytest.param(cbor2.CBORTag(0, 1622316073), id="tag-0-number"),
+    ],
+)
+def test_date_tags_without_a_representable_time_are_refused(tagged: cbor2.CBORTag) -> None:
+    with pytest.raises(CodeRejected) as refused:
+        strictcbor.loads(cbor2.dumps({"sc": tagged}), max_depth=8, date_tags=True)
+    assert refused.value.reason in {Reason.ERR_CBOR_TAG, Reason.ERR_CBOR}
