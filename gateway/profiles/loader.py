@@ -461,6 +461,11 @@ def _rules(table: _Table) -> ColourRules:
             raise ProfileError(f"{where}.name must be printable and unique")
         colour = _any_colour(rule, "colour")
         when = _conditions(rule, "when", where, nested=False)
+        if colour is Colour.GREEN and all(c.test is Test.PRESENT and not c.value for c in when):
+            raise ProfileError(
+                f"{where}: a GREEN rule must test something the certificate holds, "
+                "not only that fields are absent (present = false)"
+            )
         rule.done()
         rules.append(ColourRule(name, colour, when))
     table.done()
@@ -533,7 +538,7 @@ def _condition(table: _Table, where: str, *, nested: bool) -> Condition:
             raise ProfileError(f"{where}: count cannot be nested")
         count = table.need_table("count")
         where_conditions = _conditions(count, "where", table.key("count"), nested=True)
-        value = count.integer("at_least", low=0, high=1000)
+        value = count.integer("at_least", low=1, high=1000)
         count.done()
     table.done()
     return Condition(path, test, value, fmt, other, where_conditions)

@@ -495,8 +495,21 @@ REFUSED: list[Any] = [
     ),
     pytest.param(
         _edit("at_least = 2, where", "at_least = -1, where", SHC),
-        "colours.rule[0].when[0].count.at_least must be an integer from 0 to 1000",
+        "colours.rule[0].when[0].count.at_least must be an integer from 1 to 1000",
         id="count-negative",
+    ),
+    pytest.param(
+        _edit("at_least = 2, where", "at_least = 0, where", SHC),
+        "colours.rule[0].when[0].count.at_least must be an integer from 1 to 1000",
+        id="count-zero-holds-for-any-list",
+    ),
+    pytest.param(
+        _edit(
+            '{ path = "-260.1.r.0.fr", within = "180d", format = "date" }',
+            '{ path = "-260.1.t", present = false }, { path = "-260.1.v", present = false }',
+        ),
+        "colours.rule[3]: a GREEN rule must test something the certificate holds",
+        id="green-only-on-absence",
     ),
     pytest.param(
         _edit("at_least = 2, where", 'at_least = "2", where', SHC),
