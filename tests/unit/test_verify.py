@@ -10,6 +10,7 @@ import pytest
 
 from gateway.codecs import base64url, cose, jws, strictcbor, strictjson, textform
 from gateway.crypto import Algorithm, PrivateKey
+from gateway.errors import ConfigurationInvalid
 from gateway.identity import IdentityKeys
 from gateway.limits import Limits
 from gateway.model import (
@@ -25,7 +26,15 @@ from gateway.model import (
 from gateway.profiles import load_profile
 from gateway.registry import Issuer, IssuerKey, KeyStatus, TrustState
 from gateway.verify import verify_code
-from tests.conftest import LINK_KEY, NOW, SUBJECT_SECRET, World, make_world, resident_id
+from tests.conftest import (
+    HANGZHOU_PROFILE,
+    LINK_KEY,
+    NOW,
+    SUBJECT_SECRET,
+    World,
+    make_world,
+    resident_id,
+)
 
 
 def check(
@@ -392,3 +401,37 @@ def test_unexpected_exception_is_internal_rejection_logged_without_the_code(
 def test_an_empty_registry_recognises_nothing(world):
     empty = replace(world, snapshot=TrustState().snapshot())
     assert check(empty, world.code()).reason is Reason.ERR_FORMAT_UNKNOWN
+
+
+def test_tightening_a_profiles_algorithms_stops_keys_of_other_algorithms_at_once(
+    world: World,
+) -> None:
+    """An issuer moved to a profile version whose envelope allows only EdDSA: its registered
+    ES256 key verifies nothing from then on (ERR_ALG_NOT_ALLOWED), and the registry refuses new
+    ES256 keys for it; an EdDSA key is admitted."""
+    code = world.code()
+    before = verify_code(
+        code, trust=world.snapshot, now=NOW, limits=world.limits, identities=world.identities
+    )
+    assert before.status is Status.VALID
+    state = TrustState(world.snapshot)
+    source = HANGZHOU_PROFILE.replace("version = 1", "version = 2", 1).replace(
+        "[envelope]\n", '[envelope]\nalgorithms = ["EdDSA"]\n', 1
+    )
+    state.update_profile(IssuerId("hangzhou"), load_profile(source))
+    after = verify_code(
+        code, trust=state.snapshot(), now=NOW, limits=world.limits, identities=world.identities
+    )
+    assert after.reason is Reason.ERR_ALG_NOT_ALLOWED
+    assert after.colour is Colour.GREY
+    with pytest.raises(ConfigurationInvalid) as refused:
+        state.add_key(
+            IssuerKey(
+                IssuerId("hangzhou"),
+                KeyId("hangzhou-test-2"),
+                PrivateKey.generate(Algorithm.ES256).public_key(),
+            )
+        )
+    assert refused.value.reason is Reason.ERR_ALG_NOT_ALLOWED
+    eddsa = PrivateKey.generate(Algorithm.EDDSA)
+    state.add_key(IssuerKey(IssuerId("hangzhou"), KeyId("hangzhou-test-3"), eddsa.public_key()))
