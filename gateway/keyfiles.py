@@ -82,6 +82,19 @@ def read_keys(
     return [_certificate_entry(crypto.load_certificate(stripped, algorithm), kid)]
 
 
+def read_certificate(data: bytes, *, algorithm: crypto.Algorithm | None = None) -> KeyEntry:
+    """Exactly one X.509 certificate (PEM or DER) and nothing else: not a JWK with an ``x5c``
+    chain, not a public key. Its key id is the EU DCC key id of the certificate; its validity
+    window and EU DCC extended key usages come with it.
+
+    Raises:
+        ConfigurationInvalid: ``ERR_KEY_WEAK`` for anything else or an inadmissible key.
+    """
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise ConfigurationInvalid(Reason.ERR_KEY_WEAK, "certificate file is too large")
+    return _certificate_entry(crypto.load_certificate(data.lstrip(), algorithm), None)
+
+
 def _certificate_entry(certificate: crypto.Certificate, kid: str | None) -> KeyEntry:
     return KeyEntry(
         KeyId(kid) if kid is not None else certificate_kid(certificate.sha256),

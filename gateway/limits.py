@@ -15,6 +15,9 @@ class Limits:
             (version 40, numeric mode); nothing longer can have been scanned from one QR code.
         max_prefixed_chars: longest ``PREFIX:`` + base45 text. 4,296 is the alphanumeric capacity of
             a version-40 QR code, the mode base45 was designed for.
+        max_numeric_jws_chars: longest compact JWS in a numeric QR text (SMART Health Cards).
+            1,195 is the most one version-22 QR code holds, the specification's bound for a
+            single-QR card; chunked cards are refused, so nothing longer is a card.
         max_decompressed_bytes: cap on zlib / raw DEFLATE output (decompression bombs).
         max_header_bytes: cap on a decoded JWS header or COSE protected header.
         max_payload_bytes: cap on a decoded payload before parsing.
@@ -29,6 +32,7 @@ class Limits:
 
     max_code_chars: int = 7089
     max_prefixed_chars: int = 4296
+    max_numeric_jws_chars: int = 1195
     max_decompressed_bytes: int = 64 * 1024
     max_header_bytes: int = 2048
     max_payload_bytes: int = 64 * 1024

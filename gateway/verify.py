@@ -108,7 +108,11 @@ def open_envelope(code: str, spec: EnvelopeSpec, limits: Limits) -> Opened:
             claims,
         )
     # Compact JWS: the code itself (or its numeric QR form), or an online issuer's signed answer.
-    compact = textform.decode_numeric(code, spec.prefix) if spec.text is TextForm.NUMERIC else code
+    compact = (
+        textform.decode_numeric(code, spec.prefix, limits.max_numeric_jws_chars)
+        if spec.text is TextForm.NUMERIC
+        else code
+    )
     token = jws.parse(compact, limits)
     kid = KeyId(token.kid) if token.kid is not None else None
     payload_format = PayloadFormat.JSON if spec.format is EnvelopeFormat.ONLINE else spec.payload

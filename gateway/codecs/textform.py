@@ -32,7 +32,7 @@ def encode(prefix: str, data: bytes) -> str:
     return prefix + base45.encode(compression.deflate(data, wbits=compression.ZLIB))
 
 
-def decode_numeric(text: str, prefix: str) -> str:
+def decode_numeric(text: str, prefix: str, max_chars: int) -> str:
     """The compact JWS inside a numeric QR text (SMART Health Cards): ``prefix`` then two
     digits per character, each pair ``ord(c) - 45``.
 
@@ -41,7 +41,8 @@ def decode_numeric(text: str, prefix: str) -> str:
 
     Raises:
         CodeRejected: ``ERR_FORMAT_UNKNOWN`` without the prefix, ``ERR_CHUNKS`` for a chunked
-            code, ``ERR_NUMERIC`` for anything but pairs of digits from 00 to 77.
+            code, ``ERR_TOO_LARGE`` for more than ``max_chars`` characters, ``ERR_NUMERIC`` for
+            anything but pairs of digits from 00 to 77.
     """
     if not text.startswith(prefix):
         raise CodeRejected(Reason.ERR_FORMAT_UNKNOWN, f"code does not start with {prefix!r}")
@@ -49,6 +50,10 @@ def decode_numeric(text: str, prefix: str) -> str:
     if "/" in digits:
         raise CodeRejected(
             Reason.ERR_CHUNKS, "chunked numeric codes are deprecated; present the whole card"
+        )
+    if len(digits) > 2 * max_chars:
+        raise CodeRejected(
+            Reason.ERR_TOO_LARGE, f"numeric code holds more than {max_chars} characters"
         )
     if not digits or len(digits) % 2 or not digits.isascii() or not digits.isdigit():
         raise CodeRejected(Reason.ERR_NUMERIC, "numeric code is not pairs of decimal digits")

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from gateway import crypto
 from gateway.errors import CodeRejected, ConfigurationInvalid
-from gateway.keyfiles import read_keys
+from gateway.keyfiles import read_certificate, read_keys
 from gateway.model import IssuerId, KeyId, Reason
 from gateway.registry.model import IssuerKey
 
@@ -156,14 +156,12 @@ def certificate_key(issuer: IssuerId, certificate: bytes) -> IssuerKey:
         ConfigurationInvalid: for anything but one admissible X.509 certificate.
     """
     try:
-        entries = read_keys(certificate)
+        entry = read_certificate(certificate)
     except ConfigurationInvalid as e:
         if "explicit algorithm" not in str(e):
             raise
-        entries = read_keys(certificate, algorithm=crypto.Algorithm.PS256)
-    (entry,) = entries
-    if entry.certificate_sha256 is None:
-        raise ConfigurationInvalid(Reason.ERR_KEY_WEAK, "not an X.509 certificate")
+        entry = read_certificate(certificate, algorithm=crypto.Algorithm.PS256)
+    assert entry.certificate_sha256 is not None
     return IssuerKey(
         issuer,
         entry.kid,

@@ -299,7 +299,7 @@ async def test_eu_dcc_signer_certificates_are_imported_while_the_gateway_runs(
     assert by_kid[kids[0]].certificate_sha256 == _sha(vaccination_dsc).hex()
 
 
-async def _import(hub: Hub, issuer: str, path: Path) -> subprocess.CompletedProcess[str]:
+async def _import(hub: Hub, issuer: str, *paths: Path) -> subprocess.CompletedProcess[str]:
     """``huren registry import-certificates`` on the gateway's host, as a separate process."""
     state = str(hub.files.directory)
     return await asyncio.to_thread(
@@ -310,7 +310,7 @@ async def _import(hub: Hub, issuer: str, path: Path) -> subprocess.CompletedProc
         state,
         "--issuer",
         issuer,
-        str(path),
+        *map(str, paths),
     )
 
 
@@ -344,11 +344,21 @@ async def test_a_trust_list_import_skips_and_reports_the_certificates_it_refuses
     _, last = _dsc(now, "1")
     bundle = tmp_path / "trust-list.pem"
     bundle.write_bytes(first + p384 + last)
-    result = await _import(hub, "eu-dcc-yy", bundle)
+    # A JWKS is not a certificate: the import refuses it and goes on (it once crashed here).
+    jwks = tmp_path / "keys.jwks"
+    jwks.write_text(
+        json.dumps(
+            {"keys": [{**PrivateKey.generate(Algorithm.ES256).public_key().jwk(), "kid": "a"}] * 2}
+        )
+    )
+    result = await _import(hub, "eu-dcc-yy", bundle, jwks)
     assert result.returncode == 1
     assert "trust-list.pem certificate 2" in result.stderr
     assert "ERR_ALG_NOT_ALLOWED" in result.stderr
     assert "ES384" in result.stderr
+    assert "keys.jwks certificate 1" in result.stderr
+    assert "not a valid X.509 certificate" in result.stderr
+    assert "Traceback" not in result.stderr
     imported = [line.split(" ")[0] for line in result.stdout.splitlines()]
     assert imported == [certificate_kid(_sha(first)), certificate_kid(_sha(last))]
     # The running gateway picks the import up on its next refresh.

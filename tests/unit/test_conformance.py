@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from gateway.conformance import (
     shc_trust,
 )
 from gateway.identity import IdentityKeys
+from gateway.limits import Limits
 from gateway.model import Colour, IssuerId, KeyId, Reason, Status, Verdict
 from gateway.registry import Revocations, TrustState
 from gateway.verify import verify_code
@@ -193,10 +195,15 @@ def test_the_four_shc_examples_give_their_expected_outcomes(data: Path) -> None:
 
 
 def _verify_shc(
-    data: Path, code: str, *, state: TrustState | None = None, now: datetime = SHC_CLOCK
+    data: Path,
+    code: str,
+    *,
+    state: TrustState | None = None,
+    now: datetime = SHC_CLOCK,
+    limits: Limits = LIMITS,
 ) -> Verdict:
     trust = state if state is not None else shc_trust(data)
-    return verify_code(code, trust=trust.snapshot(), now=now, limits=LIMITS, identities=IDENTITIES)
+    return verify_code(code, trust=trust.snapshot(), now=now, limits=limits, identities=IDENTITIES)
 
 
 def _qr(data: Path, example: str) -> str:
@@ -214,17 +221,22 @@ def test_shc_example_00_is_green_with_a_masked_name_and_its_issuer(data: Path) -
     assert family not in repr(verdict)
 
 
-def test_the_chunked_example_as_one_code_verifies_but_names_no_patient(data: Path) -> None:
-    """Example 02's chunks are refused because chunking is deprecated. Its JWS, as one numeric
-    code, passes the signature check (the key is found) and is then refused because the card, a
-    lab report, names no patient: nothing links it to a traveller, so it is never GREEN."""
+def test_the_chunked_example_as_one_code_is_too_large_and_names_no_patient(data: Path) -> None:
+    """Example 02's chunks are refused because chunking is deprecated. Its JWS (3,285
+    characters) is more than one QR code holds, so as one numeric code it is too large. With
+    that limit raised, it passes the signature check (the key is found) and is then refused
+    because the card, a lab report, names no patient: it is never GREEN."""
     jws_text = (data / "shc" / "examples" / "example-02-d-jws.txt").read_text().strip()
-    verdict = _verify_shc(data, encode_numeric("shc:/", jws_text))
+    assert len(jws_text) > LIMITS.max_numeric_jws_chars
+    whole = encode_numeric("shc:/", jws_text)
+    assert _verify_shc(data, whole).reason is Reason.ERR_TOO_LARGE
+    roomy = replace(LIMITS, max_numeric_jws_chars=len(jws_text))
+    verdict = _verify_shc(data, whole, limits=roomy)
     assert verdict.reason is Reason.ERR_SCHEMA
     assert verdict.provenance.kid is not None
     assert "family name" in verdict.detail
     broken = jws_text[:-8] + ("A" * 8 if not jws_text.endswith("A" * 8) else "B" * 8)
-    assert _verify_shc(data, encode_numeric("shc:/", broken)).reason in {
+    assert _verify_shc(data, encode_numeric("shc:/", broken), limits=roomy).reason in {
         Reason.ERR_SIGNATURE,
         Reason.ERR_SIG_ENCODING,
     }

@@ -569,3 +569,11 @@ def test_text_form_of_arbitrary_text_raises_only_code_rejected(text: str) -> Non
     for candidate in (text, "HC1:" + text):
         with contextlib.suppress(CodeRejected):
             textform.decode(candidate, "HC1:", LIMITS)
+
+
+def test_the_cwt_tag_must_wrap_a_tagged_cose_sign1() -> None:
+    """Tag 61 directly over the COSE_Sign1 array (without tag 18) is refused: the CWT tag is
+    only accepted in the one shape the specifications give."""
+    with pytest.raises(CodeRejected) as refused:
+        cose.parse(TAG_CWT + _message(), LIMITS)
+    assert refused.value.reason is Reason.ERR_CBOR_TAG

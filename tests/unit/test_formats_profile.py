@@ -1400,8 +1400,9 @@ def test_eu_dcc_keys_must_come_from_their_certificate_with_its_key_id(abroad):
         state.add_key(plain)
     expected = abroad.dsc_key.kid
     wrong = replace(abroad.dsc_key, kid=KeyId("AAAAAAAAAAA="))
-    with pytest.raises(ConfigurationInvalid, match=f"key id of the certificate \\({expected}\\)"):
+    with pytest.raises(ConfigurationInvalid) as refused:
         state.add_key(wrong)
+    assert f"key id of the certificate ({expected})" in str(refused.value)
     assert state.version == version
 
 

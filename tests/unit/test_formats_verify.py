@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -29,7 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from gateway.codecs import textform
 from gateway.crypto import pki
-from gateway.errors import ConfigurationInvalid
+from gateway.errors import CodeRejected, ConfigurationInvalid
 from gateway.identity import IdentityKeys
 from gateway.keyfiles import certificate_kid, read_keys, read_revocation_list
 from gateway.limits import Limits
@@ -687,12 +688,21 @@ def payload_bytes(claims: Mapping[str, Any]) -> bytes:
     return json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+_NO_ZIP = object()
+
+
 def compact_jws(
-    private: ec.EllipticCurvePrivateKey, payload: bytes, *, kid: str | None = None
+    private: ec.EllipticCurvePrivateKey,
+    payload: bytes,
+    *,
+    kid: str | None = None,
+    zip_header: object = "DEF",
+    deflate: bool = True,
 ) -> str:
-    header = {"zip": "DEF", "alg": "ES256", "kid": kid if kid is not None else thumbprint(private)}
+    header: dict[str, Any] = {"zip": zip_header} if zip_header is not _NO_ZIP else {}
+    header |= {"alg": "ES256", "kid": kid if kid is not None else thumbprint(private)}
     deflater = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw DEFLATE (RFC 1951)
-    deflated = deflater.compress(payload) + deflater.flush()
+    deflated = deflater.compress(payload) + deflater.flush() if deflate else payload
     signing_input = b64u(json.dumps(header, separators=(",", ":")).encode()) + "." + b64u(deflated)
     return signing_input + "." + b64u(_raw_ecdsa(private, signing_input.encode("ascii")))
 
@@ -749,7 +759,7 @@ def test_shc_numeric_card_round_trips_to_green(shc_key, shc_trust):
     compact = compact_jws(shc_key, payload_bytes(card_claims()))
     text = numeric(compact)
     assert text[5:].isdigit()
-    assert textform.decode_numeric(text, "shc:/") == compact
+    assert textform.decode_numeric(text, "shc:/", LIMITS.max_numeric_jws_chars) == compact
     verdict = accepted(verify(text, shc_trust))
     assert verdict.code is not None
     assert (verdict.code.region, verdict.code.issuer) == ("US", "shc-example")
@@ -761,9 +771,13 @@ def test_shc_numeric_card_round_trips_to_green(shc_key, shc_trust):
 
 def test_shc_numeric_pairs_cover_dash_to_z():
     # ord('-') - 45 = 00 ... ord('z') - 45 = 77: both ends are characters of a compact JWS.
-    assert textform.decode_numeric("shc:/0077", "shc:/") == "-z"
+    assert textform.decode_numeric("shc:/0077", "shc:/", LIMITS.max_numeric_jws_chars) == "-z"
     assert (
-        textform.decode_numeric("shc:/" + "".join(f"{ord(c) - 45:02d}" for c in "eyJ.-_"), "shc:/")
+        textform.decode_numeric(
+            "shc:/" + "".join(f"{ord(c) - 45:02d}" for c in "eyJ.-_"),
+            "shc:/",
+            LIMITS.max_numeric_jws_chars,
+        )
         == "eyJ.-_"
     )
 
@@ -1007,3 +1021,61 @@ def test_shc_malformed_revocation_lists_are_refused(document):
     with pytest.raises(ConfigurationInvalid) as refusal:
         read_revocation_list(json.dumps(document).encode())
     assert refusal.value.reason is Reason.ERR_IDENTIFIER
+
+
+# ------------------------------------------------------------------ EU DCC: what a trust list holds
+
+
+@pytest.mark.parametrize("form", ["jwk-with-x5c", "jwks-with-x5c", "public-key-pem"])
+def test_eu_dcc_signer_keys_come_only_from_certificates(form):
+    """A DSC wrapped in a JWK (with the certificate in x5c) or given as a bare public key would
+    lose what the certificate says: its validity window and the kinds it may sign. Only the
+    X.509 certificate itself is imported."""
+    signer = dsc(ekus=[f"{HCERT}1"], not_before=NOW - 100 * DAY, not_after=NOW - 10 * DAY)
+    assert isinstance(signer.private, ec.EllipticCurvePrivateKey)
+    jwk = jwk_of(signer.private, kid=_b64(signer.kid), use="sig", x5c=_x5c(signer.der))
+    data = {
+        "jwk-with-x5c": json.dumps(jwk).encode(),
+        "jwks-with-x5c": json.dumps({"keys": [jwk, jwk_of(p256(), kid="other")]}).encode(),
+        "public-key-pem": signer.private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+    }[form]
+    with pytest.raises(ConfigurationInvalid) as refused:
+        certificate_key(IssuerId("eu-dcc-de"), data)
+    assert refused.value.reason is Reason.ERR_KEY_WEAK
+    assert "X.509 certificate" in str(refused.value)
+    imported = certificate_key(IssuerId("eu-dcc-de"), signer.der)
+    assert imported.usage == frozenset({"test"})
+    assert imported.not_after == NOW - 10 * DAY
+
+
+@pytest.mark.parametrize(
+    ("zip_header", "deflate"),
+    [
+        pytest.param(_NO_ZIP, True, id="deflated-without-zip"),
+        pytest.param(_NO_ZIP, False, id="plain-without-zip"),
+        pytest.param("def", True, id="lower-case"),
+        pytest.param("GZIP", True, id="gzip"),
+        pytest.param(None, True, id="null"),
+    ],
+)
+def test_shc_payload_must_say_zip_def(zip_header, deflate, shc_key):
+    """The profile says compression = "DEF": a card whose header does not say exactly that is
+    refused before its payload is read, whatever the payload holds."""
+    code = card(shc_key, card_claims(doses=0), zip_header=zip_header, deflate=deflate)
+    refused(verify(code, shc_state(shc_jwk(shc_key)).snapshot()), Reason.ERR_HEADER)
+
+
+def test_shc_numeric_code_holds_at_most_one_qr_codes_worth(shc_key):
+    """A single-QR card's JWS is at most 1,195 characters: the numeric text of exactly that
+    many decodes, one more is ERR_TOO_LARGE before any digit is read; a real card padded with
+    incompressible data past the bound is refused the same way."""
+    cap = LIMITS.max_numeric_jws_chars
+    assert len(textform.decode_numeric("shc:/" + "56" * cap, "shc:/", cap)) == cap
+    with pytest.raises(CodeRejected) as too_long:
+        textform.decode_numeric("shc:/" + "56" * (cap + 1), "shc:/", cap)
+    assert too_long.value.reason is Reason.ERR_TOO_LARGE
+    padded = card(shc_key, card_claims(note=base64.b64encode(os.urandom(900)).decode()))
+    assert len(padded) > len("shc:/") + 2 * cap
+    refused(verify(padded, shc_state(shc_jwk(shc_key)).snapshot()), Reason.ERR_TOO_LARGE)

@@ -299,3 +299,20 @@ _JSONISH = st.text(alphabet='[]{}",:0123456789.eE+-truefalsnNaIiy \\u\ufeff', ma
 def test_arbitrary_bytes_raise_only_code_rejected(data: bytes) -> None:
     with contextlib.suppress(CodeRejected):
         strictjson.loads(data, max_bytes=150, max_depth=4)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b'"\\ud800"', b'"\\udc00"', b'{"family":"Any\\ud800person"}', b'["\\udbff\\u0041"]'],
+    ids=["high-alone", "low-alone", "inside-a-name", "high-then-not-low"],
+)
+def test_an_escaped_lone_surrogate_is_refused(text: bytes) -> None:
+    """JSON lets a lone surrogate be escaped; such a string can never be encoded again, so it
+    is refused as not UTF-8 when read, never later as an internal error."""
+    with pytest.raises(CodeRejected) as refused:
+        strictjson.loads(text, max_bytes=1024, max_depth=8)
+    assert refused.value.reason is Reason.ERR_UTF8
+
+
+def test_an_escaped_surrogate_pair_is_one_character() -> None:
+    assert strictjson.loads(b'"\\ud83d\\ude00"', max_bytes=1024, max_depth=8) == "\U0001f600"
