@@ -171,6 +171,12 @@ def _conditions(profile: Profile) -> list[Condition]:
     return [c for r in profile.rules.rules for c in r.when]
 
 
+def _at(profile: Profile, path: str) -> Condition:
+    """The one condition of the profile's rules on ``path``."""
+    (condition,) = [c for c in _conditions(profile) if c.path.text == path]
+    return condition
+
+
 ACCEPTED: list[Any] = [
     pytest.param(
         _edit(_POSITIVE, '{ path = "-260.1.t.0.tr", in = ["260373001", 1] }'),
@@ -185,14 +191,16 @@ ACCEPTED: list[Any] = [
     pytest.param(
         _edit('within = "180d", format = "date"', 'older_than = "11d", format = "date"'),
         lambda p: (
-            (_conditions(p)[-1].test, _conditions(p)[-1].value)
+            (_at(p, "-260.1.r.0.fr").test, _at(p, "-260.1.r.0.fr").value)
             == (Check.OLDER_THAN, timedelta(days=11))
         ),
         id="older-than",
     ),
     pytest.param(
         _edit('at_least_path = "-260.1.v.0.sd"', "at_least = 2"),
-        lambda p: (_conditions(p)[4].test, _conditions(p)[4].value) == (Check.AT_LEAST, 2),
+        lambda p: (
+            (_at(p, "-260.1.v.0.dn").test, _at(p, "-260.1.v.0.dn").value) == (Check.AT_LEAST, 2)
+        ),
         id="at-least",
     ),
     pytest.param(
@@ -1023,9 +1031,33 @@ def test_the_rule_order_decides_and_red_comes_first(eu):
     """A positive test and a complete series in one payload: the first rule that holds wins."""
     both = _hcert(t=_test(_sc(timedelta(hours=1)), tr=DETECTED), v=_vaccination(2, 2))
     assert _colour(eu, both, NOW).colour is Colour.RED
-    stale = _hcert(t=_test(_sc(H72 * 2)), v=_vaccination(2, 2))
-    result = _colour(eu, stale, NOW)
-    assert (result.colour, result.local_state) == (Colour.GREEN, "complete vaccination series")
+
+
+@pytest.mark.parametrize(
+    "hcert",
+    [
+        pytest.param(
+            {"t": _test(_sc(H72 * 2)), "v": _vaccination(2, 2)}, id="stale-test-and-series"
+        ),
+        pytest.param(
+            {"t": _test(_sc(timedelta(hours=1))), "v": _vaccination(2, 2)}, id="test-and-series"
+        ),
+        pytest.param({"v": _vaccination(2, 2), "r": _recovery(FR)}, id="series-and-recovery"),
+        pytest.param(
+            {"t": [*_test(_sc(timedelta(hours=1))), *_test(_sc(timedelta(hours=2)), tr=DETECTED)]},
+            id="negative-then-positive-test",
+        ),
+        pytest.param({"v": [*_vaccination(1, 2), *_vaccination(2, 2)]}, id="two-doses-listed"),
+        pytest.param({"v": [*_vaccination(2, 2), *_vaccination(1, 2)]}, id="series-first"),
+        pytest.param({"r": [*_recovery(FR), *_recovery(FR)]}, id="two-recoveries"),
+    ],
+)
+def test_a_payload_holding_more_than_one_certificate_is_never_green(eu, hcert):
+    """The rules read the first entry of a kind; a second entry or a second kind (older or
+    malformed certificates, such as the test data's DGC2) must not hide behind it."""
+    result = _colour(eu, _hcert(**hcert), NOW)
+    assert result.colour is Colour.YELLOW
+    assert result.local_state == "no certificate that qualifies"
 
 
 def test_degradation_still_applies_to_a_colour_the_rules_give():
@@ -1580,6 +1612,8 @@ def _expected(generated: Generated) -> Colour:
     result = test.get("tr") if test is not None else None
     if type(result) is str and result == LIMITS.positive:
         return Colour.RED
+    if sum(kind in hcert for kind in "tvr") != 1:
+        return Colour.YELLOW  # a GREEN rule vouches for one certificate alone
     if (
         type(result) is str
         and result == LIMITS.negative
