@@ -253,17 +253,18 @@ def _import_certificates(args: argparse.Namespace) -> int:
             )
         for path in args.files:
             for number, certificate in enumerate(_certificates(path.read_bytes()), 1):
-                digest = hashlib.sha256(certificate).hexdigest()
                 try:
                     key = certificate_key(issuer.id, certificate)
+                    # The request id is the certificate's (DER) digest, whatever its encoding:
+                    # importing the same certificate again, as PEM or DER, changes nothing.
+                    digest = (key.certificate_sha256 or b"").hex()
                     change = store.add_key(
                         key, actor=local_actor(), request_id=f"dsc-{digest[:32]}", digest=digest
                     )
                 except ConfigurationInvalid as e:
                     refused += 1
                     print(
-                        f"huren: {path.name} certificate {number} (sha256 {digest[:16]}…) "
-                        f"refused: {e.reason.value}: {e}",
+                        f"huren: {path.name} certificate {number} refused: {e.reason.value}: {e}",
                         file=sys.stderr,
                     )
                     continue

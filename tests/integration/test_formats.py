@@ -278,6 +278,13 @@ async def test_eu_dcc_signer_certificates_are_imported_while_the_gateway_runs(
     again = await _import(hub, "eu-dcc-xx", bundle)  # the same list again: nothing changes
     assert again.returncode == 0, again.stderr
     assert again.stdout == first.stdout
+    der = tmp_path / "vaccination-dsc.der"  # the same certificate in another encoding
+    der.write_bytes(
+        x509.load_pem_x509_certificate(vaccination_dsc).public_bytes(serialization.Encoding.DER)
+    )
+    as_der = await _import(hub, "eu-dcc-xx", der)
+    assert as_der.returncode == 0, as_der.stderr
+    assert as_der.stdout == first.stdout.splitlines(keepends=True)[0]
 
     # The running gateway picks the import up (refresh), without a restart.
     for _ in range(100):
