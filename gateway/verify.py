@@ -377,6 +377,10 @@ def _accept(opened: Opened, signer: IssuerKey, context: _Context, facts: _Facts)
     times = read_times(profile, opened.claims)
     if times.issued_at > now + limits.leeway:
         raise CodeRejected(Reason.ERR_NOT_YET_VALID, "code is issued in the future")
+    if times.not_before is not None and times.not_before > now + limits.leeway:
+        raise CodeRejected(
+            Reason.ERR_NOT_YET_VALID, f"code is not valid before {times.not_before.isoformat()}"
+        )
     expired = (
         times.expires_at < now if profile.validity.inclusive_expiry else times.expires_at <= now
     )

@@ -124,6 +124,11 @@ def load_profile(source: str) -> Profile:
     identity = _identity(claims)
     kinds = _kinds(claims)
     revocation_id = claims.path("revocation_id", required=False)
+    not_before = (
+        _time_field(claims, "not_before", may_be_optional=True)
+        if claims.has("not_before")
+        else None
+    )
     claims.done()
 
     rules = None
@@ -149,7 +154,10 @@ def load_profile(source: str) -> Profile:
             " (an optional expires_at needs one of the others)"
         )
     if envelope.format is EnvelopeFormat.DELIMITED:
-        for key, path in _paths(issuer, issued_at, expires_at, state, identity):
+        paths = _paths(issuer, issued_at, expires_at, state, identity)
+        if not_before is not None:
+            paths.append(("not_before", not_before.path))
+        for key, path in paths:
             if len(path.segments) != 1 or path.segments[0] not in envelope.fields:
                 raise ProfileError(f"claims.{key}: {path.text!r} is not one of envelope.fields")
 
@@ -169,6 +177,7 @@ def load_profile(source: str) -> Profile:
         rules=rules,
         kinds=kinds,
         revocation_id=revocation_id,
+        not_before=not_before,
     )
 
 

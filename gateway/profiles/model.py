@@ -311,6 +311,9 @@ class Profile:
     recovery); a key restricted to some kinds may sign only those."""
     revocation_id: FieldPath | None = None
     """Where a code carries the id its issuer revokes it by (SMART Health Cards ``vc.rid``)."""
+    not_before: TimeField | None = None
+    """The instant a code becomes valid, when it says one (CWT ``nbf``); before it the code is
+    not yet valid."""
 
     @property
     def label(self) -> str:

@@ -68,6 +68,8 @@ IdentityCarrier = FullNumber | MaskedLink | SealedPseudonym | NameDob
 class Times:
     issued_at: datetime
     expires_at: datetime
+    not_before: datetime | None = None
+    """When the code says it becomes valid (CWT ``nbf``), if the profile reads it and it does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +118,15 @@ def read_times(profile: Profile, claims: Mapping[Any, Any]) -> Times:
     issued_at = parse_time(
         _field(claims, profile.issued_at.path, "issued-at"), profile.issued_at, "issued-at"
     )
-    return Times(issued_at, _expiry(profile, claims, issued_at))
+    expires_at = _expiry(profile, claims, issued_at)
+    spec, not_before = profile.not_before, None
+    if spec is not None and not (spec.optional and spec.path.get(claims) is MISSING):
+        not_before = parse_time(_field(claims, spec.path, "not-before"), spec, "not-before")
+        if not_before >= expires_at:
+            raise CodeRejected(
+                Reason.ERR_CLAIMS, "the code is never valid: nbf is not before expiry"
+            )
+    return Times(issued_at, expires_at, not_before)
 
 
 def translate(

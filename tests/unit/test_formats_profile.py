@@ -323,6 +323,7 @@ _COUNT_WHERE = (
 )
 _BASE_OF_RULES = EU_DCC.split("[[colours.rule]]")[0]
 
+_NOT_BEFORE = 'not_before = { path = "5", format = "numeric-date", optional = true }'
 REFUSED: list[Any] = [
     # [colours] and its rules
     pytest.param(
@@ -505,6 +506,16 @@ REFUSED: list[Any] = [
         _edit("at_least = 2, where", "at_least = -1, where", SHC),
         "colours.rule[0].when[0].count.at_least must be an integer from 1 to 1000",
         id="count-negative",
+    ),
+    pytest.param(
+        _edit(_NOT_BEFORE, 'not_before = { path = "5", format = "julian" }'),
+        "claims.not_before.format is 'julian'",
+        id="not-before-format",
+    ),
+    pytest.param(
+        _edit(_NOT_BEFORE, 'not_before = "5"'),
+        "claims.not_before must be a table",
+        id="not-before-not-a-table",
     ),
     pytest.param(
         _edit("at_least = 2, where", "at_least = 0, where", SHC),

@@ -425,6 +425,30 @@ def test_eu_dcc_times():
     accepted(verify(hc1(signer, dcc(iat=NOW + LIMITS.leeway)), trust))
 
 
+@pytest.mark.parametrize(
+    ("nbf", "reason"),
+    [
+        pytest.param(NOW - DAY, None, id="past"),
+        pytest.param(NOW + LIMITS.leeway, None, id="within-the-leeway"),
+        pytest.param(NOW + 30 * DAY, Reason.ERR_NOT_YET_VALID, id="future"),
+        pytest.param(NOW + 300 * DAY, Reason.ERR_CLAIMS, id="at-expiry-never-valid"),
+        pytest.param("2026-12-01", Reason.ERR_CLAIMS, id="text"),
+        pytest.param(True, Reason.ERR_CLAIMS, id="boolean"),
+    ],
+)
+def test_eu_dcc_cwt_not_before_is_honoured_when_present(nbf, reason):
+    """CWT ``nbf`` (claim 5) is rarely set in EU DCCs, but a code that says it is not valid yet
+    is not valid yet (threats G33); a malformed or impossible one is refused."""
+    signer = dsc()
+    claims = dcc()
+    claims[5] = int(nbf.timestamp()) if isinstance(nbf, datetime) else nbf
+    verdict = verify(hc1(signer, claims), eu_trust({"eu-dcc-de": [signer]}))
+    if reason is None:
+        accepted(verdict)
+    else:
+        refused(verdict, reason)
+
+
 def test_eu_dcc_numeric_dates_may_be_floats():
     signer = dsc()
     claims = dcc(iat=(NOW - DAY).timestamp() + 0.5, exp=(NOW + DAY).timestamp() + 0.25)
