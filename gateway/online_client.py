@@ -67,7 +67,12 @@ class OnlineClient:
         }
         limit = self._limits.setdefault(issuer.id, asyncio.Semaphore(self.per_issuer))
         try:
-            async with limit:
+            # The time budget covers the wait for one of the issuer's slots too: when the
+            # issuer hangs, questions queued behind it fail within the budget instead of each
+            # waiting for the ones before it.
+            async with asyncio.timeout(self.timeout), limit:
+                if breaker.open_until > self.monotonic():
+                    return OnlineAnswer(nonce, failure="failing fast after repeated failures")
                 answer = await self._post(endpoint.verify_url, body, headers, nonce)
         except TimeoutError:
             answer = OnlineAnswer(nonce, failure=f"no answer within {self.timeout:g} s")

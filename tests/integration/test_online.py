@@ -102,6 +102,31 @@ async def test_when_the_api_is_down_other_regions_are_unaffected(faulty):
     assert (await hub.verify(beijing)).colour is Colour.GREEN
 
 
+async def test_questions_queued_behind_a_hung_issuer_fail_within_the_same_budget(tmp_path, clock):
+    """With one connection allowed per issuer and that issuer hanging, questions waiting for the
+    connection do not each wait their turn and then their own timeout: the budget covers the
+    wait, so only the first question ever reaches the issuer and all of them fail together."""
+    proxy = await FaultyUpstream(upstream="", mode="hang").start()
+    online = OnlineClient(timeout=0.5, per_issuer=1, breaker_failures=1000)
+    try:
+        async with running_hub(
+            tmp_path,
+            clock,
+            names=("zhejiang",),
+            online=online,
+            verify_urls={"zhejiang": proxy.url},
+        ) as hub:
+            codes = [await hub.regions["zhejiang"].issue() for _ in range(4)]
+            verdicts = await asyncio.gather(*(hub.verify(code) for code in codes))
+            assert {(v.status, v.reason) for v in verdicts} == {
+                (Status.UNVERIFIABLE, Reason.ERR_ISSUER_UNAVAILABLE)
+            }
+            assert all("no answer within 0.5 s" in v.detail for v in verdicts)
+            assert proxy.calls == 1
+    finally:
+        await proxy.stop()
+
+
 async def test_after_repeated_failures_the_gateway_fails_fast(tmp_path, clock):
     proxy = await FaultyUpstream(upstream="", mode="error").start()
     online = OnlineClient(timeout=0.5, breaker_failures=2, breaker_open_seconds=60)
