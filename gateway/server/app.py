@@ -34,7 +34,7 @@ from gateway._generated.huren.v1 import (
 )
 from gateway.clock import Clock, system_clock
 from gateway.crypto import Algorithm
-from gateway.errors import ConfigurationInvalid
+from gateway.errors import ConfigurationInvalid, StorageUnavailable
 from gateway.identity import IdentityKeys
 from gateway.limits import Limits
 from gateway.model import Reason
@@ -150,9 +150,21 @@ def open_gateway(
     """Open the registry, the identity keys and the trust-list key, and build the services.
 
     Without ``online`` a default :class:`OnlineClient` asks online issuers.
+
+    Raises:
+        StorageUnavailable: when the registry file is damaged or its audit chain is broken
+            (edited, truncated, or changed outside the registry): nothing is served from a
+            registry that cannot show it is the one its operators built.
     """
     identities = open_identities(files)
     store = RegistryStore(files.database, clock=clock)
+    problem = store.startup_problem()
+    if problem is not None:
+        store.close()
+        raise StorageUnavailable(
+            f"refusing to serve from {files.database}: {problem}. `huren audit verify` shows "
+            "the chain; restore the registry from a backup"
+        )
     signer = TrustListSigner(load_or_create_private_key(files.trust_list_key, Algorithm.ES256))
     public = (json.dumps(signer.public_jwk(), indent=2) + "\n").encode()
     if not files.trust_list_public.exists() or files.trust_list_public.read_bytes() != public:

@@ -879,6 +879,18 @@ class RegistryStore:
         for row in cursor:
             yield _audit_entry(dict(zip(columns, row, strict=True)))
 
+    def startup_problem(self) -> str | None:
+        """Why this registry must not be served from, or None: SQLite's ``quick_check`` of the
+        file, then the whole audit chain against the recorded head and the current state (an
+        entry edited, removed or added, or a table changed outside the registry)."""
+        rows = [str(row[0]) for row in self.db.execute("PRAGMA quick_check").fetchall()]
+        if rows != ["ok"]:
+            return f"the database file is damaged ({'; '.join(rows[:3])})"
+        report = self.verify_audit()
+        if not report.intact:
+            return f"the audit chain is broken at entry {report.broken_at}: {report.problem}"
+        return None
+
     def verify_audit(self) -> ChainReport:
         """The whole chain, plus: the chain ends at the head recorded with the last change (so
         entries removed from the end show), and the last entry's state digest is the registry's

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from datetime import timedelta
 
 import grpc
@@ -12,9 +14,10 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from gateway._generated.huren.v1 import verdict_pb2 as vpb
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc
+from gateway.errors import StorageUnavailable
 from gateway.model import Colour, Reason, Status
 from gateway.registry_client import TlsCredentials
-from gateway.server.app import GatewayServer, TlsFiles, open_gateway
+from gateway.server.app import GatewayServer, StateFiles, TlsFiles, open_gateway
 from gateway.server.convert import verdict_from_pb
 from tests.conftest import resident_id
 from tests.integration.conftest import GATEWAY_LIMITS, Hub, MutableClock
@@ -200,3 +203,38 @@ async def test_a_restarted_gateway_serves_the_same_registry(hub: Hub, clock):
     finally:
         await server.stop(0)
         gateway.store.close()
+
+
+@pytest.mark.parametrize(
+    ("tamper", "problem"),
+    [
+        pytest.param(
+            "UPDATE audit SET detail = 'forged' WHERE seq = 3",
+            "the audit chain is broken at entry 3",
+            id="an-entry-edited",
+        ),
+        pytest.param(
+            "DELETE FROM audit WHERE seq > 5", "removed from the end", id="entries-removed"
+        ),
+        pytest.param(
+            "UPDATE issuers SET name = 'impostor' WHERE id = 'hangzhou'",
+            "state no longer matches",
+            id="a-table-changed-outside-the-registry",
+        ),
+    ],
+)
+async def test_a_tampered_registry_is_not_served_from(hub: Hub, clock, tamper, problem):
+    """A second gateway on a copy of the state files whose registry was changed behind the
+    registry's back refuses to start (nothing is verified from it), and says why; the
+    untouched copy starts."""
+    copy = hub.files.directory.parent / "copy"
+    shutil.copytree(hub.files.directory, copy)
+    files = StateFiles(copy)
+    gateway = open_gateway(files, GATEWAY_LIMITS, clock)  # an untouched copy opens
+    gateway.store.close()
+    with sqlite3.connect(files.database) as db:
+        db.execute(tamper)
+    with pytest.raises(StorageUnavailable) as refused:
+        open_gateway(files, GATEWAY_LIMITS, clock)
+    assert problem in str(refused.value)
+    assert "refusing to serve" in str(refused.value)
