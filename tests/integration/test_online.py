@@ -12,9 +12,11 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway.model import Colour, Reason, Status
 from gateway.online import CLIENT_HEADER, SIGNATURE_HEADER, request_body, request_signature
 from gateway.online_client import OnlineClient
+from gateway.server.convert import verdict_from_pb
 from tests.faults import FaultyUpstream, random_token
 from tests.integration.conftest import Hub, MutableClock, running_hub
 
@@ -74,6 +76,18 @@ async def test_a_misbehaving_api_makes_codes_unverifiable_never_green(faulty, mo
     assert verdict.provenance.issuer == "zhejiang"
     proxy.mode = "pass"  # and it recovers at once
     assert (await hub.verify(code)).colour is Colour.GREEN
+
+
+async def test_a_batch_asks_the_issuer_once_per_distinct_online_code(faulty):
+    """Three copies of one online code in a batch cost the issuer one question, and all three
+    get the answer."""
+    hub, proxy = faulty
+    code = await hub.regions["zhejiang"].issue()
+    other = await hub.regions["zhejiang"].issue(contact=True)
+    response = await hub.stub.VerifyBatch(pb.VerifyBatchRequest(codes=[code, other, code, code]))
+    colours = [verdict_from_pb(v).colour for v in response.verdicts]
+    assert colours == [Colour.GREEN, Colour.RED, Colour.GREEN, Colour.GREEN]
+    assert proxy.calls == 2
 
 
 async def test_a_replayed_answer_is_not_accepted(faulty):

@@ -912,3 +912,30 @@ async def test_an_issuer_registered_over_the_rpc_verifies_at_once(
     verdict = await hub.verify(code)
     assert verdict.colour is not Colour.GREEN
     assert verdict.status is Status.REJECTED
+
+
+async def test_a_locked_registry_answers_unavailable_verification_goes_on_and_a_retry_lands(
+    hub: Hub,
+) -> None:
+    """Another process holds the registry's write lock (a backup, an offline command): a
+    registry change waits for it, then answers UNAVAILABLE without changing anything, while
+    codes keep verifying; the same request retried once the lock is gone lands."""
+    code = await hub.regions["hangzhou"].issue()
+    admin = hub.registry("hub-admin")
+    request = rpb.CreateRegionRequest(request_id=new_request_id(), region="440100", name="广州")
+    before = await trust_version(hub)
+    holder = sqlite3.connect(hub.files.database, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        change = asyncio.ensure_future(admin.CreateRegion(request))
+        await asyncio.sleep(0.1)  # the change is now waiting for the lock
+        verdict = await hub.verify(code)
+        assert (verdict.status, verdict.colour) == (Status.VALID, Colour.GREEN)
+        error = await refused(change, grpc.StatusCode.UNAVAILABLE)
+        assert "retry later" in (error.details() or "")
+        assert await trust_version(hub) == before
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    landed = await admin.CreateRegion(request)
+    assert landed.trust_version > before
