@@ -3,6 +3,11 @@
 It owns nothing but references: the current trust snapshot (through a :class:`TrustHolder`), the
 limits, the identity keys, the clock, and optionally the port through which online issuers are
 asked. Each call reads the clock and the snapshot exactly once.
+
+The clock is watched: the service keeps the latest instant it has seen (starting from the
+registry's last change) and, if the clock ever reads earlier than that by more than the leeway
+(a clock set back, by mistake or to revive expired codes), answers every code UNVERIFIABLE
+``ERR_CLOCK_UNTRUSTED`` until the clock has caught up again.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from gateway.clock import Clock
 from gateway.errors import RequestInvalid
 from gateway.identity import IdentityKeys
 from gateway.limits import Limits
-from gateway.model import RegionCode, Verdict, parse_region_code
+from gateway.model import Provenance, Reason, RegionCode, Verdict, parse_region_code
 from gateway.online import OnlineAnswer
 from gateway.recognise import Decision, recognise
 from gateway.registry import TrustHolder, TrustSnapshot
@@ -58,30 +63,70 @@ class VerificationService:
         identities: IdentityKeys,
         clock: Clock,
         online: OnlineAsker | None = None,
+        *,
+        clock_floor: datetime | None = None,
     ) -> None:
         self.trust = trust
         self.limits = limits
         self._identities = identities
         self._clock = clock
         self._online = online
+        self._high_water = clock_floor
+        """The latest instant known to have passed: the registry's last change, then the latest
+        instant this service has read from its clock."""
+
+    def _now(self) -> tuple[datetime, str | None]:
+        """The clock's reading, and why it cannot be trusted (or None)."""
+        now = self._clock()
+        seen = self._high_water
+        if seen is not None and now < seen - self.limits.leeway:
+            return now, (
+                f"the gateway's clock reads {now.isoformat()}, before {seen.isoformat()}, "
+                "which has already passed: no code is judged until the clock is right"
+            )
+        if seen is None or now > seen:
+            self._high_water = now
+        return now, None
+
+    @staticmethod
+    def _untrusted(
+        detail: str,
+        codes: Sequence[str],
+        trust: TrustSnapshot,
+        now: datetime,
+        where: RegionCode | None,
+    ) -> list[Verdict]:
+        provenance = Provenance(trust_version=trust.version, destination=where)
+        verdict = Verdict.failed(Reason.ERR_CLOCK_UNTRUSTED, detail, provenance, now)
+        return [verdict for _ in codes]
 
     # ------------------------------------------------------------------ offline, synchronous
 
     def verify(self, code: str, destination: str = "") -> Verdict:
         """Verify one code now, without network access (online codes are UNVERIFIABLE here)."""
+        trust, where, (now, untrusted) = (
+            self.trust.current,
+            parse_destination(destination),
+            self._now(),
+        )
+        if untrusted is not None:
+            return self._untrusted(untrusted, [code], trust, now, where)[0]
         return verify_code(
             code,
-            trust=self.trust.current,
-            now=self._clock(),
+            trust=trust,
+            now=now,
             limits=self.limits,
             identities=self._identities,
-            destination=parse_destination(destination),
+            destination=where,
         )
 
     def verify_batch(self, codes: Sequence[str], destination: str = "") -> Iterator[Verdict]:
         """Like :meth:`verify` for a batch: validated at once, verdicts produced lazily."""
         where = self.check_batch(codes, destination)
-        trust, now = self.trust.current, self._clock()
+        trust, (now, untrusted) = self.trust.current, self._now()
+        if untrusted is not None:
+            yield from self._untrusted(untrusted, codes, trust, now, where)
+            return
         seen: dict[str, Verdict] = {}
         for code in codes:
             if code not in seen:
@@ -114,7 +159,9 @@ class VerificationService:
     async def verify_async(self, code: str, destination: str = "") -> Verdict:
         """Verify one code now, asking its issuer if it is an online code."""
         where = parse_destination(destination)
-        trust, now = self.trust.current, self._clock()
+        trust, (now, untrusted) = self.trust.current, self._now()
+        if untrusted is not None:
+            return self._untrusted(untrusted, [code], trust, now, where)[0]
         first = self._begin(code, trust, now, where)
         if isinstance(first, Verdict):
             return first
@@ -130,7 +177,9 @@ class VerificationService:
             RequestInvalid: for an empty batch, one over the limit, or a bad destination.
         """
         where = self.check_batch(codes, destination)
-        trust, now = self.trust.current, self._clock()
+        trust, (now, untrusted) = self.trust.current, self._now()
+        if untrusted is not None:
+            return self._untrusted(untrusted, codes, trust, now, where)
         return await self._verify_all(codes, trust, now, where)
 
     async def recognise_async(
@@ -146,9 +195,12 @@ class VerificationService:
         where = self.check_batch(codes, destination)
         if where is None:
             raise RequestInvalid("a decision needs its destination region")
-        trust, now = self.trust.current, self._clock()
+        trust, (now, untrusted) = self.trust.current, self._now()
         instant = now if at is None else self._presented(at, now)
-        verdicts = await self._verify_all(codes, trust, instant, where)
+        if untrusted is not None:
+            verdicts = self._untrusted(untrusted, codes, trust, instant, where)
+        else:
+            verdicts = await self._verify_all(codes, trust, instant, where)
         policy = trust.policy_for(where)
         return recognise(verdicts, policy, where, instant, trust_version=trust.version)
 

@@ -170,7 +170,12 @@ def open_gateway(
     if not files.trust_list_public.exists() or files.trust_list_public.read_bytes() != public:
         replace_atomically(files.trust_list_public, public)
     service = VerificationService(
-        TrustHolder(store.snapshot), limits, identities, clock, online or OnlineClient()
+        TrustHolder(store.snapshot),
+        limits,
+        identities,
+        clock,
+        online or OnlineClient(),
+        clock_floor=store.last_change_at(),
     )
     return Gateway(service, store, signer)
 

@@ -879,6 +879,12 @@ class RegistryStore:
         for row in cursor:
             yield _audit_entry(dict(zip(columns, row, strict=True)))
 
+    def last_change_at(self) -> datetime | None:
+        """When the last audited change (or refusal) happened: an instant known to have passed,
+        which the gateway's clock must not read earlier than."""
+        row = self.db.execute("SELECT at FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        return None if row is None else datetime.fromisoformat(row[0])
+
     def startup_problem(self) -> str | None:
         """Why this registry must not be served from, or None: SQLite's ``quick_check`` of the
         file, then the whole audit chain against the recorded head and the current state (an

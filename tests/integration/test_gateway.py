@@ -238,3 +238,45 @@ async def test_a_tampered_registry_is_not_served_from(hub: Hub, clock, tamper, p
         open_gateway(files, GATEWAY_LIMITS, clock)
     assert problem in str(refused.value)
     assert "refusing to serve" in str(refused.value)
+
+
+async def test_a_clock_set_back_judges_no_code_until_it_has_caught_up(hub: Hub, clock) -> None:
+    """Once the gateway has seen an instant, a clock reading earlier than it by more than the
+    leeway (set back by mistake, or to bring expired codes back) makes every code UNVERIFIABLE
+    ERR_CLOCK_UNTRUSTED, in single calls, batches and decisions alike; within the leeway, or
+    once the clock has caught up, codes are judged again."""
+    start = clock()
+    code = await hub.regions["hangzhou"].issue()
+    assert (await hub.verify(code)).colour is Colour.GREEN
+    clock.advance(timedelta(hours=2))
+    later = await hub.verify(code)  # the gateway has now seen start + 2 h
+    clock.now = start + timedelta(minutes=10)
+    verdict = await hub.verify(code)
+    assert (verdict.status, verdict.reason, verdict.colour) == (
+        Status.UNVERIFIABLE,
+        Reason.ERR_CLOCK_UNTRUSTED,
+        Colour.GREY,
+    )
+    assert "already passed" in verdict.detail
+    batch = await hub.stub.VerifyBatch(pb.VerifyBatchRequest(codes=[code, "garbage"]))
+    assert {verdict_from_pb(v).reason for v in batch.verdicts} == {Reason.ERR_CLOCK_UNTRUSTED}
+    clock.now = start + timedelta(hours=2) - GATEWAY_LIMITS.leeway  # within the leeway
+    assert (await hub.verify(code)).reason is later.reason
+    clock.now = start + timedelta(hours=3)
+    assert (await hub.verify(code)).reason is not Reason.ERR_CLOCK_UNTRUSTED
+
+
+async def test_a_restarted_gateway_does_not_trust_a_clock_before_the_last_registry_change(
+    hub: Hub, clock
+) -> None:
+    """The registry's last change is an instant known to have passed: a gateway started with a
+    clock before it judges nothing."""
+    code = await hub.regions["hangzhou"].issue()
+    last_change = clock()
+    clock.now = last_change - timedelta(hours=1)
+    gateway = open_gateway(hub.files, GATEWAY_LIMITS, clock)
+    try:
+        verdict = gateway.service.verify(code)
+        assert verdict.reason is Reason.ERR_CLOCK_UNTRUSTED
+    finally:
+        gateway.store.close()
