@@ -35,6 +35,12 @@ class _Breaker:
     failures: int = 0
     open_until: float = 0.0
 
+    def tripped(self, nonce: str, now: float) -> OnlineAnswer | None:
+        """The fail-fast answer while the breaker is open, else None."""
+        if self.open_until > now:
+            return OnlineAnswer(nonce, failure="failing fast after repeated failures")
+        return None
+
 
 @dataclass
 class OnlineClient:
@@ -57,8 +63,8 @@ class OnlineClient:
         assert endpoint is not None
         nonce = secrets.token_urlsafe(18)
         breaker = self._breakers[issuer.id]
-        if breaker.open_until > self.monotonic():
-            return OnlineAnswer(nonce, failure="failing fast after repeated failures")
+        if fast := breaker.tripped(nonce, self.monotonic()):
+            return fast
         body = request_body(question.token, nonce, now)
         headers = {
             "Content-Type": "application/json",
@@ -69,10 +75,10 @@ class OnlineClient:
         try:
             # The time budget covers the wait for one of the issuer's slots too: when the
             # issuer hangs, questions queued behind it fail within the budget instead of each
-            # waiting for the ones before it.
+            # waiting for the ones before it. The breaker may have opened while this one waited.
             async with asyncio.timeout(self.timeout), limit:
-                if breaker.open_until > self.monotonic():
-                    return OnlineAnswer(nonce, failure="failing fast after repeated failures")
+                if fast := breaker.tripped(nonce, self.monotonic()):
+                    return fast
                 answer = await self._post(endpoint.verify_url, body, headers, nonce)
         except TimeoutError:
             answer = OnlineAnswer(nonce, failure=f"no answer within {self.timeout:g} s")

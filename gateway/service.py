@@ -25,7 +25,7 @@ from gateway.model import Provenance, Reason, RegionCode, Verdict, parse_region_
 from gateway.online import OnlineAnswer
 from gateway.recognise import Decision, recognise
 from gateway.registry import TrustHolder, TrustSnapshot
-from gateway.verify import Question, begin, finish_online, verify_code
+from gateway.verify import Question, begin, finish_online, offline
 
 _YIELD_EVERY = 16
 RECOGNISE_PAST = timedelta(minutes=15)
@@ -90,54 +90,27 @@ class VerificationService:
 
     @staticmethod
     def _untrusted(
-        detail: str,
-        codes: Sequence[str],
-        trust: TrustSnapshot,
-        now: datetime,
-        where: RegionCode | None,
-    ) -> list[Verdict]:
+        detail: str, trust: TrustSnapshot, now: datetime, where: RegionCode | None
+    ) -> Verdict:
         provenance = Provenance(trust_version=trust.version, destination=where)
-        verdict = Verdict.failed(Reason.ERR_CLOCK_UNTRUSTED, detail, provenance, now)
-        return [verdict for _ in codes]
+        return Verdict.failed(Reason.ERR_CLOCK_UNTRUSTED, detail, provenance, now)
 
     # ------------------------------------------------------------------ offline, synchronous
 
     def verify(self, code: str, destination: str = "") -> Verdict:
         """Verify one code now, without network access (online codes are UNVERIFIABLE here)."""
-        trust, where, (now, untrusted) = (
-            self.trust.current,
-            parse_destination(destination),
-            self._now(),
-        )
-        if untrusted is not None:
-            return self._untrusted(untrusted, [code], trust, now, where)[0]
-        return verify_code(
-            code,
-            trust=trust,
-            now=now,
-            limits=self.limits,
-            identities=self._identities,
-            destination=where,
-        )
+        where = parse_destination(destination)
+        trust, (now, untrusted) = self.trust.current, self._now()
+        return offline(self._begin(code, trust, now, where, untrusted), now)
 
     def verify_batch(self, codes: Sequence[str], destination: str = "") -> Iterator[Verdict]:
         """Like :meth:`verify` for a batch: validated at once, verdicts produced lazily."""
         where = self.check_batch(codes, destination)
         trust, (now, untrusted) = self.trust.current, self._now()
-        if untrusted is not None:
-            yield from self._untrusted(untrusted, codes, trust, now, where)
-            return
         seen: dict[str, Verdict] = {}
         for code in codes:
             if code not in seen:
-                seen[code] = verify_code(
-                    code,
-                    trust=trust,
-                    now=now,
-                    limits=self.limits,
-                    identities=self._identities,
-                    destination=where,
-                )
+                seen[code] = offline(self._begin(code, trust, now, where, untrusted), now)
             yield seen[code]
 
     def check_batch(self, codes: Sequence[str], destination: str) -> RegionCode | None:
@@ -160,9 +133,7 @@ class VerificationService:
         """Verify one code now, asking its issuer if it is an online code."""
         where = parse_destination(destination)
         trust, (now, untrusted) = self.trust.current, self._now()
-        if untrusted is not None:
-            return self._untrusted(untrusted, [code], trust, now, where)[0]
-        first = self._begin(code, trust, now, where)
+        first = self._begin(code, trust, now, where, untrusted)
         if isinstance(first, Verdict):
             return first
         return await self._finish(first, trust, now)
@@ -178,9 +149,7 @@ class VerificationService:
         """
         where = self.check_batch(codes, destination)
         trust, (now, untrusted) = self.trust.current, self._now()
-        if untrusted is not None:
-            return self._untrusted(untrusted, codes, trust, now, where)
-        return await self._verify_all(codes, trust, now, where)
+        return await self._verify_all(codes, trust, now, where, untrusted)
 
     async def recognise_async(
         self, codes: Sequence[str], destination: str, at: datetime | None = None
@@ -197,10 +166,7 @@ class VerificationService:
             raise RequestInvalid("a decision needs its destination region")
         trust, (now, untrusted) = self.trust.current, self._now()
         instant = now if at is None else self._presented(at, now)
-        if untrusted is not None:
-            verdicts = self._untrusted(untrusted, codes, trust, instant, where)
-        else:
-            verdicts = await self._verify_all(codes, trust, instant, where)
+        verdicts = await self._verify_all(codes, trust, instant, where, untrusted)
         policy = trust.policy_for(where)
         return recognise(verdicts, policy, where, instant, trust_version=trust.version)
 
@@ -218,11 +184,12 @@ class VerificationService:
         trust: TrustSnapshot,
         now: datetime,
         where: RegionCode | None,
+        untrusted: str | None,
     ) -> list[Verdict]:
         firsts: dict[str, Verdict | Question] = {}
         for code in codes:
             if code not in firsts:
-                firsts[code] = self._begin(code, trust, now, where)
+                firsts[code] = self._begin(code, trust, now, where, untrusted)
                 if len(firsts) % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let other calls run between slices of a batch
         pending = {c: q for c, q in firsts.items() if isinstance(q, Question)}
@@ -232,8 +199,16 @@ class VerificationService:
         return [done[code] for code in codes]
 
     def _begin(
-        self, code: str, trust: TrustSnapshot, now: datetime, where: RegionCode | None
+        self,
+        code: str,
+        trust: TrustSnapshot,
+        now: datetime,
+        where: RegionCode | None,
+        untrusted: str | None,
     ) -> Verdict | Question:
+        """Where every code starts: judged nowhere while the clock is untrusted."""
+        if untrusted is not None:
+            return self._untrusted(untrusted, trust, now, where)
         return begin(
             code,
             trust=trust,

@@ -246,6 +246,12 @@ def verify_code(
     result = begin(
         code, trust=trust, now=now, limits=limits, identities=identities, destination=destination
     )
+    return offline(result, now)
+
+
+def offline(result: Verdict | Question, now: datetime) -> Verdict:
+    """The verdict of :func:`begin` where no issuer can be asked: an online code's question is
+    UNVERIFIABLE."""
     if isinstance(result, Question):
         return Verdict.failed(
             Reason.ERR_ISSUER_UNAVAILABLE,

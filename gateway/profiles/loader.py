@@ -154,10 +154,7 @@ def load_profile(source: str) -> Profile:
             " (an optional expires_at needs one of the others)"
         )
     if envelope.format is EnvelopeFormat.DELIMITED:
-        paths = _paths(issuer, issued_at, expires_at, state, identity)
-        if not_before is not None:
-            paths.append(("not_before", not_before.path))
-        for key, path in paths:
+        for key, path in _paths(issuer, issued_at, expires_at, not_before, state, identity):
             if len(path.segments) != 1 or path.segments[0] not in envelope.fields:
                 raise ProfileError(f"claims.{key}: {path.text!r} is not one of envelope.fields")
 
@@ -185,6 +182,7 @@ def _paths(
     issuer: FieldPath | None,
     issued_at: TimeField,
     expires_at: TimeField | None,
+    not_before: TimeField | None,
     state: StateField | None,
     identity: IdentityField,
 ) -> list[tuple[str, FieldPath]]:
@@ -192,6 +190,7 @@ def _paths(
         ("issuer", issuer),
         ("issued_at", issued_at.path),
         ("expires_at", expires_at.path if expires_at else None),
+        ("not_before", not_before.path if not_before else None),
         ("state", state.path if state else None),
         ("identity", identity.path),
         ("identity.masked", identity.masked),

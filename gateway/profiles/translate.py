@@ -119,13 +119,9 @@ def read_times(profile: Profile, claims: Mapping[Any, Any]) -> Times:
         _field(claims, profile.issued_at.path, "issued-at"), profile.issued_at, "issued-at"
     )
     expires_at = _expiry(profile, claims, issued_at)
-    spec, not_before = profile.not_before, None
-    if spec is not None and not (spec.optional and spec.path.get(claims) is MISSING):
-        not_before = parse_time(_field(claims, spec.path, "not-before"), spec, "not-before")
-        if not_before >= expires_at:
-            raise CodeRejected(
-                Reason.ERR_CLAIMS, "the code is never valid: nbf is not before expiry"
-            )
+    not_before = _time(claims, profile.not_before, "not-before")
+    if not_before is not None and not_before >= expires_at:
+        raise CodeRejected(Reason.ERR_CLAIMS, "the code is never valid: nbf is not before expiry")
     return Times(issued_at, expires_at, not_before)
 
 
@@ -172,13 +168,23 @@ def _field(claims: Mapping[Any, Any], path: FieldPath, what: str) -> Any:
     return value
 
 
+def _time(claims: Mapping[Any, Any], spec: TimeField | None, what: str) -> datetime | None:
+    """The time at ``spec``; None when the profile reads none, or it is optional and absent."""
+    if spec is None:
+        return None
+    value = spec.path.get(claims)
+    if value is MISSING:
+        if spec.optional:
+            return None
+        raise CodeRejected(Reason.ERR_SCHEMA, f"{what} field {spec.path.text!r} is missing")
+    return parse_time(value, spec, what)
+
+
 def _expiry(profile: Profile, claims: Mapping[Any, Any], issued_at: datetime) -> datetime:
     """The earliest of every expiry source the profile declares (at least one exists)."""
     candidates = []
-    spec = profile.expires_at
-    present = spec is not None and not (spec.optional and spec.path.get(claims) is MISSING)
-    if spec is not None and present:
-        claimed = parse_time(_field(claims, spec.path, "expiry"), spec, "expiry")
+    claimed = _time(claims, profile.expires_at, "expiry")
+    if claimed is not None:
         if claimed <= issued_at:
             raise CodeRejected(Reason.ERR_CLAIMS, "expiry is not after the issue time")
         maximum = profile.validity.max

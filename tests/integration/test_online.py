@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -116,51 +117,46 @@ async def test_when_the_api_is_down_other_regions_are_unaffected(faulty):
     assert (await hub.verify(beijing)).colour is Colour.GREEN
 
 
+@asynccontextmanager
+async def _zhejiang_behind(
+    mode: str, online: OnlineClient, tmp_path: Path, clock: MutableClock
+) -> AsyncIterator[tuple[Hub, FaultyUpstream]]:
+    """Zhejiang alone, its API reached through a proxy in ``mode``, asked by ``online``."""
+    proxy = await FaultyUpstream(upstream="", mode=mode).start()
+    try:
+        async with running_hub(
+            tmp_path, clock, names=("zhejiang",), online=online, verify_urls={"zhejiang": proxy.url}
+        ) as hub:
+            yield hub, proxy
+    finally:
+        await proxy.stop()
+
+
 async def test_questions_queued_behind_a_hung_issuer_fail_within_the_same_budget(tmp_path, clock):
     """With one connection allowed per issuer and that issuer hanging, questions waiting for the
     connection do not each wait their turn and then their own timeout: the budget covers the
     wait, so only the first question ever reaches the issuer and all of them fail together."""
-    proxy = await FaultyUpstream(upstream="", mode="hang").start()
     online = OnlineClient(timeout=0.5, per_issuer=1, breaker_failures=1000)
-    try:
-        async with running_hub(
-            tmp_path,
-            clock,
-            names=("zhejiang",),
-            online=online,
-            verify_urls={"zhejiang": proxy.url},
-        ) as hub:
-            codes = [await hub.regions["zhejiang"].issue() for _ in range(4)]
-            verdicts = await asyncio.gather(*(hub.verify(code) for code in codes))
-            assert {(v.status, v.reason) for v in verdicts} == {
-                (Status.UNVERIFIABLE, Reason.ERR_ISSUER_UNAVAILABLE)
-            }
-            assert all("no answer within 0.5 s" in v.detail for v in verdicts)
-            assert proxy.calls == 1
-    finally:
-        await proxy.stop()
+    async with _zhejiang_behind("hang", online, tmp_path, clock) as (hub, proxy):
+        codes = [await hub.regions["zhejiang"].issue() for _ in range(4)]
+        verdicts = await asyncio.gather(*(hub.verify(code) for code in codes))
+        assert {(v.status, v.reason) for v in verdicts} == {
+            (Status.UNVERIFIABLE, Reason.ERR_ISSUER_UNAVAILABLE)
+        }
+        assert all("no answer within 0.5 s" in v.detail for v in verdicts)
+        assert proxy.calls == 1
 
 
 async def test_after_repeated_failures_the_gateway_fails_fast(tmp_path, clock):
-    proxy = await FaultyUpstream(upstream="", mode="error").start()
     online = OnlineClient(timeout=0.5, breaker_failures=2, breaker_open_seconds=60)
-    try:
-        async with running_hub(
-            tmp_path,
-            clock,
-            names=("zhejiang",),
-            online=online,
-            verify_urls={"zhejiang": proxy.url},
-        ) as hub:
-            code = await hub.regions["zhejiang"].issue()
-            for _ in range(2):
-                assert "HTTP 500" in (await hub.verify(code)).detail
-            fast = await hub.verify(code)
-            assert fast.status is Status.UNVERIFIABLE
-            assert "failing fast" in fast.detail
-            assert proxy.calls == 2  # the third question never reached the issuer
-    finally:
-        await proxy.stop()
+    async with _zhejiang_behind("error", online, tmp_path, clock) as (hub, proxy):
+        code = await hub.regions["zhejiang"].issue()
+        for _ in range(2):
+            assert "HTTP 500" in (await hub.verify(code)).detail
+        fast = await hub.verify(code)
+        assert fast.status is Status.UNVERIFIABLE
+        assert "failing fast" in fast.detail
+        assert proxy.calls == 2  # the third question never reached the issuer
 
 
 async def test_zhejiang_refuses_unauthenticated_and_stale_questions(hub: Hub, clock):
