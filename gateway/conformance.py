@@ -31,12 +31,13 @@ from gateway import crypto
 from gateway.codecs import jws
 from gateway.errors import CodeRejected, ConfigurationInvalid
 from gateway.identity import IdentityKeys
-from gateway.keyfiles import read_keys, read_revocation_list
 from gateway.limits import Limits
 from gateway.model import IssuerId, Reason, RegionCode, Status, Verdict
 from gateway.profiles import Profile, load_profile
 from gateway.registry import Issuer, IssuerKey, TrustState
 from gateway.registry.admission import certificate_key
+from gateway.registry.keyfiles import read_keys, read_revocation_list
+from gateway.registry.model import Region
 from gateway.verify import verify_code
 
 FORMATS = Path(__file__).parent / "profiles" / "formats"
@@ -157,6 +158,7 @@ def run_eu_dcc_case(country: str, name: str, case: Mapping[str, Any]) -> CaseRes
     )
     state = TrustState()
     state.add_profile(profile)
+    state.add_region(Region(region, country))
     state.add_issuer(issuer)
     import_failure = None
     try:
@@ -252,6 +254,7 @@ def shc_trust(root: Path) -> TrustState:
         profile.version,
         code_name="https://spec.smarthealth.cards/examples/issuer",
     )
+    state.add_region(Region(issuer.region, "United States"))
     state.add_issuer(issuer)
     for entry in read_keys((issuer_dir / "jwks.json").read_bytes()):
         state.add_key(

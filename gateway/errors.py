@@ -2,9 +2,10 @@
 
 - :class:`CodeRejected`: the presented code is not acceptable. Inside the verify pipeline this
   becomes a normal verdict with its reason; it never escapes as a transport error.
-- :class:`RequestInvalid`: the request itself is malformed (gRPC ``INVALID_ARGUMENT``); fix it.
-- :class:`ConfigurationInvalid`: a profile, key or registry entry is refused; fix the input.
-- :class:`StorageUnavailable`: the database is busy or failing; retry later (``UNAVAILABLE``).
+- :class:`Refused`: the request was refused as it stands; the caller can fix it (or, for
+  :class:`NotPermitted`, ask someone who may). Each subclass maps to one gRPC status code.
+- :class:`Unavailable`: the caller did nothing wrong and cannot fix it: retry later (a busy
+  database, a rate limit, a deadline) or wait for an administrator (a damaged registry).
 
 Third-party exceptions are wrapped at the seam with ``raise ... from e``.
 """
@@ -32,11 +33,18 @@ class CodeRejected(HurenError):
         self.detail = detail
 
 
-class RequestInvalid(HurenError):
-    """The request is malformed or over a limit (maps to gRPC ``INVALID_ARGUMENT``)."""
+# ---------------------------------------------------------------------- refused: fix the request
 
 
-class ConfigurationInvalid(HurenError):
+class Refused(HurenError):
+    """The request was refused as it stands; nothing changed."""
+
+
+class RequestInvalid(Refused):
+    """The request is malformed or over a limit (gRPC ``INVALID_ARGUMENT``)."""
+
+
+class ConfigurationInvalid(Refused):
     """A profile, key, issuer or setting was refused; ``reason`` and the message say why."""
 
     def __init__(self, reason: Reason, message: str) -> None:
@@ -44,26 +52,65 @@ class ConfigurationInvalid(HurenError):
         self.reason = reason
 
 
-class NotPermitted(HurenError):
+class NotPermitted(Refused):
     """The caller may not do this (gRPC ``PERMISSION_DENIED``); it was audited."""
 
 
-class NotAuthenticated(HurenError):
+class NotAuthenticated(Refused):
     """The caller did not prove who it is (gRPC ``UNAUTHENTICATED``)."""
 
 
-class RequestConflict(HurenError):
+class RequestConflict(Refused):
     """A request id was reused for a different request (gRPC ``ALREADY_EXISTS``)."""
 
 
-class NotFound(HurenError):
+class NotFound(Refused):
     """The named issuer, key or operator does not exist (gRPC ``NOT_FOUND``)."""
 
 
-class Abandoned(HurenError):
+# ---------------------------------------------------------------------- unavailable: not yours
+
+
+class Unavailable(HurenError):
+    """The request could not be served now; the caller did nothing wrong."""
+
+
+class StorageUnavailable(Unavailable):
+    """The registry database cannot be used right now; the operation may be retried."""
+
+
+class RegistryDamaged(Unavailable):
+    """The registry cannot show that it is the one its operators built (a damaged file, a broken
+    audit chain, state changed outside the registry, an older copy): nothing is changed or
+    served from it until an administrator restores it. The message says what was found."""
+
+
+class Overloaded(Unavailable):
+    """A rate limit or capacity bound was reached (gRPC ``RESOURCE_EXHAUSTED``); retry later."""
+
+
+class Abandoned(Unavailable):
     """The caller's deadline passed before the change committed; it was rolled back (gRPC
     ``DEADLINE_EXCEEDED``)."""
 
 
-class StorageUnavailable(HurenError):
-    """The registry database cannot be used right now; the operation may be retried."""
+# ---------------------------------------------------------------------- a gateway's answer
+
+
+class CallRefused(Refused):
+    """A gateway refused a call (clients): its status code name, its message, and the reason
+    code it sent, if any."""
+
+    def __init__(self, status: str, message: str, reason: Reason | None = None) -> None:
+        super().__init__(f"gateway call failed: {status}: {message}")
+        self.status = status
+        self.reason = reason
+
+
+class CallFailed(Unavailable):
+    """A call to a gateway could not be answered (clients): unreachable, overloaded, timed out,
+    or the gateway could not serve it; its status code name and message."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(f"gateway call failed: {status}: {message}")
+        self.status = status

@@ -28,6 +28,9 @@ class Limits:
         max_concurrent_rpcs: RPCs served at once before new ones get ``RESOURCE_EXHAUSTED``.
         leeway: tolerated issuer clock skew for "issued in the future" checks. Expiry gets no
             leeway: a code whose expiry has passed is expired (fail closed).
+        stale_grace: how long codes are still judged on the last good trust snapshot after the
+            registry stopped verifying (an edit outside the registry, a broken audit chain);
+            after that every code is UNVERIFIABLE ``ERR_TRUST_STALE``.
     """
 
     max_code_chars: int = 7089
@@ -42,6 +45,7 @@ class Limits:
     max_message_bytes: int = 1024 * 1024
     max_concurrent_rpcs: int = 256
     leeway: timedelta = timedelta(seconds=60)
+    stale_grace: timedelta = timedelta(minutes=5)
 
     def __post_init__(self) -> None:
         for name in (
@@ -60,3 +64,5 @@ class Limits:
                 raise ValueError(f"limit {name} must be positive")
         if self.leeway < timedelta(0) or self.leeway > timedelta(minutes=10):
             raise ValueError("leeway must be between 0 and 10 minutes")
+        if self.stale_grace < timedelta(0) or self.stale_grace > timedelta(hours=24):
+            raise ValueError("stale_grace must be between 0 and 24 hours")

@@ -152,6 +152,9 @@ class Reason(enum.Enum):
     ERR_ENVELOPE = "ERR_ENVELOPE"
     # Added with mutual recognition: a precedence policy was refused (never in a verdict).
     ERR_POLICY = "ERR_POLICY"
+    # Added with the Registrar: the hub administrator retired the code's issuer (a verdict), or
+    # a change was asked of a retired issuer (a registration refusal).
+    ERR_ISSUER_RETIRED = "ERR_ISSUER_RETIRED"
 
     @property
     def status(self) -> Status:

@@ -5,15 +5,20 @@ limits, the identity keys, the clock, and optionally the port through which onli
 asked. Each call reads the clock and the snapshot exactly once.
 
 The clock is watched: the service keeps the latest instant it has seen (starting from the
-registry's last change) and, if the clock ever reads earlier than that by more than the leeway
-(a clock set back, by mistake or to revive expired codes), answers every code UNVERIFIABLE
-``ERR_CLOCK_UNTRUSTED`` until the clock has caught up again.
+registry's last change, or the mark persisted by the last run if that is later) and, if the
+clock ever reads earlier than that by more than the leeway (a clock set back, by mistake or to
+revive expired codes), answers every code UNVERIFIABLE ``ERR_CLOCK_UNTRUSTED`` until the clock
+has caught up again.
+
+So is the trust behind the snapshot: when the registry stops verifying (see
+:class:`~gateway.registry.TrustHolder`), codes are still judged on the last good snapshot for
+``limits.stale_grace``, then every code is UNVERIFIABLE ``ERR_TRUST_STALE``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -72,28 +77,41 @@ class VerificationService:
         self._clock = clock
         self._online = online
         self._high_water = clock_floor
-        """The latest instant known to have passed: the registry's last change, then the latest
-        instant this service has read from its clock."""
+        """The latest instant known to have passed: the registry's last change or the persisted
+        mark, then the latest instant this service has read from its clock."""
 
-    def _now(self) -> tuple[datetime, str | None]:
-        """The clock's reading, and why it cannot be trusted (or None)."""
+    @property
+    def high_water(self) -> datetime | None:
+        """The latest instant this service knows to have passed (to persist, off this path)."""
+        return self._high_water
+
+    def _now(self) -> tuple[datetime, tuple[Reason, str] | None]:
+        """The clock's reading, and why nothing can be judged now (or None)."""
         now = self._clock()
         seen = self._high_water
         if seen is not None and now < seen - self.limits.leeway:
             return now, (
+                Reason.ERR_CLOCK_UNTRUSTED,
                 f"the gateway's clock reads {now.isoformat()}, before {seen.isoformat()}, "
-                "which has already passed: no code is judged until the clock is right"
+                "which has already passed: no code is judged until the clock is right",
             )
         if seen is None or now > seen:
             self._high_water = now
+        unverified = self.trust.unverified
+        if unverified is not None and now - unverified[0] > self.limits.stale_grace:
+            return now, (
+                Reason.ERR_TRUST_STALE,
+                f"the registry has not verified since {unverified[0].isoformat()} "
+                f"({unverified[1]}): no code is judged on trust nobody can vouch for",
+            )
         return now, None
 
     @staticmethod
     def _untrusted(
-        detail: str, trust: TrustSnapshot, now: datetime, where: RegionCode | None
+        why: tuple[Reason, str], trust: TrustSnapshot, now: datetime, where: RegionCode | None
     ) -> Verdict:
         provenance = Provenance(trust_version=trust.version, destination=where)
-        return Verdict.failed(Reason.ERR_CLOCK_UNTRUSTED, detail, provenance, now)
+        return Verdict.failed(why[0], why[1], provenance, now)
 
     # ------------------------------------------------------------------ offline, synchronous
 
@@ -102,16 +120,6 @@ class VerificationService:
         where = parse_destination(destination)
         trust, (now, untrusted) = self.trust.current, self._now()
         return offline(self._begin(code, trust, now, where, untrusted), now)
-
-    def verify_batch(self, codes: Sequence[str], destination: str = "") -> Iterator[Verdict]:
-        """Like :meth:`verify` for a batch: validated at once, verdicts produced lazily."""
-        where = self.check_batch(codes, destination)
-        trust, (now, untrusted) = self.trust.current, self._now()
-        seen: dict[str, Verdict] = {}
-        for code in codes:
-            if code not in seen:
-                seen[code] = offline(self._begin(code, trust, now, where, untrusted), now)
-            yield seen[code]
 
     def check_batch(self, codes: Sequence[str], destination: str) -> RegionCode | None:
         """Validate a batch request before any work.
@@ -184,7 +192,7 @@ class VerificationService:
         trust: TrustSnapshot,
         now: datetime,
         where: RegionCode | None,
-        untrusted: str | None,
+        untrusted: tuple[Reason, str] | None,
     ) -> list[Verdict]:
         firsts: dict[str, Verdict | Question] = {}
         for code in codes:
@@ -204,9 +212,9 @@ class VerificationService:
         trust: TrustSnapshot,
         now: datetime,
         where: RegionCode | None,
-        untrusted: str | None,
+        untrusted: tuple[Reason, str] | None,
     ) -> Verdict | Question:
-        """Where every code starts: judged nowhere while the clock is untrusted."""
+        """Where every code starts: judged nowhere while the clock or the trust is untrusted."""
         if untrusted is not None:
             return self._untrusted(untrusted, trust, now, where)
         return begin(

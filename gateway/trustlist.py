@@ -6,7 +6,8 @@ A compact JWS (ES256, ``typ: huren-trust-list+jwt``) by the gateway's trust-list
 "sha256"}, "online_code_prefix"?, "code_name"?, "pseudonymous", "keys": [{"kid", "alg", "spki",
 "status", "status_since"?, "not_before"?, "not_after"?, "usage"?, "certificate_sha256"?,
 "revocations"?: {"counter", "ids"}}]}], "profiles": [{"id", "version", "sha256",
-"source"}], "policies": [{"destination", "id", "version", "sha256", "flags", "source"}]}``
+"source"}], "policies": [{"destination", "id", "version", "sha256", "flags", "source"}]}``;
+a retired issuer also has ``"retired": {"at", "reason"}`` (its codes verify nothing).
 
 Credentials (online client secrets, pseudonym keys) are never in it. Verifier apps and gateway
 replicas verify it offline with the key the gateway publishes (``trustlist-key.jwk`` in its state
@@ -35,14 +36,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
-def document(
-    snapshot: TrustSnapshot,
-    issued_at: datetime,
-    sources: Mapping[tuple[str, int], str],
-    policy_sources: Mapping[tuple[str, int], str] | None = None,
-) -> dict[str, Any]:
-    """The trust list's content; ``sources`` maps (profile id, version) to the profile's text,
-    ``policy_sources`` (destination, version) to the policy's."""
+def document(snapshot: TrustSnapshot, issued_at: datetime) -> dict[str, Any]:
+    """The trust list's content: the snapshot's issuers, keys, profiles and policies, with the
+    exact text of each profile and current policy version."""
     issuers = []
     for issuer in sorted(snapshot.issuers.values(), key=lambda i: i.id):
         profile = snapshot.profile_of(issuer)
@@ -90,13 +86,21 @@ def document(
             record["online_code_prefix"] = issuer.online.code_prefix
         if issuer.code_name is not None:
             record["code_name"] = issuer.code_name
+        retired = snapshot.retired.get(issuer.id)
+        if retired is not None:
+            record["retired"] = {"at": _iso(retired.at), "reason": retired.reason}
         issuers.append(record)
     return {
         "version": snapshot.version,
         "issued_at": _iso(issued_at),
         "issuers": issuers,
         "profiles": [
-            {"id": p.id, "version": p.version, "sha256": p.source_sha256, "source": sources[key]}
+            {
+                "id": p.id,
+                "version": p.version,
+                "sha256": p.source_sha256,
+                "source": snapshot.profile_sources[key],
+            }
             for key, p in sorted(snapshot.profiles.items())
         ],
         "policies": [
@@ -106,40 +110,46 @@ def document(
                 "version": p.version,
                 "sha256": p.source_sha256,
                 "flags": p.flags(),
-                "source": (policy_sources or {})[(key, p.version)],
+                "source": snapshot.policy_versions[key][-1].text,
             }
             for key, p in sorted(snapshot.policies.items())
         ],
     }
 
 
-def sign(content: Mapping[str, Any], key: PrivateKey) -> str:
+def sign(content: Mapping[str, Any], key: PrivateKey, typ: str = TYPE) -> str:
+    """A signed document of type ``typ`` (compact JWS by ``key``, identified by its
+    thumbprint)."""
     kid = key.public_key().thumbprint()
-    header = {"alg": key.algorithm.value, "kid": kid, "typ": TYPE}
+    header = {"alg": key.algorithm.value, "kid": kid, "typ": typ}
     return jws.sign(header, strictjson.dumps(dict(content)), key)
 
 
-def verify(text: str, key: PublicKey) -> dict[str, Any]:
-    """The trust list's content, if ``text`` is a trust list signed with ``key``.
+def verify(text: str, key: PublicKey, typ: str = TYPE) -> dict[str, Any]:
+    """The content of ``text``, if it is a document of type ``typ`` signed with ``key``.
 
     Raises:
-        ConfigurationInvalid: ``ERR_SIGNATURE``-like refusals as ``ERR_KEY_UNKNOWN`` (another
-            key), ``ERR_SIGNATURE`` or a malformed trust list.
+        ConfigurationInvalid: ``ERR_HEADER`` for another type, ``ERR_KEY_UNKNOWN`` for another
+            key, ``ERR_SIGNATURE``, or ``ERR_SCHEMA`` for malformed content (a JSON object with
+            an integer ``version`` for trust lists).
     """
     limits = Limits(max_code_chars=MAX_TRUST_LIST_BYTES, max_payload_bytes=MAX_TRUST_LIST_BYTES)
+    what = "trust list" if typ == TYPE else "signed document"
     try:
         token = jws.parse(text.strip(), limits)
-        if token.header.get("typ") != TYPE:
-            raise CodeRejected(Reason.ERR_HEADER, "not a huren trust list")
+        if token.header.get("typ") != typ:
+            raise CodeRejected(Reason.ERR_HEADER, f"not a {typ} document")
         if token.kid != key.thumbprint() or token.algorithm is not key.algorithm:
             raise CodeRejected(Reason.ERR_KEY_UNKNOWN, "signed with another key")
         if not key.verify(token.signing_input, token.signature):
             raise CodeRejected(Reason.ERR_SIGNATURE, "the signature does not verify")
         content = strictjson.loads(token.payload, max_bytes=MAX_TRUST_LIST_BYTES, max_depth=8)
     except CodeRejected as e:
-        raise ConfigurationInvalid(e.reason, f"trust list refused: {e.detail}") from e
-    if not isinstance(content, dict) or not isinstance(content.get("version"), int):
-        raise ConfigurationInvalid(Reason.ERR_SCHEMA, "trust list refused: malformed content")
+        raise ConfigurationInvalid(e.reason, f"{what} refused: {e.detail}") from e
+    if not isinstance(content, dict) or (
+        typ == TYPE and not isinstance(content.get("version"), int)
+    ):
+        raise ConfigurationInvalid(Reason.ERR_SCHEMA, f"{what} refused: malformed content")
     return content
 
 
@@ -152,15 +162,9 @@ class TrustListSigner:
         self.key = key
         self._cached: tuple[int, str] | None = None
 
-    def signed(
-        self,
-        snapshot: TrustSnapshot,
-        now: datetime,
-        sources: Mapping[tuple[str, int], str],
-        policy_sources: Mapping[tuple[str, int], str] | None = None,
-    ) -> str:
+    def signed(self, snapshot: TrustSnapshot, now: datetime) -> str:
         if self._cached is None or self._cached[0] != snapshot.version:
-            content = document(snapshot, now, sources, policy_sources)
+            content = document(snapshot, now)
             self._cached = (snapshot.version, sign(content, self.key))
         return self._cached[1]
 

@@ -297,6 +297,7 @@ def _verify(code: str, context: _Context, facts: _Facts) -> Verdict | Question:
         assert issuer.online is not None
         facts.issuer = issuer
         facts.profile = context.trust.profile_of(issuer)
+        _check_not_retired(issuer, context.trust)  # a retired issuer is not even asked
         return Question(issuer, token_of(code, issuer.online.code_prefix), facts)
     # Step 3: open the envelope.
     opened = open_envelope(code, route.envelope, context.limits)
@@ -368,10 +369,20 @@ def _authenticate(
     signer = _verify_signature(opened, allowed)
     issuer = trust.issuers[signer.issuer]
     facts.issuer, facts.kid, facts.profile = issuer, signer.kid, trust.profile_of(issuer)
-    # Step 7: revoked keys sign nothing.
+    # Step 7: revoked keys sign nothing, nor does any key of a retired issuer.
     if signer.status is KeyStatus.REVOKED:
         raise CodeRejected(Reason.ERR_KEY_REVOKED, f"key {signer.kid} of {issuer.id} is revoked")
+    _check_not_retired(issuer, trust)
     return signer
+
+
+def _check_not_retired(issuer: Issuer, trust: TrustSnapshot) -> None:
+    retired = trust.retired.get(issuer.id)
+    if retired is not None:
+        raise CodeRejected(
+            Reason.ERR_ISSUER_RETIRED,
+            f"issuer {issuer.id} was retired by the hub administrator at {retired.at.isoformat()}",
+        )
 
 
 def _accept(opened: Opened, signer: IssuerKey, context: _Context, facts: _Facts) -> Verdict:

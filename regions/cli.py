@@ -78,18 +78,18 @@ def _serve(args: argparse.Namespace) -> int:
 def _register(args: argparse.Namespace) -> int:
     import urllib.request
 
-    from gateway.registry_client import RegistryClient, TlsCredentials, new_request_id
-    from regions.common.onboarding import registration_request
+    from gateway.clients import RegistryClient, TlsCredentials, new_request_id
+    from regions.common.onboarding import registration_command
 
     state_dir = args.state_dir or DEFAULT_STATE / args.name
     url = args.url.rstrip("/")
     with urllib.request.urlopen(f"{url}/api/keys", timeout=10) as response:
         jwks = response.read(1 << 20)
     request_id = new_request_id()
-    request = registration_request(args.name, url, state_dir, jwks, request_id)
+    command = registration_command(args.name, url, state_dir, jwks, request_id)
     credentials = TlsCredentials.from_pki(args.pki, args.operator)
     with RegistryClient(args.gateway, credentials) as client:
-        change = client.register_issuer(request)
+        change = client.submit(request_id, command)
     print(
         f"registered {args.name}: {change.audit.detail} "
         f"(trust version {change.trust_version}, audit entry {change.audit.seq})"

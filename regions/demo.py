@@ -24,7 +24,6 @@ demo.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import queue
 import re
@@ -43,26 +42,26 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from gateway.cli.pki import create_development_pki
-from gateway.client import GatewayClient
+from gateway.clients import GatewayClient, RegistryClient, TlsCredentials, new_request_id
 from gateway.clock import system_clock
 from gateway.codecs import base64url, cose, jws, strictcbor, strictjson, textform
 from gateway.crypto import Algorithm, PrivateKey
+from gateway.errors import CallRefused
+from gateway.hub import initialise, open_hub
 from gateway.identity import resident_id_check_char
 from gateway.limits import Limits
 from gateway.model import Colour, IssuerId, Reason, Status, Verdict
 from gateway.policy import load_policy
 from gateway.recognise import Decision, DecisionReason
 from gateway.registry.authority import Actor, Role
-from gateway.registry_client import RegistryClient, TlsCredentials, new_request_id
+from gateway.registry.commands import CreateOperator, CreateRegion, RevokeKey, SetPolicy
+from gateway.registry.registrar import Change
 from gateway.report import decision_json, decision_lines, verdict_json, verdict_line
-from gateway.server.app import StateFiles
-from gateway.storage.sqlite import RegistryStore
+from gateway.storage.files import StateFiles
 from regions import REGIONS, build_region, spec_of
 from regions.common.keys import load_secrets
-from regions.common.onboarding import registration_request
+from regions.common.onboarding import registration_command
 from regions.common.spec import CHINA_STANDARD_TIME, Holder, Level, RegionContext
 
 START_TIMEOUT_S = 30.0
@@ -292,19 +291,14 @@ def _run(out: _Narrator, work: Path) -> None:
     out.say()
     pki_dir = work / "pki"
     create_development_pki(pki_dir)
-    gateway_files = StateFiles(work / "gateway").ensure()
-    with RegistryStore(gateway_files.database) as store:
+    local = Actor(Role.LOCAL, "demo")
+    gateway_files = StateFiles(initialise(work / "gateway", local).directory)
+    with open_hub(gateway_files.directory) as hub:
         admin_cert = (pki_dir / "operators" / "hub-admin.pem").read_bytes()
-        store.create_operator(
-            "hub-admin",
-            None,
-            admin_cert,
-            actor=Actor(Role.LOCAL, "demo"),
-            request_id="bootstrap",
-            digest=hashlib.sha256(admin_cert).hexdigest(),
-        )
+        hub.registrar.submit(local, "bootstrap", CreateOperator("hub-admin", None, admin_cert))
     out.say("Setup")
     out.say("  pki        a development CA, the gateway's certificate, an operator per region")
+    out.say("  registry   a new state directory: an empty registry, audited (huren registry init)")
     out.say("  bootstrap  the hub administrator's certificate pinned in the registry (offline)")
     gateway = _Process(
         [
@@ -323,9 +317,10 @@ def _run(out: _Narrator, work: Path) -> None:
         with RegistryClient(registry, TlsCredentials.from_pki(pki_dir, "hub-admin")) as admin:
             for name in REGIONS:
                 spec = spec_of(name)
-                admin.create_region(new_request_id(), spec.code, spec.display_name)
+                admin.submit(new_request_id(), CreateRegion(spec.code, spec.display_name))
                 certificate = (pki_dir / "operators" / f"{name}-ops.pem").read_bytes()
-                admin.create_operator(new_request_id(), f"{name}-ops", spec.code, certificate)
+                operator = CreateOperator(f"{name}-ops", spec.code, certificate)
+                admin.submit(new_request_id(), operator)
         out.say("  hub admin  created the seven regions and pinned their operators' certificates")
         regions: dict[str, _Process] = {}
         for name in REGIONS:
@@ -360,13 +355,14 @@ def _run(out: _Narrator, work: Path) -> None:
         _audit_verify(out, gateway_files)
 
 
-def _register(pki_dir: Path, registry: str, name: str, url: str, state_dir: Path) -> Any:
+def _register(pki_dir: Path, registry: str, name: str, url: str, state_dir: Path) -> Change:
     """What the regional operator does: one call, keys proven by the region's own key."""
     with urllib.request.urlopen(f"{url}/api/keys", timeout=10) as response:  # loopback
         jwks = response.read()
-    request = registration_request(name, url, state_dir, jwks, new_request_id())
+    request_id = new_request_id()
+    command = registration_command(name, url, state_dir, jwks, request_id)
     with RegistryClient(registry, TlsCredentials.from_pki(pki_dir, f"{name}-ops")) as client:
-        return client.register_issuer(request)
+        return client.submit(request_id, command)
 
 
 def _cross_region_attempt(out: _Narrator, pki_dir: Path, registry: str) -> None:
@@ -375,11 +371,14 @@ def _cross_region_attempt(out: _Narrator, pki_dir: Path, registry: str) -> None:
     with RegistryClient(registry, TlsCredentials.from_pki(pki_dir, "hangzhou-ops")) as client:
         beijing = client.get_issuer("beijing")
         try:
-            client.revoke_key(new_request_id(), "beijing", beijing.keys[0].kid, "not mine")
-        except grpc.RpcError as e:
-            out.say(f"  refused: {e.code().name}: {e.details()} (audited; nothing changed)")
-            if e.code() is not grpc.StatusCode.PERMISSION_DENIED:
-                out.failures.append(f"cross-region revocation answered {e.code().name}")
+            client.submit(new_request_id(), RevokeKey("beijing", beijing.keys[0].kid, "not mine"))
+        except CallRefused as e:
+            out.say(
+                f"  refused: {str(e).removeprefix('gateway call failed: ')} (audited; "
+                "nothing changed)"
+            )
+            if e.status != "PERMISSION_DENIED":
+                out.failures.append(f"cross-region revocation answered {e.status}")
         else:
             out.failures.append("a cross-region revocation was accepted")
 
@@ -399,7 +398,7 @@ def _live_revocation(
     out.check("王芳's Macau verde, before", client.verify(answer["code"]), colour=Colour.GREEN)
     with RegistryClient(registry, TlsCredentials.from_pki(pki_dir, "macau-ops")) as operator:
         kid = operator.get_issuer("macau").keys[0].kid
-        change = operator.revoke_key(new_request_id(), "macau", kid, "key exposed")
+        change = operator.submit(new_request_id(), RevokeKey("macau", kid, "key exposed"))
     out.say(f"  revoked {kid}: trust version {change.trust_version}, audit #{change.audit.seq}")
     verdict = out.check(
         "王芳's Macau verde, after revocation",
@@ -580,7 +579,7 @@ def _journey(
             continue
         text = (Path(__file__).parent / name / "policy.toml").read_text("utf-8")
         with RegistryClient(registry, TlsCredentials.from_pki(pki_dir, f"{name}-ops")) as operator:
-            change = operator.set_policy(new_request_id(), text)
+            change = operator.submit(new_request_id(), SetPolicy(text))
         policy = load_policy(text)
         flags = "".join(f"  [{f.split(':')[0]}]" for f in policy.flags())
         out.say(

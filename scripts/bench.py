@@ -49,14 +49,16 @@ from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
 from gateway.clock import system_clock
 from gateway.codecs import base64url, cose, textform
 from gateway.crypto import Algorithm, PrivateKey, pki
+from gateway.hub import initialise, open_hub
 from gateway.identity import IdentityKeys, resident_id_check_char
 from gateway.limits import Limits
 from gateway.model import IssuerId, KeyId, ProfileId, RegionCode
 from gateway.profiles import load_profile
 from gateway.registry import Issuer, IssuerKey, TrustState
-from gateway.registry.admission import certificate_key
+from gateway.registry.admission import certificate_key, offers_from_file
 from gateway.registry.authority import Actor, Role
-from gateway.storage.sqlite import ProfileSource, RegistryStore
+from gateway.registry.commands import CreateRegion, RegisterIssuer
+from gateway.registry.model import Region
 from gateway.verify import verify_code
 from regions.common.spec import Holder, Level, Secrets
 from regions.hangzhou import SPEC, Hangzhou
@@ -130,6 +132,7 @@ def bench_in_process(pairs: int, slice_s: float) -> dict[str, float]:
     profile = load_profile(SPEC.profile_text())
     state.add_profile(profile)
     spec = SPEC
+    state.add_region(Region(spec.code, spec.display_name))
     state.add_issuer(Issuer(spec.issuer, spec.code, spec.display_name, ProfileId(profile.id), 1))
     state.add_key(IssuerKey(spec.issuer, kid, key.public_key()))
     trust, limits = state.snapshot(), Limits()
@@ -164,17 +167,17 @@ class _Server:
 
     def __init__(self, work: Path, key: PrivateKey, kid: str) -> None:
         state = work / "gateway"
-        state.mkdir()
-        store = RegistryStore(state / "registry.db")
-        profile = ProfileSource.parse(SPEC.profile_text())
-        spec = SPEC
-        issuer = Issuer(spec.issuer, spec.code, spec.display_name, ProfileId(profile.profile.id), 1)
-        key_ref = IssuerKey(issuer.id, KeyId(kid), key.public_key())
         local = Actor(Role.LOCAL, "bench")
-        store.register_issuer(
-            issuer, profile, [key_ref], actor=local, request_id="bench", digest="bench"
-        )
-        store.close()
+        initialise(state, local)
+        spec = SPEC
+        jwks = json.dumps({"keys": [{**key.public_key().jwk(), "kid": kid}]}).encode()
+        offers = offers_from_file(jwks, [key], issuer=spec.issuer, request_id="bench")
+        with open_hub(state) as hub:
+            hub.registrar.submit(local, "region", CreateRegion(spec.code, spec.display_name))
+            registration = RegisterIssuer(
+                spec.issuer, spec.code, spec.display_name, spec.profile_text(), tuple(offers)
+            )
+            hub.registrar.submit(local, "bench", registration)
         self.proc = subprocess.Popen(
             # Plaintext, like the reference floors in ../shared/docs/performance.md.
             [*HUREN, "serve", "--insecure", "--listen", "127.0.0.1:0", "--state-dir", str(state)],
@@ -311,6 +314,7 @@ def bench_dcc(pairs: int, slice_s: float, peer_python: Path | None) -> dict[str,
     state = TrustState()
     state.add_profile(profile)
     issuer = Issuer(IssuerId("eu-dcc-xx"), RegionCode("XX"), "bench", profile.id, profile.version)
+    state.add_region(Region(issuer.region, str(issuer.region)))
     state.add_issuer(issuer)
     state.add_key(certificate_key(issuer.id, certificate))
     trust, limits = state.snapshot(), Limits()

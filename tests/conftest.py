@@ -17,6 +17,7 @@ from gateway.limits import Limits
 from gateway.model import IssuerId, KeyId, ProfileId, RegionCode
 from gateway.profiles import Profile, load_profile
 from gateway.registry import Issuer, IssuerKey, TrustSnapshot, TrustState
+from gateway.registry.model import Region
 
 REPO = Path(__file__).resolve().parent.parent
 CONFORMANCE = Path(os.environ.get("HUREN_CONFORMANCE", REPO.parent / "shared" / "conformance"))
@@ -45,6 +46,13 @@ def resident_id(district: str = "330106", born: str = "19900307", seq: str = "12
 
 
 HANGZHOU_PROFILE = (REPO / "regions" / "hangzhou" / "profile.toml").read_text("utf-8")
+
+
+def add_issuer(state: TrustState, issuer: Issuer) -> None:
+    """``state.add_issuer``, creating the issuer's region first if the state lacks it."""
+    if issuer.region not in state.snapshot().regions:
+        state.add_region(Region(issuer.region, f"region {issuer.region}"))
+    state.add_issuer(issuer)
 
 
 @dataclass
@@ -95,8 +103,9 @@ def make_world(
     profile = load_profile(HANGZHOU_PROFILE)
     state = TrustState()
     state.add_profile(profile)
-    state.add_issuer(
-        Issuer(IssuerId("hangzhou"), RegionCode("330100"), "杭州健康码", ProfileId("hangzhou"), 1)
+    add_issuer(
+        state,
+        Issuer(IssuerId("hangzhou"), RegionCode("330100"), "杭州健康码", ProfileId("hangzhou"), 1),
     )
     state.add_key(issuer_key or IssuerKey(IssuerId("hangzhou"), kid, private.public_key()))
     identities = IdentityKeys(SUBJECT_SECRET, LINK_KEY)

@@ -23,7 +23,7 @@ from regions.common.keys import load_secrets
 from regions.common.onboarding import registration
 from regions.common.spec import Holder, IssuedCode, Level, Region, RegionContext, Secrets
 from regions.zhejiang import TokenRecord, answer
-from tests.conftest import LINK_KEY, SUBJECT_SECRET
+from tests.conftest import LINK_KEY, SUBJECT_SECRET, add_issuer
 
 ZHEJIANG_URL = "http://zhejiang.test"
 
@@ -87,8 +87,8 @@ def build_world(base: Path) -> RegionsWorld:
         public = secrets.key.public_key()
         jwk = {**public.jwk(), "kid": secrets.kid, "alg": public.algorithm.value}
         found = registration(name, url, directory, json.dumps({"keys": [jwk]}).encode())
-        state.add_profile(found.profile.profile)
-        state.add_issuer(found.issuer)
+        state.add_profile(found.profile, found.profile_text)
+        add_issuer(state, found.issuer)
         for key in found.keys:
             state.add_key(key)
         regions[name] = (region, secrets)

@@ -17,8 +17,6 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
-import grpc
-
 from gateway.cli import local, operator, pki, policy, serve
 from gateway.cli.common import EXIT_ERROR, Handler
 from gateway.errors import ConfigurationInvalid, HurenError
@@ -40,9 +38,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except HurenError as e:
         print(f"huren: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    except grpc.RpcError as e:
-        print(f"huren: gateway call failed: {e.code().name}: {e.details()}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as e:
         print(f"huren: {e}", file=sys.stderr)

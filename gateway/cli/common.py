@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import enum
+import getpass
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from gateway.clients.tls import TlsCredentials, operator_files
 from gateway.errors import ConfigurationInvalid
-from gateway.keyfiles import MAX_KEY_FILE_BYTES
 from gateway.model import Reason
-from gateway.registry_client import TlsCredentials, operator_files
+from gateway.registry.authority import Actor, Role
+from gateway.registry.keyfiles import MAX_KEY_FILE_BYTES
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 DEFAULT_GATEWAY = "127.0.0.1:50051"
@@ -100,3 +104,22 @@ def read_hex(path: Path) -> bytes:
         return bytes.fromhex(path.read_text().strip())
     except ValueError as e:
         raise ConfigurationInvalid(Reason.ERR_KEY_WEAK, f"{path.name} does not hold hex") from e
+
+
+def local_actor() -> Actor:
+    """Whoever runs a command on the gateway's host (audited as ``local:<login>``)."""
+    return Actor(Role.LOCAL, getpass.getuser())
+
+
+def plain(value: Any) -> Any:
+    """A model value as JSON data the way the CLI prints it: dataclass fields by name (the
+    ``.proto`` field names), times in RFC 3339 UTC, enums by value."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, tuple | list):
+        return [plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value

@@ -1,80 +1,111 @@
 """Commands on the gateway's own host: the registry file, the audit log, profiles, trust lists.
 
-``huren registry ...`` writes the registry file directly, as the local administrator (audited as
-``local:<user>``): for bootstrapping the first hub administrator and for emergencies. Regional
-operators use ``huren operator ...`` over mutual TLS instead.
+``huren registry ...`` changes the registry file directly, as the local administrator (audited as
+``local:<user>``), through the same :class:`~gateway.registry.registrar.Registrar` as the gRPC
+service: for creating the registry, bootstrapping the first hub administrator, importing signer
+certificates, and emergencies. Regional operators use ``huren operator ...`` over mutual TLS.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import getpass
+import base64
 import hashlib
 import json
 import sys
-from collections.abc import Iterator
+import uuid
 from pathlib import Path
 
 from gateway import crypto
 from gateway.cli.common import (
     DEFAULT_STATE,
+    EXIT_ERROR,
     EXIT_FAILED,
     EXIT_OK,
     Subparsers,
+    local_actor,
     read_hex,
     read_source,
     read_utf8,
 )
 from gateway.errors import ConfigurationInvalid
-from gateway.model import IssuerId, ProfileId, Reason, RegionCode, format_span
+from gateway.hub import Hub, initialise, open_hub
+from gateway.model import Reason, format_span
 from gateway.profiles import load_profile
-from gateway.profiles.model import KeyIdRule
-from gateway.registry import Issuer, OnlineEndpoint
-from gateway.registry.admission import KeyOffer, admit, certificate_key, offers_from_file
-from gateway.registry.authority import Actor, Role
-from gateway.registry_client import new_request_id
+from gateway.registry import OnlineEndpoint
+from gateway.registry.admission import KeyOffer, offers_from_file
+from gateway.registry.commands import (
+    Command,
+    CreateOperator,
+    CreateRegion,
+    ImportCertificate,
+    RegisterIssuer,
+    RetireIssuer,
+)
+from gateway.registry.registrar import Change
 from gateway.report import describe_condition
-from gateway.storage.sqlite import ProfileSource, RegistryStore
+from gateway.storage.files import StateFiles
+from gateway.storage.record import StateRecord
+from gateway.storage.sqlite import SqliteRegistry
 from gateway.trustlist import verify as verify_trust_list
 
 
-def local_actor() -> Actor:
-    return Actor(Role.LOCAL, getpass.getuser())
+def new_request_id() -> str:
+    return str(uuid.uuid4())
 
 
 def register(commands: Subparsers) -> None:
     registry = commands.add_parser("registry", help="administer the registry file on this host")
     sub = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
 
-    add = sub.add_parser("add-issuer", help="register an issuer, its profile and keys")
-    add.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument(
+            "--state-dir",
+            type=Path,
+            default=DEFAULT_STATE,
+            help=f"the gateway's state directory (default {DEFAULT_STATE})",
+        )
+        return p
+
+    init = command("init", "create a new state directory: an empty, audited registry and keys")
+    init.set_defaults(handler=_init)
+
+    add = command("add-issuer", "register an issuer, its profile and keys")
     add_issuer_options(add)
     add.set_defaults(handler=_add_issuer)
 
-    certificates = sub.add_parser(
+    certificates = command(
         "import-certificates",
-        help="import signer certificates from a national trust list (EU DCC style issuers)",
+        "import signer certificates from a national trust list (EU DCC style issuers)",
     )
-    certificates.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
     certificates.add_argument("--issuer", required=True, help="an issuer with key_id x509-sha256-8")
     certificates.add_argument("files", type=Path, nargs="+", help="PEM (bundles too) or DER")
     certificates.set_defaults(handler=_import_certificates)
 
-    region = sub.add_parser("create-region", help="create a region")
-    region.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    region = command("create-region", "create a region")
     region.add_argument("--region", required=True)
     region.add_argument("--name", required=True)
     region.set_defaults(handler=_create_region)
 
-    operator = sub.add_parser(
-        "create-operator", help="pin an operator's certificate (bootstrap the hub administrator)"
+    operator = command(
+        "create-operator", "pin an operator's certificate (bootstrap the hub administrator)"
     )
-    operator.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
     operator.add_argument("--name", required=True)
     operator.add_argument("--region", help="the operator's region; omit for a hub administrator")
     operator.add_argument("--cert", type=Path, required=True, help="the operator's certificate")
     operator.set_defaults(handler=_create_operator)
+
+    retire = command("retire-issuer", "stop an issuer for good (its codes are refused)")
+    retire.add_argument("--issuer", required=True)
+    retire.add_argument("--reason", default="")
+    retire.set_defaults(handler=_retire_issuer)
+
+    rollback = command(
+        "accept-rollback",
+        "continue from a registry older than its state record (a restored backup), audited",
+    )
+    rollback.set_defaults(handler=_accept_rollback)
 
     profile = commands.add_parser("profile", help="work with translation profiles")
     psub = profile.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
@@ -116,9 +147,7 @@ def add_issuer_options(parser: argparse.ArgumentParser) -> None:
         "as for an EU DCC issuer whose certificates are imported)",
     )
     parser.add_argument("--kid", help="key id for a PEM or X.509 key")
-    parser.add_argument(
-        "--algorithm", choices=[a.value for a in crypto.ADMISSIBLE], help="for RSA keys"
-    )
+    parser.add_argument("--algorithm", choices=algorithm_choices(), help="for RSA keys")
     parser.add_argument(
         "--signing-key",
         type=Path,
@@ -161,6 +190,11 @@ def online_endpoint(args: argparse.Namespace) -> OnlineEndpoint | None:
     return OnlineEndpoint(args.online_code_prefix, args.online_verify_url, client_id, secret)
 
 
+def algorithm_choices() -> list[str]:
+    """The algorithms a key may be registered with, in a stable order."""
+    return sorted(a.value for a in crypto.ADMISSIBLE)
+
+
 def issuer_offers(args: argparse.Namespace, request_id: str) -> list[KeyOffer]:
     """The ``--keys`` of a registration, each with its proof of possession (none without it)."""
     if args.keys is None:
@@ -180,7 +214,7 @@ def signing_keys(paths: list[Path]) -> list[crypto.PrivateKey]:
     keys = []
     for path in paths:
         data = path.read_bytes()
-        for algorithm in crypto.ADMISSIBLE:
+        for algorithm in sorted(crypto.ADMISSIBLE, key=lambda a: a.value):
             try:
                 keys.append(crypto.PrivateKey.from_pem(data, algorithm))
                 break
@@ -191,32 +225,45 @@ def signing_keys(paths: list[Path]) -> list[crypto.PrivateKey]:
     return keys
 
 
-def _add_issuer(args: argparse.Namespace) -> int:
-    from gateway.server.app import StateFiles
-
-    profile = ProfileSource.parse(read_utf8(args.profile, Reason.ERR_PROFILE))
-    request_id = args.request_id or new_request_id()
-    offers = issuer_offers(args, request_id)
-    issuer = Issuer(
-        id=IssuerId(args.id),
-        region=RegionCode(args.region),
+def register_issuer_command(args: argparse.Namespace, request_id: str) -> RegisterIssuer:
+    """The registration the ``add_issuer_options`` describe (keys proven for ``request_id``)."""
+    return RegisterIssuer(
+        issuer_id=args.id,
+        region=args.region,
         name=args.name,
-        profile_id=ProfileId(profile.profile.id),
-        profile_version=profile.profile.version,
+        profile_toml=read_utf8(args.profile, Reason.ERR_PROFILE),
+        keys=tuple(issuer_offers(args, request_id)),
         online=online_endpoint(args),
         pseudonym_key=read_hex(args.pseudonym_key_file) if args.pseudonym_key_file else None,
         code_name=args.code_name,
     )
-    files = StateFiles(args.state_dir).ensure()
-    with contextlib.closing(RegistryStore(files.database)) as store:
-        keys = [admit(issuer.id, offer, request_id, store.clock()) for offer in offers]
-        digest = _digest(args, request_id)
-        change = store.register_issuer(
-            issuer, profile, keys, actor=local_actor(), request_id=request_id, digest=digest
-        )
+
+
+def _hub(args: argparse.Namespace) -> Hub:
+    return open_hub(args.state_dir)
+
+
+def _submit(args: argparse.Namespace, command: Command, request_id: str | None = None) -> Change:
+    with _hub(args) as hub:
+        return hub.registrar.submit(local_actor(), request_id or new_request_id(), command)
+
+
+def _init(args: argparse.Namespace) -> int:
+    files = initialise(args.state_dir, local_actor())
     print(
-        f"registered issuer {issuer.id} ({issuer.region}) with profile "
-        f"{profile.profile.label} and {len(keys)} key(s); trust version {change.trust_version}"
+        f"created a registry in {files.directory} (audit entry 1); hand "
+        f"{files.trust_list_public.name} to whoever verifies trust lists"
+    )
+    return EXIT_OK
+
+
+def _add_issuer(args: argparse.Namespace) -> int:
+    request_id = args.request_id or new_request_id()
+    command = register_issuer_command(args, request_id)
+    change = _submit(args, command, request_id)
+    print(
+        f"registered issuer {args.id} ({args.region}): {change.audit.detail}; "
+        f"trust version {change.trust_version}"
     )
     return EXIT_OK
 
@@ -231,6 +278,17 @@ def _certificates(data: bytes) -> list[bytes]:
     return [_PEM_CERTIFICATE + block for block in data.split(_PEM_CERTIFICATE)[1:]]
 
 
+def _der(certificate: bytes) -> bytes:
+    """A PEM certificate's DER bytes (what identifies it), or the bytes as they are."""
+    if not certificate.startswith(_PEM_CERTIFICATE):
+        return certificate
+    body = certificate[len(_PEM_CERTIFICATE) :].split(b"-----END", 1)[0]
+    try:
+        return base64.b64decode(b"".join(body.split()), validate=True)
+    except ValueError:
+        return certificate
+
+
 def _import_certificates(args: argparse.Namespace) -> int:
     """Signer certificates come from a trust list the operator obtained (the EU DCC gateway,
     a national list): nobody here holds their private keys, so there is no proof of
@@ -241,95 +299,65 @@ def _import_certificates(args: argparse.Namespace) -> int:
     A certificate the registry refuses (a key algorithm the profile does not allow, say) is
     reported and skipped; the others are imported, and the exit status is 1."""
     refused = 0
-    with _store(args, existing=True) as store:
-        issuer = store.snapshot.issuers.get(IssuerId(args.issuer))
-        if issuer is None:
-            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"no issuer {args.issuer}")
-        if store.snapshot.profile_of(issuer).envelope.key_id is not KeyIdRule.X509_SHA256_8:
-            raise ConfigurationInvalid(
-                Reason.ERR_POP,
-                f"issuer {issuer.id}'s profile takes keys with proof of possession: "
-                "use huren operator add-key",
-            )
+    with _hub(args) as hub:
         for path in args.files:
             for number, certificate in enumerate(_certificates(path.read_bytes()), 1):
+                # The request id is the issuer's and the certificate's (DER) digest, whatever
+                # its encoding: importing the same certificate again changes nothing.
+                der = _der(certificate)
+                digest = hashlib.sha256(der).hexdigest()[:32]
                 try:
-                    key = certificate_key(issuer.id, certificate)
-                    # The request id is the certificate's (DER) digest, whatever its encoding:
-                    # importing the same certificate again, as PEM or DER, changes nothing.
-                    digest = (key.certificate_sha256 or b"").hex()
-                    change = store.add_key(
-                        key, actor=local_actor(), request_id=f"dsc-{digest[:32]}", digest=digest
+                    change = hub.registrar.submit(
+                        local_actor(),
+                        f"dsc-{args.issuer}-{digest}",
+                        ImportCertificate(args.issuer, der),
                     )
                 except ConfigurationInvalid as e:
+                    if e.reason is Reason.ERR_POP:  # the issuer takes no certificates at all
+                        raise
                     refused += 1
                     print(
                         f"huren: {path.name} certificate {number} refused: {e.reason.value}: {e}",
                         file=sys.stderr,
                     )
                     continue
-                usage = ", ".join(sorted(key.usage)) if key.usage is not None else "any kind"
-                print(
-                    f"{key.kid} ({key.public_key.algorithm.value}, signs {usage}, valid "
-                    f"{key.not_before:%Y-%m-%d} to {key.not_after:%Y-%m-%d}): "
-                    f"trust version {change.trust_version}"
-                )
+                print(f"{change.audit.detail}: trust version {change.trust_version}")
     return EXIT_FAILED if refused else EXIT_OK
 
 
-def _digest(args: argparse.Namespace, request_id: str) -> str:
-    content = json.dumps({k: str(v) for k, v in sorted(vars(args).items()) if k != "handler"})
-    return hashlib.sha256(content.encode()).hexdigest()
-
-
 def _create_region(args: argparse.Namespace) -> int:
-    with _store(args) as store:
-        request_id = new_request_id()
-        change = store.create_region(
-            args.region,
-            args.name,
-            actor=local_actor(),
-            request_id=request_id,
-            digest=_digest(args, request_id),
-        )
+    change = _submit(args, CreateRegion(args.region, args.name))
     print(f"created region {args.region}; trust version {change.trust_version}")
     return EXIT_OK
 
 
 def _create_operator(args: argparse.Namespace) -> int:
-    with _store(args) as store:
-        request_id = new_request_id()
-        change = store.create_operator(
-            args.name,
-            args.region,
-            args.cert.read_bytes(),
-            actor=local_actor(),
-            request_id=request_id,
-            digest=_digest(args, request_id),
-        )
+    change = _submit(args, CreateOperator(args.name, args.region, args.cert.read_bytes()))
     role = f"operator of {args.region}" if args.region else "hub administrator"
     print(f"pinned {args.name} as {role}; audit entry {change.audit.seq}")
     return EXIT_OK
 
 
-@contextlib.contextmanager
-def _store(args: argparse.Namespace, *, existing: bool = False) -> Iterator[RegistryStore]:
-    """The registry file of ``--db`` or ``--state-dir``; with ``existing``, only if it is there
-    (reading commands never create a registry, which would hide a mistyped path)."""
-    from gateway.server.app import StateFiles
+def _retire_issuer(args: argparse.Namespace) -> int:
+    change = _submit(args, RetireIssuer(args.issuer, args.reason))
+    print(f"retired issuer {args.issuer}; audit entry {change.audit.seq}")
+    return EXIT_OK
 
-    db: Path | None = getattr(args, "db", None)
-    if existing:
-        path = db or StateFiles(args.state_dir).database
-        if not path.is_file():
-            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"no registry file {path}")
-    else:
-        path = db or StateFiles(args.state_dir).ensure().database
-    store = RegistryStore(path)
-    try:
-        yield store
-    finally:
-        store.close()
+
+def _accept_rollback(args: argparse.Namespace) -> int:
+    with open_hub(args.state_dir, accept_rollback=local_actor()) as hub:
+        if hub.store.problem is not None:
+            print(f"huren: the registry does not verify: {hub.store.problem}", file=sys.stderr)
+            return EXIT_ERROR
+        if hub.store.rolled_back is None:
+            print("the registry is not older than its state record: nothing to accept")
+            return EXIT_OK
+        last = hub.store.last_entry
+        print(
+            f"accepted: continuing from this registry, audit entry {last.seq if last else 0}, "
+            f"trust version {hub.store.state.version}"
+        )
+    return EXIT_OK
 
 
 def _profile_check(args: argparse.Namespace) -> int:
@@ -375,18 +403,37 @@ def _profile_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _read_registry(args: argparse.Namespace) -> SqliteRegistry:
+    """The registry of ``--db`` (a file alone, a backup say) or ``--state-dir`` (with its state
+    record), for reading: never created, never written."""
+    if args.db is not None:
+        return SqliteRegistry(args.db)
+    files = StateFiles(args.state_dir)
+    record = None
+    if files.trust_list_key.is_file():
+        key = crypto.PrivateKey.from_pem(files.trust_list_key.read_bytes(), crypto.Algorithm.ES256)
+        record = StateRecord(files.state_record, key)
+    return SqliteRegistry(files.database, record=record)
+
+
 def _audit_verify(args: argparse.Namespace) -> int:
-    with _store(args, existing=True) as store:
+    with _read_registry(args) as store:
         report = store.verify_audit()
     if report.intact:
         print(f"audit chain intact: {report.entries} entries, head {report.head[:16]}")
         return EXIT_OK
+    if report.kind == "file":
+        print(f"huren: {store.path.name} cannot be verified: {report.problem}", file=sys.stderr)
+        return EXIT_ERROR
+    if report.kind == "rollback":
+        print(f"registry OLDER than its state record: {report.problem}")
+        return EXIT_FAILED
     print(f"audit chain BROKEN at entry {report.broken_at}: {report.problem}")
     return EXIT_FAILED
 
 
 def _audit_log(args: argparse.Namespace) -> int:
-    with _store(args, existing=True) as store:
+    with _read_registry(args) as store:
         for entry in store.audit_entries(after=args.after, limit=args.limit):
             if args.json:
                 print(

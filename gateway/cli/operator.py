@@ -6,29 +6,44 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
-from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.json_format import MessageToDict
-from google.protobuf.message import Message
-
-from gateway._generated.huren.v1 import registry_pb2 as pb
 from gateway.cli.common import (
     DEFAULT_REGISTRY,
     EXIT_OK,
     Subparsers,
     add_tls_options,
     aware_datetime,
-    read_hex,
+    plain,
     read_source,
     read_utf8,
     tls_credentials,
 )
-from gateway.cli.local import add_issuer_options, issuer_offers, online_endpoint, signing_keys
+from gateway.cli.local import (
+    add_issuer_options,
+    algorithm_choices,
+    new_request_id,
+    register_issuer_command,
+    signing_keys,
+)
+from gateway.clients import RegistryClient
 from gateway.crypto import Algorithm
 from gateway.model import Reason
 from gateway.registry.admission import offers_from_file
-from gateway.registry_client import RegistryClient, new_request_id, register_issuer_request
+from gateway.registry.commands import (
+    AddKey,
+    Command,
+    CreateOperator,
+    CreateRegion,
+    RemoveOperator,
+    ReserveName,
+    RetireIssuer,
+    RetireKey,
+    RevokeKey,
+    SetRevocations,
+    UpdateProfile,
+)
+from gateway.registry.model import NameKind
+from gateway.registry.registrar import Change
 
 
 def register(commands: Subparsers) -> None:
@@ -50,7 +65,7 @@ def register(commands: Subparsers) -> None:
     p.add_argument("--issuer", required=True)
     p.add_argument("--keys", required=True, help="JWK/JWKS/PEM/X.509 file or URL")
     p.add_argument("--kid", help="key id for a PEM or X.509 key")
-    p.add_argument("--algorithm", choices=[a.value for a in Algorithm])
+    p.add_argument("--algorithm", choices=algorithm_choices(), help="for RSA keys")
     p.add_argument("--signing-key", type=Path, action="append", default=[], required=True)
     p.add_argument("--request-id")
     p.set_defaults(handler=_add_key)
@@ -100,6 +115,26 @@ def register(commands: Subparsers) -> None:
     p.add_argument("--request-id")
     p.set_defaults(handler=_remove_operator)
 
+    p = command(
+        "reserve-name",
+        "give a profile id, policy id or issuer name to a region before it uses it (hub "
+        "administrator)",
+    )
+    p.add_argument("--kind", required=True, choices=[k.value for k in NameKind])
+    p.add_argument("--name", required=True)
+    p.add_argument("--region", required=True)
+    p.add_argument("--request-id")
+    p.set_defaults(handler=_reserve_name)
+
+    p = command(
+        "retire-issuer",
+        "stop an issuer for good: its codes are refused, its names stay taken (hub administrator)",
+    )
+    p.add_argument("--issuer", required=True)
+    p.add_argument("--reason", default="")
+    p.add_argument("--request-id")
+    p.set_defaults(handler=_retire_issuer)
+
     p = command("list-issuers", "list issuers (optionally of one region)")
     p.add_argument("--region", default="")
     p.set_defaults(handler=_list_issuers)
@@ -118,54 +153,11 @@ def register(commands: Subparsers) -> None:
     p.set_defaults(handler=_audit)
 
 
-_INT64 = frozenset(
-    {
-        FieldDescriptor.TYPE_INT64,
-        FieldDescriptor.TYPE_UINT64,
-        FieldDescriptor.TYPE_SINT64,
-        FieldDescriptor.TYPE_FIXED64,
-        FieldDescriptor.TYPE_SFIXED64,
-    }
-)
-
-
-def plain(message: Message) -> dict[str, Any]:
-    """A message as JSON the way the rest of the CLI writes it: field names as in the .proto
-    (snake_case), every field present, and 64-bit integers as numbers (protobuf's JSON mapping
-    writes them as strings)."""
-    data = MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
-    _numbers(message, data)
-    return data
-
-
-def _numbers(message: Message, data: dict[str, Any]) -> None:
-    for field in message.DESCRIPTOR.fields:
-        if field.name not in data:
-            continue
-        value = getattr(message, field.name)
-        repeated = field.is_repeated
-        if field.type in _INT64:
-            data[field.name] = [int(v) for v in value] if repeated else int(value)
-        elif field.type == FieldDescriptor.TYPE_MESSAGE and isinstance(
-            data[field.name], (dict, list)
-        ):
-            pairs = (
-                zip(value, data[field.name], strict=True)
-                if repeated
-                else [(value, data[field.name])]
-            )
-            for child, child_data in pairs:
-                if isinstance(child_data, dict):
-                    _numbers(child, child_data)
-
-
 def _client(args: argparse.Namespace) -> RegistryClient:
     return RegistryClient(args.gateway, tls_credentials(args))
 
 
-def print_change(args: argparse.Namespace, request_id: str, change: pb.RegistryChange) -> int:
+def print_change(args: argparse.Namespace, request_id: str, change: Change) -> int:
     """A change's answer: JSON with ``--json``, else one line with its audit entry."""
     if args.json:
         print(json.dumps(plain(change), ensure_ascii=False))
@@ -178,22 +170,15 @@ def print_change(args: argparse.Namespace, request_id: str, change: pb.RegistryC
     return EXIT_OK
 
 
+def _send(args: argparse.Namespace, command: Command, request_id: str | None = None) -> int:
+    request_id = request_id or args.request_id or new_request_id()
+    with _client(args) as client:
+        return print_change(args, request_id, client.submit(request_id, command))
+
+
 def _register_issuer(args: argparse.Namespace) -> int:
     request_id = args.request_id or new_request_id()
-    offers = issuer_offers(args, request_id)
-    request = register_issuer_request(
-        request_id,
-        args.id,
-        args.region,
-        args.name,
-        read_utf8(args.profile, Reason.ERR_PROFILE),
-        offers,
-        online_endpoint(args),
-        read_hex(args.pseudonym_key_file) if args.pseudonym_key_file else None,
-        args.code_name,
-    )
-    with _client(args) as client:
-        return print_change(args, request_id, client.register_issuer(request))
+    return _send(args, register_issuer_command(args, request_id), request_id)
 
 
 def _add_key(args: argparse.Namespace) -> int:
@@ -208,75 +193,61 @@ def _add_key(args: argparse.Namespace) -> int:
     )
     with _client(args) as client:
         for offer in offers:
-            print_change(args, request_id, client.add_key(request_id, args.issuer, offer))
+            print_change(args, request_id, client.submit(request_id, AddKey(args.issuer, offer)))
     return EXIT_OK
 
 
 def _retire_key(args: argparse.Namespace) -> int:
-    request_id = args.request_id or new_request_id()
-    with _client(args) as client:
-        return print_change(
-            args, request_id, client.retire_key(request_id, args.issuer, args.kid, args.at)
-        )
+    return _send(args, RetireKey(args.issuer, args.kid, args.at))
 
 
 def _revoke_key(args: argparse.Namespace) -> int:
-    request_id = args.request_id or new_request_id()
-    with _client(args) as client:
-        return print_change(
-            args, request_id, client.revoke_key(request_id, args.issuer, args.kid, args.reason)
-        )
+    return _send(args, RevokeKey(args.issuer, args.kid, args.reason))
 
 
 def _set_revocations(args: argparse.Namespace) -> int:
-    request_id = args.request_id or new_request_id()
-    data = read_source(args.file)
-    with _client(args) as client:
-        change = client.set_revocations(request_id, args.issuer, args.kid, data)
-        return print_change(args, request_id, change)
+    return _send(args, SetRevocations(args.issuer, args.kid, read_source(args.file)))
 
 
 def _update_profile(args: argparse.Namespace) -> int:
-    request_id = args.request_id or new_request_id()
     text = read_utf8(args.profile, Reason.ERR_PROFILE)
-    with _client(args) as client:
-        return print_change(args, request_id, client.update_profile(request_id, args.issuer, text))
+    return _send(args, UpdateProfile(args.issuer, text))
 
 
 def _create_region(args: argparse.Namespace) -> int:
-    request_id = args.request_id or new_request_id()
-    with _client(args) as client:
-        return print_change(
-            args, request_id, client.create_region(request_id, args.region, args.name)
-        )
+    return _send(args, CreateRegion(args.region, args.name))
 
 
 def _create_operator(args: argparse.Namespace) -> int:
-    request_id = args.request_id or new_request_id()
     certificate = args.operator_cert.read_bytes()
-    with _client(args) as client:
-        change = client.create_operator(request_id, args.name, args.region, certificate)
-        return print_change(args, request_id, change)
+    return _send(args, CreateOperator(args.name, args.region, certificate))
 
 
 def _remove_operator(args: argparse.Namespace) -> int:
-    request_id = args.request_id or new_request_id()
-    with _client(args) as client:
-        return print_change(args, request_id, client.remove_operator(request_id, args.name))
+    return _send(args, RemoveOperator(args.name))
+
+
+def _reserve_name(args: argparse.Namespace) -> int:
+    return _send(args, ReserveName(NameKind(args.kind), args.name, args.region))
+
+
+def _retire_issuer(args: argparse.Namespace) -> int:
+    return _send(args, RetireIssuer(args.issuer, args.reason))
 
 
 def _list_issuers(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        answer = client.list_issuers(args.region)
+        version, issuers = client.list_issuers(args.region)
     if args.json:
-        print(json.dumps(plain(answer), ensure_ascii=False))
+        print(json.dumps({"issuers": plain(issuers), "trust_version": version}, ensure_ascii=False))
         return EXIT_OK
-    print(f"trust version {answer.trust_version}")
-    for issuer in answer.issuers:
+    print(f"trust version {version}")
+    for issuer in issuers:
         keys = ", ".join(f"{k.kid} ({k.algorithm}, {k.status})" for k in issuer.keys)
+        retired = f"  RETIRED {issuer.retired_at:%Y-%m-%d}" if issuer.retired_at else ""
         print(
             f"  {issuer.issuer_id:<12} {issuer.region} {issuer.name} "
-            f"{issuer.profile_id}@{issuer.profile_version}  keys: {keys or 'none'}"
+            f"{issuer.profile_id}@{issuer.profile_version}  keys: {keys or 'none'}{retired}"
         )
     return EXIT_OK
 
@@ -304,13 +275,15 @@ def _trust_list(args: argparse.Namespace) -> int:
 
 def _audit(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        answer = client.audit(args.after, args.limit)
-    for entry in answer.entries:
+        entries = client.audit(args.after, args.limit)
+    for entry in entries:
         if args.json:
-            print(json.dumps(plain(entry), ensure_ascii=False))
+            data = plain(entry)
+            del data["trust_version"]  # not carried by ListAudit
+            print(json.dumps(data, ensure_ascii=False))
         else:
             print(
-                f"{entry.seq:>5} {entry.at.ToDatetime():%Y-%m-%d %H:%M:%S} {entry.outcome:<7} "
+                f"{entry.seq:>5} {entry.at:%Y-%m-%d %H:%M:%S} {entry.outcome:<7} "
                 f"{entry.actor} {entry.action} {entry.target}: {entry.detail}"
             )
     return EXIT_OK

@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 
 from gateway.cli.common import DEFAULT_PKI, EXIT_OK, Subparsers
+from gateway.clients.tls import operator_files
 from gateway.crypto import pki
 from gateway.errors import ConfigurationInvalid
 from gateway.model import Reason, parse_region_code
-from gateway.registry_client import operator_files
 
 DEMO_OPERATORS = {
     "hangzhou-ops": "330100",

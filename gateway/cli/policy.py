@@ -16,15 +16,17 @@ from gateway.cli.common import (
     Subparsers,
     add_tls_options,
     aware_datetime,
+    plain,
     read_utf8,
     tls_credentials,
 )
-from gateway.cli.operator import plain, print_change
-from gateway.client import GatewayClient
+from gateway.cli.local import new_request_id
+from gateway.cli.operator import print_change
+from gateway.clients import GatewayClient, RegistryClient
 from gateway.model import Colour, Reason
 from gateway.policy import load_policy
 from gateway.recognise import DecisionStatus
-from gateway.registry_client import RegistryClient, new_request_id
+from gateway.registry.commands import SetPolicy
 from gateway.report import decision_json, decision_lines, policy_lines
 
 
@@ -115,5 +117,5 @@ def _set(args: argparse.Namespace) -> int:
     load_policy(text)  # refuse a broken file here, with the same message the gateway gives
     request_id = args.request_id or new_request_id()
     with RegistryClient(args.gateway, tls_credentials(args)) as client:
-        change = client.set_policy(request_id, text)
+        change = client.submit(request_id, SetPolicy(text))
     return print_change(args, request_id, change)

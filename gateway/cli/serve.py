@@ -19,14 +19,18 @@ from gateway.cli.common import (
     EXIT_OK,
     Subparsers,
     add_tls_options,
+    local_actor,
     tls_credentials,
 )
-from gateway.client import GatewayClient
+from gateway.clients import GatewayClient
 from gateway.clock import system_clock
+from gateway.hub import initialise
 from gateway.lifecycle import until_terminated
 from gateway.limits import Limits
 from gateway.model import Status
+from gateway.registry.registrar import RegistrarLimits
 from gateway.report import verdict_json, verdict_line
+from gateway.storage.files import StateFiles
 
 
 def register(commands: Subparsers) -> None:
@@ -55,6 +59,38 @@ def register(commands: Subparsers) -> None:
     p.add_argument("--max-message-bytes", type=int, default=defaults.max_message_bytes)
     p.add_argument("--max-concurrent-rpcs", type=int, default=defaults.max_concurrent_rpcs)
     p.add_argument("--leeway-seconds", type=int, default=int(defaults.leeway.total_seconds()))
+    p.add_argument(
+        "--stale-grace-seconds",
+        type=int,
+        default=int(defaults.stale_grace.total_seconds()),
+        help="how long codes are judged on the last good trust after the registry stopped "
+        "verifying; then every code is ERR_TRUST_STALE (default %(default)s)",
+    )
+    budget = RegistrarLimits()
+    p.add_argument(
+        "--denied-burst",
+        type=int,
+        default=budget.burst,
+        help="denied or refused changes an operator may make in a row before the next ones are "
+        "answered RESOURCE_EXHAUSTED and only counted (default %(default)s)",
+    )
+    p.add_argument(
+        "--denied-refill-seconds",
+        type=float,
+        default=budget.refill_seconds,
+        help="one more denied or refused change allowed every so many seconds "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--init",
+        action="store_true",
+        help="create the state directory and an empty registry if there is none",
+    )
+    p.add_argument(
+        "--accept-rollback",
+        action="store_true",
+        help="serve a registry older than its state record (a restored backup), audited",
+    )
     p.set_defaults(handler=_serve)
 
     v = commands.add_parser(
@@ -75,7 +111,7 @@ def register(commands: Subparsers) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gateway.server.app import GatewayServer, StateFiles, TlsFiles, open_gateway
+    from gateway.server.app import GatewayServer, TlsFiles, open_gateway
 
     limits = Limits(
         max_batch=args.max_batch,
@@ -83,11 +119,20 @@ def _serve(args: argparse.Namespace) -> int:
         max_message_bytes=args.max_message_bytes,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         leeway=timedelta(seconds=args.leeway_seconds),
+        stale_grace=timedelta(seconds=args.stale_grace_seconds),
     )
     tls = None if args.insecure else TlsFiles(args.tls_dir)
     if tls is not None:
         tls.read()  # fail now, with a clear message, rather than at bind time
-    gateway = open_gateway(StateFiles(args.state_dir), limits, system_clock)
+    if args.init and not StateFiles(args.state_dir).database.exists():
+        initialise(args.state_dir, local_actor())
+    gateway = open_gateway(
+        args.state_dir,
+        limits,
+        system_clock,
+        registrar=RegistrarLimits(args.denied_burst, args.denied_refill_seconds),
+        accept_rollback=local_actor() if args.accept_rollback else None,
+    )
 
     async def run() -> None:
         server = GatewayServer(
@@ -115,7 +160,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         asyncio.run(run())
     finally:
-        gateway.store.close()
+        gateway.hub.close()
     return EXIT_OK
 
 

@@ -42,6 +42,9 @@ class PeerIdentity:
     region: str | None
     """The operator's region, or None for the hub administrator."""
     spki_sha256: str
+    client_auth: bool = True
+    """Whether the certificate may authenticate a client (extended key usage ``clientAuth``;
+    a certificate without the extension may not)."""
 
     @property
     def admin(self) -> bool:
@@ -71,10 +74,15 @@ def peer_identity(certificate_pem: bytes) -> PeerIdentity:
     if len(uris) != 1:
         raise ValueError("certificate must name exactly one huren identity")
     spki = _spki_sha256(cert)
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        client_auth = ExtendedKeyUsageOID.CLIENT_AUTH in usages
+    except x509.ExtensionNotFound:
+        client_auth = False
     if m := _OPERATOR.fullmatch(uris[0]):
-        return PeerIdentity(m.group(2), m.group(1), spki)
+        return PeerIdentity(m.group(2), m.group(1), spki, client_auth)
     if m := _ADMIN.fullmatch(uris[0]):
-        return PeerIdentity(m.group(1), None, spki)
+        return PeerIdentity(m.group(1), None, spki, client_auth)
     raise ValueError("certificate names no valid huren identity")
 
 

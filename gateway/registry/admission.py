@@ -2,10 +2,10 @@
 
 The key itself is checked by :mod:`gateway.crypto` (RSA size and exponent, even moduli, ROCA,
 curves, Ed25519 small-order and non-canonical points, private members in a JWK) and
-:mod:`gateway.keyfiles` (formats, key ids). Here: an X.509 certificate must not have expired,
-and the offer must carry a **proof of possession**: a signature by the offered key, with its own
-algorithm, over ``"huren-pop-v1" NUL issuer_id NUL kid NUL request_id``. Binding the request id
-means a proof cannot be replayed into another request.
+:mod:`gateway.registry.keyfiles` (formats, key ids). Here: an X.509 certificate must not have
+expired, and the offer must carry a **proof of possession**: a signature by the offered key, with
+its own algorithm, over ``"huren-pop-v1" NUL issuer_id NUL kid NUL request_id``. Binding the
+request id means a proof cannot be replayed into another request.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from datetime import datetime
 
 from gateway import crypto
 from gateway.errors import CodeRejected, ConfigurationInvalid
-from gateway.keyfiles import read_certificate, read_keys
 from gateway.model import IssuerId, KeyId, Reason
+from gateway.registry.keyfiles import read_certificate, read_keys
 from gateway.registry.model import IssuerKey
 
 POP_CONTEXT = b"huren-pop-v1"

@@ -86,6 +86,10 @@ class ChainReport:
     head: str
     broken_at: int | None = None
     problem: str | None = None
+    kind: str = "chain"
+    """What is wrong when it is not intact: ``chain`` (an entry, the head, or the state it
+    vouches for), ``file`` (the file or a row cannot be read), ``rollback`` (older than the
+    state record kept beside it)."""
 
     @property
     def intact(self) -> bool:

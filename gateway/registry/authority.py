@@ -1,12 +1,16 @@
-"""Who may change what. Pure: the server identifies the actor, this decides.
+"""Who may change what. Pure: the edges identify the actor, this decides.
 
-- A regional operator acts only on issuers of its own region.
-- The hub administrator creates regions and operators, and does nothing to issuers (separation of
-  duties: the person who can add operators cannot also rewrite a region's keys).
-- A region's precedence policy is set by that region's operators; the national policy by the hub
-  administrator.
+- A regional operator acts only on issuers of its own region, and sets its own region's policy.
+- The hub administrator creates regions and operators, reserves names for regions, sets the
+  national policy, and may **retire** an issuer (the one way to stop a bad registration); it
+  never adds or changes an issuer's keys or profile (separation of duties: the person who can
+  add operators cannot also rewrite a region's keys).
 - Local administration (the registry file on the gateway's own host) may do everything: whoever
-  can write that file already holds all of it. It is audited like everything else.
+  can write that file already holds all of it. It is audited like everything else, and the
+  registry's own rules (names, versions, key admission) bind it too.
+
+Whose a *name* is (a profile id, a policy id, what codes call an issuer) is part of the trust
+state; the :mod:`~gateway.registry.registrar` denies using another region's.
 """
 
 from __future__ import annotations
@@ -29,11 +33,18 @@ class Action(enum.Enum):
     RETIRE_KEY = "retire-key"
     REVOKE_KEY = "revoke-key"
     UPDATE_PROFILE = "update-profile"
+    SET_REVOCATIONS = "set-revocations"
+    IMPORT_CERTIFICATE = "import-certificate"
+    RETIRE_ISSUER = "retire-issuer"
     CREATE_REGION = "create-region"
     CREATE_OPERATOR = "create-operator"
     REMOVE_OPERATOR = "remove-operator"
+    RESERVE_NAME = "reserve-name"
     SET_POLICY = "set-policy"
-    SET_REVOCATIONS = "set-revocations"
+    INITIALISE = "initialise"
+    ACCEPT_ROLLBACK = "accept-rollback"
+    RATE_LIMITED = "rate-limited"
+    """Not a request: the record of denied or refused calls that were not audited one by one."""
 
 
 ISSUER_ACTIONS = frozenset(
@@ -44,8 +55,21 @@ ISSUER_ACTIONS = frozenset(
         Action.REVOKE_KEY,
         Action.UPDATE_PROFILE,
         Action.SET_REVOCATIONS,
+        Action.IMPORT_CERTIFICATE,
     }
 )
+ADMIN_ACTIONS = frozenset(
+    {
+        Action.CREATE_REGION,
+        Action.CREATE_OPERATOR,
+        Action.REMOVE_OPERATOR,
+        Action.RESERVE_NAME,
+        Action.RETIRE_ISSUER,
+    }
+)
+LOCAL_ACTIONS = frozenset({Action.INITIALISE, Action.ACCEPT_ROLLBACK, Action.IMPORT_CERTIFICATE})
+"""Only on the gateway's host: creating the registry, accepting an older copy of it, and
+importing signer certificates (which come without proof of possession)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +90,8 @@ def refusal(actor: Actor, action: Action, region: RegionCode | None) -> str | No
     """Why ``actor`` may not do ``action`` on something of ``region``, or None if it may."""
     if actor.role is Role.LOCAL:
         return None
+    if action in LOCAL_ACTIONS:
+        return f"{action.value} is done on the gateway's host (huren registry ...)"
     if action is Action.SET_POLICY:
         if region is None:
             if actor.role is not Role.ADMIN:
@@ -81,5 +107,7 @@ def refusal(actor: Actor, action: Action, region: RegionCode | None) -> str | No
             return f"an operator of {actor.region} cannot act on issuers of {region}"
         return None
     if actor.role is not Role.ADMIN:
-        return "only the hub administrator creates regions and operators"
+        if action is Action.RETIRE_ISSUER:
+            return "only the hub administrator retires issuers"
+        return "only the hub administrator creates regions and operators and reserves names"
     return None

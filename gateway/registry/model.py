@@ -1,4 +1,5 @@
-"""Issuers and keys as the registry holds them: frozen, validated, with parsed key objects."""
+"""What the registry holds, as frozen values: regions, operators, names and who owns them,
+issuers, keys (with parsed key objects), revocation lists and issuer retirements."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from datetime import datetime
 
 from gateway.crypto import PublicKey
 from gateway.model import IssuerId, KeyId, ProfileId, RegionCode
+
+HUB = "national"
+"""The owner of names that belong to the hub rather than to a region (the national policy's)."""
 
 ISSUER_ID = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
 KEY_ID = re.compile(r"[\x21-\x7e]{1,128}")
@@ -110,3 +114,66 @@ class Revocations:
             return False
         before = self.ids[rid]
         return before is None or issued_at < before
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A region the hub administrator created (a GB/T 2260 code or an ISO 3166 country)."""
+
+    code: RegionCode
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """A person who may change the registry: a regional operator (``region`` set) or a hub
+    administrator (``region`` None), known by the SHA-256 of their certificate's public key."""
+
+    name: str
+    region: RegionCode | None
+    spki_sha256: str
+    active: bool = True
+
+
+class NameKind(enum.Enum):
+    """The namespaces whose names belong to one region (or the hub)."""
+
+    PROFILE = "profile"
+    """A profile id: only its owner publishes versions of it (anyone may use a version)."""
+    POLICY = "policy"
+    """A policy id: only its owner's policies carry it."""
+    ISSUER = "issuer"
+    """What codes call an issuer: issuer ids and code names share one namespace."""
+
+
+@dataclass(frozen=True, slots=True)
+class NameClaim:
+    """Who owns a name: the region that first used it, or the one the hub administrator
+    reserved it for (``reserved``); :data:`HUB` for the national policy's names."""
+
+    kind: NameKind
+    name: str
+    owner: str
+    reserved: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Retirement:
+    """An issuer the hub administrator retired: its keys verify nothing from ``at`` on, and its
+    names stay taken."""
+
+    issuer: IssuerId
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyVersion:
+    """One registered version of a destination's policy, with the text it was loaded from."""
+
+    destination: str
+    """A region code, or ``national``."""
+    version: int
+    policy_id: str
+    sha256: str
+    text: str

@@ -4,6 +4,10 @@ A snapshot holds only data the :class:`~gateway.registry.trust.TrustState` accep
 indexes derived once when it is built: the route table (which code start selects which envelope
 and which issuers) and the issuer-key table. Replacing the current snapshot is one reference
 assignment, so a verification sees one consistent version from start to end.
+
+Besides what verification reads, it carries the rest of the registry (regions, operators, name
+owners, the text of every profile and policy version), so that reading calls, the trust list
+and the next candidate state all come from one version too.
 """
 
 from __future__ import annotations
@@ -15,7 +19,17 @@ from types import MappingProxyType
 from gateway.model import IssuerId, KeyId, ProfileId, RegionCode, region_contains, region_prefix
 from gateway.policy.model import DEFAULT_NATIONAL, NATIONAL, Policy
 from gateway.profiles.model import JWS_SHAPE, EnvelopeSpec, FieldPath, Profile
-from gateway.registry.model import Issuer, IssuerKey, Revocations
+from gateway.registry.model import (
+    Issuer,
+    IssuerKey,
+    NameClaim,
+    NameKind,
+    Operator,
+    PolicyVersion,
+    Region,
+    Retirement,
+    Revocations,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +57,22 @@ class TrustSnapshot:
         default_factory=lambda: MappingProxyType({})
     )
     """Issuer keys' revocation lists (codes revoked by id)."""
+    retired: Mapping[IssuerId, Retirement] = field(default_factory=lambda: MappingProxyType({}))
+    """Issuers the hub administrator retired: their codes are refused (ERR_ISSUER_RETIRED)."""
+    regions: Mapping[RegionCode, Region] = field(default_factory=lambda: MappingProxyType({}))
+    operators: Mapping[str, Operator] = field(default_factory=lambda: MappingProxyType({}))
+    """Every operator ever pinned, by name (removed ones inactive)."""
+    names: Mapping[tuple[NameKind, str], NameClaim] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    profile_sources: Mapping[tuple[ProfileId, int], str] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """The exact text of every profile version (what the trust list publishes)."""
+    policy_versions: Mapping[str, tuple[PolicyVersion, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Every version of each destination's policy, oldest first, with its text."""
     routes: Mapping[str, Route] = field(init=False)
     _prefixes: tuple[str, ...] = field(init=False)
 

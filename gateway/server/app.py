@@ -9,17 +9,22 @@ One server, two listeners when TLS is on (the default):
   registered operators.
 
 With ``insecure`` there is one plaintext listener and every Registry change is refused.
-The registry file is polled every second, so changes made by another process (a replica, or
-offline administration) reach the verification snapshot without a restart.
+
+Every second the registry file is looked at: changes another process made (the host's
+``huren registry`` commands) are read, **verified** and then served; a file that no longer
+verifies is not served (the last good snapshot is kept, the Registry's health turns NOT_SERVING,
+one alarm line is logged, and after ``limits.stale_grace`` every code is UNVERIFIABLE
+``ERR_TRUST_STALE`` and the Verifier's health turns NOT_SERVING too). Every ten seconds the
+clock's high-water mark is persisted and rate-limited denials are audited.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -33,62 +38,25 @@ from gateway._generated.huren.v1 import (
     verifier_pb2_grpc,
 )
 from gateway.clock import Clock, system_clock
-from gateway.crypto import Algorithm
-from gateway.errors import ConfigurationInvalid, StorageUnavailable
-from gateway.identity import IdentityKeys
+from gateway.errors import ConfigurationInvalid, RegistryDamaged
+from gateway.hub import Hub, open_hub
 from gateway.limits import Limits
 from gateway.model import Reason
 from gateway.online_client import OnlineClient
 from gateway.registry import TrustHolder
-from gateway.server.registry import RegistryServicer, StoreWorker
+from gateway.registry.authority import Actor
+from gateway.registry.registrar import RegistrarLimits
+from gateway.server.registry import RegistryServicer, SecurityLog, StoreWorker
 from gateway.server.verifier import VerifierServicer
 from gateway.service import OnlineAsker, VerificationService
-from gateway.storage.secrets import (
-    load_or_create_private_key,
-    load_or_create_secret,
-    replace_atomically,
-)
-from gateway.storage.sqlite import RegistryStore
-from gateway.trustlist import TrustListSigner
 
 log = logging.getLogger(__name__)
 
 VERIFIER_SERVICE = verifier_pb2.DESCRIPTOR.services_by_name["Verifier"].full_name
 REGISTRY_SERVICE = registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name
 REFRESH_SECONDS = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class StateFiles:
-    """Where a gateway keeps its state."""
-
-    directory: Path
-
-    @property
-    def database(self) -> Path:
-        return self.directory / "registry.db"
-
-    @property
-    def subject_key(self) -> Path:
-        return self.directory / "subject.key"
-
-    @property
-    def link_key(self) -> Path:
-        """The national linking key, shared with regions that carry masked-link identities."""
-        return self.directory / "link.key"
-
-    @property
-    def trust_list_key(self) -> Path:
-        return self.directory / "trustlist-key.pem"
-
-    @property
-    def trust_list_public(self) -> Path:
-        """The trust-list key's public JWK, to hand to whoever verifies trust lists offline."""
-        return self.directory / "trustlist-key.jwk"
-
-    def ensure(self) -> StateFiles:
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return self
+HOUSEKEEPING_EVERY = 10
+"""Refresh rounds between persisting the clock mark and auditing rate-limited denials."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,68 +94,57 @@ class TlsFiles:
             ) from e
 
 
-def open_identities(files: StateFiles) -> IdentityKeys:
-    """The gateway's identity keys, created on first use."""
-    files.ensure()
-    return IdentityKeys(
-        load_or_create_secret(files.subject_key), load_or_create_secret(files.link_key)
-    )
-
-
 @dataclass
 class Gateway:
     service: VerificationService
-    store: RegistryStore
-    signer: TrustListSigner
+    hub: Hub
 
 
 def open_gateway(
-    files: StateFiles,
+    state_dir: Path,
     limits: Limits,
     clock: Clock = system_clock,
     online: OnlineAsker | None = None,
+    *,
+    registrar: RegistrarLimits | None = None,
+    accept_rollback: Actor | None = None,
 ) -> Gateway:
-    """Open the registry, the identity keys and the trust-list key, and build the services.
+    """Open the hub's state (see :func:`gateway.hub.open_hub`) and build the services.
 
-    Without ``online`` a default :class:`OnlineClient` asks online issuers.
+    Without ``online`` a default :class:`OnlineClient` asks online issuers. The clock's
+    high-water mark starts at the registry's last change or the mark the last run persisted,
+    whichever is later.
 
     Raises:
-        StorageUnavailable: when the registry file is damaged or its audit chain is broken
-            (edited, truncated, or changed outside the registry): nothing is served from a
-            registry that cannot show it is the one its operators built.
+        RegistryDamaged: when the registry does not verify (a damaged file, a broken audit chain,
+            state changed outside the registry, an older copy than the state record): nothing is
+            served from a registry that cannot show it is the one its operators built.
+        StorageUnavailable: for a missing or unsafe state directory.
     """
-    identities = open_identities(files)
-    store = RegistryStore(files.database, clock=clock)
-    problem = store.startup_problem()
+    hub = open_hub(state_dir, clock=clock, limits=registrar, accept_rollback=accept_rollback)
+    problem = hub.store.problem
     if problem is not None:
-        store.close()
-        raise StorageUnavailable(
-            f"refusing to serve from {files.database}: {problem}. `huren audit verify` shows "
-            "the chain; restore the registry from a backup"
+        hub.close()
+        fix = (
+            "if you restored an older copy on purpose, `huren registry accept-rollback` (or "
+            "`huren serve --accept-rollback`) continues from it, audited"
+            if hub.store.rollback is not None
+            else "restore the registry from a backup that `huren audit verify --db` accepts"
         )
-    signer = TrustListSigner(load_or_create_private_key(files.trust_list_key, Algorithm.ES256))
-    public = (json.dumps(signer.public_jwk(), indent=2) + "\n").encode()
-    if not files.trust_list_public.exists() or files.trust_list_public.read_bytes() != public:
-        replace_atomically(files.trust_list_public, public)
+        raise RegistryDamaged(
+            f"refusing to serve from {hub.files.database}: {problem}. "
+            f"`huren audit verify` shows the chain; {fix}"
+        )
+    marks = [m for m in (hub.store.last_change_at(), hub.files.read_clock_mark()) if m]
     service = VerificationService(
-        TrustHolder(store.snapshot),
+        TrustHolder(hub.store.state.snapshot()),
         limits,
-        identities,
+        hub.identities,
         clock,
         online or OnlineClient(),
-        clock_floor=store.last_change_at(),
+        clock_floor=max(marks, default=None),
     )
-    return Gateway(service, store, signer)
-
-
-def open_service(
-    files: StateFiles,
-    limits: Limits,
-    clock: Clock = system_clock,
-    online: OnlineAsker | None = None,
-) -> tuple[VerificationService, RegistryStore]:
-    gateway = open_gateway(files, limits, clock, online)
-    return gateway.service, gateway.store
+    return Gateway(service, hub)
 
 
 class GatewayServer:
@@ -208,7 +165,8 @@ class GatewayServer:
         self.registry_listen = registry_listen
         self.tls = tls
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
-        self.worker = StoreWorker(gateway.store)
+        self.worker = StoreWorker(gateway.hub)
+        self.security = SecurityLog()
         self.server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", limits.max_message_bytes),
@@ -224,11 +182,7 @@ class GatewayServer:
         verifier_pb2_grpc.add_VerifierServicer_to_server(VerifierServicer(service), self.server)
         registry_pb2_grpc.add_RegistryServicer_to_server(
             RegistryServicer(
-                self.worker,
-                service.trust,
-                gateway.signer,
-                gateway.store.clock,
-                mutations=tls is not None,
+                self.worker, service.trust, mutations=tls is not None, security=self.security
             ),
             self.server,
         )
@@ -245,6 +199,8 @@ class GatewayServer:
         self.port = 0
         self.registry_port = 0
         self._refresher: asyncio.Task[None] | None = None
+        self._alarmed = False
+        self._persisted: datetime | None = None
 
     async def start(self) -> int:
         """Bind and start; returns the verification port (useful with port 0)."""
@@ -270,22 +226,87 @@ class GatewayServer:
         return self.port
 
     async def _refresh(self) -> None:
-        """Pick up changes other processes wrote to the registry file."""
-        holder = self.gateway.service.trust
+        """Pick up, verify and serve what other processes wrote; keep house."""
+        rounds = 0
         while True:
             await asyncio.sleep(REFRESH_SECONDS)
+            rounds += 1
             try:
-                snapshot = await self.worker.run(lambda store: store.refresh())
-                if snapshot is not None and snapshot.version > holder.current.version:
-                    holder.replace(snapshot)
+                await self.refresh_once()
+                if rounds % HOUSEKEEPING_EVERY == 0:
+                    await self.keep_house()
             except Exception as error:  # keep serving the last good snapshot
                 log.error("registry refresh failed: %s", type(error).__name__)
+
+    async def refresh_once(self) -> None:
+        """One look at the registry file (see the module docstring)."""
+        holder = self.gateway.service.trust
+
+        def look(hub: Hub) -> tuple[str | None, object | None]:
+            hub.store.refresh()
+            problem = hub.store.problem
+            state = hub.store.state
+            if problem is None and state.version > holder.current.version:
+                return None, state.snapshot()
+            return (str(problem) if problem is not None else None), None
+
+        problem, snapshot = await self.worker.run(look)
+        now = self.gateway.hub.registrar.clock()
+        if problem is None:
+            if snapshot is not None:
+                holder.replace(snapshot)  # type: ignore[arg-type]
+            elif holder.unverified is not None:
+                holder.verified()
+            if self._alarmed:
+                log.warning(
+                    "the registry verifies again; serving trust version %d", holder.current.version
+                )
+                self._alarmed = False
+            await self._set_health(registry=True, verifier=True)
+            return
+        holder.unverifiable(now, problem)
+        since = holder.unverified[0] if holder.unverified else now
+        stale = now - since > self.gateway.service.limits.stale_grace
+        if not self._alarmed:
+            log.error(
+                "ALARM: the registry does not verify: %s. Changes are refused; codes are judged "
+                "on the last good trust (version %d) until %s, then answered ERR_TRUST_STALE",
+                problem,
+                holder.current.version,
+                (since + self.gateway.service.limits.stale_grace).isoformat(),
+            )
+            self._alarmed = True
+        await self._set_health(registry=False, verifier=not stale)
+
+    async def _set_health(self, *, registry: bool, verifier: bool) -> None:
+        serving, not_serving = (
+            health_pb2.HealthCheckResponse.SERVING,
+            health_pb2.HealthCheckResponse.NOT_SERVING,
+        )
+        await self.health.set(REGISTRY_SERVICE, serving if registry else not_serving)
+        for name in ("", VERIFIER_SERVICE):
+            await self.health.set(name, serving if verifier else not_serving)
+
+    async def keep_house(self) -> None:
+        """Persist the clock's high-water mark, and audit rate-limited denials now quiet."""
+        mark = self.gateway.service.high_water
+
+        def work(hub: Hub) -> None:
+            if mark is not None and mark != self._persisted:
+                hub.files.write_clock_mark(mark)
+                self._persisted = mark
+            if hub.store.problem is None:
+                hub.registrar.flush()
+
+        await self.worker.run(work)
 
     async def stop(self, grace: float = 2.0) -> None:
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        with contextlib.suppress(Exception):  # the last mark and counts, if the file allows
+            await self.keep_house()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         await self.gateway.service.close()

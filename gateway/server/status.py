@@ -1,8 +1,9 @@
 """Errors to gRPC status codes, in exactly one place.
 
 A rejected code is not an error: it is a normal response carrying a verdict. Status codes are
-for the call itself; anything unmapped is ``INTERNAL`` with a fixed message (the exception is
-logged by type and location only).
+for the call itself, by the branch of the error tree (:mod:`gateway.errors`): what was refused
+says what to fix, what was unavailable says to retry or to wait for an administrator. Anything
+unmapped is ``INTERNAL`` with a fixed message (the exception is logged by type only).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from gateway.errors import (
     NotAuthenticated,
     NotFound,
     NotPermitted,
+    Overloaded,
+    RegistryDamaged,
     RequestConflict,
     RequestInvalid,
     StorageUnavailable,
@@ -29,7 +32,19 @@ INTERNAL_MESSAGE = "internal error"
 
 
 REASON_KEY = "huren-reason"
-_PRECONDITIONS = frozenset({Reason.ERR_VERSION, Reason.ERR_REVOKED_KID})
+_PRECONDITIONS = frozenset({Reason.ERR_VERSION, Reason.ERR_REVOKED_KID, Reason.ERR_ISSUER_RETIRED})
+_REFUSED: dict[type[Exception], grpc.StatusCode] = {
+    RequestInvalid: grpc.StatusCode.INVALID_ARGUMENT,
+    NotPermitted: grpc.StatusCode.PERMISSION_DENIED,
+    NotAuthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    RequestConflict: grpc.StatusCode.ALREADY_EXISTS,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+}
+_UNAVAILABLE: dict[type[Exception], grpc.StatusCode] = {
+    Abandoned: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    RegistryDamaged: grpc.StatusCode.UNAVAILABLE,
+}
 
 
 def status_for(error: BaseException) -> tuple[grpc.StatusCode, str, Reason | None]:
@@ -41,17 +56,10 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str, Reason | Non
             else grpc.StatusCode.INVALID_ARGUMENT
         )
         return code, f"{error.reason.value}: {error}", error.reason
-    simple = {
-        RequestInvalid: grpc.StatusCode.INVALID_ARGUMENT,
-        NotPermitted: grpc.StatusCode.PERMISSION_DENIED,
-        NotAuthenticated: grpc.StatusCode.UNAUTHENTICATED,
-        RequestConflict: grpc.StatusCode.ALREADY_EXISTS,
-        NotFound: grpc.StatusCode.NOT_FOUND,
-        Abandoned: grpc.StatusCode.DEADLINE_EXCEEDED,
-    }
-    for kind, code in simple.items():
-        if isinstance(error, kind):
-            return code, str(error), None
+    for table in (_REFUSED, _UNAVAILABLE):
+        for kind, code in table.items():
+            if isinstance(error, kind):
+                return code, str(error), None
     if isinstance(error, StorageUnavailable):
         return grpc.StatusCode.UNAVAILABLE, "registry unavailable; retry later", None
     log.error("unmapped %s in a gRPC handler", type(error).__name__)

@@ -10,11 +10,11 @@ from typing import TypeVar
 
 import grpc
 
+from gateway import wire
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
 from gateway.errors import RequestInvalid
 from gateway.model import Status, Verdict
-from gateway.server import convert
 from gateway.server.status import abort_for
 from gateway.service import VerificationService
 
@@ -74,7 +74,7 @@ class VerifierServicer(pb_grpc.VerifierServicer):
         verdict = await _answer(
             context, lambda: self._service.verify_async(request.code, request.destination)
         )
-        return pb.VerifyResponse(verdict=convert.verdict(self._verified(verdict)))
+        return pb.VerifyResponse(verdict=wire.verdict(self._verified(verdict)))
 
     async def VerifyBatch(
         self, request: pb.VerifyBatchRequest, context: grpc.aio.ServicerContext[object, object]
@@ -83,9 +83,7 @@ class VerifierServicer(pb_grpc.VerifierServicer):
         verdicts = await _answer(
             context, lambda: self._service.verify_batch_async(request.codes, request.destination)
         )
-        return pb.VerifyBatchResponse(
-            verdicts=[convert.verdict(self._verified(v)) for v in verdicts]
-        )
+        return pb.VerifyBatchResponse(verdicts=[wire.verdict(self._verified(v)) for v in verdicts])
 
     async def VerifyStream(
         self,
@@ -103,7 +101,7 @@ class VerifierServicer(pb_grpc.VerifierServicer):
                 lambda r=request: self._service.verify_async(r.code, r.destination),  # type: ignore[misc]
             )
             yield pb.VerifyStreamResponse(
-                id=request.id, verdict=convert.verdict(self._verified(verdict))
+                id=request.id, verdict=wire.verdict(self._verified(verdict))
             )
 
     async def Recognise(
@@ -117,7 +115,7 @@ class VerifierServicer(pb_grpc.VerifierServicer):
         )
         for assessment in decision.assessments:
             self._rejections.record(assessment.verdict)
-        return pb.RecogniseResponse(decision=convert.decision(decision))
+        return pb.RecogniseResponse(decision=wire.decision(decision))
 
 
 def _instant(request: pb.RecogniseRequest) -> datetime | None:
@@ -129,7 +127,7 @@ def _instant(request: pb.RecogniseRequest) -> datetime | None:
     if not request.HasField("at"):
         return None
     try:
-        return convert.from_timestamp(request.at, strict=True)
+        return wire.from_timestamp(request.at, strict=True)
     except (ValueError, OverflowError) as e:
         raise RequestInvalid(f"at: {e}") from e
 

@@ -80,10 +80,21 @@ def load_or_create_secret(path: Path, size: int = SECRET_BYTES) -> bytes:
     try:
         if not path.exists():
             create_exclusive(path, (secrets.token_hex(size) + "\n").encode("ascii"))
-        text = path.read_text().strip()
-        secret = bytes.fromhex(text)
     except OSError as e:
-        raise StorageUnavailable(f"cannot use secret file {path.name}: {e.strerror}") from e
+        raise StorageUnavailable(f"cannot create secret file {path.name}: {e.strerror}") from e
+    return read_secret(path, size)
+
+
+def read_secret(path: Path, size: int = SECRET_BYTES) -> bytes:
+    """The hex-encoded secret at ``path``.
+
+    Raises:
+        StorageUnavailable: if the file is missing or unreadable, or holds a malformed key.
+    """
+    try:
+        secret = bytes.fromhex(path.read_text().strip())
+    except OSError as e:
+        raise StorageUnavailable(f"cannot use secret file {path}: {e.strerror}") from e
     except ValueError as e:
         raise StorageUnavailable(f"secret file {path.name} does not hold hex") from e
     if len(secret) < size:

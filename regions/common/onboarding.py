@@ -11,14 +11,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway._generated.huren.v1 import registry_pb2 as pb
 from gateway.crypto import PrivateKey
-from gateway.keyfiles import read_keys
 from gateway.model import ProfileId
+from gateway.profiles import Profile, load_profile
 from gateway.registry import Issuer, IssuerKey, OnlineEndpoint
 from gateway.registry.admission import offers_from_file
-from gateway.registry_client import register_issuer_request
-from gateway.storage.sqlite import ProfileSource
+from gateway.registry.commands import RegisterIssuer
+from gateway.registry.keyfiles import read_keys
 from regions import spec_of
 from regions.common.keys import pseudonym_key_path
 
@@ -26,14 +25,16 @@ from regions.common.keys import pseudonym_key_path
 @dataclass(frozen=True, slots=True)
 class Registration:
     issuer: Issuer
-    profile: ProfileSource
+    profile: Profile
+    profile_text: str
     keys: list[IssuerKey]
 
 
 def registration(name: str, url: str, state_dir: Path, jwks: bytes) -> Registration:
     """The registration of region ``name`` whose service runs at ``url``."""
     spec = spec_of(name)
-    profile = ProfileSource.parse(spec.profile_text())
+    text = spec.profile_text()
+    profile = load_profile(text)
     online = None
     client_file = state_dir / "hub-client.json"
     if client_file.exists():
@@ -51,32 +52,32 @@ def registration(name: str, url: str, state_dir: Path, jwks: bytes) -> Registrat
         spec.issuer,
         spec.code,
         spec.display_name,
-        ProfileId(profile.profile.id),
-        profile.profile.version,
+        ProfileId(profile.id),
+        profile.version,
         online=online,
         pseudonym_key=pseudonym,
     )
     keys = [IssuerKey(issuer.id, k.kid, k.public_key) for k in read_keys(jwks)]
-    return Registration(issuer, profile, keys)
+    return Registration(issuer, profile, text, keys)
 
 
-def registration_request(
+def registration_command(
     name: str, url: str, state_dir: Path, jwks: bytes, request_id: str
-) -> pb.RegisterIssuerRequest:
-    """The RegisterIssuer call for region ``name``, each key with its proof of possession made
-    with the region's own signing key (which never leaves the region's state directory)."""
+) -> RegisterIssuer:
+    """The registration of region ``name``, each key with its proof of possession for
+    ``request_id`` made with the region's own signing key (which never leaves the region's
+    state directory)."""
     found = registration(name, url, state_dir, jwks)
     spec = spec_of(name)
     signing = PrivateKey.from_pem((state_dir / "signing-key.pem").read_bytes(), spec.algorithm)
     offers = offers_from_file(jwks, [signing], issuer=spec.issuer, request_id=request_id)
     issuer = found.issuer
-    return register_issuer_request(
-        request_id,
-        issuer.id,
-        issuer.region,
-        issuer.name,
-        found.profile.text,
-        offers,
-        issuer.online,
-        issuer.pseudonym_key,
+    return RegisterIssuer(
+        issuer_id=issuer.id,
+        region=issuer.region,
+        name=issuer.name,
+        profile_toml=found.profile_text,
+        keys=tuple(offers),
+        online=issuer.online,
+        pseudonym_key=issuer.pseudonym_key,
     )

@@ -69,4 +69,17 @@ def running(*args: str) -> Iterator[str]:
 def refused(result: subprocess.CompletedProcess[str], status: str, message: str) -> None:
     """The CLI's answer to a call the gateway refused: nothing on stdout, one line on stderr."""
     assert (result.returncode, result.stdout) == (2, ""), result.stderr
-    assert result.stderr == f"huren: gateway call failed: {status}: {message}\n"
+    assert result.stderr == f"huren: gateway call failed: {status}: {message}\n", result.stderr
+
+
+def init_state(state: object, *regions: tuple[str, str]) -> None:
+    """``huren registry init`` a new state directory, and create ``regions`` (code, name) in
+    it, as the host's administrator does."""
+    created = huren("registry", "init", "--state-dir", str(state))
+    assert created.returncode == 0, created.stderr
+    for code, name in regions:
+        made = huren(
+            *("registry", "create-region", "--state-dir", str(state)),
+            *("--region", code, "--name", name),
+        )
+        assert made.returncode == 0, made.stderr

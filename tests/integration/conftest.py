@@ -3,6 +3,7 @@ its SQLite registry file, all on 127.0.0.1 with ports chosen by the OS, sharing 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,29 +16,25 @@ import grpc
 import pytest
 import pytest_asyncio
 
+from gateway import wire
 from gateway._generated.huren.v1 import registry_pb2 as registry_pb
 from gateway._generated.huren.v1 import registry_pb2_grpc, verifier_pb2_grpc
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway.cli.pki import create_development_pki
+from gateway.clients import TlsCredentials, new_request_id
 from gateway.clock import system_clock
+from gateway.hub import initialise, open_hub
 from gateway.limits import Limits
 from gateway.model import Verdict
 from gateway.online_client import OnlineClient
 from gateway.registry.authority import Actor, Role
-from gateway.registry_client import TlsCredentials, new_request_id
-from gateway.server.app import (
-    Gateway,
-    GatewayServer,
-    StateFiles,
-    TlsFiles,
-    open_gateway,
-    open_identities,
-)
-from gateway.server.convert import verdict_from_pb
+from gateway.registry.commands import CreateOperator
+from gateway.server.app import Gateway, GatewayServer, TlsFiles, open_gateway
 from gateway.service import VerificationService
-from gateway.storage.sqlite import RegistryStore
+from gateway.storage.files import StateFiles
+from gateway.wire import verdict_from_pb
 from regions import REGIONS, spec_of
-from regions.common.onboarding import registration_request
+from regions.common.onboarding import registration_command
 from regions.common.runner import RunningRegion, start_region
 from tests.conftest import resident_id
 
@@ -151,25 +148,38 @@ async def register_region(hub: Hub, name: str, handle: RegionHandle) -> registry
         session.get(f"{handle.url}/api/keys") as response,
     ):
         jwks = await response.read()
-    request = registration_request(
-        name, handle.url, handle.running.state_dir, jwks, new_request_id()
-    )
+    request = registration_request(name, handle, new_request_id(), jwks)
     change: registry_pb.RegistryChange = await hub.registry(f"{name}-ops").RegisterIssuer(request)
     return change
+
+
+def registration_request(
+    name: str, handle: RegionHandle, request_id: str, jwks: bytes | None = None
+) -> registry_pb.RegisterIssuerRequest:
+    """The RegisterIssuer message region ``name``'s operator sends (keys from ``jwks``, or the
+    region's own published keys)."""
+    if jwks is None:
+        public = handle.running.secrets.key.public_key()
+        jwks = json.dumps({"keys": [{**public.jwk(), "kid": handle.kid}]}).encode()
+    command = registration_command(name, handle.url, handle.running.state_dir, jwks, request_id)
+    message = wire.request(request_id, command)
+    assert isinstance(message, registry_pb.RegisterIssuerRequest)
+    return message
+
+
+LOCAL = Actor(Role.LOCAL, "test")
+
+
+def new_state(directory: Path) -> StateFiles:
+    """A new hub state directory (``huren registry init``)."""
+    return initialise(directory, LOCAL)
 
 
 def bootstrap_admin(files: StateFiles, pki: Path) -> None:
     """The one offline step: pin the hub administrator's certificate."""
     certificate = (pki / "operators" / "hub-admin.pem").read_bytes()
-    with RegistryStore(files.database) as store:
-        store.create_operator(
-            "hub-admin",
-            None,
-            certificate,
-            actor=Actor(Role.LOCAL, "test"),
-            request_id="bootstrap",
-            digest="bootstrap",
-        )
+    with open_hub(files.directory) as hub:
+        hub.registrar.submit(LOCAL, "bootstrap", CreateOperator("hub-admin", None, certificate))
 
 
 @asynccontextmanager
@@ -182,14 +192,13 @@ async def running_hub(
     verify_urls: dict[str, str] | None = None,
 ) -> AsyncIterator[Hub]:
     """Regions ``names`` and a gateway that knows them, all on loopback, TLS everywhere."""
-    files = StateFiles(base / "gateway").ensure()
+    files = new_state(base / "gateway")
     pki = base / "pki"
     create_development_pki(pki)
-    open_identities(files)
     bootstrap_admin(files, pki)
     link_key = bytes.fromhex(files.link_key.read_text().strip())
     online = online or OnlineClient(timeout=1.0, breaker_failures=1000)
-    gateway = open_gateway(files, GATEWAY_LIMITS, clock, online)
+    gateway = open_gateway(files.directory, GATEWAY_LIMITS, clock, online)
     server = GatewayServer(gateway, "127.0.0.1:0", registry_listen="127.0.0.1:0", tls=TlsFiles(pki))
     port = await server.start()
     address = f"127.0.0.1:{port}"
@@ -240,7 +249,7 @@ async def running_hub(
         for extra in hub._channels:
             await extra.close(None)
         await server.stop(0)
-        gateway.store.close()
+        gateway.hub.close()
         for handle in hub.regions.values():
             await handle.running.stop()
 
@@ -253,9 +262,7 @@ async def _register_with_verify_url(
         session.get(f"{handle.url}/api/keys") as response,
     ):
         jwks = await response.read()
-    request = registration_request(
-        name, handle.url, handle.running.state_dir, jwks, new_request_id()
-    )
+    request = registration_request(name, handle, new_request_id(), jwks)
     request.online.verify_url = verify_url
     await hub.registry(f"{name}-ops").RegisterIssuer(request)
 

@@ -16,7 +16,7 @@ from regions.common.keys import SigningKey, load_or_create
 from regions.common.spec import Holder, Secrets
 from regions.hangzhou import SPEC, Hangzhou
 from tests.conftest import REPO, resident_id
-from tests.integration.cli import HUREN, huren
+from tests.integration.cli import HUREN, huren, init_state
 
 pytestmark = pytest.mark.slow
 JSON_FIELDS = {
@@ -43,6 +43,7 @@ def served_gateway(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], str]]:
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps({"keys": [signing.jwk()]}))
     state = tmp_path / "gateway"
+    init_state(state, ("330100", "杭州"))
     added = huren(
         "registry",
         "add-issuer",
@@ -161,6 +162,7 @@ def test_a_bad_profile_is_refused_by_the_cli(tmp_path):
     bad.write_text(
         (REPO / "regions" / "hangzhou" / "profile.toml").read_text().replace("GREEN", "GREN")
     )
+    init_state(tmp_path / "g", ("330100", "杭州"))
     result = huren(
         "registry",
         "add-issuer",
@@ -174,11 +176,13 @@ def test_a_bad_profile_is_refused_by_the_cli(tmp_path):
         "x",
         "--profile",
         str(bad),
-        "--keys",
-        str(bad),
     )
     assert result.returncode == 2
     assert "states.绿码 is 'GREN'" in result.stderr
+    # Refused by the registry itself, and audited like a refusal over the network.
+    log = huren("audit", "log", "--state-dir", str(tmp_path / "g"), "--json")
+    last = json.loads(log.stdout.splitlines()[-1])
+    assert (last["action"], last["outcome"]) == ("register-issuer", "refused")
 
 
 def test_demo_json_shows_every_outcome_it_promises():
@@ -295,6 +299,7 @@ def _region_files(tmp_path: Path, name: str) -> tuple[Path, Path]:
 
 def test_pseudonym_and_online_issuers_register_with_their_credentials(tmp_path):
     gateway = tmp_path / "gateway"
+    init_state(gateway, ("110000", "北京"), ("330000", "浙江"))
     beijing, beijing_jwks = _region_files(tmp_path, "beijing")
     common = ["registry", "add-issuer", "--state-dir", str(gateway)]
     refused = huren(
@@ -333,4 +338,4 @@ def test_pseudonym_and_online_issuers_register_with_their_credentials(tmp_path):
         *("--online-client", str(zhejiang / "hub-client.json")),
     )
     assert added.returncode == 0, added.stderr
-    assert "trust version 6" in added.stdout
+    assert "trust version 8" in added.stdout  # two regions, then profile, issuer, key twice

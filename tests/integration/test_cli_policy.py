@@ -26,11 +26,12 @@ from typing import Any
 import pytest
 
 from gateway.cli.pki import create_development_pki
+from gateway.clients import RegistryClient, TlsCredentials, new_request_id
 from gateway.clock import system_clock
-from gateway.registry_client import RegistryClient, TlsCredentials, new_request_id
+from gateway.registry.commands import CreateOperator, CreateRegion, SetPolicy
 from regions import spec_of
 from tests.conftest import REPO, resident_id
-from tests.integration.cli import huren, huren_all, refused, running
+from tests.integration.cli import huren, huren_all, init_state, refused, running
 
 pytestmark = pytest.mark.slow
 
@@ -118,6 +119,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     root = tmp_path_factory.mktemp("policy-hub")
     folder, state = root / "pki", root / "state"
     create_development_pki(folder)
+    init_state(state)
     bootstrap = huren(
         *("registry", "create-operator", "--state-dir", str(state)),
         *("--name", "hub-admin", "--cert", str(folder / "operators" / "hub-admin.pem")),
@@ -135,9 +137,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         with RegistryClient(registry, TlsCredentials.from_pki(folder, "hub-admin")) as admin:
             for name in names:
                 spec = spec_of(name)
-                admin.create_region(new_request_id(), spec.code, spec.display_name)
+                admin.submit(new_request_id(), CreateRegion(spec.code, spec.display_name))
                 certificate = (folder / "operators" / f"{name}-ops.pem").read_bytes()
-                admin.create_operator(new_request_id(), f"{name}-ops", spec.code, certificate)
+                operator = CreateOperator(f"{name}-ops", spec.code, certificate)
+                admin.submit(new_request_id(), operator)
         urls = {}
         for name, extra in (
             ("zhejiang", ["--link-key-file", str(state / "link.key")]),
@@ -168,8 +171,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
             assert result.returncode == 0, result.stderr
         for name in ("shanghai", "guangdong", "macau"):
             credentials = TlsCredentials.from_pki(folder, f"{name}-ops")
-            with RegistryClient(registry, credentials) as operator:
-                operator.set_policy(new_request_id(), demo_file(name).read_text("utf-8"))
+            with RegistryClient(registry, credentials) as client:
+                policy = SetPolicy(demo_file(name).read_text("utf-8"))
+                client.submit(new_request_id(), policy)
         yield Hub(folder, state, address, registry, urls)
 
 

@@ -28,23 +28,18 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
 import pytest
 
-from gateway._generated.huren.v1 import registry_pb2 as pb
 from gateway.cli.pki import create_development_pki
+from gateway.clients import RegistryClient, TlsCredentials, new_request_id
 from gateway.crypto import Algorithm, PrivateKey
+from gateway.errors import CallFailed, CallRefused
 from gateway.registry.admission import KeyOffer, prove
-from gateway.registry.authority import Actor, Role
-from gateway.registry_client import (
-    RegistryClient,
-    TlsCredentials,
-    new_request_id,
-    register_issuer_request,
-)
-from gateway.server.app import StateFiles
-from gateway.storage.sqlite import RegistryStore
+from gateway.registry.commands import CreateOperator, CreateRegion, RegisterIssuer
+from gateway.registry.registrar import Change
+from gateway.storage.sqlite import SqliteRegistry
 from tests.conftest import HANGZHOU_PROFILE, REPO
+from tests.integration.conftest import bootstrap_admin, new_state
 
 pytestmark = pytest.mark.slow
 
@@ -64,29 +59,24 @@ READY = re.compile(
     r"huren gateway listening on (\S+) \(trust version (\d+), (\d+) issuers; registry on (\S+)\)"
 )
 # How a call cut off by the kill may end (never a refusal: those would be bugs).
-CUT_OFF = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.CANCELLED,
-    grpc.StatusCode.UNKNOWN,
-    grpc.StatusCode.INTERNAL,
-}
+CUT_OFF = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "UNKNOWN", "INTERNAL"}
 
 
 @dataclass
 class Attempt:
-    """One RegisterIssuer request, the keys it offers, and how it ended."""
+    """One registration (its request id and command), the keys it offers, and how it ended."""
 
-    request: pb.RegisterIssuerRequest
+    request_id: str
+    command: RegisterIssuer
     spki: dict[str, bytes]
     sent_at: float = 0.0
-    change: pb.RegistryChange | None = None
-    error: grpc.StatusCode | None = None
+    change: Change | None = None
+    error: str | None = None
     failed_at: float = 0.0
 
     @property
     def issuer(self) -> str:
-        return self.request.issuer_id
+        return self.command.issuer_id
 
 
 @dataclass
@@ -127,10 +117,8 @@ def registration(issuer_id: str) -> Attempt:
             )
         )
         spki[kid] = public.spki_der
-    request = register_issuer_request(
-        request_id, issuer_id, "330100", "杭州健康码", HANGZHOU_PROFILE, offers
-    )
-    return Attempt(request, spki)
+    command = RegisterIssuer(issuer_id, "330100", "杭州健康码", HANGZHOU_PROFILE, tuple(offers))
+    return Attempt(request_id, command, spki)
 
 
 @contextmanager
@@ -176,17 +164,8 @@ def gateway(state: Path, pki: Path, log: Path) -> Iterator[Running]:
 
 
 def bootstrap(state: Path, pki: Path) -> None:
-    """Pin the hub administrator offline (the one local step)."""
-    files = StateFiles(state).ensure()
-    with RegistryStore(files.database) as store:
-        store.create_operator(
-            "hub-admin",
-            None,
-            (pki / "operators" / "hub-admin.pem").read_bytes(),
-            actor=Actor(Role.LOCAL, "test"),
-            request_id="bootstrap",
-            digest="bootstrap",
-        )
+    """Create the registry and pin the hub administrator (the local steps)."""
+    bootstrap_admin(new_state(state), pki)
 
 
 def storm(
@@ -205,10 +184,10 @@ def storm(
             attempts.append(attempt)
             attempt.sent_at = time.monotonic()
             try:
-                attempt.change = client.register_issuer(attempt.request)
-            except grpc.RpcError as e:
+                attempt.change = client.submit(attempt.request_id, attempt.command)
+            except (CallFailed, CallRefused) as e:
                 attempt.failed_at = time.monotonic()
-                attempt.error = e.code()
+                attempt.error = e.status
                 return
 
 
@@ -229,7 +208,7 @@ def check_after_crash(state: Path, attempts: list[Attempt]) -> Committed:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
 
-    with RegistryStore(database) as store:
+    with SqliteRegistry(database) as store:
         report = store.verify_audit()
         assert report.intact, f"audit chain broken at {report.broken_at}: {report.problem}"
         db = store.db
@@ -273,7 +252,7 @@ def check_after_crash(state: Path, attempts: list[Attempt]) -> Committed:
         assert len(audit[issuer_id]) == 1, f"{issuer_id}: {audit[issuer_id]}"
         seq, outcome, _, _ = audit[issuer_id][0]
         assert outcome == "ok", f"{issuer_id}: {audit[issuer_id]}"
-        assert requests.get(attempt.request.request_id) == seq, f"{issuer_id}: no request record"
+        assert requests.get(attempt.request_id) == seq, f"{issuer_id}: no request record"
     assert set(keys) <= set(issuers), f"keys without issuer: {set(keys) - set(issuers)}"
     assert len(requests) == len(issuers)
 
@@ -321,12 +300,12 @@ def recover(
     with RegistryClient(running.registry, credentials, timeout=CALL_TIMEOUT) as client:
         if replay is not None:
             assert replay.change is not None
-            assert client.register_issuer(replay.request) == replay.change
+            assert client.submit(replay.request_id, replay.command) == replay.change
             stats.replayed += 1
         last_seq = committed.last_seq
         for attempt in pending:
-            change = client.register_issuer(attempt.request)
-            earlier = committed.audit_seq.get(attempt.request.request_id)
+            change = client.submit(attempt.request_id, attempt.command)
+            earlier = committed.audit_seq.get(attempt.request_id)
             if earlier is not None:
                 assert change.audit.seq == earlier, f"{attempt.issuer} registered twice?"
             else:
@@ -358,9 +337,10 @@ def test_sigkill_during_concurrent_registrations_loses_nothing_acknowledged(tmp_
         with gateway(state, pki, log) as running:
             if committed is None:
                 with RegistryClient(running.registry, admin, timeout=CALL_TIMEOUT) as client:
-                    client.create_region(new_request_id(), "330100", "杭州")
+                    client.submit(new_request_id(), CreateRegion("330100", "杭州"))
                     certificate = (pki / "operators" / f"{OPERATOR}.pem").read_bytes()
-                    client.create_operator(new_request_id(), OPERATOR, "330100", certificate)
+                    operator_change = CreateOperator(OPERATOR, "330100", certificate)
+                    client.submit(new_request_id(), operator_change)
             else:
                 recover(running, operator, committed, replay, pending, stats)
             if round_no == ROUNDS:
@@ -405,7 +385,7 @@ def test_sigkill_during_concurrent_registrations_loses_nothing_acknowledged(tmp_
                 assert attempt.error in CUT_OFF, f"{attempt.issuer} failed with {attempt.error}"
                 assert attempt.failed_at >= killed_at, f"{attempt.issuer} failed before the kill"
                 stats.failed += 1
-                stats.failure_codes.add(attempt.error.name)
+                stats.failure_codes.add(attempt.error or "")
                 if attempt.sent_at < killed_at:
                     stats.in_flight += 1
 
@@ -413,12 +393,10 @@ def test_sigkill_during_concurrent_registrations_loses_nothing_acknowledged(tmp_
         pending = [a for a in sent if a.change is None]
         for attempt in pending:
             if attempt.sent_at >= dead_at:
-                assert attempt.request.request_id not in committed.audit_seq, (
+                assert attempt.request_id not in committed.audit_seq, (
                     f"{attempt.issuer} was committed although sent to a dead gateway"
                 )
-        stats.committed_unacknowledged = sum(
-            a.request.request_id in committed.audit_seq for a in pending
-        )
+        stats.committed_unacknowledged = sum(a.request_id in committed.audit_seq for a in pending)
         acknowledged = [a for a in sent if a.change is not None]
         # The last acknowledged before the kill is the one nearest the crash.
         replay = max(acknowledged, key=lambda a: a.sent_at) if acknowledged else replay

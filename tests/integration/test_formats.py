@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 from gateway._generated.huren.v1 import registry_pb2 as rpb
+from gateway.clients import new_request_id
 from gateway.codecs import compression, cose, jws, strictjson, textform
 from gateway.crypto import Algorithm, PrivateKey, certificate_kid, pki
 from gateway.model import Colour, Reason, Status
 from gateway.registry.admission import prove
-from gateway.registry_client import new_request_id
 from tests.conftest import REPO
 from tests.integration.cli import huren
 from tests.integration.conftest import Hub, MutableClock, running_hub

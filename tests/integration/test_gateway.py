@@ -14,11 +14,12 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from gateway._generated.huren.v1 import verdict_pb2 as vpb
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc
-from gateway.errors import StorageUnavailable
+from gateway.clients import TlsCredentials
+from gateway.errors import RegistryDamaged
 from gateway.model import Colour, Reason, Status
-from gateway.registry_client import TlsCredentials
-from gateway.server.app import GatewayServer, StateFiles, TlsFiles, open_gateway
-from gateway.server.convert import verdict_from_pb
+from gateway.server.app import GatewayServer, TlsFiles, open_gateway
+from gateway.storage.files import StateFiles
+from gateway.wire import verdict_from_pb
 from tests.conftest import resident_id
 from tests.integration.conftest import GATEWAY_LIMITS, Hub, MutableClock
 
@@ -185,7 +186,7 @@ async def test_health_and_reflection_are_served(hub):
 async def test_a_restarted_gateway_serves_the_same_registry(hub: Hub, clock):
     """A second gateway process on the same state files: same issuers, same subject key."""
     code = await hub.regions["hangzhou"].issue()
-    gateway = open_gateway(hub.files, GATEWAY_LIMITS, clock)
+    gateway = open_gateway(hub.files.directory, GATEWAY_LIMITS, clock)
     server = GatewayServer(gateway, "127.0.0.1:0", tls=TlsFiles(hub.pki))
     port = await server.start()
     try:
@@ -202,7 +203,7 @@ async def test_a_restarted_gateway_serves_the_same_registry(hub: Hub, clock):
         assert first.provenance.trust_version == second.provenance.trust_version
     finally:
         await server.stop(0)
-        gateway.store.close()
+        gateway.hub.close()
 
 
 @pytest.mark.parametrize(
@@ -218,7 +219,7 @@ async def test_a_restarted_gateway_serves_the_same_registry(hub: Hub, clock):
         ),
         pytest.param(
             "UPDATE issuers SET name = 'impostor' WHERE id = 'hangzhou'",
-            "state no longer matches",
+            "changed outside it",
             id="a-table-changed-outside-the-registry",
         ),
     ],
@@ -230,12 +231,12 @@ async def test_a_tampered_registry_is_not_served_from(hub: Hub, clock, tamper, p
     copy = hub.files.directory.parent / "copy"
     shutil.copytree(hub.files.directory, copy)
     files = StateFiles(copy)
-    gateway = open_gateway(files, GATEWAY_LIMITS, clock)  # an untouched copy opens
-    gateway.store.close()
+    gateway = open_gateway(files.directory, GATEWAY_LIMITS, clock)  # an untouched copy opens
+    gateway.hub.close()
     with sqlite3.connect(files.database) as db:
         db.execute(tamper)
-    with pytest.raises(StorageUnavailable) as refused:
-        open_gateway(files, GATEWAY_LIMITS, clock)
+    with pytest.raises(RegistryDamaged) as refused:
+        open_gateway(files.directory, GATEWAY_LIMITS, clock)
     assert problem in str(refused.value)
     assert "refusing to serve" in str(refused.value)
 
@@ -274,9 +275,9 @@ async def test_a_restarted_gateway_does_not_trust_a_clock_before_the_last_regist
     code = await hub.regions["hangzhou"].issue()
     last_change = clock()
     clock.now = last_change - timedelta(hours=1)
-    gateway = open_gateway(hub.files, GATEWAY_LIMITS, clock)
+    gateway = open_gateway(hub.files.directory, GATEWAY_LIMITS, clock)
     try:
         verdict = gateway.service.verify(code)
         assert verdict.reason is Reason.ERR_CLOCK_UNTRUSTED
     finally:
-        gateway.store.close()
+        gateway.hub.close()

@@ -17,7 +17,7 @@ from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway.model import Colour, Reason, Status
 from gateway.online import CLIENT_HEADER, SIGNATURE_HEADER, request_body, request_signature
 from gateway.online_client import OnlineClient
-from gateway.server.convert import verdict_from_pb
+from gateway.wire import verdict_from_pb
 from tests.faults import FaultyUpstream, random_token
 from tests.integration.conftest import Hub, MutableClock, running_hub
 

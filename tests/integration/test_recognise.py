@@ -26,12 +26,12 @@ from gateway._generated.huren.v1 import registry_pb2 as rpb
 from gateway._generated.huren.v1 import registry_pb2_grpc
 from gateway._generated.huren.v1 import verdict_pb2 as vpb
 from gateway._generated.huren.v1 import verifier_pb2 as pb
+from gateway.clients import new_request_id
 from gateway.crypto import Algorithm, PrivateKey
 from gateway.model import Colour, Reason, Status
 from gateway.recognise import Decision, DecisionReason, DecisionStatus, Role
-from gateway.registry_client import new_request_id
-from gateway.server.convert import decision_from_pb, timestamp
 from gateway.server.status import REASON_KEY
+from gateway.wire import decision_from_pb, timestamp
 from regions import spec_of
 from regions.common.spec import Holder, Secrets
 from regions.hangzhou import Hangzhou

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from gateway.codecs import base64url, strictjson
-from gateway.keyfiles import read_keys
+from gateway.registry.keyfiles import read_keys
 from tests.conftest import resident_id
 from tests.integration.conftest import MutableClock, RegionHandle, declaration
 

@@ -8,7 +8,7 @@ import pytest
 
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway.model import Colour, Reason, Status
-from gateway.server.convert import verdict_from_pb
+from gateway.wire import verdict_from_pb
 from regions import REGIONS, spec_of
 from regions.common.runner import start_region
 from regions.common.spec import Level

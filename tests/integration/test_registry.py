@@ -24,26 +24,26 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from gateway import crypto, trustlist
+from gateway import crypto, trustlist, wire
 from gateway._generated.huren.v1 import registry_pb2 as rpb
 from gateway._generated.huren.v1 import registry_pb2_grpc, verifier_pb2_grpc
 from gateway._generated.huren.v1 import verifier_pb2 as pb
+from gateway.clients import TlsCredentials, new_request_id
 from gateway.crypto import Algorithm, PrivateKey, pki
 from gateway.errors import ConfigurationInvalid
-from gateway.model import Colour, IssuerId, KeyId, ProfileId, Reason, Status, Verdict
-from gateway.registry import IssuerKey
-from gateway.registry.admission import KeyOffer, pop_message, prove
+from gateway.hub import open_hub
+from gateway.model import Colour, ProfileId, Reason, Status, Verdict
+from gateway.registry.admission import KeyOffer, offers_from_file, pop_message, prove
 from gateway.registry.authority import Actor, Role
-from gateway.registry_client import TlsCredentials, new_request_id, register_issuer_request
-from gateway.server.app import GatewayServer, StateFiles, open_gateway
-from gateway.server.convert import verdict_from_pb
+from gateway.registry.commands import AddKey, RegisterIssuer
+from gateway.server.app import GatewayServer, open_gateway
 from gateway.server.status import REASON_KEY
-from gateway.storage.sqlite import RegistryStore
+from gateway.wire import verdict_from_pb
 from regions.common.spec import Holder, Secrets
 from regions.hangzhou import SPEC as HANGZHOU
 from regions.hangzhou import Hangzhou
 from tests.conftest import resident_id
-from tests.integration.conftest import GATEWAY_LIMITS, Hub, MutableClock, running_hub
+from tests.integration.conftest import GATEWAY_LIMITS, Hub, MutableClock, new_state, running_hub
 
 pytestmark = pytest.mark.asyncio
 
@@ -336,8 +336,8 @@ async def test_a_removed_operator_is_refused_at_once_and_others_carry_on(hub: Hu
 
 
 async def test_a_gateway_without_tls_refuses_every_change(tmp_path: Path, clock) -> None:
-    files = StateFiles(tmp_path / "plain").ensure()
-    gateway = open_gateway(files, GATEWAY_LIMITS, clock)
+    files = new_state(tmp_path / "plain")
+    gateway = open_gateway(files.directory, GATEWAY_LIMITS, clock)
     server = GatewayServer(gateway, "127.0.0.1:0", registry_listen=None, tls=None)
     port = await server.start()
     try:
@@ -351,13 +351,13 @@ async def test_a_gateway_without_tls_refuses_every_change(tmp_path: Path, clock)
             )
             assert "--insecure" in (error.details() or "")
             listed = await stub.ListIssuers(rpb.ListIssuersRequest())
-            assert listed.trust_version == gateway.store.snapshot.version
+            assert listed.trust_version == gateway.hub.store.state.version
             verifier = verifier_pb2_grpc.VerifierStub(channel)
             answer = await verifier.Verify(pb.VerifyRequest(code="HC1:x"))
             assert verdict_from_pb(answer.verdict).status is not Status.VALID
     finally:
         await server.stop(0)
-        gateway.store.close()
+        gateway.hub.close()
 
 
 # ------------------------------------------------------------------ key admission
@@ -666,12 +666,11 @@ async def test_a_change_written_by_another_process_reaches_the_running_gateway(
     key = PrivateKey.generate(Algorithm.ES256)
     code = mint(key, "offline-1", clock())
     assert (await hub.verify(code)).reason is Reason.ERR_KEY_UNKNOWN
-    with RegistryStore(hub.files.database) as other:
-        change = other.add_key(
-            IssuerKey(IssuerId("hangzhou"), KeyId("offline-1"), key.public_key()),
-            actor=Actor(Role.LOCAL, "ops-oncall"),
-            request_id="offline-add",
-            digest="offline-add",
+    jwk = json.dumps({**key.public_key().jwk(), "kid": "offline-1"}).encode()
+    (offer,) = offers_from_file(jwk, [key], issuer="hangzhou", request_id="offline-add")
+    with open_hub(hub.files.directory) as other:
+        change = other.registrar.submit(
+            Actor(Role.LOCAL, "ops-oncall"), "offline-add", AddKey("hangzhou", offer)
         )
     for _ in range(100):
         verdict = await hub.verify(code)
@@ -903,7 +902,9 @@ async def test_an_issuer_registered_over_the_rpc_verifies_at_once(
         key=json.dumps(key.public_key().jwk()).encode(),
         proof=prove(key, "hz-xihu", "xh-1", rid),
     )
-    request = register_issuer_request(rid, "hz-xihu", HZ, "西湖区健康码", profile_text(), [offer])
+    command = RegisterIssuer("hz-xihu", HZ, "西湖区健康码", profile_text(), (offer,))
+    request = wire.request(rid, command)
+    assert isinstance(request, rpb.RegisterIssuerRequest)
     change = await hub.registry("hangzhou-ops").RegisterIssuer(request)
     assert change.audit.target == "hz-xihu"
     code = Hangzhou().issue(HOLDER, "绿码", clock(), Secrets(key, "xh-1"), "t").code

@@ -14,7 +14,7 @@ from gateway.model import Colour, IssuerId, KeyId, ProfileId, RegionCode, Status
 from gateway.profiles import load_profile
 from gateway.registry import Issuer, IssuerKey, TrustState
 from gateway.verify import verify_code
-from tests.conftest import LINK_KEY, NOW, REPO, make_world, resident_id
+from tests.conftest import LINK_KEY, NOW, REPO, add_issuer, make_world, resident_id
 
 
 def _blocks(path: str, language: str) -> list[str]:
@@ -58,7 +58,7 @@ def test_the_guide_example_onboards_a_region_with_a_profile_and_no_python():
     world = make_world()
     state = TrustState(world.snapshot)
     state.add_profile(xihu)
-    state.add_issuer(Issuer(IssuerId("xihu"), RegionCode("330106"), "西湖", ProfileId("xihu"), 1))
+    add_issuer(state, Issuer(IssuerId("xihu"), RegionCode("330106"), "西湖", ProfileId("xihu"), 1))
     key = PrivateKey.generate(Algorithm.ES256)
     state.add_key(IssuerKey(IssuerId("xihu"), KeyId("xihu-1"), key.public_key()))
     number = resident_id()

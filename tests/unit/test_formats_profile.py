@@ -44,7 +44,7 @@ from gateway.profiles.translate import (
 from gateway.registry import Issuer, IssuerKey, Revocations, TrustState
 from gateway.registry.admission import certificate_key
 from gateway.verify import verify_code
-from tests.conftest import LINK_KEY, NOW, REPO, SUBJECT_SECRET
+from tests.conftest import LINK_KEY, NOW, REPO, SUBJECT_SECRET, add_issuer
 
 FORMATS = REPO / "gateway" / "profiles" / "formats"
 EU_DCC = (FORMATS / "eu-dcc.toml").read_text("utf-8")
@@ -1373,10 +1373,11 @@ def abroad(eu, shc) -> Abroad:
     state = TrustState()
     state.add_profile(eu)
     state.add_profile(shc)
-    state.add_issuer(
-        Issuer(IssuerId("eu-dcc-de"), RegionCode("DE"), "EU DCC DE", ProfileId("eu-dcc"), 1)
+    add_issuer(
+        state, Issuer(IssuerId("eu-dcc-de"), RegionCode("DE"), "EU DCC DE", ProfileId("eu-dcc"), 1)
     )
-    state.add_issuer(
+    add_issuer(
+        state,
         Issuer(
             IssuerId("shc-test"),
             RegionCode("US"),
@@ -1384,7 +1385,7 @@ def abroad(eu, shc) -> Abroad:
             ProfileId("smart-health-card"),
             1,
             code_name=ISS,
-        )
+        ),
     )
     dsc, pem = _dsc()
     dsc_key = certificate_key(IssuerId("eu-dcc-de"), pem)

@@ -32,14 +32,14 @@ from gateway.codecs import textform
 from gateway.crypto import pki
 from gateway.errors import CodeRejected, ConfigurationInvalid
 from gateway.identity import IdentityKeys
-from gateway.keyfiles import certificate_kid, read_keys, read_revocation_list
 from gateway.limits import Limits
 from gateway.model import Colour, IssuerId, KeyId, Reason, RegionCode, Status, Verdict
 from gateway.profiles import load_profile
 from gateway.registry import Issuer, IssuerKey, TrustSnapshot, TrustState
 from gateway.registry.admission import certificate_key
+from gateway.registry.keyfiles import certificate_kid, read_keys, read_revocation_list
 from gateway.verify import verify_code
-from tests.conftest import LINK_KEY, NOW, REPO, SUBJECT_SECRET
+from tests.conftest import LINK_KEY, NOW, REPO, SUBJECT_SECRET, add_issuer
 
 FORMATS = REPO / "gateway" / "profiles" / "formats"
 EU_PROFILE = load_profile((FORMATS / "eu-dcc.toml").read_text("utf-8"))
@@ -285,14 +285,15 @@ def eu_trust(keys: Mapping[str, Iterable[Dsc | IssuerKey]]) -> TrustSnapshot:
     state.add_profile(EU_PROFILE)
     for issuer_id, items in keys.items():
         region = issuer_id.rsplit("-", 1)[1].upper()
-        state.add_issuer(
+        add_issuer(
+            state,
             Issuer(
                 IssuerId(issuer_id),
                 RegionCode(region),
                 f"EU DCC {region}",
                 EU_PROFILE.id,
                 EU_PROFILE.version,
-            )
+            ),
         )
         for item in items:
             key = (
@@ -603,7 +604,9 @@ def test_eu_dcc_kid_collision_within_one_country_is_refused_at_import():
     first, second = dsc(), dsc()
     state = TrustState()
     state.add_profile(EU_PROFILE)
-    state.add_issuer(Issuer(IssuerId("eu-dcc-de"), RegionCode("DE"), "EU DCC DE", EU_PROFILE.id, 1))
+    add_issuer(
+        state, Issuer(IssuerId("eu-dcc-de"), RegionCode("DE"), "EU DCC DE", EU_PROFILE.id, 1)
+    )
     state.add_key(certificate_key(IssuerId("eu-dcc-de"), first.der))
     with pytest.raises(ConfigurationInvalid) as refusal:
         state.add_key(_colliding("eu-dcc-de", second, first))
@@ -747,7 +750,8 @@ def shc_state(*jwks: Mapping[str, Any]) -> TrustState:
     """The issuer registered with its iss URL as its name in codes, and its JWKS."""
     state = TrustState()
     state.add_profile(SHC_PROFILE)
-    state.add_issuer(
+    add_issuer(
+        state,
         Issuer(
             SHC_ISSUER,
             RegionCode("US"),
@@ -755,7 +759,7 @@ def shc_state(*jwks: Mapping[str, Any]) -> TrustState:
             SHC_PROFILE.id,
             SHC_PROFILE.version,
             code_name=ISS,
-        )
+        ),
     )
     for entry in read_keys(json.dumps({"keys": list(jwks)}).encode()):
         state.add_key(

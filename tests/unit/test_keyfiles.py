@@ -1,4 +1,4 @@
-"""gateway.keyfiles.read_keys: JWKS, JWK, PEM and X.509 key files (threats.md H39).
+"""gateway.registry.keyfiles.read_keys: JWKS, JWK, PEM and X.509 key files (threats.md H39).
 
 Also runs the key sets of Wycheproof's ``json_web_key_test.json`` through ``read_keys``: every
 ``private`` set (all of them hold private or symmetric key material) must be refused, and each
@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gateway import crypto
 from gateway.crypto import Algorithm, PrivateKey, pki
 from gateway.errors import ConfigurationInvalid
-from gateway.keyfiles import MAX_KEY_FILE_BYTES, MAX_KEYS_PER_FILE, read_keys
 from gateway.model import Reason
+from gateway.registry.keyfiles import MAX_KEY_FILE_BYTES, MAX_KEYS_PER_FILE, read_keys
 from tests.conftest import CONFORMANCE, conformance
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway import wire as convert
 from gateway._generated.huren.v1 import decision_pb2 as dpb
 from gateway._generated.huren.v1 import verdict_pb2 as pb
 from gateway.model import (
@@ -19,7 +20,6 @@ from gateway.model import (
 )
 from gateway.policy import DEFAULT_NATIONAL
 from gateway.recognise import DecisionReason, DecisionStatus, Role, recognise
-from gateway.server import convert
 from tests.conftest import NOW, make_world
 
 

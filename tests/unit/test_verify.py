@@ -32,6 +32,7 @@ from tests.conftest import (
     NOW,
     SUBJECT_SECRET,
     World,
+    add_issuer,
     make_world,
     resident_id,
 )
@@ -305,8 +306,8 @@ def _two_issuers() -> tuple[World, PrivateKey]:
     """Hangzhou and a second JWS issuer 'xihu' with its own key under the same key id."""
     world = make_world()
     state = TrustState(world.snapshot)
-    state.add_issuer(
-        Issuer(IssuerId("xihu"), RegionCode("330106"), "西湖", ProfileId("hangzhou"), 1)
+    add_issuer(
+        state, Issuer(IssuerId("xihu"), RegionCode("330106"), "西湖", ProfileId("hangzhou"), 1)
     )
     xihu_key = PrivateKey.generate(Algorithm.ES256)
     state.add_key(IssuerKey(IssuerId("xihu"), world.kid, xihu_key.public_key()))
@@ -352,8 +353,9 @@ def test_kid_shared_by_two_issuers_is_attributed_to_the_one_that_verifies():
     state.add_profile(profile)
     keys = {}
     for issuer_id, region in (("alpha", "110000"), ("beta", "310000")):
-        state.add_issuer(
-            Issuer(IssuerId(issuer_id), RegionCode(region), issuer_id, ProfileId("kidonly"), 1)
+        add_issuer(
+            state,
+            Issuer(IssuerId(issuer_id), RegionCode(region), issuer_id, ProfileId("kidonly"), 1),
         )
         keys[issuer_id] = PrivateKey.generate(Algorithm.ES256)
         kid = KeyId("c2hhcmVk")  # base64 of b"shared"

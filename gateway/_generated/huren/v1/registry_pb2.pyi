@@ -9,7 +9,7 @@ Mutating calls need a client certificate (mutual TLS) naming the caller, whose p
 registry has pinned; they carry a client request id: a retry with the same id returns the first
 result, the same id with other content is ALREADY_EXISTS. Refusals use gRPC status codes
 (INVALID_ARGUMENT, PERMISSION_DENIED, FAILED_PRECONDITION, ALREADY_EXISTS, UNAUTHENTICATED,
-NOT_FOUND, UNAVAILABLE) with the reason code (huren.v1.Reason name) at the start of the message
+NOT_FOUND, UNAVAILABLE, RESOURCE_EXHAUSTED) with the reason code (huren.v1.Reason name) at the start of the message
 and in the trailing metadata key "huren-reason". Every mutation and every refused mutation is
 in the audit log.
 """
@@ -19,6 +19,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -29,6 +30,32 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _NameKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _NameKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NameKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    NAME_KIND_UNSPECIFIED: _NameKind.ValueType  # 0
+    NAME_KIND_PROFILE: _NameKind.ValueType  # 1
+    """A profile id: only its owner publishes versions of it; anyone may use a published version."""
+    NAME_KIND_POLICY: _NameKind.ValueType  # 2
+    """A policy id."""
+    NAME_KIND_ISSUER: _NameKind.ValueType  # 3
+    """What codes call an issuer: issuer ids and code names share one namespace."""
+
+class NameKind(_NameKind, metaclass=_NameKindEnumTypeWrapper):
+    """The namespaces whose names belong to one region."""
+
+NAME_KIND_UNSPECIFIED: NameKind.ValueType  # 0
+NAME_KIND_PROFILE: NameKind.ValueType  # 1
+"""A profile id: only its owner publishes versions of it; anyone may use a published version."""
+NAME_KIND_POLICY: NameKind.ValueType  # 2
+"""A policy id."""
+NAME_KIND_ISSUER: NameKind.ValueType  # 3
+"""What codes call an issuer: issuer ids and code names share one namespace."""
+Global___NameKind: _TypeAlias = NameKind  # noqa: Y015
 
 @_typing.final
 class KeySubmission(_message.Message):
@@ -366,6 +393,60 @@ class RemoveOperatorRequest(_message.Message):
 Global___RemoveOperatorRequest: _TypeAlias = RemoveOperatorRequest  # noqa: Y015
 
 @_typing.final
+class ReserveNameRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    kind: Global___NameKind.ValueType
+    name: _builtins.str
+    region: _builtins.str
+    """The region the name is reserved for (it must exist)."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        kind: Global___NameKind.ValueType = ...,
+        name: _builtins.str = ...,
+        region: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name", "region", b"region", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReserveNameRequest: _TypeAlias = ReserveNameRequest  # noqa: Y015
+
+@_typing.final
+class RetireIssuerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ISSUER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    issuer_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        issuer_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["issuer_id", b"issuer_id", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetireIssuerRequest: _TypeAlias = RetireIssuerRequest  # noqa: Y015
+
+@_typing.final
 class RegistryChange(_message.Message):
     """The result of a mutation: the trust version it produced and its audit entry."""
 
@@ -410,7 +491,9 @@ class AuditEntry(_message.Message):
     action: _builtins.str
     target: _builtins.str
     outcome: _builtins.str
-    """"ok", "denied" (not allowed) or "refused" (invalid)."""
+    """"ok", "denied" (not allowed) or "refused" (invalid); "denied" for the "rate-limited" record
+    of calls that were answered RESOURCE_EXHAUSTED without an entry each.
+    """
     detail: _builtins.str
     state_digest: _builtins.str
     """SHA-256 of the registry state after the entry."""
@@ -542,6 +625,8 @@ class IssuerRecord(_message.Message):
     ONLINE_CODE_PREFIX_FIELD_NUMBER: _builtins.int
     PSEUDONYMOUS_FIELD_NUMBER: _builtins.int
     CODE_NAME_FIELD_NUMBER: _builtins.int
+    RETIRED_AT_FIELD_NUMBER: _builtins.int
+    RETIRED_REASON_FIELD_NUMBER: _builtins.int
     issuer_id: _builtins.str
     region: _builtins.str
     name: _builtins.str
@@ -551,11 +636,16 @@ class IssuerRecord(_message.Message):
     """For online issuers: where their codes point (credentials are never returned)."""
     pseudonymous: _builtins.bool
     code_name: _builtins.str
+    retired_reason: _builtins.str
     @_builtins.property
     def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___KeyRecord]: ...
     @_builtins.property
     def profiles(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProfileVersion]:
         """Every version of the issuer's profile, oldest first."""
+
+    @_builtins.property
+    def retired_at(self) -> _timestamp_pb2.Timestamp:
+        """Set if the hub administrator retired the issuer: its codes are refused."""
 
     def __init__(
         self,
@@ -570,10 +660,12 @@ class IssuerRecord(_message.Message):
         online_code_prefix: _builtins.str = ...,
         pseudonymous: _builtins.bool = ...,
         code_name: _builtins.str = ...,
+        retired_at: _timestamp_pb2.Timestamp | None = ...,
+        retired_reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["retired_at", b"retired_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_name", b"code_name", "issuer_id", b"issuer_id", "keys", b"keys", "name", b"name", "online_code_prefix", b"online_code_prefix", "profile_id", b"profile_id", "profile_version", b"profile_version", "profiles", b"profiles", "pseudonymous", b"pseudonymous", "region", b"region"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_name", b"code_name", "issuer_id", b"issuer_id", "keys", b"keys", "name", b"name", "online_code_prefix", b"online_code_prefix", "profile_id", b"profile_id", "profile_version", b"profile_version", "profiles", b"profiles", "pseudonymous", b"pseudonymous", "region", b"region", "retired_at", b"retired_at", "retired_reason", b"retired_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -80,6 +80,16 @@ class RegistryStub:
                 request_serializer=huren_dot_v1_dot_registry__pb2.RemoveOperatorRequest.SerializeToString,
                 response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
                 _registered_method=True)
+        self.ReserveName = channel.unary_unary(
+                '/huren.v1.Registry/ReserveName',
+                request_serializer=huren_dot_v1_dot_registry__pb2.ReserveNameRequest.SerializeToString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+                _registered_method=True)
+        self.RetireIssuer = channel.unary_unary(
+                '/huren.v1.Registry/RetireIssuer',
+                request_serializer=huren_dot_v1_dot_registry__pb2.RetireIssuerRequest.SerializeToString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+                _registered_method=True)
         self.SetPolicy = channel.unary_unary(
                 '/huren.v1.Registry/SetPolicy',
                 request_serializer=huren_dot_v1_dot_registry__pb2.SetPolicyRequest.SerializeToString,
@@ -176,6 +186,23 @@ class RegistryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReserveName(self, request, context):
+        """Give a name (a profile id, a policy id, or what codes call an issuer) to a region before
+        it uses it, so that no other region can.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetireIssuer(self, request, context):
+        """Stop an issuer for good: its codes are refused (REASON_ERR_ISSUER_RETIRED) from the next
+        verification on, nothing of it changes any more, and its names stay taken. The one way to
+        undo a registration.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetPolicy(self, request, context):
         """A destination's precedence policy: a region's operators set their region's, the hub
         administrator the national one. Its version must be the current one plus one.
@@ -262,6 +289,16 @@ def add_RegistryServicer_to_server(servicer, server):
             'RemoveOperator': grpc.unary_unary_rpc_method_handler(
                     servicer.RemoveOperator,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.RemoveOperatorRequest.FromString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
+            ),
+            'ReserveName': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReserveName,
+                    request_deserializer=huren_dot_v1_dot_registry__pb2.ReserveNameRequest.FromString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
+            ),
+            'RetireIssuer': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetireIssuer,
+                    request_deserializer=huren_dot_v1_dot_registry__pb2.RetireIssuerRequest.FromString,
                     response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
             ),
             'SetPolicy': grpc.unary_unary_rpc_method_handler(
@@ -537,6 +574,60 @@ class Registry:
             target,
             '/huren.v1.Registry/RemoveOperator',
             huren_dot_v1_dot_registry__pb2.RemoveOperatorRequest.SerializeToString,
+            huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReserveName(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huren.v1.Registry/ReserveName',
+            huren_dot_v1_dot_registry__pb2.ReserveNameRequest.SerializeToString,
+            huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetireIssuer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huren.v1.Registry/RetireIssuer',
+            huren_dot_v1_dot_registry__pb2.RetireIssuerRequest.SerializeToString,
             huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
             options,
             channel_credentials,

@@ -9,7 +9,7 @@ Mutating calls need a client certificate (mutual TLS) naming the caller, whose p
 registry has pinned; they carry a client request id: a retry with the same id returns the first
 result, the same id with other content is ALREADY_EXISTS. Refusals use gRPC status codes
 (INVALID_ARGUMENT, PERMISSION_DENIED, FAILED_PRECONDITION, ALREADY_EXISTS, UNAUTHENTICATED,
-NOT_FOUND, UNAVAILABLE) with the reason code (huren.v1.Reason name) at the start of the message
+NOT_FOUND, UNAVAILABLE, RESOURCE_EXHAUSTED) with the reason code (huren.v1.Reason name) at the start of the message
 and in the trailing metadata key "huren-reason". Every mutation and every refused mutation is
 in the audit log.
 """
@@ -59,6 +59,15 @@ class RegistryStub:
     """The hub administrator."""
     CreateOperator: _grpc.UnaryUnaryMultiCallable[_registry_pb2.CreateOperatorRequest, _registry_pb2.RegistryChange]
     RemoveOperator: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RemoveOperatorRequest, _registry_pb2.RegistryChange]
+    ReserveName: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ReserveNameRequest, _registry_pb2.RegistryChange]
+    """Give a name (a profile id, a policy id, or what codes call an issuer) to a region before
+    it uses it, so that no other region can.
+    """
+    RetireIssuer: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RetireIssuerRequest, _registry_pb2.RegistryChange]
+    """Stop an issuer for good: its codes are refused (REASON_ERR_ISSUER_RETIRED) from the next
+    verification on, nothing of it changes any more, and its names stay taken. The one way to
+    undo a registration.
+    """
     SetPolicy: _grpc.UnaryUnaryMultiCallable[_registry_pb2.SetPolicyRequest, _registry_pb2.RegistryChange]
     """A destination's precedence policy: a region's operators set their region's, the hub
     administrator the national one. Its version must be the current one plus one.
@@ -91,6 +100,15 @@ class RegistryAsyncStub(RegistryStub):
     """The hub administrator."""
     CreateOperator: _aio.UnaryUnaryMultiCallable[_registry_pb2.CreateOperatorRequest, _registry_pb2.RegistryChange]  # type: ignore[assignment]
     RemoveOperator: _aio.UnaryUnaryMultiCallable[_registry_pb2.RemoveOperatorRequest, _registry_pb2.RegistryChange]  # type: ignore[assignment]
+    ReserveName: _aio.UnaryUnaryMultiCallable[_registry_pb2.ReserveNameRequest, _registry_pb2.RegistryChange]  # type: ignore[assignment]
+    """Give a name (a profile id, a policy id, or what codes call an issuer) to a region before
+    it uses it, so that no other region can.
+    """
+    RetireIssuer: _aio.UnaryUnaryMultiCallable[_registry_pb2.RetireIssuerRequest, _registry_pb2.RegistryChange]  # type: ignore[assignment]
+    """Stop an issuer for good: its codes are refused (REASON_ERR_ISSUER_RETIRED) from the next
+    verification on, nothing of it changes any more, and its names stay taken. The one way to
+    undo a registration.
+    """
     SetPolicy: _aio.UnaryUnaryMultiCallable[_registry_pb2.SetPolicyRequest, _registry_pb2.RegistryChange]  # type: ignore[assignment]
     """A destination's precedence policy: a region's operators set their region's, the hub
     administrator the national one. Its version must be the current one plus one.
@@ -174,6 +192,27 @@ class RegistryServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_pb2.RemoveOperatorRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.RegistryChange, _abc.Awaitable[_registry_pb2.RegistryChange]]: ...
+
+    @_abc_1.abstractmethod
+    def ReserveName(
+        self,
+        request: _registry_pb2.ReserveNameRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RegistryChange, _abc.Awaitable[_registry_pb2.RegistryChange]]:
+        """Give a name (a profile id, a policy id, or what codes call an issuer) to a region before
+        it uses it, so that no other region can.
+        """
+
+    @_abc_1.abstractmethod
+    def RetireIssuer(
+        self,
+        request: _registry_pb2.RetireIssuerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RegistryChange, _abc.Awaitable[_registry_pb2.RegistryChange]]:
+        """Stop an issuer for good: its codes are refused (REASON_ERR_ISSUER_RETIRED) from the next
+        verification on, nothing of it changes any more, and its names stay taken. The one way to
+        undo a registration.
+        """
 
     @_abc_1.abstractmethod
     def SetPolicy(

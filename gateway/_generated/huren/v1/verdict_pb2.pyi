@@ -135,6 +135,8 @@ class _ReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reason.ValueTy
     """A regional text envelope (delimited fields, code URL) is malformed."""
     REASON_ERR_POLICY: _Reason.ValueType  # 52
     """A precedence policy was refused (registry calls only)."""
+    REASON_ERR_ISSUER_RETIRED: _Reason.ValueType  # 53
+    """Added with the Registrar: the hub administrator retired the code's issuer."""
 
 class Reason(_Reason, metaclass=_ReasonEnumTypeWrapper):
     """One reason enum for the whole project (see docs/api.md for the meaning of each value).
@@ -199,6 +201,8 @@ REASON_ERR_ENVELOPE: Reason.ValueType  # 51
 """A regional text envelope (delimited fields, code URL) is malformed."""
 REASON_ERR_POLICY: Reason.ValueType  # 52
 """A precedence policy was refused (registry calls only)."""
+REASON_ERR_ISSUER_RETIRED: Reason.ValueType  # 53
+"""Added with the Registrar: the hub administrator retired the code's issuer."""
 Global___Reason: _TypeAlias = Reason  # noqa: Y015
 
 @_typing.final

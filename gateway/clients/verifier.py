@@ -1,56 +1,40 @@
-"""A small synchronous client for the Verifier service (CLI, demo, scripts)."""
+"""A small synchronous client for the Verifier service (CLI, demo, scripts): model verdicts
+and decisions out, the project's errors (never ``grpc.RpcError``) on failure."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from types import TracebackType
 
-import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
+from gateway.clients.calls import calls
+from gateway.clients.tls import ChannelClient, TlsCredentials
 from gateway.model import Verdict
 from gateway.recognise import Decision
-from gateway.registry_client import TlsCredentials
-from gateway.server.convert import decision_from_pb, timestamp, verdict_from_pb
+from gateway.wire import decision_from_pb, timestamp, verdict_from_pb
 
 CLIENT_BATCH = 100
 
 
-class GatewayClient:
+class GatewayClient(ChannelClient):
     """Verifies codes through a gateway, over TLS (``credentials``) or plaintext (None)."""
 
     def __init__(
         self, target: str, credentials: TlsCredentials | None = None, *, timeout: float = 10.0
     ) -> None:
-        if credentials is None:
-            self._channel = grpc.insecure_channel(target)
-        else:
-            self._channel = grpc.secure_channel(target, credentials.channel())
+        super().__init__(target, credentials)
         self._stub = pb_grpc.VerifierStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._timeout = timeout
 
-    def __enter__(self) -> GatewayClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._channel.close()
-
     def verify(self, code: str, destination: str = "") -> Verdict:
-        response = self._stub.Verify(
-            pb.VerifyRequest(code=code, destination=destination), timeout=self._timeout
-        )
+        with calls():
+            response = self._stub.Verify(
+                pb.VerifyRequest(code=code, destination=destination), timeout=self._timeout
+            )
         return verdict_from_pb(response.verdict)
 
     def verify_many(self, codes: Sequence[str], destination: str = "") -> list[Verdict]:
@@ -59,12 +43,13 @@ class GatewayClient:
             return [self.verify(codes[0], destination)]
         out: list[Verdict] = []
         for start in range(0, len(codes), CLIENT_BATCH):
-            response = self._stub.VerifyBatch(
-                pb.VerifyBatchRequest(
-                    codes=codes[start : start + CLIENT_BATCH], destination=destination
-                ),
-                timeout=self._timeout,
-            )
+            with calls():
+                response = self._stub.VerifyBatch(
+                    pb.VerifyBatchRequest(
+                        codes=codes[start : start + CLIENT_BATCH], destination=destination
+                    ),
+                    timeout=self._timeout,
+                )
             out.extend(verdict_from_pb(v) for v in response.verdicts)
         return out
 
@@ -75,12 +60,14 @@ class GatewayClient:
         request = pb.RecogniseRequest(codes=codes, destination=destination)
         if at is not None:
             request.at.CopyFrom(timestamp(at))
-        response = self._stub.Recognise(request, timeout=self._timeout)
+        with calls():
+            response = self._stub.Recognise(request, timeout=self._timeout)
         return decision_from_pb(response.decision)
 
     def serving(self, service: str = "") -> bool:
         """True if the gateway's standard health check answers SERVING."""
-        response = self._health.Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=self._timeout
-        )
+        with calls():
+            response = self._health.Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=self._timeout
+            )
         return bool(response.status == health_pb2.HealthCheckResponse.SERVING)

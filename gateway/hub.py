@@ -1,0 +1,130 @@
+"""The hub's state, opened the one way every edge opens it: the gateway (``huren serve``), the
+host's ``huren registry`` and ``huren audit`` commands, the demo and the tests.
+
+- :func:`initialise` makes a new state directory (``0700``): the registry with its first audit
+  entry, the identity secrets, the trust-list key and the state record. Nothing else creates
+  one, so a mistyped or emptied directory is refused instead of silently started afresh.
+- :func:`open_hub` opens an existing one after checking that nobody else may read it, and
+  verifies the registry; what to do with a registry that does not verify is the caller's
+  decision (the gateway refuses to serve; ``audit verify`` reports).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.clock import Clock, system_clock
+from gateway.crypto import Algorithm, PrivateKey
+from gateway.errors import RegistryDamaged, StorageUnavailable
+from gateway.identity import IdentityKeys
+from gateway.registry.authority import Actor
+from gateway.registry.commands import AcceptRollback, Initialise
+from gateway.registry.registrar import Registrar, RegistrarLimits
+from gateway.storage.files import StateFiles
+from gateway.storage.record import StateRecord
+from gateway.storage.secrets import load_or_create_private_key, replace_atomically
+from gateway.storage.sqlite import SqliteRegistry
+from gateway.trustlist import TrustListSigner
+
+
+@dataclass
+class Hub:
+    """An opened state directory: the registry, the Registrar over it, the secrets."""
+
+    files: StateFiles
+    store: SqliteRegistry
+    registrar: Registrar
+    signer: TrustListSigner
+    identities: IdentityKeys
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Hub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def initialise(directory: Path, actor: Actor, clock: Clock = system_clock) -> StateFiles:
+    """Make a new state directory with an empty, audited registry.
+
+    Raises:
+        StorageUnavailable: if a registry (or the record of one) is already there, or the
+            directory cannot be written.
+    """
+    files = StateFiles(directory)
+    if files.database.exists() or files.state_record.exists():
+        raise StorageUnavailable(
+            f"{directory} already holds a registry (or the record of one); nothing was changed"
+        )
+    files.make_directory()
+    files.create_identities()
+    key = _trust_list_key(files)
+    store = SqliteRegistry.create(files.database, record=StateRecord(files.state_record, key))
+    try:
+        Registrar(store, clock).submit(actor, f"init-{uuid.uuid4()}", Initialise())
+    finally:
+        store.close()
+    return files
+
+
+def open_hub(
+    directory: Path,
+    *,
+    clock: Clock = system_clock,
+    limits: RegistrarLimits | None = None,
+    accept_rollback: Actor | None = None,
+) -> Hub:
+    """Open an existing state directory. Check :attr:`SqliteRegistry.problem` before serving.
+
+    ``accept_rollback``: the administrator accepts a registry older than its state record (or
+    one whose record is missing); the acceptance is audited in their name before anything else.
+
+    Raises:
+        StorageUnavailable: for a missing directory, registry or secret, or one that group or
+            others may read (the message says how to fix it).
+    """
+    files = StateFiles(directory)
+    files.check_private()
+    if not files.database.is_file():
+        raise StorageUnavailable(
+            f"no registry in {directory}: create one with `huren registry init --state-dir "
+            f"{directory}` (or `huren serve --init`)"
+        )
+    if not files.trust_list_key.is_file():
+        raise StorageUnavailable(f"the trust-list key {files.trust_list_key} is missing")
+    identities = files.identities()
+    key = _trust_list_key(files)
+    store = SqliteRegistry(
+        files.database,
+        record=StateRecord(files.state_record, key),
+        accept_rollback=accept_rollback is not None,
+    )
+    registrar = Registrar(store, clock, limits)
+    hub = Hub(files, store, registrar, TrustListSigner(key), identities)
+    if store.rolled_back is not None and accept_rollback is not None:
+        mark = store.rolled_back
+        try:
+            registrar.submit(
+                accept_rollback,
+                f"accept-rollback-{uuid.uuid4()}",
+                AcceptRollback(mark.seq, mark.trust_version, mark.at),
+            )
+        except RegistryDamaged:
+            store.close()
+            raise
+    return hub
+
+
+def _trust_list_key(files: StateFiles) -> PrivateKey:
+    key = load_or_create_private_key(files.trust_list_key, Algorithm.ES256)
+    public = TrustListSigner(key).public_jwk()
+    text = (json.dumps(public, indent=2) + "\n").encode()
+    if not files.trust_list_public.exists() or files.trust_list_public.read_bytes() != text:
+        replace_atomically(files.trust_list_public, text)
+    return key
