@@ -121,7 +121,10 @@ def open_gateway(
             served from a registry that cannot show it is the one its operators built.
         StorageUnavailable: for a missing or unsafe state directory.
     """
-    hub = open_hub(state_dir, clock=clock, limits=registrar, accept_rollback=accept_rollback)
+    try:
+        hub = open_hub(state_dir, clock=clock, limits=registrar, accept_rollback=accept_rollback)
+    except RegistryDamaged as e:
+        raise RegistryDamaged(f"refusing to serve from {state_dir}: {e}") from e
     problem = hub.store.problem
     if problem is not None:
         hub.close()

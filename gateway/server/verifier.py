@@ -23,7 +23,6 @@ _T = TypeVar("_T")
 
 MAX_STREAM_ID_CHARS = 128
 # Verify a batch in slices so that one large batch cannot hold the event loop for long.
-_BATCH_SLICE = 16
 
 
 class RejectionLog:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from gateway.errors import StorageUnavailable
+from gateway.errors import RegistryDamaged, StorageUnavailable
 
 BUSY_TIMEOUT_S = 5.0
 
@@ -24,7 +24,8 @@ def open_database(path: Path, *, busy_timeout: float = BUSY_TIMEOUT_S) -> sqlite
     """A sqlite-utils database on ``path`` in autocommit mode with durable settings.
 
     Raises:
-        StorageUnavailable: if the file cannot be opened or configured.
+        StorageUnavailable: if the file cannot be opened or configured now (locked, no access).
+        RegistryDamaged: if it is not a database SQLite can read.
     """
     try:
         conn = sqlite3.connect(
@@ -33,8 +34,10 @@ def open_database(path: Path, *, busy_timeout: float = BUSY_TIMEOUT_S) -> sqlite
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
-    except sqlite3.Error as e:
+    except sqlite3.OperationalError as e:
         raise StorageUnavailable(f"database {path.name}: {e}") from e
+    except sqlite3.Error as e:  # not a database, or one SQLite cannot read
+        raise RegistryDamaged(f"{path.name} is damaged: {e}") from e
     return sqlite_utils.Database(conn, execute_plugins=False)
 
 

@@ -1,0 +1,64 @@
+"""The ``huren`` command line.
+
+Gateway commands live in this package, one module per concern; other packages add theirs through
+the ``huren.commands`` entry-point group (``regions`` adds ``region`` and ``demo``), so the
+gateway never imports them.
+
+Exit status: 0 on success (for ``verify``: every code VALID), 1 when a checked thing failed (a
+verdict not VALID, a broken audit chain, a trust list that does not verify), 2 for usage errors,
+refusals and unreachable gateways.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+
+from gateway.cli import local, operator, pki, policy, serve
+from gateway.cli.common import EXIT_ERROR, Handler
+from gateway.errors import ConfigurationInvalid, HurenError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ConfigurationInvalid as e:
+        print(f"huren: {e.reason.value}: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except HurenError as e:
+        print(f"huren: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as e:
+        print(f"huren: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="huren", description="互认 huren: cross-region health-code gateway"
+    )
+    parser.add_argument(
+        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve.register(commands)
+    local.register(commands)
+    operator.register(commands)
+    pki.register(commands)
+    policy.register(commands)
+    for entry in sorted(entry_points(group="huren.commands"), key=lambda e: e.name):
+        entry.load()(commands)
+    return parser

@@ -1,0 +1,310 @@
+"""The Registrar's decisions, pure: who may change what, whose names are whose, and that the
+state's digest vouches for everything in it."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from itertools import permutations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.crypto import Algorithm, PrivateKey
+from gateway.crypto.pki import issue_operator, new_ca
+from gateway.errors import NotAuthenticated, NotPermitted
+from gateway.model import IssuerId, Reason, RegionCode
+from gateway.policy import load_policy
+from gateway.profiles import load_profile
+from gateway.registry import TrustState
+from gateway.registry.admission import KeyOffer, offers_from_file
+from gateway.registry.authority import Action, Actor, Role
+from gateway.registry.commands import (
+    AddKey,
+    CreateOperator,
+    CreateRegion,
+    Initialise,
+    RegisterIssuer,
+    ReserveName,
+    RetireIssuer,
+    RevokeKey,
+    SetPolicy,
+    UpdateProfile,
+    command_digest,
+)
+from gateway.registry.model import NameKind, Operator, Region
+from gateway.registry.registrar import Credential, Decision, Outcome, decide, identify
+from tests.conftest import HANGZHOU_PROFILE, NOW
+
+REGIONS = ("330100", "110000", "440000")
+ADMIN = Actor(Role.ADMIN, "hub-admin")
+LOCAL = Actor(Role.LOCAL, "root")
+
+
+def ops(region: str) -> Actor:
+    return Actor(Role.OPERATOR, f"ops-{region}", RegionCode(region))
+
+
+def _state() -> TrustState:
+    state = TrustState()
+    for code in REGIONS:
+        accepted = decide(state, ADMIN, CreateRegion(code, f"region {code}"), NOW)
+        assert accepted.state is not None
+        state = accepted.state
+    return state
+
+
+def _profile(profile_id: str, version: int = 1, max_validity: str = "24h") -> str:
+    return (
+        HANGZHOU_PROFILE.replace('id = "hangzhou"', f'id = "{profile_id}"')
+        .replace("version = 1", f"version = {version}")
+        .replace('max = "24h"', f'max = "{max_validity}"')
+    )
+
+
+def _offer(issuer: str, kid: str = "k1", request_id: str = "-") -> KeyOffer:
+    key = PrivateKey.generate(Algorithm.ES256)
+    jwk = json.dumps({**key.public_key().jwk(), "kid": kid}).encode()
+    (offer,) = offers_from_file(jwk, [key], issuer=issuer, request_id=request_id)
+    return offer
+
+
+def _apply(state: TrustState, actor: Actor, command: object) -> Decision:
+    return decide(state, actor, command, NOW)  # type: ignore[arg-type]
+
+
+def _registered(state: TrustState, region: str, issuer: str, profile_id: str) -> TrustState:
+    command = RegisterIssuer(issuer, region, issuer, _profile(profile_id), (_offer(issuer),))
+    decision = _apply(state, ops(region), command)
+    assert decision.outcome is Outcome.OK, decision.detail
+    assert decision.state is not None
+    return decision.state
+
+
+def _denied(decision: Decision, state: TrustState) -> None:
+    assert decision.outcome is Outcome.DENIED, decision.detail
+    assert isinstance(decision.error, NotPermitted)
+    assert decision.state is None
+
+
+def test_deciding_never_changes_the_state_it_decides_on():
+    state = _registered(_state(), "330100", "hangzhou", "hangzhou")
+    before = (state.digest(), state.version, len(state.journal))
+    for actor, command in (
+        (ops("110000"), RevokeKey("hangzhou", "k1")),  # denied
+        (ops("330100"), RevokeKey("hangzhou", "nope")),  # refused
+        (ops("330100"), RevokeKey("hangzhou", "k1")),  # accepted, on a candidate
+    ):
+        _apply(state, actor, command)
+        assert (state.digest(), state.version, len(state.journal)) == before
+
+
+PAIRS = list(permutations(REGIONS, 2))
+PAIR_IDS = [f"{a}-then-{b}" for a, b in PAIRS]
+
+
+@pytest.mark.parametrize(("owner", "other"), PAIRS, ids=PAIR_IDS)
+def test_a_region_cannot_publish_another_regions_profile_id(owner, other):
+    state = _registered(_state(), owner, f"first-{owner}", "shared")
+    squat = RegisterIssuer(
+        f"second-{other}", other, "x", _profile("shared", 2), (_offer(f"second-{other}"),)
+    )
+    _denied(_apply(state, ops(other), squat), state)
+    # The owner publishes the next version all the same.
+    moved = _apply(state, ops(owner), UpdateProfile(f"first-{owner}", _profile("shared", 2, "12h")))
+    assert moved.outcome is Outcome.OK, moved.detail
+    # ... and anyone may use a published version exactly as it is.
+    using = RegisterIssuer(
+        f"user-{other}", other, "x", _profile("shared"), (_offer(f"user-{other}"),)
+    )
+    assert _apply(state, ops(other), using).outcome is Outcome.OK
+
+
+@pytest.mark.parametrize(("owner", "other"), PAIRS, ids=PAIR_IDS)
+@pytest.mark.parametrize("as_code_name", [False, True], ids=["as-issuer-id", "as-code-name"])
+def test_what_codes_call_an_issuer_belongs_to_its_region(owner, other, as_code_name):
+    state = _state()
+    named = RegisterIssuer(
+        "first",
+        owner,
+        "x",
+        _profile(f"p-{owner}"),
+        (_offer("first"),),
+        code_name="https://first.example/iss",
+    )
+    state = _apply(state, ops(owner), named).state or state
+    for taken in ("first", "https://first.example/iss"):
+        command = (
+            RegisterIssuer(
+                "mine", other, "x", _profile(f"p-{other}"), (_offer("mine"),), code_name=taken
+            )
+            if as_code_name
+            else RegisterIssuer(taken, other, "x", _profile(f"p-{other}"), ())
+        )
+        decision = _apply(state, ops(other), command)
+        _denied(decision, state)
+
+
+@pytest.mark.parametrize(("owner", "other"), PAIRS, ids=PAIR_IDS)
+def test_a_region_cannot_take_another_regions_policy_id(owner, other):
+    state = _state()
+    text = f'[policy]\nid = "mine"\nversion = 1\ndestination = "{owner}"\n'
+    state = _apply(state, ops(owner), SetPolicy(text)).state or state
+    theirs = f'[policy]\nid = "mine"\nversion = 1\ndestination = "{other}"\n'
+    _denied(_apply(state, ops(other), SetPolicy(theirs)), state)
+    again = text.replace("version = 1", "version = 2")
+    assert _apply(state, ops(owner), SetPolicy(again)).outcome is Outcome.OK
+
+
+@pytest.mark.parametrize(("owner", "other"), PAIRS, ids=PAIR_IDS)
+@pytest.mark.parametrize("kind", list(NameKind), ids=[k.value for k in NameKind])
+def test_a_reserved_name_is_its_regions_alone(owner, other, kind):
+    name = "reserved-name"
+    reserved = _apply(_state(), ADMIN, ReserveName(kind, name, owner))
+    assert reserved.outcome is Outcome.OK, reserved.detail
+    state = reserved.state
+    assert state is not None
+    attempts = {
+        NameKind.PROFILE: RegisterIssuer("x", other, "x", _profile(name), (_offer("x"),)),
+        NameKind.ISSUER: RegisterIssuer(name, other, "x", _profile("p"), (_offer(name),)),
+        NameKind.POLICY: SetPolicy(
+            f'[policy]\nid = "{name}"\nversion = 1\ndestination = "{other}"\n'
+        ),
+    }
+    _denied(_apply(state, ops(other), attempts[kind]), state)
+    mine = {
+        NameKind.PROFILE: RegisterIssuer("x", owner, "x", _profile(name), (_offer("x"),)),
+        NameKind.ISSUER: RegisterIssuer(name, owner, "x", _profile("p"), (_offer(name),)),
+        NameKind.POLICY: SetPolicy(
+            f'[policy]\nid = "{name}"\nversion = 1\ndestination = "{owner}"\n'
+        ),
+    }
+    assert _apply(state, ops(owner), mine[kind]).outcome is Outcome.OK
+    # Only the hub administrator reserves, and never a name already another region's.
+    _denied(_apply(_state(), ops(owner), ReserveName(kind, name, owner)), _state())
+    taken = _apply(state, ADMIN, ReserveName(kind, name, other))
+    assert taken.outcome is Outcome.REFUSED
+
+
+def test_a_retired_issuer_changes_no_more_and_keeps_its_names():
+    state = _registered(_state(), "330100", "xihu", "xihu")
+    _denied(_apply(state, ops("330100"), RetireIssuer("xihu")), state)
+    retired = _apply(state, ADMIN, RetireIssuer("xihu", "registered by mistake"))
+    assert retired.outcome is Outcome.OK
+    assert retired.state is not None
+    state = retired.state
+    assert state.snapshot().retired[IssuerId("xihu")].reason == "registered by mistake"
+    for change in (
+        AddKey("xihu", _offer("xihu", "k2")),
+        RevokeKey("xihu", "k1"),
+        RetireIssuer("xihu"),
+    ):
+        actor = ADMIN if isinstance(change, RetireIssuer) else ops("330100")
+        refused = _apply(state, actor, change)
+        assert refused.outcome is Outcome.REFUSED
+        assert refused.error is not None
+        assert getattr(refused.error, "reason", None) is Reason.ERR_ISSUER_RETIRED
+    again = RegisterIssuer("xihu", "330100", "x", _profile("xihu"), (_offer("xihu"),))
+    assert _apply(state, ops("330100"), again).outcome is Outcome.REFUSED
+
+
+def test_local_administration_is_bound_by_the_same_names():
+    state = _registered(_state(), "440000", "guangdong", "guangdong")
+    squat = RegisterIssuer("mine", "330100", "x", _profile("guangdong", 2), (_offer("mine"),))
+    _denied(_apply(state, LOCAL, squat), state)
+    assert _apply(state, LOCAL, Initialise()).outcome is Outcome.REFUSED  # it exists already
+    for actor in (ADMIN, ops("330100")):
+        _denied(_apply(TrustState(), actor, Initialise()), TrustState())
+
+
+def test_operators_need_a_client_authentication_certificate():
+    ca = new_ca()
+    issued = issue_operator(ca, "hangzhou-ops", "330100")
+    state = _state()
+    pinned = _apply(state, ADMIN, CreateOperator("hangzhou-ops", "330100", issued.certificate_pem))
+    assert pinned.outcome is Outcome.OK
+    assert pinned.state is not None
+    actor = identify(pinned.state, Credential(issued.certificate_pem))
+    assert actor == Actor(Role.OPERATOR, "hangzhou-ops", RegionCode("330100"))
+    with pytest.raises(NotAuthenticated, match="not a registered operator"):
+        identify(state, Credential(issued.certificate_pem))
+
+
+def test_the_digest_of_a_command_ignores_proofs_but_nothing_else():
+    offer = _offer("hangzhou", request_id="r")
+    reproved = KeyOffer(offer.kid, offer.key, b"another signature", offer.algorithm)
+    assert command_digest(AddKey("hangzhou", offer)) == command_digest(AddKey("hangzhou", reproved))
+    assert command_digest(AddKey("hangzhou", offer)) != command_digest(AddKey("xihu", offer))
+    assert command_digest(RevokeKey("h", "k")) != command_digest(RevokeKey("h", "k", "why"))
+    assert command_digest(RevokeKey("h", "k")) != command_digest(AddKey("h", offer))
+
+
+def test_the_digest_covers_everything_a_verdict_or_decision_reads():
+    """Each element, changed alone, changes the digest; restoring the same content gives the
+    same digest (what storage relies on to vouch for a file it read back)."""
+    state = _registered(_state(), "330100", "hangzhou", "hangzhou")
+    text = '[policy]\nid = "bj"\nversion = 1\ndestination = "110000"\n'
+    state = _apply(state, ops("110000"), SetPolicy(text)).state or state
+    base = state.digest()
+    snapshot = state.snapshot()
+    rebuilt = TrustState.restore(
+        state.version,
+        regions=snapshot.regions.values(),
+        operators=snapshot.operators.values(),
+        names=snapshot.names.values(),
+        profiles=[(p, snapshot.profile_sources[k]) for k, p in snapshot.profiles.items()],
+        issuers=snapshot.issuers.values(),
+        keys=snapshot.keys.values(),
+        revocations=[(i, k, r) for (i, k), r in snapshot.revocations.items()],
+        policies=[
+            (load_policy(v.text), v.text) for vs in snapshot.policy_versions.values() for v in vs
+        ],
+        retired=snapshot.retired.values(),
+    )
+    assert rebuilt.digest() == base
+    changes = {
+        "trust version": lambda s: s.raise_version(s.version + 1),
+        "a profile text": lambda s: s.add_profile(
+            load_profile(_profile("other")), _profile("other")
+        ),
+        "a key status": lambda s: s.revoke_key(
+            IssuerId("hangzhou"), next(k for i, k in s.snapshot().keys if i == "hangzhou"), NOW
+        ),
+        "a region": lambda s: s.add_region(Region(RegionCode("310000"), "上海")),
+        "an operator": lambda s: s.add_operator(Operator("x", None, "ab" * 32)),
+        "a policy": lambda s: s.set_policy(
+            load_policy(text.replace("version = 1", "version = 2")),
+            text.replace("version = 1", "version = 2"),
+        ),
+        "a retirement": lambda s: s.retire_issuer(IssuerId("hangzhou"), NOW + timedelta(1), "x"),
+    }
+    seen = {base}
+    for what, change in changes.items():
+        candidate = state.candidate()
+        change(candidate)
+        digest = candidate.digest()
+        assert digest not in seen, what
+        seen.add(digest)
+    assert state.digest() == base  # candidates never touch their origin
+
+
+@given(st.lists(st.sampled_from(REGIONS), min_size=1, max_size=6))
+def test_the_digest_depends_on_content_not_on_history(codes):
+    """Two states holding the same regions in any order digest alike."""
+    one, two = TrustState(), TrustState()
+    unique = list(dict.fromkeys(codes))
+    for code in unique:
+        one.add_region(Region(RegionCode(code), code))
+    for code in reversed(unique):
+        two.add_region(Region(RegionCode(code), code))
+    assert one.digest() == two.digest()
+
+
+def test_authority_names_every_action():
+    assert {a.value for a in Action} >= {
+        "register-issuer",
+        "retire-issuer",
+        "reserve-name",
+        "rate-limited",
+    }
