@@ -201,16 +201,30 @@ def recognise(
 
     missing = _requirements(candidates, policy, destination, steps)
     if missing:
+        # A requirement that is not met never hides what was seen: the decision is at least as
+        # severe as every code counted (a RED stays RED), and never GREEN.
+        colour = Colour.GREY
         for candidate in candidates:
             roles[candidate.index] = Role.COUNTED
+            colour = more_severe(colour, candidate.colour)
+        worst = [c.index for c in candidates if c.colour is colour and colour is not Colour.GREY]
+        for index in worst:
+            roles[index] = Role.DECIDING
+        seen = (
+            f"; code{'s' if len(worst) > 1 else ''} {_positions(worst)} "
+            f"counted {colour.value}, which stands"
+            if worst
+            else ""
+        )
         steps.append(
             Step(
                 "decide.requirement_unmet",
-                f"GREY: {policy.label} requires {' and '.join(missing)}",
+                f"{colour.value}: {policy.label} requires {' and '.join(missing)}{seen}",
+                tuple(worst),
             )
         )
         return decision(
-            DecisionStatus.DECIDED, DecisionReason.REQUIREMENT_UNMET, Colour.GREY, (), subject
+            DecisionStatus.DECIDED, DecisionReason.REQUIREMENT_UNMET, colour, worst, subject
         )
     if not candidates:
         steps.append(
@@ -258,9 +272,8 @@ def _weigh(
         )
         return None
     origin = f"{code.issuer} ({code.region})"
-    excluded = policy.exclude.match(code.region, code.issuer)
-    recognised = policy.recognise.match(code.region, code.issuer)
-    if excluded is not None or recognised is None:
+    if not policy.recognises(code.region, code.issuer):
+        excluded = policy.exclude.match(code.region, code.issuer)
         roles[index] = Role.NOT_RECOGNISED
         why = f"{excluded} is excluded" if excluded else "its origin is not on the trust list"
         steps.append(

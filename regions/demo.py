@@ -529,7 +529,7 @@ def _scenario(
 
 # Where the journey's traveller shows her two codes, what each destination decides, and why.
 JOURNEY = (
-    ("北京 Beijing", "beijing", "110000", Colour.GREY, DecisionReason.REQUIREMENT_UNMET, ()),
+    ("北京 Beijing", "beijing", "110000", Colour.YELLOW, DecisionReason.REQUIREMENT_UNMET, (0,)),
     ("上海 Shanghai", "shanghai", "310000", Colour.GREEN, DecisionReason.RECOGNISED, (1,)),
     ("广东 Guangdong", "guangdong", "440000", Colour.RED, DecisionReason.RECOGNISED, (0,)),
     ("澳门 Macau", "macau", "820000", Colour.GREY, DecisionReason.NO_RECOGNISED_CODE, ()),

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from gateway.errors import ConfigurationInvalid
-from gateway.model import Colour, IssuerId, Reason, RegionCode, parse_region_code
+from gateway.model import Colour, IssuerId, Reason, RegionCode, parse_region_code, region_contains
 from gateway.policy.model import (
     NATIONAL,
     RANK,
@@ -114,6 +114,21 @@ def load_policy(source: str) -> Policy:
             and exclude.match(destination, IssuerId(""))
         ):
             raise PolicyError("require.own_region: the destination's own region is excluded")
+        if (
+            require.own_region
+            and destination is not None
+            and not recognise.everywhere
+            and not recognise.issuers
+            and not any(
+                (region_contains(destination, r) or region_contains(r, destination))
+                and not exclude.match(r, IssuerId(""))
+                for r in recognise.regions
+            )
+        ):
+            raise PolicyError(
+                f"require.own_region: trust recognises no origin in {destination}, so the "
+                "requirement could never be met"
+            )
         for issuer in require.issuers:
             if issuer in exclude.issuers:
                 raise PolicyError(f"require.issuers: {issuer} is excluded by trust.exclude_issuers")

@@ -148,6 +148,13 @@ class Policy:
         """Where the registry files it: the destination region code, or ``national``."""
         return self.destination or NATIONAL
 
+    def recognises(self, region: RegionCode, issuer: IssuerId) -> bool:
+        """Whether codes of this origin take part at all (on the trust list, not excluded)."""
+        return (
+            self.recognise.match(region, issuer) is not None
+            and self.exclude.match(region, issuer) is None
+        )
+
     def flags(self) -> list[str]:
         """What an auditor should notice about this policy."""
         out = []

@@ -622,6 +622,14 @@ def _set_policy(text: str, actor: Actor) -> _Plan:
         owner = state.owner(NameKind.POLICY, policy.id)
         if owner is not None and owner != policy.key:
             raise NotPermitted(f"policy id {policy.id!r} belongs to {owner}")
+        for required in policy.require.issuers:
+            issuer = state.issuer(required)
+            if issuer is not None and not policy.recognises(issuer.region, issuer.id):
+                raise ConfigurationInvalid(
+                    Reason.ERR_POLICY,
+                    f"require.issuers: {issuer.id} ({issuer.region}) is not recognised by this "
+                    "policy's trust rules, so the requirement could never be met",
+                )
         state.claim(NameClaim(NameKind.POLICY, policy.id, policy.key))
         state.set_policy(policy, text)
         flags = "; ".join(policy.flags())

@@ -8,6 +8,7 @@ locked``, whatever the busy timeout).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,9 @@ def open_database(path: Path, *, busy_timeout: float = BUSY_TIMEOUT_S) -> sqlite
         StorageUnavailable: if the file cannot be opened or configured now (locked, no access).
         RegistryDamaged: if it is not a database SQLite can read.
     """
+    # Whatever SQLite creates while opening (the -wal and -shm files; it also gives them the
+    # database file's own mode) is readable by the owner alone.
+    umask = os.umask(0o077)
     try:
         conn = sqlite3.connect(
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -38,6 +42,8 @@ def open_database(path: Path, *, busy_timeout: float = BUSY_TIMEOUT_S) -> sqlite
         raise StorageUnavailable(f"database {path.name}: {e}") from e
     except sqlite3.Error as e:  # not a database, or one SQLite cannot read
         raise RegistryDamaged(f"{path.name} is damaged: {e}") from e
+    finally:
+        os.umask(umask)
     return sqlite_utils.Database(conn, execute_plugins=False)
 
 

@@ -243,7 +243,7 @@ def test_demo_json_shows_every_outcome_it_promises():
         for case, d in decisions.items()
     }
     assert decided == {
-        "110000": ("GREY", "REQUIREMENT_UNMET", [], "beijing"),
+        "110000": ("YELLOW", "REQUIREMENT_UNMET", [0], "beijing"),
         "310000": ("GREEN", "RECOGNISED", [1], "shanghai"),
         "440000": ("RED", "RECOGNISED", [0], "guangdong"),
         "820000": ("GREY", "NO_RECOGNISED_CODE", [], "macau"),

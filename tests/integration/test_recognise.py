@@ -251,17 +251,18 @@ async def _journey(hub: Hub) -> None:
     assert len(subjects) == 1
     assert None not in subjects
 
-    # Beijing: 码上加码, a Beijing code is required and none was shown.
+    # Beijing: 码上加码, a Beijing code is required and none was shown; Zhejiang's YELLOW,
+    # counted, is not hidden by the unmet requirement.
     assert summary(beijing) == (
         DecisionStatus.DECIDED,
         DecisionReason.REQUIREMENT_UNMET,
-        Colour.GREY,
-        (),
+        Colour.YELLOW,
+        (0,),
     )
     assert beijing.code_stacking
     assert "require.own_region.unmet" in rules(beijing)
     assert rules(beijing)[-1] == "decide.requirement_unmet"
-    assert roles(beijing) == [Role.COUNTED, Role.COUNTED]
+    assert roles(beijing) == [Role.DECIDING, Role.COUNTED]
     assert not any(d.code_stacking for d in (shanghai, guangdong, macau, hubei))
 
     # Shanghai: the city's code is more specific than its province's, and decides.

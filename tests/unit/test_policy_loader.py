@@ -1047,11 +1047,32 @@ def test_text_that_is_not_unicode_is_refused_as_a_policy_error():
             _plus('[trust]\nregions = ["330100"]\nexclude_regions = ["330000"]\n'),
             id="everything-recognised-is-excluded",
         ),
+        pytest.param(
+            _plus('[trust]\nregions = ["440000"]\n[require]\nown_region = true\n'),
+            id="own-region-not-recognised",
+        ),
+        pytest.param(
+            _plus(
+                '[trust]\nregions = ["110000", "330106"]\nexclude_regions = ["330106"]\n'
+                "[require]\nown_region = true\n"
+            ),
+            id="own-region-only-recognised-where-excluded",
+        ),
     ],
 )
 def test_a_policy_that_can_never_be_satisfied_is_refused(source):
     with pytest.raises(PolicyError):
         load_policy(source)
+
+
+@pytest.mark.parametrize(
+    "trust",
+    ['regions = ["330100"]', 'regions = ["*"]', 'regions = ["110000"]\nissuers = ["hangzhou"]'],
+    ids=["a-city-within", "everywhere", "an-issuer-listed"],
+)
+def test_an_own_region_requirement_that_some_recognised_origin_can_meet_is_accepted(trust):
+    policy = load_policy(_plus(f"[trust]\n{trust}\n[require]\nown_region = true\n"))
+    assert policy.require.own_region
 
 
 # ------------------------------------------------------------------------------ property

@@ -663,8 +663,30 @@ def test_the_colour_is_a_counted_input_colour_or_grey_and_never_an_unfounded_gre
             for v, a in zip(verdicts, decision.assessments, strict=True)
         )
     ):
-        assert decision.colour is Colour.GREY
+        assert decision.colour is not Colour.GREEN
         assert decision.reason is DecisionReason.REQUIREMENT_UNMET
+
+
+@settings(max_examples=500, deadline=None)
+@given(verdicts=verdict_lists(), p=policies())
+def test_an_unmet_requirement_never_hides_a_counted_colour(
+    verdicts: list[Verdict], p: Policy
+) -> None:
+    """Code-stacking that is not satisfied decides at least as severe as every code it counted
+    (a RED stays RED: a checkpoint must not lose the colour that means quarantine), never
+    GREEN, and GREY only when nothing counted was more severe than GREY."""
+    decision = decide(verdicts, p, p.destination or "310000")
+    if decision.reason is not DecisionReason.REQUIREMENT_UNMET:
+        return
+    assert decision.colour is not None
+    assert decision.colour is not Colour.GREEN
+    counted = [a.counted_as for a in decision.assessments if a.counted_as is not None]
+    assert all(RANK[decision.colour] >= RANK[c] for c in counted)
+    if decision.colour is Colour.GREY:
+        assert decision.deciding == ()
+    else:
+        assert decision.deciding
+        assert all(decision.assessments[i].counted_as is decision.colour for i in decision.deciding)
 
 
 @settings(max_examples=300, deadline=None)
@@ -680,13 +702,14 @@ def test_every_decision_names_its_deciding_codes_and_rule(
         assert set(last.codes) == set(decision.deciding)
         for index in decision.deciding:
             assert str(index + 1) in last.text
+    elif decision.reason is DecisionReason.REQUIREMENT_UNMET:
+        assert last.rule == "decide.requirement_unmet"
+        assert set(last.codes) == set(decision.deciding)
+        for index in decision.deciding:
+            assert str(index + 1) in last.text
     else:
         assert decision.deciding == ()
-        assert last.rule in {
-            "decide.no_recognised_code",
-            "decide.requirement_unmet",
-            "subject.mismatch",
-        }
+        assert last.rule in {"decide.no_recognised_code", "subject.mismatch"}
     for step in decision.steps:
         assert step.rule
         assert step.text

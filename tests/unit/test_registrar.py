@@ -308,3 +308,18 @@ def test_authority_names_every_action():
         "reserve-name",
         "rate-limited",
     }
+
+
+def test_a_policy_requiring_an_issuer_its_trust_rules_exclude_is_refused():
+    """Issue 11, 12: the requirement could never be met, and would answer every traveller
+    REQUIREMENT_UNMET while they showed exactly the code required."""
+    state = _registered(_state(), "330100", "hangzhou", "hangzhou")
+    text = (
+        '[policy]\nid = "gd"\nversion = 1\ndestination = "440000"\n'
+        '[trust]\nregions = ["440000"]\n[require]\nissuers = ["hangzhou"]\n'
+    )
+    refused = _apply(state, ops("440000"), SetPolicy(text))
+    assert refused.outcome is Outcome.REFUSED
+    assert "could never be met" in refused.detail
+    reachable = text.replace('regions = ["440000"]', 'regions = ["440000", "330000"]')
+    assert _apply(state, ops("440000"), SetPolicy(reachable)).outcome is Outcome.OK
