@@ -13,9 +13,10 @@ issuer signs it:
    an old answer cannot be replayed) and carries the facts the profile translates, or
    ``"error": "unknown-token"``.
 
-Anything else (refused connection, timeout, non-200, oversized or malformed answer, a signature
-that does not verify, a wrong echo) makes the code UNVERIFIABLE, never green. The network call
-itself lives at the edge (:mod:`gateway.online_client`).
+Anything else (refused connection, timeout, a redirect, any other non-200, oversized or malformed
+answer, a signature that does not verify, a wrong echo) makes the code UNVERIFIABLE, never green.
+Redirects are never followed: the question and the hub's credentials go to ``verify_url`` only.
+The network call itself lives at the edge (:mod:`gateway.online_client`).
 """
 
 from __future__ import annotations
