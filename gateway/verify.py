@@ -54,7 +54,7 @@ from gateway.model import (
     RegionCode,
     Verdict,
 )
-from gateway.online import UNKNOWN_TOKEN, OnlineAnswer, token_of, unavailable
+from gateway.online import OnlineAnswer, answer_error, token_of, unavailable
 from gateway.profiles import EnvelopeFormat, EnvelopeSpec, Profile, decode_payload, translate
 from gateway.profiles.model import MISSING, PayloadFormat, TextForm
 from gateway.profiles.translate import (
@@ -327,10 +327,10 @@ def _verify_answer(
     claims = opened.claims
     if claims.get("token") != question.token or claims.get("nonce") != answer.nonce:
         raise unavailable(f"issuer {question.issuer.id} answered another question")
-    if claims.get("error") == UNKNOWN_TOKEN:
-        raise CodeRejected(
-            Reason.ERR_TOKEN_UNKNOWN, f"issuer {question.issuer.id} does not know this code"
-        )
+    # An answer carrying an error vouches for nothing, whatever else it says (fail closed).
+    refusal = answer_error(claims, question.issuer.id)
+    if refusal is not None:
+        raise refusal
     return _accept(opened, signer, context, facts)
 
 
