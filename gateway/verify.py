@@ -297,7 +297,10 @@ def _verify(code: str, context: _Context, facts: _Facts) -> Verdict | Question:
         assert issuer.online is not None
         facts.issuer = issuer
         facts.profile = context.trust.profile_of(issuer)
-        return Question(issuer, token_of(code, issuer.online.code_prefix), facts)
+        token = token_of(code, issuer.online.code_prefix)
+        # Its reference digests its own text (docs/api.md): every answer carries a new nonce.
+        facts.code_ref = context.identities.online_code_ref(code)
+        return Question(issuer, token, facts)
     # Step 3: open the envelope.
     opened = open_envelope(code, route.envelope, context.limits)
     facts.code_ref = context.identities.code_ref(opened.payload)
@@ -315,7 +318,6 @@ def _verify_answer(
         opened = open_envelope(answer.text, profile.envelope, context.limits)
     except CodeRejected as e:
         raise unavailable(f"issuer {question.issuer.id} answered garbage ({e.reason.value})") from e
-    facts.code_ref = context.identities.code_ref(opened.payload)
     try:
         signer = _authenticate(opened, [question.issuer], context, facts)
     except CodeRejected as e:

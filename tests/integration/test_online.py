@@ -218,3 +218,21 @@ async def test_a_redirect_is_never_followed(faulty, caplog, status):
         assert elsewhere.calls == 1
     finally:
         await elsewhere.stop()
+
+
+async def test_an_online_code_has_the_same_reference_at_every_verification(faulty):
+    """code_ref identifies a code in logs: the same Zhejiang code keeps its reference across
+    verifications (each answer carries a fresh nonce), also when its issuer cannot answer, and
+    another token of the same person and state has another reference."""
+    hub, proxy = faulty
+    code = await hub.regions["zhejiang"].issue()
+    other = await hub.regions["zhejiang"].issue()
+    first, again, different = [await hub.verify(c) for c in (code, code, other)]
+    assert {v.colour for v in (first, again, different)} == {Colour.GREEN}
+    assert first.provenance.code_ref is not None
+    assert first.provenance.code_ref == again.provenance.code_ref
+    assert different.provenance.code_ref not in (None, first.provenance.code_ref)
+    proxy.mode = "error"
+    unanswered = await hub.verify(code)
+    assert unanswered.status is Status.UNVERIFIABLE
+    assert unanswered.provenance.code_ref == first.provenance.code_ref
