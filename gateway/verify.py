@@ -22,7 +22,9 @@ Steps (comments in the code cite them):
    window; then refuse a key restricted to other kinds of certificate (EU DCC key usage) and a
    code its issuer revoked by id (SMART Health Cards revocation lists).
 9. Translate the verified payload with the signer's profile (issuer must match, types checked,
-   unlisted local states refused, colour rules applied, age-based degradation applied).
+   unlisted local states refused, colour rules applied, age-based degradation applied); then the
+   issuer region the payload names, if the profile reads one (EU DCC ``iss``), must be the
+   signer's registered region.
 10. Resolve the identity (decrypting a pseudonym with the issuer's key if need be), mask it,
     derive the subject reference; return VALID.
 
@@ -63,6 +65,7 @@ from gateway.profiles.translate import (
     MaskedLink,
     NameDob,
     Translated,
+    check_issuer_region,
     kinds_of,
     read_times,
     revocation_id,
@@ -410,8 +413,11 @@ def _accept(opened: Opened, signer: IssuerKey, context: _Context, facts: _Facts)
     listed = context.trust.revocations.get((issuer.id, signer.kid))
     if rid is not None and listed is not None and listed.revokes(rid, times.issued_at):
         raise CodeRejected(Reason.ERR_REVOKED, f"issuer {issuer.id} revoked this code")
-    # Step 9: translate with the signer's profile.
+    # Step 9: translate with the signer's profile; then a code that names its issuer's region
+    # (EU DCC iss) must name its signer's: a key registered for one country vouches for no other.
+    # Checked after translation, so a payload of the wrong shape is refused for its shape first.
     translated = translate(profile, opened.claims, issuer.name_in_codes, now, times)
+    check_issuer_region(profile, opened.claims, issuer.region)
     # Step 10: identity, then the only success exit.
     identity = _resolve(translated.identity, issuer, context.identities)
     canonical = CanonicalCode(
