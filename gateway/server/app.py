@@ -40,6 +40,7 @@ from gateway.limits import Limits
 from gateway.model import Reason
 from gateway.online_client import OnlineClient
 from gateway.registry import TrustHolder
+from gateway.server.malformed import RefuseMalformedRequests
 from gateway.server.registry import RegistryServicer, StoreWorker
 from gateway.server.verifier import VerifierServicer
 from gateway.service import OnlineAsker, VerificationService
@@ -220,6 +221,7 @@ class GatewayServer:
                 ("grpc.so_reuseport", 0),
             ],
             maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
+            interceptors=(RefuseMalformedRequests(),),  # undecodable requests: INVALID_ARGUMENT
         )
         verifier_pb2_grpc.add_VerifierServicer_to_server(VerifierServicer(service), self.server)
         registry_pb2_grpc.add_RegistryServicer_to_server(
