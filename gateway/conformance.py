@@ -13,7 +13,9 @@ sources, read in place from a ``conformance`` folder (``../shared/conformance`` 
   parser and the signature module, with the group's public key.
 
 Nothing here trusts the data beyond what a test needs; known upstream errors are listed in
-:data:`KNOWN_UPSTREAM_ERRORS` with the evidence in docs/conformance.md.
+:data:`KNOWN_UPSTREAM_ERRORS` with the evidence in docs/conformance.md, and the cases whose
+``iss`` names another country than the one they are filed under (which the ``eu-dcc`` profile
+refuses, ``ERR_ISSUER_MISMATCH``) in :data:`KNOWN_ISSUER_MISMATCHES`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from gateway.verify import verify_code
 
 FORMATS = Path(__file__).parent / "profiles" / "formats"
 LIMITS = Limits()
+_ISSUER_MISMATCH = Reason.ERR_ISSUER_MISMATCH.value
 
 # The steps of the EU DCC test data, in the order a verifier performs them, and the verdict
 # reasons that mean a step failed (a reason not listed fails no step the data names).
@@ -81,6 +84,40 @@ KNOWN_UPSTREAM_ERRORS: Mapping[str, str] = {
 }
 """Cases whose expectations are wrong upstream: case name -> the evidence (docs/conformance.md)."""
 
+_COMMON = (
+    "a common case, run under region EU (it belongs to no country), whose iss is AT; its "
+    "certificate (CN=EC-Me or RSA-Me) names no country"
+)
+_GEORGIA = (
+    "iss is the issuing ministry's name, 'Ministry of IDPs from the occupied territories, Labour, "
+    "Health and SA of Georgia', not the country code GE"
+)
+_DEMO = (
+    "signed with a demonstration certificate (C=US, CN=My Certificate, O=Demo) and iss US, "
+    "filed under ES"
+)
+_SWEDEN = "signed with the Swedish eHealth Agency's certificate (C=SE) and iss SE, filed under "
+KNOWN_ISSUER_MISMATCHES: Mapping[str, str] = {
+    **{f"ES/{n}": _DEMO for n in (1001, 1002, 1003)},
+    **{f"GE/{n}": _GEORGIA for n in (1, 2, 3)},
+    "LI/4": _SWEDEN + "LI",
+    **{
+        f"common/{n}": _COMMON
+        for n in (
+            "CBO1",
+            *(f"CO{i}" for i in (1, 2, 3, *range(5, 24))),
+            *(f"DGC{i}" for i in range(1, 7)),
+            "Q1",
+        )
+    },
+    "common/CO28": _SWEDEN + "common (run under region EU)",
+}
+"""Cases whose ``iss`` (CWT claim 1) is not the country the runner registers their signer under
+(their folder's; ``EU`` for ``common``): case name -> why (docs/conformance.md). The ``eu-dcc``
+profile refuses them with ``ERR_ISSUER_MISMATCH``, a check the data has no step for, made after
+every step it names; one that fails an earlier step is refused for that first. A listed case is
+never accepted, and an unlisted one refused for its issuer is a mismatch."""
+
 
 @dataclass(frozen=True, slots=True)
 class CaseResult:
@@ -95,6 +132,8 @@ class CaseResult:
     known_upstream_error: str | None = None
     checked: tuple[str, ...] = field(default=())
     """The expectations this case compared."""
+    issuer_mismatch: str | None = None
+    """Why its ``iss`` names another country, for a case in :data:`KNOWN_ISSUER_MISMATCHES`."""
 
     @property
     def matches(self) -> bool:
@@ -104,6 +143,11 @@ class CaseResult:
     def accepted(self) -> bool:
         """Matches, or mismatches only because the case's expectation is wrong upstream."""
         return self.matches or self.known_upstream_error is not None
+
+    @property
+    def refused_for_its_issuer(self) -> bool:
+        """A listed issuer mismatch that reached the issuer check and was refused by it."""
+        return self.issuer_mismatch is not None and self.outcome == _ISSUER_MISMATCH
 
 
 # ------------------------------------------------------------------ EU DCC
@@ -185,6 +229,11 @@ def run_eu_dcc_case(country: str, name: str, case: Mapping[str, Any]) -> CaseRes
         if got is not want:
             said = "not reached" if got is None else outcome
             mismatches.append(f"{step} expected {'pass' if want else 'fail'}, got {said}")
+    listed = KNOWN_ISSUER_MISMATCHES.get(name)
+    if outcome == _ISSUER_MISMATCH and listed is None:
+        mismatches.append(f"refused {outcome}, but its iss is not listed as another country's")
+    if listed is not None and outcome == "VALID":
+        mismatches.append("accepted, but its iss is listed as another country's")
     return CaseResult(
         "eu-dcc",
         country,
@@ -193,6 +242,7 @@ def run_eu_dcc_case(country: str, name: str, case: Mapping[str, Any]) -> CaseRes
         tuple(mismatches),
         KNOWN_UPSTREAM_ERRORS.get(name),
         tuple(checks),
+        listed,
     )
 
 
@@ -202,6 +252,8 @@ def step_outcomes(verdict: Verdict) -> dict[str, bool | None]:
     The pipeline checks the steps in :data:`STEPS` order and stops at the first failure. A
     payload that verified but does not hold the certificate structure the profile reads
     (``ERR_SCHEMA`` after a key was found) failed DECODE, though it passed the checks after it.
+    A refusal after every step, for a check the data has no step for (``ERR_ISSUER_MISMATCH``,
+    ``ERR_REVOKED``), passed them all: :func:`run_eu_dcc_case` judges the issuer check itself.
     """
     if verdict.status is Status.VALID:
         return dict.fromkeys(STEPS, True)

@@ -35,6 +35,9 @@ from gateway.model import PROVINCE_PREFIXES, SubjectRef
 
 SECRET_BYTES = 32
 LINK_BYTES = 32
+# Separates an online code's text from any signed content in the code reference's HMAC (signed
+# payloads are JSON or CBOR maps, or delimited text that starts with an upper-case prefix).
+_ONLINE_CODE = b"huren/online-code\x00"
 
 
 class IdentityScheme(enum.Enum):
@@ -152,3 +155,14 @@ class IdentityKeys:
         return "c1." + base64url.encode(
             hmac.digest(self._code, signed_content, hashlib.sha256)[:12]
         )
+
+    def online_code_ref(self, code: str) -> str:
+        """The reference of an online code: a keyed digest of the code's own text.
+
+        An online code (a URL with an opaque token) holds no signed content; the issuer's
+        answer does, but it echoes a fresh nonce every time, so its digest would give the same
+        code a new reference at every verification. The text is the whole code and has one
+        spelling (:func:`gateway.online.token_of` accepts no variants), so the same code always
+        has the same reference and different tokens have different ones.
+        """
+        return self.code_ref(_ONLINE_CODE + code.encode("ascii"))

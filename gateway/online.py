@@ -10,12 +10,18 @@ issuer signs it:
    requests with a bad signature or an ``at`` more than 60 s away from its clock.
 2. Answer: ``200`` with a compact JWS (``application/jose``) signed with one of the issuer's
    registered keys. Its JSON payload echoes ``token`` and ``nonce`` (binding it to this request:
-   an old answer cannot be replayed) and carries the facts the profile translates, or
-   ``"error": "unknown-token"``.
+   an old answer cannot be replayed) and carries either the facts the profile translates or an
+   ``error`` member. ``"error": "unknown-token"`` (the issuer never issued the token) makes the
+   code REJECTED ``ERR_TOKEN_UNKNOWN``; any other ``error`` value (another word such as
+   ``"suspended"``, a number, ``null``, a list) is one the protocol does not define, so the
+   gateway cannot tell whether it is permanent, and the code is UNVERIFIABLE
+   ``ERR_ISSUER_UNAVAILABLE``. An answer with an ``error`` member is never read for facts,
+   whatever else it carries: it is never VALID (:func:`answer_error`).
 
-Anything else (refused connection, timeout, non-200, oversized or malformed answer, a signature
-that does not verify, a wrong echo) makes the code UNVERIFIABLE, never green. The network call
-itself lives at the edge (:mod:`gateway.online_client`).
+Anything else (refused connection, timeout, a redirect, any other non-200, oversized or malformed
+answer, a signature that does not verify, a wrong echo) makes the code UNVERIFIABLE, never green.
+Redirects are never followed: the question and the hub's credentials go to ``verify_url`` only.
+The network call itself lives at the edge (:mod:`gateway.online_client`).
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from gateway.codecs import base64url, strictjson
 from gateway.errors import CodeRejected
@@ -80,3 +88,21 @@ class OnlineAnswer:
 
 def unavailable(detail: str) -> CodeRejected:
     return CodeRejected(Reason.ERR_ISSUER_UNAVAILABLE, detail)
+
+
+def answer_error(claims: Mapping[Any, Any], issuer: str) -> CodeRejected | None:
+    """The refusal an authenticated answer's ``error`` member stands for, or None without one.
+
+    Fail closed: whatever its value, an ``error`` member means the answer vouches for nothing.
+    ``unknown-token`` is ``ERR_TOKEN_UNKNOWN`` (permanent); any other value is
+    ``ERR_ISSUER_UNAVAILABLE`` (the protocol does not say what it means, so not permanent).
+    The value is not quoted: it is the issuer's text, not the gateway's.
+    """
+    if "error" not in claims:
+        return None
+    if claims["error"] == UNKNOWN_TOKEN:
+        return CodeRejected(Reason.ERR_TOKEN_UNKNOWN, f"issuer {issuer} does not know this code")
+    return unavailable(
+        f"issuer {issuer} answered with an error other than {UNKNOWN_TOKEN}, "
+        "which says nothing this gateway can use"
+    )

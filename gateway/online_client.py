@@ -4,11 +4,16 @@ Bounded in every direction: a total timeout per request, a cap on the answer's s
 ``per_issuer`` requests in flight to one issuer, and a circuit breaker that fails fast for a
 while after repeated failures, so that an issuer that is down or slow costs its own codes a
 quick UNVERIFIABLE and never slows down anyone else's.
+
+Questions go to the registered ``verify_url`` and nowhere else: redirects are never followed
+(aiohttp follows them by default, re-sending a 307's or 308's body and headers, the hub's client
+credentials included, to whatever ``Location`` says, and taking the answer from there).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections import defaultdict
@@ -28,6 +33,8 @@ from gateway.online import (
     request_signature,
 )
 from gateway.verify import Question
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,7 +86,7 @@ class OnlineClient:
             async with asyncio.timeout(self.timeout), limit:
                 if fast := breaker.tripped(nonce, self.monotonic()):
                     return fast
-                answer = await self._post(endpoint.verify_url, body, headers, nonce)
+                answer = await self._post(issuer.id, endpoint.verify_url, body, headers, nonce)
         except TimeoutError:
             answer = OnlineAnswer(nonce, failure=f"no answer within {self.timeout:g} s")
         except (aiohttp.ClientError, OSError) as e:
@@ -93,14 +100,29 @@ class OnlineClient:
         return answer
 
     async def _post(
-        self, url: str, body: bytes, headers: dict[str, str], nonce: str
+        self, issuer: str, url: str, body: bytes, headers: dict[str, str], nonce: str
     ) -> OnlineAnswer:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60),
             )
-        async with self._session.post(url, data=body, headers=headers) as response:
+        # Never follow a redirect: the signed question and the credentials go to the registered
+        # address only, and an answer from anywhere else is not asked for.
+        async with self._session.post(
+            url, data=body, headers=headers, allow_redirects=False
+        ) as response:
+            if 300 <= response.status < 400:
+                log.warning(
+                    "online issuer %s answered HTTP %d, a redirect; not followed",
+                    issuer,
+                    response.status,
+                )
+                return OnlineAnswer(
+                    nonce,
+                    failure=f"it redirected the question (HTTP {response.status}), and "
+                    "redirects are never followed",
+                )
             if response.status != 200:
                 return OnlineAnswer(nonce, failure=f"HTTP {response.status}")
             if response.content_type != ANSWER_TYPE:

@@ -22,7 +22,9 @@ Steps (comments in the code cite them):
    window; then refuse a key restricted to other kinds of certificate (EU DCC key usage) and a
    code its issuer revoked by id (SMART Health Cards revocation lists).
 9. Translate the verified payload with the signer's profile (issuer must match, types checked,
-   unlisted local states refused, colour rules applied, age-based degradation applied).
+   unlisted local states refused, colour rules applied, age-based degradation applied); then the
+   issuer region the payload names, if the profile reads one (EU DCC ``iss``), must be the
+   signer's registered region.
 10. Resolve the identity (decrypting a pseudonym with the issuer's key if need be), mask it,
     derive the subject reference; return VALID.
 
@@ -54,7 +56,7 @@ from gateway.model import (
     RegionCode,
     Verdict,
 )
-from gateway.online import UNKNOWN_TOKEN, OnlineAnswer, token_of, unavailable
+from gateway.online import OnlineAnswer, answer_error, token_of, unavailable
 from gateway.profiles import EnvelopeFormat, EnvelopeSpec, Profile, decode_payload, translate
 from gateway.profiles.model import MISSING, PayloadFormat, TextForm
 from gateway.profiles.translate import (
@@ -63,6 +65,7 @@ from gateway.profiles.translate import (
     MaskedLink,
     NameDob,
     Translated,
+    check_issuer_region,
     kinds_of,
     read_times,
     revocation_id,
@@ -298,7 +301,10 @@ def _verify(code: str, context: _Context, facts: _Facts) -> Verdict | Question:
         facts.issuer = issuer
         facts.profile = context.trust.profile_of(issuer)
         _check_not_retired(issuer, context.trust)  # a retired issuer is not even asked
-        return Question(issuer, token_of(code, issuer.online.code_prefix), facts)
+        token = token_of(code, issuer.online.code_prefix)
+        # Its reference digests its own text (docs/api.md): every answer carries a new nonce.
+        facts.code_ref = context.identities.online_code_ref(code)
+        return Question(issuer, token, facts)
     # Step 3: open the envelope.
     opened = open_envelope(code, route.envelope, context.limits)
     facts.code_ref = context.identities.code_ref(opened.payload)
@@ -316,7 +322,6 @@ def _verify_answer(
         opened = open_envelope(answer.text, profile.envelope, context.limits)
     except CodeRejected as e:
         raise unavailable(f"issuer {question.issuer.id} answered garbage ({e.reason.value})") from e
-    facts.code_ref = context.identities.code_ref(opened.payload)
     try:
         signer = _authenticate(opened, [question.issuer], context, facts)
     except CodeRejected as e:
@@ -328,10 +333,10 @@ def _verify_answer(
     claims = opened.claims
     if claims.get("token") != question.token or claims.get("nonce") != answer.nonce:
         raise unavailable(f"issuer {question.issuer.id} answered another question")
-    if claims.get("error") == UNKNOWN_TOKEN:
-        raise CodeRejected(
-            Reason.ERR_TOKEN_UNKNOWN, f"issuer {question.issuer.id} does not know this code"
-        )
+    # An answer carrying an error vouches for nothing, whatever else it says (fail closed).
+    refusal = answer_error(claims, question.issuer.id)
+    if refusal is not None:
+        raise refusal
     return _accept(opened, signer, context, facts)
 
 
@@ -419,8 +424,11 @@ def _accept(opened: Opened, signer: IssuerKey, context: _Context, facts: _Facts)
     listed = context.trust.revocations.get((issuer.id, signer.kid))
     if rid is not None and listed is not None and listed.revokes(rid, times.issued_at):
         raise CodeRejected(Reason.ERR_REVOKED, f"issuer {issuer.id} revoked this code")
-    # Step 9: translate with the signer's profile.
+    # Step 9: translate with the signer's profile; then a code that names its issuer's region
+    # (EU DCC iss) must name its signer's: a key registered for one country vouches for no other.
+    # Checked after translation, so a payload of the wrong shape is refused for its shape first.
     translated = translate(profile, opened.claims, issuer.name_in_codes, now, times)
+    check_issuer_region(profile, opened.claims, issuer.region)
     # Step 10: identity, then the only success exit.
     identity = _resolve(translated.identity, issuer, context.identities)
     canonical = CanonicalCode(

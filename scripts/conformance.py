@@ -6,7 +6,9 @@
 DIR defaults to $HUREN_CONFORMANCE or ../shared/conformance (next to the repository). Sources:
 EU DCC test cases (per country), the SMART Health Cards examples, the Wycheproof JOSE vectors.
 Exit status: 0 if every case matches its expectations (or its expectation is a known upstream
-error, listed in docs/conformance.md), 1 otherwise, 2 if the data is missing.
+error, listed in docs/conformance.md), 1 otherwise, 2 if the data is missing. EU DCC cases whose
+``iss`` names another country than their folder's are listed too; those refused for it are
+counted (``iss``), and match when the data's steps do.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def main() -> int:
                         "checked": list(r.checked),
                         "mismatches": list(r.mismatches),
                         "known_upstream_error": r.known_upstream_error,
+                        "issuer_mismatch": r.issuer_mismatch,
                     },
                     ensure_ascii=False,
                 )
@@ -67,14 +70,16 @@ def main() -> int:
         "cases": len(results),
         "matches": sum(r.matches for r in results),
         "known_upstream_errors": sum(1 for r in results if not r.matches and r.accepted),
+        "refused_for_their_issuer": sum(r.refused_for_its_issuer for r in results),
         "mismatches": len(failures),
     }
     if args.json:
         print(json.dumps({"totals": totals}))
     else:
         print(
-            f"\nTOTAL {totals['cases']} cases: {totals['matches']} match, "
-            f"{totals['known_upstream_errors']} known upstream errors, "
+            f"\nTOTAL {totals['cases']} cases: {totals['matches']} match "
+            f"({totals['refused_for_their_issuer']} of them refused for an iss naming another "
+            f"country, listed), {totals['known_upstream_errors']} known upstream errors, "
             f"{totals['mismatches']} mismatches"
         )
     return 0 if not failures else 1
@@ -84,12 +89,18 @@ def _table(results: list[CaseResult]) -> None:
     groups: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
     for r in results:
         groups[(r.source, r.group)].append(r)
-    print(f"{'source':<7} {'group':<34} {'cases':>5} {'match':>5} {'known':>5} {'miss':>5}")
+    print(
+        f"{'source':<7} {'group':<34} {'cases':>5} {'match':>5} {'iss':>5} {'known':>5} {'miss':>5}"
+    )
     for (source, group), cases in groups.items():
         known = sum(1 for r in cases if not r.matches and r.accepted)
         missed = [r for r in cases if not r.accepted]
         matched = sum(r.matches for r in cases)
-        print(f"{source:<7} {group:<34} {len(cases):>5} {matched:>5} {known:>5} {len(missed):>5}")
+        iss = sum(r.refused_for_its_issuer for r in cases)
+        print(
+            f"{source:<7} {group:<34} {len(cases):>5} {matched:>5} {iss:>5} {known:>5} "
+            f"{len(missed):>5}"
+        )
         for r in cases:
             if not r.matches:
                 note = f"known upstream error: {r.known_upstream_error}" if r.accepted else ""

@@ -4,7 +4,7 @@ Modes: ``pass`` (forward to the real issuer), ``refuse`` (close the connection a
 (never answer), ``drip`` (answer one byte every 0.2 s), ``error`` (HTTP 500), ``garbage`` (200
 with ASCII junk), ``binary`` (200 with random bytes), ``wrong-type`` (200 text/html), ``huge`` (200 with 1 MiB), ``forged`` (a
 well-formed answer signed with a key the hub does not know), ``replay`` (the previous genuine
-answer again).
+answer again), ``redirect`` (HTTP ``redirect_status`` with ``Location: redirect_to``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ class FaultyUpstream:
     last_answer: str | None = None
     calls: int = 0
     url: str = ""
+    redirect_to: str = ""
+    redirect_status: int = 307
     _runner: web.AppRunner | None = field(default=None, repr=False)
     _rogue: PrivateKey = field(default_factory=lambda: PrivateKey.generate(Algorithm.ES256))
 
@@ -59,6 +61,8 @@ class FaultyUpstream:
             await asyncio.sleep(3600)
         if self.mode == "error":
             return web.Response(status=500, text="internal error")
+        if self.mode == "redirect":
+            return web.Response(status=self.redirect_status, headers={"Location": self.redirect_to})
         if self.mode == "garbage":
             junk = base64url.encode(os.urandom(200)) + "." + base64url.encode(os.urandom(40))
             return web.Response(text=junk, content_type=ANSWER_TYPE)

@@ -2,16 +2,20 @@
 
 Codes are minted exactly as the regional services mint them (the same region objects and
 secrets); Zhejiang's online answers come from its own answer function, so the whole online path
-of the pure core runs without HTTP.
+of the pure core runs without HTTP. A test may amend an answer's payload before it is signed
+again with Zhejiang's key: what Zhejiang itself could answer.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from gateway.codecs import base64url, jws, strictjson
 from gateway.identity import IdentityKeys
 from gateway.limits import Limits
 from gateway.model import Verdict
@@ -55,7 +59,11 @@ class RegionsWorld:
     def issue_level(self, name: str, number: str, level: Level, at: datetime) -> IssuedCode:
         return self.issue(name, number, spec_of(name).states[level], at)
 
-    def verify(self, code: str, now: datetime) -> Verdict:
+    def verify(
+        self, code: str, now: datetime, *, amend: Callable[[dict[str, Any]], None] | None = None
+    ) -> Verdict:
+        """Verify ``code`` at ``now``; an online code gets Zhejiang's answer, its payload first
+        changed by ``amend`` (then signed again with Zhejiang's key) if given."""
         first = begin(
             code, trust=self.trust, now=now, limits=self.limits, identities=self.identities
         )
@@ -63,7 +71,15 @@ class RegionsWorld:
             return first
         nonce = "n" * 24
         record = self.tokens.records.get(first.token)
-        text = answer(first.token, nonce, record, self.regions["zhejiang"][1])
+        secrets = self.regions["zhejiang"][1]
+        text = answer(first.token, nonce, record, secrets)
+        if amend is not None:
+            header, payload, _ = text.split(".")
+            body = json.loads(base64url.decode(payload))
+            amend(body)
+            text = jws.sign(
+                json.loads(base64url.decode(header)), strictjson.dumps(body), secrets.key
+            )
         return finish_online(
             first,
             OnlineAnswer(nonce, text=text),

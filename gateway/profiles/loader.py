@@ -113,6 +113,7 @@ def load_profile(source: str) -> Profile:
 
     claims = root.need_table("claims")
     issuer = claims.path("issuer", required=False)
+    issuer_region = claims.path("issuer_region", required=False)
     issued_at = _time_field(claims, "issued_at")
     expires_at = (
         _time_field(claims, "expires_at", may_be_optional=True)
@@ -154,7 +155,9 @@ def load_profile(source: str) -> Profile:
             " (an optional expires_at needs one of the others)"
         )
     if envelope.format is EnvelopeFormat.DELIMITED:
-        for key, path in _paths(issuer, issued_at, expires_at, not_before, state, identity):
+        for key, path in _paths(
+            issuer, issuer_region, issued_at, expires_at, not_before, state, identity
+        ):
             if len(path.segments) != 1 or path.segments[0] not in envelope.fields:
                 raise ProfileError(f"claims.{key}: {path.text!r} is not one of envelope.fields")
 
@@ -175,11 +178,13 @@ def load_profile(source: str) -> Profile:
         kinds=kinds,
         revocation_id=revocation_id,
         not_before=not_before,
+        issuer_region=issuer_region,
     )
 
 
 def _paths(
     issuer: FieldPath | None,
+    issuer_region: FieldPath | None,
     issued_at: TimeField,
     expires_at: TimeField | None,
     not_before: TimeField | None,
@@ -188,6 +193,7 @@ def _paths(
 ) -> list[tuple[str, FieldPath]]:
     pairs: list[tuple[str, FieldPath | None]] = [
         ("issuer", issuer),
+        ("issuer_region", issuer_region),
         ("issued_at", issued_at.path),
         ("expires_at", expires_at.path if expires_at else None),
         ("not_before", not_before.path if not_before else None),

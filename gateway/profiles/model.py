@@ -314,6 +314,9 @@ class Profile:
     not_before: TimeField | None = None
     """The instant a code becomes valid, when it says one (CWT ``nbf``); before it the code is
     not yet valid."""
+    issuer_region: FieldPath | None = None
+    """Where the payload names its issuer's region (EU DCC: CWT ``iss``, the country): it must
+    equal the signing issuer's registered region exactly, and a code without it is refused."""
 
     @property
     def label(self) -> str:

@@ -161,6 +161,28 @@ def translate(
     )
 
 
+def check_issuer_region(profile: Profile, claims: Mapping[Any, Any], region: str) -> None:
+    """Where the profile reads the issuer's region from the payload (``claims.issuer_region``;
+    EU DCC: CWT ``iss``), it must be ``region``, the signing issuer's registered region.
+
+    Compared exactly: no case folding, trimming or Unicode normalisation (threats.md G37).
+
+    Raises:
+        CodeRejected: ``ERR_SCHEMA`` if the field is missing or not text (a profile that reads
+            it requires it: fail closed); ``ERR_ISSUER_MISMATCH`` if it names another region.
+    """
+    if profile.issuer_region is None:
+        return
+    value = _field(claims, profile.issuer_region, "issuer region")
+    if not isinstance(value, str):
+        raise CodeRejected(Reason.ERR_SCHEMA, "the code's issuer region is not text")
+    if value != region:
+        raise CodeRejected(
+            Reason.ERR_ISSUER_MISMATCH,
+            f"the code names another issuer region than its signer's ({region})",
+        )
+
+
 def _field(claims: Mapping[Any, Any], path: FieldPath, what: str) -> Any:
     value = path.get(claims)
     if value is MISSING:

@@ -46,6 +46,7 @@ from gateway.online_client import OnlineClient
 from gateway.registry import TrustHolder
 from gateway.registry.authority import Actor
 from gateway.registry.registrar import RegistrarLimits
+from gateway.server.malformed import RefuseMalformedRequests
 from gateway.server.registry import RegistryServicer, SecurityLog, StoreWorker
 from gateway.server.verifier import VerifierServicer
 from gateway.service import OnlineAsker, VerificationService
@@ -181,6 +182,7 @@ class GatewayServer:
                 ("grpc.so_reuseport", 0),
             ],
             maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
+            interceptors=(RefuseMalformedRequests(),),  # undecodable requests: INVALID_ARGUMENT
         )
         verifier_pb2_grpc.add_VerifierServicer_to_server(VerifierServicer(service), self.server)
         registry_pb2_grpc.add_RegistryServicer_to_server(

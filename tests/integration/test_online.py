@@ -4,6 +4,7 @@ other region is affected."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -183,3 +184,55 @@ async def test_zhejiang_refuses_unauthenticated_and_stale_questions(hub: Hub, cl
     assert await ask(stale, request_signature(secret, stale)) == 401
     assert await ask(b"{}", request_signature(secret, b"{}")) == 400
     assert datetime.now(UTC) > clock.now - timedelta(days=1)  # the shared clock is real time
+
+
+@pytest.mark.parametrize("status", [307, 308, 302])
+async def test_a_redirect_is_never_followed(faulty, caplog, status):
+    """An API that redirects the signed question elsewhere, to a server that would answer it
+    genuinely (it forwards to Zhejiang itself): the gateway sends nothing there, not the question
+    nor the hub's client credentials, and the code is UNVERIFIABLE. One log line says why, without
+    the token."""
+    hub, proxy = faulty
+    elsewhere = await FaultyUpstream(upstream=hub.regions["zhejiang"].url + "/api/verify").start()
+    try:
+        code = await hub.regions["zhejiang"].issue()
+        proxy.mode, proxy.redirect_to, proxy.redirect_status = "redirect", elsewhere.url, status
+        with caplog.at_level(logging.WARNING, logger="gateway.online_client"):
+            verdict = await hub.verify(code)
+        assert (verdict.status, verdict.reason, verdict.colour) == (
+            Status.UNVERIFIABLE,
+            Reason.ERR_ISSUER_UNAVAILABLE,
+            Colour.GREY,
+        )
+        assert f"redirected the question (HTTP {status})" in verdict.detail
+        assert "never followed" in verdict.detail
+        assert elsewhere.calls == 0
+        lines = [r.getMessage() for r in caplog.records if r.name == "gateway.online_client"]
+        assert len(lines) == 1
+        assert "zhejiang" in lines[0]
+        assert "redirect" in lines[0]
+        assert code.rsplit("/", 1)[1] not in lines[0]
+        # Where the redirect pointed would have answered: asked directly, the code is green.
+        proxy.mode, proxy.upstream = "pass", elsewhere.url
+        assert (await hub.verify(code)).colour is Colour.GREEN
+        assert elsewhere.calls == 1
+    finally:
+        await elsewhere.stop()
+
+
+async def test_an_online_code_has_the_same_reference_at_every_verification(faulty):
+    """code_ref identifies a code in logs: the same Zhejiang code keeps its reference across
+    verifications (each answer carries a fresh nonce), also when its issuer cannot answer, and
+    another token of the same person and state has another reference."""
+    hub, proxy = faulty
+    code = await hub.regions["zhejiang"].issue()
+    other = await hub.regions["zhejiang"].issue()
+    first, again, different = [await hub.verify(c) for c in (code, code, other)]
+    assert {v.colour for v in (first, again, different)} == {Colour.GREEN}
+    assert first.provenance.code_ref is not None
+    assert first.provenance.code_ref == again.provenance.code_ref
+    assert different.provenance.code_ref not in (None, first.provenance.code_ref)
+    proxy.mode = "error"
+    unanswered = await hub.verify(code)
+    assert unanswered.status is Status.UNVERIFIABLE
+    assert unanswered.provenance.code_ref == first.provenance.code_ref

@@ -14,17 +14,21 @@ import os
 import shutil
 import subprocess
 import sys
+import zlib
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import pytest
 
 from gateway import crypto
+from gateway.codecs import base45
 from gateway.codecs.textform import encode_numeric
 from gateway.conformance import (
+    KNOWN_ISSUER_MISMATCHES,
     KNOWN_UPSTREAM_ERRORS,
     LIMITS,
     SHC_CLOCK,
@@ -38,6 +42,7 @@ from gateway.conformance import (
     run_shc,
     shc_trust,
 )
+from gateway.errors import CodeRejected
 from gateway.identity import IdentityKeys
 from gateway.limits import Limits
 from gateway.model import Colour, IssuerId, KeyId, Reason, Status, Verdict
@@ -92,11 +97,7 @@ def test_the_known_upstream_errors_are_few_and_each_one_still_mismatches(
         assert len(evidence) > 40
     documented = (REPO / "docs" / "conformance.md").read_text("utf-8")
     for name in KNOWN_UPSTREAM_ERRORS:
-        country, number = name.split("/")
-        row = next(
-            (line for line in documented.splitlines() if line.startswith(f"| {country} ")), ""
-        )
-        assert number in row, f"docs/conformance.md does not list {name}"
+        assert _documents(name, documented), f"docs/conformance.md does not list {name}"
 
 
 def test_every_runnable_case_checks_something_and_refusals_are_really_exercised(
@@ -129,6 +130,81 @@ def test_every_runnable_case_checks_something_and_refusals_are_really_exercised(
         if step in STEPS
     )
     assert {"VERIFY", "EXPIRATIONCHECK", "KEYUSAGE", "DECODE"} <= set(failing_steps)
+
+
+def _documents(name: str, documented: str) -> bool:
+    """Whether a table row of docs/conformance.md starts with ``name``'s country and numbers
+    (``| ES 401, 402, 403 | ...``)."""
+    country, number = name.split("/")
+    cells = [line.split(" | ")[0].replace(",", " ").split() for line in documented.splitlines()]
+    return any(cell[:2] == ["|", country] and number in cell[2:] for cell in cells)
+
+
+def _iss(code: object) -> object:
+    """The CWT ``iss`` (claim 1) of an ``HC1:`` code, decoded here with cbor2 and zlib (not the
+    gateway's decoders), or None if the code does not decode that far."""
+    if not isinstance(code, str) or not code.startswith("HC1:"):
+        return None
+    try:
+        message = cbor2.loads(zlib.decompress(base45.decode(code[4:])))
+        while isinstance(message, cbor2.CBORTag):
+            message = message.value
+        claims = cbor2.loads(message[2])
+    except (CodeRejected, zlib.error, ValueError, TypeError, IndexError, KeyError):
+        return None
+    return claims.get(1) if isinstance(claims, dict) else None
+
+
+def test_the_cases_whose_iss_names_another_country_are_exactly_the_listed_ones(data: Path) -> None:
+    """Every case whose iss is not the country the runner registers its signer under (its
+    folder's; EU for common) is listed with a reason that quotes that iss, and no other case is;
+    docs/conformance.md lists each one."""
+    found = {}
+    for country, name, case in eu_dcc_cases(data):
+        region = country if len(country) == 2 and country.isupper() else "EU"
+        iss = _iss(case.get("PREFIX"))
+        if iss is not None and iss != region:
+            found[name] = iss
+    assert set(found) == set(KNOWN_ISSUER_MISMATCHES)
+    documented = (REPO / "docs" / "conformance.md").read_text("utf-8")
+    for name, iss in found.items():
+        assert str(iss) in KNOWN_ISSUER_MISMATCHES[name]
+        assert _documents(name, documented), f"docs/conformance.md does not list {name}"
+
+
+def test_listed_issuer_mismatches_are_never_accepted_and_refused_for_it_unless_refused_earlier(
+    eu_results: list[CaseResult],
+) -> None:
+    """The eu-dcc profile compares iss with the signer's country: a listed case is refused for
+    it (ERR_ISSUER_MISMATCH) once every step the data names has passed, or earlier for the
+    failure the data expects; none is ever VALID, and each still meets the data's expectations."""
+    listed = {r.name: r for r in eu_results if r.issuer_mismatch is not None}
+    assert set(listed) == set(KNOWN_ISSUER_MISMATCHES)
+    assert all(r.outcome != "VALID" and r.matches for r in listed.values())
+    refused = {n for n, r in listed.items() if r.refused_for_its_issuer}
+    assert {"GE/1", "GE/2", "GE/3", "common/CO1", "common/CO28", "common/Q1"} <= refused
+    for name, result in listed.items():
+        if name not in refused:
+            assert result.outcome.split(" ")[0] in {
+                Reason.ERR_KEY_USAGE.value,
+                Reason.ERR_SCHEMA.value,
+                Reason.ERR_KEY_UNKNOWN.value,
+                Reason.ERR_EXPIRED.value,
+                Reason.ERR_NOT_YET_VALID.value,
+                Reason.ERR_SIG_ENCODING.value,
+            }, name
+
+
+def test_a_case_filed_under_another_country_is_refused_and_reported_as_a_mismatch(
+    data: Path,
+) -> None:
+    """A valid code whose signer is registered for a country its iss does not name: refused
+    for its issuer, and the runner reports it, since no such case is expected outside the list."""
+    _, _, case = _a_valid_case(data)
+    result = run_eu_dcc_case("ZZ", "ZZ/1", case)
+    assert result.outcome == Reason.ERR_ISSUER_MISMATCH.value
+    assert not result.accepted
+    assert "not listed as another country's" in "; ".join(result.mismatches)
 
 
 def _a_valid_case(data: Path) -> tuple[str, str, dict[str, Any]]:
@@ -347,6 +423,11 @@ def test_script_json_gives_one_object_per_case_and_totals(data: Path) -> None:
     assert totals["mismatches"] == 0
     assert totals["known_upstream_errors"] == len(KNOWN_UPSTREAM_ERRORS)
     assert totals["matches"] == sum(1 for c in cases if not c["mismatches"])
+    listed = [c for c in cases if c.get("issuer_mismatch")]
+    assert {c["case"] for c in listed} == set(KNOWN_ISSUER_MISMATCHES)
+    assert totals["refused_for_their_issuer"] == sum(
+        c["outcome"] == Reason.ERR_ISSUER_MISMATCH.value for c in listed
+    )
     assert {c["source"] for c in cases} == {"eu-dcc", "shc", "jose"}
     assert all({"group", "case", "outcome", "checked"} <= set(c) for c in cases)
 
@@ -363,10 +444,10 @@ def test_script_exits_1_and_names_the_case_when_an_expectation_is_not_met(
 ) -> None:
     """A data folder with one EU DCC case whose expectation was flipped (a valid code said to
     fail its signature check): the script reports that case as a mismatch."""
-    _, _, case = _a_valid_case(data)
+    country, _, case = _a_valid_case(data)
     flipped = dict(case)
     flipped["EXPECTEDRESULTS"] = dict(case["EXPECTEDRESULTS"], EXPECTEDVERIFY=False)
-    raw = tmp_path / "eu-dcc" / "ZZ" / "2DCode" / "raw"
+    raw = tmp_path / "eu-dcc" / country / "2DCode" / "raw"
     raw.mkdir(parents=True)
     (raw / "1.json").write_text(json.dumps(flipped), "utf-8")
     (tmp_path / "wycheproof").mkdir()
@@ -377,6 +458,5 @@ def test_script_exits_1_and_names_the_case_when_an_expectation_is_not_met(
     (tmp_path / "shc").symlink_to(data / "shc", target_is_directory=True)
     run = _script(data=tmp_path)
     assert run.returncode == 1
-    assert "ZZ/1" in run.stdout
-    assert "VERIFY expected fail" in run.stdout
+    assert f"{country}/1: VERIFY expected fail, got VALID" in run.stdout
     assert run.stdout.splitlines()[-1].endswith(" 1 mismatches")

@@ -28,6 +28,7 @@ from gateway.model import Colour, IssuerId, KeyId, ProfileId, Reason, RegionCode
 from gateway.profiles import Profile, ProfileError, load_profile, translate
 from gateway.profiles.model import (
     Condition,
+    FieldPath,
     KeyIdRule,
     PayloadFormat,
     TextForm,
@@ -77,7 +78,7 @@ def shc() -> Profile:
 
 
 def test_the_eu_dcc_profile_loads_with_its_envelope_times_kinds_and_rules(eu):
-    assert eu.label == "eu-dcc@1"
+    assert eu.label == "eu-dcc@2"
     envelope = eu.envelope
     assert (envelope.text, envelope.payload, envelope.route) == (
         TextForm.BASE45_ZLIB,
@@ -87,6 +88,7 @@ def test_the_eu_dcc_profile_loads_with_its_envelope_times_kinds_and_rules(eu):
     assert envelope.key_id is KeyIdRule.X509_SHA256_8
     assert envelope.date_tags is True
     assert eu.issuer is None  # by key id only
+    assert eu.issuer_region == FieldPath.parse("1")  # ... and iss must be the signer's country
     assert eu.issued_at.format is TimeFormat.NUMERIC_DATE
     assert eu.expires_at is not None
     assert eu.expires_at.format is TimeFormat.NUMERIC_DATE
@@ -1374,7 +1376,7 @@ def abroad(eu, shc) -> Abroad:
     state.add_profile(eu)
     state.add_profile(shc)
     add_issuer(
-        state, Issuer(IssuerId("eu-dcc-de"), RegionCode("DE"), "EU DCC DE", ProfileId("eu-dcc"), 1)
+        state, Issuer(IssuerId("eu-dcc-de"), RegionCode("DE"), "EU DCC DE", eu.id, eu.version)
     )
     add_issuer(
         state,

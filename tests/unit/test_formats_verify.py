@@ -236,8 +236,10 @@ def dcc(
     iat: datetime | float = NOW - DAY,
     exp: datetime | float = NOW + 300 * DAY,
     entry: Mapping[str, Any] | None = None,
+    iss: object = "DE",
 ) -> dict[int, Any]:
-    """A CWT carrying one health certificate of ``kind`` (``v``, ``t`` or ``r``)."""
+    """A CWT carrying one health certificate of ``kind`` (``v``, ``t`` or ``r``), issued in
+    ``iss`` (claim 1, the country)."""
     hcert: dict[str, Any] = {
         "ver": "1.3.0",
         "nam": {"fn": "Musterfrau", "fnt": "MUSTERFRAU", "gn": "Erika", "gnt": "ERIKA"},
@@ -248,7 +250,7 @@ def dcc(
     def seconds(t: datetime | float) -> int | float:
         return int(t.timestamp()) if isinstance(t, datetime) else t
 
-    return {1: "DE", 4: seconds(exp), 6: seconds(iat), -260: {1: hcert}}
+    return {1: iss, 4: seconds(exp), 6: seconds(iat), -260: {1: hcert}}
 
 
 def hc1(
@@ -566,7 +568,7 @@ def test_eu_dcc_kid_collision_across_countries_tries_every_key():
     assert verdict.provenance.issuer == "eu-dcc-de"
     assert verdict.code is not None
     assert verdict.code.region == "DE"
-    by_first = accepted(verify(hc1(first), trust))
+    by_first = accepted(verify(hc1(first, dcc(iss="AT")), trust))
     assert by_first.provenance.issuer == "eu-dcc-at"
     # A third key under the same kid verifies with neither.
     intruder = dsc(name="intruder")
@@ -585,7 +587,7 @@ def test_eu_dcc_kid_collision_between_rsa_keys_when_the_signer_is_tried_first(rs
     # The same pair the other way round: the signer's key comes first and verifies.
     small, big = dsc(rsa2048, name="AT DSC"), dsc(rsa3072, name="DE DSC")
     trust = eu_trust({"eu-dcc-at": [small], "eu-dcc-de": [_colliding("eu-dcc-de", big, small)]})
-    assert accepted(verify(hc1(small), trust)).provenance.issuer == "eu-dcc-at"
+    assert accepted(verify(hc1(small, dcc(iss="AT")), trust)).provenance.issuer == "eu-dcc-at"
 
 
 def test_eu_dcc_kid_collision_between_algorithms_picks_by_the_header(rsa2048):
@@ -595,7 +597,7 @@ def test_eu_dcc_kid_collision_between_algorithms_picks_by_the_header(rsa2048):
     )
     by_rsa = hc1(rsa_signer, protected={1: PS256, 4: ec_signer.kid})
     assert accepted(verify(by_rsa, trust)).provenance.issuer == "eu-dcc-de"
-    assert accepted(verify(hc1(ec_signer), trust)).provenance.issuer == "eu-dcc-at"
+    assert accepted(verify(hc1(ec_signer, dcc(iss="AT")), trust)).provenance.issuer == "eu-dcc-at"
 
 
 def test_eu_dcc_kid_collision_within_one_country_is_refused_at_import():
@@ -605,7 +607,10 @@ def test_eu_dcc_kid_collision_within_one_country_is_refused_at_import():
     state = TrustState()
     state.add_profile(EU_PROFILE)
     add_issuer(
-        state, Issuer(IssuerId("eu-dcc-de"), RegionCode("DE"), "EU DCC DE", EU_PROFILE.id, 1)
+        state,
+        Issuer(
+            IssuerId("eu-dcc-de"), RegionCode("DE"), "EU DCC DE", EU_PROFILE.id, EU_PROFILE.version
+        ),
     )
     state.add_key(certificate_key(IssuerId("eu-dcc-de"), first.der))
     with pytest.raises(ConfigurationInvalid) as refusal:
@@ -614,6 +619,80 @@ def test_eu_dcc_kid_collision_within_one_country_is_refused_at_import():
     trust = state.snapshot()
     accepted(verify(hc1(first), trust))
     refused(verify(hc1(second, protected={1: ES256, 4: first.kid}), trust), Reason.ERR_SIGNATURE)
+
+
+# ------------------------------------------------------------------ EU DCC: the issuer's country
+
+_ABSENT = object()
+
+
+def test_eu_dcc_iss_must_be_the_signers_country():
+    """The eu-dcc profile reads iss (claim 1) as the issuing country and requires the signer's
+    registered region: a DSC imported for DE vouches for German certificates only."""
+    signer = dsc()
+    trust = eu_trust({"eu-dcc-de": [signer]})
+    accepted(verify(hc1(signer, dcc(iss="DE")), trust))
+    verdict = verify(hc1(signer, dcc(iss="AT")), trust)
+    refused(verdict, Reason.ERR_ISSUER_MISMATCH)
+    assert verdict.status is Status.REJECTED
+    assert verdict.provenance.issuer == "eu-dcc-de"  # the key verified; the claim did not match
+    assert "(DE)" in verdict.detail
+    # A payload of the wrong shape is refused for its shape first, whatever its iss.
+    shapeless = dcc(iss="AT")
+    del shapeless[-260]
+    refused(verify(hc1(signer, shapeless), trust), Reason.ERR_SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("iss", "reason"),
+    [
+        ("de", Reason.ERR_ISSUER_MISMATCH),
+        ("DE ", Reason.ERR_ISSUER_MISMATCH),
+        ("ＤＥ", Reason.ERR_ISSUER_MISMATCH),
+        ("D\u0395", Reason.ERR_ISSUER_MISMATCH),
+        ("D\u200bE", Reason.ERR_ISSUER_MISMATCH),
+        ("DEU", Reason.ERR_ISSUER_MISMATCH),
+        ("", Reason.ERR_ISSUER_MISMATCH),
+        (_ABSENT, Reason.ERR_SCHEMA),
+        (None, Reason.ERR_SCHEMA),
+        (276, Reason.ERR_SCHEMA),
+        (b"DE", Reason.ERR_SCHEMA),
+        (["DE"], Reason.ERR_SCHEMA),
+    ],
+    ids=[
+        "lower-case",
+        "trailing-space",
+        "full-width",
+        "greek-epsilon",
+        "zero-width-space",
+        "alpha-3",
+        "empty",
+        "absent",
+        "null",
+        "numeric-code",
+        "bytes",
+        "list",
+    ],
+)
+def test_eu_dcc_iss_is_compared_exactly_and_required(iss, reason):
+    """No case folding, trimming or normalisation (threats.md G37); a code that does not say
+    which country issued it, or says it in something other than text, is refused (fail closed)."""
+    signer = dsc()
+    claims = dcc(iss=iss)
+    if iss is _ABSENT:
+        del claims[1]
+    refused(verify(hc1(signer, claims), eu_trust({"eu-dcc-de": [signer]})), reason)
+
+
+def test_eu_dcc_a_code_naming_another_country_is_not_rescued_by_that_countrys_key_id():
+    """AT and DE share a key id. A code signed by DE's key that says AT is DE's code (the key,
+    not the claim, decides the issuer) and is refused; AT's own codes still verify."""
+    first, second = dsc(name="AT DSC"), dsc(name="DE DSC")
+    trust = eu_trust({"eu-dcc-at": [first], "eu-dcc-de": [_colliding("eu-dcc-de", second, first)]})
+    posing = verify(hc1(second, dcc(iss="AT"), protected={1: ES256, 4: first.kid}), trust)
+    refused(posing, Reason.ERR_ISSUER_MISMATCH)
+    assert posing.provenance.issuer == "eu-dcc-de"
+    assert accepted(verify(hc1(first, dcc(iss="AT")), trust)).provenance.issuer == "eu-dcc-at"
 
 
 # ------------------------------------------------------------------ SMART Health Cards

@@ -92,6 +92,11 @@ def test_a_profile_loads_into_frozen_ordered_objects():
 def test_every_construct_of_the_language_loads():
     profile = load_profile(DELIMITED)
     assert profile.envelope.fields == ("iss", "kid", "st", "t", "idn")
+    assert profile.issuer_region is None
+    regional = load_profile(
+        _edit('issuer = "iss"', 'issuer = "iss"\nissuer_region = "iss"', DELIMITED)
+    )
+    assert regional.issuer_region == FieldPath.parse("iss")
     assert profile.issued_at.format is TimeFormat.LOCAL
     assert profile.issued_at.zone is not None
     assert profile.validity.duration == timedelta(minutes=30)
@@ -160,6 +165,21 @@ REFUSED = [
     ),
     ("no-states", BASE.split("[states]")[0] + "[states]\n", "at least one"),
     ("bad-path", _edit('state = "st"', 'state = "st..x"'), "claims.state"),
+    (
+        "issuer-region-bad-path",
+        _edit('issuer = "iss"', 'issuer = "iss"\nissuer_region = "cc..x"'),
+        "claims.issuer_region",
+    ),
+    (
+        "issuer-region-not-a-path",
+        _edit('issuer = "iss"', 'issuer = "iss"\nissuer_region = true'),
+        "claims.issuer_region",
+    ),
+    (
+        "delimited-issuer-region",
+        _edit('issuer = "iss"', 'issuer = "iss"\nissuer_region = "cc"', DELIMITED),
+        "claims.issuer_region",
+    ),
     ("empty-path", _edit('state = "st"', 'state = ""'), "claims.state"),
     ("path-bracket", _edit('state = "st"', 'state = "st[0]"'), "claims.state"),
     (
