@@ -21,7 +21,7 @@ issuer signs it:
 Anything else (refused connection, timeout, a redirect, any other non-200, oversized or malformed
 answer, a signature that does not verify, a wrong echo) makes the code UNVERIFIABLE, never green.
 Redirects are never followed: the question and the hub's credentials go to ``verify_url`` only.
-The network call itself lives at the edge (:mod:`gateway.online_client`).
+The network call itself lives at the edge (:mod:`gateway.clients.online`).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ scan); the trust snapshot is always the current one."""
 
 
 class OnlineAsker(Protocol):
-    """The edge that asks an online issuer about a token (see gateway.online_client)."""
+    """The edge that asks an online issuer about a token (see gateway.clients.online)."""
 
     async def ask(self, question: Question, now: datetime) -> OnlineAnswer: ...
 

@@ -37,12 +37,12 @@ from gateway._generated.huren.v1 import (
     verifier_pb2,
     verifier_pb2_grpc,
 )
+from gateway.clients.online import OnlineClient
 from gateway.clock import Clock, system_clock
 from gateway.errors import ConfigurationInvalid, RegistryDamaged
 from gateway.hub import Hub, open_hub
 from gateway.limits import Limits
 from gateway.model import Reason
-from gateway.online_client import OnlineClient
 from gateway.registry import TrustHolder
 from gateway.registry.authority import Actor
 from gateway.registry.registrar import RegistrarLimits

@@ -22,11 +22,11 @@ from gateway._generated.huren.v1 import registry_pb2_grpc, verifier_pb2_grpc
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway.cli.pki import create_development_pki
 from gateway.clients import TlsCredentials, new_request_id
+from gateway.clients.online import OnlineClient
 from gateway.clock import system_clock
 from gateway.hub import initialise, open_hub
 from gateway.limits import Limits
 from gateway.model import Verdict
-from gateway.online_client import OnlineClient
 from gateway.registry.authority import Actor, Role
 from gateway.registry.commands import CreateOperator
 from gateway.server.app import Gateway, GatewayServer, TlsFiles, open_gateway

@@ -15,9 +15,9 @@ import pytest
 import pytest_asyncio
 
 from gateway._generated.huren.v1 import verifier_pb2 as pb
+from gateway.clients.online import OnlineClient
 from gateway.model import Colour, Reason, Status
 from gateway.online import CLIENT_HEADER, SIGNATURE_HEADER, request_body, request_signature
-from gateway.online_client import OnlineClient
 from gateway.wire import verdict_from_pb
 from tests.faults import FaultyUpstream, random_token
 from tests.integration.conftest import Hub, MutableClock, running_hub
@@ -197,7 +197,7 @@ async def test_a_redirect_is_never_followed(faulty, caplog, status):
     try:
         code = await hub.regions["zhejiang"].issue()
         proxy.mode, proxy.redirect_to, proxy.redirect_status = "redirect", elsewhere.url, status
-        with caplog.at_level(logging.WARNING, logger="gateway.online_client"):
+        with caplog.at_level(logging.WARNING, logger="gateway.clients.online"):
             verdict = await hub.verify(code)
         assert (verdict.status, verdict.reason, verdict.colour) == (
             Status.UNVERIFIABLE,
@@ -207,7 +207,7 @@ async def test_a_redirect_is_never_followed(faulty, caplog, status):
         assert f"redirected the question (HTTP {status})" in verdict.detail
         assert "never followed" in verdict.detail
         assert elsewhere.calls == 0
-        lines = [r.getMessage() for r in caplog.records if r.name == "gateway.online_client"]
+        lines = [r.getMessage() for r in caplog.records if r.name == "gateway.clients.online"]
         assert len(lines) == 1
         assert "zhejiang" in lines[0]
         assert "redirect" in lines[0]
