@@ -1,0 +1,483 @@
+"""Issue 10: nothing the gateway trusts changes without the audit chain knowing, shown through
+what a user has: the command line (separate processes), gRPC over real TLS, the file on disk.
+
+- Tampering (defects 3 to 6): a hub is built once per module through its own APIs (real
+  regional issuers, a TLS gateway, operators over mutual TLS) and left at rest; each case works
+  on a copy of its state directory, edits or damages ``registry.db`` as an attacker or a careless
+  administrator would (sqlite3 by hand, truncation, flipped bytes), and checks ``huren audit
+  verify``, ``huren serve``, the next change (gRPC or host-local), and a gateway that was already
+  running when the file changed. Witness codes are ones an edit would turn GREEN if served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway._generated.huren.v1 import registry_pb2 as rpb
+from gateway._generated.huren.v1 import registry_pb2_grpc, verifier_pb2_grpc
+from gateway._generated.huren.v1 import verifier_pb2 as pb
+from gateway.clients import TlsCredentials, new_request_id
+from gateway.clock import system_clock
+from gateway.crypto import Algorithm, PrivateKey, pki
+from gateway.model import Colour, Reason, Status
+from gateway.recognise import DecisionReason, DecisionStatus
+from gateway.server.app import (
+    REGISTRY_SERVICE,
+    VERIFIER_SERVICE,
+    GatewayServer,
+    TlsFiles,
+    open_gateway,
+)
+from gateway.wire import decision_from_pb, verdict_from_pb
+from tests.integration.cli import huren_all
+from tests.integration.conftest import (
+    GATEWAY_LIMITS,
+    MutableClock,
+    running_hub,
+)
+from tests.integration.test_recognise import add_destination, demo_policy, set_policy
+from tests.integration.test_registry import (
+    hangzhou_key,
+    mint,
+)
+
+HZ, BJ = "330100", "110000"
+STALE_GRACE = timedelta(seconds=1)
+
+Judged = tuple[object, object, Colour | None]
+"""(status, reason, colour) of a verdict or a decision."""
+
+WITNESSES: dict[str, Judged] = {
+    # A Hangzhou 红码: GREEN if the stored profile's colour words are swapped.
+    "red": (Status.VALID, Reason.OK, Colour.RED),
+    # Signed by a revoked Hangzhou key: GREEN if the key is un-revoked in the file.
+    "revoked": (Status.REJECTED, Reason.ERR_KEY_REVOKED, Colour.GREY),
+    # Signed by a key nobody registered: GREEN if the key is inserted in the file.
+    "forged": (Status.REJECTED, Reason.ERR_KEY_UNKNOWN, Colour.GREY),
+    # Issued by Guangdong, whose issuer the hub retired: GREEN if the retirement is deleted.
+    "retired": (Status.REJECTED, Reason.ERR_ISSUER_RETIRED, Colour.GREY),
+}
+BEIJING_DECIDES: Judged = (DecisionStatus.DECIDED, DecisionReason.REQUIREMENT_UNMET, Colour.GREY)
+"""A lone green Hangzhou code at Beijing, whose policy requires a Beijing code: RECOGNISED GREEN
+if the stored policy says ``own_region = false``, or if Hangzhou's issuer is moved to 110000."""
+
+
+# ---------------------------------------------------------------------- the hub at rest
+
+
+@dataclass(frozen=True)
+class World:
+    state: Path
+    pki: Path
+    now: datetime
+    codes: dict[str, str]
+    green: str
+    """A green Hangzhou code (for Beijing's decision)."""
+    values: dict[str, object]
+    """What the hand edits write: an attacker's key, an attacker's certificate pin, ..."""
+
+
+async def _build(base: Path) -> World:
+    clock = MutableClock(system_clock().replace(microsecond=0))
+    evil = PrivateKey.generate(Algorithm.ES256)
+    async with running_hub(base, clock, names=("hangzhou", "guangdong")) as hub:
+        await add_destination(hub, "beijing")
+        await set_policy(hub, "beijing-ops", demo_policy("beijing"))
+        operator, admin = hub.registry("hangzhou-ops"), hub.registry("hub-admin")
+        revoked_key, added = hangzhou_key("hz-revoked")
+        await operator.AddKey(added)
+        codes = {
+            "red": await hub.regions["hangzhou"].issue(contact=True),
+            "revoked": mint(revoked_key, "hz-revoked", clock()),
+            "forged": mint(evil, "evil", clock()),
+            "retired": await hub.regions["guangdong"].issue(),
+        }
+        await operator.RevokeKey(
+            rpb.RevokeKeyRequest(
+                request_id=new_request_id(), issuer_id="hangzhou", kid="hz-revoked"
+            )
+        )
+        await admin.RetireIssuer(
+            rpb.RetireIssuerRequest(
+                request_id=new_request_id(), issuer_id="guangdong", reason="keys lost"
+            )
+        )
+        ca = pki.Issued((hub.pki / "ca.pem").read_bytes(), (hub.pki / "ca.key").read_bytes())
+        deputy = pki.issue_operator(ca, "hz-deputy", HZ)
+        await admin.CreateOperator(
+            rpb.CreateOperatorRequest(
+                request_id=new_request_id(),
+                name="hz-deputy",
+                region=HZ,
+                certificate_pem=deputy.certificate_pem,
+            )
+        )
+        await admin.RemoveOperator(
+            rpb.RemoveOperatorRequest(request_id=new_request_id(), name="hz-deputy")
+        )
+        values: dict[str, object] = {
+            "evil_spki": evil.public_key().spki_der,
+            "rogue_pin": pki.certificate_pin(
+                pki.issue_operator(ca, "beijing-ops", BJ).certificate_pem
+            ),
+            "hangzhou_kid": hub.regions["hangzhou"].kid,
+        }
+        green = await hub.regions["hangzhou"].issue()
+        return World(hub.files.directory, hub.pki, clock(), codes, green, values)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return asyncio.run(_build(tmp_path_factory.mktemp("world")))
+
+
+def copy_of(world: World, folder: Path) -> Path:
+    """The world's state directory copied, with everything in ``registry.db`` itself."""
+    copy = folder / "state"
+    shutil.copytree(world.state, copy)
+    with closing(sqlite3.connect(copy / "registry.db")) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return copy
+
+
+def audit_log(database: Path) -> object:
+    """The audit rows as SQLite reads them (or, where it cannot, the file's bytes)."""
+    try:
+        with closing(sqlite3.connect(database)) as db:
+            return db.execute("SELECT * FROM audit ORDER BY seq").fetchall()
+    except sqlite3.Error:
+        data = database.read_bytes()
+        return f"unreadable: {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}"
+
+
+def one_line(text: str) -> str:
+    """The single line a refusal prints (never a traceback)."""
+    assert "Traceback" not in text, text
+    lines = text.splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+# ---------------------------------------------------------------------- the edits
+
+
+Edit = Callable[[Path, World], None]
+
+
+def sql(*statements: str) -> Edit:
+    """Statements run on the file with sqlite3, as someone with a shell on the host would."""
+
+    def edit(database: Path, world: World) -> None:
+        with closing(sqlite3.connect(database)) as db, db:
+            for statement in statements:
+                db.execute(statement, world.values)
+
+    return edit
+
+
+def truncate(fraction: float) -> Edit:
+    def edit(database: Path, world: World) -> None:
+        data = database.read_bytes()
+        database.write_bytes(data[: int(len(data) * fraction)])
+
+    return edit
+
+
+def flip_page_of(table: str) -> Edit:
+    """Flip bytes in the middle of the cell content of ``table``'s last b-tree leaf page."""
+
+    def edit(database: Path, world: World) -> None:
+        with closing(sqlite3.connect(database)) as db:
+            (size,) = db.execute("PRAGMA page_size").fetchone()
+            (page,) = db.execute(
+                "SELECT max(pageno) FROM dbstat WHERE name = ? AND pagetype = 'leaf'", [table]
+            ).fetchone()
+        data = bytearray(database.read_bytes())
+        start = (page - 1) * size
+        assert data[start] == 0x0D, "a table b-tree leaf page"
+        content = int.from_bytes(data[start + 5 : start + 7], "big") or 65536
+        middle = start + (content + size) // 2
+        for offset in range(middle, middle + 8):
+            data[offset] ^= 0xFF
+        database.write_bytes(bytes(data))
+
+    return edit
+
+
+@dataclass(frozen=True)
+class Tamper:
+    edit: Edit
+    verify_exits: frozenset[int]
+    """What ``huren audit verify`` may exit with: 1 for a broken chain, 2 for a damaged file."""
+    by_hand: bool = True
+    """Edited through SQLite (a running gateway is told by SQLite that the file changed)."""
+
+
+BROKEN, DAMAGED, EITHER = frozenset({1}), frozenset({2}), frozenset({1, 2})
+SWAP_COLOURS = (
+    "UPDATE profiles SET source = replace(replace(replace(source, '\"红码\"', '\"@\"'),"
+    " '\"绿码\"', '\"红码\"'), '\"@\"', '\"绿码\"') WHERE profile_id = 'hangzhou'"
+)
+CASES = {
+    "profile-text-colours-swapped": Tamper(sql(SWAP_COLOURS), BROKEN),
+    "policy-text-own-region-off": Tamper(
+        sql(
+            "UPDATE policies SET source = replace(source, 'own_region = true',"
+            " 'own_region = false') WHERE destination = '110000'"
+        ),
+        BROKEN,
+    ),
+    "key-un-revoked": Tamper(
+        sql("UPDATE keys SET status = 'active', status_since = NULL WHERE kid = 'hz-revoked'"),
+        BROKEN,
+    ),
+    "key-inserted": Tamper(
+        sql(
+            "INSERT INTO keys (issuer_id, kid, algorithm, spki_der, status)"
+            " VALUES ('hangzhou', 'evil', 'ES256', :evil_spki, 'active')"
+        ),
+        BROKEN,
+    ),
+    "revocation-list-inserted": Tamper(
+        sql(
+            "INSERT INTO revocations (issuer_id, kid, counter, ids)"
+            " VALUES ('hangzhou', :hangzhou_kid, 1, '{}')"
+        ),
+        BROKEN,
+    ),
+    "issuer-moved-to-beijing": Tamper(
+        sql("UPDATE issuers SET region = '110000' WHERE id = 'hangzhou'"), BROKEN
+    ),
+    "retirement-deleted": Tamper(sql("DELETE FROM retirements"), BROKEN),
+    "region-inserted": Tamper(sql("INSERT INTO regions VALUES ('310000', '上海市')"), BROKEN),
+    "operator-re-activated": Tamper(
+        sql("UPDATE operators SET active = 1 WHERE name = 'hz-deputy'"), BROKEN
+    ),
+    "operator-pin-changed": Tamper(
+        sql("UPDATE operators SET spki_sha256 = :rogue_pin WHERE name = 'beijing-ops'"), BROKEN
+    ),
+    "profile-id-given-to-beijing": Tamper(
+        sql("UPDATE names SET owner = '110000' WHERE kind = 'profile' AND name = 'hangzhou'"),
+        BROKEN,
+    ),
+    "request-record-deleted": Tamper(
+        sql("DELETE FROM requests WHERE action = 'revoke-key'"), BROKEN
+    ),
+    "request-digest-changed": Tamper(
+        sql("UPDATE requests SET digest = hex(zeroblob(32)) WHERE action = 'revoke-key'"), BROKEN
+    ),
+    "meta-trust-version-bumped": Tamper(
+        sql("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'trust_version'"),
+        BROKEN,
+    ),
+    "meta-audit-head-moved-back": Tamper(
+        sql(
+            "UPDATE meta SET value = '1:' || (SELECT entry_hash FROM audit WHERE seq = 1)"
+            " WHERE key = 'audit_head'"
+        ),
+        BROKEN,
+    ),
+    "audit-row-deleted": Tamper(sql("DELETE FROM audit WHERE seq = 5"), BROKEN),
+    "audit-rows-reordered": Tamper(
+        sql(
+            "UPDATE audit SET seq = -5 WHERE seq = 5",
+            "UPDATE audit SET seq = 5 WHERE seq = 6",
+            "UPDATE audit SET seq = 6 WHERE seq = -5",
+        ),
+        BROKEN,
+    ),
+    "audit-tail-cut-and-head-moved": Tamper(
+        sql(
+            "DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)",
+            "UPDATE meta SET value = (SELECT seq || ':' || entry_hash FROM audit"
+            " ORDER BY seq DESC LIMIT 1) WHERE key = 'audit_head'",
+        ),
+        BROKEN,
+    ),
+    "file-truncated-to-0-bytes": Tamper(truncate(0), DAMAGED, by_hand=False),
+    "file-cut-in-half": Tamper(truncate(0.5), DAMAGED, by_hand=False),
+    "btree-page-of-the-audit-log-flipped": Tamper(flip_page_of("audit"), EITHER, by_hand=False),
+    "btree-page-of-the-profiles-flipped": Tamper(flip_page_of("profiles"), EITHER, by_hand=False),
+}
+BUMP = sql("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'trust_version'")
+
+
+# ---------------------------------------------------------------------- at rest
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CASES))
+def test_an_edited_or_damaged_registry_is_refused_at_rest_and_never_laundered(
+    world: World, tmp_path: Path, name: str
+) -> None:
+    """``audit verify`` says the file is not the one the chain vouches for, ``huren serve``
+    refuses to start in one line, and a host-local change is refused without touching the
+    audit log (its next entry would otherwise vouch for the edit)."""
+    case = CASES[name]
+    copy = copy_of(world, tmp_path)
+    database = copy / "registry.db"
+    case.edit(database, world)
+    log = audit_log(database)
+    verify, serve, create = huren_all(
+        ("audit", "verify", "--state-dir", str(copy)),
+        (
+            *("serve", "--state-dir", str(copy), "--tls-dir", str(world.pki)),
+            *("--listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0"),
+        ),
+        (
+            *("registry", "create-region", "--state-dir", str(copy)),
+            *("--region", "310000", "--name", "上海市"),
+        ),
+    )
+    assert verify.returncode in case.verify_exits, (verify.stdout, verify.stderr)
+    said = one_line(verify.stdout + verify.stderr)
+    assert "intact" not in said
+    assert (serve.returncode, serve.stdout) == (2, ""), serve.stderr
+    assert one_line(serve.stderr).startswith("huren: refusing to serve"), serve.stderr
+    assert (create.returncode, create.stdout) == (2, ""), create.stderr
+    assert one_line(create.stderr).startswith("huren: "), create.stderr
+    assert audit_log(database) == log
+
+
+# ---------------------------------------------------------------------- while serving
+
+
+@dataclass
+class Live:
+    """A gateway started on a copy of the world (stale grace: one second), and stubs on it."""
+
+    server: GatewayServer
+    clock: MutableClock
+    verifier: verifier_pb2_grpc.VerifierAsyncStub
+    health: health_pb2_grpc.HealthAsyncStub
+    beijing: registry_pb2_grpc.RegistryAsyncStub
+    """Beijing's operator, over mutual TLS."""
+
+    async def judged(self, world: World) -> tuple[dict[str, Judged], Judged]:
+        """Every witness's verdict, and Beijing's decision on a lone green Hangzhou code."""
+        names = list(world.codes)
+        answer = await self.verifier.VerifyBatch(
+            pb.VerifyBatchRequest(codes=[world.codes[n] for n in names])
+        )
+        verdicts = [verdict_from_pb(v) for v in answer.verdicts]
+        decided = await self.verifier.Recognise(
+            pb.RecogniseRequest(codes=[world.green], destination=BJ)
+        )
+        decision = decision_from_pb(decided.decision)
+        return (
+            {n: (v.status, v.reason, v.colour) for n, v in zip(names, verdicts, strict=True)},
+            (decision.status, decision.reason, decision.colour),
+        )
+
+    async def serving(self) -> dict[str, bool]:
+        serving = health_pb2.HealthCheckResponse.SERVING
+        return {
+            name or "(server)": (
+                await self.health.Check(health_pb2.HealthCheckRequest(service=name))
+            ).status
+            == serving
+            for name in ("", VERIFIER_SERVICE, REGISTRY_SERVICE)
+        }
+
+    async def look(self) -> Exception | None:
+        """One look at the file, as the gateway's refresh loop takes every second (which logs
+        whatever a look raises and carries on)."""
+        try:
+            await self.server.refresh_once()
+        except Exception as error:
+            return error
+        return None
+
+
+@contextlib.asynccontextmanager
+async def live_gateway(directory: Path, world: World) -> AsyncIterator[Live]:
+    clock = MutableClock(world.now)
+    limits = dataclasses.replace(GATEWAY_LIMITS, stale_grace=STALE_GRACE)
+    gateway = open_gateway(directory, limits, clock)
+    server = GatewayServer(
+        gateway, "127.0.0.1:0", registry_listen="127.0.0.1:0", tls=TlsFiles(world.pki)
+    )
+    port = await server.start()
+    channel = grpc.aio.secure_channel(
+        f"127.0.0.1:{port}", TlsCredentials.from_pki(world.pki).channel()
+    )
+    mutual = grpc.aio.secure_channel(
+        f"127.0.0.1:{server.registry_port}",
+        TlsCredentials.from_pki(world.pki, "beijing-ops").channel(),
+    )
+    try:
+        yield Live(
+            server,
+            clock,
+            verifier_pb2_grpc.VerifierStub(channel),
+            health_pb2_grpc.HealthStub(channel),
+            registry_pb2_grpc.RegistryStub(mutual),
+        )
+    finally:
+        await channel.close(None)
+        await mutual.close(None)
+        await server.stop(0)
+        gateway.hub.close()
+
+
+ALL_SERVING = {"(server)": True, VERIFIER_SERVICE: True, REGISTRY_SERVICE: True}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", list(CASES))
+async def test_a_running_gateway_keeps_its_last_good_trust_and_then_goes_stale(
+    world: World, tmp_path: Path, name: str
+) -> None:
+    """The file changes under a running gateway (an edit made by hand also bumps the trust
+    version, so that a reload that checked nothing would serve it at once): the next look
+    keeps the last good trust, marks the Registry NOT_SERVING, refuses the next change without
+    writing, and after the stale grace answers every code ERR_TRUST_STALE."""
+    case = CASES[name]
+    copy = copy_of(world, tmp_path)
+    database = copy / "registry.db"
+    async with live_gateway(copy, world) as live:
+        before = await live.judged(world)
+        assert before == (WITNESSES, BEIJING_DECIDES)
+        assert await live.serving() == ALL_SERVING
+        case.edit(database, world)
+        if case.by_hand:
+            BUMP(database, world)
+        problem = await live.look()
+        assert await live.judged(world) == before  # the edit is not served
+        assert await live.serving() == {**ALL_SERVING, REGISTRY_SERVICE: False}, problem
+
+        log = audit_log(database)
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await live.beijing.RevokeKey(
+                rpb.RevokeKeyRequest(
+                    request_id=new_request_id(),
+                    issuer_id="hangzhou",
+                    kid=str(world.values["hangzhou_kid"]),
+                )
+            )
+        assert denied.value.code() is grpc.StatusCode.UNAVAILABLE, denied.value.details()
+        assert "does not verify" in (denied.value.details() or "")
+        assert audit_log(database) == log
+
+        live.clock.advance(STALE_GRACE * 2)
+        problem = await live.look()
+        verdicts, decision = await live.judged(world)
+        assert set(verdicts.values()) == {
+            (Status.UNVERIFIABLE, Reason.ERR_TRUST_STALE, Colour.GREY)
+        }, problem
+        assert decision[2] is not Colour.GREEN
+        assert await live.serving() == dict.fromkeys(ALL_SERVING, False)
