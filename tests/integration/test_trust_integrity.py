@@ -7,6 +7,9 @@ what a user has: the command line (separate processes), gRPC over real TLS, the 
   administrator would (sqlite3 by hand, truncation, flipped bytes), and checks ``huren audit
   verify``, ``huren serve``, the next change (gRPC or host-local), and a gateway that was already
   running when the file changed. Witness codes are ones an edit would turn GREEN if served.
+- Rollback (defect 7): an emptied, replaced or older registry is refused until the
+  administrator accepts it, audited, and trust versions never go back.
+- Files (defect 8): the state directory is private, and a loose one is refused.
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import getpass
 import hashlib
+import os
+import re
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+import stat
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,8 +40,10 @@ from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway.clients import TlsCredentials, new_request_id
 from gateway.clock import system_clock
 from gateway.crypto import Algorithm, PrivateKey, pki
+from gateway.hub import open_hub
 from gateway.model import Colour, Reason, Status
 from gateway.recognise import DecisionReason, DecisionStatus
+from gateway.registry.commands import CreateRegion
 from gateway.server.app import (
     REGISTRY_SERVICE,
     VERIFIER_SERVICE,
@@ -42,11 +51,14 @@ from gateway.server.app import (
     TlsFiles,
     open_gateway,
 )
+from gateway.storage.files import StateFiles
 from gateway.wire import decision_from_pb, verdict_from_pb
-from tests.integration.cli import huren_all
+from tests.integration.cli import huren, huren_all, running
 from tests.integration.conftest import (
     GATEWAY_LIMITS,
+    LOCAL,
     MutableClock,
+    new_state,
     running_hub,
 )
 from tests.integration.test_recognise import add_destination, demo_policy, set_policy
@@ -56,7 +68,10 @@ from tests.integration.test_registry import (
 )
 
 HZ, BJ = "330100", "110000"
+LOCAL_ACTOR = f"local:{getpass.getuser()}"
 STALE_GRACE = timedelta(seconds=1)
+SERVE_PLAIN = ("serve", "--insecure", "--listen", "127.0.0.1:0", "--state-dir")
+"""``huren serve`` without TLS, on a port the system picks; the state directory follows."""
 
 Judged = tuple[object, object, Colour | None]
 """(status, reason, colour) of a verdict or a decision."""
@@ -481,3 +496,212 @@ async def test_a_running_gateway_keeps_its_last_good_trust_and_then_goes_stale(
         }, problem
         assert decision[2] is not Colour.GREEN
         assert await live.serving() == dict.fromkeys(ALL_SERVING, False)
+
+
+# ---------------------------------------------------------------------- rollback (defect 7)
+
+
+@dataclass(frozen=True)
+class History:
+    """A registry with a few changes, and a copy of its file from before the last two."""
+
+    files: StateFiles
+    older: Path
+    recorded_seq: int
+    recorded_version: int
+
+
+def history(folder: Path) -> History:
+    files = new_state(folder / "state")
+    with open_hub(files.directory) as hub:
+        hub.registrar.submit(LOCAL, "hz", CreateRegion(HZ, "杭州市"))
+    older = folder / "older.db"
+    shutil.copy(files.database, older)  # closed: everything is in the file itself
+    with open_hub(files.directory) as hub:
+        for code, name in ((BJ, "北京市"), ("310000", "上海市")):
+            hub.registrar.submit(LOCAL, code, CreateRegion(code, name))
+        last = hub.store.last_entry
+    assert last is not None
+    return History(files, older, last.seq, last.trust_version)
+
+
+def _older_copy(history: History, folder: Path) -> None:
+    shutil.copy(history.older, history.files.database)
+
+
+def _record_deleted(history: History, folder: Path) -> None:
+    _older_copy(history, folder)
+    history.files.state_record.unlink()
+
+
+def _emptied(history: History, folder: Path) -> None:
+    with closing(sqlite3.connect(history.files.database)) as db, db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            db.execute(f"DELETE FROM {table}")
+
+
+def _fresh_schema(history: History, folder: Path) -> None:
+    """The registry file of a state directory that was just made, put in place."""
+    shutil.copy(new_state(folder / "fresh").database, history.files.database)
+
+
+ROLLBACKS: dict[str, Callable[[History, Path], None]] = {
+    "older-copy-put-back": _older_copy,
+    "state-record-deleted-with-an-older-copy": _record_deleted,
+    "all-tables-emptied": _emptied,
+    "fresh-schema": _fresh_schema,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ROLLBACKS))
+def test_a_rolled_back_registry_is_refused_until_the_administrator_accepts_it(
+    tmp_path: Path, name: str
+) -> None:
+    """Trust only grows: a registry older than the record beside it (emptied, replaced, or an
+    older copy) is refused by start-up and ``audit verify``, saying how to continue; ``huren
+    registry accept-rollback`` continues from it, audited in the administrator's name with the
+    entry that was recorded, and trust versions go on above the recorded one."""
+    past = history(tmp_path)
+    ROLLBACKS[name](past, tmp_path)
+    state = str(past.files.directory)
+    verify, serve = huren_all(
+        ("audit", "verify", "--state-dir", state),
+        (*SERVE_PLAIN, state),
+    )
+    assert verify.returncode in (1, 2), verify.stdout
+    assert "intact" not in one_line(verify.stdout + verify.stderr)
+    assert serve.returncode == 2, serve.stdout
+    refusal = one_line(serve.stderr)
+    assert refusal.startswith("huren: refusing to serve"), refusal
+    assert "`huren registry accept-rollback`" in refusal, refusal
+
+    accepted = huren("registry", "accept-rollback", "--state-dir", state)
+    assert (accepted.returncode, accepted.stderr) == (0, ""), accepted.stderr
+    assert accepted.stdout.startswith("accepted: continuing from this registry")
+    created = huren(
+        *("registry", "create-region", "--state-dir", state, "--region", "440000"),
+        *("--name", "广东省"),
+    )
+    assert created.returncode == 0, created.stderr
+    with open_hub(past.files.directory) as hub:
+        assert hub.store.verify_audit().intact
+        *_, accept, create = hub.store.audit_entries()
+    assert (accept.actor, accept.action, accept.outcome) == (LOCAL_ACTOR, "accept-rollback", "ok")
+    assert (create.action, create.outcome) == ("create-region", "ok")
+    if name == "state-record-deleted-with-an-older-copy":
+        # Nothing tells what was recorded: the entry says the record was missing, and claims
+        # no recorded entry it cannot know.
+        assert "missing" in accept.detail, accept.detail
+        assert accept.trust_version < create.trust_version
+    else:
+        recorded = f"audit entry {past.recorded_seq}, trust version {past.recorded_version}"
+        assert recorded in accept.detail, accept.detail
+        assert past.recorded_version < accept.trust_version < create.trust_version
+    assert created.stdout == f"created region 440000; trust version {create.trust_version}\n"
+
+
+@pytest.mark.slow
+def test_serve_accept_rollback_serves_an_older_copy_above_the_recorded_version(
+    tmp_path: Path,
+) -> None:
+    past = history(tmp_path)
+    _older_copy(past, tmp_path)
+    state = str(past.files.directory)
+    with running(*SERVE_PLAIN, state, "--accept-rollback") as line:
+        match = re.fullmatch(r"huren gateway listening on \S+ \(trust version (\d+), .*\n", line)
+        assert match, line
+    assert int(match[1]) > past.recorded_version
+    with open_hub(past.files.directory) as hub:
+        last = hub.store.last_entry
+    assert last is not None
+    assert (last.actor, last.action, last.trust_version) == (
+        LOCAL_ACTOR,
+        "accept-rollback",
+        int(match[1]),
+    )
+    again = huren("audit", "verify", "--state-dir", state)
+    assert again.returncode == 0, again.stdout
+
+
+# ---------------------------------------------------------------------- files (defect 8)
+
+
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[None]:
+    """Run commands with the usual, permissive umask: privacy must not depend on it."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+SECRETS = ("registry.db", "registry.state", "subject.key", "link.key", "trustlist-key.pem")
+
+
+@pytest.mark.slow
+def test_registry_init_makes_the_state_private_and_tightens_an_existing_directory(
+    tmp_path: Path,
+) -> None:
+    new, existing = tmp_path / "new", tmp_path / "var-lib-huren"
+    existing.mkdir()
+    existing.chmod(0o755)
+    with umask(0o022):
+        made = huren_all(
+            ("registry", "init", "--state-dir", str(new)),
+            ("registry", "init", "--state-dir", str(existing)),
+        )
+        assert [r.returncode for r in made] == [0, 0], [r.stderr for r in made]
+        for directory in (new, existing):
+            assert mode(directory) == 0o700, directory
+            assert {name: mode(directory / name) for name in SECRETS} == dict.fromkeys(
+                SECRETS, 0o600
+            )
+        # SQLite's -wal and -shm exist while a gateway has the registry open.
+        with running(*SERVE_PLAIN, str(new)):
+            companions = [new / "registry.db-wal", new / "registry.db-shm"]
+            assert [mode(p) for p in companions] == [0o600, 0o600]
+
+
+@pytest.mark.slow
+def test_serve_refuses_a_state_directory_or_secret_that_others_may_read(tmp_path: Path) -> None:
+    original = new_state(tmp_path / "original").directory
+    loose = {"": 0o750, "registry.db": 0o640, "registry.state": 0o644, "subject.key": 0o604}
+    cases = []
+    for name, bits in loose.items():
+        copy = tmp_path / (name or "directory")
+        shutil.copytree(original, copy)
+        target = copy / name
+        target.chmod(bits)
+        cases.append((copy, target, "chmod 600" if name else "chmod 700"))
+    results = huren_all(*[(*SERVE_PLAIN, str(copy)) for copy, _, _ in cases])
+    for (_, target, fix), result in zip(cases, results, strict=True):
+        assert result.returncode == 2, result.stdout
+        line = one_line(result.stderr)
+        assert line.startswith(f"huren: refusing to use {target}: group or others"), line
+        assert line.endswith(f"`{fix} {target}`"), line
+
+
+@pytest.mark.slow
+def test_serve_refuses_a_state_directory_without_a_registry_and_init_makes_one(
+    tmp_path: Path,
+) -> None:
+    missing, empty, fresh = tmp_path / "missing", tmp_path / "empty", tmp_path / "fresh"
+    empty.mkdir(mode=0o700)
+    for result in huren_all((*SERVE_PLAIN, str(missing)), (*SERVE_PLAIN, str(empty))):
+        assert result.returncode == 2, result.stdout
+        assert "`huren registry init" in one_line(result.stderr), result.stderr
+    assert not missing.exists()
+    assert list(empty.iterdir()) == []
+    with running(*SERVE_PLAIN, str(fresh), "--init") as line:
+        assert line.startswith("huren gateway listening on "), line
+    assert mode(fresh) == 0o700
+    with open_hub(fresh) as hub:
+        assert hub.store.verify_audit().intact
+        assert [e.action for e in hub.store.audit_entries()] == ["initialise"]
