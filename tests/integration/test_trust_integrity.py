@@ -10,6 +10,9 @@ what a user has: the command line (separate processes), gRPC over real TLS, the 
 - Rollback (defect 7): an emptied, replaced or older registry is refused until the
   administrator accepts it, audited, and trust versions never go back.
 - Files (defect 8): the state directory is private, and a loose one is refused.
+- Item 9: operator certificates need clientAuth, only admissible algorithms are offered, a key
+  admission refusal is audited alike on every path, denied calls have a budget, and the clock's
+  high-water mark outlives a restart.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import contextlib
 import dataclasses
 import getpass
 import hashlib
+import json
 import os
 import re
 import shutil
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,18 +36,25 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway._generated.huren.v1 import registry_pb2 as rpb
 from gateway._generated.huren.v1 import registry_pb2_grpc, verifier_pb2_grpc
 from gateway._generated.huren.v1 import verifier_pb2 as pb
+from gateway.cli.pki import create_development_pki
 from gateway.clients import TlsCredentials, new_request_id
 from gateway.clock import system_clock
-from gateway.crypto import Algorithm, PrivateKey, pki
+from gateway.crypto import ADMISSIBLE, Algorithm, PrivateKey, pki
 from gateway.hub import open_hub
 from gateway.model import Colour, Reason, Status
 from gateway.recognise import DecisionReason, DecisionStatus
-from gateway.registry.commands import CreateRegion
+from gateway.registry.admission import prove
+from gateway.registry.audit import AuditEntry
+from gateway.registry.commands import CreateOperator, CreateRegion
 from gateway.server.app import (
     REGISTRY_SERVICE,
     VERIFIER_SERVICE,
@@ -53,19 +64,26 @@ from gateway.server.app import (
 )
 from gateway.storage.files import StateFiles
 from gateway.wire import decision_from_pb, verdict_from_pb
+from tests.conftest import REPO
 from tests.integration.cli import huren, huren_all, running
 from tests.integration.conftest import (
     GATEWAY_LIMITS,
     LOCAL,
     MutableClock,
+    bootstrap_admin,
     new_state,
     running_hub,
 )
 from tests.integration.test_recognise import add_destination, demo_policy, set_policy
 from tests.integration.test_registry import (
+    audit,
+    channel_as,
     hangzhou_key,
     mint,
+    refused,
+    self_signed,
 )
+from tests.integration.test_registry_names import registration
 
 HZ, BJ = "330100", "110000"
 LOCAL_ACTOR = f"local:{getpass.getuser()}"
@@ -705,3 +723,282 @@ def test_serve_refuses_a_state_directory_without_a_registry_and_init_makes_one(
     with open_hub(fresh) as hub:
         assert hub.store.verify_audit().intact
         assert [e.action for e in hub.store.audit_entries()] == ["initialise"]
+
+
+# ---------------------------------------------------------------------- smaller holes (item 9)
+
+
+def operator_certificate(
+    folder: Path, key: ec.EllipticCurvePrivateKey, name: str, region: str, *, client_auth: bool
+) -> bytes:
+    """An operator certificate from the development CA for ``key``, with or without the
+    clientAuth extended key usage (TLS accepts a client certificate without any)."""
+    ca_certificate = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    now = system_clock()
+    identity = x509.UniformResourceIdentifier(f"{pki.TRUST_DOMAIN}region/{region}/operator/{name}")
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([identity]), critical=False)
+    )
+    if client_auth:
+        usage = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
+        builder = builder.add_extension(usage, critical=False)
+    return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.mark.asyncio
+async def test_an_operator_certificate_without_client_auth_is_refused(
+    tmp_path: Path, clock: MutableClock
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    async with running_hub(tmp_path, clock, names=("hangzhou",)) as hub:
+        without = operator_certificate(hub.pki, key, "hz-deputy", HZ, client_auth=False)
+        paired = operator_certificate(hub.pki, key, "hz-deputy", HZ, client_auth=True)
+        (tmp_path / "without.pem").write_bytes(without)
+        local = await asyncio.to_thread(
+            huren,
+            *("registry", "create-operator", "--state-dir", str(hub.files.directory)),
+            *("--name", "hz-deputy", "--region", HZ, "--cert", str(tmp_path / "without.pem")),
+        )
+        assert (local.returncode, local.stdout) == (2, "")
+        assert local.stderr == (
+            "huren: ERR_IDENTIFIER: the certificate lacks the clientAuth extended key usage: "
+            "it cannot authenticate\n"
+        )
+        admin = hub.registry("hub-admin")
+
+        def pin(certificate: bytes) -> Awaitable[rpb.RegistryChange]:
+            return admin.CreateOperator(
+                rpb.CreateOperatorRequest(
+                    request_id=new_request_id(),
+                    name="hz-deputy",
+                    region=HZ,
+                    certificate_pem=certificate,
+                )
+            )
+
+        await refused(pin(without), grpc.StatusCode.INVALID_ARGUMENT, Reason.ERR_IDENTIFIER)
+        await pin(paired)  # the same key, in a certificate that may authenticate a client
+        stranger = channel_as(hub, without, key_pem)
+        for call in (
+            stranger.ListAudit(rpb.ListAuditRequest(limit=1)),
+            stranger.CreateRegion(
+                rpb.CreateRegionRequest(request_id=new_request_id(), region="310000", name="上海")
+            ),
+        ):
+            error = await refused(call, grpc.StatusCode.UNAUTHENTICATED)
+            assert "clientAuth" in (error.details() or "")
+        await channel_as(hub, paired, key_pem).ListAudit(rpb.ListAuditRequest(limit=1))
+
+
+ALGORITHMS = re.compile(r"--algorithm \{([^}]*)\}")
+
+
+@pytest.mark.slow
+def test_key_commands_offer_only_admissible_algorithms_in_a_stable_order(tmp_path: Path) -> None:
+    """RS256 (PKCS#1 v1.5) is never admitted, so it is not offered; the choices printed by
+    processes with different hash seeds are the same, in the same order."""
+    key = tmp_path / "key.pem"
+    key.write_text(PrivateKey.generate(Algorithm.ES256).public_key().pem())
+    rs256, *helps = huren_all(
+        (
+            *("operator", "add-key", "--issuer", "hangzhou", "--keys", str(key)),
+            *("--signing-key", str(key), "--algorithm", "RS256"),
+        ),
+        ("operator", "add-key", "--help"),
+        ("operator", "register-issuer", "--help"),
+        ("registry", "add-issuer", "--help"),
+        ("operator", "add-key", "--help"),
+    )
+    assert (rs256.returncode, rs256.stdout) == (2, "")
+    chosen = re.search(
+        r"argument --algorithm: invalid choice: 'RS256' \(choose from (.*)\)", rs256.stderr
+    )
+    assert chosen, rs256.stderr
+    admissible = sorted(a.value for a in ADMISSIBLE)
+    assert [c.strip("' ") for c in chosen[1].split(",")] == admissible
+    offered = []
+    for result in helps:
+        assert result.returncode == 0, result.stderr
+        found = ALGORITHMS.search(result.stdout)
+        assert found, result.stdout
+        offered.append(found[1].split(","))
+    assert offered == [admissible] * len(helps)
+
+
+@dataclass(frozen=True)
+class Unadmitted:
+    """A key the registry must not admit, as a gRPC submission and as host-local files."""
+
+    submission: rpb.KeySubmission
+    keys: Path
+    signing_key: Path
+    reason: Reason
+
+
+def _unproven(folder: Path, issuer: str, request_id: str, now: datetime) -> Unadmitted:
+    """A proof of possession made for another request (gRPC); on the host, a signing key that
+    is not the key's (the command line makes the proof itself)."""
+    key = PrivateKey.generate(Algorithm.ES256)
+    jwk = json.dumps({**key.public_key().jwk(), "kid": "k1"}).encode()
+    (folder / "keys.json").write_bytes(jwk)
+    (folder / "other.pem").write_bytes(PrivateKey.generate(Algorithm.ES256).pem())
+    submission = rpb.KeySubmission(
+        kid="k1", key=jwk, proof=prove(key, issuer, "k1", "another-request")
+    )
+    return Unadmitted(submission, folder / "keys.json", folder / "other.pem", Reason.ERR_POP)
+
+
+def _expired(folder: Path, issuer: str, request_id: str, now: datetime) -> Unadmitted:
+    """An X.509 certificate that expired a month ago, with a genuine proof."""
+    key = PrivateKey.generate(Algorithm.ES256)
+    certificate = self_signed(key, now - timedelta(days=400), now - timedelta(days=30))
+    pem = certificate.public_bytes(serialization.Encoding.PEM)
+    (folder / "cert.pem").write_bytes(pem)
+    (folder / "key.pem").write_bytes(key.pem())
+    submission = rpb.KeySubmission(kid="k1", key=pem, proof=prove(key, issuer, "k1", request_id))
+    return Unadmitted(submission, folder / "cert.pem", folder / "key.pem", Reason.ERR_KEY_WEAK)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "unadmitted", [_unproven, _expired], ids=["unproven-key", "expired-certificate"]
+)
+async def test_a_key_admission_refusal_is_audited_alike_from_grpc_and_the_host(
+    tmp_path: Path, clock: MutableClock, unadmitted: Callable[..., Unadmitted]
+) -> None:
+    async with running_hub(tmp_path, clock, names=("hangzhou",)) as hub:
+        request = registration("hz-remote", HZ)
+        offer = unadmitted(tmp_path, "hz-remote", request.request_id, clock())
+        request.keys.append(offer.submission)
+        await refused(
+            hub.registry("hangzhou-ops").RegisterIssuer(request),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            offer.reason,
+        )
+        local = await asyncio.to_thread(
+            huren,
+            *("registry", "add-issuer", "--state-dir", str(hub.files.directory)),
+            *("--id", "hz-local", "--region", HZ, "--name", "杭州区码", "--kid", "k1"),
+            *("--profile", str(REPO / "regions" / "hangzhou" / "profile.toml")),
+            *("--keys", str(offer.keys), "--signing-key", str(offer.signing_key)),
+        )
+        assert local.returncode == 2, local.stdout
+        assert one_line(local.stderr).startswith(f"huren: {offer.reason.value}: ")
+        entries = {e.target: e for e in await audit(hub)}
+    assert "hz-local" in entries, "the host-local refusal was not audited"
+    remote, host = entries["hz-remote"], entries["hz-local"]
+    assert (remote.actor, host.actor) == (f"operator:{HZ}:hangzhou-ops", LOCAL_ACTOR)
+    for entry in (remote, host):
+        assert (entry.action, entry.outcome) == ("register-issuer", "refused")
+        assert entry.detail.startswith(f"{offer.reason.value}: "), entry.detail
+
+
+def hangzhou_operator_hub(folder: Path) -> tuple[StateFiles, Path]:
+    """A state directory whose hub administrator and Hangzhou operator are pinned."""
+    files, tls = new_state(folder / "state"), folder / "pki"
+    create_development_pki(tls)
+    bootstrap_admin(files, tls)
+    with open_hub(files.directory) as hub:
+        hub.registrar.submit(LOCAL, "region", CreateRegion(HZ, "杭州市"))
+        certificate = (tls / "operators" / "hangzhou-ops.pem").read_bytes()
+        hub.registrar.submit(LOCAL, "operator", CreateOperator("hangzhou-ops", HZ, certificate))
+    return files, tls
+
+
+def audit_entries(files: StateFiles) -> list[AuditEntry]:
+    with open_hub(files.directory) as hub:
+        return list(hub.store.audit_entries())
+
+
+@pytest.mark.slow
+def test_denied_calls_beyond_the_budget_are_exhausted_and_audited_once(tmp_path: Path) -> None:
+    """An operator cannot grow the audit log without bound: past the budget its denied calls
+    are RESOURCE_EXHAUSTED and only counted, and one entry records how many there were (the
+    gateway writes it at the latest when it stops)."""
+    files, tls = hangzhou_operator_hub(tmp_path)
+    serve = [
+        *("serve", "--state-dir", str(files.directory), "--tls-dir", str(tls)),
+        *("--listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0"),
+        *("--denied-burst", "3", "--denied-refill-seconds", "3600"),
+    ]
+    before = len(audit_entries(files))
+    with running(*serve) as line:
+        address = re.search(r"registry on (\S+)\)", line)
+        assert address, line
+        credentials = TlsCredentials.from_pki(tls, "hangzhou-ops").channel()
+        with grpc.secure_channel(address[1], credentials) as channel:
+            stub = registry_pb2_grpc.RegistryStub(channel)
+            codes = []
+            for _ in range(8):
+                request = rpb.CreateRegionRequest(
+                    request_id=new_request_id(), region="310000", name="上海市"
+                )
+                with pytest.raises(grpc.RpcError) as denied:
+                    stub.CreateRegion(request)
+                codes.append(denied.value.code())
+            assert (
+                codes
+                == [grpc.StatusCode.PERMISSION_DENIED] * 3
+                + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 5
+            )
+            assert len(audit_entries(files)) == before + 3
+    entries = audit_entries(files)
+    assert len(entries) == before + 4, [(e.action, e.outcome) for e in entries[before:]]
+    last = entries[-1]
+    assert (last.actor, last.action, last.outcome) == (
+        f"operator:{HZ}:hangzhou-ops",
+        "rate-limited",
+        "denied",
+    )
+    assert last.detail.startswith("5 denied or refused call(s)"), last.detail
+
+
+@pytest.mark.asyncio
+async def test_a_restarted_gateway_remembers_the_latest_instant_an_earlier_run_judged_at(
+    tmp_path: Path, clock: MutableClock
+) -> None:
+    """Threats F6 across restarts: a gateway that judged a code two hours on persists that
+    instant (clock.mark); restarted with its clock set back to before it (but after the
+    registry's last change), it judges nothing; without the mark it would."""
+    async with running_hub(tmp_path, clock, names=("hangzhou",)) as hub:
+        code = await hub.regions["hangzhou"].issue()
+        state = tmp_path / "copy"
+        shutil.copytree(hub.files.directory, state)
+    start = clock()
+    first = open_gateway(state, GATEWAY_LIMITS, MutableClock(start + timedelta(hours=2)))
+    server = GatewayServer(first, "127.0.0.1:0")
+    await server.start()
+    try:
+        assert first.service.verify(code).colour is Colour.GREEN
+        await server.keep_house()
+    finally:
+        await server.stop(0)
+        first.hub.close()
+    mark = StateFiles(state).clock_mark
+    assert mode(mark) == 0o600
+    assert datetime.fromisoformat(mark.read_text().strip()) == start + timedelta(hours=2)
+
+    def restarted_at(now: datetime) -> tuple[object, object]:
+        gateway = open_gateway(state, GATEWAY_LIMITS, MutableClock(now))
+        try:
+            verdict = gateway.service.verify(code)
+        finally:
+            gateway.hub.close()
+        return verdict.status, verdict.reason
+
+    set_back = start + timedelta(minutes=30)
+    assert restarted_at(set_back) == (Status.UNVERIFIABLE, Reason.ERR_CLOCK_UNTRUSTED)
+    mark.unlink()
+    assert restarted_at(set_back) == (Status.VALID, Reason.OK)
