@@ -71,7 +71,11 @@ def admit(issuer: IssuerId, offer: KeyOffer, request_id: str, now: datetime) -> 
     if entry.not_after is not None and entry.not_after <= now:
         raise ConfigurationInvalid(Reason.ERR_KEY_WEAK, "the certificate has expired")
     if not offer.proof:
-        raise ConfigurationInvalid(Reason.ERR_POP, "no proof of possession")
+        raise ConfigurationInvalid(
+            Reason.ERR_POP,
+            f"no proof of possession for key {offer.kid[:64]!r}: whoever registers a key must "
+            "sign with its private key (--signing-key)",
+        )
     try:
         proven = entry.public_key.verify(pop_message(issuer, offer.kid, request_id), offer.proof)
     except CodeRejected:
@@ -117,21 +121,18 @@ def offers_from_file(
     """Key offers, each with its proof of possession, for every key in a key file.
 
     A file holding one key is offered as is (an X.509 certificate keeps its validity); a JWKS is
-    split into one JWK per key. Each key needs the matching private key among ``signing_keys``:
-    nobody registers a key they do not hold.
+    split into one JWK per key. Each key is proven with the matching private key among
+    ``signing_keys``; a key without one is offered without proof, so that the registry refuses
+    it (``ERR_POP``) and audits the attempt like any other: nobody registers a key they do not
+    hold.
 
     Raises:
-        ConfigurationInvalid: for unreadable key files, or ``ERR_POP`` for a key without its
-            private key.
+        ConfigurationInvalid: for unreadable key files.
     """
     entries = read_keys(data, kid=kid, algorithm=algorithm)
     offers = []
     for entry in entries:
         private = next((k for k in signing_keys if k.public_key() == entry.public_key), None)
-        if private is None:
-            raise ConfigurationInvalid(
-                Reason.ERR_POP, f"no private key given for key {entry.kid[:64]!r}: cannot prove it"
-            )
         if len(entries) == 1:
             material = data
         else:
@@ -140,7 +141,7 @@ def offers_from_file(
             KeyOffer(
                 kid=entry.kid,
                 key=material,
-                proof=prove(private, issuer, entry.kid, request_id),
+                proof=prove(private, issuer, entry.kid, request_id) if private else b"",
                 algorithm=entry.public_key.algorithm.value,
             )
         )

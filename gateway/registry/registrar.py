@@ -517,6 +517,11 @@ def _plan(command: Command, actor: Actor) -> _Plan:
         case AcceptRollback():
 
             def accept(state: TrustState, ctx: _Context) -> str:
+                if command.recorded_seq == 0:
+                    return (
+                        "continuing from this registry although its state record was missing: "
+                        "what was recorded before it is not known"
+                    )
                 state.raise_version(command.recorded_version + 1)
                 return (
                     "continuing from an older registry: the state recorded at "

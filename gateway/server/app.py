@@ -39,7 +39,7 @@ from gateway._generated.huren.v1 import (
 )
 from gateway.clients.online import OnlineClient
 from gateway.clock import Clock, system_clock
-from gateway.errors import ConfigurationInvalid, RegistryDamaged
+from gateway.errors import ConfigurationInvalid, RegistryDamaged, StorageUnavailable
 from gateway.hub import Hub, open_hub
 from gateway.limits import Limits
 from gateway.model import Reason
@@ -255,7 +255,10 @@ class GatewayServer:
                 return None, state.snapshot()
             return (str(problem) if problem is not None else None), None
 
-        problem, snapshot = await self.worker.run(look)
+        try:
+            problem, snapshot = await self.worker.run(look)
+        except (StorageUnavailable, RegistryDamaged) as error:  # unreadable: not verified
+            problem, snapshot = str(error), None
         now = self.gateway.hub.registrar.clock()
         if problem is None:
             if snapshot is not None:
@@ -292,8 +295,9 @@ class GatewayServer:
         for name in ("", VERIFIER_SERVICE):
             await self.health.set(name, serving if verifier else not_serving)
 
-    async def keep_house(self) -> None:
-        """Persist the clock's high-water mark, and audit rate-limited denials now quiet."""
+    async def keep_house(self, *, stopping: bool = False) -> None:
+        """Persist the clock's high-water mark, and audit rate-limited denials (those quiet for
+        a minute; all of them when ``stopping``)."""
         mark = self.gateway.service.high_water
 
         def work(hub: Hub) -> None:
@@ -301,7 +305,7 @@ class GatewayServer:
                 hub.files.write_clock_mark(mark)
                 self._persisted = mark
             if hub.store.problem is None:
-                hub.registrar.flush()
+                hub.registrar.flush(quiet_seconds=0 if stopping else 60)
 
         await self.worker.run(work)
 
@@ -311,7 +315,7 @@ class GatewayServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
         with contextlib.suppress(Exception):  # the last mark and counts, if the file allows
-            await self.keep_house()
+            await self.keep_house(stopping=True)
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         await self.gateway.service.close()

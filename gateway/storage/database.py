@@ -8,6 +8,7 @@ locked``, whatever the busy timeout).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -41,7 +42,7 @@ def open_database(path: Path, *, busy_timeout: float = BUSY_TIMEOUT_S) -> sqlite
     except sqlite3.OperationalError as e:
         raise StorageUnavailable(f"database {path.name}: {e}") from e
     except sqlite3.Error as e:  # not a database, or one SQLite cannot read
-        raise RegistryDamaged(f"{path.name} is damaged: {e}") from e
+        raise RegistryDamaged(f"{path.name} is damaged: {one_line(str(e))}") from e
     finally:
         os.umask(umask)
     return sqlite_utils.Database(conn, execute_plugins=False)
@@ -60,13 +61,19 @@ def write_transaction(db: sqlite_utils.Database) -> Iterator[None]:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as e:
         raise StorageUnavailable(f"database is busy: {e}") from e
+    except sqlite3.Error as e:
+        raise damaged(e) from e
     try:
         yield
     except sqlite3.Error as e:
-        conn.execute("ROLLBACK")
-        raise StorageUnavailable(f"database write failed: {e}") from e
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        if isinstance(e, sqlite3.OperationalError):
+            raise StorageUnavailable(f"database write failed: {e}") from e
+        raise damaged(e) from e
     except BaseException:
-        conn.execute("ROLLBACK")
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
         raise
     try:
         conn.execute("COMMIT")
@@ -74,3 +81,15 @@ def write_transaction(db: sqlite_utils.Database) -> Iterator[None]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise StorageUnavailable(f"commit failed: {e}") from e
+
+
+def damaged(error: sqlite3.Error) -> RegistryDamaged:
+    """A database error that is not about locking: the file cannot be read as it should be."""
+    return RegistryDamaged(f"the database file is damaged ({one_line(str(error))})")
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line, at most ``limit`` characters (messages quote SQLite and parsers,
+    which may quote the file's own damaged content)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -22,6 +22,7 @@ verified, before anything else is written or served.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -61,10 +62,17 @@ from gateway.registry.effects import (
 )
 from gateway.registry.model import NameClaim, NameKind, Operator, Region, Retirement
 from gateway.registry.registrar import AuditRecord, RequestRecord
-from gateway.storage.database import BUSY_TIMEOUT_S, open_database, write_transaction
+from gateway.storage.database import (
+    BUSY_TIMEOUT_S,
+    damaged,
+    one_line,
+    open_database,
+    write_transaction,
+)
 from gateway.storage.record import StateMark, StateRecord
 
 SCHEMA_VERSION = 7
+SQLITE_HEADER = b"SQLite format 3\x00"
 AUDIT_HEAD = "audit_head"
 STATE_CONTEXT = b"huren-registry-state-v1\n"
 
@@ -129,6 +137,9 @@ class Problem:
     at: int
     text: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", one_line(self.text))
+
     def __str__(self) -> str:
         if self.kind == "chain":
             return f"the audit chain is broken at entry {self.at}: {self.text}"
@@ -143,6 +154,8 @@ class _Loaded:
     problem: Problem | None
     rollback: StateMark | None = None
     """Set when the only problem is that the file is older than the state record."""
+    empty: bool = False
+    """The file holds no registry at all (every table empty, its meta values too)."""
 
 
 class SqliteRegistry:
@@ -180,12 +193,25 @@ class SqliteRegistry:
         self._accept_rollback = accept_rollback
         self.rolled_back: StateMark | None = None
         """The state record a rollback was accepted from."""
+        if _header(path) == b"" and accept_rollback:
+            _create_schema(path)  # an emptied file: start again from an empty registry
+        elif (head := _header(path)) != SQLITE_HEADER:
+            what = "empty (0 bytes)" if not head else "not an SQLite database"
+            fix = (
+                "; restore it from a backup, or accept starting again from an empty registry "
+                "with `huren registry accept-rollback`"
+                if not head
+                else ""
+            )
+            raise RegistryDamaged(f"{path.name} is damaged: the file is {what}{fix}")
         self.db = open_database(path, busy_timeout=busy_timeout)
         self._state: TrustState = TrustState()
         self._requests: str = GENESIS
         self._last: AuditEntry | None = None
         self._problem: Problem | None = None
+        self._empty = False
         self._seen = self._data_version()
+        self._print = self._fingerprint()
         loaded = self._load(full=True)
         if fresh and loaded.last is None and loaded.state.version == 0:
             loaded = _Loaded(loaded.state, loaded.requests_digest, None, None)
@@ -207,18 +233,7 @@ class SqliteRegistry:
         except OSError as e:
             raise StorageUnavailable(f"cannot create {path}: {e.strerror}") from e
         os.close(fd)
-        db = open_database(path)
-        try:
-            with write_transaction(db):
-                for table, columns in _TABLES.items():
-                    db.execute(f"CREATE TABLE {table} ({columns})")
-                db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?),"
-                    " ('trust_version', '0'), (?, ?)",
-                    [str(SCHEMA_VERSION), AUDIT_HEAD, f"0:{GENESIS}"],
-                )
-        finally:
-            db.close()
+        _create_schema(path)
         return cls(path, record=record, fresh=True)
 
     def close(self) -> None:
@@ -252,6 +267,7 @@ class SqliteRegistry:
         self.rollback = loaded.rollback if loaded.problem is not None else None
         """The state record this file is older than, when that is what is wrong with it."""
         if loaded.problem is None:
+            self._empty = loaded.empty
             self._state, self._requests, self._last = (
                 loaded.state,
                 loaded.requests_digest,
@@ -259,22 +275,71 @@ class SqliteRegistry:
             )
 
     def refresh(self) -> bool:
-        """Read the file again if another connection changed it since this one last looked, and
-        verify it. True if the verified state moved on; :attr:`problem` says if the file does
-        not verify (the last good state is kept)."""
-        version = self._data_version()
-        if version == self._seen:
-            return False
+        """Read the file again if it changed since this connection last looked — through
+        another SQLite connection (``data_version``), or behind SQLite's back (its size, time or
+        inode moved while ``data_version`` did not: then a fresh connection reads it, with
+        ``quick_check``) — and verify it. True if the verified state moved on; :attr:`problem`
+        says if the file does not verify (the last good state is kept).
+
+        Raises:
+            RegistryDamaged: if the file can no longer be opened at all.
+        """
         before = self._last
-        self._apply(self._load(full=False))
-        self._seen = version
+        if not self._reread():
+            return False
         return self._problem is None and self._last != before
+
+    def _reread(self) -> bool:
+        """Verify the file again if it changed (see :meth:`refresh`); True if it did."""
+        fingerprint = self._fingerprint()
+        raw = fingerprint != self._print
+        if raw and (head := _header(self.path)) != SQLITE_HEADER:
+            what = "empty (0 bytes)" if not head else "no longer an SQLite database"
+            return self._unreadable(fingerprint, f"the file is {what}")
+        try:
+            version = self._data_version()
+        except (StorageUnavailable, RegistryDamaged) as e:
+            return self._unreadable(fingerprint, f"it cannot be read: {e}")
+        if version != self._seen:
+            self._apply(self._load(full=False))
+        elif raw:
+            try:
+                fresh = open_database(self.path, busy_timeout=BUSY_TIMEOUT_S)
+            except (StorageUnavailable, RegistryDamaged) as e:
+                return self._unreadable(fingerprint, f"it cannot be read: {e}")
+            self.db.close()
+            self.db = fresh  # no page of the old connection's cache is trusted
+            version = self._data_version()
+            self._apply(self._load(full=True))
+        else:
+            return False
+        self._seen, self._print = version, fingerprint
+        return True
+
+    def _unreadable(self, fingerprint: tuple[tuple[int, int, int] | None, ...], why: str) -> bool:
+        self._apply(_damaged(0, f"{why}: it was changed outside the registry"))
+        self._print = fingerprint
+        return True
+
+    def _fingerprint(self) -> tuple[tuple[int, int, int] | None, ...]:
+        """The database and WAL files' inode, size and modification time."""
+        prints: list[tuple[int, int, int] | None] = []
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            try:
+                found = path.stat()
+            except FileNotFoundError:
+                prints.append(None)
+                continue
+            prints.append((found.st_ino, found.st_size, found.st_mtime_ns))
+        return tuple(prints)
 
     def _data_version(self) -> int:
         try:
             return int(self.db.execute("PRAGMA data_version").fetchone()[0])
-        except sqlite3.Error as e:
+        except sqlite3.OperationalError as e:
             raise StorageUnavailable(f"registry database: {e}") from e
+        except sqlite3.Error as e:
+            raise damaged(e) from e
 
     # ------------------------------------------------------------------ writing
 
@@ -283,24 +348,30 @@ class SqliteRegistry:
         """A write transaction on the verified registry (see
         :class:`~gateway.registry.registrar.RegistryStorage`); the state record beside the file
         is rewritten after a commit that appended entries."""
+        if self._fingerprint() != self._print:
+            self._reread()  # changed, perhaps behind SQLite's back: read afresh first
+        self._refuse_if_damaged()
         with write_transaction(self.db):
-            version = self._data_version()
-            if version != self._seen:  # another process wrote: verify what it wrote first
-                self._apply(self._load(full=False))
-                self._seen = version
-            if self._problem is not None:
-                raise RegistryDamaged(
-                    f"{self.path.name} does not verify, so nothing is written to it: "
-                    f"{self._problem}"
-                )
+            if self._data_version() != self._seen:  # another process wrote: verify it first
+                self._reread()
+            self._refuse_if_damaged()
+            if self._empty:  # an emptied registry accepted as it is: its meta values again
+                _insert_meta(self.db)
+                self._empty = False
             tx = _Transaction(self)
             yield tx
         self._state, self._requests = tx.state, tx.requests_digest
-        self._seen = self._data_version()
+        self._seen, self._print = self._data_version(), self._fingerprint()
         if tx.last is not self._last:
             self._last = tx.last
             if self._record is not None and tx.last is not None:
                 self._record.write(_mark(tx.last))
+
+    def _refuse_if_damaged(self) -> None:
+        if self._problem is not None:
+            raise RegistryDamaged(
+                f"{self.path.name} does not verify, so nothing is written to it: {self._problem}"
+            )
 
     # ------------------------------------------------------------------ reading and checking
 
@@ -352,8 +423,29 @@ class SqliteRegistry:
             return _damaged(0, f"the database file is damaged ({e})")
         if loaded.rollback is not None and apply_rollback and self._accept_rollback:
             self.rolled_back = loaded.rollback
-            return _Loaded(loaded.state, loaded.requests_digest, loaded.last, None)
+            return dataclasses.replace(loaded, problem=None)
         return loaded
+
+    def _without_entries(self, state: TrustState, requests: str, *, empty: bool = False) -> _Loaded:
+        """A registry without a single audit entry: made but never initialised, or emptied.
+        If the state record beside it names an entry, it is a rollback, which the
+        administrator may accept."""
+        mark = None
+        if self._record is not None:
+            try:
+                mark = self._record.read()
+            except RegistryDamaged as e:
+                return _Loaded(state, requests, None, Problem("file", 0, str(e)))
+        if mark is not None and mark.seq > 0:
+            why = (
+                f"the registry is empty, but audit entry {mark.seq} (trust version "
+                f"{mark.trust_version}) was recorded on {mark.at.isoformat()}: it was emptied "
+                "or replaced"
+            )
+            problem = Problem("rollback", 0, why)
+            return _Loaded(state, requests, None, problem, rollback=mark, empty=empty)
+        why = "the audit log is empty: the registry was emptied or never made"
+        return _Loaded(state, requests, None, Problem("file", 0, why), empty=empty)
 
     def _read(self, *, full: bool) -> _Loaded:
         db = self.db
@@ -362,6 +454,8 @@ class SqliteRegistry:
             if rows != ["ok"]:
                 return _damaged(0, f"the database file is damaged ({'; '.join(rows[:3])})")
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        if not meta and all(_count(db, table) == 0 for table in _present_tables(db)):
+            return self._without_entries(TrustState(), GENESIS, empty=True)
         if meta.get("schema_version") != str(SCHEMA_VERSION):
             found = meta.get("schema_version", "none")
             return _damaged(0, f"registry schema {found[:8]} is not {SCHEMA_VERSION}")
@@ -389,7 +483,7 @@ class SqliteRegistry:
         if last is None:
             if state.version != 0 or requests != GENESIS:
                 return _damaged(0, "the registry holds data but no audit entry")
-            return _damaged(0, "the audit log is empty: the registry was emptied or never made")
+            return self._without_entries(state, requests)
         if last.state_digest != state_digest(state.digest(), requests):
             changed = "the registry's state is not the one its last audit entry vouches for"
             problem = Problem("chain", last.seq, f"{changed} (changed outside it)")
@@ -476,6 +570,39 @@ class _Transaction:
 
 
 # ---------------------------------------------------------------------- problems
+
+
+def _header(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(len(SQLITE_HEADER))
+
+
+def _create_schema(path: Path) -> None:
+    db = open_database(path)
+    try:
+        with write_transaction(db):
+            for table, columns in _TABLES.items():
+                db.execute(f"CREATE TABLE {table} ({columns})")
+            _insert_meta(db)
+    finally:
+        db.close()
+
+
+def _insert_meta(db: sqlite_utils.Database) -> None:
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('trust_version', '0'),"
+        " (?, ?)",
+        [str(SCHEMA_VERSION), AUDIT_HEAD, f"0:{GENESIS}"],
+    )
+
+
+def _present_tables(db: sqlite_utils.Database) -> list[str]:
+    rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return [str(r[0]) for r in rows if r[0] in _TABLES]
+
+
+def _count(db: sqlite_utils.Database, table: str) -> int:
+    return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
 def _damaged(at: int, text: str) -> _Loaded:

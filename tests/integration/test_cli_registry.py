@@ -484,14 +484,15 @@ def test_operators_are_refused_what_they_may_not_do(hub, tmp_path):
     refused(admin_json, "PERMISSION_DENIED", admin_only)
     refused(not_issuers, "PERMISSION_DENIED", no_issuers)
     refused(unpinned, "UNAUTHENTICATED", "the certificate's key is not a registered operator's")
-    assert (no_proof.returncode, no_proof.stdout) == (2, "")
-    assert (
-        no_proof.stderr
-        == f"huren: ERR_POP: no private key given for key '{key.kid}': cannot prove it\n"
+    refused(
+        no_proof,
+        "INVALID_ARGUMENT",
+        f"ERR_POP: no proof of possession for key '{key.kid}': whoever registers a key must "
+        "sign with its private key (--signing-key)",
     )
     refused(not_found, "NOT_FOUND", "issuer 'wrong-pop' is not registered")
 
-    # Denials are audited with who asked; the unauthenticated and unproven calls are not.
+    # Denials and refusals are audited with who asked; the unauthenticated call is not.
     entries = hub.audit()
     denied = [
         (e["actor"], e["action"], e["target"], e["detail"])
@@ -506,7 +507,9 @@ def test_operators_are_refused_what_they_may_not_do(hub, tmp_path):
             ("admin:hub-admin", "register-issuer", "admin-hc", no_issuers),
         ]
     )
-    assert not [e for e in entries if "beijing-ops" in e["actor"] or e["target"] == "wrong-pop"]
+    assert not [e for e in entries if "beijing-ops" in e["actor"]]
+    unproven = [(e["outcome"], e["detail"][:8]) for e in entries if e["target"] == "wrong-pop"]
+    assert unproven == [("refused", "ERR_POP:")]
 
 
 # ------------------------------------------------------------------ idempotence

@@ -10,6 +10,7 @@ share one). Retiring an issuer is the one way to undo a registration, and its na
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from gateway._generated.huren.v1 import registry_pb2 as rpb
 from gateway._generated.huren.v1 import registry_pb2_grpc
 from gateway.clients import new_request_id
 from gateway.model import Colour, Reason, Status
+from gateway.profiles import load_profile
 from gateway.registry.model import NameKind
 from regions import spec_of
 from tests.integration.conftest import Hub, MutableClock, running_hub
@@ -45,8 +47,9 @@ async def hub(tmp_path: Path, clock: MutableClock) -> AsyncIterator[Hub]:
 
 
 def with_version(text: str, version: int) -> str:
-    assert "\nversion = 1\n" in text
-    return text.replace("\nversion = 1\n", f"\nversion = {version}\n", 1)
+    current = re.search(r"\nversion = (\d+)\n", text)
+    assert current is not None
+    return text.replace(current.group(0), f"\nversion = {version}\n", 1)
 
 
 def with_id(text: str, profile_id: str) -> str:
@@ -211,6 +214,8 @@ async def test_anyone_may_use_a_published_profile_version_as_it_is(
         await _eu_dcc_issuer(hub, "DE")
         await _eu_dcc_issuer(hub, "FR")
         anonymous = hub.registry(None)
+        text = (FORMATS / "eu-dcc.toml").read_text()
+        shipped = load_profile(text).version
         for country in ("DE", "FR"):
             record = await anonymous.GetIssuer(
                 rpb.GetIssuerRequest(issuer_id=f"eu-dcc-{country.lower()}")
@@ -218,9 +223,8 @@ async def test_anyone_may_use_a_published_profile_version_as_it_is(
             assert (record.region, record.profile_id, record.profile_version) == (
                 country,
                 "eu-dcc",
-                1,
+                shipped,
             )
-        text = (FORMATS / "eu-dcc.toml").read_text()
         altered = text.replace('description = "', 'description = "altered: ', 1)
         france = hub.registry("fr-ops")
         await refused(
@@ -229,7 +233,9 @@ async def test_anyone_may_use_a_published_profile_version_as_it_is(
             Reason.ERR_VERSION,
         )
         moved = rpb.UpdateProfileRequest(
-            request_id=new_request_id(), issuer_id="eu-dcc-fr", profile_toml=with_version(text, 2)
+            request_id=new_request_id(),
+            issuer_id="eu-dcc-fr",
+            profile_toml=with_version(text, shipped + 1),
         )
         await refused(france.UpdateProfile(moved), grpc.StatusCode.PERMISSION_DENIED)
         moved.issuer_id = "eu-dcc-de"
