@@ -11,14 +11,3 @@ Clock = Callable[[], datetime]
 def system_clock() -> datetime:
     """The system's current time, timezone-aware in UTC."""
     return datetime.now(UTC)
-
-
-def fixed_clock(instant: datetime) -> Clock:
-    """A clock that always answers ``instant`` (tests, replays, conformance runs)."""
-    if instant.tzinfo is None:
-        raise ValueError("instant must be timezone-aware")
-
-    def clock() -> datetime:
-        return instant
-
-    return clock

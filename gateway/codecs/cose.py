@@ -17,7 +17,7 @@ from typing import Any
 import cbor2
 
 from gateway.codecs import strictcbor
-from gateway.crypto import Algorithm, PrivateKey
+from gateway.codecs.algorithms import Algorithm, Signer
 from gateway.errors import CodeRejected
 from gateway.limits import Limits
 from gateway.model import Reason
@@ -112,7 +112,7 @@ def parse(data: bytes, limits: Limits) -> CoseSign1:
     return CoseSign1(protected_raw, protected, unprotected, algorithm, kid, payload, signature)
 
 
-def sign(payload: bytes, key: PrivateKey, kid: bytes, *, tagged: bool = True) -> bytes:
+def sign(payload: bytes, key: Signer, kid: bytes, *, tagged: bool = True) -> bytes:
     """Build and sign a COSE_Sign1 with ``alg`` and ``kid`` in the protected header (issuers)."""
     protected_raw = cbor2.dumps({ALG: key.algorithm.cose_id, KID: kid})
     signature = key.sign(_sig_structure(protected_raw, payload))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.codecs import base64url, strictjson
-from gateway.crypto import Algorithm, PrivateKey
+from gateway.codecs.algorithms import Algorithm, Signer
 from gateway.errors import CodeRejected
 from gateway.limits import Limits
 from gateway.model import Reason
@@ -103,7 +103,7 @@ def _names(names: set[str]) -> str:
     return ", ".join(sorted(repr(n[:16]) for n in names)[:4])
 
 
-def sign(header: Mapping[str, Any], payload: bytes, key: PrivateKey) -> str:
+def sign(header: Mapping[str, Any], payload: bytes, key: Signer) -> str:
     """Serialize and sign a compact JWS (for issuers). ``header`` must name ``key``'s algorithm."""
     if header.get("alg") != key.algorithm.value:
         raise ValueError("header alg must match the signing key")

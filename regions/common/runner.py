@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ async def start_region(
     """Start region ``name`` on ``host:port`` (0 picks a free port) and return it running."""
     spec = spec_of(name)
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(state_dir, 0o700)  # an issuer holds personal data: nobody else reads its state
     secrets = load_secrets(spec, state_dir, link_key)
     rules = Rules.load(spec)
     store = RegionStore(state_dir / "region.db")

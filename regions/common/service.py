@@ -73,7 +73,10 @@ class Operators:
             with os.fdopen(fd, "w") as f:
                 f.write(token + "\n")
             digest = hashlib.sha256(token.encode()).hexdigest()
-            path.write_text(json.dumps({"operators": {"duty-officer": digest}}))
+            content = json.dumps({"operators": {"duty-officer": digest}})
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(content)
         return cls(dict(json.loads(path.read_text())["operators"]))
 
     def who(self, header: str | None) -> str | None:

@@ -7,6 +7,7 @@ region's record, never the gateway's.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +42,13 @@ class StoredDeclaration:
 
 
 class RegionStore:
+    """A region's declarations and appeals: raw personal data (identity numbers, names, phone
+    numbers), so the file and SQLite's ``-wal`` and ``-shm`` beside it are readable by their
+    owner alone (0600; SQLite gives the latter the database file's mode)."""
+
     def __init__(self, path: Path) -> None:
+        path.touch(mode=0o600, exist_ok=True)
+        os.chmod(path, 0o600)
         self.db = open_database(path)
         with write_transaction(self.db):
             self.db.table("declarations").create(

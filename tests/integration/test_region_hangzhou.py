@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from datetime import datetime, timedelta
 
 import aiohttp
@@ -9,6 +10,7 @@ import pytest
 
 from gateway.codecs import base64url, strictjson
 from gateway.registry.keyfiles import read_keys
+from regions.common.runner import start_region
 from tests.conftest import resident_id
 from tests.integration.conftest import MutableClock, RegionHandle, declaration
 
@@ -100,3 +102,23 @@ async def test_wrong_content_type_duplicate_members_and_oversized_bodies(hangzho
             assert "ERR_DUPLICATE_KEY" in (await response.json())["error"]
         async with session.post(url, data=b"[" * 20_000, headers=headers) as response:
             assert response.status == 413
+
+
+async def test_the_personal_data_an_issuer_keeps_is_readable_by_its_owner_alone(
+    tmp_path, clock: MutableClock
+):
+    """region.db holds raw declarations (identity numbers, names, phones): the state directory
+    is 0700 even if it existed looser, and the database, its -wal and -shm and the keys 0600."""
+    state = tmp_path / "hz"
+    state.mkdir(mode=0o755)
+    state.chmod(0o755)
+    handle = RegionHandle(await start_region("hangzhou", state_dir=state, clock=clock))
+    try:
+        status, _ = await handle.declare(declaration())
+        assert status == 201
+        assert stat.S_IMODE(state.stat().st_mode) == 0o700
+        files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in state.iterdir()}
+        assert {"region.db", "region.db-wal", "region.db-shm", "signing-key.pem"} <= set(files)
+        assert {name: mode & 0o077 for name, mode in files.items()} == dict.fromkeys(files, 0)
+    finally:
+        await handle.running.stop()
