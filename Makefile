@@ -10,7 +10,7 @@ PEER_VENV  := .venv-peer
 PEER_STAMP := $(PEER_VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all demo test lint check-proto proto bench conformance venv clean
+.PHONY: all demo test unit lint check-proto proto bench conformance venv clean
 
 all: test
 
@@ -28,6 +28,10 @@ demo: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The quick local loop: the pure unit tests only, hypothesis with a tenth of the examples.
+unit: $(STAMP)
+	HYPOTHESIS_PROFILE=fast $(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -25,7 +25,20 @@ CONFORMANCE = Path(os.environ.get("HUREN_CONFORMANCE", REPO.parent / "shared" / 
 settings.register_profile(
     "huren", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
+# `make unit`: the quick local loop, a tenth of the examples (CI keeps the full run).
+settings.register_profile(
+    "fast", max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "huren"))
+
+
+def examples(count: int) -> int:
+    """``count`` examples for a property that wants more than the profile's default, scaled
+    down with the profile (``make unit``)."""
+    current = settings.default
+    scale = current.max_examples if current is not None else 200
+    return max(1, count * scale // 200)
+
 
 NOW = datetime(2026, 11, 23, 2, 0, 0, tzinfo=UTC)  # 10:00 in Hangzhou
 SUBJECT_SECRET = bytes(range(32))

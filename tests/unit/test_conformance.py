@@ -3,17 +3,13 @@
 The same runner as `scripts/conformance.py` (gateway/conformance.py): every EU DCC case matches
 its expectations except the known upstream errors listed in docs/conformance.md, the four SMART
 Health Cards examples give their expected outcomes, and every Wycheproof JOSE vector gives its
-expected result. Tests also show the runner can fail: a tampered code or a flipped expectation
-is reported as a mismatch, and the script's exit status says so.
+expected result. Tests also show the runner can fail: a tampered code is reported as a mismatch (the script's
+exit status: tests/integration/test_conformance_script.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import zlib
 from collections import Counter
 from dataclasses import replace
@@ -50,12 +46,15 @@ from gateway.registry import Revocations, TrustState
 from gateway.verify import verify_code
 from tests.conftest import REPO, conformance
 
-SCRIPT = REPO / "scripts" / "conformance.py"
 IDENTITIES = IdentityKeys(bytes(range(32)), bytes(range(32, 64)))
 
 
 @pytest.fixture(scope="module")
 def data() -> Path:
+    return conformance_data()
+
+
+def conformance_data() -> Path:
     root = conformance()
     for part in ("eu-dcc", "shc", "wycheproof/json_web_signature_test.json"):
         conformance(part)
@@ -200,14 +199,14 @@ def test_a_case_filed_under_another_country_is_refused_and_reported_as_a_mismatc
 ) -> None:
     """A valid code whose signer is registered for a country its iss does not name: refused
     for its issuer, and the runner reports it, since no such case is expected outside the list."""
-    _, _, case = _a_valid_case(data)
+    _, _, case = a_valid_case(data)
     result = run_eu_dcc_case("ZZ", "ZZ/1", case)
     assert result.outcome == Reason.ERR_ISSUER_MISMATCH.value
     assert not result.accepted
     assert "not listed as another country's" in "; ".join(result.mismatches)
 
 
-def _a_valid_case(data: Path) -> tuple[str, str, dict[str, Any]]:
+def a_valid_case(data: Path) -> tuple[str, str, dict[str, Any]]:
     for country, name, case in eu_dcc_cases(data):
         expected = case.get("EXPECTEDRESULTS") or {}
         if expected.get("EXPECTEDVERIFY") is not True:
@@ -219,7 +218,7 @@ def _a_valid_case(data: Path) -> tuple[str, str, dict[str, Any]]:
 
 
 def test_a_tampered_code_is_reported_as_a_mismatch(data: Path) -> None:
-    country, name, case = _a_valid_case(data)
+    country, name, case = a_valid_case(data)
     code = str(case["PREFIX"])
     # Replace one base45 character in the middle: the decode or the signature must fail.
     middle = len(code) // 2
@@ -232,7 +231,7 @@ def test_a_tampered_code_is_reported_as_a_mismatch(data: Path) -> None:
 
 
 def test_a_case_checked_at_a_clock_after_expiry_is_refused(data: Path) -> None:
-    country, name, case = _a_valid_case(data)
+    country, name, case = a_valid_case(data)
     context = dict(case["TESTCTX"])
     context["VALIDATIONCLOCK"] = "2099-01-01T00:00:00Z"
     result = run_eu_dcc_case(country, name, dict(case, TESTCTX=context))
@@ -381,82 +380,3 @@ def test_jose_valid_vectors_verify_for_every_admitted_algorithm(data: Path) -> N
             assert "algorithm not admitted" in r.outcome
             named = r.outcome.rsplit(": ", 1)[1].rstrip(")")
             assert named not in admitted
-
-
-# ------------------------------------------------------------------ the script
-
-
-def _script(*args: str, data: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.pop("HUREN_CONFORMANCE", None)
-    extra = ["--data", str(data)] if data is not None else []
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args, *extra],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
-
-
-def test_script_prints_a_table_per_country_and_a_total_and_exits_0(data: Path) -> None:
-    run = _script(data=data)
-    assert run.returncode == 0, run.stderr
-    lines = run.stdout.splitlines()
-    assert any(line.split()[:2] == ["eu-dcc", "NL"] for line in lines if line.strip())
-    assert any(line.split()[:2] == ["shc", "examples"] for line in lines if line.strip())
-    total = lines[-1]
-    assert total.startswith("TOTAL ")
-    assert " 0 mismatches" in total
-    for name in KNOWN_UPSTREAM_ERRORS:
-        assert name in run.stdout
-
-
-def test_script_json_gives_one_object_per_case_and_totals(data: Path) -> None:
-    run = _script("--json", data=data)
-    assert run.returncode == 0, run.stderr
-    objects = [json.loads(line) for line in run.stdout.splitlines()]
-    *cases, last = objects
-    totals = last["totals"]
-    assert totals["cases"] == len(cases)
-    assert totals["mismatches"] == 0
-    assert totals["known_upstream_errors"] == len(KNOWN_UPSTREAM_ERRORS)
-    assert totals["matches"] == sum(1 for c in cases if not c["mismatches"])
-    listed = [c for c in cases if c.get("issuer_mismatch")]
-    assert {c["case"] for c in listed} == set(KNOWN_ISSUER_MISMATCHES)
-    assert totals["refused_for_their_issuer"] == sum(
-        c["outcome"] == Reason.ERR_ISSUER_MISMATCH.value for c in listed
-    )
-    assert {c["source"] for c in cases} == {"eu-dcc", "shc", "jose"}
-    assert all({"group", "case", "outcome", "checked"} <= set(c) for c in cases)
-
-
-def test_script_exits_2_with_a_clear_message_when_the_data_is_missing(tmp_path: Path) -> None:
-    run = _script(data=tmp_path)
-    assert run.returncode == 2
-    assert "conformance data not found" in run.stderr
-    assert "eu-dcc" in run.stderr
-
-
-def test_script_exits_1_and_names_the_case_when_an_expectation_is_not_met(
-    data: Path, tmp_path: Path
-) -> None:
-    """A data folder with one EU DCC case whose expectation was flipped (a valid code said to
-    fail its signature check): the script reports that case as a mismatch."""
-    country, _, case = _a_valid_case(data)
-    flipped = dict(case)
-    flipped["EXPECTEDRESULTS"] = dict(case["EXPECTEDRESULTS"], EXPECTEDVERIFY=False)
-    raw = tmp_path / "eu-dcc" / country / "2DCode" / "raw"
-    raw.mkdir(parents=True)
-    (raw / "1.json").write_text(json.dumps(flipped), "utf-8")
-    (tmp_path / "wycheproof").mkdir()
-    shutil.copy(
-        data / "wycheproof" / "json_web_signature_test.json",
-        tmp_path / "wycheproof" / "json_web_signature_test.json",
-    )
-    (tmp_path / "shc").symlink_to(data / "shc", target_is_directory=True)
-    run = _script(data=tmp_path)
-    assert run.returncode == 1
-    assert f"{country}/1: VERIFY expected fail, got VALID" in run.stdout
-    assert run.stdout.splitlines()[-1].endswith(" 1 mismatches")

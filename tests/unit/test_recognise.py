@@ -35,6 +35,7 @@ from gateway.policy import (
     load_policy,
 )
 from gateway.recognise import Decision, DecisionReason, DecisionStatus, Role, recognise
+from tests.conftest import examples
 
 AT = datetime(2022, 3, 1, 8, 0, tzinfo=UTC)
 TRAVELLER = SubjectRef("s1.traveller")
@@ -588,7 +589,7 @@ def _fresh_recognised_green(verdicts: list[Verdict], p: Policy) -> bool:
     return False
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(verdicts=verdict_lists(), p=policies(), data=st.data())
 def test_the_order_of_codes_does_not_change_the_decision(
     verdicts: list[Verdict], p: Policy, data: st.DataObject
@@ -605,7 +606,7 @@ def test_the_order_of_codes_does_not_change_the_decision(
     assert tuple(moved) == second.deciding
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(verdicts=verdict_lists(max_size=4), p=policies(), data=st.data())
 def test_duplicates_change_nothing(verdicts: list[Verdict], p: Policy, data: st.DataObject) -> None:
     if not verdicts:
@@ -620,7 +621,7 @@ def test_duplicates_change_nothing(verdicts: list[Verdict], p: Policy, data: st.
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(verdicts=verdict_lists(), p=policies(), added=verdict_lists(max_size=1))
 def test_under_most_severe_adding_a_code_never_makes_it_less_severe(
     verdicts: list[Verdict], p: Policy, added: list[Verdict]
@@ -635,7 +636,7 @@ def test_under_most_severe_adding_a_code_never_makes_it_less_severe(
         assert RANK[after.colour] >= RANK[before.colour]
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(verdicts=verdict_lists(), p=policies())
 def test_the_colour_is_a_counted_input_colour_or_grey_and_never_an_unfounded_green(
     verdicts: list[Verdict], p: Policy
@@ -667,7 +668,7 @@ def test_the_colour_is_a_counted_input_colour_or_grey_and_never_an_unfounded_gre
         assert decision.reason is DecisionReason.REQUIREMENT_UNMET
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(verdicts=verdict_lists(), p=policies())
 def test_an_unmet_requirement_never_hides_a_counted_colour(
     verdicts: list[Verdict], p: Policy
@@ -689,7 +690,7 @@ def test_an_unmet_requirement_never_hides_a_counted_colour(
         assert all(decision.assessments[i].counted_as is decision.colour for i in decision.deciding)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(verdicts=verdict_lists(), p=policies())
 def test_every_decision_names_its_deciding_codes_and_rule(
     verdicts: list[Verdict], p: Policy

@@ -23,7 +23,7 @@ from gateway.profiles.translate import (
     read_times,
 )
 from tests.conftest import resident_id
-from tests.unit.test_profiles import BASE, DELIMITED
+from tests.unit.profiles.test_loader import BASE, DELIMITED
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

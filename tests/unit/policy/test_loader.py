@@ -1219,10 +1219,23 @@ def _policies(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 
     expected["require"] = Requirements()
     if draw(st.booleans()):
-        excluded = expected["exclude"]
+        excluded, recognised = expected["exclude"], expected["recognise"]
         own = (
             destination != NATIONAL
             and not any(region_contains(r, RegionCode(destination)) for r in excluded.regions)
+            # some recognised origin can meet it (else the policy is refused: see above)
+            and (
+                recognised.everywhere
+                or bool(recognised.issuers)
+                or any(
+                    (
+                        region_contains(RegionCode(destination), r)
+                        or region_contains(r, RegionCode(destination))
+                    )
+                    and not excluded.match(r, IssuerId(""))
+                    for r in recognised.regions
+                )
+            )
             and draw(st.booleans())
         )
         required = [i for i in draw(_subset(ISSUER_POOL)) if i not in excluded.issuers]
