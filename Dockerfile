@@ -22,4 +22,5 @@ EXPOSE 50051 50052
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
     CMD ["huren", "health", "--gateway", "localhost:50051", "--pki", "/var/lib/huren/pki", "--timeout", "3"]
 ENTRYPOINT ["huren"]
-CMD ["serve", "--listen", "0.0.0.0:50051", "--registry-listen", "0.0.0.0:50052", "--state-dir", "/var/lib/huren", "--tls-dir", "/var/lib/huren/pki"]
+# --init: the first start creates the registry (0700 state, 0600 files); later starts open it.
+CMD ["serve", "--init", "--listen", "0.0.0.0:50051", "--registry-listen", "0.0.0.0:50052", "--state-dir", "/var/lib/huren", "--tls-dir", "/var/lib/huren/pki"]
