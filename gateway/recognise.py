@@ -460,6 +460,14 @@ def _jurisdiction(
             aside.append((candidate, over))
         else:
             kept.append(candidate)
+    if not aside:
+        steps.append(
+            Step(
+                "combine.jurisdiction",
+                "no code's region lies within another's: none is set aside",
+                tuple(c.index for c in kept),
+            )
+        )
     for candidate, over in aside:
         roles[candidate.index] = Role.SUPERSEDED
         word = "more specific" if prefer is Prefer.SPECIFIC else "more general"

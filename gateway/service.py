@@ -144,7 +144,7 @@ class VerificationService:
         first = self._begin(code, trust, now, where, untrusted)
         if isinstance(first, Verdict):
             return first
-        return await self._finish(first, trust, now)
+        return await self._finish(first, trust, now, now)
 
     async def verify_batch_async(
         self, codes: Sequence[str], destination: str = ""
@@ -174,7 +174,9 @@ class VerificationService:
             raise RequestInvalid("a decision needs its destination region")
         trust, (now, untrusted) = self.trust.current, self._now()
         instant = now if at is None else self._presented(at, now)
-        verdicts = await self._verify_all(codes, trust, instant, where, untrusted)
+        # Codes are judged at the instant of presentation; an online issuer is asked now (it
+        # answers for its token as it stands, and refuses questions dated far from its clock).
+        verdicts = await self._verify_all(codes, trust, instant, where, untrusted, asked_at=now)
         policy = trust.policy_for(where)
         return recognise(verdicts, policy, where, instant, trust_version=trust.version)
 
@@ -193,6 +195,8 @@ class VerificationService:
         now: datetime,
         where: RegionCode | None,
         untrusted: tuple[Reason, str] | None,
+        *,
+        asked_at: datetime | None = None,
     ) -> list[Verdict]:
         firsts: dict[str, Verdict | Question] = {}
         for code in codes:
@@ -201,7 +205,9 @@ class VerificationService:
                 if len(firsts) % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let other calls run between slices of a batch
         pending = {c: q for c, q in firsts.items() if isinstance(q, Question)}
-        answers = await asyncio.gather(*(self._finish(q, trust, now) for q in pending.values()))
+        answers = await asyncio.gather(
+            *(self._finish(q, trust, now, asked_at or now) for q in pending.values())
+        )
         done = {**{c: v for c, v in firsts.items() if isinstance(v, Verdict)}}
         done.update(zip(pending, answers, strict=True))
         return [done[code] for code in codes]
@@ -231,11 +237,13 @@ class VerificationService:
         if self._online is not None:
             await self._online.close()
 
-    async def _finish(self, question: Question, trust: TrustSnapshot, now: datetime) -> Verdict:
+    async def _finish(
+        self, question: Question, trust: TrustSnapshot, now: datetime, asked_at: datetime
+    ) -> Verdict:
         if self._online is None:
             answer = OnlineAnswer(nonce="", failure="online verification is not configured")
         else:
-            answer = await self._online.ask(question, now)
+            answer = await self._online.ask(question, asked_at)
         return finish_online(
             question, answer, trust=trust, now=now, limits=self.limits, identities=self._identities
         )

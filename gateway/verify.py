@@ -503,9 +503,11 @@ def _verify_signature(opened: Opened, keys: list[IssuerKey]) -> IssuerKey:
             f"{keys[0].public_key.algorithm.value}",
         )
     # A key id shared by several keys: a signature malformed for one key (an RSA signature of
-    # another modulus size) may be right for the next one, so every candidate is tried.
+    # another modulus size) may be right for the next one, so every candidate is tried. Keys
+    # that are not revoked come first: a signer certificate moved from the issuer it was
+    # wrongly imported into (revoked there) to its own signs for its own (docs/operators.md).
     refusals: list[CodeRejected] = []
-    for key in matching:
+    for key in sorted(matching, key=lambda k: k.status is KeyStatus.REVOKED):
         try:
             if key.public_key.verify(opened.signed, opened.signature):
                 return key

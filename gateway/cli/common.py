@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 import enum
 import getpass
+import itertools
+import re
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -59,6 +61,23 @@ def tls_credentials(args: argparse.Namespace) -> TlsCredentials | None:
         certificate_file, key_file = operator_files(args.pki, args.operator)
         certificate, key = certificate_file.read_bytes(), key_file.read_bytes()
     return TlsCredentials(ca, certificate, key)
+
+
+_CODE_START = re.compile(r"[A-Za-z0-9]{1,8}:|eyJ|https?://")
+_BASE45_PREFIX = re.compile(r"[A-Z0-9]{1,8}:")
+
+
+def split_code(codes: list[str]) -> str | None:
+    """Why ``codes`` look like one base45 code the shell split at its spaces (base45 has a
+    space in its alphabet: an unquoted ``HC1:...`` code becomes several arguments), or None."""
+    for number, (before, piece) in enumerate(itertools.pairwise(codes), 2):
+        if _BASE45_PREFIX.match(before) and not _CODE_START.match(piece):
+            return (
+                f"argument {number} does not start like a code, and argument {number - 1} is a "
+                "prefixed base45 code, whose alphabet has a space: the shell split it. Quote "
+                "each code ('HC1:...'), or give codes one per line on standard input"
+            )
+    return None
 
 
 def aware_datetime(text: str) -> datetime:

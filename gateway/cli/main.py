@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
@@ -20,6 +21,9 @@ from importlib.metadata import entry_points
 from gateway.cli import local, operator, pki, policy, serve
 from gateway.cli.common import EXIT_ERROR, Handler
 from gateway.errors import ConfigurationInvalid, HurenError
+
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE: what a Unix tool's shell reports when its reader closed the pipe."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,7 +36,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     handler: Handler = args.handler
     try:
-        return handler(args)
+        status = handler(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe must be caught below
+        return status
+    except BrokenPipeError:
+        # The reader went away (`huren ... | head`): stop quietly, as Unix tools do, and keep
+        # the interpreter from complaining when it flushes standard output at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except ConfigurationInvalid as e:
         print(f"huren: {e.reason.value}: {e}", file=sys.stderr)
         return EXIT_ERROR

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 from pathlib import Path
 
 from gateway.cli.common import (
@@ -44,6 +45,7 @@ from gateway.registry.commands import (
 )
 from gateway.registry.model import NameKind
 from gateway.registry.registrar import Change
+from gateway.registry.views import IssuerView
 
 
 def register(commands: Subparsers) -> None:
@@ -255,8 +257,53 @@ def _list_issuers(args: argparse.Namespace) -> int:
 def _get_issuer(args: argparse.Namespace) -> int:
     with _client(args) as client:
         record = client.get_issuer(args.issuer)
-    print(json.dumps(plain(record), ensure_ascii=False, indent=None if args.json else 2))
+    if args.json:
+        print(json.dumps(plain(record), ensure_ascii=False))
+    else:
+        print("\n".join(issuer_lines(record)))
     return EXIT_OK
+
+
+def issuer_lines(issuer: IssuerView) -> list[str]:
+    """An issuer for people: who it is, its profile versions, and each key's standing."""
+    versions = ", ".join(str(p.version) for p in issuer.profiles)
+    lines = [
+        f"issuer {issuer.issuer_id}  {issuer.name}  region {issuer.region}  "
+        f"profile {issuer.profile_id}@{issuer.profile_version} (versions {versions})"
+    ]
+    if issuer.code_name:
+        lines.append(f"  codes call it  {issuer.code_name}")
+    if issuer.online_code_prefix:
+        lines.append(f"  online codes   {issuer.online_code_prefix}<token>")
+    if issuer.pseudonymous:
+        lines.append("  identities     sealed pseudonyms (the hub holds the issuer's key)")
+    if issuer.retired_at is not None:
+        why = f": {issuer.retired_reason}" if issuer.retired_reason else ""
+        lines.append(f"  RETIRED        {issuer.retired_at:%Y-%m-%d %H:%M:%S} UTC{why}")
+    for key in issuer.keys:
+        since = f" since {key.status_since:%Y-%m-%d %H:%M}" if key.status_since else ""
+        window = (
+            f"  valid {_day(key.not_before)} to {_day(key.not_after)}"
+            if key.not_before or key.not_after
+            else ""
+        )
+        usage = f"  signs {', '.join(key.usage) or 'nothing'}" if key.restricted else ""
+        revoked = (
+            f"  {key.revoked_ids} revoked id(s), list {key.revocation_counter}"
+            if key.revocation_counter
+            else ""
+        )
+        lines.append(
+            f"  key {key.kid}  {key.algorithm}  {key.status}{since}{window}{usage}{revoked}"
+            f"  spki {key.spki_sha256[:16]}"
+        )
+    if not issuer.keys:
+        lines.append("  no keys")
+    return lines
+
+
+def _day(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d}" if value is not None else "-"
 
 
 def _trust_list(args: argparse.Namespace) -> int:

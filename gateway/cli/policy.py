@@ -18,6 +18,7 @@ from gateway.cli.common import (
     aware_datetime,
     plain,
     read_utf8,
+    split_code,
     tls_credentials,
 )
 from gateway.cli.local import new_request_id
@@ -74,6 +75,9 @@ def _recognise(args: argparse.Namespace) -> int:
     codes: list[str] = list(args.codes) or [line for line in sys.stdin.read().splitlines() if line]
     if not codes:
         print("huren recognise: no codes given", file=sys.stderr)
+        return EXIT_ERROR
+    if args.codes and (split := split_code(codes)) is not None:
+        print(f"huren recognise: {split}", file=sys.stderr)
         return EXIT_ERROR
     with GatewayClient(args.gateway, tls_credentials(args)) as client:
         decision = client.recognise(codes, args.at, args.time)

@@ -20,6 +20,7 @@ from gateway.cli.common import (
     Subparsers,
     add_tls_options,
     local_actor,
+    split_code,
     tls_credentials,
 )
 from gateway.clients import GatewayClient
@@ -171,6 +172,9 @@ def _verify(args: argparse.Namespace) -> int:
         codes = [line for line in sys.stdin.read().splitlines() if line]
     if not codes:
         print("huren verify: no codes given", file=sys.stderr)
+        return EXIT_ERROR
+    if args.codes and (split := split_code(codes)) is not None:
+        print(f"huren verify: {split}", file=sys.stderr)
         return EXIT_ERROR
     with GatewayClient(args.gateway, tls_credentials(args)) as client:
         verdicts = client.verify_many(codes, args.at)

@@ -94,8 +94,10 @@ class TrustState:
         self._profile_sources = dict(base.profile_sources)
         self._policy_versions = dict(base.policy_versions)
         self._kids: dict[IssuerId, set[KeyId]] = {}
-        for issuer, kid in self._keys:
+        self._certificates: dict[bytes, IssuerKey] = {}
+        for (issuer, kid), key in self._keys.items():
             self._kids.setdefault(issuer, set()).add(kid)
+            self._index_certificate(key)
         self._digests: dict[str, str] = {}
         self.journal: list[Effect] = []
         """What this state accepted since it was made (a candidate's change, for storage)."""
@@ -390,8 +392,19 @@ class TrustState:
                 f"this key is {key.public_key.algorithm.value}",
             )
         _check_key_id(key, profile)
+        holder = self._certificates.get(key.certificate_sha256 or b"")
+        if holder is not None and holder.status is not KeyStatus.REVOKED:
+            # A signer certificate vouches for one issuer (one country): codes it signed are
+            # attributed to that issuer. To correct an import into the wrong one, revoke the key
+            # there first (audited), then import it where it belongs.
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER,
+                f"the certificate is already issuer {holder.issuer}'s key {holder.kid}; a "
+                "certificate belongs to one issuer (revoke it there first to move it)",
+            )
         self._keys[(key.issuer, key.kid)] = key
         self._kids.setdefault(key.issuer, set()).add(key.kid)
+        self._index_certificate(key)
         self.journal.append(KeyAdded(key))
         self._bump(_issuer_section(key.issuer))
 
@@ -417,8 +430,17 @@ class TrustState:
             raise ConfigurationInvalid(Reason.ERR_REVOKED_KID, f"key {kid} is already revoked")
         return self._set_key(replace(key, status=KeyStatus.REVOKED, status_since=at))
 
+    def _index_certificate(self, key: IssuerKey) -> None:
+        if key.certificate_sha256 is not None:
+            current = self._certificates.get(key.certificate_sha256)
+            if current is None or current.status is KeyStatus.REVOKED:
+                self._certificates[key.certificate_sha256] = key
+
     def _set_key(self, key: IssuerKey) -> IssuerKey:
         self._keys[(key.issuer, key.kid)] = key
+        holder = self._certificates.get(key.certificate_sha256 or b"")
+        if holder is not None and (holder.issuer, holder.kid) == (key.issuer, key.kid):
+            self._certificates[key.certificate_sha256 or b""] = key  # its status changed
         self.journal.append(KeyStatusChanged(key))
         self._bump(_issuer_section(key.issuer))
         return key
@@ -630,6 +652,7 @@ class TrustState:
                 raise ValueError(f"key {key.kid} belongs to no issuer")
             state._keys[(key.issuer, key.kid)] = key
             state._kids.setdefault(key.issuer, set()).add(key.kid)
+            state._index_certificate(key)
         for issuer_id, kid, listed in revocations:
             if (issuer_id, kid) not in state._keys:
                 raise ValueError(f"revocation list for an unknown key {kid}")

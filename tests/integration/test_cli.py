@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -239,7 +240,7 @@ def test_demo_json_shows_every_outcome_it_promises():
     assert outcome("刘洋 code 1: zhejiang") == ("VALID", "YELLOW", "OK")
     assert outcome("刘洋 code 2: hangzhou") == ("VALID", "GREEN", "OK")
     decided = {
-        case.split("(")[1].rstrip(")"): (d["colour"], d["reason"], d["deciding"], d["policy"]["id"])
+        case.split("(")[1].rstrip(")"): (d["colour"], d["reason"], d["deciding"], d["policy_id"])
         for case, d in decisions.items()
     }
     assert decided == {
@@ -339,3 +340,35 @@ def test_pseudonym_and_online_issuers_register_with_their_credentials(tmp_path):
     )
     assert added.returncode == 0, added.stderr
     assert "trust version 8" in added.stdout  # two regions, then profile, issuer, key twice
+
+
+def test_an_unquoted_base45_code_split_by_the_shell_is_named_not_verified_in_pieces():
+    """Issue 11, 9: base45's alphabet has a space, so an unquoted HC1 code arrives as several
+    arguments; each piece used to be verified (and refused) on its own, silently."""
+    pieces = ["HC1:NCFOXN%TS3DH", "3ZSUZK+.V0ETD%65NL-AH", "RCIOOP-IMJ7"]
+    for command in (["verify", "--insecure"], ["recognise", "--insecure", "--at", "310000"]):
+        result = huren(*command, "--gateway", "127.0.0.1:9", *pieces)
+        assert result.returncode == 2, result.stderr
+        assert "argument 2 does not start like a code" in result.stderr
+        assert "Quote each code" in result.stderr
+        assert result.stdout == ""
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    """Issue 11, 10: `huren profile check X | head -3` printed `huren: [Errno 32] Broken pipe`."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written
+    try:
+        result = subprocess.run(
+            [*HUREN, "profile", "check", str(REPO / "gateway/profiles/formats/eu-dcc.toml")],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=REPO,
+        )
+    finally:
+        os.close(write)
+    assert result.stderr == ""
+    assert result.returncode == 141

@@ -388,7 +388,7 @@ def test_recognise_prints_the_decision_and_exits_by_its_colour(hub: Hub) -> None
     )
     assert decision["deciding"] == [1]
     assert decision["destination"] == "310000"
-    assert decision["policy"] == {"id": "shanghai", "version": 1}
+    assert (decision["policy_id"], decision["policy_version"]) == ("shanghai", 1)
     assert decision["code_stacking"] is False
     assert decision["subject"].startswith("s1.")
     assert isinstance(decision["trust_version"], int)
@@ -412,7 +412,7 @@ def test_recognise_prints_the_decision_and_exits_by_its_colour(hub: Hub) -> None
 
     assert (red.returncode, red.stderr) == (1, ""), red.stderr
     decision = json.loads(red.stdout)
-    assert (decision["colour"], decision["deciding"], decision["policy"]["id"]) == (
+    assert (decision["colour"], decision["deciding"], decision["policy_id"]) == (
         "RED",
         [0],
         "guangdong",
@@ -472,7 +472,7 @@ def test_recognise_reads_codes_from_stdin_and_refuses_what_it_cannot_decide(hub:
     # Macau recognises neither code: GREY, exit 1.
     assert (grey.returncode, grey.stderr) == (1, ""), grey.stderr
     decision = json.loads(grey.stdout)
-    assert (decision["colour"], decision["reason"], decision["policy"]["id"]) == (
+    assert (decision["colour"], decision["reason"], decision["policy_id"]) == (
         "GREY",
         "NO_RECOGNISED_CODE",
         "macau",
@@ -489,11 +489,12 @@ def test_recognise_reads_codes_from_stdin_and_refuses_what_it_cannot_decide(hub:
     # Hubei has no policy and there is no national one: the built-in default, most severe.
     assert national.returncode == 1, national.stderr
     decision = json.loads(national.stdout)
-    assert (decision["colour"], decision["deciding"], decision["policy"]) == (
-        "YELLOW",
-        [0],
-        {"id": "national-default", "version": 0},
-    )
+    assert (
+        decision["colour"],
+        decision["deciding"],
+        decision["policy_id"],
+        decision["policy_version"],
+    ) == ("YELLOW", [0], "national-default", 0)
 
     assert two_people.returncode == 1, two_people.stderr
     decision = json.loads(two_people.stdout)

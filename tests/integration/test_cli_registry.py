@@ -295,10 +295,19 @@ def test_an_issuer_lives_its_life_through_the_operator_cli(hub, tmp_path):
 
     # A code signed with the registered key verifies through the gateway's TLS port.
     code = first.code()
-    listed, shown, verified = huren_all(
+    listed, shown, described, verified = huren_all(
         hub.operator("list-issuers", "hangzhou-ops", "--region", "330100"),
+        hub.operator("get-issuer", "hangzhou-ops", "--issuer", "hangzhou", "--json"),
         hub.operator("get-issuer", "hangzhou-ops", "--issuer", "hangzhou"),
         ("verify", "--gateway", hub.address, "--pki", str(hub.pki), code),
+    )
+    # Without --json, get-issuer speaks to people (issue 11, 10: it printed JSON regardless).
+    assert described.returncode == 0, described.stderr
+    assert described.stdout.splitlines()[0] == (
+        "issuer hangzhou  杭州健康码  region 330100  profile hangzhou@1 (versions 1)"
+    )
+    assert re.search(
+        rf"^  key {first.kid}  ES256  active  spki [0-9a-f]{{16}}$", described.stdout, re.M
     )
     assert listed.returncode == 0, listed.stderr
     assert re.search(

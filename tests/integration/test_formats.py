@@ -25,7 +25,7 @@ from gateway._generated.huren.v1 import registry_pb2 as rpb
 from gateway.clients import new_request_id
 from gateway.codecs import compression, cose, jws, strictjson, textform
 from gateway.crypto import Algorithm, PrivateKey, certificate_kid, pki
-from gateway.model import Colour, Reason, Status
+from gateway.model import Colour, Reason, Status, Verdict
 from gateway.registry.admission import prove
 from tests.conftest import REPO
 from tests.integration.cli import huren
@@ -220,11 +220,13 @@ def _dsc(
     return key, certificate.public_bytes(serialization.Encoding.PEM)
 
 
-def _dcc(key: PrivateKey, certificate: bytes, now: Any, entry: dict[str, Any]) -> str:
+def _dcc(
+    key: PrivateKey, certificate: bytes, now: Any, entry: dict[str, Any], country: str = "XX"
+) -> str:
     kid = _sha(certificate)[:8]
     hcert = {"ver": "1.3.0", "nam": {"fnt": "MUSTER", "gnt": "ERIKA"}, "dob": "1964-08-12", **entry}
     payload = {
-        1: "XX",
+        1: country,
         4: int(now.timestamp()) + 86400,
         6: int(now.timestamp()) - 60,
         -260: {1: hcert},
@@ -304,6 +306,49 @@ async def test_eu_dcc_signer_certificates_are_imported_while_the_gateway_runs(
     assert (by_kid[kids[0]].restricted, list(by_kid[kids[0]].usage)) == (True, ["vaccination"])
     assert (by_kid[kids[1]].restricted, list(by_kid[kids[1]].usage)) == (False, [])
     assert by_kid[kids[0]].certificate_sha256 == _sha(vaccination_dsc).hex()
+
+
+async def test_a_signer_certificate_belongs_to_one_issuer_and_moves_only_after_revocation(
+    hub: Hub, clock: MutableClock, tmp_path: Path
+) -> None:
+    """Issue 11, 11: importing the certificate already held by another country's issuer used to
+    print "imported" and change nothing (the request id was the certificate's alone), and a
+    certificate imported into the wrong country could never be corrected."""
+    await _eu_dcc_issuer(hub, "XA")
+    await _eu_dcc_issuer(hub, "XB")
+    now = clock()
+    key, dsc = _dsc(now, None)
+    path = tmp_path / "dsc.pem"
+    path.write_bytes(dsc)
+    kid = certificate_kid(_sha(dsc))
+    assert (await _import(hub, "eu-dcc-xa", path)).returncode == 0  # the wrong country
+    moved = await _import(hub, "eu-dcc-xb", path)
+    assert moved.returncode == 1
+    assert f"the certificate is already issuer eu-dcc-xa's key {kid}" in moved.stderr
+    assert moved.stdout == ""
+    code = _dcc(key, dsc, now, {"t": [{"tr": "260415000", "sc": now.isoformat()}]}, "XB")
+    wrong = await _settled(hub, code, "XA")  # XB's certificate, its codes say so: refused
+    assert (wrong.status, wrong.reason) == (Status.REJECTED, Reason.ERR_ISSUER_MISMATCH)
+    # The way to correct it: revoke it where it does not belong (audited), then import it.
+    await hub.registry("xa-ops").RevokeKey(
+        rpb.RevokeKeyRequest(
+            request_id=new_request_id(), issuer_id="eu-dcc-xa", kid=kid, reason="wrong country"
+        )
+    )
+    again = await _import(hub, "eu-dcc-xb", path)
+    assert again.returncode == 0, again.stderr
+    assert (await _settled(hub, code, "XB")).status is Status.VALID
+
+
+async def _settled(hub: Hub, code: str, region: str) -> Verdict:
+    """The code's verdict once the running gateway has picked up a change another process
+    made (it looks every second), attributed to ``region``."""
+    for _ in range(100):
+        verdict = await hub.verify(code)
+        if verdict.provenance.region == region:
+            return verdict
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the code was never attributed to {region}: {verdict}")
 
 
 async def _import(hub: Hub, issuer: str, *paths: Path) -> subprocess.CompletedProcess[str]:

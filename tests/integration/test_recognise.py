@@ -749,6 +749,22 @@ async def test_a_queued_scan_is_decided_at_its_instant_of_presentation(
     assert now.decided_at == clock()
 
 
+async def test_a_queued_scan_of_an_online_code_asks_its_issuer_now(
+    zhejiang_hub: Hub, clock: MutableClock
+) -> None:
+    """A checkpoint decides a scan it queued 10 minutes ago: Zhejiang (which refuses questions
+    dated more than 60 s from its clock) is asked now, and the code is judged at the instant
+    it was presented (it used to be UNVERIFIABLE, "HTTP 401")."""
+    hub = zhejiang_hub
+    code = await hub.regions["zhejiang"].issue(id_number=TRAVELLER)
+    clock.advance(timedelta(minutes=11))
+    presented = clock() - timedelta(minutes=10)
+    decision = await decide(hub, [code], "330000", presented)
+    (assessment,) = decision.assessments
+    assert (assessment.verdict.status, assessment.verdict.colour) == (Status.VALID, Colour.GREEN)
+    assert assessment.verdict.verified_at == presented
+
+
 # ------------------------------------------------------------------ order does not matter
 
 

@@ -715,3 +715,15 @@ def test_every_decision_names_its_deciding_codes_and_rule(
         assert step.rule
         assert step.text
         assert all(0 <= i < len(verdicts) for i in step.codes)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(verdicts=verdict_lists(), p=policies())
+def test_every_recognised_decision_says_how_its_strategy_combined(
+    verdicts: list[Verdict], p: Policy
+) -> None:
+    """Each strategy leaves at least one ``combine.*`` step, one code or many (issue 11: a
+    single code under ``jurisdiction`` used to leave none)."""
+    decision = decide(verdicts, p, p.destination or "310000")
+    if decision.reason is DecisionReason.RECOGNISED:
+        assert any(s.rule.startswith("combine.") for s in decision.steps), decision.steps
