@@ -72,3 +72,14 @@ class StateRecord:
             "at": mark.at.isoformat(),
         }
         replace_atomically(self.path, (sign(content, self._key, TYPE) + "\n").encode(), 0o600)
+
+    def advance(self, mark: StateMark) -> None:
+        """Write ``mark`` unless the record already names a later entry: two processes that
+        commit one after the other may rewrite the record in the other order, and the record
+        never goes back."""
+        try:
+            current = self.read()
+        except RegistryDamaged:
+            current = None  # the commit just verified the registry: this mark is the truth
+        if current is None or current.seq < mark.seq:
+            self.write(mark)

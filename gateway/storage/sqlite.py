@@ -72,7 +72,6 @@ from gateway.storage.database import (
 from gateway.storage.record import StateMark, StateRecord
 
 SCHEMA_VERSION = 7
-SQLITE_HEADER = b"SQLite format 3\x00"
 AUDIT_HEAD = "audit_head"
 STATE_CONTEXT = b"huren-registry-state-v1\n"
 
@@ -193,18 +192,20 @@ class SqliteRegistry:
         self._accept_rollback = accept_rollback
         self.rolled_back: StateMark | None = None
         """The state record a rollback was accepted from."""
-        if _header(path) == b"" and accept_rollback:
+        self._rewind = False
+        # The file is never opened here but by SQLite: closing any descriptor of it would drop
+        # the POSIX locks SQLite holds for every connection of this process, and another
+        # process could then delete the WAL under them. What SQLite cannot read, it says.
+        if _emptied(path) and accept_rollback:
             _create_schema(path)  # an emptied file: start again from an empty registry
-        elif (head := _header(path)) != SQLITE_HEADER:
-            what = "empty (0 bytes)" if not head else "not an SQLite database"
-            fix = (
-                "; restore it from a backup, or accept starting again from an empty registry "
-                "with `huren registry accept-rollback`"
-                if not head
-                else ""
+        elif _emptied(path):
+            raise RegistryDamaged(
+                f"{path.name} is damaged: the file is empty (0 bytes); restore it from a backup, "
+                "or accept starting again from an empty registry with "
+                "`huren registry accept-rollback`"
             )
-            raise RegistryDamaged(f"{path.name} is damaged: the file is {what}{fix}")
         self.db = open_database(path, busy_timeout=busy_timeout)
+        _check_readable(self.db, path)
         self._state: TrustState = TrustState()
         self._requests: str = GENESIS
         self._last: AuditEntry | None = None
@@ -293,9 +294,8 @@ class SqliteRegistry:
         """Verify the file again if it changed (see :meth:`refresh`); True if it did."""
         fingerprint = self._fingerprint()
         raw = fingerprint != self._print
-        if raw and (head := _header(self.path)) != SQLITE_HEADER:
-            what = "empty (0 bytes)" if not head else "no longer an SQLite database"
-            return self._unreadable(fingerprint, f"the file is {what}")
+        if raw and _emptied(self.path):
+            return self._unreadable(fingerprint, "the file is empty (0 bytes)")
         try:
             version = self._data_version()
         except (StorageUnavailable, RegistryDamaged) as e:
@@ -305,6 +305,7 @@ class SqliteRegistry:
         elif raw:
             try:
                 fresh = open_database(self.path, busy_timeout=BUSY_TIMEOUT_S)
+                _check_readable(fresh, self.path)
             except (StorageUnavailable, RegistryDamaged) as e:
                 return self._unreadable(fingerprint, f"it cannot be read: {e}")
             self.db.close()
@@ -365,7 +366,11 @@ class SqliteRegistry:
         if tx.last is not self._last:
             self._last = tx.last
             if self._record is not None and tx.last is not None:
-                self._record.write(_mark(tx.last))
+                if self._rewind:  # the accepted rollback's own entry: the record goes back
+                    self._record.write(_mark(tx.last))
+                    self._rewind = False
+                else:
+                    self._record.advance(_mark(tx.last))
 
     def _refuse_if_damaged(self) -> None:
         if self._problem is not None:
@@ -410,12 +415,21 @@ class SqliteRegistry:
     def _load(self, *, full: bool, apply_rollback: bool = True) -> _Loaded:
         """Read and verify the whole registry, in one read transaction of its own unless a
         write transaction is open."""
+        # The state record is read before the database: a writer commits and then rewrites the
+        # record, so a record read first never names an entry the snapshot read after it lacks
+        # (read the other way round, a commit landing in between would look like a rollback).
+        mark: StateMark | RegistryDamaged | None = None
+        if self._record is not None:
+            try:
+                mark = self._record.read()
+            except RegistryDamaged as e:
+                mark = e
         own = not self.db.conn.in_transaction
         try:
             if own:
                 self.db.execute("BEGIN")
             try:
-                loaded = self._read(full=full)
+                loaded = self._read(full=full, mark=mark)
             finally:
                 if own and self.db.conn.in_transaction:
                     self.db.execute("ROLLBACK")
@@ -423,19 +437,23 @@ class SqliteRegistry:
             return _damaged(0, f"the database file is damaged ({e})")
         if loaded.rollback is not None and apply_rollback and self._accept_rollback:
             self.rolled_back = loaded.rollback
+            self._rewind = True
             return dataclasses.replace(loaded, problem=None)
         return loaded
 
-    def _without_entries(self, state: TrustState, requests: str, *, empty: bool = False) -> _Loaded:
+    def _without_entries(
+        self,
+        state: TrustState,
+        requests: str,
+        mark: StateMark | RegistryDamaged | None,
+        *,
+        empty: bool = False,
+    ) -> _Loaded:
         """A registry without a single audit entry: made but never initialised, or emptied.
         If the state record beside it names an entry, it is a rollback, which the
         administrator may accept."""
-        mark = None
-        if self._record is not None:
-            try:
-                mark = self._record.read()
-            except RegistryDamaged as e:
-                return _Loaded(state, requests, None, Problem("file", 0, str(e)))
+        if isinstance(mark, RegistryDamaged):
+            return _Loaded(state, requests, None, Problem("file", 0, str(mark)))
         if mark is not None and mark.seq > 0:
             why = (
                 f"the registry is empty, but audit entry {mark.seq} (trust version "
@@ -447,7 +465,7 @@ class SqliteRegistry:
         why = "the audit log is empty: the registry was emptied or never made"
         return _Loaded(state, requests, None, Problem("file", 0, why), empty=empty)
 
-    def _read(self, *, full: bool) -> _Loaded:
+    def _read(self, *, full: bool, mark: StateMark | RegistryDamaged | None) -> _Loaded:
         db = self.db
         if full:
             rows = [str(r[0]) for r in db.execute("PRAGMA quick_check").fetchall()]
@@ -455,7 +473,7 @@ class SqliteRegistry:
                 return _damaged(0, f"the database file is damaged ({'; '.join(rows[:3])})")
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         if not meta and all(_count(db, table) == 0 for table in _present_tables(db)):
-            return self._without_entries(TrustState(), GENESIS, empty=True)
+            return self._without_entries(TrustState(), GENESIS, mark, empty=True)
         if meta.get("schema_version") != str(SCHEMA_VERSION):
             found = meta.get("schema_version", "none")
             return _damaged(0, f"registry schema {found[:8]} is not {SCHEMA_VERSION}")
@@ -483,16 +501,14 @@ class SqliteRegistry:
         if last is None:
             if state.version != 0 or requests != GENESIS:
                 return _damaged(0, "the registry holds data but no audit entry")
-            return self._without_entries(state, requests)
+            return self._without_entries(state, requests, mark)
         if last.state_digest != state_digest(state.digest(), requests):
             changed = "the registry's state is not the one its last audit entry vouches for"
             problem = Problem("chain", last.seq, f"{changed} (changed outside it)")
             return _Loaded(state, requests, last, problem)
         if self._record is not None:
-            try:
-                mark = self._record.read()
-            except RegistryDamaged as e:
-                return _Loaded(state, requests, last, Problem("file", 0, str(e)))
+            if isinstance(mark, RegistryDamaged):
+                return _Loaded(state, requests, last, Problem("file", 0, str(mark)))
             if mark is None and last.seq > 1:
                 # Every commit rewrites the record: without one, it was removed.
                 gone = f"the state record {self._record.path.name} beside it is missing"
@@ -572,9 +588,24 @@ class _Transaction:
 # ---------------------------------------------------------------------- problems
 
 
-def _header(path: Path) -> bytes:
-    with path.open("rb") as f:
-        return f.read(len(SQLITE_HEADER))
+def _emptied(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return False
+
+
+def _check_readable(db: sqlite_utils.Database, path: Path) -> None:
+    """Raise RegistryDamaged unless SQLite reads ``path`` as a database (its header and schema
+    page); the connection is closed first."""
+    try:
+        db.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+    except sqlite3.OperationalError as e:
+        db.close()
+        raise StorageUnavailable(f"database {path.name}: {e}") from e
+    except sqlite3.DatabaseError as e:
+        db.close()
+        raise RegistryDamaged(f"{path.name} is damaged: {one_line(str(e))}") from e
 
 
 def _create_schema(path: Path) -> None:
