@@ -9,12 +9,24 @@ STAMP  := $(VENV)/.installed
 PEER_VENV  := .venv-peer
 PEER_STAMP := $(PEER_VENV)/.installed
 PYTEST_ARGS ?=
+# buf (proto lint and breaking-change checks), pinned, from the npm registry into .tools/.
+BUF_VERSION := 1.75.0
+TOOLS       := .tools
+BUF         := $(TOOLS)/node_modules/.bin/buf
+BUF_STAMP   := $(TOOLS)/.buf-$(BUF_VERSION)
 
-.PHONY: all demo test unit lint check-proto proto bench conformance venv clean
+.PHONY: all demo test unit lint lint-proto proto bench conformance venv tools clean
 
 all: test
 
 venv: $(STAMP)
+
+tools: $(BUF_STAMP)
+
+$(BUF_STAMP):
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION)
+	@test -x $(BUF)
+	@touch $@
 
 # Reinstall whenever the declared dependencies or the pinned versions change.
 $(STAMP): pyproject.toml constraints.txt
@@ -33,10 +45,22 @@ test: lint
 unit: $(STAMP)
 	HYPOTHESIS_PROFILE=fast $(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP) lint-proto
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# buf lint (STANDARD and COMMENTS rules), and buf breaking against the latest release tag
+# (v*) once there is one.
+lint-proto: $(BUF_STAMP)
+	cd proto && ../$(BUF) lint
+	@tag=$$(git describe --tags --abbrev=0 --match 'v*' 2>/dev/null || true); \
+	if [ -n "$$tag" ]; then \
+		echo "buf breaking against $$tag"; \
+		$(BUF) breaking proto --against ".git#tag=$$tag,subdir=proto"; \
+	else \
+		echo "buf breaking: no release tag yet, nothing to compare with"; \
+	fi
 
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
@@ -54,4 +78,4 @@ conformance: $(STAMP)
 	$(BIN)/python scripts/conformance.py
 
 clean:
-	rm -rf $(VENV) $(PEER_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) $(PEER_VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

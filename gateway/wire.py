@@ -50,8 +50,8 @@ from gateway.registry.commands import (
     SetRevocations,
     UpdateProfile,
 )
-from gateway.registry.model import NameKind
-from gateway.registry.registrar import Change
+from gateway.registry.model import KeyStatus, NameKind
+from gateway.registry.registrar import Change, Outcome
 from gateway.registry.views import (
     IssuerView,
     KeyView,
@@ -246,6 +246,18 @@ def decision_from_pb(message: dpb.Decision) -> Decision:
 
 NAME_KIND = {k: rpb.NameKind.Value(f"NAME_KIND_{k.name}") for k in NameKind}
 NAME_KIND_FROM = {v: k for k, v in NAME_KIND.items()}
+ALGORITHM = {
+    "ES256": rpb.ALGORITHM_ES256,
+    "ES384": rpb.ALGORITHM_ES384,
+    "EdDSA": rpb.ALGORITHM_EDDSA,
+    "PS256": rpb.ALGORITHM_PS256,
+}
+"""JOSE algorithm names (what the model uses) <-> the API's enum (the admissible ones only)."""
+ALGORITHM_FROM = {v: k for k, v in ALGORITHM.items()}
+KEY_STATUS = {s.value: rpb.KeyStatus.Value(f"KEY_STATUS_{s.name}") for s in KeyStatus}
+KEY_STATUS_FROM = {v: k for k, v in KEY_STATUS.items()}
+OUTCOME = {o.value: rpb.AuditOutcome.Value(f"AUDIT_OUTCOME_{o.name}") for o in Outcome}
+OUTCOME_FROM = {v: k for k, v in OUTCOME.items()}
 
 RegistryRequest = (
     rpb.RegisterIssuerRequest
@@ -268,21 +280,26 @@ def _optional_time(value: Timestamp) -> datetime | None:
 
 
 def key_offer(key: rpb.KeySubmission) -> KeyOffer:
+    # An algorithm number this API does not define stays visible, so that the registry refuses
+    # it by name instead of inferring one.
+    named = ALGORITHM_FROM.get(key.algorithm) or (f"#{key.algorithm}" if key.algorithm else "")
     return KeyOffer(
         kid=key.kid,
         key=key.key,
         proof=key.proof,
-        algorithm=key.algorithm,
+        algorithm=named,
         not_before=_optional_time(key.not_before),
         not_after=_optional_time(key.not_after),
     )
 
 
 def key_submission(offer: KeyOffer) -> rpb.KeySubmission:
+    if offer.algorithm and offer.algorithm not in ALGORITHM:
+        raise RequestInvalid(f"the API carries no algorithm {offer.algorithm[:16]!r}")
     return rpb.KeySubmission(
         kid=offer.kid,
         key=offer.key,
-        algorithm=offer.algorithm,
+        algorithm=ALGORITHM.get(offer.algorithm, rpb.ALGORITHM_UNSPECIFIED),
         proof=offer.proof,
         not_before=timestamp(offer.not_before) if offer.not_before else None,
         not_after=timestamp(offer.not_after) if offer.not_after else None,
@@ -427,7 +444,7 @@ def audit_entry(entry: AuditEntry) -> rpb.AuditEntry:
         actor=entry.actor,
         action=entry.action,
         target=entry.target,
-        outcome=entry.outcome,
+        outcome=OUTCOME.get(entry.outcome, rpb.AUDIT_OUTCOME_UNSPECIFIED),
         detail=entry.detail,
         state_digest=entry.state_digest,
         previous_hash=entry.previous_hash,
@@ -442,7 +459,7 @@ def audit_entry_from(message: rpb.AuditEntry, trust_version: int = 0) -> AuditEn
         actor=message.actor,
         action=message.action,
         target=message.target,
-        outcome=message.outcome,
+        outcome=OUTCOME_FROM.get(message.outcome, "unspecified"),
         detail=message.detail,
         state_digest=message.state_digest,
         trust_version=trust_version,
@@ -473,8 +490,8 @@ def issuer(view: IssuerView) -> rpb.IssuerRecord:
         keys=[
             rpb.KeyRecord(
                 kid=k.kid,
-                algorithm=k.algorithm,
-                status=k.status,
+                algorithm=ALGORITHM.get(k.algorithm, rpb.ALGORITHM_UNSPECIFIED),
+                status=KEY_STATUS[k.status],
                 status_since=_stamp(k.status_since),
                 not_before=_stamp(k.not_before),
                 not_after=_stamp(k.not_after),
@@ -513,8 +530,8 @@ def issuer_from(message: rpb.IssuerRecord) -> IssuerView:
         keys=tuple(
             KeyView(
                 kid=k.kid,
-                algorithm=k.algorithm,
-                status=k.status,
+                algorithm=ALGORITHM_FROM.get(k.algorithm, "unspecified"),
+                status=KEY_STATUS_FROM.get(k.status, "unspecified"),
                 status_since=_optional(k, "status_since"),
                 not_before=_optional(k, "not_before"),
                 not_after=_optional(k, "not_after"),
@@ -568,9 +585,9 @@ def policy_from(message: rpb.PolicyRecord) -> PolicyView:
     )
 
 
-def trust_list(view: TrustListView) -> rpb.TrustList:
-    return rpb.TrustList(jws=view.jws, version=view.version)
+def trust_list(view: TrustListView) -> rpb.GetTrustListResponse:
+    return rpb.GetTrustListResponse(jws=view.jws, version=view.version)
 
 
-def trust_list_from(message: rpb.TrustList) -> TrustListView:
+def trust_list_from(message: rpb.GetTrustListResponse) -> TrustListView:
     return TrustListView(message.jws, message.version)

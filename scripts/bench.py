@@ -250,7 +250,7 @@ async def bench_grpc(
     address: str, codes: list[str], server_pid: int, pairs: int, slice_s: float, batch: int
 ) -> dict[str, dict[str, float]]:
     async with grpc.aio.insecure_channel(address) as channel:
-        stub = pb_grpc.VerifierStub(channel)
+        stub = pb_grpc.VerifierServiceStub(channel)
         health = health_pb2_grpc.HealthStub(channel)
         check = health_pb2.HealthCheckRequest(service="")
         requests = [pb.VerifyRequest(code=c) for c in codes]

@@ -34,7 +34,7 @@ class RegistryClient(ChannelClient):
         self, target: str, credentials: TlsCredentials | None = None, *, timeout: float = 15.0
     ) -> None:
         super().__init__(target, credentials)
-        self._stub = pb_grpc.RegistryStub(self._channel)
+        self._stub = pb_grpc.RegistryServiceStub(self._channel)
         self.timeout = timeout
 
     def submit(self, request_id: str, command: Command) -> Change:
@@ -43,15 +43,15 @@ class RegistryClient(ChannelClient):
         message = wire.request(request_id, command)
         method: Callable[..., Any] = getattr(self._stub, _METHODS[type(message)])
         with calls():
-            answer: pb.RegistryChange = method(message, timeout=self.timeout)
-        return wire.change_from(answer)
+            answer = method(message, timeout=self.timeout)
+        return wire.change_from(answer.change)
 
     def get_policy(self, destination: str) -> PolicyView:
         with calls():
             answer = self._stub.GetPolicy(
                 pb.GetPolicyRequest(destination=destination), timeout=self.timeout
             )
-        return wire.policy_from(answer)
+        return wire.policy_from(answer.policy)
 
     def list_issuers(self, region: str = "") -> tuple[int, list[IssuerView]]:
         """The trust version, and every issuer (of ``region``, if given)."""
@@ -66,7 +66,7 @@ class RegistryClient(ChannelClient):
             answer = self._stub.GetIssuer(
                 pb.GetIssuerRequest(issuer_id=issuer_id), timeout=self.timeout
             )
-        return wire.issuer_from(answer)
+        return wire.issuer_from(answer.issuer)
 
     def trust_list(self) -> TrustListView:
         with calls():

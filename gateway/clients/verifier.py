@@ -26,7 +26,7 @@ class GatewayClient(ChannelClient):
         self, target: str, credentials: TlsCredentials | None = None, *, timeout: float = 10.0
     ) -> None:
         super().__init__(target, credentials)
-        self._stub = pb_grpc.VerifierStub(self._channel)
+        self._stub = pb_grpc.VerifierServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._timeout = timeout
 

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from gateway._generated.huren.v1 import (
     registry_pb2,
@@ -46,6 +45,7 @@ from gateway.model import Reason
 from gateway.registry import TrustHolder
 from gateway.registry.authority import Actor
 from gateway.registry.registrar import RegistrarLimits
+from gateway.server import reflection
 from gateway.server.malformed import RefuseMalformedRequests
 from gateway.server.registry import RegistryServicer, SecurityLog, StoreWorker
 from gateway.server.verifier import VerifierServicer
@@ -53,8 +53,8 @@ from gateway.service import OnlineAsker, VerificationService
 
 log = logging.getLogger(__name__)
 
-VERIFIER_SERVICE = verifier_pb2.DESCRIPTOR.services_by_name["Verifier"].full_name
-REGISTRY_SERVICE = registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name
+VERIFIER_SERVICE = verifier_pb2.DESCRIPTOR.services_by_name["VerifierService"].full_name
+REGISTRY_SERVICE = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
 REFRESH_SECONDS = 1.0
 HOUSEKEEPING_EVERY = 10
 """Refresh rounds between persisting the clock mark and auditing rate-limited denials."""
@@ -184,22 +184,23 @@ class GatewayServer:
             maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
             interceptors=(RefuseMalformedRequests(),),  # undecodable requests: INVALID_ARGUMENT
         )
-        verifier_pb2_grpc.add_VerifierServicer_to_server(VerifierServicer(service), self.server)
-        registry_pb2_grpc.add_RegistryServicer_to_server(
+        verifier_pb2_grpc.add_VerifierServiceServicer_to_server(
+            VerifierServicer(service), self.server
+        )
+        registry_pb2_grpc.add_RegistryServiceServicer_to_server(
             RegistryServicer(
                 self.worker, service.trust, mutations=tls is not None, security=self.security
             ),
             self.server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
+        reflection.enable(
+            self.server,
             (
                 VERIFIER_SERVICE,
                 REGISTRY_SERVICE,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
             ),
-            self.server,
         )
         self.port = 0
         self.registry_port = 0

@@ -1,4 +1,5 @@
-"""The ``huren.v1.Registry`` service over grpc.aio: convert, hand to the Registrar, convert back.
+"""The ``huren.v1.RegistryService`` service over grpc.aio: convert, hand to the Registrar,
+convert back.
 
 Nothing is decided here. A change request becomes a command (:mod:`gateway.wire`), the caller's
 verified client certificate a :class:`~gateway.registry.registrar.Credential`, and the
@@ -82,7 +83,7 @@ class SecurityLog:
             self._logged[kind] = (now, self.counts[kind])
 
 
-class RegistryServicer(pb_grpc.RegistryServicer):
+class RegistryServicer(pb_grpc.RegistryServiceServicer):
     def __init__(
         self,
         worker: StoreWorker,
@@ -160,61 +161,70 @@ class RegistryServicer(pb_grpc.RegistryServicer):
 
     async def RegisterIssuer(
         self, request: pb.RegisterIssuerRequest, context: Context
-    ) -> pb.RegistryChange:
-        return await self._submit(context, request)
+    ) -> pb.RegisterIssuerResponse:
+        return pb.RegisterIssuerResponse(change=await self._submit(context, request))
 
-    async def AddKey(self, request: pb.AddKeyRequest, context: Context) -> pb.RegistryChange:
-        return await self._submit(context, request)
+    async def AddKey(self, request: pb.AddKeyRequest, context: Context) -> pb.AddKeyResponse:
+        return pb.AddKeyResponse(change=await self._submit(context, request))
 
-    async def RetireKey(self, request: pb.RetireKeyRequest, context: Context) -> pb.RegistryChange:
-        return await self._submit(context, request)
+    async def RetireKey(
+        self, request: pb.RetireKeyRequest, context: Context
+    ) -> pb.RetireKeyResponse:
+        return pb.RetireKeyResponse(change=await self._submit(context, request))
 
-    async def RevokeKey(self, request: pb.RevokeKeyRequest, context: Context) -> pb.RegistryChange:
-        return await self._submit(context, request)
+    async def RevokeKey(
+        self, request: pb.RevokeKeyRequest, context: Context
+    ) -> pb.RevokeKeyResponse:
+        return pb.RevokeKeyResponse(change=await self._submit(context, request))
 
     async def UpdateProfile(
         self, request: pb.UpdateProfileRequest, context: Context
-    ) -> pb.RegistryChange:
-        return await self._submit(context, request)
+    ) -> pb.UpdateProfileResponse:
+        return pb.UpdateProfileResponse(change=await self._submit(context, request))
 
     async def SetRevocations(
         self, request: pb.SetRevocationsRequest, context: Context
-    ) -> pb.RegistryChange:
-        return await self._submit(context, request)
+    ) -> pb.SetRevocationsResponse:
+        return pb.SetRevocationsResponse(change=await self._submit(context, request))
 
     async def CreateRegion(
         self, request: pb.CreateRegionRequest, context: Context
-    ) -> pb.RegistryChange:
-        return await self._submit(context, request)
+    ) -> pb.CreateRegionResponse:
+        return pb.CreateRegionResponse(change=await self._submit(context, request))
 
     async def CreateOperator(
         self, request: pb.CreateOperatorRequest, context: Context
-    ) -> pb.RegistryChange:
-        return await self._submit(context, request)
+    ) -> pb.CreateOperatorResponse:
+        return pb.CreateOperatorResponse(change=await self._submit(context, request))
 
     async def RemoveOperator(
         self, request: pb.RemoveOperatorRequest, context: Context
-    ) -> pb.RegistryChange:
-        return await self._submit(context, request)
+    ) -> pb.RemoveOperatorResponse:
+        return pb.RemoveOperatorResponse(change=await self._submit(context, request))
 
     async def ReserveName(
         self, request: pb.ReserveNameRequest, context: Context
-    ) -> pb.RegistryChange:
-        return await self._submit(context, request)
+    ) -> pb.ReserveNameResponse:
+        return pb.ReserveNameResponse(change=await self._submit(context, request))
 
     async def RetireIssuer(
         self, request: pb.RetireIssuerRequest, context: Context
-    ) -> pb.RegistryChange:
-        return await self._submit(context, request)
+    ) -> pb.RetireIssuerResponse:
+        return pb.RetireIssuerResponse(change=await self._submit(context, request))
 
-    async def SetPolicy(self, request: pb.SetPolicyRequest, context: Context) -> pb.RegistryChange:
-        return await self._submit(context, request)
+    async def SetPolicy(
+        self, request: pb.SetPolicyRequest, context: Context
+    ) -> pb.SetPolicyResponse:
+        return pb.SetPolicyResponse(change=await self._submit(context, request))
 
     # ------------------------------------------------------------------ reading
 
-    async def GetPolicy(self, request: pb.GetPolicyRequest, context: Context) -> pb.PolicyRecord:
+    async def GetPolicy(
+        self, request: pb.GetPolicyRequest, context: Context
+    ) -> pb.GetPolicyResponse:
         try:
-            return wire.policy(policy_view(self._holder.current, request.destination))
+            view = policy_view(self._holder.current, request.destination)
+            return pb.GetPolicyResponse(policy=wire.policy(view))
         except Exception as error:
             await abort_for(context, error)
             raise AssertionError("unreachable: abort raises") from None
@@ -228,14 +238,19 @@ class RegistryServicer(pb_grpc.RegistryServicer):
             trust_version=snapshot.version,
         )
 
-    async def GetIssuer(self, request: pb.GetIssuerRequest, context: Context) -> pb.IssuerRecord:
+    async def GetIssuer(
+        self, request: pb.GetIssuerRequest, context: Context
+    ) -> pb.GetIssuerResponse:
         try:
-            return wire.issuer(issuer_view(self._holder.current, request.issuer_id))
+            view = issuer_view(self._holder.current, request.issuer_id)
+            return pb.GetIssuerResponse(issuer=wire.issuer(view))
         except Exception as error:
             await abort_for(context, error)
             raise AssertionError("unreachable: abort raises") from None
 
-    async def GetTrustList(self, request: pb.GetTrustListRequest, context: Context) -> pb.TrustList:
+    async def GetTrustList(
+        self, request: pb.GetTrustListRequest, context: Context
+    ) -> pb.GetTrustListResponse:
         snapshot = self._holder.current
 
         def sign(hub: Hub) -> str:

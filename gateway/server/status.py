@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from gateway.errors import (
     Abandoned,
@@ -32,6 +34,9 @@ INTERNAL_MESSAGE = "internal error"
 
 
 REASON_KEY = "huren-reason"
+DETAILS_KEY = "grpc-status-details-bin"
+"""Where gRPC's rich error model carries a serialized google.rpc.Status."""
+DOMAIN = "huren.v1"
 _PRECONDITIONS = frozenset({Reason.ERR_VERSION, Reason.ERR_REVOKED_KID, Reason.ERR_ISSUER_RETIRED})
 _REFUSED: dict[type[Exception], grpc.StatusCode] = {
     RequestInvalid: grpc.StatusCode.INVALID_ARGUMENT,
@@ -69,8 +74,25 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str, Reason | Non
 async def abort_for(
     context: grpc.aio.ServicerContext[object, object], error: BaseException
 ) -> None:
-    """End the call with the status :func:`status_for` gives (and the reason as metadata)."""
+    """End the call with the status :func:`status_for` gives, as a ``google.rpc.Status`` whose
+    details hold a ``google.rpc.ErrorInfo``: domain ``huren.v1``, reason the ``Reason`` value
+    name without its ``REASON_`` prefix (``ERR_KEY_WEAK``) or, where no reason applies, the
+    status code's name; the reason is also sent as the ``huren-reason`` trailer."""
     code, message, reason = status_for(error)
-    if reason is not None:
-        context.set_trailing_metadata(((REASON_KEY, reason.value),))
-    await context.abort(code, message)
+    named = reason.value if reason is not None else code.name
+    info = error_details_pb2.ErrorInfo(
+        reason=named,
+        domain=DOMAIN,
+        metadata={"status": code.name, **({"reason_enum": f"REASON_{named}"} if reason else {})},
+    )
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    packed = status_pb2.Status(code=code.value[0], message=message, details=[detail])
+    await context.abort(
+        code,
+        message,
+        trailing_metadata=(
+            (DETAILS_KEY, packed.SerializeToString()),
+            (REASON_KEY, named),
+        ),
+    )

@@ -1,4 +1,5 @@
-"""The ``huren.v1.Verifier`` service over grpc.aio: a thin adapter around VerificationService."""
+"""The ``huren.v1.VerifierService`` service over grpc.aio: a thin adapter around
+VerificationService."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ class RejectionLog:
         )
 
 
-class VerifierServicer(pb_grpc.VerifierServicer):
+class VerifierServicer(pb_grpc.VerifierServiceServicer):
     def __init__(self, service: VerificationService) -> None:
         self._service = service
         self._rejections = RejectionLog()

@@ -116,7 +116,7 @@ class Hub:
     registry_address: str
     pki: Path
     channel: grpc.aio.Channel
-    stub: verifier_pb2_grpc.VerifierAsyncStub
+    stub: verifier_pb2_grpc.VerifierServiceAsyncStub
     service: VerificationService
     gateway: Gateway
     files: StateFiles
@@ -127,7 +127,7 @@ class Hub:
         response = await self.stub.Verify(pb.VerifyRequest(code=code, destination=destination))
         return verdict_from_pb(response.verdict)
 
-    def registry(self, operator: str | None) -> registry_pb2_grpc.RegistryAsyncStub:
+    def registry(self, operator: str | None) -> registry_pb2_grpc.RegistryServiceAsyncStub:
         """A Registry stub as ``operator`` (mutual TLS), or anonymous on the TLS port (None)."""
         if operator is None:
             channel = grpc.aio.secure_channel(
@@ -137,7 +137,7 @@ class Hub:
             credentials = TlsCredentials.from_pki(self.pki, operator).channel()
             channel = grpc.aio.secure_channel(self.registry_address, credentials)
         self._channels.append(channel)
-        return registry_pb2_grpc.RegistryStub(channel)
+        return registry_pb2_grpc.RegistryServiceStub(channel)
 
 
 async def register_region(hub: Hub, name: str, handle: RegionHandle) -> registry_pb.RegistryChange:
@@ -149,7 +149,9 @@ async def register_region(hub: Hub, name: str, handle: RegionHandle) -> registry
     ):
         jwks = await response.read()
     request = registration_request(name, handle, new_request_id(), jwks)
-    change: registry_pb.RegistryChange = await hub.registry(f"{name}-ops").RegisterIssuer(request)
+    change: registry_pb.RegistryChange = (
+        await hub.registry(f"{name}-ops").RegisterIssuer(request)
+    ).change
     return change
 
 
@@ -209,7 +211,7 @@ async def running_hub(
         f"127.0.0.1:{server.registry_port}",
         pki,
         channel,
-        verifier_pb2_grpc.VerifierStub(channel),
+        verifier_pb2_grpc.VerifierServiceStub(channel),
         gateway.service,
         gateway,
         files,

@@ -30,7 +30,7 @@ from gateway.registry.admission import prove
 from tests.conftest import REPO
 from tests.integration.cli import huren
 from tests.integration.conftest import Hub, MutableClock, running_hub
-from tests.integration.test_registry import refused
+from tests.integration.rpc import refused
 
 pytestmark = pytest.mark.asyncio
 
@@ -133,14 +133,16 @@ async def test_a_smart_health_cards_issuer_is_registered_verified_and_revoked(
 
     # The issuer's revocation list: rid-1 revoked outright, rid-2 only for cards issued before.
     crl = {"kid": kid, "method": "rid", "ctr": 1, "rids": ["rid-1", f"rid-2.{int(issued) - 10}"]}
-    change = await operator.SetRevocations(
-        rpb.SetRevocationsRequest(
-            request_id=new_request_id(),
-            issuer_id="shc-test",
-            kid=kid,
-            revocation_list=json.dumps(crl).encode(),
+    change = (
+        await operator.SetRevocations(
+            rpb.SetRevocationsRequest(
+                request_id=new_request_id(),
+                issuer_id="shc-test",
+                kid=kid,
+                revocation_list=json.dumps(crl).encode(),
+            )
         )
-    )
+    ).change
     assert change.audit.action == "set-revocations"
     revoked = await hub.verify(card)
     assert (revoked.status, revoked.reason) == (Status.REJECTED, Reason.ERR_REVOKED)
@@ -172,7 +174,7 @@ async def test_a_smart_health_cards_issuer_is_registered_verified_and_revoked(
         ),
         grpc.StatusCode.PERMISSION_DENIED,
     )
-    record = await hub.registry(None).GetIssuer(rpb.GetIssuerRequest(issuer_id="shc-test"))
+    record = (await hub.registry(None).GetIssuer(rpb.GetIssuerRequest(issuer_id="shc-test"))).issuer
     assert record.code_name == ISS
     assert (record.keys[0].revoked_ids, record.keys[0].revocation_counter) == (2, 1)
 
@@ -301,7 +303,9 @@ async def test_eu_dcc_signer_certificates_are_imported_while_the_gateway_runs(
     wrong = await hub.verify(codes["test by the vaccination DSC"])
     assert (wrong.status, wrong.reason) == (Status.REJECTED, Reason.ERR_KEY_USAGE)
 
-    record = await hub.registry(None).GetIssuer(rpb.GetIssuerRequest(issuer_id="eu-dcc-xx"))
+    record = (
+        await hub.registry(None).GetIssuer(rpb.GetIssuerRequest(issuer_id="eu-dcc-xx"))
+    ).issuer
     by_kid = {k.kid: k for k in record.keys}
     assert (by_kid[kids[0]].restricted, list(by_kid[kids[0]].usage)) == (True, ["vaccination"])
     assert (by_kid[kids[1]].restricted, list(by_kid[kids[1]].usage)) == (False, [])
@@ -415,7 +419,9 @@ async def test_a_trust_list_import_skips_and_reports_the_certificates_it_refuses
     assert imported == [certificate_kid(_sha(first)), certificate_kid(_sha(last))]
     # The running gateway picks the import up on its next refresh.
     for _ in range(100):
-        record = await hub.registry(None).GetIssuer(rpb.GetIssuerRequest(issuer_id="eu-dcc-yy"))
+        record = (
+            await hub.registry(None).GetIssuer(rpb.GetIssuerRequest(issuer_id="eu-dcc-yy"))
+        ).issuer
         if record.keys:
             break
         await asyncio.sleep(0.05)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import shutil
 import sqlite3
+import subprocess
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -20,7 +27,7 @@ from gateway.model import Colour, Reason, Status
 from gateway.server.app import GatewayServer, TlsFiles, open_gateway
 from gateway.storage.files import StateFiles
 from gateway.wire import verdict_from_pb
-from tests.conftest import resident_id
+from tests.conftest import REPO, resident_id
 from tests.integration.conftest import GATEWAY_LIMITS, Hub, MutableClock
 
 pytestmark = pytest.mark.asyncio
@@ -169,7 +176,7 @@ async def test_an_oversized_code_inside_the_message_limit_is_a_verdict(hub):
 
 async def test_health_and_reflection_are_served(hub):
     health = health_pb2_grpc.HealthStub(hub.channel)
-    for service in ("", "huren.v1.Verifier"):
+    for service in ("", "huren.v1.VerifierService"):
         answer = await health.Check(health_pb2.HealthCheckRequest(service=service))
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
     reflection = reflection_pb2_grpc.ServerReflectionStub(hub.channel)
@@ -180,7 +187,117 @@ async def test_health_and_reflection_are_served(hub):
     async for response in call:
         names = {s.name for s in response.list_services_response.service}
         break
-    assert {"huren.v1.Verifier", "grpc.health.v1.Health"} <= names
+    assert {"huren.v1.VerifierService", "grpc.health.v1.Health"} <= names
+
+
+V1_REFLECTION = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+
+
+async def _reflect(
+    channel: grpc.aio.Channel, path: str, *requests: reflection_pb2.ServerReflectionRequest
+) -> list[reflection_pb2.ServerReflectionResponse]:
+    call = channel.stream_stream(
+        path,
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    return [answer async for answer in call(iter(requests))]
+
+
+async def test_reflection_v1_and_v1alpha_describe_the_same_services(hub: Hub) -> None:
+    """grpcurl and buf curl ask reflection v1 first; older clients ask v1alpha. Both answer,
+    list the same services, and describe the API from the same files."""
+    listing = reflection_pb2.ServerReflectionRequest(list_services="")
+    symbol = reflection_pb2.ServerReflectionRequest(
+        file_containing_symbol="huren.v1.RegistryService"
+    )
+    itself = reflection_pb2.ServerReflectionRequest(
+        file_containing_symbol="grpc.reflection.v1.ServerReflection"
+    )
+    v1 = await _reflect(hub.channel, V1_REFLECTION, listing, symbol, itself)
+    alpha = await _reflect(
+        hub.channel,
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        listing,
+        symbol,
+    )
+    services = {s.name for s in v1[0].list_services_response.service}
+    assert services == {s.name for s in alpha[0].list_services_response.service}
+    assert services == {
+        "huren.v1.VerifierService",
+        "huren.v1.RegistryService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    }
+    assert v1[1].file_descriptor_response == alpha[1].file_descriptor_response
+    registry = descriptor_pb2.FileDescriptorProto.FromString(
+        v1[1].file_descriptor_response.file_descriptor_proto[0]
+    )
+    assert (registry.name, registry.package) == ("huren/v1/registry.proto", "huren.v1")
+    described = descriptor_pb2.FileDescriptorProto.FromString(
+        v1[2].file_descriptor_response.file_descriptor_proto[0]
+    )
+    assert described.package == "grpc.reflection.v1"
+    (service,) = described.service
+    (method,) = service.method
+    assert (method.input_type, method.output_type) == (
+        ".grpc.reflection.v1.ServerReflectionRequest",
+        ".grpc.reflection.v1.ServerReflectionResponse",
+    )
+
+
+def _buf() -> Path:
+    """buf from .tools (``make tools``; ``make test`` installs it for buf lint)."""
+    buf = REPO / ".tools" / "node_modules" / ".bin" / "buf"
+    assert buf.is_file(), "buf is not installed: run `make tools`"
+    return buf
+
+
+async def test_buf_curl_calls_the_gateway_by_reflection_and_reads_its_error_details(
+    hub: Hub,
+) -> None:
+    """An off-the-shelf gRPC client with no copy of our protos: it lists the methods over
+    reflection v1, verifies a code (JSON in, the verdict's enum names out), and reads a
+    refusal's google.rpc.ErrorInfo."""
+    base = f"https://{hub.address}"
+    common = ["curl", "--protocol", "grpc", "--cacert", str(hub.pki / "ca.pem")]
+    common += ["--reflect-protocol", "grpc-v1"]
+
+    def buf(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(_buf()), *common, *args], capture_output=True, text=True, timeout=60
+        )
+
+    listed = await asyncio.to_thread(buf, "--list-methods", base)
+    assert listed.returncode == 0, listed.stderr
+    assert "huren.v1.VerifierService/Verify" in listed.stdout.split()
+    assert "huren.v1.RegistryService/GetIssuer" in listed.stdout.split()
+
+    code = await hub.regions["hangzhou"].issue()
+    verified = await asyncio.to_thread(
+        buf, "-d", json.dumps({"code": code}), f"{base}/huren.v1.VerifierService/Verify"
+    )
+    assert verified.returncode == 0, verified.stderr
+    verdict = json.loads(verified.stdout)["verdict"]
+    assert (verdict["status"], verdict["colour"]) == ("STATUS_VALID", "COLOUR_GREEN")
+
+    missing = await asyncio.to_thread(
+        buf, "-d", '{"issuer_id": "nowhere"}', f"{base}/huren.v1.RegistryService/GetIssuer"
+    )
+    assert missing.returncode != 0
+    error = json.loads(missing.stderr)
+    assert error["code"] == "not_found"
+    (detail,) = error["details"]
+    assert detail["type"] == "google.rpc.ErrorInfo"
+    # buf resolves detail types only from the services' own files; any client library that
+    # knows google.rpc.ErrorInfo decodes the value.
+    info = error_details_pb2.ErrorInfo.FromString(base64.b64decode(detail["value"] + "=="))
+    assert (info.domain, info.reason, dict(info.metadata)) == (
+        "huren.v1",
+        "NOT_FOUND",
+        {"status": "NOT_FOUND"},
+    )
 
 
 async def test_a_restarted_gateway_serves_the_same_registry(hub: Hub, clock):
@@ -192,7 +309,7 @@ async def test_a_restarted_gateway_serves_the_same_registry(hub: Hub, clock):
     try:
         credentials = TlsCredentials.from_pki(hub.pki).channel()
         async with grpc.aio.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
-            stub = verifier_pb2_grpc.VerifierStub(channel)
+            stub = verifier_pb2_grpc.VerifierServiceStub(channel)
             response = await stub.Verify(pb.VerifyRequest(code=code))
         first = await hub.verify(code)
         second = verdict_from_pb(response.verdict)

@@ -30,8 +30,8 @@ BAD_UTF8 = b"\x0a\x02\xff\xfe"  # field 1 (a string in these requests), invalid 
 METHODS = [
     method
     for file, service in [
-        (verifier_pb2, "Verifier"),
-        (registry_pb2, "Registry"),
+        (verifier_pb2, "VerifierService"),
+        (registry_pb2, "RegistryService"),
         (health_pb2, "Health"),
         (reflection_pb2, "ServerReflection"),
     ]
@@ -89,7 +89,7 @@ async def test_a_request_that_does_not_decode_is_an_invalid_argument(channel, ca
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     # The gateway goes on serving, on the same connection.
     stub = channel.unary_unary(
-        "/huren.v1.Verifier/Verify",
+        "/huren.v1.VerifierService/Verify",
         request_serializer=pb.VerifyRequest.SerializeToString,
         response_deserializer=pb.VerifyResponse.FromString,
     )
@@ -100,7 +100,7 @@ async def test_a_request_that_does_not_decode_is_an_invalid_argument(channel, ca
 async def test_a_well_formed_stream_is_still_answered(channel):
     """The guard decodes streamed requests as before: a stream of valid messages is answered."""
     call = channel.stream_stream(
-        "/huren.v1.Verifier/VerifyStream",
+        "/huren.v1.VerifierService/VerifyStream",
         request_serializer=pb.VerifyStreamRequest.SerializeToString,
         response_deserializer=pb.VerifyStreamResponse.FromString,
     )

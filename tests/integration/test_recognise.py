@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import grpc
 import pytest
@@ -30,13 +30,13 @@ from gateway.clients import new_request_id
 from gateway.crypto import Algorithm, PrivateKey
 from gateway.model import Colour, Reason, Status
 from gateway.recognise import Decision, DecisionReason, DecisionStatus, Role
-from gateway.server.status import REASON_KEY
 from gateway.wire import decision_from_pb, timestamp
 from regions import spec_of
 from regions.common.spec import Holder, Secrets
 from regions.hangzhou import Hangzhou
 from tests.conftest import REPO, resident_id
 from tests.integration.conftest import GATEWAY_LIMITS, Hub, MutableClock, running_hub
+from tests.integration.rpc import refused
 
 pytestmark = pytest.mark.asyncio
 
@@ -62,21 +62,6 @@ def policy(
     return head + ("\n" + body if body else "")
 
 
-async def refused(
-    call: Awaitable[Any], code: grpc.StatusCode, reason: Reason | None = None
-) -> grpc.aio.AioRpcError:
-    """The call fails with ``code`` (and ``reason`` in the message and trailing metadata)."""
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    error = caught.value
-    assert error.code() == code, (error.code(), error.details())
-    if reason is not None:
-        assert (error.details() or "").startswith(f"{reason.value}: "), error.details()
-        metadata: dict[str, Any] = dict(cast(Any, error.trailing_metadata()) or ())
-        assert metadata.get(REASON_KEY) == reason.value
-    return error
-
-
 async def add_destination(hub: Hub, name: str) -> None:
     """The hub administrator creates a demo region and pins its operator ``<name>-ops`` (no
     issuer: a destination needs none to have a policy)."""
@@ -98,17 +83,19 @@ async def add_destination(hub: Hub, name: str) -> None:
 
 
 async def set_policy(hub: Hub, who: str, text: str) -> rpb.RegistryChange:
-    change: rpb.RegistryChange = await hub.registry(who).SetPolicy(
-        rpb.SetPolicyRequest(request_id=new_request_id(), policy_toml=text)
-    )
+    change: rpb.RegistryChange = (
+        await hub.registry(who).SetPolicy(
+            rpb.SetPolicyRequest(request_id=new_request_id(), policy_toml=text)
+        )
+    ).change
     return change
 
 
 async def get_policy(hub: Hub, destination: str) -> rpb.PolicyRecord:
     """GetPolicy as anyone (no client certificate, on the verification port)."""
-    record: rpb.PolicyRecord = await hub.registry(None).GetPolicy(
-        rpb.GetPolicyRequest(destination=destination)
-    )
+    record: rpb.PolicyRecord = (
+        await hub.registry(None).GetPolicy(rpb.GetPolicyRequest(destination=destination))
+    ).policy
     return record
 
 
@@ -216,7 +203,7 @@ async def _journey(hub: Hub) -> None:
         assert (change.audit.action, change.audit.target, change.audit.outcome) == (
             "set-policy",
             destination,
-            "ok",
+            rpb.AUDIT_OUTCOME_OK,
         )
         assert change.audit.actor == f"operator:{destination}:{name}-ops"
         assert change.audit.detail.startswith(f"policy {name}@1 (")
@@ -444,8 +431,8 @@ async def test_policies_are_live_versioned_and_inherited(zhejiang_hub: Hub) -> N
     )
     assert await trust_version(hub) == before
     assert [(e.action, e.target, e.outcome) for e in (await audit(hub))[-2:]] == [
-        ("set-policy", ZJ, "refused"),
-        ("set-policy", ZJ, "refused"),
+        ("set-policy", ZJ, rpb.AUDIT_OUTCOME_REFUSED),
+        ("set-policy", ZJ, rpb.AUDIT_OUTCOME_REFUSED),
     ]
     assert (await decide(hub, codes, HZ)).policy_version == 2
 
@@ -489,9 +476,11 @@ async def test_only_a_regions_operators_set_its_policy_and_only_the_admin_the_na
     hangzhou = hub.registry("hangzhou-ops")
     admin = hub.registry("hub-admin")
 
-    async def send(stub: registry_pb2_grpc.RegistryAsyncStub, text: str) -> rpb.RegistryChange:
+    async def send(
+        stub: registry_pb2_grpc.RegistryServiceAsyncStub, text: str
+    ) -> rpb.RegistryChange:
         request = rpb.SetPolicyRequest(request_id=new_request_id(), policy_toml=text)
-        change: rpb.RegistryChange = await stub.SetPolicy(request)
+        change: rpb.RegistryChange = (await stub.SetPolicy(request)).change
         return change
 
     attempts = [
@@ -531,13 +520,13 @@ async def test_only_a_regions_operators_set_its_policy_and_only_the_admin_the_na
 
     entries = (await audit(hub))[seen:]
     assert [(e.actor, e.action, e.target, e.outcome) for e in entries] == [
-        (f"operator:{HZ}:hangzhou-ops", "set-policy", BJ, "denied"),
-        (f"operator:{HZ}:hangzhou-ops", "set-policy", ZJ, "denied"),
-        (f"operator:{HZ}:hangzhou-ops", "set-policy", "national", "denied"),
-        ("admin:hub-admin", "set-policy", HZ, "denied"),
-        (f"operator:{HZ}:hangzhou-ops", "set-policy", BJ, "denied"),
-        (f"operator:{HZ}:hangzhou-ops", "set-policy", HZ, "refused"),
-        (f"operator:{HZ}:hangzhou-ops", "set-policy", HZ, "refused"),
+        (f"operator:{HZ}:hangzhou-ops", "set-policy", BJ, rpb.AUDIT_OUTCOME_DENIED),
+        (f"operator:{HZ}:hangzhou-ops", "set-policy", ZJ, rpb.AUDIT_OUTCOME_DENIED),
+        (f"operator:{HZ}:hangzhou-ops", "set-policy", "national", rpb.AUDIT_OUTCOME_DENIED),
+        ("admin:hub-admin", "set-policy", HZ, rpb.AUDIT_OUTCOME_DENIED),
+        (f"operator:{HZ}:hangzhou-ops", "set-policy", BJ, rpb.AUDIT_OUTCOME_DENIED),
+        (f"operator:{HZ}:hangzhou-ops", "set-policy", HZ, rpb.AUDIT_OUTCOME_REFUSED),
+        (f"operator:{HZ}:hangzhou-ops", "set-policy", HZ, rpb.AUDIT_OUTCOME_REFUSED),
     ]
     assert "ERR_POLICY" in entries[-2].detail
     assert "ERR_POLICY" in entries[-1].detail
@@ -548,9 +537,12 @@ async def test_only_a_regions_operators_set_its_policy_and_only_the_admin_the_na
     # The same operator, with a valid policy for its own region, succeeds; the administrator
     # sets the national one.
     own = await set_policy(hub, "hangzhou-ops", policy("hangzhou", 1, HZ))
-    assert (own.audit.actor, own.audit.outcome) == (f"operator:{HZ}:hangzhou-ops", "ok")
+    assert (own.audit.actor, own.audit.outcome) == (
+        f"operator:{HZ}:hangzhou-ops",
+        rpb.AUDIT_OUTCOME_OK,
+    )
     nation = await set_policy(hub, "hub-admin", policy("nation", 1, "national"))
-    assert (nation.audit.target, nation.audit.outcome) == ("national", "ok")
+    assert (nation.audit.target, nation.audit.outcome) == ("national", rpb.AUDIT_OUTCOME_OK)
     assert (await get_policy(hub, HZ)).applies_from == HZ
     assert (await get_policy(hub, ZJ)).applies_from == "national"
     # A policy cannot be set without a client certificate (on the verification port).

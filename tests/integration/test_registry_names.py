@@ -29,9 +29,10 @@ from gateway.profiles import load_profile
 from gateway.registry.model import NameKind
 from regions import spec_of
 from tests.integration.conftest import Hub, MutableClock, running_hub
+from tests.integration.rpc import refused
 from tests.integration.test_formats import FORMATS, _eu_dcc_issuer
 from tests.integration.test_recognise import policy
-from tests.integration.test_registry import audit, profile_text, refused, trust_version
+from tests.integration.test_registry import audit, profile_text, trust_version
 
 pytestmark = pytest.mark.asyncio
 
@@ -78,7 +79,7 @@ def setting(text: str) -> rpb.SetPolicyRequest:
 Change = rpb.RegisterIssuerRequest | rpb.SetPolicyRequest | rpb.UpdateProfileRequest
 
 
-def send(stub: registry_pb2_grpc.RegistryAsyncStub, request: Change) -> Awaitable[Any]:
+def send(stub: registry_pb2_grpc.RegistryServiceAsyncStub, request: Change) -> Awaitable[Any]:
     if isinstance(request, rpb.RegisterIssuerRequest):
         return stub.RegisterIssuer(request)
     if isinstance(request, rpb.SetPolicyRequest):
@@ -179,7 +180,7 @@ async def test_a_region_cannot_use_another_regions_names(hub: Hub, a: str, b: st
     ]
     actor = f"operator:{spec_of(b).code}:{b}-ops"
     assert [(e.actor, e.action, e.outcome) for e in entries] == [
-        (actor, action, "denied") for action in actions
+        (actor, action, rpb.AUDIT_OUTCOME_DENIED) for action in actions
     ]
 
     # The owner goes on publishing, and uses what was reserved for it.
@@ -197,11 +198,15 @@ async def test_a_region_cannot_use_another_regions_names(hub: Hub, a: str, b: st
             with_id(SHARED, held.reserved[NameKind.PROFILE]),
         ),
     ):
-        change = await send(operator, request)
-        assert change.audit.outcome == "ok"
-    record = await hub.registry(None).GetIssuer(rpb.GetIssuerRequest(issuer_id=held.issuer))
+        change = (await send(operator, request)).change
+        assert change.audit.outcome == rpb.AUDIT_OUTCOME_OK
+    record = (
+        await hub.registry(None).GetIssuer(rpb.GetIssuerRequest(issuer_id=held.issuer))
+    ).issuer
     assert record.profile_version == 2
-    answer = await hub.registry(None).GetPolicy(rpb.GetPolicyRequest(destination=held.region))
+    answer = (
+        await hub.registry(None).GetPolicy(rpb.GetPolicyRequest(destination=held.region))
+    ).policy
     assert (answer.policy_id, answer.policy_version) == (held.policy_id, 2)
 
 
@@ -217,9 +222,11 @@ async def test_anyone_may_use_a_published_profile_version_as_it_is(
         text = (FORMATS / "eu-dcc.toml").read_text()
         shipped = load_profile(text).version
         for country in ("DE", "FR"):
-            record = await anonymous.GetIssuer(
-                rpb.GetIssuerRequest(issuer_id=f"eu-dcc-{country.lower()}")
-            )
+            record = (
+                await anonymous.GetIssuer(
+                    rpb.GetIssuerRequest(issuer_id=f"eu-dcc-{country.lower()}")
+                )
+            ).issuer
             assert (record.region, record.profile_id, record.profile_version) == (
                 country,
                 "eu-dcc",
@@ -257,7 +264,7 @@ async def test_a_retired_issuer_is_refused_at_once_changes_no_more_and_keeps_its
         )
         assert "hub administrator" in (error.details() or "")
     assert await trust_version(hub) == version
-    change = await hub.registry("hub-admin").RetireIssuer(retire)
+    change = (await hub.registry("hub-admin").RetireIssuer(retire)).change
     assert (change.audit.actor, change.audit.action) == ("admin:hub-admin", "retire-issuer")
 
     verdict = await hub.verify(code)
@@ -297,7 +304,9 @@ async def test_a_retired_issuer_is_refused_at_once_changes_no_more_and_keeps_its
         await refused(beijing.RegisterIssuer(request), grpc.StatusCode.PERMISSION_DENIED)
     assert (await hub.verify(code)).reason is Reason.ERR_ISSUER_RETIRED
 
-    record = await hub.registry(None).GetIssuer(rpb.GetIssuerRequest(issuer_id="guangdong"))
+    record = (
+        await hub.registry(None).GetIssuer(rpb.GetIssuerRequest(issuer_id="guangdong"))
+    ).issuer
     assert record.retired_at == change.audit.at
     assert record.retired_reason == "signing service compromised"
 

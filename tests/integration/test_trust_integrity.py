@@ -74,13 +74,13 @@ from tests.integration.conftest import (
     new_state,
     running_hub,
 )
+from tests.integration.rpc import refused
 from tests.integration.test_recognise import add_destination, demo_policy, set_policy
 from tests.integration.test_registry import (
     audit,
     channel_as,
     hangzhou_key,
     mint,
-    refused,
     self_signed,
 )
 from tests.integration.test_registry_names import registration
@@ -395,9 +395,9 @@ class Live:
 
     server: GatewayServer
     clock: MutableClock
-    verifier: verifier_pb2_grpc.VerifierAsyncStub
+    verifier: verifier_pb2_grpc.VerifierServiceAsyncStub
     health: health_pb2_grpc.HealthAsyncStub
-    beijing: registry_pb2_grpc.RegistryAsyncStub
+    beijing: registry_pb2_grpc.RegistryServiceAsyncStub
     """Beijing's operator, over mutual TLS."""
 
     async def judged(self, world: World) -> tuple[dict[str, Judged], Judged]:
@@ -456,9 +456,9 @@ async def live_gateway(directory: Path, world: World) -> AsyncIterator[Live]:
         yield Live(
             server,
             clock,
-            verifier_pb2_grpc.VerifierStub(channel),
+            verifier_pb2_grpc.VerifierServiceStub(channel),
             health_pb2_grpc.HealthStub(channel),
-            registry_pb2_grpc.RegistryStub(mutual),
+            registry_pb2_grpc.RegistryServiceStub(mutual),
         )
     finally:
         await channel.close(None)
@@ -776,7 +776,7 @@ async def test_an_operator_certificate_without_client_auth_is_refused(
         )
         admin = hub.registry("hub-admin")
 
-        def pin(certificate: bytes) -> Awaitable[rpb.RegistryChange]:
+        def pin(certificate: bytes) -> Awaitable[rpb.CreateOperatorResponse]:
             return admin.CreateOperator(
                 rpb.CreateOperatorRequest(
                     request_id=new_request_id(),
@@ -898,7 +898,7 @@ async def test_a_key_admission_refusal_is_audited_alike_from_grpc_and_the_host(
     remote, host = entries["hz-remote"], entries["hz-local"]
     assert (remote.actor, host.actor) == (f"operator:{HZ}:hangzhou-ops", LOCAL_ACTOR)
     for entry in (remote, host):
-        assert (entry.action, entry.outcome) == ("register-issuer", "refused")
+        assert (entry.action, entry.outcome) == ("register-issuer", rpb.AUDIT_OUTCOME_REFUSED)
         assert entry.detail.startswith(f"{offer.reason.value}: "), entry.detail
 
 
@@ -936,7 +936,7 @@ def test_denied_calls_beyond_the_budget_are_exhausted_and_audited_once(tmp_path:
         assert address, line
         credentials = TlsCredentials.from_pki(tls, "hangzhou-ops").channel()
         with grpc.secure_channel(address[1], credentials) as channel:
-            stub = registry_pb2_grpc.RegistryStub(channel)
+            stub = registry_pb2_grpc.RegistryServiceStub(channel)
             codes = []
             for _ in range(8):
                 request = rpb.CreateRegionRequest(

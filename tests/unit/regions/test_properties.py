@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +27,9 @@ from regions import REGIONS, spec_of
 from regions.common.spec import Level
 from tests.regionworld import build_world
 
-WORLD = build_world(Path(tempfile.mkdtemp(prefix="huren-regions-")))
+_FOLDER = Path(tempfile.mkdtemp(prefix="huren-regions-"))
+atexit.register(shutil.rmtree, _FOLDER, ignore_errors=True)
+WORLD = build_world(_FOLDER)
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 COLOUR = {
     Level.GREEN: Colour.GREEN,

@@ -32,14 +32,17 @@ class _DecisionStatus:
 class _DecisionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DecisionStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     DECISION_STATUS_UNSPECIFIED: _DecisionStatus.ValueType  # 0
+    """Never sent."""
     DECISION_STATUS_DECIDED: _DecisionStatus.ValueType  # 1
     """A colour was decided (possibly GREY)."""
     DECISION_STATUS_REFUSED: _DecisionStatus.ValueType  # 2
     """No colour: the request cannot be decided (the valid codes belong to different people)."""
 
-class DecisionStatus(_DecisionStatus, metaclass=_DecisionStatusEnumTypeWrapper): ...
+class DecisionStatus(_DecisionStatus, metaclass=_DecisionStatusEnumTypeWrapper):
+    """Whether a colour was decided."""
 
 DECISION_STATUS_UNSPECIFIED: DecisionStatus.ValueType  # 0
+"""Never sent."""
 DECISION_STATUS_DECIDED: DecisionStatus.ValueType  # 1
 """A colour was decided (possibly GREY)."""
 DECISION_STATUS_REFUSED: DecisionStatus.ValueType  # 2
@@ -53,24 +56,31 @@ class _DecisionReason:
 class _DecisionReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DecisionReason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     DECISION_REASON_UNSPECIFIED: _DecisionReason.ValueType  # 0
+    """Never sent."""
     DECISION_REASON_RECOGNISED: _DecisionReason.ValueType  # 1
     """The colour comes from the recognised codes."""
     DECISION_REASON_NO_RECOGNISED_CODE: _DecisionReason.ValueType  # 2
     """No valid, recognised, fresh code: GREY."""
     DECISION_REASON_REQUIREMENT_UNMET: _DecisionReason.ValueType  # 3
-    """The destination's policy requires a code that is missing (code-stacking): GREY."""
+    """The destination's policy requires a code that is missing (code-stacking): never GREEN;
+    GREY, or the most severe colour counted if that is YELLOW or RED.
+    """
     DECISION_REASON_SUBJECT_MISMATCH: _DecisionReason.ValueType  # 4
     """The valid codes belong to different subjects: REFUSED, no colour."""
 
-class DecisionReason(_DecisionReason, metaclass=_DecisionReasonEnumTypeWrapper): ...
+class DecisionReason(_DecisionReason, metaclass=_DecisionReasonEnumTypeWrapper):
+    """Why the decision is what it is."""
 
 DECISION_REASON_UNSPECIFIED: DecisionReason.ValueType  # 0
+"""Never sent."""
 DECISION_REASON_RECOGNISED: DecisionReason.ValueType  # 1
 """The colour comes from the recognised codes."""
 DECISION_REASON_NO_RECOGNISED_CODE: DecisionReason.ValueType  # 2
 """No valid, recognised, fresh code: GREY."""
 DECISION_REASON_REQUIREMENT_UNMET: DecisionReason.ValueType  # 3
-"""The destination's policy requires a code that is missing (code-stacking): GREY."""
+"""The destination's policy requires a code that is missing (code-stacking): never GREEN;
+GREY, or the most severe colour counted if that is YELLOW or RED.
+"""
 DECISION_REASON_SUBJECT_MISMATCH: DecisionReason.ValueType  # 4
 """The valid codes belong to different subjects: REFUSED, no colour."""
 Global___DecisionReason: _TypeAlias = DecisionReason  # noqa: Y015
@@ -82,6 +92,7 @@ class _CodeRole:
 class _CodeRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CodeRole.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     CODE_ROLE_UNSPECIFIED: _CodeRole.ValueType  # 0
+    """Never sent."""
     CODE_ROLE_DECIDING: _CodeRole.ValueType  # 1
     """Its colour, as counted, is the decision."""
     CODE_ROLE_COUNTED: _CodeRole.ValueType  # 2
@@ -101,6 +112,7 @@ class CodeRole(_CodeRole, metaclass=_CodeRoleEnumTypeWrapper):
     """What one presented code did in the decision."""
 
 CODE_ROLE_UNSPECIFIED: CodeRole.ValueType  # 0
+"""Never sent."""
 CODE_ROLE_DECIDING: CodeRole.ValueType  # 1
 """Its colour, as counted, is the decision."""
 CODE_ROLE_COUNTED: CodeRole.ValueType  # 2
@@ -119,6 +131,8 @@ Global___CodeRole: _TypeAlias = CodeRole  # noqa: Y015
 
 @_typing.final
 class CodeAssessment(_message.Message):
+    """What the decision made of one presented code."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INDEX_FIELD_NUMBER: _builtins.int
@@ -128,10 +142,13 @@ class CodeAssessment(_message.Message):
     index: _builtins.int
     """Position of the code in the request (0-based)."""
     role: Global___CodeRole.ValueType
+    """What the code did in the decision."""
     counted_as: _verdict_pb2.Colour.ValueType
     """The colour it counted as after the policy's freshness and severity rules (unset if it did not count)."""
     @_builtins.property
-    def verdict(self) -> _verdict_pb2.Verdict: ...
+    def verdict(self) -> _verdict_pb2.Verdict:
+        """The code's own verdict, as Verify would give it at the instant of presentation."""
+
     def __init__(
         self,
         *,
@@ -182,6 +199,8 @@ Global___DecisionStep: _TypeAlias = DecisionStep  # noqa: Y015
 
 @_typing.final
 class Decision(_message.Message):
+    """A destination's decision on one traveller's codes."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STATUS_FIELD_NUMBER: _builtins.int
@@ -198,13 +217,19 @@ class Decision(_message.Message):
     SUBJECT_FIELD_NUMBER: _builtins.int
     CODE_STACKING_FIELD_NUMBER: _builtins.int
     status: Global___DecisionStatus.ValueType
+    """Whether a colour was decided."""
     reason: Global___DecisionReason.ValueType
+    """Why."""
     colour: _verdict_pb2.Colour.ValueType
     """Unset (COLOUR_UNSPECIFIED) exactly when REFUSED."""
     policy_id: _builtins.str
+    """The policy that decided ("national-default" for the built-in one)."""
     policy_version: _builtins.int
+    """Its version (0 for the built-in one)."""
     destination: _builtins.str
+    """The region that decided."""
     trust_version: _builtins.int
+    """Version of the trust data every verdict and the policy came from."""
     subject: _builtins.str
     """The traveller's subject reference (from the valid codes), if any."""
     code_stacking: _builtins.bool
@@ -222,7 +247,9 @@ class Decision(_message.Message):
         """The explanation, in order."""
 
     @_builtins.property
-    def decided_at(self) -> _timestamp_pb2.Timestamp: ...
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """The instant of presentation the codes were judged at."""
+
     def __init__(
         self,
         *,

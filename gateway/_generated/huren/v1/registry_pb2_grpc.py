@@ -26,8 +26,10 @@ if _version_not_supported:
     )
 
 
-class RegistryStub:
-    """Missing associated documentation comment in .proto file."""
+class RegistryServiceStub:
+    """Changes to what the gateway trusts, each decided by the registry and audited, and the reading
+    calls that show it.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -36,104 +38,107 @@ class RegistryStub:
             channel: A grpc.Channel.
         """
         self.RegisterIssuer = channel.unary_unary(
-                '/huren.v1.Registry/RegisterIssuer',
+                '/huren.v1.RegistryService/RegisterIssuer',
                 request_serializer=huren_dot_v1_dot_registry__pb2.RegisterIssuerRequest.SerializeToString,
-                response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.RegisterIssuerResponse.FromString,
                 _registered_method=True)
         self.AddKey = channel.unary_unary(
-                '/huren.v1.Registry/AddKey',
+                '/huren.v1.RegistryService/AddKey',
                 request_serializer=huren_dot_v1_dot_registry__pb2.AddKeyRequest.SerializeToString,
-                response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.AddKeyResponse.FromString,
                 _registered_method=True)
         self.RetireKey = channel.unary_unary(
-                '/huren.v1.Registry/RetireKey',
+                '/huren.v1.RegistryService/RetireKey',
                 request_serializer=huren_dot_v1_dot_registry__pb2.RetireKeyRequest.SerializeToString,
-                response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.RetireKeyResponse.FromString,
                 _registered_method=True)
         self.RevokeKey = channel.unary_unary(
-                '/huren.v1.Registry/RevokeKey',
+                '/huren.v1.RegistryService/RevokeKey',
                 request_serializer=huren_dot_v1_dot_registry__pb2.RevokeKeyRequest.SerializeToString,
-                response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.RevokeKeyResponse.FromString,
                 _registered_method=True)
         self.UpdateProfile = channel.unary_unary(
-                '/huren.v1.Registry/UpdateProfile',
+                '/huren.v1.RegistryService/UpdateProfile',
                 request_serializer=huren_dot_v1_dot_registry__pb2.UpdateProfileRequest.SerializeToString,
-                response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.UpdateProfileResponse.FromString,
                 _registered_method=True)
         self.SetRevocations = channel.unary_unary(
-                '/huren.v1.Registry/SetRevocations',
+                '/huren.v1.RegistryService/SetRevocations',
                 request_serializer=huren_dot_v1_dot_registry__pb2.SetRevocationsRequest.SerializeToString,
-                response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.SetRevocationsResponse.FromString,
                 _registered_method=True)
         self.CreateRegion = channel.unary_unary(
-                '/huren.v1.Registry/CreateRegion',
+                '/huren.v1.RegistryService/CreateRegion',
                 request_serializer=huren_dot_v1_dot_registry__pb2.CreateRegionRequest.SerializeToString,
-                response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.CreateRegionResponse.FromString,
                 _registered_method=True)
         self.CreateOperator = channel.unary_unary(
-                '/huren.v1.Registry/CreateOperator',
+                '/huren.v1.RegistryService/CreateOperator',
                 request_serializer=huren_dot_v1_dot_registry__pb2.CreateOperatorRequest.SerializeToString,
-                response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.CreateOperatorResponse.FromString,
                 _registered_method=True)
         self.RemoveOperator = channel.unary_unary(
-                '/huren.v1.Registry/RemoveOperator',
+                '/huren.v1.RegistryService/RemoveOperator',
                 request_serializer=huren_dot_v1_dot_registry__pb2.RemoveOperatorRequest.SerializeToString,
-                response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.RemoveOperatorResponse.FromString,
                 _registered_method=True)
         self.ReserveName = channel.unary_unary(
-                '/huren.v1.Registry/ReserveName',
+                '/huren.v1.RegistryService/ReserveName',
                 request_serializer=huren_dot_v1_dot_registry__pb2.ReserveNameRequest.SerializeToString,
-                response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.ReserveNameResponse.FromString,
                 _registered_method=True)
         self.RetireIssuer = channel.unary_unary(
-                '/huren.v1.Registry/RetireIssuer',
+                '/huren.v1.RegistryService/RetireIssuer',
                 request_serializer=huren_dot_v1_dot_registry__pb2.RetireIssuerRequest.SerializeToString,
-                response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.RetireIssuerResponse.FromString,
                 _registered_method=True)
         self.SetPolicy = channel.unary_unary(
-                '/huren.v1.Registry/SetPolicy',
+                '/huren.v1.RegistryService/SetPolicy',
                 request_serializer=huren_dot_v1_dot_registry__pb2.SetPolicyRequest.SerializeToString,
-                response_deserializer=huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.SetPolicyResponse.FromString,
                 _registered_method=True)
         self.ListIssuers = channel.unary_unary(
-                '/huren.v1.Registry/ListIssuers',
+                '/huren.v1.RegistryService/ListIssuers',
                 request_serializer=huren_dot_v1_dot_registry__pb2.ListIssuersRequest.SerializeToString,
                 response_deserializer=huren_dot_v1_dot_registry__pb2.ListIssuersResponse.FromString,
                 _registered_method=True)
         self.GetIssuer = channel.unary_unary(
-                '/huren.v1.Registry/GetIssuer',
+                '/huren.v1.RegistryService/GetIssuer',
                 request_serializer=huren_dot_v1_dot_registry__pb2.GetIssuerRequest.SerializeToString,
-                response_deserializer=huren_dot_v1_dot_registry__pb2.IssuerRecord.FromString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.GetIssuerResponse.FromString,
                 _registered_method=True)
         self.GetTrustList = channel.unary_unary(
-                '/huren.v1.Registry/GetTrustList',
+                '/huren.v1.RegistryService/GetTrustList',
                 request_serializer=huren_dot_v1_dot_registry__pb2.GetTrustListRequest.SerializeToString,
-                response_deserializer=huren_dot_v1_dot_registry__pb2.TrustList.FromString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.GetTrustListResponse.FromString,
                 _registered_method=True)
         self.ListAudit = channel.unary_unary(
-                '/huren.v1.Registry/ListAudit',
+                '/huren.v1.RegistryService/ListAudit',
                 request_serializer=huren_dot_v1_dot_registry__pb2.ListAuditRequest.SerializeToString,
                 response_deserializer=huren_dot_v1_dot_registry__pb2.ListAuditResponse.FromString,
                 _registered_method=True)
         self.GetPolicy = channel.unary_unary(
-                '/huren.v1.Registry/GetPolicy',
+                '/huren.v1.RegistryService/GetPolicy',
                 request_serializer=huren_dot_v1_dot_registry__pb2.GetPolicyRequest.SerializeToString,
-                response_deserializer=huren_dot_v1_dot_registry__pb2.PolicyRecord.FromString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.GetPolicyResponse.FromString,
                 _registered_method=True)
 
 
-class RegistryServicer:
-    """Missing associated documentation comment in .proto file."""
+class RegistryServiceServicer:
+    """Changes to what the gateway trusts, each decided by the registry and audited, and the reading
+    calls that show it.
+    """
 
     def RegisterIssuer(self, request, context):
-        """Regional operators, for issuers of their own region.
+        """Register an issuer of the caller's region with its profile and keys, all or nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AddKey(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Add a key to an issuer of the caller's region, with proof of possession.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -153,7 +158,8 @@ class RegistryServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateProfile(self, request, context):
-        """The new profile's version must be the current one plus one; old versions stay readable.
+        """The new profile's version must be the current one plus one (or the current one, unchanged:
+        nothing happens); old versions stay readable.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -168,27 +174,30 @@ class RegistryServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateRegion(self, request, context):
-        """The hub administrator.
+        """Create a region (the hub administrator).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateOperator(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Pin an operator's certificate key for a region, or another administrator (the hub
+        administrator).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RemoveOperator(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Unpin an operator at once (the hub administrator).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReserveName(self, request, context):
         """Give a name (a profile id, a policy id, or what codes call an issuer) to a region before
-        it uses it, so that no other region can.
+        it uses it, so that no other region can (the hub administrator).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -197,7 +206,7 @@ class RegistryServicer:
     def RetireIssuer(self, request, context):
         """Stop an issuer for good: its codes are refused (REASON_ERR_ISSUER_RETIRED) from the next
         verification on, nothing of it changes any more, and its names stay taken. The one way to
-        undo a registration.
+        undo a registration (the hub administrator).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -212,26 +221,29 @@ class RegistryServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListIssuers(self, request, context):
-        """Reading (the trust list and issuers need no client certificate; the audit log does).
+        """Every issuer (of one region, if asked), with keys and profile versions (anyone).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetIssuer(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One issuer, with keys and profile versions (anyone).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetTrustList(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The signed trust list (anyone).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListAudit(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Audit entries (any registered operator or administrator, mutual TLS).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -244,67 +256,67 @@ class RegistryServicer:
         raise NotImplementedError('Method not implemented!')
 
 
-def add_RegistryServicer_to_server(servicer, server):
+def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'RegisterIssuer': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterIssuer,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.RegisterIssuerRequest.FromString,
-                    response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.RegisterIssuerResponse.SerializeToString,
             ),
             'AddKey': grpc.unary_unary_rpc_method_handler(
                     servicer.AddKey,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.AddKeyRequest.FromString,
-                    response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.AddKeyResponse.SerializeToString,
             ),
             'RetireKey': grpc.unary_unary_rpc_method_handler(
                     servicer.RetireKey,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.RetireKeyRequest.FromString,
-                    response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.RetireKeyResponse.SerializeToString,
             ),
             'RevokeKey': grpc.unary_unary_rpc_method_handler(
                     servicer.RevokeKey,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.RevokeKeyRequest.FromString,
-                    response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.RevokeKeyResponse.SerializeToString,
             ),
             'UpdateProfile': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateProfile,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.UpdateProfileRequest.FromString,
-                    response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.UpdateProfileResponse.SerializeToString,
             ),
             'SetRevocations': grpc.unary_unary_rpc_method_handler(
                     servicer.SetRevocations,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.SetRevocationsRequest.FromString,
-                    response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.SetRevocationsResponse.SerializeToString,
             ),
             'CreateRegion': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateRegion,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.CreateRegionRequest.FromString,
-                    response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.CreateRegionResponse.SerializeToString,
             ),
             'CreateOperator': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateOperator,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.CreateOperatorRequest.FromString,
-                    response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.CreateOperatorResponse.SerializeToString,
             ),
             'RemoveOperator': grpc.unary_unary_rpc_method_handler(
                     servicer.RemoveOperator,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.RemoveOperatorRequest.FromString,
-                    response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.RemoveOperatorResponse.SerializeToString,
             ),
             'ReserveName': grpc.unary_unary_rpc_method_handler(
                     servicer.ReserveName,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.ReserveNameRequest.FromString,
-                    response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.ReserveNameResponse.SerializeToString,
             ),
             'RetireIssuer': grpc.unary_unary_rpc_method_handler(
                     servicer.RetireIssuer,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.RetireIssuerRequest.FromString,
-                    response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.RetireIssuerResponse.SerializeToString,
             ),
             'SetPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.SetPolicy,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.SetPolicyRequest.FromString,
-                    response_serializer=huren_dot_v1_dot_registry__pb2.RegistryChange.SerializeToString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.SetPolicyResponse.SerializeToString,
             ),
             'ListIssuers': grpc.unary_unary_rpc_method_handler(
                     servicer.ListIssuers,
@@ -314,12 +326,12 @@ def add_RegistryServicer_to_server(servicer, server):
             'GetIssuer': grpc.unary_unary_rpc_method_handler(
                     servicer.GetIssuer,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.GetIssuerRequest.FromString,
-                    response_serializer=huren_dot_v1_dot_registry__pb2.IssuerRecord.SerializeToString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.GetIssuerResponse.SerializeToString,
             ),
             'GetTrustList': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTrustList,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.GetTrustListRequest.FromString,
-                    response_serializer=huren_dot_v1_dot_registry__pb2.TrustList.SerializeToString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.GetTrustListResponse.SerializeToString,
             ),
             'ListAudit': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAudit,
@@ -329,18 +341,20 @@ def add_RegistryServicer_to_server(servicer, server):
             'GetPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPolicy,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.GetPolicyRequest.FromString,
-                    response_serializer=huren_dot_v1_dot_registry__pb2.PolicyRecord.SerializeToString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.GetPolicyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'huren.v1.Registry', rpc_method_handlers)
+            'huren.v1.RegistryService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('huren.v1.Registry', rpc_method_handlers)
+    server.add_registered_method_handlers('huren.v1.RegistryService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class Registry:
-    """Missing associated documentation comment in .proto file."""
+class RegistryService:
+    """Changes to what the gateway trusts, each decided by the registry and audited, and the reading
+    calls that show it.
+    """
 
     @staticmethod
     def RegisterIssuer(request,
@@ -356,9 +370,9 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/RegisterIssuer',
+            '/huren.v1.RegistryService/RegisterIssuer',
             huren_dot_v1_dot_registry__pb2.RegisterIssuerRequest.SerializeToString,
-            huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+            huren_dot_v1_dot_registry__pb2.RegisterIssuerResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -383,9 +397,9 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/AddKey',
+            '/huren.v1.RegistryService/AddKey',
             huren_dot_v1_dot_registry__pb2.AddKeyRequest.SerializeToString,
-            huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+            huren_dot_v1_dot_registry__pb2.AddKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -410,9 +424,9 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/RetireKey',
+            '/huren.v1.RegistryService/RetireKey',
             huren_dot_v1_dot_registry__pb2.RetireKeyRequest.SerializeToString,
-            huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+            huren_dot_v1_dot_registry__pb2.RetireKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -437,9 +451,9 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/RevokeKey',
+            '/huren.v1.RegistryService/RevokeKey',
             huren_dot_v1_dot_registry__pb2.RevokeKeyRequest.SerializeToString,
-            huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+            huren_dot_v1_dot_registry__pb2.RevokeKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -464,9 +478,9 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/UpdateProfile',
+            '/huren.v1.RegistryService/UpdateProfile',
             huren_dot_v1_dot_registry__pb2.UpdateProfileRequest.SerializeToString,
-            huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+            huren_dot_v1_dot_registry__pb2.UpdateProfileResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -491,9 +505,9 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/SetRevocations',
+            '/huren.v1.RegistryService/SetRevocations',
             huren_dot_v1_dot_registry__pb2.SetRevocationsRequest.SerializeToString,
-            huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+            huren_dot_v1_dot_registry__pb2.SetRevocationsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -518,9 +532,9 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/CreateRegion',
+            '/huren.v1.RegistryService/CreateRegion',
             huren_dot_v1_dot_registry__pb2.CreateRegionRequest.SerializeToString,
-            huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+            huren_dot_v1_dot_registry__pb2.CreateRegionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -545,9 +559,9 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/CreateOperator',
+            '/huren.v1.RegistryService/CreateOperator',
             huren_dot_v1_dot_registry__pb2.CreateOperatorRequest.SerializeToString,
-            huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+            huren_dot_v1_dot_registry__pb2.CreateOperatorResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -572,9 +586,9 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/RemoveOperator',
+            '/huren.v1.RegistryService/RemoveOperator',
             huren_dot_v1_dot_registry__pb2.RemoveOperatorRequest.SerializeToString,
-            huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+            huren_dot_v1_dot_registry__pb2.RemoveOperatorResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -599,9 +613,9 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/ReserveName',
+            '/huren.v1.RegistryService/ReserveName',
             huren_dot_v1_dot_registry__pb2.ReserveNameRequest.SerializeToString,
-            huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+            huren_dot_v1_dot_registry__pb2.ReserveNameResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -626,9 +640,9 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/RetireIssuer',
+            '/huren.v1.RegistryService/RetireIssuer',
             huren_dot_v1_dot_registry__pb2.RetireIssuerRequest.SerializeToString,
-            huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+            huren_dot_v1_dot_registry__pb2.RetireIssuerResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -653,9 +667,9 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/SetPolicy',
+            '/huren.v1.RegistryService/SetPolicy',
             huren_dot_v1_dot_registry__pb2.SetPolicyRequest.SerializeToString,
-            huren_dot_v1_dot_registry__pb2.RegistryChange.FromString,
+            huren_dot_v1_dot_registry__pb2.SetPolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -680,7 +694,7 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/ListIssuers',
+            '/huren.v1.RegistryService/ListIssuers',
             huren_dot_v1_dot_registry__pb2.ListIssuersRequest.SerializeToString,
             huren_dot_v1_dot_registry__pb2.ListIssuersResponse.FromString,
             options,
@@ -707,9 +721,9 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/GetIssuer',
+            '/huren.v1.RegistryService/GetIssuer',
             huren_dot_v1_dot_registry__pb2.GetIssuerRequest.SerializeToString,
-            huren_dot_v1_dot_registry__pb2.IssuerRecord.FromString,
+            huren_dot_v1_dot_registry__pb2.GetIssuerResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -734,9 +748,9 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/GetTrustList',
+            '/huren.v1.RegistryService/GetTrustList',
             huren_dot_v1_dot_registry__pb2.GetTrustListRequest.SerializeToString,
-            huren_dot_v1_dot_registry__pb2.TrustList.FromString,
+            huren_dot_v1_dot_registry__pb2.GetTrustListResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -761,7 +775,7 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/ListAudit',
+            '/huren.v1.RegistryService/ListAudit',
             huren_dot_v1_dot_registry__pb2.ListAuditRequest.SerializeToString,
             huren_dot_v1_dot_registry__pb2.ListAuditResponse.FromString,
             options,
@@ -788,9 +802,9 @@ class Registry:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Registry/GetPolicy',
+            '/huren.v1.RegistryService/GetPolicy',
             huren_dot_v1_dot_registry__pb2.GetPolicyRequest.SerializeToString,
-            huren_dot_v1_dot_registry__pb2.PolicyRecord.FromString,
+            huren_dot_v1_dot_registry__pb2.GetPolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,

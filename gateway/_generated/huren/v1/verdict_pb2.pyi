@@ -30,6 +30,7 @@ class _Status:
 class _StatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Status.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     STATUS_UNSPECIFIED: _Status.ValueType  # 0
+    """Never sent."""
     STATUS_VALID: _Status.ValueType  # 1
     """Every check passed; `code` holds the translated canonical code."""
     STATUS_REJECTED: _Status.ValueType  # 2
@@ -41,6 +42,7 @@ class Status(_Status, metaclass=_StatusEnumTypeWrapper):
     """Whether a code could be trusted."""
 
 STATUS_UNSPECIFIED: Status.ValueType  # 0
+"""Never sent."""
 STATUS_VALID: Status.ValueType  # 1
 """Every check passed; `code` holds the translated canonical code."""
 STATUS_REJECTED: Status.ValueType  # 2
@@ -56,19 +58,29 @@ class _Colour:
 class _ColourEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Colour.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     COLOUR_UNSPECIFIED: _Colour.ValueType  # 0
+    """Not set (a refused decision has no colour)."""
     COLOUR_GREEN: _Colour.ValueType  # 1
+    """No known risk: the traveller passes."""
     COLOUR_YELLOW: _Colour.ValueType  # 2
+    """Restricted: home observation, tests required."""
     COLOUR_RED: _Colour.ValueType  # 3
+    """Stop: quarantine."""
     COLOUR_GREY: _Colour.ValueType  # 4
+    """No usable colour: pending, or the code was not VALID."""
 
 class Colour(_Colour, metaclass=_ColourEnumTypeWrapper):
     """The canonical colour. GREY means "no usable colour": pending, or anything not VALID."""
 
 COLOUR_UNSPECIFIED: Colour.ValueType  # 0
+"""Not set (a refused decision has no colour)."""
 COLOUR_GREEN: Colour.ValueType  # 1
+"""No known risk: the traveller passes."""
 COLOUR_YELLOW: Colour.ValueType  # 2
+"""Restricted: home observation, tests required."""
 COLOUR_RED: Colour.ValueType  # 3
+"""Stop: quarantine."""
 COLOUR_GREY: Colour.ValueType  # 4
+"""No usable colour: pending, or the code was not VALID."""
 Global___Colour: _TypeAlias = Colour  # noqa: Y015
 
 class _Reason:
@@ -78,131 +90,228 @@ class _Reason:
 class _ReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reason.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     REASON_UNSPECIFIED: _Reason.ValueType  # 0
+    """Never sent."""
     REASON_OK: _Reason.ValueType  # 1
+    """Every check passed (only ever with STATUS_VALID)."""
     REASON_ERR_EMPTY: _Reason.ValueType  # 2
+    """Nothing but whitespace or NUL was presented."""
     REASON_ERR_FORMAT_UNKNOWN: _Reason.ValueType  # 3
+    """The code's start matches no registered format."""
     REASON_ERR_FORMAT_UNSUPPORTED: _Reason.ValueType  # 4
+    """A recognised but unsupported variant of a format."""
     REASON_ERR_TOO_LARGE: _Reason.ValueType  # 5
+    """The code, a header or a payload is over its limit (checked before decoding)."""
     REASON_ERR_ENCODING: _Reason.ValueType  # 6
+    """Characters outside printable ASCII (full-width letters, zero-width spaces, CR/LF)."""
     REASON_ERR_TRAILING_DATA: _Reason.ValueType  # 7
+    """Bytes after a complete item."""
     REASON_ERR_CHUNKS: _Reason.ValueType  # 8
+    """A malformed or unsupported multi-part code."""
     REASON_ERR_BASE45: _Reason.ValueType  # 9
+    """Not canonical base45 (RFC 9285)."""
     REASON_ERR_BASE64: _Reason.ValueType  # 10
+    """Not canonical unpadded base64url."""
     REASON_ERR_NUMERIC: _Reason.ValueType  # 11
+    """Malformed numeric QR text."""
     REASON_ERR_JWS_FORMAT: _Reason.ValueType  # 12
+    """Not exactly three JWS segments, or an empty header or signature."""
     REASON_ERR_UTF8: _Reason.ValueType  # 13
+    """Invalid UTF-8, a byte-order mark, or a lone surrogate in JSON text."""
     REASON_ERR_DECOMPRESS: _Reason.ValueType  # 14
+    """Corrupt, truncated or wrongly framed compressed data."""
     REASON_ERR_DECOMPRESSED_TOO_LARGE: _Reason.ValueType  # 15
+    """Decompression would exceed the limit (stopped there)."""
     REASON_ERR_COSE_STRUCTURE: _Reason.ValueType  # 16
+    """Not a COSE_Sign1 array of (bstr, map, bstr, bstr)."""
     REASON_ERR_CBOR: _Reason.ValueType  # 17
+    """Malformed CBOR, or values outside the supported data model."""
     REASON_ERR_CBOR_TAG: _Reason.ValueType  # 18
+    """A CBOR tag inside the message, or an unexpected tag on top."""
     REASON_ERR_DUPLICATE_KEY: _Reason.ValueType  # 19
+    """A JSON member or CBOR map key appears twice."""
     REASON_ERR_NONCANONICAL: _Reason.ValueType  # 20
+    """A COSE protected header not in preferred serialization."""
     REASON_ERR_TOO_DEEP: _Reason.ValueType  # 21
+    """Nesting beyond the depth limit."""
     REASON_ERR_HEADER: _Reason.ValueType  # 22
+    """A header member that is not allowed, missing, or malformed."""
     REASON_ERR_ALG_NOT_ALLOWED: _Reason.ValueType  # 23
+    """An algorithm that is not allowed, or not the registered key's."""
     REASON_ERR_SIG_ENCODING: _Reason.ValueType  # 24
+    """A signature not of the exact length its algorithm defines."""
     REASON_ERR_SIGNATURE: _Reason.ValueType  # 25
+    """The signature does not verify with the registered key."""
     REASON_ERR_KEY_UNKNOWN: _Reason.ValueType  # 26
+    """The issuer has no key with the code's key id."""
     REASON_ERR_KEY_REVOKED: _Reason.ValueType  # 27
+    """The key that signed the code is revoked."""
     REASON_ERR_KEY_NOT_VALID: _Reason.ValueType  # 28
+    """Issued outside the key's validity window, or after its retirement."""
     REASON_ERR_KEY_USAGE: _Reason.ValueType  # 29
+    """The key may not sign this kind of certificate."""
     REASON_ERR_ISSUER_UNKNOWN: _Reason.ValueType  # 30
+    """The issuer the code names is not registered (exact match)."""
     REASON_ERR_ISSUER_MISMATCH: _Reason.ValueType  # 31
+    """The payload names an issuer or country other than the signer's."""
     REASON_ERR_CLAIMS: _Reason.ValueType  # 32
+    """Malformed or inconsistent times or numbers."""
     REASON_ERR_SCHEMA: _Reason.ValueType  # 33
+    """A required field is missing or of the wrong type, or an invalid identity number."""
     REASON_ERR_EXPIRED: _Reason.ValueType  # 34
+    """The code's expiry is at or before now (no leeway)."""
     REASON_ERR_NOT_YET_VALID: _Reason.ValueType  # 35
+    """Issued, or valid only from, later than now plus the leeway."""
     REASON_ERR_TOO_OLD: _Reason.ValueType  # 36
+    """Older than a freshness limit."""
     REASON_ERR_REVOKED: _Reason.ValueType  # 37
+    """The code itself is on a revocation list."""
     REASON_ERR_COLOUR_UNKNOWN: _Reason.ValueType  # 38
+    """A local state the issuer's profile does not list."""
     REASON_ERR_TRUST_STALE: _Reason.ValueType  # 39
+    """The trust behind the gateway could not be verified for too long."""
     REASON_ERR_CLOCK_UNTRUSTED: _Reason.ValueType  # 40
+    """The gateway's clock reads earlier than an instant already passed."""
     REASON_ERR_INTERNAL: _Reason.ValueType  # 41
+    """An unexpected error; never VALID."""
     REASON_ERR_KEY_WEAK: _Reason.ValueType  # 42
-    """Registration reasons (carried in error details of Registry calls, never in verdicts)."""
+    """Registration: an unsafe or malformed key."""
     REASON_ERR_KEY_PRIVATE: _Reason.ValueType  # 43
+    """Registration: private key material offered."""
     REASON_ERR_POP: _Reason.ValueType  # 44
+    """Registration: no valid proof of possession."""
     REASON_ERR_IDENTIFIER: _Reason.ValueType  # 45
+    """Registration: a malformed or conflicting identifier."""
     REASON_ERR_VERSION: _Reason.ValueType  # 46
+    """Registration: a version conflict."""
     REASON_ERR_REVOKED_KID: _Reason.ValueType  # 47
+    """Registration: the id of a revoked key reused."""
     REASON_ERR_PROFILE: _Reason.ValueType  # 48
+    """Registration: an invalid profile."""
     REASON_ERR_ISSUER_UNAVAILABLE: _Reason.ValueType  # 49
-    """The issuer's online verification API could not give a usable answer (down, slow, garbage)."""
+    """An online issuer could not give a usable answer."""
     REASON_ERR_TOKEN_UNKNOWN: _Reason.ValueType  # 50
     """The online issuer does not know the code's token."""
     REASON_ERR_ENVELOPE: _Reason.ValueType  # 51
     """A regional text envelope (delimited fields, code URL) is malformed."""
     REASON_ERR_POLICY: _Reason.ValueType  # 52
-    """A precedence policy was refused (registry calls only)."""
+    """Registration: an invalid precedence policy."""
     REASON_ERR_ISSUER_RETIRED: _Reason.ValueType  # 53
-    """Added with the Registrar: the hub administrator retired the code's issuer."""
+    """The hub administrator retired the code's issuer (or: a change asked of one)."""
 
 class Reason(_Reason, metaclass=_ReasonEnumTypeWrapper):
-    """One reason enum for the whole project (see docs/api.md for the meaning of each value).
-    Numbers are stable: new reasons are appended, none is ever renumbered or reused.
+    """One reason enum for the whole project (docs/api.md gives the status each implies and more).
+    Numbers are stable: new reasons are appended, none is ever renumbered or reused. Error
+    details of refused calls name a reason without its REASON_ prefix.
     """
 
 REASON_UNSPECIFIED: Reason.ValueType  # 0
+"""Never sent."""
 REASON_OK: Reason.ValueType  # 1
+"""Every check passed (only ever with STATUS_VALID)."""
 REASON_ERR_EMPTY: Reason.ValueType  # 2
+"""Nothing but whitespace or NUL was presented."""
 REASON_ERR_FORMAT_UNKNOWN: Reason.ValueType  # 3
+"""The code's start matches no registered format."""
 REASON_ERR_FORMAT_UNSUPPORTED: Reason.ValueType  # 4
+"""A recognised but unsupported variant of a format."""
 REASON_ERR_TOO_LARGE: Reason.ValueType  # 5
+"""The code, a header or a payload is over its limit (checked before decoding)."""
 REASON_ERR_ENCODING: Reason.ValueType  # 6
+"""Characters outside printable ASCII (full-width letters, zero-width spaces, CR/LF)."""
 REASON_ERR_TRAILING_DATA: Reason.ValueType  # 7
+"""Bytes after a complete item."""
 REASON_ERR_CHUNKS: Reason.ValueType  # 8
+"""A malformed or unsupported multi-part code."""
 REASON_ERR_BASE45: Reason.ValueType  # 9
+"""Not canonical base45 (RFC 9285)."""
 REASON_ERR_BASE64: Reason.ValueType  # 10
+"""Not canonical unpadded base64url."""
 REASON_ERR_NUMERIC: Reason.ValueType  # 11
+"""Malformed numeric QR text."""
 REASON_ERR_JWS_FORMAT: Reason.ValueType  # 12
+"""Not exactly three JWS segments, or an empty header or signature."""
 REASON_ERR_UTF8: Reason.ValueType  # 13
+"""Invalid UTF-8, a byte-order mark, or a lone surrogate in JSON text."""
 REASON_ERR_DECOMPRESS: Reason.ValueType  # 14
+"""Corrupt, truncated or wrongly framed compressed data."""
 REASON_ERR_DECOMPRESSED_TOO_LARGE: Reason.ValueType  # 15
+"""Decompression would exceed the limit (stopped there)."""
 REASON_ERR_COSE_STRUCTURE: Reason.ValueType  # 16
+"""Not a COSE_Sign1 array of (bstr, map, bstr, bstr)."""
 REASON_ERR_CBOR: Reason.ValueType  # 17
+"""Malformed CBOR, or values outside the supported data model."""
 REASON_ERR_CBOR_TAG: Reason.ValueType  # 18
+"""A CBOR tag inside the message, or an unexpected tag on top."""
 REASON_ERR_DUPLICATE_KEY: Reason.ValueType  # 19
+"""A JSON member or CBOR map key appears twice."""
 REASON_ERR_NONCANONICAL: Reason.ValueType  # 20
+"""A COSE protected header not in preferred serialization."""
 REASON_ERR_TOO_DEEP: Reason.ValueType  # 21
+"""Nesting beyond the depth limit."""
 REASON_ERR_HEADER: Reason.ValueType  # 22
+"""A header member that is not allowed, missing, or malformed."""
 REASON_ERR_ALG_NOT_ALLOWED: Reason.ValueType  # 23
+"""An algorithm that is not allowed, or not the registered key's."""
 REASON_ERR_SIG_ENCODING: Reason.ValueType  # 24
+"""A signature not of the exact length its algorithm defines."""
 REASON_ERR_SIGNATURE: Reason.ValueType  # 25
+"""The signature does not verify with the registered key."""
 REASON_ERR_KEY_UNKNOWN: Reason.ValueType  # 26
+"""The issuer has no key with the code's key id."""
 REASON_ERR_KEY_REVOKED: Reason.ValueType  # 27
+"""The key that signed the code is revoked."""
 REASON_ERR_KEY_NOT_VALID: Reason.ValueType  # 28
+"""Issued outside the key's validity window, or after its retirement."""
 REASON_ERR_KEY_USAGE: Reason.ValueType  # 29
+"""The key may not sign this kind of certificate."""
 REASON_ERR_ISSUER_UNKNOWN: Reason.ValueType  # 30
+"""The issuer the code names is not registered (exact match)."""
 REASON_ERR_ISSUER_MISMATCH: Reason.ValueType  # 31
+"""The payload names an issuer or country other than the signer's."""
 REASON_ERR_CLAIMS: Reason.ValueType  # 32
+"""Malformed or inconsistent times or numbers."""
 REASON_ERR_SCHEMA: Reason.ValueType  # 33
+"""A required field is missing or of the wrong type, or an invalid identity number."""
 REASON_ERR_EXPIRED: Reason.ValueType  # 34
+"""The code's expiry is at or before now (no leeway)."""
 REASON_ERR_NOT_YET_VALID: Reason.ValueType  # 35
+"""Issued, or valid only from, later than now plus the leeway."""
 REASON_ERR_TOO_OLD: Reason.ValueType  # 36
+"""Older than a freshness limit."""
 REASON_ERR_REVOKED: Reason.ValueType  # 37
+"""The code itself is on a revocation list."""
 REASON_ERR_COLOUR_UNKNOWN: Reason.ValueType  # 38
+"""A local state the issuer's profile does not list."""
 REASON_ERR_TRUST_STALE: Reason.ValueType  # 39
+"""The trust behind the gateway could not be verified for too long."""
 REASON_ERR_CLOCK_UNTRUSTED: Reason.ValueType  # 40
+"""The gateway's clock reads earlier than an instant already passed."""
 REASON_ERR_INTERNAL: Reason.ValueType  # 41
+"""An unexpected error; never VALID."""
 REASON_ERR_KEY_WEAK: Reason.ValueType  # 42
-"""Registration reasons (carried in error details of Registry calls, never in verdicts)."""
+"""Registration: an unsafe or malformed key."""
 REASON_ERR_KEY_PRIVATE: Reason.ValueType  # 43
+"""Registration: private key material offered."""
 REASON_ERR_POP: Reason.ValueType  # 44
+"""Registration: no valid proof of possession."""
 REASON_ERR_IDENTIFIER: Reason.ValueType  # 45
+"""Registration: a malformed or conflicting identifier."""
 REASON_ERR_VERSION: Reason.ValueType  # 46
+"""Registration: a version conflict."""
 REASON_ERR_REVOKED_KID: Reason.ValueType  # 47
+"""Registration: the id of a revoked key reused."""
 REASON_ERR_PROFILE: Reason.ValueType  # 48
+"""Registration: an invalid profile."""
 REASON_ERR_ISSUER_UNAVAILABLE: Reason.ValueType  # 49
-"""The issuer's online verification API could not give a usable answer (down, slow, garbage)."""
+"""An online issuer could not give a usable answer."""
 REASON_ERR_TOKEN_UNKNOWN: Reason.ValueType  # 50
 """The online issuer does not know the code's token."""
 REASON_ERR_ENVELOPE: Reason.ValueType  # 51
 """A regional text envelope (delimited fields, code URL) is malformed."""
 REASON_ERR_POLICY: Reason.ValueType  # 52
-"""A precedence policy was refused (registry calls only)."""
+"""Registration: an invalid precedence policy."""
 REASON_ERR_ISSUER_RETIRED: Reason.ValueType  # 53
-"""Added with the Registrar: the hub administrator retired the code's issuer."""
+"""The hub administrator retired the code's issuer (or: a change asked of one)."""
 Global___Reason: _TypeAlias = Reason  # noqa: Y015
 
 @_typing.final
@@ -220,9 +329,11 @@ class CanonicalCode(_message.Message):
     MASKED_IDENTITY_FIELD_NUMBER: _builtins.int
     SUBJECT_FIELD_NUMBER: _builtins.int
     colour: Global___Colour.ValueType
+    """The canonical colour the region's own state translates to."""
     region: _builtins.str
-    """GB/T 2260 code of the issuing region, such as "330100"."""
+    """GB/T 2260 code of the issuing region, such as "330100" (ISO 3166 for issuers abroad)."""
     issuer: _builtins.str
+    """The registered issuer id, such as "hangzhou"."""
     local_state: _builtins.str
     """The region's own state text, as signed (for example "绿码", "未见异常", "verde")."""
     masked_identity: _builtins.str
@@ -230,9 +341,13 @@ class CanonicalCode(_message.Message):
     subject: _builtins.str
     """Pseudonymous subject reference: the same person gives the same value across regions."""
     @_builtins.property
-    def issued_at(self) -> _timestamp_pb2.Timestamp: ...
+    def issued_at(self) -> _timestamp_pb2.Timestamp:
+        """When the issuer issued the code."""
+
     @_builtins.property
-    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the code stops being valid (the earliest of the region's rules)."""
+
     def __init__(
         self,
         *,
@@ -268,14 +383,19 @@ class Provenance(_message.Message):
     CODE_REF_FIELD_NUMBER: _builtins.int
     DESTINATION_FIELD_NUMBER: _builtins.int
     region: _builtins.str
+    """The signing issuer's region, as far as verification got."""
     issuer: _builtins.str
+    """The signing issuer's id, as far as verification got."""
     kid: _builtins.str
+    """The key id of the registered key that verified the code."""
     profile_id: _builtins.str
+    """The profile that translated the code."""
     profile_version: _builtins.int
+    """Its version."""
     trust_version: _builtins.int
     """Version of the trust data (issuers, keys, profiles) the verdict was computed with."""
     code_ref: _builtins.str
-    """Keyed digest of the signed content: identifies the code in logs without revealing it."""
+    """Keyed digest identifying the code in logs without revealing it (docs/api.md)."""
     destination: _builtins.str
     """The destination region the caller named, if any."""
     def __init__(
@@ -300,6 +420,8 @@ Global___Provenance: _TypeAlias = Provenance  # noqa: Y015
 
 @_typing.final
 class Verdict(_message.Message):
+    """The gateway's answer for one presented code."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STATUS_FIELD_NUMBER: _builtins.int
@@ -310,19 +432,25 @@ class Verdict(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     VERIFIED_AT_FIELD_NUMBER: _builtins.int
     status: Global___Status.ValueType
+    """Whether the code could be trusted."""
     colour: Global___Colour.ValueType
     """The effective colour: the code's colour when status is VALID, GREY otherwise."""
     reason: Global___Reason.ValueType
+    """Why: REASON_OK exactly when VALID."""
     detail: _builtins.str
     """One sentence a person can read; never contains the raw code or identity numbers."""
     @_builtins.property
-    def provenance(self) -> Global___Provenance: ...
+    def provenance(self) -> Global___Provenance:
+        """What produced the verdict."""
+
     @_builtins.property
     def code(self) -> Global___CanonicalCode:
         """Present only when status is STATUS_VALID."""
 
     @_builtins.property
-    def verified_at(self) -> _timestamp_pb2.Timestamp: ...
+    def verified_at(self) -> _timestamp_pb2.Timestamp:
+        """The instant the verdict is valid for (the gateway's clock, read once per request)."""
+
     def __init__(
         self,
         *,

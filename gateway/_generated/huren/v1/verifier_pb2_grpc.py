@@ -26,8 +26,10 @@ if _version_not_supported:
     )
 
 
-class VerifierStub:
-    """Missing associated documentation comment in .proto file."""
+class VerifierServiceStub:
+    """Verification of presented codes, and mutual recognition of one traveller's codes. Open to
+    anyone on the verification port (server TLS); nothing here changes the registry.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -36,29 +38,31 @@ class VerifierStub:
             channel: A grpc.Channel.
         """
         self.Verify = channel.unary_unary(
-                '/huren.v1.Verifier/Verify',
+                '/huren.v1.VerifierService/Verify',
                 request_serializer=huren_dot_v1_dot_verifier__pb2.VerifyRequest.SerializeToString,
                 response_deserializer=huren_dot_v1_dot_verifier__pb2.VerifyResponse.FromString,
                 _registered_method=True)
         self.VerifyBatch = channel.unary_unary(
-                '/huren.v1.Verifier/VerifyBatch',
+                '/huren.v1.VerifierService/VerifyBatch',
                 request_serializer=huren_dot_v1_dot_verifier__pb2.VerifyBatchRequest.SerializeToString,
                 response_deserializer=huren_dot_v1_dot_verifier__pb2.VerifyBatchResponse.FromString,
                 _registered_method=True)
         self.VerifyStream = channel.stream_stream(
-                '/huren.v1.Verifier/VerifyStream',
+                '/huren.v1.VerifierService/VerifyStream',
                 request_serializer=huren_dot_v1_dot_verifier__pb2.VerifyStreamRequest.SerializeToString,
                 response_deserializer=huren_dot_v1_dot_verifier__pb2.VerifyStreamResponse.FromString,
                 _registered_method=True)
         self.Recognise = channel.unary_unary(
-                '/huren.v1.Verifier/Recognise',
+                '/huren.v1.VerifierService/Recognise',
                 request_serializer=huren_dot_v1_dot_verifier__pb2.RecogniseRequest.SerializeToString,
                 response_deserializer=huren_dot_v1_dot_verifier__pb2.RecogniseResponse.FromString,
                 _registered_method=True)
 
 
-class VerifierServicer:
-    """Missing associated documentation comment in .proto file."""
+class VerifierServiceServicer:
+    """Verification of presented codes, and mutual recognition of one traveller's codes. Open to
+    anyone on the verification port (server TLS); nothing here changes the registry.
+    """
 
     def Verify(self, request, context):
         """Verify one code.
@@ -90,7 +94,7 @@ class VerifierServicer:
         raise NotImplementedError('Method not implemented!')
 
 
-def add_VerifierServicer_to_server(servicer, server):
+def add_VerifierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Verify': grpc.unary_unary_rpc_method_handler(
                     servicer.Verify,
@@ -114,14 +118,16 @@ def add_VerifierServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'huren.v1.Verifier', rpc_method_handlers)
+            'huren.v1.VerifierService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('huren.v1.Verifier', rpc_method_handlers)
+    server.add_registered_method_handlers('huren.v1.VerifierService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
-class Verifier:
-    """Missing associated documentation comment in .proto file."""
+class VerifierService:
+    """Verification of presented codes, and mutual recognition of one traveller's codes. Open to
+    anyone on the verification port (server TLS); nothing here changes the registry.
+    """
 
     @staticmethod
     def Verify(request,
@@ -137,7 +143,7 @@ class Verifier:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Verifier/Verify',
+            '/huren.v1.VerifierService/Verify',
             huren_dot_v1_dot_verifier__pb2.VerifyRequest.SerializeToString,
             huren_dot_v1_dot_verifier__pb2.VerifyResponse.FromString,
             options,
@@ -164,7 +170,7 @@ class Verifier:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Verifier/VerifyBatch',
+            '/huren.v1.VerifierService/VerifyBatch',
             huren_dot_v1_dot_verifier__pb2.VerifyBatchRequest.SerializeToString,
             huren_dot_v1_dot_verifier__pb2.VerifyBatchResponse.FromString,
             options,
@@ -191,7 +197,7 @@ class Verifier:
         return grpc.experimental.stream_stream(
             request_iterator,
             target,
-            '/huren.v1.Verifier/VerifyStream',
+            '/huren.v1.VerifierService/VerifyStream',
             huren_dot_v1_dot_verifier__pb2.VerifyStreamRequest.SerializeToString,
             huren_dot_v1_dot_verifier__pb2.VerifyStreamResponse.FromString,
             options,
@@ -218,7 +224,7 @@ class Verifier:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/huren.v1.Verifier/Recognise',
+            '/huren.v1.VerifierService/Recognise',
             huren_dot_v1_dot_verifier__pb2.RecogniseRequest.SerializeToString,
             huren_dot_v1_dot_verifier__pb2.RecogniseResponse.FromString,
             options,
