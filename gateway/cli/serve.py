@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,17 +14,17 @@ from gateway.cli.common import (
     DEFAULT_PKI,
     DEFAULT_REGISTRY,
     DEFAULT_STATE,
-    EXIT_ERROR,
     EXIT_FAILED,
     EXIT_OK,
     Subparsers,
     add_tls_options,
     local_actor,
-    split_code,
+    read_codes,
     tls_credentials,
 )
 from gateway.clients import GatewayClient
 from gateway.clock import system_clock
+from gateway.errors import CallFailed
 from gateway.hub import initialise
 from gateway.lifecycle import until_terminated
 from gateway.limits import Limits
@@ -55,11 +55,36 @@ def register(commands: Subparsers) -> None:
         help="plaintext on --listen only, and every registry change refused",
     )
     defaults = Limits()
-    p.add_argument("--max-batch", type=int, default=defaults.max_batch)
-    p.add_argument("--max-code-chars", type=int, default=defaults.max_code_chars)
-    p.add_argument("--max-message-bytes", type=int, default=defaults.max_message_bytes)
-    p.add_argument("--max-concurrent-rpcs", type=int, default=defaults.max_concurrent_rpcs)
-    p.add_argument("--leeway-seconds", type=int, default=int(defaults.leeway.total_seconds()))
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=defaults.max_batch,
+        help="codes per VerifyBatch or Recognise",
+    )
+    p.add_argument(
+        "--max-code-chars",
+        type=int,
+        default=defaults.max_code_chars,
+        help="characters of one code (longer: ERR_TOO_LARGE)",
+    )
+    p.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=defaults.max_message_bytes,
+        help="bytes of one gRPC message (larger: RESOURCE_EXHAUSTED)",
+    )
+    p.add_argument(
+        "--max-concurrent-rpcs",
+        type=int,
+        default=defaults.max_concurrent_rpcs,
+        help="calls in flight at once (more: RESOURCE_EXHAUSTED)",
+    )
+    p.add_argument(
+        "--leeway-seconds",
+        type=int,
+        default=int(defaults.leeway.total_seconds()),
+        help="clock skew tolerated for codes issued in the future",
+    )
     p.add_argument(
         "--stale-grace-seconds",
         type=int,
@@ -97,7 +122,9 @@ def register(commands: Subparsers) -> None:
     v = commands.add_parser(
         "verify", help="verify codes through a gateway (arguments, or one per line on stdin)"
     )
-    v.add_argument("codes", nargs="*", metavar="CODE")
+    v.add_argument(
+        "codes", nargs="*", metavar="CODE", help="codes to verify, each quoted (default: stdin)"
+    )
     v.add_argument("--gateway", default=DEFAULT_GATEWAY, help="gateway address host:port")
     v.add_argument("--at", default="", metavar="REGION", help="destination region code")
     v.add_argument("--json", action="store_true", help="one JSON object per line per code")
@@ -105,8 +132,15 @@ def register(commands: Subparsers) -> None:
     v.set_defaults(handler=_verify)
 
     h = commands.add_parser("health", help="exit 0 if the gateway's health check is SERVING")
-    h.add_argument("--gateway", default=DEFAULT_GATEWAY)
-    h.add_argument("--timeout", type=float, default=3.0)
+    h.add_argument("--gateway", default=DEFAULT_GATEWAY, help="gateway address host:port")
+    h.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer")
+    h.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep asking for up to this long until it is SERVING (a gateway just started)",
+    )
     add_tls_options(h, mutual=False)
     h.set_defaults(handler=_health)
 
@@ -166,16 +200,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    codes: list[str] = list(args.codes)
-    if not codes:
-        # Line terminators are not part of a code; blank lines are not codes.
-        codes = [line for line in sys.stdin.read().splitlines() if line]
-    if not codes:
-        print("huren verify: no codes given", file=sys.stderr)
-        return EXIT_ERROR
-    if args.codes and (split := split_code(codes)) is not None:
-        print(f"huren verify: {split}", file=sys.stderr)
-        return EXIT_ERROR
+    codes = read_codes(list(args.codes))
     with GatewayClient(args.gateway, tls_credentials(args)) as client:
         verdicts = client.verify_many(codes, args.at)
     for verdict in verdicts:
@@ -187,7 +212,18 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _health(args: argparse.Namespace) -> int:
-    with GatewayClient(args.gateway, tls_credentials(args), timeout=args.timeout) as client:
-        serving = client.serving()
+    credentials = tls_credentials(args)
+    deadline = time.monotonic() + args.wait
+    while True:
+        try:
+            with GatewayClient(args.gateway, credentials, timeout=args.timeout) as client:
+                serving = client.serving()
+        except CallFailed:
+            if time.monotonic() >= deadline:
+                raise
+            serving = False
+        if serving or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
     print("SERVING" if serving else "NOT_SERVING")
     return EXIT_OK if serving else EXIT_FAILED

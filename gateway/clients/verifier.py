@@ -10,7 +10,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
-from gateway.clients.calls import calls
 from gateway.clients.tls import ChannelClient, TlsCredentials
 from gateway.model import Verdict
 from gateway.recognise import Decision
@@ -31,7 +30,7 @@ class GatewayClient(ChannelClient):
         self._timeout = timeout
 
     def verify(self, code: str, destination: str = "") -> Verdict:
-        with calls():
+        with self.calls():
             response = self._stub.Verify(
                 pb.VerifyRequest(code=code, destination=destination), timeout=self._timeout
             )
@@ -43,7 +42,7 @@ class GatewayClient(ChannelClient):
             return [self.verify(codes[0], destination)]
         out: list[Verdict] = []
         for start in range(0, len(codes), CLIENT_BATCH):
-            with calls():
+            with self.calls():
                 response = self._stub.VerifyBatch(
                     pb.VerifyBatchRequest(
                         codes=codes[start : start + CLIENT_BATCH], destination=destination
@@ -60,13 +59,13 @@ class GatewayClient(ChannelClient):
         request = pb.RecogniseRequest(codes=codes, destination=destination)
         if at is not None:
             request.at.CopyFrom(timestamp(at))
-        with calls():
+        with self.calls():
             response = self._stub.Recognise(request, timeout=self._timeout)
         return decision_from_pb(response.decision)
 
     def serving(self, service: str = "") -> bool:
         """True if the gateway's standard health check answers SERVING."""
-        with calls():
+        with self.calls():
             response = self._health.Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=self._timeout
             )
