@@ -15,7 +15,7 @@ TOOLS       := .tools
 BUF         := $(TOOLS)/node_modules/.bin/buf
 BUF_STAMP   := $(TOOLS)/.buf-$(BUF_VERSION)
 
-.PHONY: all demo test unit lint lint-proto proto bench conformance venv tools clean
+.PHONY: all demo test unit lint lint-proto proto schemas bench conformance venv tools clean
 
 all: test
 
@@ -64,6 +64,10 @@ lint-proto: $(BUF_STAMP)
 
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
+
+# The JSON Schemas of the profile and policy languages, into docs/schemas/.
+schemas: $(STAMP)
+	$(BIN)/python scripts/gen_schemas.py
 
 $(PEER_STAMP): constraints-peer.txt
 	@test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
