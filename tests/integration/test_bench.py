@@ -41,3 +41,23 @@ def test_bench_quick_run_reports_every_ratio(tmp_path):
         assert "peer (cwt) not measured" in result.stdout
     else:
         assert data["dcc"]["peer"]["median"] > 0
+
+
+def test_the_step_profile_measures_every_step_of_six_formats(tmp_path):
+    out = tmp_path / "steps.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_steps.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert len(data) == 6
+    for name, steps in data.items():
+        assert name in result.stdout
+        for step in ("1 screen", "6 raw verify, cached key (floor)", "9 translate"):
+            assert steps[step] > 0, (name, step)
+        assert "glue (all minus the steps)" in steps
