@@ -17,7 +17,7 @@ from regions.common.keys import SigningKey, load_or_create
 from regions.common.spec import Holder, Secrets
 from regions.hangzhou import SPEC, Hangzhou
 from tests.conftest import REPO, resident_id
-from tests.integration.cli import ENV, HUREN, huren, init_state
+from tests.integration.cli import ENV, HUREN, huren, huren_bytes, init_state
 
 pytestmark = pytest.mark.slow
 JSON_FIELDS = {
@@ -423,7 +423,7 @@ def test_a_line_that_is_not_a_code_is_named_and_the_next_lines_are_still_answere
     address, codes, pki = served_gateway
     stdin = codes["green"].encode() + b"\n" + "测试".encode("gbk") + b"\n"
     stdin += codes["red"].encode() + b"\n"
-    text = _run_bytes(address, pki, stdin)
+    text = huren_bytes("verify", "--gateway", address, "--pki", pki, stdin=stdin)
     assert text.returncode == 2  # something could not be answered
     assert [line.split()[0] for line in text.stdout.splitlines()] == ["GREEN", "RED"]
     assert text.stderr.splitlines() == [
@@ -431,7 +431,7 @@ def test_a_line_that_is_not_a_code_is_named_and_the_next_lines_are_still_answere
         " health codes are ASCII; convert it (iconv -f GBK -t UTF-8)"
     ]
     # With --json every line has its answer on stdout, in order: a gate program stays aligned.
-    as_json = _run_bytes(address, pki, stdin, "--json")
+    as_json = huren_bytes("verify", "--gateway", address, "--pki", pki, "--json", stdin=stdin)
     answers = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [a.get("colour") or a["error"]["reason"] for a in answers] == [
         "GREEN",
@@ -440,23 +440,6 @@ def test_a_line_that_is_not_a_code_is_named_and_the_next_lines_are_still_answere
     ]
     assert answers[1]["line"] == 2
     assert (as_json.returncode, as_json.stderr) == (2, "")
-
-
-def _run_bytes(
-    address: str, pki: str, stdin: bytes, *options: str
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [*HUREN, "verify", "--gateway", address, "--pki", pki, *options],
-        input=stdin,
-        capture_output=True,
-        timeout=60,
-        check=False,
-        cwd=REPO,
-        env=ENV,
-    )
-    return subprocess.CompletedProcess(
-        result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
-    )
 
 
 def test_require_green_is_what_lets_a_gate_open(served_gateway):
