@@ -38,6 +38,13 @@ SOURCES = {
         f"formats/{p.stem}": p.read_text("utf-8")
         for p in REPO.glob("gateway/profiles/formats/*.toml")
     },
+    **{
+        f"issuer-vectors/{p.stem}": p.read_text("utf-8")
+        for p in REPO.glob("docs/issuer-vectors/*.toml")
+    },
+    "independent_issuer/xiamen": (
+        REPO / "tests" / "integration" / "independent_issuer" / "xiamen.toml"
+    ).read_text("utf-8"),
     **{f"docs#{n}": b for n, b in enumerate(_documented(), 1)},
     "test_loader.BASE": BASE,
     "test_loader.DELIMITED": DELIMITED,
