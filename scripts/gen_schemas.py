@@ -2,9 +2,9 @@
 """Write the JSON Schemas of the declarative languages into ``docs/schemas/``.
 
 Each schema is built by the language's own package from its loader's rules
-(:mod:`gateway.policy.schema`); the files are committed so that editors and CI jobs in any
-language can use them. ``--check`` fails if a committed file differs from what the code builds
-(the test suite runs it).
+(:mod:`gateway.policy.schema`, :mod:`gateway.profiles.schema`); the files are committed so that
+editors and CI jobs in any language can use them. ``--check`` fails if a committed file
+differs from what the code builds (the test suite runs it).
 
 Usage: python scripts/gen_schemas.py [--check]
 """
@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gateway.policy import policy_schema  # noqa: E402
+from gateway.profiles import profile_schema  # noqa: E402
 
 OUT = ROOT / "docs" / "schemas"
-SCHEMAS = {"policy.schema.json": policy_schema}
+SCHEMAS = {"policy.schema.json": policy_schema, "profile.schema.json": profile_schema}
 
 
 def render(build: object) -> str:

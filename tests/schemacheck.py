@@ -117,3 +117,23 @@ def _removed(document: dict[str, Any], parent: tuple[str, ...], key: str) -> dic
 def schema_errors(schema: dict[str, Any], document: dict[str, Any]) -> list[str]:
     validator = Draft202012Validator(schema)
     return [e.message for e in validator.iter_errors(document)]
+
+
+def check_against_loader(
+    schema: dict[str, Any],
+    document: dict[str, Any],
+    required: Callable[[tuple[str, ...]], bool],
+    accepted: Callable[[str], bool],
+) -> int:
+    """Asserts that the schema and the loader (``accepted`` of TOML text) agree on every
+    mutation of ``document``, as the module says; returns how many were checked."""
+    checked = 0
+    for mutant in mutants(document, required):
+        loaded = accepted(toml_text(mutant.document))
+        errors = schema_errors(schema, mutant.document)
+        if loaded:
+            assert errors == [], (mutant.kind, mutant.where, errors)
+        elif mutant.kind in STRUCTURAL:
+            assert errors, (mutant.kind, mutant.where, "the loader refuses it; the schema not")
+        checked += 1
+    return checked

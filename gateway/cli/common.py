@@ -11,10 +11,10 @@ import re
 import sys
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from gateway.clients.tls import TlsCredentials, operator_files, read_tls_file
 from gateway.crypto.pki import check_tls_files
@@ -135,6 +135,45 @@ def read_codes(arguments: list[str]) -> list[str]:
     if not codes:
         raise RequestInvalid("no codes given (as arguments, or one per line on standard input)")
     return codes
+
+
+MAX_LINE_BYTES = 1024 * 1024
+"""One line of standard input read as a stream (``huren verify``): at most this many bytes."""
+
+
+def code_lines(stream: BinaryIO) -> Iterator[tuple[int, str | RequestInvalid]]:
+    """Each non-blank line of ``stream`` as soon as it is complete, numbered from 1: its text
+    without the line terminator, or why it is not a code this command can send (not UTF-8, or
+    over :data:`MAX_LINE_BYTES`). Nothing is kept between lines, so a scanner may type all day.
+    """
+    number = 0
+    while line := stream.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass  # the rest of the over-long line is dropped, never held
+            yield (
+                number,
+                RequestInvalid(
+                    f"line {number} of standard input is over {MAX_LINE_BYTES} bytes: not a code"
+                ),
+            )
+            continue
+        data = line.rstrip(b"\r\n")
+        if not data:
+            continue
+        try:
+            yield number, data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield (
+                number,
+                RequestInvalid(
+                    f"standard input is not UTF-8 text at line {number} (byte "
+                    f"0x{data[e.start]:02x} at offset {e.start} of the line): health codes are "
+                    "ASCII; convert it "
+                    "(iconv -f GBK -t UTF-8)"
+                ),
+            )
 
 
 def aware_datetime(text: str) -> datetime:

@@ -33,6 +33,22 @@ def huren(
     )
 
 
+def huren_bytes(*args: str, stdin: bytes) -> subprocess.CompletedProcess[str]:
+    """``huren`` with raw bytes on standard input."""
+    result = subprocess.run(
+        [*HUREN, *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+        env=ENV,
+    )
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
+    )
+
+
 def huren_all(*commands: Sequence[str]) -> list[subprocess.CompletedProcess[str]]:
     """Independent commands at the same time, each its own process; results in order."""
     with ThreadPoolExecutor(max_workers=len(commands)) as pool:

@@ -18,8 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.cli.pki import create_development_pki
-from tests.conftest import REPO
-from tests.integration.cli import ENV, HUREN, huren, init_state, running
+from tests.integration.cli import huren, huren_bytes, init_state, running
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> str:
@@ -103,22 +102,6 @@ def test_serve_names_a_missing_or_unusable_tls_file(tmp_path: Path) -> None:
 def test_verify_refuses_standard_input_that_is_not_utf8(stdin: bytes, byte: str) -> None:
     result = huren_bytes("verify", "--insecure", "--gateway", "127.0.0.1:1", stdin=stdin)
     one_line_error(result, "standard input is not UTF-8 text", byte, "iconv")
-
-
-def huren_bytes(*args: str, stdin: bytes) -> subprocess.CompletedProcess[str]:
-    """``huren`` with raw bytes on standard input."""
-    result = subprocess.run(
-        [*HUREN, *args],
-        input=stdin,
-        capture_output=True,
-        timeout=60,
-        check=False,
-        cwd=REPO,
-        env=ENV,
-    )
-    return subprocess.CompletedProcess(
-        result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
-    )
 
 
 def test_verify_refuses_an_argument_that_is_not_utf8() -> None:
