@@ -53,7 +53,7 @@ from gateway.registry.model import Region  # noqa: E402
 from regions import beijing, hangzhou, hubei, shanghai  # noqa: E402
 from regions.common.spec import Holder, Level, Secrets  # noqa: E402
 
-CONFORMANCE = ROOT.parent / "shared" / "conformance"
+CONFORMANCE = Path(os.environ.get("HUREN_CONFORMANCE", ROOT.parent / "shared" / "conformance"))
 HOLDER = Holder("330106199003071228", "王芳")
 
 
