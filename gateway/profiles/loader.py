@@ -40,7 +40,7 @@ from gateway.profiles.model import (
     TimeFormat,
     Validity,
 )
-from gateway.profiles.times import compile_pattern
+from gateway.profiles.times import MAX_PATTERN_CHARS, compile_pattern
 from gateway.tomltable import Table, parse_document
 
 MAX_SOURCE_BYTES = 64 * 1024
@@ -307,7 +307,7 @@ def _time_field(claims: _Table, key: str, *, may_be_optional: bool = False) -> T
     optional = table.boolean("optional", default=False) if may_be_optional else False
     pattern, zone = "", None
     if fmt is TimeFormat.LOCAL:
-        pattern = table.need_text("pattern", max_len=32)
+        pattern = table.need_text("pattern", max_len=MAX_PATTERN_CHARS)
         try:
             compile_pattern(pattern)
         except ValueError as e:

@@ -186,7 +186,8 @@ class TimeField:
     path: FieldPath
     format: TimeFormat
     pattern: str = ""
-    """For ``local``: ``YYYY``, ``MM``, ``DD``, ``HH``, ``mm``, ``ss`` and literal separators."""
+    """For ``local``: the pattern letters ``YYYY MM DD HH mm`` (``ss`` optional), quoted literals
+    and separators (see :func:`gateway.profiles.times.compile_pattern`)."""
     zone: ZoneInfo | None = None
     optional: bool = False
     """Expiry only: a code may leave it out (the profile's other expiry sources then apply)."""

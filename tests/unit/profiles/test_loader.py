@@ -212,7 +212,7 @@ REFUSED = [
             '"iat", format = "unix-s"',
             '"iat", format = "local", pattern = "YYYYMMDDTHHmmss", zone = "UTC"',
         ),
-        "unknown letters",
+        "unknown pattern letter 'T' at position 8",
     ),
     (
         "unknown-zone",
