@@ -398,7 +398,8 @@ def _profile_check(args: argparse.Namespace) -> int:
         print(f"  otherwise {rules.otherwise_name!r} -> {rules.otherwise.value}")
         return EXIT_OK
     for local, colour in profile.states.items():
-        print(f"  state     {local!r} -> {colour.value}")
+        note = profile.notes.get(local)
+        print(f"  state     {local!r} -> {colour.value}" + (f"  ({note})" if note else ""))
     print("  anything else -> refused (ERR_COLOUR_UNKNOWN)")
     return EXIT_OK
 

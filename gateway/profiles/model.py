@@ -318,6 +318,9 @@ class Profile:
     issuer_region: FieldPath | None = None
     """Where the payload names its issuer's region (EU DCC: CWT ``iss``, the country): it must
     equal the signing issuer's registered region exactly, and a code without it is refused."""
+    notes: Mapping[str, str] = field(default_factory=dict)
+    """Local state -> what the region says it means, for the states that have a note: one line
+    for people, carried in a VALID verdict's detail when a code has that state."""
 
     @property
     def label(self) -> str:

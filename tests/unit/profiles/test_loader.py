@@ -83,9 +83,12 @@ def test_a_profile_loads_into_frozen_ordered_objects():
         ("watch", Colour.YELLOW),
         ("stop", Colour.RED),
     ]
+    assert dict(profile.notes) == {"wait": "pending"}
     assert profile.validity.max == timedelta(hours=24)
     with pytest.raises(TypeError):
         profile.states["new"] = Colour.GREEN  # type: ignore[index]
+    with pytest.raises(TypeError):
+        profile.notes["ok"] = "anything"  # type: ignore[index]
     assert len(profile.source_sha256) == 64
 
 
@@ -153,6 +156,17 @@ REFUSED = [
         _edit('{ colour = "GREY", note = "pending" }', '{ note = "x" }'),
         "states.wait has no colour",
     ),
+    (
+        "note-two-lines",
+        _edit('note = "pending"', 'note = "pending\\nreview"'),
+        "states.wait.note must be one line of printable text",
+    ),
+    (
+        "note-too-long",
+        _edit('note = "pending"', f'note = "{"x" * 257}"'),
+        "states.wait.note must be text of 1 to 256 characters",
+    ),
+    ("note-empty", _edit('note = "pending"', 'note = ""'), "states.wait.note must be text"),
     (
         "state-unknown-member",
         _edit('note = "pending"', 'default = "GREEN"'),
