@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
-from gateway.cli import local, operator, pki, policy, serve
+from gateway.cli import local, operator, pki, policy, profile, serve
 from gateway.cli.common import EXIT_ERROR, Handler
 from gateway.errors import ConfigurationInvalid, HurenError
 
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     operator.register(commands)
     pki.register(commands)
     policy.register(commands)
+    profile.register(commands)
     for entry in sorted(entry_points(group="huren.commands"), key=lambda e: e.name):
         entry.load()(commands)
     return parser
