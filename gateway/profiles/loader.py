@@ -10,6 +10,7 @@ Nothing in the language can give an unlisted value a colour, so nothing unlisted
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -176,6 +177,7 @@ def load_profile(source: str) -> Profile:
         states=states,
         validity=validity,
         source_sha256=hashlib.sha256(source.encode("utf-8")).hexdigest(),
+        canonical_sha256=_canonical_sha256(data),
         rules=rules,
         kinds=kinds,
         revocation_id=revocation_id,
@@ -183,6 +185,14 @@ def load_profile(source: str) -> Profile:
         issuer_region=issuer_region,
         notes=notes,
     )
+
+
+def _canonical_sha256(data: Mapping[str, Any]) -> str:
+    """The digest of a profile's TOML data, in document order (the order of ``[states]`` is
+    meaning, so keys are not sorted). Called after validation, which admits only text,
+    integers, booleans, lists and tables; ``repr`` keeps anything else deterministic."""
+    canonical = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=repr)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _paths(

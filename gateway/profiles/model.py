@@ -305,6 +305,11 @@ class Profile:
     """Local state -> colour, in the profile's order (least to most severe)."""
     validity: Validity
     source_sha256: str
+    """SHA-256 of the exact text the profile was loaded from."""
+    canonical_sha256: str
+    """SHA-256 of the TOML data the text holds, key for key and in its order: two texts that
+    differ only in comments, spacing, quoting, escapes or table layout (``[a.b]`` or an inline
+    table) have the same one. The registry treats them as the same content."""
     rules: ColourRules | None = None
     """Colours from conditions, for formats without colours (instead of ``state``/``states``)."""
     kinds: Mapping[str, FieldPath] = field(default_factory=dict)
