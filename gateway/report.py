@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from gateway.crypto import ADMISSIBLE
+from gateway.identity import IdentityScheme
 from gateway.model import Status, Verdict, format_span
 from gateway.policy import Policy, Strategy
-from gateway.profiles.model import Condition, Test
+from gateway.profiles import Profile
+from gateway.profiles.model import Condition, IdentityField, Test, TimeField, TimeFormat
 from gateway.recognise import Decision, DecisionStatus
 
 _CST = timezone(timedelta(hours=8), "CST")
@@ -146,6 +149,112 @@ def policy_lines(policy: Policy) -> list[str]:
     lines.append(f"  combines   {combine}")
     lines.extend(f"  FLAG       {flag}" for flag in policy.flags())
     return lines
+
+
+def profile_lines(profile: Profile) -> list[str]:
+    """What a profile will do (``huren profile check``): how codes are wrapped and signed, where
+    each fact is read and in which format, how long codes live, and the colours."""
+    envelope, validity = profile.envelope, profile.validity
+    start = f", codes start with {envelope.prefix!r}" if envelope.prefix else ""
+    lines = [
+        f"profile {profile.label}: valid",
+        f"  envelope  {envelope.format.value} / {envelope.text.value} / "
+        f"{envelope.payload.value}{start}",
+        f"  signed    {describe_algorithms(profile)}",
+        f"  issuer    {profile.issuer.text if profile.issuer else '(named by key id only)'}",
+    ]
+    if profile.issuer_region is not None:
+        lines.append(
+            f"  region    {profile.issuer_region.text} must be the issuer's registered region"
+        )
+    times = {
+        "issued": profile.issued_at,
+        "expires": profile.expires_at,
+        "starts": profile.not_before,
+    }
+    lines += [f"  {label:<9} {describe_time(field)}" for label, field in times.items() if field]
+    expiry = [f"field {profile.expires_at.path.text}"] if profile.expires_at else []
+    if validity.duration:
+        expiry.append(f"issue + {format_span(validity.duration)}")
+    if validity.end_of_day:
+        expiry.append(f"end of day in {validity.end_of_day.key}")
+    lines.append(f"  expiry    earliest of: {', '.join(expiry)}")
+    if validity.max:
+        lines.append(f"  at most   {format_span(validity.max)} of validity")
+    for rule in validity.degrade:
+        after = format_span(rule.after)
+        lines.append(f"  degrade   {rule.source.value} -> {rule.target.value} after {after}")
+    if envelope.compression:
+        lines.append(f"  payload   compressed ({envelope.compression})")
+    if envelope.key_id.value != "any":
+        lines.append(f"  key ids   {envelope.key_id.value}")
+    lines.append(f"  identity  {describe_identity(profile.identity)}")
+    for kind, path in profile.kinds.items():
+        lines.append(
+            f"  kind      {kind} when {path.text} is present (keys may be restricted to kinds)"
+        )
+    if profile.revocation_id is not None:
+        lines.append(
+            f"  revoked   by id {profile.revocation_id.text} (the issuer's revocation lists)"
+        )
+    if profile.rules is not None:
+        for colour_rule in profile.rules.rules:
+            tests = " and ".join(describe_condition(c) for c in colour_rule.when)
+            lines.append(
+                f"  rule      {colour_rule.name!r} -> {colour_rule.colour.value} when {tests}"
+            )
+        rules = profile.rules
+        lines.append(f"  otherwise {rules.otherwise_name!r} -> {rules.otherwise.value}")
+        return lines
+    assert profile.state is not None  # a profile has states or colour rules
+    lines.append(f"  state     {profile.state.path.text} ({profile.state.type.value})")
+    for local, colour in profile.states.items():
+        note = profile.notes.get(local)
+        lines.append(f"  state     {local!r} -> {colour.value}" + (f"  ({note})" if note else ""))
+    lines.append("  anything else -> refused (ERR_COLOUR_UNKNOWN)")
+    return lines
+
+
+def describe_algorithms(profile: Profile) -> str:
+    """The algorithms a profile's keys may have."""
+    if profile.envelope.algorithms:
+        return f"by {', '.join(a.value for a in profile.envelope.algorithms)} keys only"
+    admitted = ", ".join(sorted(a.value for a in ADMISSIBLE))
+    return f"by keys of any algorithm the gateway admits ({admitted})"
+
+
+def describe_time(field: TimeField) -> str:
+    """Where a time is read and how it is written: ``iat (unix-s)``, or a local pattern."""
+    how = field.format.value
+    if field.format is TimeFormat.LOCAL:
+        assert field.zone is not None  # the loader requires it
+        how = f"local, pattern {field.pattern!r} in {field.zone.key}"
+    optional = ", optional" if field.optional else ""
+    return f"{field.path.text} ({how}{optional})"
+
+
+def describe_identity(identity: IdentityField) -> str:
+    """How a profile's codes carry the holder, and where."""
+    scheme = identity.scheme
+    if scheme is IdentityScheme.MASKED_LINK:
+        assert identity.masked is not None
+        assert identity.link is not None
+        where = f"masked number at {identity.masked.text}, link hash at {identity.link.text}"
+    elif scheme is IdentityScheme.NAME_DOB:
+        assert identity.family is not None
+        assert identity.given is not None
+        assert identity.birth is not None
+        where = (
+            f"family name at {identity.family.text}, given name at {identity.given.text}, "
+            f"date of birth at {identity.birth.text}"
+        )
+    elif scheme is IdentityScheme.PSEUDONYM:
+        assert identity.path is not None
+        where = f"sealed number at {identity.path.text} (opened with the issuer's pseudonym key)"
+    else:
+        assert identity.path is not None
+        where = f"full number at {identity.path.text} (masked in every verdict)"
+    return f"{scheme.value}: {where}"
 
 
 def describe_condition(condition: Condition) -> str:

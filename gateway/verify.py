@@ -445,12 +445,17 @@ def _accept(opened: Opened, signer: IssuerKey, context: _Context, facts: _Facts)
 
 
 def _detail(translated: Translated) -> str:
-    if translated.degraded_from is None:
-        return "verified"
-    return (
-        f"verified; {translated.degraded_from.value} reads as {translated.colour.value} "
-        "because of the code's age"
-    )
+    """``verified``, then why the colour differs from the region's word (degradation), then the
+    profile's note on the local state: both come from the profile, never from the holder."""
+    parts = ["verified"]
+    if translated.degraded_from is not None:
+        parts.append(
+            f"{translated.degraded_from.value} reads as {translated.colour.value} "
+            "because of the code's age"
+        )
+    if translated.note is not None:
+        parts.append(f"{translated.local_state}: {translated.note}")
+    return "; ".join(parts)
 
 
 def _resolve(carrier: IdentityCarrier, issuer: Issuer, keys: IdentityKeys) -> Identity:

@@ -188,7 +188,8 @@ class TimeField:
     path: FieldPath
     format: TimeFormat
     pattern: str = ""
-    """For ``local``: ``YYYY``, ``MM``, ``DD``, ``HH``, ``mm``, ``ss`` and literal separators."""
+    """For ``local``: the pattern letters ``YYYY MM DD HH mm`` (``ss`` optional), quoted literals
+    and separators (see :func:`gateway.profiles.times.compile_pattern`)."""
     zone: ZoneInfo | None = None
     optional: bool = False
     """Expiry only: a code may leave it out (the profile's other expiry sources then apply)."""
@@ -306,6 +307,11 @@ class Profile:
     """Local state -> colour, in the profile's order (least to most severe)."""
     validity: Validity
     source_sha256: str
+    """SHA-256 of the exact text the profile was loaded from."""
+    canonical_sha256: str
+    """SHA-256 of the TOML data the text holds, key for key and in its order: two texts that
+    differ only in comments, spacing, quoting, escapes or table layout (``[a.b]`` or an inline
+    table) have the same one. The registry treats them as the same content."""
     rules: ColourRules | None = None
     """Colours from conditions, for formats without colours (instead of ``state``/``states``)."""
     kinds: Mapping[str, FieldPath] = field(default_factory=dict)
@@ -319,6 +325,9 @@ class Profile:
     issuer_region: FieldPath | None = None
     """Where the payload names its issuer's region (EU DCC: CWT ``iss``, the country): it must
     equal the signing issuer's registered region exactly, and a code without it is refused."""
+    notes: Mapping[str, str] = field(default_factory=dict)
+    """Local state -> what the region says it means, for the states that have a note: one line
+    for people, carried in a VALID verdict's detail when a code has that state."""
 
     @property
     def label(self) -> str:
