@@ -37,7 +37,7 @@ from __future__ import annotations
 import base64
 import logging
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -309,7 +309,7 @@ def _verify(code: str, context: _Context, facts: _Facts) -> Verdict | Question:
     opened = open_envelope(code, route.envelope, context.limits)
     facts.code_ref = context.identities.code_ref(opened.payload)
     # Step 4: the candidate issuers.
-    return _conclude(opened, _candidate_issuers(route, opened.claims), context, facts)
+    return _conclude(opened, _candidate_issuers(route, opened), context, facts)
 
 
 def _verify_answer(
@@ -341,13 +341,13 @@ def _verify_answer(
 
 
 def _conclude(
-    opened: Opened, candidates: list[Issuer], context: _Context, facts: _Facts
+    opened: Opened, candidates: Sequence[Issuer], context: _Context, facts: _Facts
 ) -> Verdict:
     return _accept(opened, _authenticate(opened, candidates, context, facts), context, facts)
 
 
 def _authenticate(
-    opened: Opened, candidates: list[Issuer], context: _Context, facts: _Facts
+    opened: Opened, candidates: Sequence[Issuer], context: _Context, facts: _Facts
 ) -> IssuerKey:
     """Steps 5 to 7: the registered, unrevoked key that signed the code."""
     trust = context.trust
@@ -473,11 +473,15 @@ def _resolve(carrier: IdentityCarrier, issuer: Issuer, keys: IdentityKeys) -> Id
     return keys.from_number(number)
 
 
-def _candidate_issuers(route: Route, claims: Mapping[Any, Any]) -> list[Issuer]:
-    """Step 4: the issuers the payload names, or every issuer of a route that names none."""
+def _candidate_issuers(route: Route, opened: Opened) -> Sequence[Issuer]:
+    """Step 4: the issuers the payload names, or, on a route whose payloads name none (EU DCC
+    style), the issuers holding a key with the code's key id (each still checked with its own
+    keys only)."""
+    claims = opened.claims
     if not route.names_issuers:
-        # Formats whose payloads carry no issuer name (EU DCC style): each issuer's own keys.
-        return [issuer for issuer, _ in route.issuers]
+        if len(route.issuers) == 1:  # the one issuer, named in the verdict whatever follows
+            return [route.issuers[0][0]]
+        return route.holders.get(opened.kid, ()) if opened.kid is not None else ()
     named, candidates = False, []
     for issuer, path in route.issuers:
         assert path is not None
