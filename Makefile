@@ -15,7 +15,7 @@ TOOLS       := .tools
 BUF         := $(TOOLS)/node_modules/.bin/buf
 BUF_STAMP   := $(TOOLS)/.buf-$(BUF_VERSION)
 
-.PHONY: all demo test unit lint lint-proto proto bench conformance venv tools clean
+.PHONY: all demo test unit lint lint-proto proto schemas browser bench conformance venv tools clean
 
 all: test
 
@@ -38,8 +38,18 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/huren demo
 
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's Chromium (playwright's own download cannot be reached), with
+# CJK fonts so that screenshots show Chinese. Installed when missing (CI runs as root on Debian).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ] || ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then \
+		echo "installing chromium and fonts-noto-cjk (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	fi
+	@test -x $(CHROMIUM) || { echo "no Chromium at $(CHROMIUM): the browser tests need it"; exit 1; }
 
 # The quick local loop: the pure unit tests only, hypothesis with a tenth of the examples.
 unit: $(STAMP)
@@ -65,6 +75,10 @@ lint-proto: $(BUF_STAMP)
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
 
+# The JSON Schemas of the profile and policy languages, into docs/schemas/.
+schemas: $(STAMP)
+	$(BIN)/python scripts/gen_schemas.py
+
 $(PEER_STAMP): constraints-peer.txt
 	@test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
 	$(PEER_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
@@ -73,6 +87,7 @@ $(PEER_STAMP): constraints-peer.txt
 
 bench: $(STAMP) $(PEER_STAMP)
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_steps.py
 
 conformance: $(STAMP)
 	$(BIN)/python scripts/conformance.py

@@ -52,6 +52,10 @@ class ConfigurationInvalid(Refused):
         self.reason = reason
 
 
+class TlsFilesInvalid(Refused):
+    """A TLS file (CA, certificate or key) cannot be used; the message names it and says why."""
+
+
 class NotPermitted(Refused):
     """The caller may not do this (gRPC ``PERMISSION_DENIED``); it was audited."""
 

@@ -3,10 +3,12 @@
 Regions carry identity in three ways (:class:`IdentityScheme`):
 
 - ``cn-resident-id``: the full 18-character number inside the signed payload;
-- ``masked-link``: a masked number plus a **link hash**, ``HMAC-SHA-256(K_link, number)``, keyed
-  with the national linking key the hub gives to regions that must not carry the number;
-- ``pseudonym``: the number encrypted deterministically (AES-SIV) under a key the region shares
-  with the hub, so the region's codes carry a stable pseudonym nobody else can read.
+- ``masked-link``: a masked number plus a **link hash**,
+  ``HMAC-SHA-256(K_link, "cn-resident-id" || 0x00 || number)`` (:func:`link_hash`), keyed with
+  the national linking key the hub gives to regions that must not carry the number;
+- ``pseudonym``: the number encrypted deterministically (AES-SIV, RFC 5297) under a key the region
+  shares with the hub, with the issuer's id as the one associated-data component, so the
+  region's codes carry a stable pseudonym nobody else can read (:mod:`gateway.crypto.pseudonyms`).
 
 All three converge on the same link value ``L``: the gateway computes ``L`` itself from a full or
 decrypted number, or takes it from a masked-link code. What leaves the gateway is
@@ -68,15 +70,27 @@ _CHECK = "10X98765432"
 
 def is_cn_resident_id(text: str) -> bool:
     """True for a well-formed GB 11643 number: province prefix, real birth date, check digit."""
-    if not _RESIDENT_ID.fullmatch(text) or text[:2] not in PROVINCE_PREFIXES:
-        return False
+    return resident_id_problem(text) is None
+
+
+def resident_id_problem(text: str) -> str | None:
+    """What makes ``text`` not a well-formed GB 11643 number, or None if it is one.
+
+    The answer never quotes the text (it may be a real person's number).
+    """
+    if not _RESIDENT_ID.fullmatch(text):
+        return "it must be 18 characters: 17 digits, then a digit or an upper-case X"
+    if text[:2] not in PROVINCE_PREFIXES:
+        return "its first two digits are not a province code"
     try:
         born = date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
     except ValueError:
-        return False
+        return "characters 7 to 14 are not a real date of birth"
     if born.year < 1900:
-        return False
-    return resident_id_check_char(text[:17]) == text[17]
+        return "its date of birth is before 1900"
+    if resident_id_check_char(text[:17]) != text[17]:
+        return "its check character (the 18th) does not match the first 17 digits"
+    return None
 
 
 def resident_id_check_char(first17: str) -> str:

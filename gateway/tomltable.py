@@ -15,7 +15,8 @@ from datetime import timedelta
 from typing import Any, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-_DURATION = re.compile(r"([0-9]{1,6})(s|m|h|d)")
+DURATION = re.compile(r"([0-9]{1,6})(s|m|h|d)")
+"""A duration: whole seconds, minutes, hours or days (``fullmatch``)."""
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _E = TypeVar("_E", bound=enum.Enum)
 
@@ -42,7 +43,7 @@ def parse_document(source: str, what: str, max_bytes: int, refuse: Refuse) -> di
 
 def parse_duration(text: str) -> timedelta | None:
     """``'30m'``, ``'6h'``, ``'3d'`` (whole seconds, minutes, hours or days), or None."""
-    m = _DURATION.fullmatch(text)
+    m = DURATION.fullmatch(text)
     if m is None:
         return None
     return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])

@@ -8,15 +8,17 @@ import enum
 import getpass
 import itertools
 import re
+import sys
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from gateway.clients.tls import TlsCredentials, operator_files
-from gateway.errors import ConfigurationInvalid
+from gateway.clients.tls import TlsCredentials, operator_files, read_tls_file
+from gateway.crypto.pki import check_tls_files
+from gateway.errors import ConfigurationInvalid, RequestInvalid
 from gateway.model import Reason
 from gateway.registry.authority import Actor, Role
 from gateway.registry.keyfiles import MAX_KEY_FILE_BYTES
@@ -49,18 +51,31 @@ def add_tls_options(parser: argparse.ArgumentParser, *, mutual: bool) -> None:
 
 
 def tls_credentials(args: argparse.Namespace) -> TlsCredentials | None:
+    """The TLS material the options name, read and checked now, so that a bad file is named
+    before gRPC reports only that it could not build a handshake.
+
+    Raises:
+        TlsFilesInvalid: naming the file that cannot be used.
+    """
     if args.insecure:
         return None
-    ca = (args.ca or args.pki / "ca.pem").read_bytes()
+    hint = "" if args.ca else "; give --ca FILE, or --pki DIR made by `huren pki init`"
+    ca = read_tls_file(args.ca or args.pki / "ca.pem", hint)
     certificate = key = None
     if getattr(args, "cert", None) or getattr(args, "key", None):
         if not (args.cert and args.key):
             raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, "--cert and --key go together")
-        certificate, key = args.cert.read_bytes(), args.key.read_bytes()
+        certificate, key = read_tls_file(args.cert), read_tls_file(args.key)
     elif getattr(args, "operator", None):
         certificate_file, key_file = operator_files(args.pki, args.operator)
-        certificate, key = certificate_file.read_bytes(), key_file.read_bytes()
-    return TlsCredentials(ca, certificate, key)
+        hint = f"; is {args.operator!r} an operator of {args.pki}? (`huren pki issue`)"
+        certificate, key = read_tls_file(certificate_file, hint), read_tls_file(key_file, hint)
+    check_tls_files(ca, certificate, key, datetime.now(UTC))
+    return TlsCredentials(
+        ca.content,
+        certificate.content if certificate else None,
+        key.content if key else None,
+    )
 
 
 _CODE_START = re.compile(r"[A-Za-z0-9]{1,8}:|eyJ|https?://")
@@ -78,6 +93,87 @@ def split_code(codes: list[str]) -> str | None:
                 "each code ('HC1:...'), or give codes one per line on standard input"
             )
     return None
+
+
+MAX_STDIN_BYTES = 16 * 1024 * 1024
+"""Codes given on standard input: at most this many bytes (16 MiB) in one run."""
+
+
+def read_codes(arguments: list[str]) -> list[str]:
+    """The codes given as arguments, or else one per line on standard input (line terminators
+    are not part of a code; blank lines are skipped).
+
+    Raises:
+        RequestInvalid: if the input is not UTF-8 text, is over :data:`MAX_STDIN_BYTES`, or
+            holds no code; or if arguments look like one base45 code the shell split.
+    """
+    if arguments:
+        for number, code in enumerate(arguments, 1):
+            try:
+                code.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise RequestInvalid(
+                    f"argument {number} is not UTF-8 text (a byte that is not, at character "
+                    f"{e.start}): health codes are ASCII; convert it (iconv -f GBK -t UTF-8)"
+                ) from None
+        if (split := split_code(arguments)) is not None:
+            raise RequestInvalid(split)
+        return arguments
+    data = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
+    if len(data) > MAX_STDIN_BYTES:
+        raise RequestInvalid(
+            f"standard input is over {MAX_STDIN_BYTES} bytes: give the codes in several runs"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RequestInvalid(
+            f"standard input is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}):"
+            " health codes are ASCII; convert it (iconv -f GBK -t UTF-8)"
+        ) from None
+    codes = [line for line in text.splitlines() if line]
+    if not codes:
+        raise RequestInvalid("no codes given (as arguments, or one per line on standard input)")
+    return codes
+
+
+MAX_LINE_BYTES = 1024 * 1024
+"""One line of standard input read as a stream (``huren verify``): at most this many bytes."""
+
+
+def code_lines(stream: BinaryIO) -> Iterator[tuple[int, str | RequestInvalid]]:
+    """Each non-blank line of ``stream`` as soon as it is complete, numbered from 1: its text
+    without the line terminator, or why it is not a code this command can send (not UTF-8, or
+    over :data:`MAX_LINE_BYTES`). Nothing is kept between lines, so a scanner may type all day.
+    """
+    number = 0
+    while line := stream.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass  # the rest of the over-long line is dropped, never held
+            yield (
+                number,
+                RequestInvalid(
+                    f"line {number} of standard input is over {MAX_LINE_BYTES} bytes: not a code"
+                ),
+            )
+            continue
+        data = line.rstrip(b"\r\n")
+        if not data:
+            continue
+        try:
+            yield number, data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield (
+                number,
+                RequestInvalid(
+                    f"standard input is not UTF-8 text at line {number} (byte "
+                    f"0x{data[e.start]:02x} at offset {e.start} of the line): health codes are "
+                    "ASCII; convert it "
+                    "(iconv -f GBK -t UTF-8)"
+                ),
+            )
 
 
 def aware_datetime(text: str) -> datetime:

@@ -41,10 +41,12 @@ from gateway.registry.commands import (
     RegisterIssuer,
     RetireIssuer,
 )
+from gateway.registry.keyfiles import MAX_KEY_FILE_BYTES
 from gateway.registry.registrar import Change
 from gateway.storage.files import StateFiles
 from gateway.storage.record import StateRecord
 from gateway.storage.sqlite import SqliteRegistry
+from gateway.trustlist import MAX_TRUST_LIST_BYTES
 from gateway.trustlist import verify as verify_trust_list
 
 
@@ -82,21 +84,21 @@ def register(commands: Subparsers) -> None:
     certificates.set_defaults(handler=_import_certificates)
 
     region = command("create-region", "create a region")
-    region.add_argument("--region", required=True)
-    region.add_argument("--name", required=True)
+    region.add_argument("--region", required=True, help="GB/T 2260 code, such as 330100")
+    region.add_argument("--name", required=True, help="display name, such as 杭州市")
     region.set_defaults(handler=_create_region)
 
     operator = command(
         "create-operator", "pin an operator's certificate (bootstrap the hub administrator)"
     )
-    operator.add_argument("--name", required=True)
+    operator.add_argument("--name", required=True, help="the operator's name")
     operator.add_argument("--region", help="the operator's region; omit for a hub administrator")
     operator.add_argument("--cert", type=Path, required=True, help="the operator's certificate")
     operator.set_defaults(handler=_create_operator)
 
     retire = command("retire-issuer", "stop an issuer for good (its codes are refused)")
-    retire.add_argument("--issuer", required=True)
-    retire.add_argument("--reason", default="")
+    retire.add_argument("--issuer", required=True, help="the issuer id")
+    retire.add_argument("--reason", default="", help="why, for the audit log")
     retire.set_defaults(handler=_retire_issuer)
 
     rollback = command(
@@ -108,15 +110,19 @@ def register(commands: Subparsers) -> None:
     audit = commands.add_parser("audit", help="read and check the audit log")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     verify = asub.add_parser("verify", help="check the whole hash chain and the current state")
-    verify.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+    verify.add_argument(
+        "--state-dir", type=Path, default=DEFAULT_STATE, help="the gateway's state folder"
+    )
     verify.add_argument("--db", type=Path, help="a registry file (default: STATE_DIR/registry.db)")
     verify.set_defaults(handler=_audit_verify)
     log = asub.add_parser("log", help="list audit entries")
-    log.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
-    log.add_argument("--db", type=Path)
-    log.add_argument("--after", type=int, default=0)
-    log.add_argument("--limit", type=int)
-    log.add_argument("--json", action="store_true")
+    log.add_argument(
+        "--state-dir", type=Path, default=DEFAULT_STATE, help="the gateway's state folder"
+    )
+    log.add_argument("--db", type=Path, help="a registry file (default: STATE_DIR/registry.db)")
+    log.add_argument("--after", type=int, default=0, help="entries after this sequence number")
+    log.add_argument("--limit", type=int, help="at most this many (default: all)")
+    log.add_argument("--json", action="store_true", help="one JSON object per entry")
     log.set_defaults(handler=_audit_log)
 
     trust = commands.add_parser("trustlist", help="check a signed trust list offline")
@@ -409,10 +415,63 @@ def _audit_log(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _trust_list_key(path: Path) -> crypto.PublicKey:
+    """The gateway's trust-list public key from ``path``: the JWK the gateway writes
+    (``trustlist-key.jwk``) or the same key as a PEM ``PUBLIC KEY``.
+
+    Raises:
+        ConfigurationInvalid: naming the file, if it holds anything else.
+    """
+    data = _bounded(path, MAX_KEY_FILE_BYTES).lstrip()
+    where = "the gateway's trustlist-key.jwk, in its state folder"
+    if data.startswith(b"{"):
+        try:
+            return crypto.load_jwk(json.loads(data))
+        except (UnicodeDecodeError, json.JSONDecodeError, TypeError):
+            raise ConfigurationInvalid(
+                Reason.ERR_KEY_WEAK, f"{path}: not a JWK (give {where})"
+            ) from None
+    if data.startswith(b"-----BEGIN CERTIFICATE"):
+        raise ConfigurationInvalid(
+            Reason.ERR_KEY_WEAK,
+            f"{path} holds a certificate, not the trust-list key (give {where})",
+        )
+    if data.startswith(b"-----BEGIN") and b"PRIVATE KEY" in data:
+        raise ConfigurationInvalid(
+            Reason.ERR_KEY_PRIVATE, f"{path} is a private key: give the public one ({where})"
+        )
+    if data.startswith(b"-----BEGIN"):
+        return crypto.load_pem(data, crypto.Algorithm.ES256)
+    raise ConfigurationInvalid(
+        Reason.ERR_KEY_WEAK, f"{path}: neither a JWK nor a PEM public key (give {where})"
+    )
+
+
+def _bounded(path: Path, limit: int) -> bytes:
+    """``path``'s bytes, at most ``limit``.
+
+    Raises:
+        ConfigurationInvalid: if it is larger.
+    """
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ConfigurationInvalid(Reason.ERR_TOO_LARGE, f"{path} is over {limit} bytes")
+    return data
+
+
 def _trustlist_verify(args: argparse.Namespace) -> int:
-    key = crypto.load_jwk(json.loads(args.key.read_text()))
+    key = _trust_list_key(args.key)
     try:
-        content = verify_trust_list(args.file.read_text(), key)
+        text = _bounded(args.file, MAX_TRUST_LIST_BYTES).decode("ascii")
+    except UnicodeDecodeError:
+        raise ConfigurationInvalid(
+            Reason.ERR_ENCODING,
+            f"{args.file} is not a trust list: it is not text (a trust list is a compact JWS, as "
+            "`huren operator trust-list` saves it)",
+        ) from None
+    try:
+        content = verify_trust_list(text, key)
     except ConfigurationInvalid as e:
         print(f"trust list does NOT verify: {e}")
         return EXIT_FAILED

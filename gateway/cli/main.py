@@ -15,12 +15,14 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
-from importlib.metadata import entry_points
+from collections.abc import Iterator, Sequence
+from importlib.metadata import entry_points, version
 
-from gateway.cli import local, operator, pki, policy, profile, serve
+from gateway.cli import identity, local, operator, pki, policy, profile, qr, serve
 from gateway.cli.common import EXIT_ERROR, Handler
 from gateway.errors import ConfigurationInvalid, HurenError
+
+log = logging.getLogger("huren")
 
 EXIT_BROKEN_PIPE = 141
 """128 + SIGPIPE: what a Unix tool's shell reports when its reader closed the pipe."""
@@ -55,14 +57,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_ERROR
+    except Exception as e:  # a bug: one line for the user, the traceback in the debug log
+        log.debug("unexpected error", exc_info=True)
+        print(
+            f"huren: unexpected error ({type(e).__name__}); please report it. "
+            "--log-level DEBUG shows where it happened",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, where it has one worth saying."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" not in text
+            and default not in (None, False, "", [], argparse.SUPPRESS)
+            and (action.option_strings or action.nargs in (argparse.OPTIONAL, "*"))
+        ):
+            text += " (default: %(default)s)"
+        return text
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="huren", description="互认 huren: cross-region health-code gateway"
     )
+    parser.add_argument("--version", action="version", version=f"huren {version('huren')}")
     parser.add_argument(
-        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="what is logged on standard error",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(commands)
@@ -70,7 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
     operator.register(commands)
     pki.register(commands)
     policy.register(commands)
+    identity.register(commands)
+    qr.register(commands)
     profile.register(commands)
     for entry in sorted(entry_points(group="huren.commands"), key=lambda e: e.name):
         entry.load()(commands)
+    for each in parsers(parser):
+        each.formatter_class = HelpFormatter
     return parser
+
+
+def parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and every subcommand's parser under it, depth first, in the order defined."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from parsers(sub)

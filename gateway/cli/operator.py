@@ -64,57 +64,92 @@ def register(commands: Subparsers) -> None:
     p.set_defaults(handler=_register_issuer)
 
     p = command("add-key", "add a key to an issuer (with proof of possession)")
-    p.add_argument("--issuer", required=True)
+    p.add_argument("--issuer", required=True, help="the issuer id, such as hangzhou")
     p.add_argument("--keys", required=True, help="JWK/JWKS/PEM/X.509 file or URL")
     p.add_argument("--kid", help="key id for a PEM or X.509 key")
     p.add_argument("--algorithm", choices=algorithm_choices(), help="for RSA keys")
-    p.add_argument("--signing-key", type=Path, action="append", default=[], required=True)
-    p.add_argument("--request-id")
+    p.add_argument(
+        "--signing-key",
+        type=Path,
+        action="append",
+        default=[],
+        required=True,
+        help="the new key's private key (PEM), to prove possession; repeat for each key",
+    )
+    p.add_argument(
+        "--request-id",
+        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
+    )
     p.set_defaults(handler=_add_key)
 
     p = command("retire-key", "refuse codes issued after a time (default: now)")
-    p.add_argument("--issuer", required=True)
-    p.add_argument("--kid", required=True)
+    p.add_argument("--issuer", required=True, help="the issuer id, such as hangzhou")
+    p.add_argument("--kid", required=True, help="the key id, as codes name it")
     p.add_argument("--at", type=aware_datetime, help="RFC 3339 time with offset")
-    p.add_argument("--request-id")
+    p.add_argument(
+        "--request-id",
+        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
+    )
     p.set_defaults(handler=_retire_key)
 
     p = command("revoke-key", "refuse every code the key signed, from now on")
-    p.add_argument("--issuer", required=True)
-    p.add_argument("--kid", required=True)
-    p.add_argument("--reason", default="")
-    p.add_argument("--request-id")
+    p.add_argument("--issuer", required=True, help="the issuer id, such as hangzhou")
+    p.add_argument("--kid", required=True, help="the key id, as codes name it")
+    p.add_argument("--reason", default="", help="why, for the audit log")
+    p.add_argument(
+        "--request-id",
+        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
+    )
     p.set_defaults(handler=_revoke_key)
 
     p = command("set-revocations", "replace a key's revocation list (SMART Health Cards CRL)")
-    p.add_argument("--issuer", required=True)
-    p.add_argument("--kid", required=True)
+    p.add_argument("--issuer", required=True, help="the issuer id, such as hangzhou")
+    p.add_argument("--kid", required=True, help="the key id, as codes name it")
     p.add_argument("--file", required=True, help="the CRL JSON file, or an http(s) URL")
-    p.add_argument("--request-id")
+    p.add_argument(
+        "--request-id",
+        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
+    )
     p.set_defaults(handler=_set_revocations)
 
     p = command("update-profile", "move an issuer to the next version of its profile")
-    p.add_argument("--issuer", required=True)
-    p.add_argument("--profile", type=Path, required=True)
-    p.add_argument("--request-id")
+    p.add_argument("--issuer", required=True, help="the issuer id, such as hangzhou")
+    p.add_argument(
+        "--profile", type=Path, required=True, help="the profile TOML file (its next version)"
+    )
+    p.add_argument(
+        "--request-id",
+        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
+    )
     p.set_defaults(handler=_update_profile)
 
     p = command("create-region", "create a region (hub administrator)")
-    p.add_argument("--region", required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--request-id")
+    p.add_argument("--region", required=True, help="GB/T 2260 code, such as 330100")
+    p.add_argument("--name", required=True, help="display name, such as 杭州市")
+    p.add_argument(
+        "--request-id",
+        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
+    )
     p.set_defaults(handler=_create_region)
 
     p = command("create-operator", "pin an operator's certificate (hub administrator)")
-    p.add_argument("--name", required=True)
+    p.add_argument("--name", required=True, help="the operator's name, as its certificate says")
     p.add_argument("--region", help="omit for another hub administrator")
-    p.add_argument("--operator-cert", type=Path, required=True)
-    p.add_argument("--request-id")
+    p.add_argument(
+        "--operator-cert", type=Path, required=True, help="the operator's certificate (PEM)"
+    )
+    p.add_argument(
+        "--request-id",
+        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
+    )
     p.set_defaults(handler=_create_operator)
 
     p = command("remove-operator", "unpin an operator at once (hub administrator)")
-    p.add_argument("--name", required=True)
-    p.add_argument("--request-id")
+    p.add_argument("--name", required=True, help="the operator's name")
+    p.add_argument(
+        "--request-id",
+        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
+    )
     p.set_defaults(handler=_remove_operator)
 
     p = command(
@@ -122,27 +157,35 @@ def register(commands: Subparsers) -> None:
         "give a profile id, policy id or issuer name to a region before it uses it (hub "
         "administrator)",
     )
-    p.add_argument("--kind", required=True, choices=[k.value for k in NameKind])
-    p.add_argument("--name", required=True)
-    p.add_argument("--region", required=True)
-    p.add_argument("--request-id")
+    p.add_argument(
+        "--kind", required=True, choices=[k.value for k in NameKind], help="what kind of name"
+    )
+    p.add_argument("--name", required=True, help="the name to reserve")
+    p.add_argument("--region", required=True, help="the region it is reserved for")
+    p.add_argument(
+        "--request-id",
+        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
+    )
     p.set_defaults(handler=_reserve_name)
 
     p = command(
         "retire-issuer",
         "stop an issuer for good: its codes are refused, its names stay taken (hub administrator)",
     )
-    p.add_argument("--issuer", required=True)
-    p.add_argument("--reason", default="")
-    p.add_argument("--request-id")
+    p.add_argument("--issuer", required=True, help="the issuer id, such as hangzhou")
+    p.add_argument("--reason", default="", help="why, for the audit log")
+    p.add_argument(
+        "--request-id",
+        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
+    )
     p.set_defaults(handler=_retire_issuer)
 
     p = command("list-issuers", "list issuers (optionally of one region)")
-    p.add_argument("--region", default="")
+    p.add_argument("--region", default="", help="only issuers of this region")
     p.set_defaults(handler=_list_issuers)
 
     p = command("get-issuer", "an issuer's keys and every version of its profile")
-    p.add_argument("--issuer", required=True)
+    p.add_argument("--issuer", required=True, help="the issuer id, such as hangzhou")
     p.set_defaults(handler=_get_issuer)
 
     p = command("trust-list", "fetch the signed trust list")
@@ -150,8 +193,8 @@ def register(commands: Subparsers) -> None:
     p.set_defaults(handler=_trust_list)
 
     p = command("audit", "list audit entries")
-    p.add_argument("--after", type=int, default=0)
-    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--after", type=int, default=0, help="entries after this sequence number")
+    p.add_argument("--limit", type=int, default=1000, help="at most this many (at most 1000)")
     p.set_defaults(handler=_audit)
 
 

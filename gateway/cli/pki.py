@@ -30,15 +30,19 @@ def register(commands: Subparsers) -> None:
     init = sub.add_parser(
         "init", help="a CA, the gateway's certificate, the hub administrator and demo operators"
     )
-    init.add_argument("directory", type=Path, nargs="?", default=DEFAULT_PKI)
+    init.add_argument(
+        "directory", type=Path, nargs="?", default=DEFAULT_PKI, help="the folder to create"
+    )
     init.add_argument(
         "--host", action="append", default=[], help="gateway host name or address (repeatable)"
     )
     init.add_argument("--admin", default="hub-admin", help="the hub administrator's name")
     init.set_defaults(handler=_init)
     issue = sub.add_parser("issue", help="a certificate for one more operator")
-    issue.add_argument("directory", type=Path, nargs="?", default=DEFAULT_PKI)
-    issue.add_argument("--name", required=True)
+    issue.add_argument(
+        "directory", type=Path, nargs="?", default=DEFAULT_PKI, help="a `huren pki init` folder"
+    )
+    issue.add_argument("--name", required=True, help="the operator's name")
     issue.add_argument("--region", help="omit for a hub administrator")
     issue.set_defaults(handler=_issue)
 

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from gateway.cli.common import (
     DEFAULT_GATEWAY,
     DEFAULT_REGISTRY,
-    EXIT_ERROR,
     EXIT_FAILED,
     EXIT_OK,
     Subparsers,
     add_tls_options,
     aware_datetime,
     plain,
+    read_codes,
     read_utf8,
-    split_code,
     tls_credentials,
 )
 from gateway.cli.local import new_request_id
@@ -52,33 +50,27 @@ def register(commands: Subparsers) -> None:
     sub = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
 
     check = sub.add_parser("check", help="validate a policy file and say what it does")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="the policy TOML file")
     check.set_defaults(handler=_check)
 
     show = sub.add_parser("show", help="the policy that decides at a destination (from a gateway)")
     show.add_argument("--at", required=True, metavar="REGION", help="a region code or 'national'")
     show.add_argument("--gateway", default=DEFAULT_GATEWAY, help="gateway address host:port")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="print the policy as JSON")
     add_tls_options(show, mutual=False)
     show.set_defaults(handler=_show)
 
     put = sub.add_parser("set", help="register the next version of your region's policy (mTLS)")
-    put.add_argument("file", type=Path)
+    put.add_argument("file", type=Path, help="the policy TOML file (its next version)")
     put.add_argument("--gateway", default=DEFAULT_REGISTRY, help="the registry address")
     put.add_argument("--request-id", help="reuse to retry safely (default: a new one)")
-    put.add_argument("--json", action="store_true")
+    put.add_argument("--json", action="store_true", help="print the answer as JSON")
     add_tls_options(put, mutual=True)
     put.set_defaults(handler=_set)
 
 
 def _recognise(args: argparse.Namespace) -> int:
-    codes: list[str] = list(args.codes) or [line for line in sys.stdin.read().splitlines() if line]
-    if not codes:
-        print("huren recognise: no codes given", file=sys.stderr)
-        return EXIT_ERROR
-    if args.codes and (split := split_code(codes)) is not None:
-        print(f"huren recognise: {split}", file=sys.stderr)
-        return EXIT_ERROR
+    codes = read_codes(list(args.codes))
     with GatewayClient(args.gateway, tls_credentials(args)) as client:
         decision = client.recognise(codes, args.at, args.time)
     if args.json:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -23,13 +22,14 @@ from gateway.cli.common import (
     EXIT_OK,
     Subparsers,
     aware_datetime,
+    read_codes,
     read_hex,
     read_utf8,
-    split_code,
 )
 from gateway.cli.local import algorithm_choices
 from gateway.clock import system_clock
 from gateway.dryrun import NO_REGION, DryRun
+from gateway.errors import RequestInvalid
 from gateway.identity import SECRET_BYTES, IdentityKeys
 from gateway.limits import Limits
 from gateway.model import Reason, Status
@@ -70,7 +70,7 @@ def register(commands: Subparsers) -> None:
         dest="profile_command", required=True, metavar="ACTION", parser_class=_Parser
     )
     check = sub.add_parser("check", help="validate a profile file and summarise it")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="the profile TOML file")
     check.set_defaults(handler=_check)
 
     test = sub.add_parser(
@@ -117,10 +117,10 @@ def _check(args: argparse.Namespace) -> int:
 
 def _test(args: argparse.Namespace) -> int:
     limits = Limits()
-    codes = _codes(args.codes, limits)
-    if isinstance(codes, str):
-        print(f"huren profile test: {codes}", file=sys.stderr)
-        return EXIT_ERROR
+    codes = read_codes(list(args.codes))
+    if len(codes) > limits.max_batch:
+        # As the gateway's batches: a dry run is for a few sample codes.
+        raise RequestInvalid(f"at most {limits.max_batch} codes at a time (max_batch)")
     text = read_utf8(args.profile, Reason.ERR_PROFILE)
     algorithm = crypto.Algorithm(args.algorithm) if args.algorithm else None
     with args.key.open("rb") as file:  # enough for read_keys to refuse a larger file
@@ -145,25 +145,3 @@ def _test(args: argparse.Namespace) -> int:
             print("\n".join(trial_lines(number, trial)))
     valid = all(t.verdict.status is Status.VALID for t in trials)
     return EXIT_OK if valid else EXIT_FAILED
-
-
-def _codes(given: list[str], limits: Limits) -> list[str] | str:
-    """The codes to try, from the arguments or one per line on standard input (at most
-    ``limits.max_batch``), or why there are none to try."""
-    if given:
-        codes = given
-        split = split_code(codes)
-        if split is not None:
-            return split
-    else:
-        # Enough for a full batch of the longest codes; more is refused, not read.
-        budget = limits.max_batch * (limits.max_code_chars + 2)
-        data = sys.stdin.read(budget + 1)
-        if len(data) > budget:
-            return f"standard input holds more than {limits.max_batch} codes' worth of text"
-        codes = [line for line in data.splitlines() if line]
-    if not codes:
-        return "no codes given (as arguments, or one per line on standard input)"
-    if len(codes) > limits.max_batch:
-        return f"at most {limits.max_batch} codes at a time"
-    return codes

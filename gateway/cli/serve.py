@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import json
 import sys
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,16 +21,18 @@ from gateway.cli.common import (
     EXIT_OK,
     Subparsers,
     add_tls_options,
+    code_lines,
     local_actor,
-    split_code,
+    read_codes,
     tls_credentials,
 )
 from gateway.clients import GatewayClient
 from gateway.clock import system_clock
+from gateway.errors import CallFailed, HurenError, RequestInvalid
 from gateway.hub import initialise
 from gateway.lifecycle import until_terminated
 from gateway.limits import Limits
-from gateway.model import Status
+from gateway.model import Colour, Status, Verdict
 from gateway.registry.registrar import RegistrarLimits
 from gateway.report import verdict_json, verdict_line
 from gateway.storage.files import StateFiles
@@ -55,11 +59,36 @@ def register(commands: Subparsers) -> None:
         help="plaintext on --listen only, and every registry change refused",
     )
     defaults = Limits()
-    p.add_argument("--max-batch", type=int, default=defaults.max_batch)
-    p.add_argument("--max-code-chars", type=int, default=defaults.max_code_chars)
-    p.add_argument("--max-message-bytes", type=int, default=defaults.max_message_bytes)
-    p.add_argument("--max-concurrent-rpcs", type=int, default=defaults.max_concurrent_rpcs)
-    p.add_argument("--leeway-seconds", type=int, default=int(defaults.leeway.total_seconds()))
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=defaults.max_batch,
+        help="codes per VerifyBatch or Recognise",
+    )
+    p.add_argument(
+        "--max-code-chars",
+        type=int,
+        default=defaults.max_code_chars,
+        help="characters of one code (longer: ERR_TOO_LARGE)",
+    )
+    p.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=defaults.max_message_bytes,
+        help="bytes of one gRPC message (larger: RESOURCE_EXHAUSTED)",
+    )
+    p.add_argument(
+        "--max-concurrent-rpcs",
+        type=int,
+        default=defaults.max_concurrent_rpcs,
+        help="calls in flight at once (more: RESOURCE_EXHAUSTED)",
+    )
+    p.add_argument(
+        "--leeway-seconds",
+        type=int,
+        default=int(defaults.leeway.total_seconds()),
+        help="clock skew tolerated for codes issued in the future",
+    )
     p.add_argument(
         "--stale-grace-seconds",
         type=int,
@@ -95,18 +124,42 @@ def register(commands: Subparsers) -> None:
     p.set_defaults(handler=_serve)
 
     v = commands.add_parser(
-        "verify", help="verify codes through a gateway (arguments, or one per line on stdin)"
+        "verify",
+        help="verify codes through a gateway (arguments, or one per line on stdin, each "
+        "answered as soon as its line is complete)",
     )
-    v.add_argument("codes", nargs="*", metavar="CODE")
+    v.add_argument(
+        "codes", nargs="*", metavar="CODE", help="codes to verify, each quoted (default: stdin)"
+    )
     v.add_argument("--gateway", default=DEFAULT_GATEWAY, help="gateway address host:port")
     v.add_argument("--at", default="", metavar="REGION", help="destination region code")
     v.add_argument("--json", action="store_true", help="one JSON object per line per code")
+    v.add_argument(
+        "--require",
+        choices=sorted(REQUIREMENTS),
+        default="valid",
+        help="what exit status 0 needs of every code: 'valid' (verified, any colour) or "
+        "'green' (verified and GREEN: the one a gate script should use) (default %(default)s)",
+    )
+    v.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for each answer (default %(default)s)",
+    )
     add_tls_options(v, mutual=False)
     v.set_defaults(handler=_verify)
 
     h = commands.add_parser("health", help="exit 0 if the gateway's health check is SERVING")
-    h.add_argument("--gateway", default=DEFAULT_GATEWAY)
-    h.add_argument("--timeout", type=float, default=3.0)
+    h.add_argument("--gateway", default=DEFAULT_GATEWAY, help="gateway address host:port")
+    h.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer")
+    h.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep asking for up to this long until it is SERVING (a gateway just started)",
+    )
     add_tls_options(h, mutual=False)
     h.set_defaults(handler=_health)
 
@@ -165,29 +218,83 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+REQUIREMENTS: dict[str, Callable[[Verdict], bool]] = {
+    "valid": lambda v: v.status is Status.VALID,
+    "green": lambda v: v.status is Status.VALID and v.colour is Colour.GREEN,
+}
+"""``huren verify --require``: what a verdict must be for the command to exit 0."""
+
+
 def _verify(args: argparse.Namespace) -> int:
-    codes: list[str] = list(args.codes)
-    if not codes:
-        # Line terminators are not part of a code; blank lines are not codes.
-        codes = [line for line in sys.stdin.read().splitlines() if line]
-    if not codes:
-        print("huren verify: no codes given", file=sys.stderr)
-        return EXIT_ERROR
-    if args.codes and (split := split_code(codes)) is not None:
-        print(f"huren verify: {split}", file=sys.stderr)
-        return EXIT_ERROR
-    with GatewayClient(args.gateway, tls_credentials(args)) as client:
-        verdicts = client.verify_many(codes, args.at)
+    required = REQUIREMENTS[args.require]
+    with GatewayClient(args.gateway, tls_credentials(args), timeout=args.timeout) as client:
+        if not args.codes:
+            return _verify_lines(client, args, required)
+        verdicts = client.verify_many(read_codes(list(args.codes)), args.at)
     for verdict in verdicts:
-        if args.json:
-            print(json.dumps(verdict_json(verdict), ensure_ascii=False))
-        else:
-            print(verdict_line(verdict))
-    return EXIT_OK if all(v.status is Status.VALID for v in verdicts) else EXIT_FAILED
+        _print_verdict(verdict, args.json)
+    return EXIT_OK if all(required(v) for v in verdicts) else EXIT_FAILED
+
+
+def _verify_lines(
+    client: GatewayClient, args: argparse.Namespace, required: Callable[[Verdict], bool]
+) -> int:
+    """Standard input over one ``VerifyStream``: each line is answered when it is complete
+    (a hand-held scanner types a code and Enter). A line that is not a code, or that the
+    gateway did not answer, is reported (on stderr, or as a JSON ``error`` object on stdout
+    with ``--json`` so that every line has its answer) and the next line goes on; the exit
+    status is then 2."""
+    status, seen = EXIT_OK, False
+    with client.stream(args.at) as stream:
+        for number, line in code_lines(sys.stdin.buffer):
+            seen = True
+            if isinstance(line, RequestInvalid):
+                status = EXIT_ERROR
+                _print_error(number, line, str(line), args.json)
+                continue
+            try:
+                verdict = stream.verify(line)
+            except HurenError as e:
+                status = EXIT_ERROR
+                _print_error(number, e, f"line {number}: {e}", args.json)
+                continue
+            _print_verdict(verdict, args.json)
+            if not required(verdict) and status == EXIT_OK:
+                status = EXIT_FAILED
+    if not seen:
+        raise RequestInvalid("no codes given (as arguments, or one per line on standard input)")
+    return status
+
+
+def _print_verdict(verdict: Verdict, as_json: bool) -> None:
+    line = (
+        json.dumps(verdict_json(verdict), ensure_ascii=False) if as_json else verdict_line(verdict)
+    )
+    print(line, flush=True)
+
+
+def _print_error(number: int, error: HurenError, message: str, as_json: bool) -> None:
+    if as_json:
+        reason = getattr(error, "reason", None)
+        body = {"reason": reason.value if reason else type(error).__name__, "message": message}
+        print(json.dumps({"line": number, "error": body}, ensure_ascii=False), flush=True)
+    else:
+        print(f"huren: {message}", file=sys.stderr, flush=True)
 
 
 def _health(args: argparse.Namespace) -> int:
-    with GatewayClient(args.gateway, tls_credentials(args), timeout=args.timeout) as client:
-        serving = client.serving()
+    credentials = tls_credentials(args)
+    deadline = time.monotonic() + args.wait
+    while True:
+        try:
+            with GatewayClient(args.gateway, credentials, timeout=args.timeout) as client:
+                serving = client.serving()
+        except CallFailed:
+            if time.monotonic() >= deadline:
+                raise
+            serving = False
+        if serving or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
     print("SERVING" if serving else "NOT_SERVING")
     return EXIT_OK if serving else EXIT_FAILED

@@ -14,7 +14,6 @@ from typing import Any
 from gateway import wire
 from gateway._generated.huren.v1 import registry_pb2 as pb
 from gateway._generated.huren.v1 import registry_pb2_grpc as pb_grpc
-from gateway.clients.calls import calls
 from gateway.clients.tls import ChannelClient, TlsCredentials
 from gateway.registry.audit import AuditEntry
 from gateway.registry.commands import Command
@@ -42,12 +41,12 @@ class RegistryClient(ChannelClient):
         first result."""
         message = wire.request(request_id, command)
         method: Callable[..., Any] = getattr(self._stub, _METHODS[type(message)])
-        with calls():
+        with self.calls():
             answer = method(message, timeout=self.timeout)
         return wire.change_from(answer.change)
 
     def get_policy(self, destination: str) -> PolicyView:
-        with calls():
+        with self.calls():
             answer = self._stub.GetPolicy(
                 pb.GetPolicyRequest(destination=destination), timeout=self.timeout
             )
@@ -55,26 +54,26 @@ class RegistryClient(ChannelClient):
 
     def list_issuers(self, region: str = "") -> tuple[int, list[IssuerView]]:
         """The trust version, and every issuer (of ``region``, if given)."""
-        with calls():
+        with self.calls():
             answer = self._stub.ListIssuers(
                 pb.ListIssuersRequest(region=region), timeout=self.timeout
             )
         return answer.trust_version, [wire.issuer_from(i) for i in answer.issuers]
 
     def get_issuer(self, issuer_id: str) -> IssuerView:
-        with calls():
+        with self.calls():
             answer = self._stub.GetIssuer(
                 pb.GetIssuerRequest(issuer_id=issuer_id), timeout=self.timeout
             )
         return wire.issuer_from(answer.issuer)
 
     def trust_list(self) -> TrustListView:
-        with calls():
+        with self.calls():
             answer = self._stub.GetTrustList(pb.GetTrustListRequest(), timeout=self.timeout)
         return wire.trust_list_from(answer)
 
     def audit(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
-        with calls():
+        with self.calls():
             answer = self._stub.ListAudit(
                 pb.ListAuditRequest(after=after, limit=limit), timeout=self.timeout
             )

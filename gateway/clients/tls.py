@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
 import grpc
+
+from gateway.clients.calls import Connection, calls
+from gateway.crypto.pki import TlsFile
+from gateway.errors import TlsFilesInvalid
+
+MAX_TLS_FILE_BYTES = 1 << 20
+"""A CA bundle, certificate or key file is read up to this size (1 MiB)."""
+
+
+def read_tls_file(path: Path, hint: str = "") -> TlsFile:
+    """A TLS file's content, named by the path the user gave.
+
+    Raises:
+        TlsFilesInvalid: if it cannot be read or is too large to be one; ``hint`` (how to make
+            the file) is added to the message.
+    """
+    try:
+        with path.open("rb") as f:
+            content = f.read(MAX_TLS_FILE_BYTES + 1)
+    except OSError as e:
+        raise TlsFilesInvalid(f"{path}: cannot be read ({e.strerror}){hint}") from e
+    if len(content) > MAX_TLS_FILE_BYTES:
+        raise TlsFilesInvalid(f"{path}: over {MAX_TLS_FILE_BYTES} bytes: not a TLS file")
+    return TlsFile(str(path), content)
 
 
 def operator_files(directory: Path, name: str) -> tuple[Path, Path]:
@@ -46,8 +71,15 @@ class ChannelClient:
     def __init__(self, target: str, credentials: TlsCredentials | None) -> None:
         if credentials is None:
             self._channel = grpc.insecure_channel(target)
+            mode = "plaintext"
         else:
             self._channel = grpc.secure_channel(target, credentials.channel())
+            mode = "tls" if credentials.certificate is None else "mutual"
+        self.connection = Connection(target, mode)
+
+    def calls(self) -> AbstractContextManager[None]:
+        """Calls in this block raise the project's errors (see :func:`calls`)."""
+        return calls(self.connection)
 
     def __enter__(self) -> Self:
         return self

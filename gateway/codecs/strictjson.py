@@ -20,11 +20,9 @@ MAX_INT_DIGITS = 20
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise CodeRejected(Reason.ERR_DUPLICATE_KEY, "duplicate JSON member name")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):  # a name given twice: the dict kept one
+        raise CodeRejected(Reason.ERR_DUPLICATE_KEY, "duplicate JSON member name")
     return out
 
 
@@ -50,6 +48,18 @@ _DECODER = json.JSONDecoder(
 )
 
 
+def _plain(data: bytes, max_depth: int) -> bool:
+    """True if the walk of :func:`_check` cannot refuse ``data``: no escaped surrogate (the only
+    way to a lone one; an escaped ``\\u`` inside a string only sends the text the slow way),
+    and no more opening brackets than the depth limit, so nesting cannot exceed it. The number
+    hooks and the duplicate check run either way."""
+    return (
+        b"\\ud" not in data
+        and b"\\uD" not in data
+        and data.count(b"[") + data.count(b"{") <= max_depth
+    )
+
+
 def loads(data: bytes, *, max_bytes: int, max_depth: int) -> Any:
     """Parse one JSON value from UTF-8 ``data``.
 
@@ -67,42 +77,54 @@ def loads(data: bytes, *, max_bytes: int, max_depth: int) -> Any:
         raise CodeRejected(Reason.ERR_UTF8, "JSON text is not valid UTF-8") from e
     if text.startswith("\ufeff"):
         raise CodeRejected(Reason.ERR_UTF8, "JSON text starts with a byte-order mark")
+    fast = _plain(data, max_depth)
     try:
         value = _DECODER.decode(text)
     except RecursionError as e:
         raise CodeRejected(Reason.ERR_TOO_DEEP, "JSON nesting too deep") from e
     except ValueError as e:  # json.JSONDecodeError is a ValueError
         raise CodeRejected(Reason.ERR_SCHEMA, "not a single well-formed JSON value") from e
-    _check(value, max_depth)
+    if not fast:
+        _check(value, max_depth)
     return value
 
 
 def _check(value: Any, max_depth: int) -> None:
     """Refuse nesting beyond ``max_depth`` and text that is not valid Unicode: an escaped lone
-    surrogate such as ``"\\ud800"`` parses, but can never be encoded again."""
+    surrogate such as ``"\\ud800"`` parses, but can never be encoded again. The decoder builds
+    exactly ``dict``, ``list``, ``str`` and scalars, so types are compared exactly."""
     stack: list[tuple[Any, int]] = [(value, 0)]
+    pop, append = stack.pop, stack.append
     while stack:
-        item, level = stack.pop()
-        if isinstance(item, str):
-            _text(item)
-        elif isinstance(item, dict | list):
-            if level + 1 > max_depth:
+        item, level = pop()
+        kind = type(item)
+        if kind is str:
+            if not item.isascii():
+                _text(item)
+        elif kind is dict or kind is list:
+            if level >= max_depth:
                 raise CodeRejected(Reason.ERR_TOO_DEEP, "JSON nesting too deep")
-            if isinstance(item, dict):
+            if kind is dict:
                 for key in item:
-                    _text(key)
-                children: Any = item.values()
+                    if not key.isascii():
+                        _text(key)
+                children = item.values()
             else:
                 children = item
-            stack.extend((child, level + 1) for child in children)
+            level += 1
+            for child in children:
+                if type(child) in _CONTAINERS_OR_TEXT:
+                    append((child, level))
+
+
+_CONTAINERS_OR_TEXT = frozenset({dict, list, str})
 
 
 def _text(text: str) -> None:
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise CodeRejected(Reason.ERR_UTF8, "JSON text holds a lone surrogate") from e
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise CodeRejected(Reason.ERR_UTF8, "JSON text holds a lone surrogate") from e
 
 
 def dumps(value: Any) -> bytes:

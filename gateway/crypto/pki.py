@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from gateway.errors import TlsFilesInvalid
 
 TRUST_DOMAIN = "spiffe://huren.local/"
 NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
@@ -227,3 +230,54 @@ def self_signed(
         builder = builder.add_extension(x509.ExtendedKeyUsage(extended_key_usage), critical=False)
     digest = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     return builder.sign(key, digest)
+
+
+# ---------------------------------------------------------------------- TLS files, checked first
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFile:
+    """A TLS file's content and what to call it in a message (the path the user gave)."""
+
+    name: str
+    content: bytes
+
+
+def check_tls_files(
+    ca: TlsFile, certificate: TlsFile | None, key: TlsFile | None, now: datetime
+) -> None:
+    """Check TLS files before gRPC sees them (gRPC's own messages name no file): the CA file
+    holds PEM certificates, the certificate is a PEM certificate valid at ``now``, the key an
+    unencrypted PEM private key, and the two belong together.
+
+    Raises:
+        TlsFilesInvalid: naming the file and what is wrong with it.
+    """
+    try:
+        roots = x509.load_pem_x509_certificates(ca.content)
+    except ValueError:
+        roots = []
+    if not roots:
+        raise TlsFilesInvalid(f"{ca.name}: no PEM certificate in it (the CA certificate)")
+    if certificate is None or key is None:
+        return
+    try:
+        leaf = x509.load_pem_x509_certificate(certificate.content)
+    except ValueError:
+        raise TlsFilesInvalid(f"{certificate.name}: not a PEM certificate") from None
+    try:
+        private = serialization.load_pem_private_key(key.content, password=None)
+    except TypeError:
+        raise TlsFilesInvalid(f"{key.name}: the key is encrypted; give it unencrypted") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise TlsFilesInvalid(f"{key.name}: not a PEM private key") from None
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    if private.public_key().public_bytes(der, spki) != leaf.public_key().public_bytes(der, spki):
+        raise TlsFilesInvalid(f"{key.name} is not the key of the certificate {certificate.name}")
+    if leaf.not_valid_after_utc <= now:
+        expired = leaf.not_valid_after_utc.isoformat()
+        raise TlsFilesInvalid(f"{certificate.name}: the certificate expired on {expired}")
+    if leaf.not_valid_before_utc > now:
+        starts = leaf.not_valid_before_utc.isoformat()
+        raise TlsFilesInvalid(f"{certificate.name}: the certificate is not valid before {starts}")

@@ -23,6 +23,9 @@ class PrivateKey:
     _key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey = field(
         repr=False
     )
+    deterministic: bool = False
+    """ECDSA nonces derived from the key and message (RFC 6979) rather than random, so one
+    message always gets one signature: for test vectors."""
 
     @classmethod
     def generate(cls, algorithm: Algorithm) -> PrivateKey:
@@ -34,6 +37,29 @@ class PrivateKey:
         else:
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         return cls(algorithm, key)
+
+    @classmethod
+    def from_secret(cls, algorithm: Algorithm, secret: bytes) -> PrivateKey:
+        """A fixed key from its raw secret, for test vectors (never for a real issuer): the
+        32-byte seed of an Ed25519 key (RFC 8032), or the big-endian private scalar of an
+        ES256 or ES384 key, as many bytes as the curve's order. Its ECDSA signatures are
+        deterministic (RFC 6979), as Ed25519's always are.
+
+        Raises:
+            ValueError: for another algorithm, a secret of the wrong length, or a scalar
+                outside 1 .. n - 1.
+        """
+        if algorithm is Algorithm.EDDSA:
+            if len(secret) != 32:
+                raise ValueError("an Ed25519 seed is 32 bytes")
+            return cls(algorithm, ed25519.Ed25519PrivateKey.from_private_bytes(secret))
+        if algorithm not in CURVES:
+            raise ValueError(f"no fixed {algorithm.value} keys")
+        curve, size, _ = CURVES[algorithm]
+        if len(secret) != size:
+            raise ValueError(f"an {algorithm.value} private scalar is {size} bytes")
+        scalar = int.from_bytes(secret, "big")
+        return cls(algorithm, ec.derive_private_key(scalar, curve()), deterministic=True)
 
     @classmethod
     def from_pem(cls, data: bytes, algorithm: Algorithm) -> PrivateKey:
@@ -61,7 +87,8 @@ class PrivateKey:
         key = self._key
         if isinstance(key, ec.EllipticCurvePrivateKey):
             _, size, digest = CURVES[self.algorithm]
-            r, s = decode_dss_signature(key.sign(message, ec.ECDSA(digest)))
+            ecdsa = ec.ECDSA(digest, deterministic_signing=self.deterministic)
+            r, s = decode_dss_signature(key.sign(message, ecdsa))
             return r.to_bytes(size, "big") + s.to_bytes(size, "big")
         if isinstance(key, ed25519.Ed25519PrivateKey):
             return key.sign(message)

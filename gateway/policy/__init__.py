@@ -14,6 +14,7 @@ from gateway.policy.model import (
     Strategy,
     more_severe,
 )
+from gateway.policy.schema import policy_schema
 
 __all__ = [
     "DEFAULT_NATIONAL",
@@ -29,4 +30,5 @@ __all__ = [
     "Strategy",
     "load_policy",
     "more_severe",
+    "policy_schema",
 ]

@@ -32,9 +32,9 @@ from gateway.tomltable import Table, parse_document, parse_duration
 
 MAX_SOURCE_BYTES = 64 * 1024
 MAX_ENTRIES = 256
-_POLICY_ID = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
-_ISSUER_ID = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
-_STALE_IGNORE = "ignore"
+POLICY_ID = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
+ISSUER_ID = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
+STALE_IGNORE = "ignore"
 T = TypeVar("T")
 K = TypeVar("K")
 V = TypeVar("V")
@@ -57,7 +57,7 @@ def load_policy(source: str) -> Policy:
 
     meta = root.need_table("policy")
     policy_id = meta.need_text("id", max_len=64)
-    if not _POLICY_ID.fullmatch(policy_id):
+    if not POLICY_ID.fullmatch(policy_id):
         raise PolicyError("policy.id must be lower-case letters, digits, '.', '_' or '-'")
     version = meta.integer("version", low=1, high=1_000_000)
     destination = _destination(meta)
@@ -178,7 +178,7 @@ def _regions(table: Table, key: str, *, everywhere_allowed: bool) -> tuple[bool,
 def _issuers(table: Table, key: str) -> list[str]:
     values = table.text_list(key, max_items=MAX_ENTRIES, max_len=64)
     for value in values:
-        if not _ISSUER_ID.fullmatch(value):
+        if not ISSUER_ID.fullmatch(value):
             raise PolicyError(f"{table.key(key)}: {value[:64]!r} is not an issuer id")
     return values
 
@@ -208,7 +208,7 @@ def _per_origin(
             where = sub.key(name)
             if key == "regions":
                 regions[_region(name, where)] = convert(value, where)
-            elif _ISSUER_ID.fullmatch(name):
+            elif ISSUER_ID.fullmatch(name):
                 issuers[IssuerId(name)] = convert(value, where)
             else:
                 raise PolicyError(f"{where}: {name[:64]!r} is not an issuer id")
@@ -229,12 +229,12 @@ def _duration(value: Any, where: str) -> timedelta:
 def _freshness(table: Table) -> Freshness:
     default = table.duration("max_age")
     regions, issuers = _per_origin(table, _duration)
-    stale_text = table.text("stale", required=False, max_len=16) or _STALE_IGNORE
+    stale_text = table.text("stale", required=False, max_len=16) or STALE_IGNORE
     stale: Colour | None = None
-    if stale_text != _STALE_IGNORE:
+    if stale_text != STALE_IGNORE:
         allowed = [c.value for c in Colour if c is not Colour.GREEN]
         if stale_text not in allowed:
-            choices = ", ".join(repr(v) for v in [_STALE_IGNORE, *allowed])
+            choices = ", ".join(repr(v) for v in [STALE_IGNORE, *allowed])
             raise PolicyError(f"freshness.stale is {stale_text!r}; expected one of {choices}")
         stale = Colour(stale_text)
     table.done()

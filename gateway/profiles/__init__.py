@@ -2,6 +2,7 @@
 
 from gateway.profiles.loader import ProfileError, load_profile
 from gateway.profiles.model import EnvelopeFormat, EnvelopeSpec, FieldPath, PayloadFormat, Profile
+from gateway.profiles.schema import profile_schema
 from gateway.profiles.translate import Translated, decode_payload, translate
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "Translated",
     "decode_payload",
     "load_profile",
+    "profile_schema",
     "translate",
 ]

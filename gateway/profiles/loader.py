@@ -48,17 +48,17 @@ MAX_SOURCE_BYTES = 64 * 1024
 MAX_STATES = 64
 MAX_NOTE_CHARS = 256
 MAX_FIELDS = 16
-_PROFILE_ID = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
-_PREFIX = re.compile(r"[A-Z0-9]{1,8}:/?")
-_NUMERIC_PREFIX = re.compile(r"[a-z0-9]{1,8}:/")
+PROFILE_ID = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
+PREFIX = re.compile(r"[A-Z0-9]{1,8}:/?")
+NUMERIC_PREFIX = re.compile(r"[a-z0-9]{1,8}:/")
 MAX_RULES = 32
 MAX_CONDITIONS = 8
 MAX_KINDS = 8
-_KIND = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
-_DELIMITERS = "|~^;,*!"
-_INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,17})")
-_ENVELOPES = {
+KIND = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
+DELIMITERS = "|~^;,*!"
+INTEGER = re.compile(r"-?(0|[1-9][0-9]{0,17})")
+ENVELOPES = {
     EnvelopeFormat.JWS: (
         (TextForm.COMPACT, TextForm.NUMERIC),
         (PayloadFormat.JSON, PayloadFormat.CBOR),
@@ -105,7 +105,7 @@ def load_profile(source: str) -> Profile:
 
     meta = root.need_table("profile")
     profile_id = meta.need_text("id", max_len=64)
-    if not _PROFILE_ID.fullmatch(profile_id):
+    if not PROFILE_ID.fullmatch(profile_id):
         raise ProfileError("profile.id must be lower-case letters, digits, '.', '_' or '-'")
     version = meta.integer("version", low=1, high=1_000_000)
     description = meta.text("description", required=False, max_len=512) or ""
@@ -245,7 +245,7 @@ def _envelope(table: _Table) -> EnvelopeSpec:
     fmt = table.choice("format", EnvelopeFormat)
     text = table.choice("text", TextForm)
     payload = table.choice("payload", PayloadFormat)
-    text_forms, payloads = _ENVELOPES[fmt]
+    text_forms, payloads = ENVELOPES[fmt]
     if text not in text_forms:
         allowed = " or ".join(repr(t.value) for t in text_forms)
         raise ProfileError(f"envelope.text must be {allowed} for a {fmt.value} envelope")
@@ -254,7 +254,7 @@ def _envelope(table: _Table) -> EnvelopeSpec:
         raise ProfileError(f"envelope.payload must be {allowed} for a {fmt.value} envelope")
     prefix = table.text("prefix", required=False, max_len=10) or ""
     if text is TextForm.NUMERIC:
-        if not _NUMERIC_PREFIX.fullmatch(prefix):
+        if not NUMERIC_PREFIX.fullmatch(prefix):
             raise ProfileError(
                 "envelope.prefix must be 1-8 lower-case letters or digits and ':/' "
                 "(like 'shc:/') for numeric codes"
@@ -262,7 +262,7 @@ def _envelope(table: _Table) -> EnvelopeSpec:
     elif fmt in (EnvelopeFormat.JWS, EnvelopeFormat.ONLINE):
         if prefix:
             raise ProfileError(f"envelope.prefix is not used with {fmt.value} codes")
-    elif not _PREFIX.fullmatch(prefix):
+    elif not PREFIX.fullmatch(prefix):
         raise ProfileError(
             "envelope.prefix must be 1-8 upper-case letters or digits and ':' (like 'BJ1:')"
         )
@@ -289,13 +289,13 @@ def _envelope(table: _Table) -> EnvelopeSpec:
             algorithms=algorithms,
         )
     delimiter = table.need_text("delimiter", max_len=1)
-    if delimiter not in _DELIMITERS:
-        raise ProfileError(f"envelope.delimiter must be one of {_DELIMITERS!r}")
+    if delimiter not in DELIMITERS:
+        raise ProfileError(f"envelope.delimiter must be one of {DELIMITERS!r}")
     fields = table.raw("fields")
     if (
         not isinstance(fields, list)
         or not 0 < len(fields) <= MAX_FIELDS
-        or not all(isinstance(f, str) and _FIELD.fullmatch(f) for f in fields)
+        or not all(isinstance(f, str) and FIELD.fullmatch(f) for f in fields)
         or len(set(fields)) != len(fields)
     ):
         raise ProfileError(
@@ -379,7 +379,7 @@ def _states(table: _Table, state_type: StateType) -> tuple[Mapping[str, Colour],
             raise ProfileError(
                 f"states: local state {local[:20]!r} must be 1-64 printable characters"
             )
-        if state_type is StateType.INTEGER and not _INTEGER.fullmatch(local):
+        if state_type is StateType.INTEGER and not INTEGER.fullmatch(local):
             raise ProfileError(f"{where}: an integer state must be written as a decimal integer")
         if isinstance(value, dict):
             entry = table.child(value, where)
@@ -466,7 +466,7 @@ def _kinds(claims: _Table) -> Mapping[str, FieldPath]:
     if not items or len(items) > MAX_KINDS:
         raise ProfileError(f"claims.kinds must name 1 to {MAX_KINDS} kinds")
     for name, _ in items:
-        if not _KIND.fullmatch(name):
+        if not KIND.fullmatch(name):
             raise ProfileError(f"claims.kinds: {name[:32]!r} must be a lower-case name")
         path = table.path(name)
         assert path is not None
@@ -514,7 +514,7 @@ def _any_colour(table: _Table, key: str) -> Colour:
 
 
 _TESTS_NEEDING_TIME = (Test.WITHIN, Test.OLDER_THAN)
-_CONDITION_FORMATS = (
+CONDITION_FORMATS = (
     TimeFormat.UNIX_S,
     TimeFormat.UNIX_MS,
     TimeFormat.NUMERIC_DATE,
@@ -546,7 +546,7 @@ def _condition(table: _Table, where: str, *, nested: bool) -> Condition:
     fmt = None
     if test in _TESTS_NEEDING_TIME:
         fmt = table.choice("format", TimeFormat)
-        if fmt not in _CONDITION_FORMATS:
+        if fmt not in CONDITION_FORMATS:
             raise ProfileError(f"{table.key('format')}: a condition cannot read local times")
     value: Any = None
     other = None

@@ -106,6 +106,8 @@ class EnvelopeSpec:
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_\-]*"
 _SEGMENT = re.compile(rf"(?P<name>{_NAME})|(?P<int>-?[0-9]+)|\"(?P<quoted>[^\"\\]*)\"")
+PATH_SEGMENT: Final = re.sub(r"\?P<[a-z]+>", "?:", _SEGMENT.pattern)
+"""One segment of a field path (a name, an integer, or a quoted key), without named groups."""
 
 Segment = str | int
 

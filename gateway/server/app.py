@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -37,11 +38,12 @@ from gateway._generated.huren.v1 import (
     verifier_pb2_grpc,
 )
 from gateway.clients.online import OnlineClient
+from gateway.clients.tls import read_tls_file
 from gateway.clock import Clock, system_clock
-from gateway.errors import ConfigurationInvalid, RegistryDamaged, StorageUnavailable
+from gateway.crypto.pki import check_tls_files
+from gateway.errors import RegistryDamaged, StorageUnavailable
 from gateway.hub import Hub, open_hub
 from gateway.limits import Limits
-from gateway.model import Reason
 from gateway.registry import TrustHolder
 from gateway.registry.authority import Actor
 from gateway.registry.registrar import RegistrarLimits
@@ -83,16 +85,33 @@ class TlsFiles:
         """(CA, certificate, key).
 
         Raises:
-            ConfigurationInvalid: if a file is missing.
+            TlsFilesInvalid: naming a file that is missing or cannot be used.
         """
-        try:
-            return self.ca.read_bytes(), self.certificate.read_bytes(), self.key.read_bytes()
-        except OSError as e:
-            raise ConfigurationInvalid(
-                Reason.ERR_IDENTIFIER,
-                f"TLS files missing in {self.directory} ({e.strerror}); create them with "
-                "`huren pki init`, or run with --insecure",
-            ) from e
+        hint = f"; create them with `huren pki init {self.directory}`, or run with --insecure"
+        ca, certificate, key = (
+            read_tls_file(path, hint) for path in (self.ca, self.certificate, self.key)
+        )
+        check_tls_files(ca, certificate, key, datetime.now(UTC))
+        return ca.content, certificate.content, key.content
+
+
+def _bind(add: Callable[..., int], address: str, *credentials: grpc.ServerCredentials) -> int:
+    """The port ``add`` bound ``address`` to.
+
+    Raises:
+        OSError: naming the address if it cannot be bound (grpcio raises RuntimeError for that
+            in some versions and returns port 0 in others).
+    """
+    try:
+        port = add(address, *credentials)
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        raise OSError(
+            f"cannot listen on {address}: the port is in use, or the address is not one of this "
+            "host's"
+        )
+    return port
 
 
 @dataclass
@@ -211,20 +230,18 @@ class GatewayServer:
     async def start(self) -> int:
         """Bind and start; returns the verification port (useful with port 0)."""
         if self.tls is None:
-            self.port = self.server.add_insecure_port(self.listen)
+            self.port = _bind(self.server.add_insecure_port, self.listen)
         else:
             ca, certificate, key = self.tls.read()
             server_only = grpc.ssl_server_credentials([(key, certificate)])
-            self.port = self.server.add_secure_port(self.listen, server_only)
+            self.port = _bind(self.server.add_secure_port, self.listen, server_only)
             if self.registry_listen is not None:
                 mutual = grpc.ssl_server_credentials(
                     [(key, certificate)], root_certificates=ca, require_client_auth=True
                 )
-                self.registry_port = self.server.add_secure_port(self.registry_listen, mutual)
-                if self.registry_port == 0:
-                    raise OSError(f"cannot listen on {self.registry_listen}")
-        if self.port == 0:
-            raise OSError(f"cannot listen on {self.listen}")
+                self.registry_port = _bind(
+                    self.server.add_secure_port, self.registry_listen, mutual
+                )
         await self.server.start()
         for name in ("", VERIFIER_SERVICE, REGISTRY_SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

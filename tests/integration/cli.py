@@ -16,6 +16,11 @@ from tests.conftest import REPO
 
 HUREN = [sys.executable, "-m", "gateway"]
 ENV = {**os.environ, "PYTHONUTF8": "1"}
+SHELL_ENV = {
+    **ENV,
+    "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}",
+}
+"""A shell user's environment with this ``huren`` on ``PATH``, for docs' command sequences."""
 
 
 def huren(
@@ -30,6 +35,22 @@ def huren(
         check=False,
         cwd=REPO,
         env=ENV,
+    )
+
+
+def huren_bytes(*args: str, stdin: bytes) -> subprocess.CompletedProcess[str]:
+    """``huren`` with raw bytes on standard input."""
+    result = subprocess.run(
+        [*HUREN, *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+        env=ENV,
+    )
+    return subprocess.CompletedProcess(
+        result.args, result.returncode, result.stdout.decode(), result.stderr.decode()
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,10 +14,10 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 
-def test_bench_quick_run_reports_every_ratio(tmp_path):
-    out = tmp_path / "bench.json"
+def _quick_run(script: str, out: Path) -> subprocess.CompletedProcess[str]:
+    """``scripts/SCRIPT --quick --json OUT``, which must succeed."""
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "bench.py"), "--quick", "--json", str(out)],
+        [sys.executable, str(REPO / "scripts" / script), "--quick", "--json", str(out)],
         capture_output=True,
         text=True,
         timeout=180,
@@ -24,6 +25,12 @@ def test_bench_quick_run_reports_every_ratio(tmp_path):
         cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_bench_quick_run_reports_every_ratio(tmp_path):
+    out = tmp_path / "bench.json"
+    result = _quick_run("bench.py", out)
     for label in (
         "R1 in-process verify",
         "R2 Verify RPC/s",
@@ -41,3 +48,15 @@ def test_bench_quick_run_reports_every_ratio(tmp_path):
         assert "peer (cwt) not measured" in result.stdout
     else:
         assert data["dcc"]["peer"]["median"] > 0
+
+
+def test_the_step_profile_measures_every_step_of_six_formats(tmp_path):
+    out = tmp_path / "steps.json"
+    result = _quick_run("bench_steps.py", out)
+    data = json.loads(out.read_text())
+    assert len(data) == 6
+    for name, steps in data.items():
+        assert name in result.stdout
+        for step in ("1 screen", "6 raw verify, cached key (floor)", "9 translate"):
+            assert steps[step] > 0, (name, step)
+        assert "glue (all minus the steps)" in steps

@@ -516,7 +516,9 @@ def test_recognise_reads_codes_from_stdin_and_refuses_what_it_cannot_decide(hub:
         assert (result.returncode, result.stdout) == (2, ""), result.stderr
         assert result.stderr.startswith(f"huren: gateway call failed: {window}"), result.stderr
     assert (nothing.returncode, nothing.stdout) == (2, "")
-    assert nothing.stderr == "huren recognise: no codes given\n"
+    assert nothing.stderr == (
+        "huren: no codes given (as arguments, or one per line on standard input)\n"
+    )
 
 
 # ------------------------------------------------------------------ edges that once crashed

@@ -390,15 +390,13 @@ def test_a_dry_run_refuses_what_it_cannot_do_in_one_line(tmp_path):
         "huren profile test: argument --at: not an ISO 8601 time: 'now'",
         "huren: ERR_KEY_PRIVATE: JWK contains private key material",
         "huren: ERR_IDENTIFIER: not a GB/T 2260 region code or ISO 3166 country code: '3301'",
-        "huren profile test: argument 2 does not start like a code, and argument 1 is a prefixed "
+        "huren: argument 2 does not start like a code, and argument 1 is a prefixed "
         "base45 code, whose alphabet has a space: the shell split it. Quote each code "
         "('HC1:...'), or give codes one per line on standard input",
-        "huren profile test: at most 100 codes at a time",
+        "huren: at most 100 codes at a time (max_batch)",
     ]
     # Standard input that holds no code.
     results.append(huren("profile", "test", HANGZHOU_PROFILE, "--key", str(jwks), stdin="\n\n"))
-    expected.append(
-        "huren profile test: no codes given (as arguments, or one per line on standard input)"
-    )
+    expected.append("huren: no codes given (as arguments, or one per line on standard input)")
     for result, message in zip(results, expected, strict=True):
         assert (result.returncode, result.stdout, result.stderr) == (2, "", message + "\n")

@@ -11,13 +11,13 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
+from tests.integration.cli import SHELL_ENV
 
 pytestmark = pytest.mark.slow
 
@@ -79,11 +79,7 @@ def test_the_profile_tutorial_runs_as_written(tmp_path: Path) -> None:
     steps = tutorial()
     for name, content in steps.files.items():
         (tmp_path / name).write_text(content, "utf-8")
-    environment = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONUTF8": "1",
-    }
+    environment = dict(SHELL_ENV)
 
     def bash(script: str) -> str:
         done = subprocess.run(

@@ -122,3 +122,34 @@ def test_the_container_runs_as_a_user_and_checks_its_health_with_huren():
     assert not served.insecure
     assert parsed.pki == served.tls_dir
     assert 'VOLUME ["/var/lib/huren"]' in final
+
+
+def test_the_license_file_is_the_one_the_package_declares():
+    import tomllib
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["project"]["license"]
+    assert declared == "Apache-2.0"
+    text = (REPO / "LICENSE").read_text("utf-8")
+    assert "Apache License" in text
+    assert "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+
+
+def test_the_contributing_guide_names_tests_and_places_that_exist():
+    import ast
+
+    guide = "\n".join(_blocks("CONTRIBUTING.md", "sh"))
+    targets = re.findall(r"pytest \"?(tests/[^\s\"]+)", guide)
+    assert len(targets) == 3
+    for target in targets:
+        path, _, name = target.partition("::")
+        assert (REPO / path).exists(), target
+        if name:
+            tree = ast.parse((REPO / path).read_text("utf-8"))
+            assert name in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, name
+    text = (REPO / "CONTRIBUTING.md").read_text("utf-8")
+    for place in re.findall(r"`((?:gateway|regions|tests|proto|docs)/[\w/.<>-]*)`", text):
+        if "<" not in place:
+            assert (REPO / place).exists(), place
+    for target in ("demo", "test", "unit", "proto", "lint"):
+        assert re.search(rf"^{target}:", (REPO / "Makefile").read_text(), re.M), target

@@ -15,6 +15,7 @@ from gateway.identity import (
     mask_number,
     normalise_masked,
     resident_id_check_char,
+    resident_id_problem,
 )
 from tests.conftest import LINK_KEY, SUBJECT_SECRET, resident_id
 
@@ -42,6 +43,27 @@ def test_malformed_numbers_are_refused(number):
     if number.startswith("11010519490231"):
         number = number[:17] + resident_id_check_char(number[:17])
     assert not is_cn_resident_id(number)
+
+
+@pytest.mark.parametrize(
+    ("number", "why"),
+    [
+        ("11010519491231002x", "17 digits, then a digit or an upper-case X"),
+        ("1101051949123100", "must be 18 characters"),
+        ("99010519491231002X", "not a province code"),
+        ("110105194902310020", "not a real date of birth"),
+        ("110105189912310020", "before 1900"),
+        ("110105194912310021", "check character"),
+    ],
+    ids=["lower-x", "short", "province", "bad-date", "before-1900", "check-digit"],
+)
+def test_a_malformed_number_says_why_without_quoting_it(number, why):
+    problem = resident_id_problem(number)
+    assert problem is not None
+    assert why in problem
+    assert number not in problem
+    assert not any(part in problem for part in (number[:6], number[6:14], number[-4:]))
+    assert resident_id_problem("11010519491231002X") is None
 
 
 def test_mask_keeps_three_leading_and_two_trailing_characters():

@@ -316,3 +316,62 @@ def test_an_escaped_lone_surrogate_is_refused(text: bytes) -> None:
 
 def test_an_escaped_surrogate_pair_is_one_character() -> None:
     assert strictjson.loads(b'"\\ud83d\\ude00"', max_bytes=1024, max_depth=8) == "\U0001f600"
+
+
+def _outcome(data: bytes, max_depth: int, *, fast_path: bool) -> Any:
+    """What ``loads`` answers (a value, or the reason it refuses), with the fast path that skips
+    the walk of every value allowed or not."""
+    plain = strictjson._plain
+    setattr(strictjson, "_plain", plain if fast_path else (lambda _data, _depth: False))  # noqa: B010
+    try:
+        return ("value", strictjson.loads(data, max_bytes=10**6, max_depth=max_depth))
+    except CodeRejected as refused:
+        return ("refused", refused.reason)
+    finally:
+        setattr(strictjson, "_plain", plain)  # noqa: B010
+
+
+_RISKY_PIECES = st.sampled_from(
+    [
+        '"\\ud800"',
+        '"\\ud83d\\ude00"',
+        "1" * 21,
+        "-" + "9" * 21,
+        "1e400",
+        "-1E-400",
+        "1.5e999",
+        "12345678901234567890.5e99",
+        "NaN",
+        "-Infinity",
+        '{"a":1,"a":2}',
+        "[[[[[[[[1]]]]]]]]",
+        '{"k":{"k":{"k":{"k":{"k":1}}}}}',
+    ]
+)
+
+
+@given(
+    st.one_of(
+        _JSON_VALUES.map(strictjson.dumps),
+        st.lists(
+            st.one_of(_RISKY_PIECES, _JSON_VALUES.map(lambda v: strictjson.dumps(v).decode())),
+            min_size=1,
+            max_size=4,
+        ).map(lambda parts: ("[" + ",".join(parts) + "]").encode()),
+        _JSONISH.map(lambda s: s.encode("utf-8")),
+    ),
+    st.integers(min_value=1, max_value=6),
+)
+def test_the_fast_path_accepts_and_refuses_exactly_what_the_strict_one_does(
+    data: bytes, max_depth: int
+) -> None:
+    """Issue 14: plain JSON skips the walk of every value; nothing the full checks refuse may
+    pass that way, and nothing they accept may change."""
+    assert _outcome(data, max_depth, fast_path=True) == _outcome(data, max_depth, fast_path=False)
+
+
+def test_plain_text_takes_the_fast_path_and_risky_text_does_not() -> None:
+    payload = strictjson.dumps({"iss": "hangzhou", "iat": 1764900000, "hc": "绿码", "x": 1.5})
+    assert strictjson._plain(payload, max_depth=4)
+    for risky in (b'["\\ud800"]', b'["\\uDFFF"]', b"[[[[[1]]]]]", b'{"a":{"b":[[{}]]}}'):
+        assert not strictjson._plain(risky, max_depth=4), risky

@@ -1101,3 +1101,53 @@ def test_algorithm_names_and_cose_ids() -> None:
     assert Algorithm.from_name("es256") is None
     assert Algorithm.from_name("none") is None
     assert Algorithm.from_cose(-36) is None
+
+
+# ------------------------------------------------------------------ fixed keys (test vectors)
+
+# RFC 6979 appendix A.2.5 (P-256, SHA-256, message "sample") and RFC 8032 section 7.1 TEST 1.
+RFC6979_P256_X = "c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721"
+RFC6979_P256_SAMPLE = (
+    "efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716"
+    "f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8"
+)
+RFC8032_TEST1_SEED = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
+RFC8032_TEST1_EMPTY = (
+    "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555"
+    "fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "secret", "message", "signature"),
+    [
+        (Algorithm.ES256, RFC6979_P256_X, b"sample", RFC6979_P256_SAMPLE),
+        (Algorithm.EDDSA, RFC8032_TEST1_SEED, b"", RFC8032_TEST1_EMPTY),
+    ],
+    ids=["rfc6979-p256-sample", "rfc8032-test1"],
+)
+def test_a_fixed_key_signs_as_its_rfc_says(algorithm, secret, message, signature):
+    key = PrivateKey.from_secret(algorithm, bytes.fromhex(secret))
+    assert key.sign(message).hex() == signature
+    assert key.sign(message) == key.sign(message)
+    assert key.public_key().verify(message, bytes.fromhex(signature))
+
+
+def test_generated_ecdsa_keys_sign_with_random_nonces():
+    key = PrivateKey.generate(Algorithm.ES256)
+    assert key.sign(b"m") != key.sign(b"m")
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "secret"),
+    [
+        (Algorithm.EDDSA, bytes(31)),
+        (Algorithm.ES256, bytes(48)),
+        (Algorithm.ES384, bytes(32)),
+        (Algorithm.PS256, bytes(32)),
+    ],
+    ids=["short-seed", "p256-long", "p384-short", "rsa"],
+)
+def test_a_fixed_key_needs_a_secret_of_its_size(algorithm, secret):
+    with pytest.raises(ValueError, match=r"bytes|no fixed"):
+        PrivateKey.from_secret(algorithm, secret)
