@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.crypto import ADMISSIBLE
-from gateway.identity import IdentityScheme
 from gateway.model import Status, Verdict, format_span
 from gateway.policy import Policy, Strategy
 from gateway.profiles import Profile
-from gateway.profiles.model import Condition, IdentityField, Test, TimeField, TimeFormat
+from gateway.profiles.describe import (
+    describe_algorithms,
+    describe_condition,
+    describe_identity,
+    describe_time,
+)
 from gateway.recognise import Decision, DecisionStatus
+from gateway.trace import Step
+
+if TYPE_CHECKING:
+    from gateway.dryrun import Trial
 
 _CST = timezone(timedelta(hours=8), "CST")
 
@@ -64,6 +71,52 @@ def verdict_line(verdict: Verdict) -> str:
         if value
     )
     return f"{head} {verdict.reason.value}: {verdict.detail}" + (f" ({where})" if where else "")
+
+
+def trial_json(number: int, trial: Trial) -> dict[str, Any]:
+    """One dry-run code as JSON (``huren profile test --json``). A dry run has no registry and
+    throwaway identity secrets: its verdict carries no trust version, subject or code reference."""
+    verdict = verdict_json(trial.verdict)
+    for meaningless in ("subject", "code_ref", "trust_version", "destination"):
+        verdict.pop(meaningless)
+    return {
+        "code": number,
+        "verdict": verdict,
+        "assumed": list(trial.assumed),
+        "steps": [
+            {
+                "step": int(record.step),
+                "name": record.step.title,
+                "passed": record.passed,
+                "facts": list(record.facts),
+                "reason": record.reason.value if record.reason else None,
+                "detail": record.detail or None,
+            }
+            for record in trial.steps
+        ],
+    }
+
+
+def trial_lines(number: int, trial: Trial) -> list[str]:
+    """One dry-run code for people: the verdict, what was assumed, then each step the pipeline
+    ran with what it read and established; the step that refused the code says why."""
+    lines = [f"code {number}: {verdict_line(trial.verdict)}"]
+    lines += [f"  assumed      {assumption}" for assumption in trial.assumed]
+    indent = " " * 24  # under the first fact
+    for record in trial.steps:
+        head = f"  {int(record.step):>2} {record.step.title:<12}"
+        if record.reason is not None:
+            lines.append(f"{head} FAILED {record.reason.value}: {record.detail}")
+            lines += [indent + fact for fact in record.facts]
+            continue
+        facts = list(record.facts) or [""]
+        lines.append(f"{head} ok     {facts[0]}".rstrip())
+        lines += [indent + fact for fact in facts[1:]]
+    ran, last = len(trial.steps), len(Step)
+    if trial.steps and not trial.steps[-1].passed and ran < last:
+        rest = f"step {last}" if ran + 1 == last else f"steps {ran + 1} to {last}"
+        lines.append(f"{indent}{rest} did not run")
+    return lines
 
 
 def decision_json(decision: Decision) -> dict[str, Any]:
@@ -213,67 +266,3 @@ def profile_lines(profile: Profile) -> list[str]:
         lines.append(f"  state     {local!r} -> {colour.value}" + (f"  ({note})" if note else ""))
     lines.append("  anything else -> refused (ERR_COLOUR_UNKNOWN)")
     return lines
-
-
-def describe_algorithms(profile: Profile) -> str:
-    """The algorithms a profile's keys may have."""
-    if profile.envelope.algorithms:
-        return f"by {', '.join(a.value for a in profile.envelope.algorithms)} keys only"
-    admitted = ", ".join(sorted(a.value for a in ADMISSIBLE))
-    return f"by keys of any algorithm the gateway admits ({admitted})"
-
-
-def describe_time(field: TimeField) -> str:
-    """Where a time is read and how it is written: ``iat (unix-s)``, or a local pattern."""
-    how = field.format.value
-    if field.format is TimeFormat.LOCAL:
-        assert field.zone is not None  # the loader requires it
-        how = f"local, pattern {field.pattern!r} in {field.zone.key}"
-    optional = ", optional" if field.optional else ""
-    return f"{field.path.text} ({how}{optional})"
-
-
-def describe_identity(identity: IdentityField) -> str:
-    """How a profile's codes carry the holder, and where."""
-    scheme = identity.scheme
-    if scheme is IdentityScheme.MASKED_LINK:
-        assert identity.masked is not None
-        assert identity.link is not None
-        where = f"masked number at {identity.masked.text}, link hash at {identity.link.text}"
-    elif scheme is IdentityScheme.NAME_DOB:
-        assert identity.family is not None
-        assert identity.given is not None
-        assert identity.birth is not None
-        where = (
-            f"family name at {identity.family.text}, given name at {identity.given.text}, "
-            f"date of birth at {identity.birth.text}"
-        )
-    elif scheme is IdentityScheme.PSEUDONYM:
-        assert identity.path is not None
-        where = f"sealed number at {identity.path.text} (opened with the issuer's pseudonym key)"
-    else:
-        assert identity.path is not None
-        where = f"full number at {identity.path.text} (masked in every verdict)"
-    return f"{scheme.value}: {where}"
-
-
-def describe_condition(condition: Condition) -> str:
-    """One colour-rule condition in words (``huren profile check``)."""
-    path, test, value = condition.path.text, condition.test, condition.value
-    if test is Test.EQUALS:
-        return f"{path} = {value!r}"
-    if test is Test.IN:
-        return f"{path} in {list(value)!r}"
-    if test is Test.PRESENT:
-        return f"{path} {'is present' if value else 'is absent'}"
-    if test is Test.WITHIN:
-        return f"{path} within the last {format_span(value)}"
-    if test is Test.OLDER_THAN:
-        return f"{path} older than {format_span(value)}"
-    if test is Test.AT_LEAST:
-        return f"{path} >= {value}"
-    if test is Test.AT_LEAST_PATH:
-        assert condition.other is not None
-        return f"{path} >= {condition.other.text}"
-    inner = " and ".join(describe_condition(c) for c in condition.where)
-    return f"at least {value} of {path} with {inner}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -68,8 +68,9 @@ JWS_SHAPE: Final = "eyJ"
 class EnvelopeSpec:
     """How a code is wrapped and encoded, and so how the gateway recognises it by its start.
 
-    Issuers whose codes start alike (the same route) must share the whole spec, so that a code can
-    be decoded before its issuer is known. Online codes are routed by each issuer's own URL prefix.
+    Issuers whose codes start alike (the same route) must share the whole spec but
+    :attr:`algorithms` (:meth:`decodes_like`), so that a code can be decoded before its issuer is
+    known. Online codes are routed by each issuer's own URL prefix.
     """
 
     format: EnvelopeFormat
@@ -91,6 +92,11 @@ class EnvelopeSpec:
 
     def admits(self, algorithm: Algorithm) -> bool:
         return not self.algorithms or algorithm in self.algorithms
+
+    def decodes_like(self, other: EnvelopeSpec) -> bool:
+        """Whether codes of both specs decode alike: every field but :attr:`algorithms`, which
+        restricts each issuer's own keys (step 6 checks it per key), not how a code is read."""
+        return replace(self, algorithms=()) == replace(other, algorithms=())
 
     @property
     def route(self) -> str:

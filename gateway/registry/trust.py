@@ -526,9 +526,9 @@ class TrustState:
     # ------------------------------------------------------------------ checks
 
     def _check_route(self, issuer: Issuer, profile: Profile) -> None:
-        """Codes that start alike must decode alike: a route's issuers share the envelope, and
-        either all name themselves in their payloads or none does (a named issuer is never
-        checked with the keys of one that is not)."""
+        """Codes that start alike must decode alike: a route's issuers share the envelope (each
+        may allow its own algorithms), and either all name themselves in their payloads or none
+        does (a named issuer is never checked with the keys of one that is not)."""
         route = issuer.online.code_prefix if issuer.online else profile.envelope.route
         for other in self._issuers.values():
             if other.id == issuer.id:
@@ -541,7 +541,7 @@ class TrustState:
                 raise ConfigurationInvalid(
                     Reason.ERR_IDENTIFIER, f"code URL prefix {route!r} is already {other.id}'s"
                 )
-            if theirs.envelope != profile.envelope or (theirs.issuer is None) != (
+            if not theirs.envelope.decodes_like(profile.envelope) or (theirs.issuer is None) != (
                 profile.issuer is None
             ):
                 raise ConfigurationInvalid(
