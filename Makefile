@@ -15,7 +15,7 @@ TOOLS       := .tools
 BUF         := $(TOOLS)/node_modules/.bin/buf
 BUF_STAMP   := $(TOOLS)/.buf-$(BUF_VERSION)
 
-.PHONY: all demo test unit lint lint-proto proto schemas browser bench conformance venv tools clean
+.PHONY: all demo test unit lint lint-proto proto schemas browser screenshots bench conformance venv tools clean
 
 all: test
 
@@ -50,6 +50,14 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 	fi
 	@test -x $(CHROMIUM) || { echo "no Chromium at $(CHROMIUM): the browser tests need it"; exit 1; }
+
+# The README's pictures: the browser tests write every screen into build/screenshots/; these few
+# are copied into docs/images/ (committed).
+SHOTS := traveller-hangzhou-code-phone checkpoint-green-phone checkpoint-camera-phone checkpoint-two-codes-desktop
+screenshots: $(STAMP) browser
+	$(BIN)/python -m pytest -q tests/integration/test_pages_browser.py tests/integration/test_web_browser.py
+	mkdir -p docs/images
+	for shot in $(SHOTS); do cp build/screenshots/$$shot.png docs/images/; done
 
 # The quick local loop: the pure unit tests only, hypothesis with a tenth of the examples.
 unit: $(STAMP)

@@ -23,6 +23,7 @@ def read_qr(image: Image.Image | bytes) -> Read:
     if isinstance(image, bytes):
         image = Image.open(io.BytesIO(image))
     found = zxingcpp.read_barcodes(image)
-    assert len(found) == 1, f"{len(found)} QR codes in the image"
+    # zxing-cpp may report one symbol twice (found again after a rotation or an inversion).
+    assert len({f.text for f in found}) == 1, f"{len(found)} QR codes in the image"
     extra: Any = found[0].extra
     return Read(found[0].text, found[0].ec_level, int(extra["Version"]))

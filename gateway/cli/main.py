@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from importlib.metadata import entry_points, version
 
-from gateway.cli import identity, local, operator, pki, policy, profile, qr, serve
+from gateway.cli import identity, local, operator, pki, policy, profile, qr, serve, web
 from gateway.cli.common import EXIT_ERROR, Handler
 from gateway.errors import ConfigurationInvalid, HurenError
 
@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     identity.register(commands)
     qr.register(commands)
     profile.register(commands)
+    web.register(commands)
     for entry in sorted(entry_points(group="huren.commands"), key=lambda e: e.name):
         entry.load()(commands)
     for each in parsers(parser):

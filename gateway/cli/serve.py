@@ -7,9 +7,10 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.cli.common import (
     DEFAULT_GATEWAY,
@@ -26,7 +27,7 @@ from gateway.cli.common import (
     read_codes,
     tls_credentials,
 )
-from gateway.clients import GatewayClient
+from gateway.clients import GatewayClient, TlsCredentials
 from gateway.clock import system_clock
 from gateway.errors import CallFailed, HurenError, RequestInvalid
 from gateway.hub import initialise
@@ -36,6 +37,9 @@ from gateway.model import Colour, Status, Verdict
 from gateway.registry.registrar import RegistrarLimits
 from gateway.report import verdict_json, verdict_line
 from gateway.storage.files import StateFiles
+
+if TYPE_CHECKING:
+    from gateway.server.app import TlsFiles
 
 
 def register(commands: Subparsers) -> None:
@@ -110,6 +114,12 @@ def register(commands: Subparsers) -> None:
         default=budget.refill_seconds,
         help="one more denied or refused change allowed every so many seconds "
         "(default %(default)s)",
+    )
+    p.add_argument(
+        "--web-listen",
+        metavar="HOST:PORT",
+        help="also serve the checkpoint page and the JSON API there (docs/web.md), as a client "
+        "of this gateway (trusting its certificate through the --tls-dir CA)",
     )
     p.add_argument(
         "--init",
@@ -208,8 +218,13 @@ def _serve(args: argparse.Namespace) -> int:
             f"(trust version {trust.version}, {len(trust.issuers)} issuers; {registry})",
             flush=True,
         )
-        await until_terminated()
-        await server.stop()
+        web = await _start_web(args.web_listen, host, port, tls) if args.web_listen else None
+        try:
+            await until_terminated()
+        finally:
+            if web is not None:
+                await web()
+            await server.stop()
 
     try:
         asyncio.run(run())
@@ -223,6 +238,27 @@ REQUIREMENTS: dict[str, Callable[[Verdict], bool]] = {
     "green": lambda v: v.status is Status.VALID and v.colour is Colour.GREEN,
 }
 """``huren verify --require``: what a verdict must be for the command to exit 0."""
+
+
+async def _start_web(
+    listen: str, host: str, port: int, tls: TlsFiles | None
+) -> Callable[[], Awaitable[None]]:
+    """The web edge beside the server, a client of its verification port; what stops it."""
+    from gateway.clients.aio import AsyncGatewayClient
+    from gateway.web import checkpoint_app, start
+
+    target = f"{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+    credentials = None if tls is None else TlsCredentials(tls.read()[0])
+    client = AsyncGatewayClient(target, credentials)
+    app = checkpoint_app(client)
+
+    async def close_client(_: object) -> None:
+        await client.close()
+
+    app.on_cleanup.append(close_client)
+    runner, url = await start(app, listen)
+    print(f"huren web listening on {url} (checkpoint: {url}/checkpoint?at=REGION)", flush=True)
+    return runner.cleanup
 
 
 def _verify(args: argparse.Namespace) -> int:

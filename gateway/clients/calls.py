@@ -43,8 +43,11 @@ def translate(error: grpc.RpcError, connection: Connection | None = None) -> Hur
     (with the reason code the gateway sent), :class:`CallFailed` otherwise; a connection that
     failed before any call (a refused TLS handshake, nothing listening) is explained in words
     instead of gRPC's."""
-    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = (error.details() if isinstance(error, grpc.Call) else None) or str(code)
+    # A synchronous call's error is a grpc.Call; an asyncio call's (AioRpcError) has the same
+    # two methods without the type.
+    answered = isinstance(error, grpc.Call | grpc.aio.AioRpcError)
+    code = error.code() if answered else grpc.StatusCode.UNKNOWN
+    details = (error.details() if answered else None) or str(code)
     if code in _REFUSED:
         return CallRefused(code.name, details, _reason(error))
     if code is grpc.StatusCode.UNAVAILABLE and connection is not None:

@@ -60,6 +60,18 @@ def huren_all(*commands: Sequence[str]) -> list[subprocess.CompletedProcess[str]
         return list(pool.map(lambda args: huren(*args), commands))
 
 
+def spawn(*args: str) -> subprocess.Popen[str]:
+    """``huren ARGS`` started in the background, its output read as text by the caller."""
+    return subprocess.Popen(
+        [*HUREN, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=ENV,
+    )
+
+
 @contextlib.contextmanager
 def running(*args: str) -> Iterator[str]:
     """A long-running ``huren`` command; yields the first line it prints."""

@@ -19,7 +19,7 @@ from regions.common.keys import SigningKey, load_or_create
 from regions.common.spec import Holder, Secrets
 from regions.hangzhou import SPEC, Hangzhou
 from tests.conftest import REPO, resident_id
-from tests.integration.cli import ENV, HUREN, huren, huren_bytes, init_state
+from tests.integration.cli import ENV, HUREN, huren, huren_bytes, init_state, spawn
 
 pytestmark = pytest.mark.slow
 JSON_FIELDS = {
@@ -259,14 +259,7 @@ def test_demo_json_shows_every_outcome_it_promises():
 
 
 def test_demo_prints_a_readable_story_and_keeps_serving_its_pages():
-    with subprocess.Popen(
-        [*HUREN, "demo", "--serve"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env=ENV,
-    ) as proc:
+    with spawn("demo", "--serve") as proc:
         try:
             assert proc.stdout is not None
             story = []

@@ -153,3 +153,19 @@ def test_the_contributing_guide_names_tests_and_places_that_exist():
             assert (REPO / place).exists(), place
     for target in ("demo", "test", "unit", "proto", "lint"):
         assert re.search(rf"^{target}:", (REPO / "Makefile").read_text(), re.M), target
+
+
+def test_every_local_link_and_picture_in_the_readme_and_docs_exists():
+    """A renamed document or a picture not regenerated (`make screenshots`) breaks a link."""
+    documents = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    checked = 0
+    for document in documents:
+        text = document.read_text("utf-8")
+        targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+        targets += re.findall(r'<img src="([^"]+)"', text)
+        for target in targets:
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            assert (document.parent / target).exists(), f"{document.name}: {target}"
+            checked += 1
+    assert checked > 20

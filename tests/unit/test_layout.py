@@ -21,7 +21,9 @@ EDGES = {
     "cryptography": ("gateway/crypto/",),
     "sqlite3": ("gateway/storage/",),
     "sqlite_utils": ("gateway/storage/",),
-    "aiohttp": ("gateway/clients/",),
+    "aiohttp": ("gateway/clients/", "gateway/web/"),
+    "zxingcpp": ("gateway/web/images.py",),
+    "PIL": ("gateway/web/images.py",),
     "segno": ("gateway/qr.py",),
 }
 """Who may import each library: everyone else reaches it through these modules."""

@@ -167,6 +167,13 @@ def test_xiamen_onboards_from_the_docs_and_its_codes_verify_and_link(hub, tmp_pa
     checked = huren("profile", "check", str(issuer.PROFILE))
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.startswith("profile xiamen@1: valid")
+    # Before anything is registered, the dry run verifies sample codes locally (profiles.md).
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    codes = {colour: xiamen.mint(NUMBER, colour, now) for colour in issuer.STATES}
+    jwks = str(tmp_path / "xiamen-jwks.json")
+    dry = huren("profile", "test", str(issuer.PROFILE), "--key", jwks, *codes.values())
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert dry.stdout.count("VALID") >= len(codes)
     # Its operator registers it with proof of possession (5.3).
     registry_cli.change(
         hub.run(
@@ -180,8 +187,6 @@ def test_xiamen_onboards_from_the_docs_and_its_codes_verify_and_link(hub, tmp_pa
     )
 
     # A code of each colour verifies through the gateway (5.4).
-    now = datetime.now(UTC) - timedelta(minutes=1)
-    codes = {colour: xiamen.mint(NUMBER, colour, now) for colour in issuer.STATES}
     verdicts = _verify(hub, *codes.values())
     assert [(v["status"], v["reason"], v["colour"], v["local_state"]) for v in verdicts] == [
         ("VALID", "OK", colour, word) for colour, word in issuer.STATES.items()
