@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import CONFORMANCE, REPO
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,8 @@ def test_the_step_profile_measures_every_step_of_six_formats(tmp_path):
     out = tmp_path / "steps.json"
     result = _quick_run("bench_steps.py", out)
     data = json.loads(out.read_text())
-    assert len(data) == 6
+    # Six formats; the SMART Health Card needs the official test data next to the repository.
+    assert len(data) == (6 if (CONFORMANCE / "shc" / "examples").is_dir() else 5)
     for name, steps in data.items():
         assert name in result.stdout
         for step in ("1 screen", "6 raw verify, cached key (floor)", "9 translate"):
