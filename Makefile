@@ -88,6 +88,7 @@ $(PEER_STAMP): constraints-peer.txt
 bench: $(STAMP) $(PEER_STAMP)
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_steps.py
+	$(BIN)/python scripts/bench_scale.py
 
 conformance: $(STAMP)
 	$(BIN)/python scripts/conformance.py

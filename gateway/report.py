@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.model import Status, Verdict, format_span
 from gateway.policy import Policy, Strategy
-from gateway.profiles.model import Condition, Test
+from gateway.profiles import Profile
+from gateway.profiles.describe import (
+    describe_algorithms,
+    describe_condition,
+    describe_identity,
+    describe_time,
+)
 from gateway.recognise import Decision, DecisionStatus
+from gateway.trace import Step
+
+if TYPE_CHECKING:
+    from gateway.dryrun import Trial
 
 _CST = timezone(timedelta(hours=8), "CST")
 
@@ -61,6 +71,52 @@ def verdict_line(verdict: Verdict) -> str:
         if value
     )
     return f"{head} {verdict.reason.value}: {verdict.detail}" + (f" ({where})" if where else "")
+
+
+def trial_json(number: int, trial: Trial) -> dict[str, Any]:
+    """One dry-run code as JSON (``huren profile test --json``). A dry run has no registry and
+    throwaway identity secrets: its verdict carries no trust version, subject or code reference."""
+    verdict = verdict_json(trial.verdict)
+    for meaningless in ("subject", "code_ref", "trust_version", "destination"):
+        verdict.pop(meaningless)
+    return {
+        "code": number,
+        "verdict": verdict,
+        "assumed": list(trial.assumed),
+        "steps": [
+            {
+                "step": int(record.step),
+                "name": record.step.title,
+                "passed": record.passed,
+                "facts": list(record.facts),
+                "reason": record.reason.value if record.reason else None,
+                "detail": record.detail or None,
+            }
+            for record in trial.steps
+        ],
+    }
+
+
+def trial_lines(number: int, trial: Trial) -> list[str]:
+    """One dry-run code for people: the verdict, what was assumed, then each step the pipeline
+    ran with what it read and established; the step that refused the code says why."""
+    lines = [f"code {number}: {verdict_line(trial.verdict)}"]
+    lines += [f"  assumed      {assumption}" for assumption in trial.assumed]
+    indent = " " * 24  # under the first fact
+    for record in trial.steps:
+        head = f"  {int(record.step):>2} {record.step.title:<12}"
+        if record.reason is not None:
+            lines.append(f"{head} FAILED {record.reason.value}: {record.detail}")
+            lines += [indent + fact for fact in record.facts]
+            continue
+        facts = list(record.facts) or [""]
+        lines.append(f"{head} ok     {facts[0]}".rstrip())
+        lines += [indent + fact for fact in facts[1:]]
+    ran, last = len(trial.steps), len(Step)
+    if trial.steps and not trial.steps[-1].passed and ran < last:
+        rest = f"step {last}" if ran + 1 == last else f"steps {ran + 1} to {last}"
+        lines.append(f"{indent}{rest} did not run")
+    return lines
 
 
 def decision_json(decision: Decision) -> dict[str, Any]:
@@ -148,23 +204,65 @@ def policy_lines(policy: Policy) -> list[str]:
     return lines
 
 
-def describe_condition(condition: Condition) -> str:
-    """One colour-rule condition in words (``huren profile check``)."""
-    path, test, value = condition.path.text, condition.test, condition.value
-    if test is Test.EQUALS:
-        return f"{path} = {value!r}"
-    if test is Test.IN:
-        return f"{path} in {list(value)!r}"
-    if test is Test.PRESENT:
-        return f"{path} {'is present' if value else 'is absent'}"
-    if test is Test.WITHIN:
-        return f"{path} within the last {format_span(value)}"
-    if test is Test.OLDER_THAN:
-        return f"{path} older than {format_span(value)}"
-    if test is Test.AT_LEAST:
-        return f"{path} >= {value}"
-    if test is Test.AT_LEAST_PATH:
-        assert condition.other is not None
-        return f"{path} >= {condition.other.text}"
-    inner = " and ".join(describe_condition(c) for c in condition.where)
-    return f"at least {value} of {path} with {inner}"
+def profile_lines(profile: Profile) -> list[str]:
+    """What a profile will do (``huren profile check``): how codes are wrapped and signed, where
+    each fact is read and in which format, how long codes live, and the colours."""
+    envelope, validity = profile.envelope, profile.validity
+    start = f", codes start with {envelope.prefix!r}" if envelope.prefix else ""
+    lines = [
+        f"profile {profile.label}: valid",
+        f"  envelope  {envelope.format.value} / {envelope.text.value} / "
+        f"{envelope.payload.value}{start}",
+        f"  signed    {describe_algorithms(profile)}",
+        f"  issuer    {profile.issuer.text if profile.issuer else '(named by key id only)'}",
+    ]
+    if profile.issuer_region is not None:
+        lines.append(
+            f"  region    {profile.issuer_region.text} must be the issuer's registered region"
+        )
+    times = {
+        "issued": profile.issued_at,
+        "expires": profile.expires_at,
+        "starts": profile.not_before,
+    }
+    lines += [f"  {label:<9} {describe_time(field)}" for label, field in times.items() if field]
+    expiry = [f"field {profile.expires_at.path.text}"] if profile.expires_at else []
+    if validity.duration:
+        expiry.append(f"issue + {format_span(validity.duration)}")
+    if validity.end_of_day:
+        expiry.append(f"end of day in {validity.end_of_day.key}")
+    lines.append(f"  expiry    earliest of: {', '.join(expiry)}")
+    if validity.max:
+        lines.append(f"  at most   {format_span(validity.max)} of validity")
+    for rule in validity.degrade:
+        after = format_span(rule.after)
+        lines.append(f"  degrade   {rule.source.value} -> {rule.target.value} after {after}")
+    if envelope.compression:
+        lines.append(f"  payload   compressed ({envelope.compression})")
+    if envelope.key_id.value != "any":
+        lines.append(f"  key ids   {envelope.key_id.value}")
+    lines.append(f"  identity  {describe_identity(profile.identity)}")
+    for kind, path in profile.kinds.items():
+        lines.append(
+            f"  kind      {kind} when {path.text} is present (keys may be restricted to kinds)"
+        )
+    if profile.revocation_id is not None:
+        lines.append(
+            f"  revoked   by id {profile.revocation_id.text} (the issuer's revocation lists)"
+        )
+    if profile.rules is not None:
+        for colour_rule in profile.rules.rules:
+            tests = " and ".join(describe_condition(c) for c in colour_rule.when)
+            lines.append(
+                f"  rule      {colour_rule.name!r} -> {colour_rule.colour.value} when {tests}"
+            )
+        rules = profile.rules
+        lines.append(f"  otherwise {rules.otherwise_name!r} -> {rules.otherwise.value}")
+        return lines
+    assert profile.state is not None  # a profile has states or colour rules
+    lines.append(f"  state     {profile.state.path.text} ({profile.state.type.value})")
+    for local, colour in profile.states.items():
+        note = profile.notes.get(local)
+        lines.append(f"  state     {local!r} -> {colour.value}" + (f"  ({note})" if note else ""))
+    lines.append("  anything else -> refused (ERR_COLOUR_UNKNOWN)")
+    return lines

@@ -30,6 +30,10 @@ Steps (comments in the code cite them):
 
 Any :class:`CodeRejected` becomes a verdict with its reason; any other exception becomes
 ``ERR_INTERNAL``, logged without the code. Success is returned only from step 10.
+
+A caller may pass a :class:`~gateway.trace.Trace` (the dry run, ``huren profile test``): each
+step then records what it read and established, and the step that refused the code is marked.
+Without one, nothing is recorded or formatted.
 """
 
 from __future__ import annotations
@@ -37,12 +41,13 @@ from __future__ import annotations
 import base64
 import logging
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from gateway import crypto
+from gateway import trace as facts_of
 from gateway.codecs import compression, cose, delimited, jws, textform
 from gateway.crypto import Algorithm
 from gateway.errors import CodeRejected
@@ -55,6 +60,7 @@ from gateway.model import (
     Reason,
     RegionCode,
     Verdict,
+    format_span,
 )
 from gateway.online import OnlineAnswer, answer_error, token_of, unavailable
 from gateway.profiles import EnvelopeFormat, EnvelopeSpec, Profile, decode_payload, translate
@@ -71,6 +77,7 @@ from gateway.profiles.translate import (
     revocation_id,
 )
 from gateway.registry import Issuer, IssuerKey, KeyStatus, Route, TrustSnapshot
+from gateway.trace import Step, Trace
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +208,19 @@ class _Context:
     now: datetime
     limits: Limits
     identities: IdentityKeys
+    trace: Trace | None = None
+
+    def enter(self, step: Step) -> None:
+        if self.trace is not None:
+            self.trace.enter(step)
+
+    def note(self, describe: Callable[[], str | list[str]]) -> None:
+        """Record what the current step read or established; ``describe`` runs only when
+        tracing, so the gateway's own verifications format nothing."""
+        if self.trace is not None:
+            described = describe()
+            for fact in [described] if isinstance(described, str) else described:
+                self.trace.note(fact)
 
 
 def begin(
@@ -211,11 +231,12 @@ def begin(
     limits: Limits,
     identities: IdentityKeys,
     destination: RegionCode | None = None,
+    trace: Trace | None = None,
 ) -> Verdict | Question:
     """Verify ``code``, or return the :class:`Question` an online code needs. Never raises."""
     facts = _Facts(trust.version, destination)
-    context = _Context(trust, now, limits, identities)
-    return _guarded(facts, now, lambda: _verify(code, context, facts))
+    context = _Context(trust, now, limits, identities, trace)
+    return _guarded(facts, context, lambda: _verify(code, context, facts))
 
 
 def finish_online(
@@ -230,7 +251,7 @@ def finish_online(
     """Continue from step 4 with the issuer's answer to ``question``. Never raises."""
     facts = question._facts
     context = _Context(trust, now, limits, identities)
-    result = _guarded(facts, now, lambda: _verify_answer(question, answer, context, facts))
+    result = _guarded(facts, context, lambda: _verify_answer(question, answer, context, facts))
     assert isinstance(result, Verdict)
     return result
 
@@ -243,11 +264,19 @@ def verify_code(
     limits: Limits,
     identities: IdentityKeys,
     destination: RegionCode | None = None,
+    trace: Trace | None = None,
 ) -> Verdict:
     """Verify one offline code. An online code cannot be completed without asking its issuer, so
-    here it is UNVERIFIABLE; servers use :func:`begin` and :func:`finish_online`."""
+    here it is UNVERIFIABLE; servers use :func:`begin` and :func:`finish_online`. With a
+    ``trace``, every step records what it did."""
     result = begin(
-        code, trust=trust, now=now, limits=limits, identities=identities, destination=destination
+        code,
+        trust=trust,
+        now=now,
+        limits=limits,
+        identities=identities,
+        destination=destination,
+        trace=trace,
     )
     return offline(result, now)
 
@@ -266,11 +295,14 @@ def offline(result: Verdict | Question, now: datetime) -> Verdict:
 
 
 def _guarded(
-    facts: _Facts, now: datetime, run: Callable[[], Verdict | Question]
+    facts: _Facts, context: _Context, run: Callable[[], Verdict | Question]
 ) -> Verdict | Question:
+    now = context.now
     try:
         return run()
     except CodeRejected as rejection:
+        if context.trace is not None:
+            context.trace.fail(rejection.reason, rejection.detail)
         return Verdict.failed(rejection.reason, rejection.detail, facts.provenance, now)
     except Exception as error:  # fail closed: nothing unexpected is ever accepted
         frames = traceback.extract_tb(error.__traceback__)
@@ -282,18 +314,23 @@ def _guarded(
             facts.code_ref,
             where,
         )
-        return Verdict.failed(
-            Reason.ERR_INTERNAL, "internal error; the code was not accepted", facts.provenance, now
-        )
+        detail = "internal error; the code was not accepted"
+        if context.trace is not None:
+            context.trace.fail(Reason.ERR_INTERNAL, detail)
+        return Verdict.failed(Reason.ERR_INTERNAL, detail, facts.provenance, now)
 
 
 def _verify(code: str, context: _Context, facts: _Facts) -> Verdict | Question:
     # Step 1: screen.
+    context.enter(Step.SCREEN)
     screen(code, context.limits)
+    context.note(lambda: facts_of.screened(code))
     # Step 2: route by prefix.
+    context.enter(Step.ROUTE)
     route = context.trust.route_for(code)
     if route is None:
         raise CodeRejected(Reason.ERR_FORMAT_UNKNOWN, "the code's format is not registered here")
+    context.note(lambda: facts_of.routed(route))
     if route.envelope.format is EnvelopeFormat.ONLINE:
         # Step 3 (online): the token goes to its issuer; the answer continues at step 4.
         issuer = route.issuers[0][0]
@@ -312,10 +349,21 @@ def _verify(code: str, context: _Context, facts: _Facts) -> Verdict | Question:
         facts.code_ref = context.identities.online_code_ref(code)
         return Question(issuer, token, facts)
     # Step 3: open the envelope.
+    context.enter(Step.ENVELOPE)
     opened = open_envelope(code, route.envelope, context.limits)
     facts.code_ref = context.identities.code_ref(opened.payload)
+    context.note(lambda: _opened_facts(route.envelope, opened))
     # Step 4: the candidate issuers.
-    return _conclude(opened, _candidate_issuers(route, opened.claims), context, facts)
+    context.enter(Step.ISSUER)
+    candidates = _candidate_issuers(route, opened)
+    context.note(lambda: facts_of.candidates(route, opened.claims, candidates))
+    return _conclude(opened, candidates, context, facts)
+
+
+def _opened_facts(spec: EnvelopeSpec, opened: Opened) -> str:
+    return facts_of.opened(
+        spec, opened.algorithm, opened.kid, len(opened.signed), len(opened.payload), opened.claims
+    )
 
 
 def _verify_answer(
@@ -347,24 +395,28 @@ def _verify_answer(
 
 
 def _conclude(
-    opened: Opened, candidates: list[Issuer], context: _Context, facts: _Facts
+    opened: Opened, candidates: Sequence[Issuer], context: _Context, facts: _Facts
 ) -> Verdict:
     return _accept(opened, _authenticate(opened, candidates, context, facts), context, facts)
 
 
 def _authenticate(
-    opened: Opened, candidates: list[Issuer], context: _Context, facts: _Facts
+    opened: Opened, candidates: Sequence[Issuer], context: _Context, facts: _Facts
 ) -> IssuerKey:
     """Steps 5 to 7: the registered, unrevoked key that signed the code."""
     trust = context.trust
     if len(candidates) == 1:
         facts.issuer = candidates[0]
     # Step 5: the candidates' keys with the code's key id.
-    if opened.kid is None:
+    context.enter(Step.KEY)
+    kid = opened.kid
+    if kid is None:
         raise CodeRejected(Reason.ERR_HEADER, "the code names no key id")
-    keys = [k for i in candidates if (k := trust.keys.get((i.id, opened.kid))) is not None]
+    keys = [k for i in candidates if (k := trust.keys.get((i.id, kid))) is not None]
     if not keys:
         raise CodeRejected(Reason.ERR_KEY_UNKNOWN, "no registered key has the code's key id")
+    context.note(lambda: facts_of.keys_selected(kid, keys))
+    context.enter(Step.SIGNATURE)
     # Step 6: verify with the registered key's algorithm; a header must agree with it, and the
     # issuer's profile must allow it (the registry refuses such keys; this holds regardless).
     allowed = [
@@ -380,10 +432,13 @@ def _authenticate(
     signer = _verify_signature(opened, allowed)
     issuer = trust.issuers[signer.issuer]
     facts.issuer, facts.kid, facts.profile = issuer, signer.kid, trust.profile_of(issuer)
+    context.note(lambda: facts_of.signature(signer, opened.algorithm, len(opened.signed)))
     # Step 7: revoked keys sign nothing, nor does any key of a retired issuer.
+    context.enter(Step.KEY_STATUS)
     if signer.status is KeyStatus.REVOKED:
         raise CodeRejected(Reason.ERR_KEY_REVOKED, f"key {signer.kid} of {issuer.id} is revoked")
     _check_not_retired(issuer, trust)
+    context.note(lambda: facts_of.key_status(signer, issuer))
     return signer
 
 
@@ -401,8 +456,11 @@ def _accept(opened: Opened, signer: IssuerKey, context: _Context, facts: _Facts)
     issuer = context.trust.issuers[signer.issuer]
     profile = context.trust.profile_of(issuer)
     # Step 8: times, checked with the injected clock; then the issuer's revocation list.
+    context.enter(Step.TIMES)
     now, limits = context.now, context.limits
+    context.note(lambda: facts_of.times_read(profile, opened.claims))
     times = read_times(profile, opened.claims)
+    context.note(lambda: facts_of.times_parsed(times.issued_at, times.expires_at, times.not_before))
     if times.issued_at > now + limits.leeway:
         raise CodeRejected(Reason.ERR_NOT_YET_VALID, "code is issued in the future")
     if times.not_before is not None and times.not_before > now + limits.leeway:
@@ -430,13 +488,19 @@ def _accept(opened: Opened, signer: IssuerKey, context: _Context, facts: _Facts)
     listed = context.trust.revocations.get((issuer.id, signer.kid))
     if rid is not None and listed is not None and listed.revokes(rid, times.issued_at):
         raise CodeRejected(Reason.ERR_REVOKED, f"issuer {issuer.id} revoked this code")
+    context.note(lambda: facts_of.times_checked(now, format_span(limits.leeway)))
     # Step 9: translate with the signer's profile; then a code that names its issuer's region
     # (EU DCC iss) must name its signer's: a key registered for one country vouches for no other.
     # Checked after translation, so a payload of the wrong shape is refused for its shape first.
+    context.enter(Step.TRANSLATION)
+    context.note(lambda: facts_of.state_read(profile, opened.claims, issuer))
     translated = translate(profile, opened.claims, issuer.name_in_codes, now, times)
     check_issuer_region(profile, opened.claims, issuer.region)
+    context.note(lambda: _translated_facts(profile, translated))
     # Step 10: identity, then the only success exit.
+    context.enter(Step.IDENTITY)
     identity = _resolve(translated.identity, issuer, context.identities)
+    context.note(lambda: facts_of.identified(profile, identity.masked))
     canonical = CanonicalCode(
         colour=translated.colour,
         region=issuer.region,
@@ -450,13 +514,29 @@ def _accept(opened: Opened, signer: IssuerKey, context: _Context, facts: _Facts)
     return Verdict.valid(canonical, facts.provenance, now, detail=_detail(translated))
 
 
-def _detail(translated: Translated) -> str:
-    if translated.degraded_from is None:
-        return "verified"
-    return (
-        f"verified; {translated.degraded_from.value} reads as {translated.colour.value} "
-        "because of the code's age"
+def _translated_facts(profile: Profile, translated: Translated) -> str:
+    degraded = translated.degraded_from.value if translated.degraded_from else None
+    return facts_of.translated(
+        translated.local_state,
+        translated.colour.value,
+        degraded,
+        translated.note,
+        by_rule=profile.rules is not None,
     )
+
+
+def _detail(translated: Translated) -> str:
+    """``verified``, then why the colour differs from the region's word (degradation), then the
+    profile's note on the local state: both come from the profile, never from the holder."""
+    parts = ["verified"]
+    if translated.degraded_from is not None:
+        parts.append(
+            f"{translated.degraded_from.value} reads as {translated.colour.value} "
+            "because of the code's age"
+        )
+    if translated.note is not None:
+        parts.append(f"{translated.local_state}: {translated.note}")
+    return "; ".join(parts)
 
 
 def _resolve(carrier: IdentityCarrier, issuer: Issuer, keys: IdentityKeys) -> Identity:
@@ -479,11 +559,15 @@ def _resolve(carrier: IdentityCarrier, issuer: Issuer, keys: IdentityKeys) -> Id
     return keys.from_number(number)
 
 
-def _candidate_issuers(route: Route, claims: Mapping[Any, Any]) -> list[Issuer]:
-    """Step 4: the issuers the payload names, or every issuer of a route that names none."""
+def _candidate_issuers(route: Route, opened: Opened) -> Sequence[Issuer]:
+    """Step 4: the issuers the payload names, or, on a route whose payloads name none (EU DCC
+    style), the issuers holding a key with the code's key id (each still checked with its own
+    keys only)."""
+    claims = opened.claims
     if not route.names_issuers:
-        # Formats whose payloads carry no issuer name (EU DCC style): each issuer's own keys.
-        return [issuer for issuer, _ in route.issuers]
+        if len(route.issuers) == 1:  # the one issuer, named in the verdict whatever follows
+            return [route.issuers[0][0]]
+        return route.holders.get(opened.kid, ()) if opened.kid is not None else ()
     named, candidates = False, []
     for issuer, path in route.issuers:
         assert path is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from regions.common.look import Look
 from regions.common.spec import Region, RegionContext, RegionSpec
 
 REGIONS: tuple[str, ...] = (
@@ -38,3 +39,9 @@ def spec_of(name: str) -> RegionSpec:
 def build_region(name: str, context: RegionContext) -> Region:
     region: Region = _module(name).build(context)
     return region
+
+
+def look_of(name: str) -> Look:
+    """How region ``name``'s traveller page looks (raises KeyError for an unknown name)."""
+    look: Look = _module(name).LOOK
+    return look

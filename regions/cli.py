@@ -75,6 +75,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "demo", help="start the regions and a gateway on loopback and run a scenario"
     )
     demo.add_argument("--json", action="store_true", help="print only the verdicts, as JSON")
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="after the scenario, keep the gateway and the regions running (their pages open in "
+        "a browser on 127.0.0.1) until Ctrl-C",
+    )
     demo.set_defaults(handler=_demo)
 
 
@@ -176,4 +182,4 @@ def _declare(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from regions.demo import run_demo
 
-    return run_demo(json_output=args.json)
+    return run_demo(json_output=args.json, serve=args.serve)

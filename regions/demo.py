@@ -28,6 +28,7 @@ import json
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -125,6 +126,7 @@ class _Process:
     """A child process that announces its address on its first line of output."""
 
     def __init__(self, args: list[str], pattern: str) -> None:
+        self.args, self.pattern = args, pattern
         self.name = args[2] if args[0] == "region" else "gateway"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", *args],
@@ -270,11 +272,13 @@ class _Narrator:
 # ------------------------------------------------------------------------------ the demo
 
 
-def run_demo(*, json_output: bool = False) -> int:
+def run_demo(*, json_output: bool = False, serve: bool = False) -> int:
+    """The scenario; with ``serve``, the gateway and the regions then keep running (their
+    pages open in a browser) until Ctrl-C or SIGTERM."""
     out = _Narrator(json_output)
     work = Path(tempfile.mkdtemp(prefix="huren-demo-"))
     try:
-        _run(out, work)
+        _run(out, work, serve=serve)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out.say()
@@ -283,10 +287,12 @@ def run_demo(*, json_output: bool = False) -> int:
             print(f"demo: UNEXPECTED {failure}", file=sys.stderr)
         return 1
     out.say(f"All {out.count} verdicts and decisions are as expected.")
+    if not serve:
+        out.say("Run `huren demo --serve` to keep everything running and open the pages.")
     return 0
 
 
-def _run(out: _Narrator, work: Path) -> None:
+def _run(out: _Narrator, work: Path, *, serve: bool = False) -> None:
     out.say("huren demo: seven regions issue health codes; one gateway verifies them over gRPC")
     out.say()
     pki_dir = work / "pki"
@@ -353,6 +359,46 @@ def _run(out: _Narrator, work: Path) -> None:
             )
             _live_revocation(out, client, pki_dir, registry, regions)
         _audit_verify(out, gateway_files)
+        if serve:
+            _serve_until_stopped(out, gateway, regions, pki_dir, processes)
+
+
+def _serve_until_stopped(
+    out: _Narrator,
+    gateway: _Process,
+    regions: dict[str, _Process],
+    pki_dir: Path,
+    processes: list[_Process],
+) -> None:
+    """Restart what the scenario stopped (Zhejiang's service, on its registered port), say where
+    everything is, then wait for Ctrl-C or SIGTERM (the caller stops it all)."""
+    for name, process in list(regions.items()):
+        if process.proc.poll() is not None:
+            port = process.address.rsplit(":", 1)[1]
+            args = list(process.args)
+            args[args.index("--port") + 1] = port
+            regions[name] = _Process(args, process.pattern)
+            processes.append(regions[name])  # stopped with the others
+            regions[name].wait_ready()
+    out.say()
+    out.say("Serving until Ctrl-C. The traveller's page of each region (declare, see the QR):")
+    for name, process in regions.items():
+        out.say(f"  {_pad(spec_of(name).display_name, 12)} {process.address}/")
+    out.say(f"Verify a code: huren verify --gateway {gateway.address} --ca {pki_dir / 'ca.pem'} \\")
+    out.say("    --require green --at 310000 'CODE'   (or paste codes, one per line)")
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        while not stop.wait(0.5):
+            if any(p.proc.poll() is not None for p in (gateway, *regions.values())):
+                if not stop.wait(0.5):  # not the Ctrl-C that the whole terminal group received
+                    out.say("a process stopped by itself; stopping the rest")
+                break
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _register(pki_dir: Path, registry: str, name: str, url: str, state_dir: Path) -> Change:

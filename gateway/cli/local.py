@@ -1,4 +1,4 @@
-"""Commands on the gateway's own host: the registry file, the audit log, profiles, trust lists.
+"""Commands on the gateway's own host: the registry file, the audit log, trust lists.
 
 ``huren registry ...`` changes the registry file directly, as the local administrator (audited as
 ``local:<user>``), through the same :class:`~gateway.registry.registrar.Registrar` as the gRPC
@@ -30,8 +30,7 @@ from gateway.cli.common import (
 )
 from gateway.errors import ConfigurationInvalid
 from gateway.hub import Hub, initialise, open_hub
-from gateway.model import Reason, format_span
-from gateway.profiles import load_profile
+from gateway.model import Reason
 from gateway.registry import OnlineEndpoint
 from gateway.registry.admission import KeyOffer, offers_from_file
 from gateway.registry.commands import (
@@ -44,7 +43,6 @@ from gateway.registry.commands import (
 )
 from gateway.registry.keyfiles import MAX_KEY_FILE_BYTES
 from gateway.registry.registrar import Change
-from gateway.report import describe_condition
 from gateway.storage.files import StateFiles
 from gateway.storage.record import StateRecord
 from gateway.storage.sqlite import SqliteRegistry
@@ -108,12 +106,6 @@ def register(commands: Subparsers) -> None:
         "continue from a registry older than its state record (a restored backup), audited",
     )
     rollback.set_defaults(handler=_accept_rollback)
-
-    profile = commands.add_parser("profile", help="work with translation profiles")
-    psub = profile.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
-    check = psub.add_parser("check", help="validate a profile file and summarise it")
-    check.add_argument("file", type=Path, help="the profile TOML file")
-    check.set_defaults(handler=_profile_check)
 
     audit = commands.add_parser("audit", help="read and check the audit log")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
@@ -363,49 +355,6 @@ def _accept_rollback(args: argparse.Namespace) -> int:
             f"accepted: continuing from this registry, audit entry {last.seq if last else 0}, "
             f"trust version {hub.store.state.version}"
         )
-    return EXIT_OK
-
-
-def _profile_check(args: argparse.Namespace) -> int:
-    profile = load_profile(read_utf8(args.file, Reason.ERR_PROFILE))
-    envelope, validity = profile.envelope, profile.validity
-    start = f", codes start with {envelope.prefix!r}" if envelope.prefix else ""
-    print(f"profile {profile.label}: valid")
-    print(
-        f"  envelope  {envelope.format.value} / {envelope.text.value} / "
-        f"{envelope.payload.value}{start}"
-    )
-    print(f"  issuer    {profile.issuer.text if profile.issuer else '(named by key id only)'}")
-    expiry = [f"field {profile.expires_at.path.text}"] if profile.expires_at else []
-    if validity.duration:
-        expiry.append(f"issue + {format_span(validity.duration)}")
-    if validity.end_of_day:
-        expiry.append(f"end of day in {validity.end_of_day.key}")
-    print(f"  expiry    earliest of: {', '.join(expiry)}")
-    if validity.max:
-        print(f"  at most   {format_span(validity.max)} of validity")
-    for rule in validity.degrade:
-        after = format_span(rule.after)
-        print(f"  degrade   {rule.source.value} -> {rule.target.value} after {after}")
-    if envelope.compression:
-        print(f"  payload   compressed ({envelope.compression})")
-    if envelope.key_id.value != "any":
-        print(f"  key ids   {envelope.key_id.value}")
-    print(f"  identity  {profile.identity.scheme.value}")
-    for kind, path in profile.kinds.items():
-        print(f"  kind      {kind} when {path.text} is present (keys may be restricted to kinds)")
-    if profile.revocation_id is not None:
-        print(f"  revoked   by id {profile.revocation_id.text} (the issuer's revocation lists)")
-    if profile.rules is not None:
-        for colour_rule in profile.rules.rules:
-            tests = " and ".join(describe_condition(c) for c in colour_rule.when)
-            print(f"  rule      {colour_rule.name!r} -> {colour_rule.colour.value} when {tests}")
-        rules = profile.rules
-        print(f"  otherwise {rules.otherwise_name!r} -> {rules.otherwise.value}")
-        return EXIT_OK
-    for local, colour in profile.states.items():
-        print(f"  state     {local!r} -> {colour.value}")
-    print("  anything else -> refused (ERR_COLOUR_UNKNOWN)")
     return EXIT_OK
 
 

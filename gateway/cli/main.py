@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from importlib.metadata import entry_points, version
 
-from gateway.cli import identity, local, operator, pki, policy, serve
+from gateway.cli import identity, local, operator, pki, policy, profile, qr, serve
 from gateway.cli.common import EXIT_ERROR, Handler
 from gateway.errors import ConfigurationInvalid, HurenError
 
@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     pki.register(commands)
     policy.register(commands)
     identity.register(commands)
+    qr.register(commands)
+    profile.register(commands)
     for entry in sorted(entry_points(group="huren.commands"), key=lambda e: e.name):
         entry.load()(commands)
     for each in parsers(parser):

@@ -144,28 +144,33 @@ def _classify(error: cbor2.CBORDecodeError) -> CodeRejected:
     return CodeRejected(Reason.ERR_CBOR, "malformed CBOR")
 
 
+_SCALARS = frozenset({type(None), bool, int, str, bytes})
+
+
 def _check_model(value: Any) -> None:
     """Allow only null, booleans, integers, finite floats, text, bytes, arrays and maps whose
-    keys are integers or text. Anything else (undefined, simple values) is refused."""
+    keys are integers or text. Anything else (undefined, simple values) is refused. Types are
+    compared exactly (cbor2 builds exactly these), which also keeps a boolean from passing as
+    an integer map key."""
     stack = [value]
+    pop, extend = stack.pop, stack.extend
     while stack:
-        item = stack.pop()
-        if item is None or isinstance(item, bool | int | str | bytes):
+        item = pop()
+        kind = type(item)
+        if kind in _SCALARS:
             continue
-        if isinstance(item, float):
+        if kind is list:
+            extend(item)
+        elif kind is dict:
+            for key in item:
+                if type(key) is not int and type(key) is not str:
+                    raise CodeRejected(Reason.ERR_CBOR, "CBOR map key is not an integer or text")
+            extend(item.values())
+        elif kind is float:
             if not math.isfinite(item):
                 raise CodeRejected(Reason.ERR_CBOR, "non-finite CBOR float")
-            continue
-        if isinstance(item, list):
-            stack.extend(item)
-            continue
-        if isinstance(item, dict):
-            for key in item:
-                if isinstance(key, bool) or not isinstance(key, int | str):
-                    raise CodeRejected(Reason.ERR_CBOR, "CBOR map key is not an integer or text")
-            stack.extend(item.values())
-            continue
-        raise CodeRejected(Reason.ERR_CBOR, "CBOR value outside the supported data model")
+        else:
+            raise CodeRejected(Reason.ERR_CBOR, "CBOR value outside the supported data model")
 
 
 def _check_preferred(data: bytes) -> None:

@@ -91,30 +91,40 @@ def loads(data: bytes, *, max_bytes: int, max_depth: int) -> Any:
 
 def _check(value: Any, max_depth: int) -> None:
     """Refuse nesting beyond ``max_depth`` and text that is not valid Unicode: an escaped lone
-    surrogate such as ``"\\ud800"`` parses, but can never be encoded again."""
+    surrogate such as ``"\\ud800"`` parses, but can never be encoded again. The decoder builds
+    exactly ``dict``, ``list``, ``str`` and scalars, so types are compared exactly."""
     stack: list[tuple[Any, int]] = [(value, 0)]
+    pop, append = stack.pop, stack.append
     while stack:
-        item, level = stack.pop()
-        if isinstance(item, str):
-            _text(item)
-        elif isinstance(item, dict | list):
-            if level + 1 > max_depth:
+        item, level = pop()
+        kind = type(item)
+        if kind is str:
+            if not item.isascii():
+                _text(item)
+        elif kind is dict or kind is list:
+            if level >= max_depth:
                 raise CodeRejected(Reason.ERR_TOO_DEEP, "JSON nesting too deep")
-            if isinstance(item, dict):
+            if kind is dict:
                 for key in item:
-                    _text(key)
-                children: Any = item.values()
+                    if not key.isascii():
+                        _text(key)
+                children = item.values()
             else:
                 children = item
-            stack.extend((child, level + 1) for child in children)
+            level += 1
+            for child in children:
+                if type(child) in _CONTAINERS_OR_TEXT:
+                    append((child, level))
+
+
+_CONTAINERS_OR_TEXT = frozenset({dict, list, str})
 
 
 def _text(text: str) -> None:
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise CodeRejected(Reason.ERR_UTF8, "JSON text holds a lone surrogate") from e
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise CodeRejected(Reason.ERR_UTF8, "JSON text holds a lone surrogate") from e
 
 
 def dumps(value: Any) -> bytes:

@@ -9,6 +9,11 @@ from gateway.errors import CodeRejected
 from gateway.limits import Limits
 from gateway.model import Reason
 
+_DIGIT_VALUE = bytes((c - 0x30) % 256 for c in range(256))  # only '0'-'9' reach it
+_OVER_77 = 0xFF
+_PAIR_CHAR = bytes(v + 45 if v <= 77 else _OVER_77 for v in range(256))
+"""A pair's value (00 to 77) to its character ('-' to 'z'); anything above marks the text."""
+
 
 def decode(text: str, prefix: str, limits: Limits) -> bytes:
     """Strip ``prefix`` (exact, case-sensitive), then base45-decode and inflate within limits.
@@ -57,13 +62,17 @@ def decode_numeric(text: str, prefix: str, max_chars: int) -> str:
         )
     if not digits or len(digits) % 2 or not digits.isascii() or not digits.isdigit():
         raise CodeRejected(Reason.ERR_NUMERIC, "numeric code is not pairs of decimal digits")
-    out = []
-    for i in range(0, len(digits), 2):
-        value = int(digits[i : i + 2])
-        if value > 77:
-            raise CodeRejected(Reason.ERR_NUMERIC, "numeric code has a pair above 77")
-        out.append(chr(value + 45))
-    return "".join(out)
+    # All pairs at once: tens and units as the bytes of two big integers, so that one
+    # multiplication and one addition give every pair's value (at most 99: no byte carries).
+    raw = digits.encode("ascii")
+    count = len(raw) // 2
+    tens = int.from_bytes(raw[0::2].translate(_DIGIT_VALUE), "big")
+    units = int.from_bytes(raw[1::2].translate(_DIGIT_VALUE), "big")
+    values = (10 * tens + units).to_bytes(count, "big")
+    chars = values.translate(_PAIR_CHAR)
+    if _OVER_77 in chars:
+        raise CodeRejected(Reason.ERR_NUMERIC, "numeric code has a pair above 77")
+    return chars.decode("ascii")
 
 
 def encode_numeric(prefix: str, text: str) -> str:

@@ -10,6 +10,7 @@ Nothing in the language can give an unlisted value a colour, so nothing unlisted
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -40,11 +41,12 @@ from gateway.profiles.model import (
     TimeFormat,
     Validity,
 )
-from gateway.profiles.times import compile_pattern
+from gateway.profiles.times import MAX_PATTERN_CHARS, compile_pattern
 from gateway.tomltable import Table, parse_document
 
 MAX_SOURCE_BYTES = 64 * 1024
 MAX_STATES = 64
+MAX_NOTE_CHARS = 256
 MAX_FIELDS = 16
 PROFILE_ID = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?")
 PREFIX = re.compile(r"[A-Z0-9]{1,8}:/?")
@@ -134,6 +136,7 @@ def load_profile(source: str) -> Profile:
 
     rules = None
     states: Mapping[str, Colour] = MappingProxyType({})
+    notes: Mapping[str, str] = MappingProxyType({})
     if by_rules:
         if state is not None or root.has("states"):
             raise ProfileError(
@@ -142,7 +145,7 @@ def load_profile(source: str) -> Profile:
         rules = _rules(root.need_table("colours"))
     else:
         assert state is not None
-        states = _states(root.need_table("states"), state.type)
+        states, notes = _states(root.need_table("states"), state.type)
 
     validity_table = root.table("validity", required=False)
     validity = _validity(validity_table) if validity_table is not None else Validity()
@@ -174,12 +177,22 @@ def load_profile(source: str) -> Profile:
         states=states,
         validity=validity,
         source_sha256=hashlib.sha256(source.encode("utf-8")).hexdigest(),
+        canonical_sha256=_canonical_sha256(data),
         rules=rules,
         kinds=kinds,
         revocation_id=revocation_id,
         not_before=not_before,
         issuer_region=issuer_region,
+        notes=notes,
     )
+
+
+def _canonical_sha256(data: Mapping[str, Any]) -> str:
+    """The digest of a profile's TOML data, in document order (the order of ``[states]`` is
+    meaning, so keys are not sorted). Called after validation, which admits only text,
+    integers, booleans, lists and tables; ``repr`` keeps anything else deterministic."""
+    canonical = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=repr)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _paths(
@@ -307,7 +320,7 @@ def _time_field(claims: _Table, key: str, *, may_be_optional: bool = False) -> T
     optional = table.boolean("optional", default=False) if may_be_optional else False
     pattern, zone = "", None
     if fmt is TimeFormat.LOCAL:
-        pattern = table.need_text("pattern", max_len=32)
+        pattern = table.need_text("pattern", max_len=MAX_PATTERN_CHARS)
         try:
             compile_pattern(pattern)
         except ValueError as e:
@@ -349,7 +362,8 @@ def _identity(claims: _Table) -> IdentityField:
     return identity
 
 
-def _states(table: _Table, state_type: StateType) -> Mapping[str, Colour]:
+def _states(table: _Table, state_type: StateType) -> tuple[Mapping[str, Colour], Mapping[str, str]]:
+    """The states in order with their colours, and the notes of those that have one."""
     items = table.items()
     if not items:
         raise ProfileError("states must list at least one local state")
@@ -357,6 +371,7 @@ def _states(table: _Table, state_type: StateType) -> Mapping[str, Colour]:
         raise ProfileError(f"states may list at most {MAX_STATES} local states")
     names = [c.value for c in Colour]
     out: dict[str, Colour] = {}
+    notes: dict[str, str] = {}
     most_severe: tuple[str, Colour] | None = None
     for local, value in items:
         where = f"states.{local}"
@@ -369,8 +384,12 @@ def _states(table: _Table, state_type: StateType) -> Mapping[str, Colour]:
         if isinstance(value, dict):
             entry = table.child(value, where)
             value = entry.raw("colour", required=False)
-            entry.text("note", required=False, max_len=256)
+            note = entry.text("note", required=False, max_len=MAX_NOTE_CHARS)
             entry.done()
+            if note is not None:
+                if not note.isprintable():
+                    raise ProfileError(f"{where}.note must be one line of printable text")
+                notes[local] = note
             if value is None:
                 raise ProfileError(f"{where} has no colour")
         if value not in names:
@@ -386,7 +405,7 @@ def _states(table: _Table, state_type: StateType) -> Mapping[str, Colour]:
                 )
             most_severe = (local, colour)
         out[local] = colour
-    return MappingProxyType(out)
+    return MappingProxyType(out), MappingProxyType(notes)
 
 
 def _validity(table: _Table) -> Validity:

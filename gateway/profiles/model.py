@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -68,8 +68,9 @@ JWS_SHAPE: Final = "eyJ"
 class EnvelopeSpec:
     """How a code is wrapped and encoded, and so how the gateway recognises it by its start.
 
-    Issuers whose codes start alike (the same route) must share the whole spec, so that a code can
-    be decoded before its issuer is known. Online codes are routed by each issuer's own URL prefix.
+    Issuers whose codes start alike (the same route) must share the whole spec but
+    :attr:`algorithms` (:meth:`decodes_like`), so that a code can be decoded before its issuer is
+    known. Online codes are routed by each issuer's own URL prefix.
     """
 
     format: EnvelopeFormat
@@ -91,6 +92,11 @@ class EnvelopeSpec:
 
     def admits(self, algorithm: Algorithm) -> bool:
         return not self.algorithms or algorithm in self.algorithms
+
+    def decodes_like(self, other: EnvelopeSpec) -> bool:
+        """Whether codes of both specs decode alike: every field but :attr:`algorithms`, which
+        restricts each issuer's own keys (step 6 checks it per key), not how a code is read."""
+        return replace(self, algorithms=()) == replace(other, algorithms=())
 
     @property
     def route(self) -> str:
@@ -188,7 +194,8 @@ class TimeField:
     path: FieldPath
     format: TimeFormat
     pattern: str = ""
-    """For ``local``: ``YYYY``, ``MM``, ``DD``, ``HH``, ``mm``, ``ss`` and literal separators."""
+    """For ``local``: the pattern letters ``YYYY MM DD HH mm`` (``ss`` optional), quoted literals
+    and separators (see :func:`gateway.profiles.times.compile_pattern`)."""
     zone: ZoneInfo | None = None
     optional: bool = False
     """Expiry only: a code may leave it out (the profile's other expiry sources then apply)."""
@@ -306,6 +313,11 @@ class Profile:
     """Local state -> colour, in the profile's order (least to most severe)."""
     validity: Validity
     source_sha256: str
+    """SHA-256 of the exact text the profile was loaded from."""
+    canonical_sha256: str
+    """SHA-256 of the TOML data the text holds, key for key and in its order: two texts that
+    differ only in comments, spacing, quoting, escapes or table layout (``[a.b]`` or an inline
+    table) have the same one. The registry treats them as the same content."""
     rules: ColourRules | None = None
     """Colours from conditions, for formats without colours (instead of ``state``/``states``)."""
     kinds: Mapping[str, FieldPath] = field(default_factory=dict)
@@ -319,6 +331,9 @@ class Profile:
     issuer_region: FieldPath | None = None
     """Where the payload names its issuer's region (EU DCC: CWT ``iss``, the country): it must
     equal the signing issuer's registered region exactly, and a code without it is refused."""
+    notes: Mapping[str, str] = field(default_factory=dict)
+    """Local state -> what the region says it means, for the states that have a note: one line
+    for people, carried in a VALID verdict's detail when a code has that state."""
 
     @property
     def label(self) -> str:

@@ -20,6 +20,7 @@ from gateway.profiles.loader import (
     MAX_CONDITIONS,
     MAX_FIELDS,
     MAX_KINDS,
+    MAX_NOTE_CHARS,
     MAX_RULES,
     MAX_STATES,
     NUMERIC_PREFIX,
@@ -38,6 +39,7 @@ from gateway.profiles.model import (
     TextForm,
     TimeFormat,
 )
+from gateway.profiles.times import MAX_PATTERN_CHARS
 
 _DELIMITED_KEYS = ("delimiter", "fields", "kid", "signature")
 
@@ -128,7 +130,7 @@ def _time(*, may_be_optional: bool) -> s.Schema:
     properties: dict[str, s.Schema] = {
         "path": _path(),
         "format": s.choice(TimeFormat),
-        "pattern": s.text(64),
+        "pattern": s.text(MAX_PATTERN_CHARS),
         "zone": s.text(64),
     }
     if may_be_optional:
@@ -194,7 +196,7 @@ def _claims() -> s.Schema:
 
 def _states() -> s.Schema:
     colour = s.choice(Colour)
-    entry = s.table({"colour": colour, "note": s.text(256)}, required=("colour",))
+    entry = s.table({"colour": colour, "note": s.text(MAX_NOTE_CHARS)}, required=("colour",))
     return {
         **s.keyed(
             {"type": "string", "minLength": 1, "maxLength": 64},

@@ -8,6 +8,8 @@ exist in its zone) is ``ERR_CLAIMS``.
 from __future__ import annotations
 
 import re
+import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
@@ -25,32 +27,119 @@ _ISO = re.compile(
     r"(?:\.([0-9]{1,6}))?(Z|[+-][0-9]{2}:[0-9]{2})"
 )
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
-_TOKENS = {"YYYY": 4, "MM": 2, "DD": 2, "HH": 2, "mm": 2, "ss": 2}
-_TOKEN = re.compile("|".join(_TOKENS))
+MAX_PATTERN_CHARS = 64
+"""The longest ``pattern`` a local time field may have (quotes included)."""
+_FIELDS = {"YYYY": 4, "MM": 2, "DD": 2, "HH": 2, "mm": 2, "ss": 2}
+_REQUIRED = ("YYYY", "MM", "DD", "HH", "mm")
+_QUOTE = "'"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPattern:
+    """A compiled local-time pattern: its parts in order (a field such as ``YYYY``, or
+    literal text) and the regular expression that reads exactly that text."""
+
+    parts: tuple[tuple[bool, str], ...]
+    """``(True, field)`` or ``(False, literal)``; adjacent literals are joined."""
+    regex: re.Pattern[str]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(text for is_field, text in self.parts if is_field)
+
+
+def _separator(char: str) -> bool:
+    """Whether ``char`` may stand for itself outside quotes: not an ASCII letter (those are
+    pattern letters), not a digit of any script, not a letter with case (Latin, Greek,
+    Cyrillic ...), not a control, format or line-break character. So spaces, punctuation,
+    symbols and CJK characters (年 月 日 时 分 秒 ： the ideographic space) are."""
+    if char.isascii() and char.isalpha():
+        return False
+    return unicodedata.category(char) not in ("Nd", "Lu", "Ll", "Lt") and _visible(char)
+
+
+def _visible(char: str) -> bool:
+    """Printable, or a space of any width (U+3000, the ideographic space, is not printable to
+    Python); never a control, format or line-break character."""
+    return char.isprintable() or unicodedata.category(char) == "Zs"
 
 
 @lru_cache(maxsize=64)
-def compile_pattern(pattern: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
-    """A regex and the token order for a local pattern such as ``YYYYMMDDHHmmss``.
+def compile_pattern(pattern: str) -> LocalPattern:
+    """Compile a local-time pattern such as ``YYYYMMDDHHmmss``, ``YYYY-MM-DD'T'HH:mm:ss`` or
+    ``YYYY年MM月DD日 HH时mm分`` (docs/profiles.md, "Time fields").
+
+    Pattern letters are ``YYYY MM DD HH mm ss``: ``YYYY``, ``MM``, ``DD``, ``HH`` and ``mm``
+    exactly once, ``ss`` at most once (without it the seconds are 0). Text in single quotes
+    stands for itself (``''`` is one quote, inside quotes or out); so does every unquoted
+    character :func:`_separator` allows.
 
     Raises:
-        ValueError: unless every token appears exactly once and the literals are separators.
+        ValueError: naming the first problem and its position.
     """
-    regex, order, pos = "", [], 0
-    for m in _TOKEN.finditer(pattern):
-        literal = pattern[pos : m.start()]
-        if any(c.isalnum() for c in literal):
-            raise ValueError(f"pattern {pattern!r}: unknown letters {literal!r}")
-        regex += re.escape(literal) + rf"([0-9]{{{_TOKENS[m.group()]}}})"
-        order.append(m.group())
-        pos = m.end()
-    tail = pattern[pos:]
-    if any(c.isalnum() for c in tail):
-        raise ValueError(f"pattern {pattern!r}: unknown letters {tail!r}")
-    regex += re.escape(tail)
-    if sorted(order) != sorted(_TOKENS):
-        raise ValueError(f"pattern {pattern!r} must use YYYY, MM, DD, HH, mm and ss once each")
-    return re.compile(regex), tuple(order)
+    if not 0 < len(pattern) <= MAX_PATTERN_CHARS:
+        raise ValueError(f"a pattern has 1 to {MAX_PATTERN_CHARS} characters")
+    parts: list[tuple[bool, str]] = []
+
+    def literal(text: str) -> None:
+        if parts and not parts[-1][0]:
+            parts[-1] = (False, parts[-1][1] + text)
+        else:
+            parts.append((False, text))
+
+    pos = 0
+    while pos < len(pattern):
+        char = pattern[pos]
+        if char == _QUOTE:
+            text, pos = _quoted(pattern, pos)
+            literal(text)
+            continue
+        field = next((f for f in _FIELDS if pattern.startswith(f, pos)), None)
+        if field is not None:
+            if field in (f for is_field, f in parts if is_field):
+                raise ValueError(f"pattern {pattern!r} uses {field} twice")
+            parts.append((True, field))
+            pos += len(field)
+            continue
+        if char.isascii() and char.isalpha():
+            raise ValueError(
+                f"pattern {pattern!r}: unknown pattern letter {char!r} at position {pos}; "
+                f"quote letters that stand for themselves: '{char}'"
+            )
+        if not _separator(char):
+            raise ValueError(
+                f"pattern {pattern!r}: {char!r} at position {pos} must be quoted "
+                "(digits and letters with case stand for themselves only in quotes)"
+            )
+        literal(char)
+        pos += 1
+    fields = [f for is_field, f in parts if is_field]
+    if not all(f in fields for f in _REQUIRED):
+        raise ValueError(
+            f"pattern {pattern!r} must use YYYY, MM, DD, HH and mm once each (ss at most once)"
+        )
+    regex = "".join(
+        rf"([0-9]{{{_FIELDS[text]}}})" if is_field else re.escape(text) for is_field, text in parts
+    )
+    return LocalPattern(tuple(parts), re.compile(regex))
+
+
+def _quoted(pattern: str, start: int) -> tuple[str, int]:
+    """The literal text of the quote that starts at ``start``, and the position after it.
+    ``''`` is one quote character, inside a quoted text or on its own."""
+    if pattern.startswith(_QUOTE * 2, start):
+        return _QUOTE, start + 2
+    text, pos = "", start + 1
+    while pos < len(pattern):
+        if pattern.startswith(_QUOTE * 2, pos):
+            text, pos = text + _QUOTE, pos + 2
+        elif pattern[pos] == _QUOTE:
+            return text, pos + 1
+        elif not _visible(pattern[pos]):
+            raise ValueError(f"pattern {pattern!r}: unprintable character at position {pos}")
+        else:
+            text, pos = text + pattern[pos], pos + 1
+    raise ValueError(f"pattern {pattern!r}: the quote at position {start} is not closed")
 
 
 def parse_time(value: Any, spec: TimeField, what: str) -> datetime:
@@ -110,18 +199,18 @@ def _iso(text: str) -> datetime:
 
 
 def _local(text: str, spec: TimeField) -> datetime:
-    regex, order = compile_pattern(spec.pattern)
-    m = regex.fullmatch(text)
+    pattern = compile_pattern(spec.pattern)
+    m = pattern.regex.fullmatch(text)
     if m is None or spec.zone is None:
         raise ValueError("does not match the pattern")
-    parts = dict(zip(order, (int(g) for g in m.groups()), strict=True))
+    parts = dict(zip(pattern.fields, (int(g) for g in m.groups()), strict=True))
     local = datetime(
         parts["YYYY"],
         parts["MM"],
         parts["DD"],
         parts["HH"],
         parts["mm"],
-        parts["ss"],
+        parts.get("ss", 0),
         tzinfo=spec.zone,
     )
     instant = local.astimezone(UTC)

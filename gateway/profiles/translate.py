@@ -82,6 +82,8 @@ class Translated:
     expires_at: datetime
     identity: IdentityCarrier
     degraded_from: Colour | None = None
+    note: str | None = None
+    """The profile's note on the local state, if it has one."""
 
 
 def decode_payload(
@@ -157,7 +159,13 @@ def translate(
             degraded_from, colour = colour, rule.target
             break
     return Translated(
-        colour, local_state, issued_at, expires_at, _identity(claims, profile), degraded_from
+        colour,
+        local_state,
+        issued_at,
+        expires_at,
+        _identity(claims, profile),
+        degraded_from,
+        profile.notes.get(local_state),
     )
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from gateway import crypto
 from gateway.errors import CodeRejected, ConfigurationInvalid
-from gateway.model import IssuerId, KeyId, Reason
+from gateway.model import IssuerId, Reason
 from gateway.registry.keyfiles import read_certificate, read_keys
 from gateway.registry.model import IssuerKey
 
@@ -84,15 +84,7 @@ def admit(issuer: IssuerId, offer: KeyOffer, request_id: str, now: datetime) -> 
         raise ConfigurationInvalid(
             Reason.ERR_POP, "the proof of possession does not verify with the offered key"
         )
-    key = IssuerKey(
-        issuer,
-        KeyId(offer.kid),
-        entry.public_key,
-        entry.not_before,
-        entry.not_after,
-        usage=entry.usage,
-        certificate_sha256=entry.certificate_sha256,
-    )
+    key = entry.of(issuer)
     # An explicit window narrows the certificate's, never widens it.
     return replace(
         key,
@@ -163,12 +155,4 @@ def certificate_key(issuer: IssuerId, certificate: bytes) -> IssuerKey:
             raise
         entry = read_certificate(certificate, algorithm=crypto.Algorithm.PS256)
     assert entry.certificate_sha256 is not None
-    return IssuerKey(
-        issuer,
-        entry.kid,
-        entry.public_key,
-        entry.not_before,
-        entry.not_after,
-        usage=entry.usage,
-        certificate_sha256=entry.certificate_sha256,
-    )
+    return entry.of(issuer)

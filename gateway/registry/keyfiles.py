@@ -15,8 +15,8 @@ from typing import Any
 from gateway import crypto
 from gateway.codecs import strictjson
 from gateway.errors import CodeRejected, ConfigurationInvalid
-from gateway.model import KeyId, Reason
-from gateway.registry.model import Revocations
+from gateway.model import IssuerId, KeyId, Reason
+from gateway.registry.model import IssuerKey, Revocations
 
 MAX_KEY_FILE_BYTES = 256 * 1024
 MAX_KEYS_PER_FILE = 64
@@ -41,6 +41,18 @@ class KeyEntry:
     not_after: datetime | None = None
     usage: frozenset[str] | None = None
     certificate_sha256: bytes | None = None
+
+    def of(self, issuer: IssuerId) -> IssuerKey:
+        """This key as a key of ``issuer``, with its validity, usage and certificate."""
+        return IssuerKey(
+            issuer,
+            self.kid,
+            self.public_key,
+            self.not_before,
+            self.not_after,
+            usage=self.usage,
+            certificate_sha256=self.certificate_sha256,
+        )
 
 
 def certificate_kid(certificate_sha256: bytes) -> KeyId:
@@ -77,7 +89,9 @@ def read_keys(
         return _json_keys(stripped, algorithm, kid)
     if b"-----BEGIN PUBLIC KEY-----" in stripped or b"PRIVATE KEY" in stripped:
         if kid is None:
-            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, "a PEM public key needs a key id")
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER, "a PEM public key needs a key id (--kid)"
+            )
         return [KeyEntry(KeyId(kid), crypto.load_pem(stripped, algorithm))]
     return [_certificate_entry(crypto.load_certificate(stripped, algorithm), kid)]
 

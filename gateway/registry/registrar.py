@@ -461,7 +461,9 @@ def _plan(command: Command, actor: Actor) -> _Plan:
                 current = state.issuer(IssuerId(issuer))
                 assert current is not None  # _region_of found it
                 _use_profile(state, profile, text, current.region)
-                state.update_profile(IssuerId(issuer), profile, text)
+                if not state.update_profile(IssuerId(issuer), profile, text):
+                    # The same version again: audited as asked, nothing changes.
+                    return f"profile {profile.label} unchanged: it is already the current version"
                 return f"profile {profile.label} ({profile.source_sha256[:16]})"
 
             return _Plan(Action.UPDATE_PROFILE, issuer, _region_of(issuer), update_profile)
@@ -583,7 +585,7 @@ def _use_profile(state: TrustState, profile: Profile, text: str, region: RegionC
     share one); only the profile id's owner publishes new versions of it, and the first region
     to publish an unowned id owns it."""
     if state.has_profile(ProfileId(profile.id), profile.version):
-        state.add_profile(profile, text)  # the same text: a no-op; another: ERR_VERSION
+        state.add_profile(profile, text)  # the same content: a no-op; other: ERR_VERSION
         return
     owner = state.owner(NameKind.PROFILE, profile.id)
     if owner is not None and owner != region:

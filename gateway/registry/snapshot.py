@@ -39,6 +39,12 @@ class Route:
 
     envelope: EnvelopeSpec
     issuers: tuple[tuple[Issuer, FieldPath | None], ...]
+    holders: Mapping[KeyId, tuple[Issuer, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """For a route whose payloads name no issuer (EU DCC style): the issuers holding a key with
+    each key id, so that a code's candidates are found by its key id, not by trying every issuer
+    of the route (the cost of a verification does not grow with the number of issuers)."""
 
     @property
     def names_issuers(self) -> bool:
@@ -82,8 +88,24 @@ class TrustSnapshot:
             profile = self.profile_of(issuer)
             route = issuer.online.code_prefix if issuer.online else profile.envelope.route
             routes.setdefault(route, (profile.envelope, []))[1].append((issuer, profile.issuer))
+        route_of = {i.id: name for name, (_, members) in routes.items() for i, _ in members}
+        holders: dict[str, dict[KeyId, list[Issuer]]] = {}
+        for issuer_id, kid in self.keys:
+            name = route_of.get(issuer_id)
+            if name is not None and routes[name][1][0][1] is None:  # a key-id-only route
+                holders.setdefault(name, {}).setdefault(kid, []).append(self.issuers[issuer_id])
         frozen = {
-            name: Route(envelope, tuple(members)) for name, (envelope, members) in routes.items()
+            name: Route(
+                envelope,
+                tuple(members),
+                MappingProxyType(
+                    {
+                        kid: tuple(sorted(found, key=lambda i: i.id))
+                        for kid, found in holders.get(name, {}).items()
+                    }
+                ),
+            )
+            for name, (envelope, members) in routes.items()
         }
         object.__setattr__(self, "routes", MappingProxyType(frozen))
         # Longest prefix first, so that no prefix can shadow a longer one.

@@ -230,11 +230,12 @@ class TrustState:
     # ------------------------------------------------------------------ profiles
 
     def add_profile(self, profile: Profile, text: str | None = None) -> None:
-        """Accept a profile version (with the text it was loaded from). Re-adding the identical
-        version is a no-op."""
+        """Accept a profile version (with the text it was loaded from). Re-adding the same
+        version with the same content, byte for byte or canonically
+        (:attr:`~gateway.profiles.Profile.canonical_sha256`), is a no-op: the first text stays."""
         existing = self._profiles.get((profile.id, profile.version))
         if existing is not None:
-            if existing.source_sha256 != profile.source_sha256:
+            if existing.canonical_sha256 != profile.canonical_sha256:
                 raise ConfigurationInvalid(
                     Reason.ERR_VERSION,
                     f"profile {profile.label} already exists with other content",
@@ -315,9 +316,27 @@ class TrustState:
 
     def update_profile(
         self, issuer_id: IssuerId, profile: Profile, text: str | None = None
-    ) -> Issuer:
-        """Move an issuer to the next version of its profile (the old version stays)."""
+    ) -> bool:
+        """Move an issuer to the next version of its profile (the old version stays).
+
+        Sending the issuer's current version again with the same content (byte for byte, or
+        canonically) changes nothing and returns False: a retry after a lost answer, or a
+        deployment script that re-applies what is already in place, succeeds.
+
+        Raises:
+            ConfigurationInvalid: ``ERR_VERSION`` for any other version than the current one or
+                the next, and for the current version with other content.
+        """
         issuer = self._live_issuer(issuer_id)
+        current = (issuer.profile_id, issuer.profile_version)
+        if (profile.id, profile.version) == current:
+            if self._profiles[current].canonical_sha256 != profile.canonical_sha256:
+                raise ConfigurationInvalid(
+                    Reason.ERR_VERSION,
+                    f"profile {profile.label} is already {issuer_id}'s, with other content; "
+                    f"a change is {profile.id}@{profile.version + 1}",
+                )
+            return False
         if profile.id != issuer.profile_id or profile.version != issuer.profile_version + 1:
             raise ConfigurationInvalid(
                 Reason.ERR_VERSION,
@@ -325,7 +344,7 @@ class TrustState:
                 f"{issuer.profile_version + 1}, not {profile.label}",
             )
         existing = self._profiles.get((profile.id, profile.version))
-        if existing is not None and existing.source_sha256 != profile.source_sha256:
+        if existing is not None and existing.canonical_sha256 != profile.canonical_sha256:
             raise ConfigurationInvalid(
                 Reason.ERR_VERSION, f"profile {profile.label} already exists with other content"
             )
@@ -336,7 +355,7 @@ class TrustState:
         self._issuers[issuer_id] = moved
         self.journal.append(IssuerProfileMoved(issuer_id, profile.version))
         self._bump(_issuer_section(issuer_id))
-        return moved
+        return True
 
     def issuer(self, issuer_id: IssuerId) -> Issuer | None:
         return self._issuers.get(issuer_id)
@@ -507,9 +526,9 @@ class TrustState:
     # ------------------------------------------------------------------ checks
 
     def _check_route(self, issuer: Issuer, profile: Profile) -> None:
-        """Codes that start alike must decode alike: a route's issuers share the envelope, and
-        either all name themselves in their payloads or none does (a named issuer is never
-        checked with the keys of one that is not)."""
+        """Codes that start alike must decode alike: a route's issuers share the envelope (each
+        may allow its own algorithms), and either all name themselves in their payloads or none
+        does (a named issuer is never checked with the keys of one that is not)."""
         route = issuer.online.code_prefix if issuer.online else profile.envelope.route
         for other in self._issuers.values():
             if other.id == issuer.id:
@@ -522,7 +541,7 @@ class TrustState:
                 raise ConfigurationInvalid(
                     Reason.ERR_IDENTIFIER, f"code URL prefix {route!r} is already {other.id}'s"
                 )
-            if theirs.envelope != profile.envelope or (theirs.issuer is None) != (
+            if not theirs.envelope.decodes_like(profile.envelope) or (theirs.issuer is None) != (
                 profile.issuer is None
             ):
                 raise ConfigurationInvalid(

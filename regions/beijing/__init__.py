@@ -20,6 +20,7 @@ from gateway.model import IssuerId, RegionCode
 from gateway.profiles.times import end_of_local_day
 from regions.common.formats import unix_s
 from regions.common.identity import pseudonym
+from regions.common.look import Look
 from regions.common.spec import (
     CHINA_STANDARD_TIME,
     Holder,
@@ -45,6 +46,19 @@ SPEC = RegionSpec(
         Level.PENDING: "弹窗",
     },
     binary_kid=True,
+)
+LOOK = Look(
+    languages=("zh", "en"),
+    name={"zh": "北京健康宝", "en": "Beijing Health Kit"},
+    tagline={"zh": "本人信息扫码登记", "en": "Self-check and registration"},
+    accent="#a3262a",
+    states={
+        Level.GREEN: {"zh": "未见异常", "en": "Nothing abnormal"},
+        Level.YELLOW: {"zh": "居家观察", "en": "Home observation"},
+        Level.RED: {"zh": "集中观察", "en": "Central observation"},
+        Level.PENDING: {"zh": "弹窗 · 审核中", "en": "Pop-up: under review"},
+    },
+    mask=(1, 1),
 )
 PREFIX = "BJ1:"
 

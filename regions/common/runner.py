@@ -10,8 +10,9 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.clock import Clock
-from regions import build_region, spec_of
+from regions import build_region, look_of, spec_of
 from regions.common.keys import load_secrets
+from regions.common.pages import add_pages
 from regions.common.rules import Rules
 from regions.common.service import Operators, make_app
 from regions.common.spec import Region, RegionContext, Secrets
@@ -59,7 +60,8 @@ async def start_region(
     bound = sock.getsockname()[1]
     url = public_url or f"http://{host}:{bound}"
     region = build_region(name, RegionContext(store, url, state_dir))
-    app = make_app(region, rules, secrets, store, clock, operators)
+    app = make_app(region, rules, secrets, store, clock, operators, look_of(name))
+    add_pages(app)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     await web.SockSite(runner, sock).start()

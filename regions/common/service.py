@@ -7,6 +7,10 @@ Travellers:
   ``202`` with no code if the region has no pending state.
 - ``GET /api/declarations/{id}``: the current code, freshly issued (after the back-end check has
   completed: the final one). The declaration id is the traveller's capability; it is random.
+  Both answers also carry what the traveller's page shows: ``level`` (green / yellow / red /
+  pending), ``issued_at``, ``expires_in`` (seconds, by the issuer's clock), ``holder`` (the
+  masked identity number) and ``code_id``, which names the code for its QR images
+  (``GET /api/codes/{code_id}.svg`` and ``.png``, :mod:`regions.common.pages`).
 - ``POST /api/appeals`` (``{"declaration_id", "reason"}``) and ``GET /api/appeals/{id}``: dispute
   a colour and follow the appeal, with every step recorded.
 
@@ -40,7 +44,10 @@ from aiohttp import web
 from gateway.clock import Clock
 from gateway.codecs import strictjson
 from gateway.errors import CodeRejected
+from regions.common.codebook import CodeBook
 from regions.common.declarations import MAX_BODY_BYTES, DeclarationInvalid, parse_declaration
+from regions.common.identity import masked
+from regions.common.look import Look
 from regions.common.rules import Rules
 from regions.common.spec import (
     CHINA_STANDARD_TIME,
@@ -97,6 +104,8 @@ SECRETS: web.AppKey[Secrets] = web.AppKey("secrets")
 STORE: web.AppKey[RegionStore] = web.AppKey("store")
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 OPERATORS: web.AppKey[Operators] = web.AppKey("operators")
+REGION_LOOK: web.AppKey[Look] = web.AppKey("look")
+CODES: web.AppKey[CodeBook] = web.AppKey("codes")
 
 
 def error(status: int, message: str, field: str | None = None) -> web.Response:
@@ -159,12 +168,18 @@ def _current(app: web.Application, declaration_id: str) -> dict[str, Any] | None
         stored = store.declaration(declaration_id)
         assert stored is not None
     issued = _issue(app, stored, stored.effective)
+    head, tail = app[REGION_LOOK].mask
     return {
         "id": stored.id,
         "pending": stored.effective is Level.PENDING,
+        "level": stored.effective.value,
         "state": issued.state if issued else None,
         "code": issued.code if issued else None,
+        "code_id": app[CODES].add(issued.code, issued.expires_at, now) if issued else None,
+        "issued_at": _local(issued.issued_at) if issued else None,
         "expires_at": _local(issued.expires_at) if issued else None,
+        "expires_in": int((issued.expires_at - now).total_seconds()) if issued else None,
+        "holder": masked(stored.declaration.id_number, head, tail),
     }
 
 
@@ -336,8 +351,10 @@ def make_app(
     store: RegionStore,
     clock: Clock,
     operators: Operators,
+    look: Look,
 ) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[REGION_LOOK], app[CODES] = look, CodeBook()
     app[REGION], app[RULES], app[SECRETS] = region, rules, secrets_
     app[STORE], app[CLOCK], app[OPERATORS] = store, clock, operators
     app.router.add_post("/api/declarations", declare)

@@ -17,6 +17,7 @@ from gateway.identity import IdentityScheme
 from gateway.model import IssuerId, RegionCode
 from regions.common.formats import iso_local
 from regions.common.identity import link, masked
+from regions.common.look import BLUE, STANDARD_PANELS, Look
 from regions.common.spec import (
     Holder,
     IssuedCode,
@@ -35,6 +36,20 @@ SPEC = RegionSpec(
     algorithm=Algorithm.ES384,
     identity=IdentityScheme.MASKED_LINK,
     states={Level.GREEN: "blue", Level.YELLOW: "yellow", Level.RED: "red"},
+)
+LOOK = Look(
+    languages=("zh", "en"),
+    name={"zh": "粤康码", "en": "Yuekang Code (Guangdong)"},
+    tagline={"zh": "粤省事 · 健康防疫", "en": "Guangdong health code"},
+    accent="#0a5a8c",
+    states={
+        Level.GREEN: {"zh": "蓝码 · 正常", "en": "Blue: normal"},
+        Level.YELLOW: {"zh": "黄码", "en": "Yellow"},
+        Level.RED: {"zh": "红码", "en": "Red"},
+        Level.PENDING: {"zh": "审核中", "en": "Under review"},
+    },
+    panels={**STANDARD_PANELS, Level.GREEN: BLUE},
+    mask=(4, 4),
 )
 VALIDITY = timedelta(hours=12)
 

@@ -14,6 +14,7 @@ from gateway.crypto import Algorithm
 from gateway.identity import IdentityScheme
 from gateway.model import IssuerId, RegionCode
 from regions.common.formats import unix_s
+from regions.common.look import Look, standard_states
 from regions.common.spec import (
     Holder,
     IssuedCode,
@@ -32,6 +33,14 @@ SPEC = RegionSpec(
     algorithm=Algorithm.ES256,
     identity=IdentityScheme.CN_RESIDENT_ID,
     states={Level.GREEN: "绿码", Level.YELLOW: "黄码", Level.RED: "红码", Level.PENDING: "灰码"},
+)
+LOOK = Look(
+    languages=("zh", "en"),
+    name={"zh": "杭州健康码", "en": "Hangzhou Health Code"},
+    tagline={"zh": "自主申报，亮码通行", "en": "Declare, then show your code"},
+    accent="#1e5aa8",
+    states=standard_states(("绿码", "黄码", "红码", "灰码 · 审核中")),
+    mask=(3, 4),
 )
 VALIDITY = timedelta(hours=24)
 

@@ -16,6 +16,7 @@ from gateway.identity import IdentityScheme
 from gateway.model import IssuerId, RegionCode
 from regions.common.formats import unix_ms
 from regions.common.identity import link, masked
+from regions.common.look import Look, standard_states
 from regions.common.spec import (
     Holder,
     IssuedCode,
@@ -34,6 +35,14 @@ SPEC = RegionSpec(
     algorithm=Algorithm.ES384,
     identity=IdentityScheme.MASKED_LINK,
     states={Level.GREEN: "00", Level.YELLOW: "01", Level.RED: "10", Level.PENDING: "99"},
+)
+LOOK = Look(
+    languages=("zh", "en"),
+    name={"zh": "湖北健康码", "en": "Hubei Health Code"},
+    tagline={"zh": "鄂汇办 · 健康码", "en": "Hubei health code"},
+    accent="#6b3590",
+    states=standard_states(("绿码", "黄码", "红码", "灰码 · 审核中")),
+    mask=(6, 4),
 )
 VALIDITY = timedelta(days=7)
 

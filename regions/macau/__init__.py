@@ -17,6 +17,7 @@ from gateway.identity import IdentityScheme
 from gateway.model import IssuerId, RegionCode
 from regions.common.formats import unix_ms
 from regions.common.identity import pseudonym
+from regions.common.look import Look, standard_states
 from regions.common.spec import (
     Holder,
     IssuedCode,
@@ -36,6 +37,18 @@ SPEC = RegionSpec(
     identity=IdentityScheme.PSEUDONYM,
     states={Level.GREEN: "verde", Level.YELLOW: "amarelo", Level.RED: "vermelho"},
     binary_kid=True,
+)
+LOOK = Look(
+    languages=("zh", "pt", "en"),
+    name={"zh": "澳门健康码", "pt": "Código de Saúde de Macau", "en": "Macao Health Code"},
+    tagline={
+        "zh": "澳门特别行政区政府卫生局",
+        "pt": "Serviços de Saúde da RAEM",
+        "en": "Health Bureau of the Macao SAR",
+    },
+    accent="#00664a",
+    states=standard_states(("绿码", "黄码", "红码", "审核中")),
+    mask=(1, 1),
 )
 PREFIX = "MO1:"
 VALIDITY = timedelta(hours=6)

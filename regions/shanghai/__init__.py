@@ -15,6 +15,7 @@ from gateway.crypto import Algorithm
 from gateway.identity import IdentityScheme
 from gateway.model import IssuerId, RegionCode
 from regions.common.formats import compact_local
+from regions.common.look import Look, standard_states
 from regions.common.spec import (
     Holder,
     IssuedCode,
@@ -33,6 +34,14 @@ SPEC = RegionSpec(
     algorithm=Algorithm.PS256,
     identity=IdentityScheme.CN_RESIDENT_ID,
     states={Level.GREEN: "0", Level.YELLOW: "1", Level.RED: "2"},
+)
+LOOK = Look(
+    languages=("zh", "en"),
+    name={"zh": "随申码", "en": "Suishen Code (Shanghai)"},
+    tagline={"zh": "随申办 · 健康码", "en": "Shanghai health code"},
+    accent="#1d4e89",
+    states=standard_states(("绿码", "黄码", "红码", "审核中")),
+    mask=(1, 1),
 )
 PREFIX, DELIMITER = "SH1:", "|"
 VALIDITY = timedelta(minutes=30)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,7 +38,9 @@ from gateway.online import (
 )
 from regions.common.formats import iso_local
 from regions.common.identity import link, masked
-from regions.common.service import CLOCK, SECRETS, STORE, error
+from regions.common.look import Look, standard_states
+from regions.common.pages import CodeView, not_found_page, render
+from regions.common.service import CLOCK, CODES, REGION_LOOK, SECRETS, STORE, error
 from regions.common.spec import (
     Holder,
     IssuedCode,
@@ -57,10 +60,19 @@ SPEC = RegionSpec(
     identity=IdentityScheme.MASKED_LINK,
     states={Level.GREEN: "green", Level.YELLOW: "yellow", Level.RED: "red", Level.PENDING: "init"},
 )
+LOOK = Look(
+    languages=("zh", "en"),
+    name={"zh": "浙江健康码", "en": "Zhejiang Health Code"},
+    tagline={"zh": "浙里办 · 一码通行", "en": "One code across Zhejiang"},
+    accent="#0f6468",
+    states=standard_states(("绿码", "黄码", "红码", "灰码 · 审核中")),
+    mask=(3, 4),
+)
 TOKEN_VALIDITY = timedelta(minutes=5)
 CODE_PATH = "/hc/v1/"
 VERIFY_PATH = "/api/verify"
 MAX_REQUEST_BYTES = 4096
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +118,51 @@ class Zhejiang:
         return IssuedCode(self.code_prefix + token, state, issued_at, expires_at)
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post(VERIFY_PATH, self.verify)]
+        return [
+            web.post(VERIFY_PATH, self.verify),
+            web.get(CODE_PATH + "{token}", self.code_page),
+        ]
+
+    async def code_page(self, request: web.Request) -> web.Response:
+        """What a phone camera opens: the code's own page (colour, masked identity, validity,
+        the URL again as a QR) for a browser, the same facts as JSON for anything else.
+
+        The hub never comes here: it asks ``POST /api/verify`` and trusts only the signed answer.
+        """
+        app, now = request.app, request.app[CLOCK]()
+        look = app[REGION_LOOK]
+        lang = look.language(request.query.get("lang"))
+        wants_html = "text/html" in request.headers.get("Accept", "")
+        token = request.match_info["token"]
+        row = app[STORE].token(token) if _TOKEN.fullmatch(token) else None
+        if row is None:
+            if wants_html:
+                return not_found_page(look, lang)
+            return error(404, "no such code")
+        stored = app[STORE].declaration(row["declaration_id"])
+        assert stored is not None
+        issued_at = datetime.fromisoformat(row["issued_at"])
+        expires_at = datetime.fromisoformat(row["expires_at"])
+        levels = {word: level for level, word in SPEC.states.items()}
+        level = levels[row["state"]] if now < expires_at else None
+        holder = masked(stored.declaration.id_number, *look.mask)
+        expires_in = max(0, int((expires_at - now).total_seconds()))
+        if not wants_html:
+            facts = {
+                "level": level.value if level else "expired",
+                "state": row["state"],
+                "holder": holder,
+                "issued_at": iso_local(issued_at),
+                "expires_at": iso_local(expires_at),
+                "expires_in": expires_in,
+            }
+            return web.json_response(facts, headers={"Cache-Control": "no-store"})
+        code_id = app[CODES].add(self.code_prefix + token, expires_at, now)
+        view = CodeView(level, holder, issued_at, expires_in, code_id)
+        text = render(look, SPEC.name, lang, view, path=request.path)
+        return web.Response(
+            text=text, content_type="text/html", headers={"Cache-Control": "no-store"}
+        )
 
     async def verify(self, request: web.Request) -> web.Response:
         """The hub asks about a token; the answer is signed so the hub can trust it."""

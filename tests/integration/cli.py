@@ -16,6 +16,11 @@ from tests.conftest import REPO
 
 HUREN = [sys.executable, "-m", "gateway"]
 ENV = {**os.environ, "PYTHONUTF8": "1"}
+SHELL_ENV = {
+    **ENV,
+    "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}",
+}
+"""A shell user's environment with this ``huren`` on ``PATH``, for docs' command sequences."""
 
 
 def huren(

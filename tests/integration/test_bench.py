@@ -60,3 +60,15 @@ def test_the_step_profile_measures_every_step_of_six_formats(tmp_path):
         for step in ("1 screen", "6 raw verify, cached key (floor)", "9 translate"):
             assert steps[step] > 0, (name, step)
         assert "glue (all minus the steps)" in steps
+
+
+def test_the_trust_list_scale_benchmark_compares_each_size_with_the_smallest(tmp_path):
+    out = tmp_path / "scale.json"
+    result = _quick_run("bench_scale.py", out)
+    data = json.loads(out.read_text())
+    assert list(data) == ["10", "100", "1000"]
+    assert data["10"]["ratio_to_smallest"] == 1.0
+    for size in data.values():
+        assert size["verify_per_s"] > 0
+        assert size["registry_state_bytes"] > 0
+    assert "ratio to 10 keys" in result.stdout

@@ -6,10 +6,10 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 from tests.conftest import REPO
+from tests.integration.cli import SHELL_ENV
 
 MARKER = "<!-- readme-sequence: the test runs the next block as it stands -->\n```sh\n"
 PORTS = (50051, 50052, 8001)  # the defaults the sequence relies on
@@ -36,15 +36,10 @@ def test_the_readme_sequence_runs_as_written(tmp_path: Path) -> None:
     assert not busy, f"the README's sequence needs 127.0.0.1 ports {busy}, which are in use"
     # A folder like a fresh clone's: the sequence reads regions/ and makes .huren/ beside it.
     (tmp_path / "regions").symlink_to(REPO / "regions")
-    environment = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONUTF8": "1",
-    }
     with subprocess.Popen(
         ["bash", "-e", "-c", readme_sequence()],
         cwd=tmp_path,
-        env=environment,
+        env=SHELL_ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -854,6 +854,59 @@ async def test_a_profile_update_is_versioned_and_the_old_version_stays_readable(
     )
 
 
+async def test_resending_the_current_profile_version_succeeds_and_changes_nothing(
+    hub: Hub,
+) -> None:
+    """Issue 11, item 8: a deployment script that re-applies the profile already in place, or an
+    operator retrying after a lost answer with a new request id, gets the current trust version
+    and an audit entry that says nothing changed; other content under the same version number is
+    still FAILED_PRECONDITION ERR_VERSION."""
+    code = await hub.regions["hangzhou"].issue()
+    operator = hub.registry("hangzhou-ops")
+
+    def update(text: str) -> Awaitable[rpb.UpdateProfileResponse]:
+        return operator.UpdateProfile(
+            rpb.UpdateProfileRequest(
+                request_id=new_request_id(), issuer_id="hangzhou", profile_toml=text
+            )
+        )
+
+    v2 = profile_text(2)
+    first = (await update(v2)).change
+    assert first.audit.detail.startswith("profile hangzhou@2 (")
+    version = await trust_version(hub)
+    assert first.trust_version == version
+    # The same bytes, then the same data written otherwise (comments, spacing, quoting).
+    reformatted = "# re-applied by the deployment script\n" + v2.replace(
+        '"绿码" = "GREEN"', "'绿码'  =  'GREEN'   # green"
+    )
+    assert reformatted != v2
+    for text in (v2, reformatted):
+        again = (await update(text)).change
+        assert again.trust_version == version
+        assert (again.audit.action, again.audit.target, again.audit.outcome) == (
+            "update-profile",
+            "hangzhou",
+            rpb.AUDIT_OUTCOME_OK,
+        )
+        assert again.audit.detail == (
+            "profile hangzhou@2 unchanged: it is already the current version"
+        )
+        assert again.audit.seq > first.audit.seq
+        assert again.audit.state_digest != ""
+    assert await trust_version(hub) == version
+    record = (await hub.registry(None).GetIssuer(rpb.GetIssuerRequest(issuer_id="hangzhou"))).issuer
+    assert [p.version for p in record.profiles] == [1, 2]
+    assert record.profiles[1].profile_toml == v2  # the first text stays
+
+    other = v2.replace('max = "24h"', 'max = "12h"')
+    await refused(update(other), grpc.StatusCode.FAILED_PRECONDITION, Reason.ERR_VERSION)
+    await refused(update(profile_text(1)), grpc.StatusCode.FAILED_PRECONDITION, Reason.ERR_VERSION)
+    assert await trust_version(hub) == version
+    verdict = await hub.verify(code)
+    assert (verdict.colour, verdict.provenance.profile_version) == (Colour.GREEN, 2)
+
+
 # ------------------------------------------------------------------ reading
 
 

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 from gateway.cli import build_parser, main
-from gateway.codecs import base64url, jws, strictjson
+from gateway.codecs import jws, strictjson
 from gateway.crypto import Algorithm, PrivateKey
-from gateway.identity import link_hash
 from gateway.model import Colour, IssuerId, KeyId, ProfileId, RegionCode, Status
 from gateway.profiles import load_profile
 from gateway.registry import Issuer, IssuerKey, TrustState
 from gateway.verify import verify_code
-from tests.conftest import LINK_KEY, NOW, REPO, add_issuer, make_world, resident_id
+from tests.conftest import NOW, REPO, add_issuer, make_world, resident_id
 
 
 def _blocks(path: str, language: str) -> list[str]:
-    """The fenced code blocks of a Markdown file whose info string is ``language``."""
+    """The fenced code blocks of a Markdown file whose info string starts with the word
+    ``language`` (``toml file=xihu.toml`` is a ``toml`` block)."""
     blocks: list[str] = []
     current: list[str] = []
     info: str | None = None
@@ -27,7 +28,7 @@ def _blocks(path: str, language: str) -> list[str]:
             if info is None:
                 info, current = line[3:].strip(), []
             else:
-                if info == language:
+                if (info.split() or [""])[0] == language:
                     blocks.append("".join(current))
                 info = None
         elif info is not None:
@@ -52,35 +53,36 @@ def test_the_guide_shows_what_profile_check_really_prints(tmp_path, capsys):
     assert printed == documented
 
 
-def test_the_guide_example_onboards_a_region_with_a_profile_and_no_python():
-    """docs/profiles.md: a new JWS region (English words, millisecond times) beside Hangzhou."""
+def test_the_tutorials_profile_verifies_its_sample_payload_beside_hangzhou():
+    """docs/profiles.md's tutorial, its pure core: the Xihu profile (EdDSA, local times written
+    the Chinese way, a state with a note) reads the payload the tutorial shows, and Hangzhou's
+    codes, on the same compact-JWS route, still verify. tests/integration/
+    test_profile_tutorial.py runs the whole tutorial as written."""
     xihu = load_profile(next(b for b in _blocks("docs/profiles.md", "toml") if 'id = "xihu"' in b))
     world = make_world()
     state = TrustState(world.snapshot)
     state.add_profile(xihu)
     add_issuer(state, Issuer(IssuerId("xihu"), RegionCode("330106"), "西湖", ProfileId("xihu"), 1))
-    key = PrivateKey.generate(Algorithm.ES256)
+    key = PrivateKey.generate(Algorithm.EDDSA)
     state.add_key(IssuerKey(IssuerId("xihu"), KeyId("xihu-1"), key.public_key()))
     number = resident_id()
     payload = {
         "iss": "xihu",
-        "issued": int(NOW.timestamp() * 1000) - 60_000,
-        "expires": int(NOW.timestamp() * 1000) + 3_600_000,
-        "status": {"colour": "amber"},
-        "holder": {
-            "masked": number[:4] + "*" * 10 + number[-4:],
-            "hash": base64url.encode(link_hash(LINK_KEY, number)),
-        },
+        "issued": "2026年11月23日 09时55分",  # NOW is 10:00 in Beijing time
+        "status": "amber",
+        "holder": {"id": number},
     }
-    code = jws.sign({"alg": "ES256", "kid": "xihu-1"}, strictjson.dumps(payload), key)
+    code = jws.sign({"alg": "EdDSA", "kid": "xihu-1"}, strictjson.dumps(payload), key)
     snapshot = state.snapshot()
     verdict = verify_code(
         code, trust=snapshot, now=NOW, limits=world.limits, identities=world.identities
     )
     assert verdict.status is Status.VALID, verdict.detail
     assert verdict.colour is Colour.YELLOW
+    assert verdict.detail == "verified; amber: home observation: check again in 3 days"
     assert verdict.code is not None
     assert (verdict.code.issuer, verdict.code.local_state) == ("xihu", "amber")
+    assert verdict.code.expires_at == NOW - timedelta(minutes=5) + timedelta(hours=12)
     keys = world.identities
     assert verdict.code.subject == keys.subject(keys.from_number(number))
     # Hangzhou's codes still verify on the shared route.

@@ -38,7 +38,7 @@ from gateway.profiles import load_profile
 from gateway.registry import Issuer, IssuerKey, TrustSnapshot, TrustState
 from gateway.registry.admission import certificate_key
 from gateway.registry.keyfiles import certificate_kid, read_keys, read_revocation_list
-from gateway.verify import verify_code
+from gateway.verify import _candidate_issuers, open_envelope, verify_code
 from tests.conftest import LINK_KEY, NOW, REPO, SUBJECT_SECRET, add_issuer
 
 FORMATS = REPO / "gateway" / "profiles" / "formats"
@@ -382,6 +382,28 @@ def test_eu_dcc_protected_kid_wins_over_a_different_unprotected_kid():
     refused(verify(wrong, trust), Reason.ERR_SIGNATURE)
     unknown = hc1(signer, protected={1: ES256, 4: b"\x00" * 8}, unprotected={4: signer.kid})
     refused(verify(unknown, trust), Reason.ERR_KEY_UNKNOWN)
+
+
+def test_eu_dcc_candidates_are_found_by_key_id_not_by_trying_every_country():
+    """Issue 14: on a route whose payloads name no issuer, the code's key id selects the
+    issuers to check; the cost of a verification does not grow with the number of countries."""
+    signers = {f"eu-dcc-{a}{b}": dsc() for a in "abcdef" for b in "ghijk"}  # 30 countries
+    trust = eu_trust({issuer: [signer] for issuer, signer in signers.items()})
+    route = trust.route_for(hc1(signers["eu-dcc-bh"]))
+    assert route is not None
+    assert len(route.issuers) == 30
+    for issuer, signer in list(signers.items())[::7]:
+        country = issuer.rsplit("-", 1)[1].upper()
+        code = hc1(signer, dcc(iss=country))
+        verdict = accepted(verify(code, trust))
+        assert verdict.provenance.issuer == issuer
+        opened = open_envelope(code, route.envelope, LIMITS)
+        assert [i.id for i in _candidate_issuers(route, opened)] == [issuer]
+        assert [i.id for i in route.holders[KeyId(_b64(signer.kid))]] == [issuer]
+    # A key id no country holds: no candidate, and no issuer named in the verdict.
+    stranger = verify(hc1(dsc()), trust)
+    refused(stranger, Reason.ERR_KEY_UNKNOWN)
+    assert stranger.provenance.issuer is None
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ EDGES = {
     "sqlite3": ("gateway/storage/",),
     "sqlite_utils": ("gateway/storage/",),
     "aiohttp": ("gateway/clients/",),
+    "segno": ("gateway/qr.py",),
 }
 """Who may import each library: everyone else reaches it through these modules."""
 

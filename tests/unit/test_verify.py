@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -65,6 +66,51 @@ def test_each_hangzhou_state_translates_to_its_canonical_colour(world, state, co
     assert verdict.code.local_state == state
     assert verdict.code.region == "330100"
     assert verdict.code.issuer == "hangzhou"
+
+
+def _moved_to(world: World, *edits: tuple[str, str]) -> World:
+    """``world`` with its issuer moved to version 2 of the Hangzhou profile, edited."""
+    state = TrustState(world.snapshot)
+    source = HANGZHOU_PROFILE.replace("version = 1", "version = 2", 1)
+    for old, new in edits:
+        assert old in source
+        source = source.replace(old, new, 1)
+    state.update_profile(IssuerId("hangzhou"), load_profile(source))
+    return replace(world, snapshot=state.snapshot())
+
+
+_PENDING = "灰码: pending: the back-end check has not finished"
+_GREEN_NOTE = ('"绿码" = "GREEN"', '"绿码" = { colour = "GREEN", note = "normal" }')
+_DEGRADE = (
+    'max = "24h"',
+    'max = "24h"\n[[validity.degrade]]\nfrom = "GREEN"\nto = "YELLOW"\nafter = "5m"',
+)
+
+
+@pytest.mark.parametrize(
+    ("edits", "claims", "detail"),
+    [
+        ((), {"hc": "绿码"}, "verified"),
+        ((), {"hc": "灰码"}, f"verified; {_PENDING}"),
+        ((_GREEN_NOTE,), {"hc": "绿码"}, "verified; 绿码: normal"),
+        (
+            (_GREEN_NOTE, _DEGRADE),
+            {"hc": "绿码", "iat": int(NOW.timestamp()) - 600},
+            "verified; GREEN reads as YELLOW because of the code's age; 绿码: normal",
+        ),
+    ],
+    ids=["no-note", "grey-note", "green-note", "degraded-and-note"],
+)
+def test_a_valid_verdicts_detail_carries_the_profiles_note_on_its_state(
+    world: World, edits: tuple[tuple[str, str], ...], claims: dict[str, Any], detail: str
+) -> None:
+    """Issue 11, item 6: a state's note is what the region says the state means; it comes from
+    the profile, never from the holder, so the detail holds no identity."""
+    number = resident_id()
+    verdict = check(_moved_to(world, *edits) if edits else world, world.code(idn=number, **claims))
+    assert verdict.status is Status.VALID
+    assert verdict.detail == detail
+    assert number not in verdict.detail
 
 
 def test_valid_verdict_explains_itself_and_masks_identity(world):

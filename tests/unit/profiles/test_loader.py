@@ -83,10 +83,41 @@ def test_a_profile_loads_into_frozen_ordered_objects():
         ("watch", Colour.YELLOW),
         ("stop", Colour.RED),
     ]
+    assert dict(profile.notes) == {"wait": "pending"}
     assert profile.validity.max == timedelta(hours=24)
     with pytest.raises(TypeError):
         profile.states["new"] = Colour.GREEN  # type: ignore[index]
+    with pytest.raises(TypeError):
+        profile.notes["ok"] = "anything"  # type: ignore[index]
     assert len(profile.source_sha256) == 64
+
+
+def test_profiles_with_the_same_data_in_the_same_order_are_canonically_identical():
+    """Comments, spacing, quoting, escapes and table layout do not change the canonical
+    digest; any value, or the order of the states (which is meaning), does."""
+    profile = load_profile(BASE)
+    reformatted = load_profile(
+        "# the sample region\n"
+        + _edit('"ok" = "GREEN"', "'ok'   =   \"GREEN\"  # green")
+        .replace('[validity]\nmax = "24h"', "[validity]\n\"max\" = '24h'")
+        .replace(
+            'issued_at = { path = "iat", format = "unix-s" }',
+            'issued_at.path = "iat"\nissued_at . format = "unix-s"',
+        )
+        .replace('description = "a JWS region"', 'description = "a JWS \\u0072egion"')
+    )
+    assert reformatted.source_sha256 != profile.source_sha256
+    assert reformatted.canonical_sha256 == profile.canonical_sha256
+    for other in (
+        _edit('max = "24h"', 'max = "12h"'),
+        _edit('"watch" = "YELLOW"', '"watch" = "RED"'),
+        _edit(
+            '"ok" = "GREEN"\n"wait" = { colour = "GREY", note = "pending" }',
+            '"wait" = { colour = "GREY", note = "pending" }\n"ok" = "GREEN"',
+        ),
+        _edit('description = "a JWS region"', 'description = "a JWS region "'),
+    ):
+        assert load_profile(other).canonical_sha256 != profile.canonical_sha256
 
 
 def test_every_construct_of_the_language_loads():
@@ -154,6 +185,17 @@ REFUSED = [
         "states.wait has no colour",
     ),
     (
+        "note-two-lines",
+        _edit('note = "pending"', 'note = "pending\\nreview"'),
+        "states.wait.note must be one line of printable text",
+    ),
+    (
+        "note-too-long",
+        _edit('note = "pending"', f'note = "{"x" * 257}"'),
+        "states.wait.note must be text of 1 to 256 characters",
+    ),
+    ("note-empty", _edit('note = "pending"', 'note = ""'), "states.wait.note must be text"),
+    (
         "state-unknown-member",
         _edit('note = "pending"', 'default = "GREEN"'),
         "unknown key states.wait.default",
@@ -212,7 +254,7 @@ REFUSED = [
             '"iat", format = "unix-s"',
             '"iat", format = "local", pattern = "YYYYMMDDTHHmmss", zone = "UTC"',
         ),
-        "unknown letters",
+        "unknown pattern letter 'T' at position 8",
     ),
     (
         "unknown-zone",

@@ -25,7 +25,7 @@ def _documented() -> list[str]:
         path = REPO / "docs" / doc
         if path.is_file():
             text = path.read_text("utf-8")
-            blocks += re.findall(r"```toml\n(.*?)```", text, re.S)
+            blocks += re.findall(r"```toml(?: [^\n]*)?\n(.*?)```", text, re.S)  # toml file=NAME too
     return [b for b in blocks if "[profile]" in b and "[envelope]" in b]
 
 

@@ -100,6 +100,60 @@ def test_deciding_never_changes_the_state_it_decides_on():
         assert (state.digest(), state.version, len(state.journal)) == before
 
 
+# Canonically the same as _profile("hangzhou", 2): comments, spacing, quoting, escapes and
+# table layout differ; the data, in its order, does not.
+_REFORMATTED = (
+    _profile("hangzhou", 2)
+    .replace('[validity]\nmax = "24h"', "[validity]   # how long codes live\nmax = '24h'")
+    .replace('"绿码" = "GREEN"', '"\\u7eff\\u7801"   =   "GREEN"')
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "outcome", "detail"),
+    [
+        (_profile("hangzhou", 2), Outcome.OK, "profile hangzhou@2 unchanged: "),
+        (_REFORMATTED, Outcome.OK, "profile hangzhou@2 unchanged: "),
+        (
+            _profile("hangzhou", 2, "12h"),
+            Outcome.REFUSED,
+            "ERR_VERSION: profile hangzhou@2 already exists with other content",
+        ),
+        (
+            _profile("hangzhou", 2).replace(
+                '"黄码" = "YELLOW"\n"红码" = "RED"', '"红码" = "RED"\n"黄码" = "YELLOW"'
+            ),
+            Outcome.REFUSED,
+            "ERR_PROFILE: states must be listed from least to most severe",
+        ),
+        (
+            _profile("hangzhou", 1),
+            Outcome.REFUSED,
+            "ERR_VERSION: the next profile of hangzhou is hangzhou@3, not hangzhou@1",
+        ),
+    ],
+    ids=["identical", "canonically-identical", "other-content", "reordered", "older-version"],
+)
+def test_resending_the_current_profile_version_changes_nothing(text, outcome, detail):
+    """Issue 11, item 8: the issuer's current version sent again, byte for byte or canonically
+    the same, is accepted and changes nothing (its audit entry says so); other content under
+    that version number, or an older version, is still ERR_VERSION."""
+    state = _registered(_state(), "330100", "hangzhou", "hangzhou")
+    moved = _apply(state, ops("330100"), UpdateProfile("hangzhou", _profile("hangzhou", 2)))
+    assert moved.state is not None
+    state = moved.state
+    state.journal.clear()
+    decision = _apply(state, ops("330100"), UpdateProfile("hangzhou", text))
+    assert (decision.outcome, decision.detail[: len(detail)]) == (outcome, detail)
+    if outcome is Outcome.OK:
+        assert decision.state is not None
+        assert decision.detail == "profile hangzhou@2 unchanged: it is already the current version"
+        assert decision.state.journal == []
+        assert (decision.state.version, decision.state.digest()) == (state.version, state.digest())
+    # Another region's operator may not even re-send it.
+    _denied(_apply(state, ops("110000"), UpdateProfile("hangzhou", text)), state)
+
+
 PAIRS = list(permutations(REGIONS, 2))
 PAIR_IDS = [f"{a}-then-{b}" for a, b in PAIRS]
 

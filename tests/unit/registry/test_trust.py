@@ -9,7 +9,7 @@ import pytest
 from gateway.crypto import Algorithm, PrivateKey
 from gateway.errors import ConfigurationInvalid
 from gateway.model import IssuerId, KeyId, ProfileId, Reason, RegionCode
-from gateway.profiles import load_profile
+from gateway.profiles import Profile, load_profile
 from gateway.registry import Issuer, IssuerKey, TrustHolder, TrustState
 from gateway.registry.model import Region
 from tests.conftest import HANGZHOU_PROFILE, NOW, add_issuer, make_world
@@ -112,19 +112,42 @@ def test_same_profile_version_with_different_content_is_refused():
     assert state.version == version
 
 
+def _other_profile(envelope_line: str) -> Profile:
+    """Hangzhou's profile as issuer ``other``'s, with ``payload = "json"`` replaced."""
+    return load_profile(
+        HANGZHOU_PROFILE.replace('id = "hangzhou"', 'id = "other"').replace(
+            'payload = "json"', envelope_line
+        )
+    )
+
+
 def test_codes_that_start_alike_must_decode_alike():
     state = _state()
     state.add_issuer(_issuer())
-    cbor_jws = load_profile(
-        HANGZHOU_PROFILE.replace('id = "hangzhou"', 'id = "other"').replace(
-            'payload = "json"', 'payload = "cbor"'
-        )
-    )
+    cbor_jws = _other_profile('payload = "cbor"')
     state.add_profile(cbor_jws)  # a profile alone routes nothing
     with pytest.raises(ConfigurationInvalid) as refused:
         state.add_issuer(Issuer(IssuerId("other"), RegionCode("330000"), "x", cbor_jws.id, 1))
     assert refused.value.reason is Reason.ERR_PROFILE
     assert "shares the code start" in str(refused.value)
+
+
+def test_issuers_on_one_route_may_each_allow_their_own_algorithms():
+    """envelope.algorithms restricts an issuer's keys, not how its codes decode."""
+    state = _state()
+    state.add_issuer(_issuer())
+    eddsa_only = _other_profile('payload = "json"\nalgorithms = ["EdDSA"]')
+    state.add_profile(eddsa_only)
+    state.add_issuer(Issuer(IssuerId("other"), RegionCode("330000"), "x", eddsa_only.id, 1))
+    with pytest.raises(ConfigurationInvalid) as refused:
+        state.add_key(
+            IssuerKey(
+                IssuerId("other"),
+                KeyId("o1"),
+                PrivateKey.generate(Algorithm.ES256).public_key(),
+            )
+        )
+    assert refused.value.reason is Reason.ERR_ALG_NOT_ALLOWED
 
 
 def test_snapshots_are_immutable_and_versions_move_forward():

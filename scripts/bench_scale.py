@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Does verification cost grow with the trust list? EU-DCC-style signer certificates, 10, 1,000
+and 100,000 of them spread over many issuers (countries), each imported as
+``huren registry import-certificates`` imports it.
+
+For each size: the time to build the trust snapshot (the indexes verification reads), the
+Python heap the registry's state holds with its keys (``tracemalloc``; the keys' OpenSSL objects
+live outside it and are not counted), and the in-process ``verify_code``
+rate on an ``HC1:`` code whose signer is one of the keys; reported as the ratio of each rate to
+the rate with 10 keys, measured in the same run (alternating rounds, median).
+
+Usage: python scripts/bench_scale.py [--quick] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import itertools
+import json
+import os
+import statistics
+import string
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import cbor2  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+
+from gateway.clock import system_clock  # noqa: E402
+from gateway.codecs import cose, textform  # noqa: E402
+from gateway.crypto import Algorithm, PrivateKey, pki  # noqa: E402
+from gateway.identity import IdentityKeys  # noqa: E402
+from gateway.limits import Limits  # noqa: E402
+from gateway.model import IssuerId, RegionCode, Status  # noqa: E402
+from gateway.profiles import load_profile  # noqa: E402
+from gateway.registry import Issuer, TrustSnapshot, TrustState  # noqa: E402
+from gateway.registry.admission import certificate_key  # noqa: E402
+from gateway.registry.model import Region  # noqa: E402
+from gateway.verify import verify_code  # noqa: E402
+
+PROFILE = load_profile((ROOT / "gateway" / "profiles" / "formats" / "eu-dcc.toml").read_text())
+COUNTRIES = [a + b for a, b in itertools.product(string.ascii_uppercase, repeat=2) if a + b != "CN"]
+
+
+def _issuers_for(keys: int) -> int:
+    """How many issuers ``keys`` certificates are spread over: one per key up to 10, then
+    about one issuer per hundred keys (at most 1,000)."""
+    return min(keys, max(10, keys // 100), 1000)
+
+
+def build(keys: int, key: PrivateKey) -> tuple[TrustState, list[tuple[str, bytes]]]:
+    """A state with ``keys`` signer certificates over many issuers; every certificate is of
+    ``key`` (one key pair keeps the set-up fast: each certificate, digest and key id is its
+    own, which is all the registry indexes)."""
+    raw = serialization.load_pem_private_key(key.pem(), None)
+    assert isinstance(raw, ec.EllipticCurvePrivateKey)
+    now = system_clock()
+    state = TrustState()
+    state.add_profile(PROFILE)
+    issuers = _issuers_for(keys)
+    for country in COUNTRIES[:issuers]:
+        state.add_region(Region(RegionCode(country), country))
+    for n in range(issuers):
+        country = COUNTRIES[n % len(COUNTRIES)]
+        issuer = Issuer(
+            IssuerId(f"eu-dcc-{n}"), RegionCode(country), country, PROFILE.id, PROFILE.version
+        )
+        state.add_issuer(issuer)
+    signers = []
+    for n in range(keys):
+        issuer_id = IssuerId(f"eu-dcc-{n % issuers}")
+        certificate = pki.self_signed(
+            raw,
+            f"bench DSC {n}",
+            not_before=now - timedelta(days=30),
+            not_after=now + timedelta(days=365),
+        ).public_bytes(serialization.Encoding.DER)
+        added = certificate_key(issuer_id, certificate)
+        state.add_key(added)
+        signers.append((COUNTRIES[(n % issuers) % len(COUNTRIES)], certificate))
+    return state, signers
+
+
+def code_for(key: PrivateKey, certificate: bytes, country: str) -> str:
+    now = int(system_clock().timestamp())
+    kid = hashlib.sha256(certificate).digest()[:8]  # the EU DCC key id of the certificate
+    hcert = {
+        "ver": "1.3.0",
+        "nam": {"fn": "Muster", "fnt": "MUSTER", "gn": "Erika", "gnt": "ERIKA"},
+        "dob": "1964-08-12",
+        "v": [{"tg": "840539006", "dn": 2, "sd": 2, "dt": "2021-05-29", "co": country}],
+    }
+    payload = cbor2.dumps({1: country, 4: now + 86400 * 180, 6: now - 3600, -260: {1: hcert}})
+    return textform.encode("HC1:", cose.sign(payload, key, kid))
+
+
+def _rate(run: Callable[[], object], seconds: float) -> float:
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        for _ in range(50):
+            run()
+        count += 50
+    return count / elapsed
+
+
+def measure(sizes: list[int], rounds: int, seconds: float) -> dict[str, Any]:
+    key = PrivateKey.generate(Algorithm.ES256)
+    identities = IdentityKeys(os.urandom(32), os.urandom(32))
+    limits, now = Limits(), system_clock()
+    results: dict[str, Any] = {}
+    verifiers: dict[int, Callable[[], object]] = {}
+    for size in sizes:
+        gc.collect()
+        tracemalloc.start()
+        state, signers = build(size, key)
+        held = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        started = time.perf_counter()
+        snapshot: TrustSnapshot = state.snapshot()
+        built = time.perf_counter() - started
+        country, certificate = signers[len(signers) // 2]
+        code = code_for(key, certificate, country)
+        verdict = verify_code(code, trust=snapshot, now=now, limits=limits, identities=identities)
+        if verdict.status is not Status.VALID:
+            raise SystemExit(f"{size} keys: {verdict.reason.value} {verdict.detail}")
+
+        def run(code: str = code, snapshot: TrustSnapshot = snapshot) -> object:
+            return verify_code(code, trust=snapshot, now=now, limits=limits, identities=identities)
+
+        verifiers[size] = run
+        results[str(size)] = {
+            "issuers": _issuers_for(size),
+            "snapshot_build_s": built,
+            "registry_state_bytes": held,
+        }
+    rates: dict[int, list[float]] = {size: [] for size in sizes}
+    for _ in range(rounds):
+        for size in sizes:
+            rates[size].append(_rate(verifiers[size], seconds))
+    base = statistics.median(rates[sizes[0]])
+    for size in sizes:
+        rate = statistics.median(rates[size])
+        results[str(size)].update(verify_per_s=rate, ratio_to_smallest=rate / base)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10, 100 and 1,000 keys, short runs")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    args = parser.parse_args()
+    sizes = [10, 100, 1000] if args.quick else [10, 1000, 100_000]
+    results = measure(sizes, rounds=3 if args.quick else 7, seconds=0.05 if args.quick else 0.5)
+    smallest = sizes[0]
+    print("keys     issuers  snapshot build  registry state   verify/s  ratio to 10 keys")
+    for size in sizes:
+        r = results[str(size)]
+        print(
+            f"{size:<8} {r['issuers']:<8} {r['snapshot_build_s'] * 1000:10.1f} ms"
+            f" {r['registry_state_bytes'] / 1e6:11.1f} MB {r['verify_per_s']:10.0f}"
+            f"  {r['ratio_to_smallest']:.3f}" + ("  (reference)" if size == smallest else "")
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
