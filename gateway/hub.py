@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from gateway.clock import Clock, system_clock
@@ -27,7 +28,7 @@ from gateway.storage.files import StateFiles
 from gateway.storage.record import StateRecord
 from gateway.storage.secrets import load_or_create_private_key, replace_atomically
 from gateway.storage.sqlite import SqliteRegistry
-from gateway.trustlist import TrustListSigner
+from gateway.trustlist import DEFAULT_FRESH_FOR, TrustListSigner
 
 
 @dataclass
@@ -79,8 +80,11 @@ def open_hub(
     clock: Clock = system_clock,
     limits: RegistrarLimits | None = None,
     accept_rollback: Actor | None = None,
+    trust_fresh_for: timedelta = DEFAULT_FRESH_FOR,
 ) -> Hub:
     """Open an existing state directory. Check :attr:`SqliteRegistry.problem` before serving.
+
+    ``trust_fresh_for``: how long each signed trust list may be judged on (docs/scaling.md).
 
     ``accept_rollback``: the administrator accepts a registry older than its state record (or
     one whose record is missing); the acceptance is audited in their name before anything else.
@@ -106,7 +110,7 @@ def open_hub(
         accept_rollback=accept_rollback is not None,
     )
     registrar = Registrar(store, clock, limits)
-    hub = Hub(files, store, registrar, TrustListSigner(key), identities)
+    hub = Hub(files, store, registrar, TrustListSigner(key, trust_fresh_for), identities)
     if store.rolled_back is not None and accept_rollback is not None:
         mark = store.rolled_back
         try:

@@ -155,6 +155,9 @@ class Reason(enum.Enum):
     # Added with the Registrar: the hub administrator retired the code's issuer (a verdict), or
     # a change was asked of a retired issuer (a registration refusal).
     ERR_ISSUER_RETIRED = "ERR_ISSUER_RETIRED"
+    # Added with verifier replicas: a secret the code needs (an issuer's pseudonym key, an
+    # online issuer's client credentials) is not on this gateway (a replica's trust list has none).
+    ERR_SECRET_UNAVAILABLE = "ERR_SECRET_UNAVAILABLE"
 
     @property
     def status(self) -> Status:
@@ -167,7 +170,12 @@ class Reason(enum.Enum):
 
 
 _TEMPORARY = frozenset(
-    {Reason.ERR_TRUST_STALE, Reason.ERR_CLOCK_UNTRUSTED, Reason.ERR_ISSUER_UNAVAILABLE}
+    {
+        Reason.ERR_TRUST_STALE,
+        Reason.ERR_CLOCK_UNTRUSTED,
+        Reason.ERR_ISSUER_UNAVAILABLE,
+        Reason.ERR_SECRET_UNAVAILABLE,
+    }
 )
 
 

@@ -12,7 +12,9 @@ has caught up again.
 
 So is the trust behind the snapshot: when the registry stops verifying (see
 :class:`~gateway.registry.TrustHolder`), codes are still judged on the last good snapshot for
-``limits.stale_grace``, then every code is UNVERIFIABLE ``ERR_TRUST_STALE``.
+``limits.stale_grace``, then every code is UNVERIFIABLE ``ERR_TRUST_STALE``. A snapshot read
+from a signed trust list (a replica's) is judged on only until the list's ``fresh_until``; from
+then on, too, every code is UNVERIFIABLE ``ERR_TRUST_STALE``, never judged on the old list.
 """
 
 from __future__ import annotations
@@ -97,6 +99,19 @@ class VerificationService:
             )
         if seen is None or now > seen:
             self._high_water = now
+        fresh_until = self.trust.fresh_until
+        if fresh_until is not None and now >= fresh_until:
+            version = self.trust.current.version
+            held = (
+                f"the trust list this gateway holds (version {version}) was fresh until "
+                f"{fresh_until.isoformat()}"
+                if version
+                else "this gateway holds no verified trust list yet"
+            )
+            return now, (
+                Reason.ERR_TRUST_STALE,
+                f"{held}: no code is judged on trust the hub no longer vouches for",
+            )
         unverified = self.trust.unverified
         if unverified is not None and now - unverified[0] > self.limits.stale_grace:
             return now, (

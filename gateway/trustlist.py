@@ -2,12 +2,20 @@
 
 A compact JWS (ES256, ``typ: huren-trust-list+jwt``) by the gateway's trust-list key over JSON:
 
-``{"version", "issued_at", "issuers": [{"id", "region", "name", "profile": {"id", "version",
-"sha256"}, "online_code_prefix"?, "code_name"?, "pseudonymous", "keys": [{"kid", "alg", "spki",
-"status", "status_since"?, "not_before"?, "not_after"?, "usage"?, "certificate_sha256"?,
-"revocations"?: {"counter", "ids"}}]}], "profiles": [{"id", "version", "sha256",
-"source"}], "policies": [{"destination", "id", "version", "sha256", "flags", "source"}]}``;
-a retired issuer also has ``"retired": {"at", "reason"}`` (its codes verify nothing).
+``{"version", "issued_at", "fresh_until", "issuers": [{"id", "region", "name", "profile": {"id",
+"version", "sha256"}, "online_code_prefix"?, "code_name"?, "pseudonymous", "keys": [{"kid",
+"alg", "spki", "status", "status_since"?, "not_before"?, "not_after"?, "usage"?,
+"certificate_sha256"?, "revocations"?: {"counter", "ids"}}]}], "profiles": [{"id", "version",
+"sha256", "source"}], "policies": [{"destination", "id", "version", "sha256", "flags",
+"source"}]}``; a retired issuer also has ``"retired": {"at", "reason"}`` (its codes verify nothing).
+
+``version`` is the registry's trust version: it changes with the content and only ever grows.
+``issued_at`` orders the lists of one version: the hub signs its list again, with the same content
+and version, each time a third of its freshness window has passed (a heartbeat), so a list is
+newer than another if its ``(version, issued_at)`` pair is greater. ``fresh_until`` is when a
+verifier stops judging codes on it (``issued_at`` plus the hub's ``--trust-fresh-for``): a
+replica holding a list past it answers every code UNVERIFIABLE ``ERR_TRUST_STALE``
+(docs/scaling.md).
 
 Credentials (online client secrets, pseudonym keys) are never in it. Verifier apps and gateway
 replicas verify it offline with the key the gateway publishes (``trustlist-key.jwk`` in its state
@@ -17,8 +25,10 @@ directory): ``huren trustlist verify``.
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.codecs import jws, strictjson
@@ -30,15 +40,20 @@ from gateway.registry import TrustSnapshot
 
 TYPE = "huren-trust-list+jwt"
 MAX_TRUST_LIST_BYTES = 4 * 1024 * 1024
+DEFAULT_FRESH_FOR = timedelta(minutes=15)
+"""How long a signed trust list may be judged on (``huren serve --trust-fresh-for``)."""
+MIN_FRESH_FOR = timedelta(seconds=1)
+MAX_FRESH_FOR = timedelta(days=7)
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
-def document(snapshot: TrustSnapshot, issued_at: datetime) -> dict[str, Any]:
+def document(snapshot: TrustSnapshot, issued_at: datetime, fresh_until: datetime) -> dict[str, Any]:
     """The trust list's content: the snapshot's issuers, keys, profiles and policies, with the
-    exact text of each profile and current policy version."""
+    exact text of each profile and current policy version, to be judged on until
+    ``fresh_until``."""
     issuers = []
     for issuer in sorted(snapshot.issuers.values(), key=lambda i: i.id):
         profile = snapshot.profile_of(issuer)
@@ -93,6 +108,7 @@ def document(snapshot: TrustSnapshot, issued_at: datetime) -> dict[str, Any]:
     return {
         "version": snapshot.version,
         "issued_at": _iso(issued_at),
+        "fresh_until": _iso(fresh_until),
         "issuers": issuers,
         "profiles": [
             {
@@ -153,20 +169,53 @@ def verify(text: str, key: PublicKey, typ: str = TYPE) -> dict[str, Any]:
     return content
 
 
-class TrustListSigner:
-    """Signs the trust list of each version once, on demand."""
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """One signed trust list, as the hub published it."""
 
-    def __init__(self, key: PrivateKey) -> None:
+    jws: str
+    version: int
+    issued_at: datetime
+    fresh_until: datetime
+
+
+class TrustListSigner:
+    """Signs the trust list of each version once, and again (a heartbeat) when a third of its
+    freshness window has passed, so that a verifier holding the latest list is never within
+    two thirds of a window of its ``fresh_until`` while the hub is up."""
+
+    def __init__(self, key: PrivateKey, fresh_for: timedelta = DEFAULT_FRESH_FOR) -> None:
         if key.algorithm is not Algorithm.ES256:
             raise ValueError("the trust-list key is ES256")
+        if not MIN_FRESH_FOR <= fresh_for <= MAX_FRESH_FOR:
+            raise ValueError(f"a trust list is fresh for {MIN_FRESH_FOR} to {MAX_FRESH_FOR}")
         self.key = key
-        self._cached: tuple[int, str] | None = None
+        self.fresh_for = fresh_for
+        self._cached: Signed | None = None
+        self._lock = threading.Lock()
+
+    def due(self, version: int, now: datetime) -> bool:
+        """True if the list to publish at ``now`` is not the last one signed (a new version,
+        or time for a heartbeat)."""
+        cached = self._cached
+        return (
+            cached is None
+            or cached.version != version
+            or now >= cached.issued_at + self.fresh_for / 3
+        )
+
+    def sign_current(self, snapshot: TrustSnapshot, now: datetime) -> Signed:
+        """The list to publish for ``snapshot`` at ``now`` (signed again only when due)."""
+        with self._lock:
+            if self.due(snapshot.version, now):
+                fresh_until = now + self.fresh_for
+                text = sign(document(snapshot, now, fresh_until), self.key)
+                self._cached = Signed(text, snapshot.version, now, fresh_until)
+            assert self._cached is not None
+            return self._cached
 
     def signed(self, snapshot: TrustSnapshot, now: datetime) -> str:
-        if self._cached is None or self._cached[0] != snapshot.version:
-            content = document(snapshot, now)
-            self._cached = (snapshot.version, sign(content, self.key))
-        return self._cached[1]
+        return self.sign_current(snapshot, now).jws
 
     def public_jwk(self) -> dict[str, str]:
         public = self.key.public_key()

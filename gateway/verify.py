@@ -338,6 +338,12 @@ def _verify(code: str, context: _Context, facts: _Facts) -> Verdict | Question:
         facts.issuer = issuer
         facts.profile = context.trust.profile_of(issuer)
         _check_not_retired(issuer, context.trust)  # a retired issuer is not even asked
+        if not issuer.online.client_secret:  # a replica's trust list carries no credentials
+            raise CodeRejected(
+                Reason.ERR_SECRET_UNAVAILABLE,
+                f"this gateway holds no credentials to ask issuer {issuer.id} (a replica: ask "
+                "the hub)",
+            )
         token = token_of(code, issuer.online.code_prefix)
         # Its reference digests its own text (docs/api.md): every answer carries a new nonce.
         facts.code_ref = context.identities.online_code_ref(code)
@@ -540,7 +546,12 @@ def _resolve(carrier: IdentityCarrier, issuer: Issuer, keys: IdentityKeys) -> Id
         return Identity(carrier.masked, carrier.link)
     if isinstance(carrier, NameDob):
         return keys.from_name_dob(carrier.family, carrier.given, carrier.birth)
-    assert issuer.pseudonym_key is not None  # the registry guarantees it for pseudonym profiles
+    if issuer.pseudonym_key is None:  # the hub's registry has it; a replica's trust list not
+        raise CodeRejected(
+            Reason.ERR_SECRET_UNAVAILABLE,
+            f"this gateway does not hold issuer {issuer.id}'s pseudonym key (a replica: ask the "
+            "hub)",
+        )
     opened = crypto.open_pseudonym(issuer.pseudonym_key, carrier.sealed, issuer.id.encode())
     number = opened.decode("ascii", "replace") if opened is not None else ""
     if not is_cn_resident_id(number):

@@ -589,5 +589,11 @@ def trust_list(view: TrustListView) -> rpb.GetTrustListResponse:
     return rpb.GetTrustListResponse(jws=view.jws, version=view.version)
 
 
-def trust_list_from(message: rpb.GetTrustListResponse) -> TrustListView:
+def trust_list_from(
+    message: rpb.GetTrustListResponse | rpb.WatchTrustListResponse,
+) -> TrustListView:
     return TrustListView(message.jws, message.version)
+
+
+def watched_trust_list(view: TrustListView) -> rpb.WatchTrustListResponse:
+    return rpb.WatchTrustListResponse(jws=view.jws, version=view.version)

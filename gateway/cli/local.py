@@ -415,7 +415,7 @@ def _audit_log(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _trust_list_key(path: Path) -> crypto.PublicKey:
+def read_trust_list_key(path: Path) -> crypto.PublicKey:
     """The gateway's trust-list public key from ``path``: the JWK the gateway writes
     (``trustlist-key.jwk``) or the same key as a PEM ``PUBLIC KEY``.
 
@@ -461,7 +461,7 @@ def _bounded(path: Path, limit: int) -> bytes:
 
 
 def _trustlist_verify(args: argparse.Namespace) -> int:
-    key = _trust_list_key(args.key)
+    key = read_trust_list_key(args.key)
     try:
         text = _bounded(args.file, MAX_TRUST_LIST_BYTES).decode("ascii")
     except UnicodeDecodeError:
@@ -478,6 +478,6 @@ def _trustlist_verify(args: argparse.Namespace) -> int:
     keys = sum(len(i["keys"]) for i in content["issuers"])
     print(
         f"trust list verifies: version {content['version']}, issued {content['issued_at']}, "
-        f"{len(content['issuers'])} issuers, {keys} keys"
+        f"fresh until {content.get('fresh_until')}, {len(content['issuers'])} issuers, {keys} keys"
     )
     return EXIT_OK

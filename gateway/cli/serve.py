@@ -8,7 +8,7 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +28,9 @@ from gateway.cli.common import (
     tls_credentials,
 )
 from gateway.clients import GatewayClient, TlsCredentials
+from gateway.clients.tls import read_tls_file
 from gateway.clock import system_clock
-from gateway.errors import CallFailed, HurenError, RequestInvalid
+from gateway.errors import CallFailed, HurenError, RequestInvalid, StorageUnavailable
 from gateway.hub import initialise
 from gateway.lifecycle import until_terminated
 from gateway.limits import Limits
@@ -37,6 +38,11 @@ from gateway.model import Colour, Status, Verdict
 from gateway.registry.registrar import RegistrarLimits
 from gateway.report import verdict_json, verdict_line
 from gateway.storage.files import StateFiles
+from gateway.tomltable import parse_duration
+from gateway.trustlist import MAX_FRESH_FOR, MIN_FRESH_FOR
+
+NEVER_FRESH = datetime(1970, 1, 1, tzinfo=UTC)
+"""A replica's freshness before its first verified trust list: every code is ERR_TRUST_STALE."""
 
 if TYPE_CHECKING:
     from gateway.server.app import TlsFiles
@@ -122,6 +128,34 @@ def register(commands: Subparsers) -> None:
         "of this gateway (trusting its certificate through the --tls-dir CA)",
     )
     p.add_argument(
+        "--trust-fresh-for",
+        type=_duration,
+        default="15m",
+        metavar="DURATION",
+        help="how long each signed trust list may be judged on by replicas (its fresh_until); "
+        "renewed by heartbeat every third of it: '30s', '15m', '1h' (default %(default)s)",
+    )
+    replica = p.add_argument_group(
+        "replica", "a verification-only gateway fed by a hub's signed trust list (docs/scaling.md)"
+    )
+    replica.add_argument(
+        "--replica-of",
+        metavar="HUB",
+        help="serve as a replica of the hub at HUB (its verification address host:port); "
+        "--state-dir then holds the replica's last good trust list and the hub's identity "
+        "secrets (subject.key, link.key), never a registry",
+    )
+    replica.add_argument(
+        "--trust-list-key",
+        type=Path,
+        help="the hub's trustlist-key.jwk, pinned: every trust list must verify with it",
+    )
+    replica.add_argument(
+        "--hub-ca",
+        type=Path,
+        help="the CA certificate that signed the hub's (default: ca.pem in --tls-dir)",
+    )
+    p.add_argument(
         "--init",
         action="store_true",
         help="create the state directory and an empty registry if there is none",
@@ -174,10 +208,18 @@ def register(commands: Subparsers) -> None:
     h.set_defaults(handler=_health)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from gateway.server.app import GatewayServer, TlsFiles, open_gateway
+def _duration(text: str) -> timedelta:
+    value = parse_duration(text)
+    if value is None or not MIN_FRESH_FOR <= value <= MAX_FRESH_FOR:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a duration from {MIN_FRESH_FOR} to {MAX_FRESH_FOR} such as '30s', "
+            "'15m' or '1h'"
+        )
+    return value
 
-    limits = Limits(
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(
         max_batch=args.max_batch,
         max_code_chars=args.max_code_chars,
         max_message_bytes=args.max_message_bytes,
@@ -185,6 +227,17 @@ def _serve(args: argparse.Namespace) -> int:
         leeway=timedelta(seconds=args.leeway_seconds),
         stale_grace=timedelta(seconds=args.stale_grace_seconds),
     )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.server.app import GatewayServer, TlsFiles, open_gateway
+
+    if args.replica_of:
+        return _serve_replica(args)
+    if args.trust_list_key or args.hub_ca:
+        raise RequestInvalid("--trust-list-key and --hub-ca go with --replica-of")
+
+    limits = _limits(args)
     tls = None if args.insecure else TlsFiles(args.tls_dir)
     if tls is not None:
         tls.read()  # fail now, with a clear message, rather than at bind time
@@ -196,6 +249,7 @@ def _serve(args: argparse.Namespace) -> int:
         system_clock,
         registrar=RegistrarLimits(args.denied_burst, args.denied_refill_seconds),
         accept_rollback=local_actor() if args.accept_rollback else None,
+        trust_fresh_for=args.trust_fresh_for,
     )
 
     async def run() -> None:
@@ -230,6 +284,71 @@ def _serve(args: argparse.Namespace) -> int:
         asyncio.run(run())
     finally:
         gateway.hub.close()
+    return EXIT_OK
+
+
+def _serve_replica(args: argparse.Namespace) -> int:
+    """``huren serve --replica-of HUB``: see gateway.server.replica and docs/scaling.md."""
+    from gateway.cli.local import read_trust_list_key
+    from gateway.clients.hubfeed import HubFeed
+    from gateway.registry import TrustHolder, TrustSnapshot
+    from gateway.server.app import TlsFiles
+    from gateway.server.replica import ReplicaServer
+    from gateway.service import VerificationService
+
+    if args.trust_list_key is None:
+        raise RequestInvalid("a replica needs --trust-list-key: the hub's trustlist-key.jwk")
+    if args.init or args.accept_rollback:
+        raise RequestInvalid("--init and --accept-rollback are for a hub, not a replica")
+    key = read_trust_list_key(args.trust_list_key)
+    tls = None if args.insecure else TlsFiles(args.tls_dir)
+    hub_credentials = None
+    if tls is not None:
+        tls.read()
+        ca = read_tls_file(args.hub_ca or tls.ca, "; give the hub's CA with --hub-ca")
+        hub_credentials = TlsCredentials(ca.content)
+    files = StateFiles(args.state_dir)
+    files.check_private()
+    try:
+        identities = files.identities()
+    except StorageUnavailable as e:
+        raise StorageUnavailable(
+            f"a replica needs the hub's identity secrets: copy subject.key and link.key from the "
+            f"hub's state directory into {args.state_dir} (mode 0600) ({e})"
+        ) from e
+    holder = TrustHolder(TrustSnapshot.empty(), fresh_until=NEVER_FRESH)
+    service = VerificationService(holder, _limits(args), identities, system_clock)
+
+    async def run() -> None:
+        server = ReplicaServer(
+            service,
+            key,
+            args.state_dir,
+            HubFeed(args.replica_of, hub_credentials),
+            args.listen,
+            clock=system_clock,
+            tls=tls,
+        )
+        port = await server.start()
+        held = (
+            f"trust version {server.held.version} from disk"
+            if server.held is not None
+            else "no trust list yet"
+        )
+        host = args.listen.rsplit(":", 1)[0]
+        print(
+            f"huren replica listening on {host}:{port} (replica of {args.replica_of}; {held})",
+            flush=True,
+        )
+        web = await _start_web(args.web_listen, host, port, tls) if args.web_listen else None
+        try:
+            await until_terminated()
+        finally:
+            if web is not None:
+                await web()
+            await server.stop()
+
+    asyncio.run(run())
     return EXIT_OK
 
 

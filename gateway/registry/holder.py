@@ -6,6 +6,10 @@ longer be verified (a reload found the audit chain broken or the file changed ou
 registry), the holder keeps the last good snapshot and remembers since when it is
 :attr:`~TrustHolder.unverified`: verification may go on from it for a bounded time, after which
 every code is UNVERIFIABLE ``ERR_TRUST_STALE`` (see :class:`~gateway.service.VerificationService`).
+
+A replica's snapshot comes from a signed trust list and is judged on only until the list's
+:attr:`~TrustHolder.fresh_until`; the hub's own snapshot has none (it is fresh by construction
+while its registry verifies, which :attr:`~TrustHolder.unverified` tracks).
 """
 
 from __future__ import annotations
@@ -19,10 +23,16 @@ from gateway.registry.snapshot import TrustSnapshot
 class TrustHolder:
     """Holds the current snapshot and its standing."""
 
-    def __init__(self, snapshot: TrustSnapshot) -> None:
+    def __init__(self, snapshot: TrustSnapshot, fresh_until: datetime | None = None) -> None:
         self._current = snapshot
+        self._fresh_until = fresh_until
         self._lock = threading.Lock()
         self._unverified: tuple[datetime, str] | None = None
+
+    @property
+    def fresh_until(self) -> datetime | None:
+        """When the current snapshot stops being judged on (None: it does not, by itself)."""
+        return self._fresh_until
 
     @property
     def current(self) -> TrustSnapshot:
@@ -34,8 +44,9 @@ class TrustHolder:
         while it does)."""
         return self._unverified
 
-    def replace(self, snapshot: TrustSnapshot) -> None:
-        """Serve ``snapshot`` from now on (a verified one: this also clears :attr:`unverified`).
+    def replace(self, snapshot: TrustSnapshot, fresh_until: datetime | None = None) -> None:
+        """Serve ``snapshot`` from now on (a verified one: this also clears :attr:`unverified`),
+        until ``fresh_until`` if given.
 
         Raises:
             ValueError: if it is older than the current one (snapshots only move forward).
@@ -44,6 +55,7 @@ class TrustHolder:
             if snapshot.version < self._current.version:
                 raise ValueError("trust snapshots only move forward")
             self._current = snapshot
+            self._fresh_until = fresh_until
             self._unverified = None
 
     def verified(self) -> None:

@@ -16,6 +16,11 @@ verifies is not served (the last good snapshot is kept, the Registry's health tu
 one alarm line is logged, and after ``limits.stale_grace`` every code is UNVERIFIABLE
 ``ERR_TRUST_STALE`` and the Verifier's health turns NOT_SERVING too). Every ten seconds the
 clock's high-water mark is persisted and rate-limited denials are audited.
+
+The signed trust list is published to ``WatchTrustList`` callers (verifier replicas) within
+``PUBLISH_SECONDS`` of each change, and again whenever a third of its freshness window has
+passed (a heartbeat), but only while the registry verifies: a hub whose registry stopped
+verifying vouches for nothing, so its replicas turn stale at the last list's ``fresh_until``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -47,17 +52,22 @@ from gateway.limits import Limits
 from gateway.registry import TrustHolder
 from gateway.registry.authority import Actor
 from gateway.registry.registrar import RegistrarLimits
+from gateway.registry.views import TrustListView
 from gateway.server import reflection
+from gateway.server.feed import TrustListFeed
 from gateway.server.malformed import RefuseMalformedRequests
 from gateway.server.registry import RegistryServicer, SecurityLog, StoreWorker
 from gateway.server.verifier import VerifierServicer
 from gateway.service import OnlineAsker, VerificationService
+from gateway.trustlist import DEFAULT_FRESH_FOR
 
 log = logging.getLogger(__name__)
 
 VERIFIER_SERVICE = verifier_pb2.DESCRIPTOR.services_by_name["VerifierService"].full_name
 REGISTRY_SERVICE = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
 REFRESH_SECONDS = 1.0
+PUBLISH_SECONDS = 0.2
+"""How often the hub looks whether a new trust list is due (a change, or a heartbeat)."""
 HOUSEKEEPING_EVERY = 10
 """Refresh rounds between persisting the clock mark and auditing rate-limited denials."""
 
@@ -95,7 +105,7 @@ class TlsFiles:
         return ca.content, certificate.content, key.content
 
 
-def _bind(add: Callable[..., int], address: str, *credentials: grpc.ServerCredentials) -> int:
+def bind_port(add: Callable[..., int], address: str, *credentials: grpc.ServerCredentials) -> int:
     """The port ``add`` bound ``address`` to.
 
     Raises:
@@ -114,6 +124,33 @@ def _bind(add: Callable[..., int], address: str, *credentials: grpc.ServerCreden
     return port
 
 
+def grpc_server(limits: Limits) -> grpc.aio.Server:
+    """A grpc.aio server with the gateway's bounds (hub and replica alike)."""
+    return grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", limits.max_message_bytes),
+            # A trust list (WatchTrustList, GetTrustList) may be larger than any request.
+            ("grpc.max_send_message_length", max(4 * limits.max_message_bytes, 5 * 1024 * 1024)),
+            ("grpc.max_metadata_size", 16 * 1024),
+            ("grpc.max_connection_idle_ms", 5 * 60 * 1000),
+            ("grpc.server_handshake_timeout_ms", 5000),
+            # Never share a port with another process by accident; scale-out opts in.
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
+        interceptors=(RefuseMalformedRequests(),),  # undecodable requests: INVALID_ARGUMENT
+    )
+
+
+def bind_verification(server: grpc.aio.Server, listen: str, tls: TlsFiles | None) -> int:
+    """Bind the verification address: server-authenticated TLS, or plaintext without ``tls``."""
+    if tls is None:
+        return bind_port(server.add_insecure_port, listen)
+    _, certificate, key = tls.read()
+    server_only = grpc.ssl_server_credentials([(key, certificate)])
+    return bind_port(server.add_secure_port, listen, server_only)
+
+
 @dataclass
 class Gateway:
     service: VerificationService
@@ -128,6 +165,7 @@ def open_gateway(
     *,
     registrar: RegistrarLimits | None = None,
     accept_rollback: Actor | None = None,
+    trust_fresh_for: timedelta = DEFAULT_FRESH_FOR,
 ) -> Gateway:
     """Open the hub's state (see :func:`gateway.hub.open_hub`) and build the services.
 
@@ -142,7 +180,13 @@ def open_gateway(
         StorageUnavailable: for a missing or unsafe state directory.
     """
     try:
-        hub = open_hub(state_dir, clock=clock, limits=registrar, accept_rollback=accept_rollback)
+        hub = open_hub(
+            state_dir,
+            clock=clock,
+            limits=registrar,
+            accept_rollback=accept_rollback,
+            trust_fresh_for=trust_fresh_for,
+        )
     except RegistryDamaged as e:
         raise RegistryDamaged(f"refusing to serve from {state_dir}: {e}") from e
     problem = hub.store.problem
@@ -190,25 +234,18 @@ class GatewayServer:
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.worker = StoreWorker(gateway.hub)
         self.security = SecurityLog()
-        self.server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", limits.max_message_bytes),
-                ("grpc.max_send_message_length", 4 * limits.max_message_bytes),
-                ("grpc.max_metadata_size", 16 * 1024),
-                ("grpc.max_connection_idle_ms", 5 * 60 * 1000),
-                ("grpc.server_handshake_timeout_ms", 5000),
-                # Never share a port with another process by accident; scale-out opts in.
-                ("grpc.so_reuseport", 0),
-            ],
-            maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
-            interceptors=(RefuseMalformedRequests(),),  # undecodable requests: INVALID_ARGUMENT
-        )
+        self.feed = TrustListFeed()
+        self.server = grpc_server(limits)
         verifier_pb2_grpc.add_VerifierServiceServicer_to_server(
             VerifierServicer(service), self.server
         )
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(
             RegistryServicer(
-                self.worker, service.trust, mutations=tls is not None, security=self.security
+                self.worker,
+                service.trust,
+                mutations=tls is not None,
+                security=self.security,
+                feed=self.feed,
             ),
             self.server,
         )
@@ -224,29 +261,49 @@ class GatewayServer:
         self.port = 0
         self.registry_port = 0
         self._refresher: asyncio.Task[None] | None = None
+        self._publisher: asyncio.Task[None] | None = None
         self._alarmed = False
         self._persisted: datetime | None = None
 
     async def start(self) -> int:
         """Bind and start; returns the verification port (useful with port 0)."""
-        if self.tls is None:
-            self.port = _bind(self.server.add_insecure_port, self.listen)
-        else:
+        self.port = bind_verification(self.server, self.listen, self.tls)
+        if self.tls is not None:
             ca, certificate, key = self.tls.read()
-            server_only = grpc.ssl_server_credentials([(key, certificate)])
-            self.port = _bind(self.server.add_secure_port, self.listen, server_only)
             if self.registry_listen is not None:
                 mutual = grpc.ssl_server_credentials(
                     [(key, certificate)], root_certificates=ca, require_client_auth=True
                 )
-                self.registry_port = _bind(
+                self.registry_port = bind_port(
                     self.server.add_secure_port, self.registry_listen, mutual
                 )
         await self.server.start()
         for name in ("", VERIFIER_SERVICE, REGISTRY_SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self.publish_once()
         self._refresher = asyncio.create_task(self._refresh())
+        self._publisher = asyncio.create_task(self._publish())
         return self.port
+
+    async def _publish(self) -> None:
+        while True:
+            await asyncio.sleep(PUBLISH_SECONDS)
+            try:
+                await self.publish_once()
+            except Exception as error:  # the next round tries again
+                log.error("trust list publication failed: %s", type(error).__name__)
+
+    async def publish_once(self) -> None:
+        """Publish the signed trust list if a new one is due (see the module docstring)."""
+        holder = self.gateway.service.trust
+        if holder.unverified is not None:
+            return
+        snapshot = holder.current
+        now = self.gateway.hub.registrar.clock()
+        if self.feed.latest is not None and not self.gateway.hub.signer.due(snapshot.version, now):
+            return
+        signed = await self.worker.run(lambda hub: hub.signer.sign_current(snapshot, now))
+        self.feed.publish(TrustListView(signed.jws, signed.version))
 
     async def _refresh(self) -> None:
         """Pick up, verify and serve what other processes wrote; keep house."""
@@ -328,10 +385,11 @@ class GatewayServer:
         await self.worker.run(work)
 
     async def stop(self, grace: float = 2.0) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for task in (self._refresher, self._publisher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         with contextlib.suppress(Exception):  # the last mark and counts, if the file allows
             await self.keep_house(stopping=True)
         await self.health.enter_graceful_shutdown()

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -32,6 +32,7 @@ from gateway.registry import TrustHolder, TrustSnapshot
 from gateway.registry.audit import AuditEntry
 from gateway.registry.registrar import Change, Credential
 from gateway.registry.views import TrustListView, issuer_view, issuer_views, policy_view
+from gateway.server.feed import TrustListFeed
 from gateway.server.status import abort_for
 
 Context = grpc.aio.ServicerContext[object, object]
@@ -91,9 +92,11 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         *,
         mutations: bool,
         security: SecurityLog | None = None,
+        feed: TrustListFeed | None = None,
     ) -> None:
         self._worker = worker
         self._holder = holder
+        self._feed = feed or TrustListFeed()
         self._mutations = mutations
         self.security = security or SecurityLog()
 
@@ -257,6 +260,16 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             return hub.signer.signed(snapshot, hub.registrar.clock())
 
         return wire.trust_list(TrustListView(await self._worker.run(sign), snapshot.version))
+
+    async def WatchTrustList(
+        self, request: pb.WatchTrustListRequest, context: Context
+    ) -> AsyncIterator[pb.WatchTrustListResponse]:
+        sent: str | None = None
+        while True:  # until the caller or the server ends the call
+            view = await self._feed.next(sent)
+            sent = view.jws
+            if view.version >= request.known_version:
+                yield wire.watched_trust_list(view)
 
     async def ListAudit(
         self, request: pb.ListAuditRequest, context: Context

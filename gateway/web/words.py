@@ -177,6 +177,10 @@ _REASONS: dict[Reason, tuple[str, str]] = {
     Reason.ERR_ENVELOPE: ("码的格式无效", "the code's format is invalid"),
     Reason.ERR_POLICY: ("本地规则有误", "the local policy is wrong"),
     Reason.ERR_ISSUER_RETIRED: ("签发机构已停用", "the issuer was retired"),
+    Reason.ERR_SECRET_UNAVAILABLE: (
+        "本站缺少核验此码所需的密钥，请到中心核验点核验",
+        "this checkpoint lacks the secret this code needs; verify it at the hub",
+    ),
 }
 
 _DECISIONS: dict[DecisionReason, tuple[str, str, str]] = {

@@ -122,6 +122,7 @@ class Hub:
     files: StateFiles
     online: OnlineClient
     _channels: list[grpc.aio.Channel]
+    server: GatewayServer
 
     async def verify(self, code: str, destination: str = "") -> Verdict:
         response = await self.stub.Verify(pb.VerifyRequest(code=code, destination=destination))
@@ -217,6 +218,7 @@ async def running_hub(
         files,
         online,
         [],
+        server,
     )
     try:
         admin = hub.registry("hub-admin")
@@ -250,7 +252,7 @@ async def running_hub(
         await channel.close(None)
         for extra in hub._channels:
             await extra.close(None)
-        await server.stop(0)
+        await hub.server.stop(0)
         gateway.hub.close()
         for handle in hub.regions.values():
             await handle.running.stop()

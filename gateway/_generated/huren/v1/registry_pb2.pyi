@@ -1336,6 +1336,56 @@ class GetTrustListResponse(_message.Message):
 Global___GetTrustListResponse: _TypeAlias = GetTrustListResponse  # noqa: Y015
 
 @_typing.final
+class WatchTrustListRequest(_message.Message):
+    """Watch the signed trust list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KNOWN_VERSION_FIELD_NUMBER: _builtins.int
+    known_version: _builtins.int
+    """The trust version the caller holds (0 for none): no list of a lower version is sent."""
+    def __init__(
+        self,
+        *,
+        known_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["known_version", b"known_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchTrustListRequest: _TypeAlias = WatchTrustListRequest  # noqa: Y015
+
+@_typing.final
+class WatchTrustListResponse(_message.Message):
+    """One signed trust list, as the hub published it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JWS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    jws: _builtins.str
+    """A compact JWS, as in GetTrustListResponse.jws; its content carries issued_at and
+    fresh_until (docs/scaling.md).
+    """
+    version: _builtins.int
+    """The trust version it lists."""
+    def __init__(
+        self,
+        *,
+        jws: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jws", b"jws", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchTrustListResponse: _TypeAlias = WatchTrustListResponse  # noqa: Y015
+
+@_typing.final
 class ListAuditRequest(_message.Message):
     """Which audit entries to list."""
 

@@ -112,6 +112,11 @@ class RegistryServiceStub:
                 request_serializer=huren_dot_v1_dot_registry__pb2.GetTrustListRequest.SerializeToString,
                 response_deserializer=huren_dot_v1_dot_registry__pb2.GetTrustListResponse.FromString,
                 _registered_method=True)
+        self.WatchTrustList = channel.unary_stream(
+                '/huren.v1.RegistryService/WatchTrustList',
+                request_serializer=huren_dot_v1_dot_registry__pb2.WatchTrustListRequest.SerializeToString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.WatchTrustListResponse.FromString,
+                _registered_method=True)
         self.ListAudit = channel.unary_unary(
                 '/huren.v1.RegistryService/ListAudit',
                 request_serializer=huren_dot_v1_dot_registry__pb2.ListAuditRequest.SerializeToString,
@@ -241,6 +246,15 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchTrustList(self, request, context):
+        """The signed trust list as the hub publishes it (anyone; what verifier replicas keep open):
+        the current one at once, unless its version is lower than the one the caller knows, then
+        each new one, whether its content changed or a heartbeat renewed its fresh_until.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAudit(self, request, context):
         """Audit entries (any registered operator or administrator, mutual TLS).
         """
@@ -332,6 +346,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetTrustList,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.GetTrustListRequest.FromString,
                     response_serializer=huren_dot_v1_dot_registry__pb2.GetTrustListResponse.SerializeToString,
+            ),
+            'WatchTrustList': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTrustList,
+                    request_deserializer=huren_dot_v1_dot_registry__pb2.WatchTrustListRequest.FromString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.WatchTrustListResponse.SerializeToString,
             ),
             'ListAudit': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAudit,
@@ -751,6 +770,33 @@ class RegistryService:
             '/huren.v1.RegistryService/GetTrustList',
             huren_dot_v1_dot_registry__pb2.GetTrustListRequest.SerializeToString,
             huren_dot_v1_dot_registry__pb2.GetTrustListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTrustList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/huren.v1.RegistryService/WatchTrustList',
+            huren_dot_v1_dot_registry__pb2.WatchTrustListRequest.SerializeToString,
+            huren_dot_v1_dot_registry__pb2.WatchTrustListResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -91,6 +91,11 @@ class RegistryServiceStub:
     """One issuer, with keys and profile versions (anyone)."""
     GetTrustList: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetTrustListRequest, _registry_pb2.GetTrustListResponse]
     """The signed trust list (anyone)."""
+    WatchTrustList: _grpc.UnaryStreamMultiCallable[_registry_pb2.WatchTrustListRequest, _registry_pb2.WatchTrustListResponse]
+    """The signed trust list as the hub publishes it (anyone; what verifier replicas keep open):
+    the current one at once, unless its version is lower than the one the caller knows, then
+    each new one, whether its content changed or a heartbeat renewed its fresh_until.
+    """
     ListAudit: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListAuditRequest, _registry_pb2.ListAuditResponse]
     """Audit entries (any registered operator or administrator, mutual TLS)."""
     GetPolicy: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetPolicyRequest, _registry_pb2.GetPolicyResponse]
@@ -146,6 +151,11 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """One issuer, with keys and profile versions (anyone)."""
     GetTrustList: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetTrustListRequest, _registry_pb2.GetTrustListResponse]  # type: ignore[assignment]
     """The signed trust list (anyone)."""
+    WatchTrustList: _aio.UnaryStreamMultiCallable[_registry_pb2.WatchTrustListRequest, _registry_pb2.WatchTrustListResponse]  # type: ignore[assignment]
+    """The signed trust list as the hub publishes it (anyone; what verifier replicas keep open):
+    the current one at once, unless its version is lower than the one the caller knows, then
+    each new one, whether its content changed or a heartbeat renewed its fresh_until.
+    """
     ListAudit: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListAuditRequest, _registry_pb2.ListAuditResponse]  # type: ignore[assignment]
     """Audit entries (any registered operator or administrator, mutual TLS)."""
     GetPolicy: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetPolicyRequest, _registry_pb2.GetPolicyResponse]  # type: ignore[assignment]
@@ -288,6 +298,17 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.GetTrustListResponse, _abc.Awaitable[_registry_pb2.GetTrustListResponse]]:
         """The signed trust list (anyone)."""
+
+    @_abc_1.abstractmethod
+    def WatchTrustList(
+        self,
+        request: _registry_pb2.WatchTrustListRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_registry_pb2.WatchTrustListResponse], _abc.AsyncIterator[_registry_pb2.WatchTrustListResponse]]:
+        """The signed trust list as the hub publishes it (anyone; what verifier replicas keep open):
+        the current one at once, unless its version is lower than the one the caller knows, then
+        each new one, whether its content changed or a heartbeat renewed its fresh_until.
+        """
 
     @_abc_1.abstractmethod
     def ListAudit(

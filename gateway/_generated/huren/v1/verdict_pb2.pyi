@@ -197,6 +197,10 @@ class _ReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reason.ValueTy
     """Registration: an invalid precedence policy."""
     REASON_ERR_ISSUER_RETIRED: _Reason.ValueType  # 53
     """The hub administrator retired the code's issuer (or: a change asked of one)."""
+    REASON_ERR_SECRET_UNAVAILABLE: _Reason.ValueType  # 54
+    """A secret the code needs (its issuer's pseudonym key, an online issuer's credentials) is not
+    on this gateway: a verifier replica's signed trust list carries none (docs/scaling.md).
+    """
 
 class Reason(_Reason, metaclass=_ReasonEnumTypeWrapper):
     """One reason enum for the whole project (docs/api.md gives the status each implies and more).
@@ -312,6 +316,10 @@ REASON_ERR_POLICY: Reason.ValueType  # 52
 """Registration: an invalid precedence policy."""
 REASON_ERR_ISSUER_RETIRED: Reason.ValueType  # 53
 """The hub administrator retired the code's issuer (or: a change asked of one)."""
+REASON_ERR_SECRET_UNAVAILABLE: Reason.ValueType  # 54
+"""A secret the code needs (its issuer's pseudonym key, an online issuer's credentials) is not
+on this gateway: a verifier replica's signed trust list carries none (docs/scaling.md).
+"""
 Global___Reason: _TypeAlias = Reason  # noqa: Y015
 
 @_typing.final

@@ -1,0 +1,194 @@
+"""A verifier replica: the Verifier service on a signed trust list, with no registry.
+
+Composition: a :class:`VerificationService` over a :class:`TrustHolder` that starts empty and
+stale, fed by the hub's trust lists (:class:`~gateway.clients.hubfeed.HubFeed`). Each list is
+offered to :meth:`ReplicaServer.offer`, which
+
+1. verifies it with the pinned trust-list key and reads it (:func:`gateway.replica.read`);
+2. refuses it unless it is newer than the held one (:func:`gateway.replica.successor`:
+   rollbacks and replays are refused, and logged; the held list stays);
+3. swaps the snapshot (one reference, with its ``fresh_until``), then
+4. keeps the text on disk (``trustlist.jws`` in the state directory: temporary file, fsync,
+   rename), from which the next start reads it again, verified as in step 1.
+
+Health (the standard gRPC service, overall and ``huren.v1.VerifierService``) is SERVING only
+while a verified list is held and the clock is before its ``fresh_until``; it is looked at every
+``HEALTH_SECONDS``. The Registry service is not served here (UNIMPLEMENTED): changes, and
+the reading calls, belong to the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from gateway import replica
+from gateway._generated.huren.v1 import verifier_pb2_grpc
+from gateway.clients.hubfeed import HubFeed
+from gateway.clock import Clock
+from gateway.crypto import PublicKey
+from gateway.errors import ConfigurationInvalid, StorageUnavailable
+from gateway.model import Reason
+from gateway.server import reflection
+from gateway.server.app import VERIFIER_SERVICE, TlsFiles, bind_verification, grpc_server
+from gateway.server.verifier import VerifierServicer
+from gateway.service import VerificationService
+from gateway.storage.files import PRIVATE_FILE
+from gateway.storage.secrets import replace_atomically
+from gateway.trustlist import MAX_TRUST_LIST_BYTES
+
+log = logging.getLogger(__name__)
+
+HEALTH_SECONDS = 0.25
+TRUST_LIST_FILE = "trustlist.jws"
+"""The last good trust list, in the replica's state directory."""
+
+
+def read_saved(path: Path, key: PublicKey) -> replica.TrustList | None:
+    """The trust list saved at ``path``, verified again; None if there is none or it does not
+    verify (logged: the replica then waits for the hub)."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_TRUST_LIST_BYTES + 1)
+        if len(data) > MAX_TRUST_LIST_BYTES:
+            raise ConfigurationInvalid(Reason.ERR_TOO_LARGE, f"{path} is too large")
+        return replica.read(data.decode("ascii"), key)
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ConfigurationInvalid) as error:
+        log.error("the saved trust list %s is not used: %s", path, error)
+        return None
+
+
+class ReplicaServer:
+    """A grpc.aio server with the Verifier, health and reflection services, following a hub."""
+
+    def __init__(
+        self,
+        service: VerificationService,
+        key: PublicKey,
+        state_dir: Path,
+        feed: HubFeed,
+        listen: str,
+        *,
+        clock: Clock,
+        tls: TlsFiles | None = None,
+    ) -> None:
+        self.service = service
+        self.key = key
+        self.saved = state_dir / TRUST_LIST_FILE
+        self.feed = feed
+        self.listen = listen
+        self.tls = tls
+        self._clock = clock
+        self.held: replica.TrustList | None = None
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        self.server = grpc_server(service.limits)
+        verifier_pb2_grpc.add_VerifierServiceServicer_to_server(
+            VerifierServicer(service), self.server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable(
+            self.server,
+            (VERIFIER_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
+        )
+        self.port = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._serving: bool | None = None
+
+    async def start(self) -> int:
+        """Load the saved list, bind, start following the hub; returns the port."""
+        saved = read_saved(self.saved, self.key)
+        if saved is not None:
+            self._hold(saved)
+            log.warning("serving the saved trust list, version %d", saved.version)
+        self.port = bind_verification(self.server, self.listen, self.tls)
+        await self.server.start()
+        await self.check_health()
+        self._tasks = [
+            asyncio.create_task(self._follow()),
+            asyncio.create_task(self._watch_health()),
+        ]
+        return self.port
+
+    def _hold(self, trust_list: replica.TrustList) -> None:
+        self.service.trust.replace(trust_list.snapshot, trust_list.fresh_until)
+        self.held = trust_list
+
+    async def offer(self, text: str) -> bool:
+        """Serve the list in ``text`` if it verifies and is newer (steps 1 to 4 of the module
+        docstring); False, with the reason logged, if it is refused or already held."""
+        try:
+            candidate = replica.read(text, self.key)  # step 1
+            if not replica.successor(self.held, candidate):  # step 2
+                return False
+        except ConfigurationInvalid as error:
+            log.error(
+                "trust list from %s refused, keeping the held one: %s", self.feed.target, error
+            )
+            return False
+        self._hold(candidate)  # step 3
+        await self.check_health()
+        try:  # step 4
+            await asyncio.get_running_loop().run_in_executor(
+                None, replace_atomically, self.saved, candidate.text.encode("ascii"), PRIVATE_FILE
+            )
+        except OSError as error:
+            log.error("cannot save the trust list to %s: %s", self.saved, StorageUnavailable(error))
+        return True
+
+    async def _follow(self) -> None:
+        def known() -> int:
+            return self.held.version if self.held is not None else 0
+
+        async for text in self.feed.lists(known):
+            try:
+                await self.offer(text)
+            except Exception as error:  # keep following; the held list stays
+                log.error("trust list not taken: %s", type(error).__name__)
+
+    async def _watch_health(self) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_SECONDS)
+            await self.check_health()
+
+    @property
+    def fresh(self) -> bool:
+        """True while a verified list is held and its ``fresh_until`` has not passed."""
+        return self.held is not None and self._clock() < self.held.fresh_until
+
+    async def check_health(self) -> None:
+        serving = self.fresh
+        if serving == self._serving:
+            return
+        if not serving and self.held is not None:
+            log.error(
+                "ALARM: the trust list (version %d) was fresh until %s: every code is "
+                "ERR_TRUST_STALE until the hub is reached",
+                self.held.version,
+                self.held.fresh_until.isoformat(),
+            )
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", VERIFIER_SERVICE):
+            await self.health.set(name, status)
+        self._serving = serving
+
+    async def stop(self, grace: float = 2.0) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        await self.service.close()
+
+    async def wait(self) -> None:
+        await self.server.wait_for_termination()

@@ -1,0 +1,164 @@
+"""A replica's trust list: read back into the snapshot the hub signed, ordered, refused when it
+must be, and judged on only while fresh."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway import replica, trustlist
+from gateway.codecs import base64url, strictjson
+from gateway.crypto import Algorithm, PrivateKey
+from gateway.errors import ConfigurationInvalid
+from gateway.limits import Limits
+from gateway.model import Reason, Status
+from gateway.registry import TrustHolder, TrustSnapshot
+from gateway.service import VerificationService
+from regions.common.spec import Level
+from tests.conftest import NOW, resident_id
+from tests.regionworld import RegionsWorld, build_world
+
+KEY = PrivateKey.generate(Algorithm.ES256)
+FRESH_FOR = timedelta(minutes=15)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> RegionsWorld:
+    return build_world(Path(tmp_path_factory.mktemp("regions")))
+
+
+def signed(world: RegionsWorld, at=NOW, fresh_for=FRESH_FOR, key=KEY, **changes) -> str:
+    content = {**trustlist.document(world.trust, at, at + fresh_for), **changes}
+    return trustlist.sign(content, key)
+
+
+def test_a_trust_list_reads_back_into_the_snapshot_it_lists(world):
+    text = signed(world)
+    read = replica.read(text, KEY.public_key())
+    assert (read.version, read.issued_at, read.fresh_until) == (
+        world.trust.version,
+        NOW,
+        NOW + FRESH_FOR,
+    )
+    again = trustlist.document(read.snapshot, NOW, NOW + FRESH_FOR)
+    original = trustlist.document(world.trust, NOW, NOW + FRESH_FOR)
+    # Everything but the pseudonym keys themselves (which the list says exist, never carries).
+    flags = [[i.pop("pseudonymous") for i in d["issuers"]] for d in (original, again)]
+    assert any(flags[0])
+    assert not any(flags[1])
+    assert again == original
+    assert read.snapshot.routes.keys() == world.trust.routes.keys()
+
+
+@pytest.mark.parametrize("name", ["hangzhou", "guangdong", "hubei", "beijing", "zhejiang"])
+def test_a_replica_judges_offline_codes_as_the_hub_and_lacks_only_secrets(world, name):
+    read = replica.read(signed(world), KEY.public_key())
+    code = world.issue_level(name, resident_id(), Level.GREEN, NOW)
+    hub = world.verify(code.code, NOW)
+    mirror = RegionsWorld(read.snapshot, world.identities, world.regions, world.tokens)
+    answer = mirror.verify(code.code, NOW)
+    if name in ("beijing", "zhejiang"):  # a pseudonym key, online credentials: not in the list
+        assert hub.status is Status.VALID
+        assert (answer.status, answer.reason) == (
+            Status.UNVERIFIABLE,
+            Reason.ERR_SECRET_UNAVAILABLE,
+        )
+        assert "replica" in answer.detail
+    else:
+        assert answer == hub
+        assert answer.status is Status.VALID
+
+
+def test_lists_only_move_forward(world):
+    public = KEY.public_key()
+    first = replica.read(signed(world), public)
+    heartbeat = replica.read(signed(world, at=NOW + timedelta(minutes=5)), public)
+    assert replica.successor(None, first)
+    assert not replica.successor(first, first)
+    assert replica.successor(first, heartbeat)
+    with pytest.raises(ConfigurationInvalid, match="a replay") as replay:
+        replica.successor(heartbeat, first)
+    assert replay.value.reason is Reason.ERR_VERSION
+    older = replica.read(signed(world, version=world.trust.version - 1), public)
+    with pytest.raises(ConfigurationInvalid, match="a rollback"):
+        replica.successor(first, older)
+    newer = replica.read(signed(world, version=world.trust.version + 1), public)
+    assert replica.successor(heartbeat, newer)
+
+
+def _tampered_profile(world: RegionsWorld) -> str:
+    content = trustlist.document(world.trust, NOW, NOW + FRESH_FOR)
+    content["profiles"][0]["source"] += "\n# changed\n"
+    return trustlist.sign(content, KEY)
+
+
+def _unsigned(world: RegionsWorld) -> str:
+    header, payload, _ = signed(world).split(".")
+    content = json.loads(base64url.decode(payload))
+    content["issuers"] = []
+    body = base64url.encode(strictjson.dumps(content))
+    return f"{header}.{body}.{signed(world).split('.')[2]}"
+
+
+REFUSED = {
+    "another key": (lambda w: signed(w, key=PrivateKey.generate(Algorithm.ES256)), "another key"),
+    "content changed after signing": (_unsigned, "signature"),
+    "another type": (
+        lambda w: trustlist.sign(
+            trustlist.document(w.trust, NOW, NOW + FRESH_FOR), KEY, "huren-other+jwt"
+        ),
+        "not a huren-trust-list",
+    ),
+    "a profile that is not the one named": (_tampered_profile, "not the profile"),
+    "no freshness": (lambda w: signed(w, fresh_until=None), "fresh_until"),
+    "fresh before issued": (lambda w: signed(w, fresh_for=-FRESH_FOR), "after issued_at"),
+    "fresh for too long": (lambda w: signed(w, fresh_for=timedelta(days=8)), "at most"),
+    "an unknown member": (lambda w: signed(w, extra=1), "unknown key extra"),
+    "an issuer listed twice": (
+        lambda w: signed(w, issuers=trustlist.document(w.trust, NOW, NOW)["issuers"] * 2),
+        "listed twice",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED.values(), ids=REFUSED.keys())
+def test_lists_that_do_not_verify_are_refused(world, case):
+    make, words = case
+    with pytest.raises(ConfigurationInvalid, match=words):
+        replica.read(make(world), KEY.public_key())
+
+
+def test_the_signer_renews_the_list_by_heartbeat():
+    signer = trustlist.TrustListSigner(KEY, timedelta(seconds=30))
+    holder = TrustHolder(TrustSnapshot.empty())
+    first = signer.sign_current(holder.current, NOW)
+    assert first.fresh_until == NOW + timedelta(seconds=30)
+    assert signer.sign_current(holder.current, NOW + timedelta(seconds=9)) is first
+    assert not signer.due(first.version, NOW + timedelta(seconds=9))
+    assert signer.due(first.version + 1, NOW)
+    renewed = signer.sign_current(holder.current, NOW + timedelta(seconds=10))
+    assert (renewed.version, renewed.issued_at) == (first.version, NOW + timedelta(seconds=10))
+    with pytest.raises(ValueError, match="fresh for"):
+        trustlist.TrustListSigner(KEY, timedelta(days=8))
+
+
+def test_a_list_past_fresh_until_judges_no_code(world):
+    read = replica.read(signed(world), KEY.public_key())
+    clock = [NOW]
+    holder = TrustHolder(TrustSnapshot.empty(), fresh_until=NOW - timedelta(days=1))
+    service = VerificationService(holder, Limits(), world.identities, lambda: clock[0])
+    code = world.issue_level("hangzhou", resident_id(), Level.GREEN, NOW).code
+    before = service.verify(code)
+    assert (before.status, before.reason) == (Status.UNVERIFIABLE, Reason.ERR_TRUST_STALE)
+    assert "no verified trust list yet" in before.detail
+    holder.replace(read.snapshot, read.fresh_until)
+    assert service.verify(code).status is Status.VALID
+    clock[0] = read.fresh_until - timedelta(microseconds=1)
+    assert service.verify(code).status is Status.VALID
+    clock[0] = read.fresh_until
+    stale = service.verify(code)
+    assert (stale.status, stale.reason) == (Status.UNVERIFIABLE, Reason.ERR_TRUST_STALE)
+    assert "was fresh until" in stale.detail
