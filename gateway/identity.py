@@ -112,11 +112,13 @@ def normalise_masked(text: str) -> str | None:
     return mask_number(text)
 
 
+_LINK_PREFIX = IdentityScheme.CN_RESIDENT_ID.value.encode("ascii") + b"\x00"
+
+
 def link_hash(link_key: bytes, number: str) -> bytes:
     """``L`` for a full number: what masked-link regions put in their codes, and what the
     gateway computes for full and pseudonymous numbers."""
-    message = IdentityScheme.CN_RESIDENT_ID.value.encode("ascii") + b"\x00" + number.encode()
-    return hmac.digest(link_key, message, hashlib.sha256)
+    return hmac.digest(link_key, _LINK_PREFIX + number.encode(), hashlib.sha256)
 
 
 class IdentityKeys:

@@ -210,17 +210,17 @@ class _Context:
     identities: IdentityKeys
     trace: Trace | None = None
 
+    # Both are called only under ``if context.trace is not None``: the gateway's own
+    # verifications neither call them nor format anything (a call costs more than the test).
     def enter(self, step: Step) -> None:
-        if self.trace is not None:
-            self.trace.enter(step)
+        assert self.trace is not None
+        self.trace.enter(step)
 
-    def note(self, describe: Callable[[], str | list[str]]) -> None:
-        """Record what the current step read or established; ``describe`` runs only when
-        tracing, so the gateway's own verifications format nothing."""
-        if self.trace is not None:
-            described = describe()
-            for fact in [described] if isinstance(described, str) else described:
-                self.trace.note(fact)
+    def note(self, described: str | list[str]) -> None:
+        """Record what the current step read or established."""
+        assert self.trace is not None
+        for fact in [described] if isinstance(described, str) else described:
+            self.trace.note(fact)
 
 
 def begin(
@@ -322,15 +322,19 @@ def _guarded(
 
 def _verify(code: str, context: _Context, facts: _Facts) -> Verdict | Question:
     # Step 1: screen.
-    context.enter(Step.SCREEN)
+    if context.trace is not None:
+        context.enter(Step.SCREEN)
     screen(code, context.limits)
-    context.note(lambda: facts_of.screened(code))
+    if context.trace is not None:
+        context.note(facts_of.screened(code))
     # Step 2: route by prefix.
-    context.enter(Step.ROUTE)
+    if context.trace is not None:
+        context.enter(Step.ROUTE)
     route = context.trust.route_for(code)
     if route is None:
         raise CodeRejected(Reason.ERR_FORMAT_UNKNOWN, "the code's format is not registered here")
-    context.note(lambda: facts_of.routed(route))
+    if context.trace is not None:
+        context.note(facts_of.routed(route))
     if route.envelope.format is EnvelopeFormat.ONLINE:
         # Step 3 (online): the token goes to its issuer; the answer continues at step 4.
         issuer = route.issuers[0][0]
@@ -349,14 +353,18 @@ def _verify(code: str, context: _Context, facts: _Facts) -> Verdict | Question:
         facts.code_ref = context.identities.online_code_ref(code)
         return Question(issuer, token, facts)
     # Step 3: open the envelope.
-    context.enter(Step.ENVELOPE)
+    if context.trace is not None:
+        context.enter(Step.ENVELOPE)
     opened = open_envelope(code, route.envelope, context.limits)
     facts.code_ref = context.identities.code_ref(opened.payload)
-    context.note(lambda: _opened_facts(route.envelope, opened))
+    if context.trace is not None:
+        context.note(_opened_facts(route.envelope, opened))
     # Step 4: the candidate issuers.
-    context.enter(Step.ISSUER)
+    if context.trace is not None:
+        context.enter(Step.ISSUER)
     candidates = _candidate_issuers(route, opened)
-    context.note(lambda: facts_of.candidates(route, opened.claims, candidates))
+    if context.trace is not None:
+        context.note(facts_of.candidates(route, opened.claims, candidates))
     return _conclude(opened, candidates, context, facts)
 
 
@@ -408,15 +416,17 @@ def _authenticate(
     if len(candidates) == 1:
         facts.issuer = candidates[0]
     # Step 5: the candidates' keys with the code's key id.
-    context.enter(Step.KEY)
+    if context.trace is not None:
+        context.enter(Step.KEY)
     kid = opened.kid
     if kid is None:
         raise CodeRejected(Reason.ERR_HEADER, "the code names no key id")
     keys = [k for i in candidates if (k := trust.keys.get((i.id, kid))) is not None]
     if not keys:
         raise CodeRejected(Reason.ERR_KEY_UNKNOWN, "no registered key has the code's key id")
-    context.note(lambda: facts_of.keys_selected(kid, keys))
-    context.enter(Step.SIGNATURE)
+    if context.trace is not None:
+        context.note(facts_of.keys_selected(kid, keys))
+        context.enter(Step.SIGNATURE)
     # Step 6: verify with the registered key's algorithm; a header must agree with it, and the
     # issuer's profile must allow it (the registry refuses such keys; this holds regardless).
     allowed = [
@@ -432,13 +442,16 @@ def _authenticate(
     signer = _verify_signature(opened, allowed)
     issuer = trust.issuers[signer.issuer]
     facts.issuer, facts.kid, facts.profile = issuer, signer.kid, trust.profile_of(issuer)
-    context.note(lambda: facts_of.signature(signer, opened.algorithm, len(opened.signed)))
+    if context.trace is not None:
+        context.note(facts_of.signature(signer, opened.algorithm, len(opened.signed)))
     # Step 7: revoked keys sign nothing, nor does any key of a retired issuer.
-    context.enter(Step.KEY_STATUS)
+    if context.trace is not None:
+        context.enter(Step.KEY_STATUS)
     if signer.status is KeyStatus.REVOKED:
         raise CodeRejected(Reason.ERR_KEY_REVOKED, f"key {signer.kid} of {issuer.id} is revoked")
     _check_not_retired(issuer, trust)
-    context.note(lambda: facts_of.key_status(signer, issuer))
+    if context.trace is not None:
+        context.note(facts_of.key_status(signer, issuer))
     return signer
 
 
@@ -456,11 +469,14 @@ def _accept(opened: Opened, signer: IssuerKey, context: _Context, facts: _Facts)
     issuer = context.trust.issuers[signer.issuer]
     profile = context.trust.profile_of(issuer)
     # Step 8: times, checked with the injected clock; then the issuer's revocation list.
-    context.enter(Step.TIMES)
+    if context.trace is not None:
+        context.enter(Step.TIMES)
     now, limits = context.now, context.limits
-    context.note(lambda: facts_of.times_read(profile, opened.claims))
+    if context.trace is not None:
+        context.note(facts_of.times_read(profile, opened.claims))
     times = read_times(profile, opened.claims)
-    context.note(lambda: facts_of.times_parsed(times.issued_at, times.expires_at, times.not_before))
+    if context.trace is not None:
+        context.note(facts_of.times_parsed(times.issued_at, times.expires_at, times.not_before))
     if times.issued_at > now + limits.leeway:
         raise CodeRejected(Reason.ERR_NOT_YET_VALID, "code is issued in the future")
     if times.not_before is not None and times.not_before > now + limits.leeway:
@@ -488,19 +504,24 @@ def _accept(opened: Opened, signer: IssuerKey, context: _Context, facts: _Facts)
     listed = context.trust.revocations.get((issuer.id, signer.kid))
     if rid is not None and listed is not None and listed.revokes(rid, times.issued_at):
         raise CodeRejected(Reason.ERR_REVOKED, f"issuer {issuer.id} revoked this code")
-    context.note(lambda: facts_of.times_checked(now, format_span(limits.leeway)))
+    if context.trace is not None:
+        context.note(facts_of.times_checked(now, format_span(limits.leeway)))
     # Step 9: translate with the signer's profile; then a code that names its issuer's region
     # (EU DCC iss) must name its signer's: a key registered for one country vouches for no other.
     # Checked after translation, so a payload of the wrong shape is refused for its shape first.
-    context.enter(Step.TRANSLATION)
-    context.note(lambda: facts_of.state_read(profile, opened.claims, issuer))
+    if context.trace is not None:
+        context.enter(Step.TRANSLATION)
+        context.note(facts_of.state_read(profile, opened.claims, issuer))
     translated = translate(profile, opened.claims, issuer.name_in_codes, now, times)
     check_issuer_region(profile, opened.claims, issuer.region)
-    context.note(lambda: _translated_facts(profile, translated))
+    if context.trace is not None:
+        context.note(_translated_facts(profile, translated))
     # Step 10: identity, then the only success exit.
-    context.enter(Step.IDENTITY)
+    if context.trace is not None:
+        context.enter(Step.IDENTITY)
     identity = _resolve(translated.identity, issuer, context.identities)
-    context.note(lambda: facts_of.identified(profile, identity.masked))
+    if context.trace is not None:
+        context.note(facts_of.identified(profile, identity.masked))
     canonical = CanonicalCode(
         colour=translated.colour,
         region=issuer.region,
@@ -528,6 +549,8 @@ def _translated_facts(profile: Profile, translated: Translated) -> str:
 def _detail(translated: Translated) -> str:
     """``verified``, then why the colour differs from the region's word (degradation), then the
     profile's note on the local state: both come from the profile, never from the holder."""
+    if translated.degraded_from is None and translated.note is None:
+        return "verified"
     parts = ["verified"]
     if translated.degraded_from is not None:
         parts.append(

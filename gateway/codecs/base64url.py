@@ -7,7 +7,6 @@ padding and non-zero trailing bits; here the text must be exactly the canonical 
 
 from __future__ import annotations
 
-import base64
 import binascii
 
 from gateway.errors import CodeRejected
@@ -21,6 +20,7 @@ _UNUSED_BITS = {2: 0x0F, 3: 0x03}
 # To the standard alphabet; '+', '/' and '=' (not base64url) become a character that strict
 # decoding refuses, as it refuses anything else outside the alphabet.
 _TO_STANDARD = bytes.maketrans(b"-_+/=", b"+/!!!")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _PADDING = {0: b"", 2: b"==", 3: b"="}
 
 
@@ -47,4 +47,4 @@ def decode(text: str) -> bytes:
 
 def encode(data: bytes) -> str:
     """Encode ``data`` as unpadded base64url."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode()

@@ -91,10 +91,10 @@ def parse(data: bytes, limits: Limits) -> CoseSign1:
     for bucket in (protected, unprotected):
         if CRIT in bucket:
             raise CodeRejected(Reason.ERR_HEADER, "COSE crit header is not supported")
-        if set(bucket) - ALLOWED_LABELS:
+        if not ALLOWED_LABELS.issuperset(bucket):
             raise CodeRejected(Reason.ERR_HEADER, "COSE header label not allowed")
-    for label in (set(protected) & set(unprotected)) - {KID}:
-        if protected[label] != unprotected[label]:
+    for label in protected.keys() & unprotected.keys() if unprotected else ():
+        if label != KID and protected[label] != unprotected[label]:
             raise CodeRejected(Reason.ERR_HEADER, f"COSE header {label} differs between buckets")
     # The protected bucket first; an unprotected alg is accepted (EU DCC test data, CO20) since
     # the registered key's algorithm decides anyway and must agree with whatever is named here.

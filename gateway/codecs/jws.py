@@ -21,6 +21,7 @@ from gateway.limits import Limits
 from gateway.model import Reason
 
 ALLOWED_HEADER = frozenset({"alg", "kid", "typ", "cty", "zip"})
+_TEXT_MEMBERS = frozenset({"typ", "cty", "zip"})
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
 
@@ -67,8 +68,8 @@ def parse(text: str, limits: Limits) -> CompactJws:
     )
     if not isinstance(header, dict):
         raise CodeRejected(Reason.ERR_HEADER, "JWS header is not a JSON object")
-    extra = set(header) - ALLOWED_HEADER
-    if extra:
+    if not ALLOWED_HEADER.issuperset(header):
+        extra = set(header) - ALLOWED_HEADER
         raise CodeRejected(Reason.ERR_HEADER, f"JWS header member not allowed: {_names(extra)}")
     algorithm = _algorithm(header.get("alg"))
     kid = header.get("kid")
@@ -76,9 +77,9 @@ def parse(text: str, limits: Limits) -> CompactJws:
         not isinstance(kid, str) or len(kid) > limits.max_kid_chars or not _PRINTABLE.fullmatch(kid)
     ):
         raise CodeRejected(Reason.ERR_HEADER, "JWS kid must be short printable ASCII text")
-    for name in ("typ", "cty", "zip"):
-        value = header.get(name)
-        if name in header and (not isinstance(value, str) or not 0 < len(value) <= 64):
+    for name in _TEXT_MEMBERS.intersection(header):
+        value = header[name]
+        if not isinstance(value, str) or not 0 < len(value) <= 64:
             raise CodeRejected(Reason.ERR_HEADER, f"JWS header {name} must be short text")
     if not signature_b64:
         raise CodeRejected(Reason.ERR_JWS_FORMAT, "empty JWS signature")

@@ -36,6 +36,10 @@ CURVES: dict[Algorithm, tuple[type[ec.EllipticCurve], int, hashes.HashAlgorithm]
 _JWK_CURVES = {"P-256": Algorithm.ES256, "P-384": Algorithm.ES384}
 _PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+# Immutable parameter objects, built once rather than at every verification.
+_ECDSA = {alg: ec.ECDSA(digest) for alg, (_, _, digest) in CURVES.items()}
+_PKCS1 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
 
 _PublicKeyTypes = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
 
@@ -66,7 +70,7 @@ class PublicKey:
         alg = self.algorithm
         try:
             if alg in CURVES:
-                _, size, digest = CURVES[alg]
+                size = CURVES[alg][1]
                 if len(signature) != 2 * size:
                     raise CodeRejected(
                         Reason.ERR_SIG_ENCODING, f"{alg.value} signature must be {2 * size} bytes"
@@ -74,7 +78,7 @@ class PublicKey:
                 r = int.from_bytes(signature[:size], "big")
                 s = int.from_bytes(signature[size:], "big")
                 assert isinstance(self._key, ec.EllipticCurvePublicKey)
-                self._key.verify(encode_dss_signature(r, s), message, ec.ECDSA(digest))
+                self._key.verify(encode_dss_signature(r, s), message, _ECDSA[alg])
             elif alg is Algorithm.EDDSA:
                 if len(signature) != 64:
                     raise CodeRejected(Reason.ERR_SIG_ENCODING, "EdDSA signature must be 64 bytes")
@@ -87,8 +91,8 @@ class PublicKey:
                         Reason.ERR_SIG_ENCODING,
                         f"{alg.value} signature must match the modulus size",
                     )
-                pad = PSS if alg is Algorithm.PS256 else padding.PKCS1v15()
-                self._key.verify(signature, message, pad, hashes.SHA256())
+                pad = PSS if alg is Algorithm.PS256 else _PKCS1
+                self._key.verify(signature, message, pad, _SHA256)
         except InvalidSignature:
             return False
         return True

@@ -12,6 +12,10 @@ from gateway.errors import ConfigurationInvalid
 from gateway.model import Reason
 
 PSEUDONYM_KEY_BYTES = 64  # AES-256-SIV
+# Cipher objects by key: building one (the key schedule) costs more than opening a pseudonym.
+# Bounded; emptied when full (a hub holds one key per pseudonymous issuer).
+_CIPHERS: dict[bytes, AESSIV] = {}
+_MAX_CIPHERS = 1024
 
 
 def check_pseudonym_key(key: bytes) -> None:
@@ -24,8 +28,13 @@ def check_pseudonym_key(key: bytes) -> None:
 
 def open_pseudonym(key: bytes, sealed: bytes, context: bytes) -> bytes | None:
     """The plaintext of a pseudonym sealed for ``context``, or None if it does not authenticate."""
+    cipher = _CIPHERS.get(key)
+    if cipher is None:
+        if len(_CIPHERS) >= _MAX_CIPHERS:
+            _CIPHERS.clear()
+        cipher = _CIPHERS[key] = AESSIV(key)
     try:
-        return AESSIV(key).decrypt(sealed, [context])
+        return cipher.decrypt(sealed, [context])
     except (InvalidTag, ValueError):
         return None
 

@@ -20,6 +20,7 @@ from gateway.profiles.model import TimeField, TimeFormat
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+_EARLIEST_S, _LATEST_S = EARLIEST.timestamp(), LATEST.timestamp()
 
 # [0-9], never \d: \d also matches full-width and other Unicode digits.
 _ISO = re.compile(
@@ -155,7 +156,7 @@ def parse_time(value: Any, spec: TimeField, what: str) -> datetime:
             if isinstance(value, bool) or not isinstance(value, numeric):
                 raise ValueError("not a number" if len(numeric) > 1 else "not an integer")
             seconds = value / 1000 if fmt is TimeFormat.UNIX_MS else value
-            if not EARLIEST.timestamp() <= seconds < LATEST.timestamp():
+            if not _EARLIEST_S <= seconds < _LATEST_S:
                 raise ValueError("out of range")
             return datetime.fromtimestamp(seconds, UTC)
         if not isinstance(value, str):
