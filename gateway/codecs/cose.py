@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import cbor2
@@ -26,6 +27,8 @@ ALG, CRIT, CONTENT_TYPE, KID = 1, 2, 3, 4
 ALLOWED_LABELS = frozenset({ALG, CONTENT_TYPE, KID})
 _TAG_SIGN1 = b"\xd2"
 _TAG_CWT = b"\xd8\x3d"
+MAX_REMEMBERED_HEADERS = 256
+_PROTECTED: dict[bytes, Mapping[int, Any]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,16 +86,15 @@ def parse(data: bytes, limits: Limits) -> CoseSign1:
         raise CodeRejected(Reason.ERR_COSE_STRUCTURE, "COSE signature is not a bstr")
     if len(protected_raw) > limits.max_header_bytes:
         raise CodeRejected(Reason.ERR_TOO_LARGE, "COSE protected header over the size limit")
-    protected: Any = {}
-    if protected_raw:
-        protected = strictcbor.loads_preferred(protected_raw, max_depth=4)
-        if not isinstance(protected, dict):
-            raise CodeRejected(Reason.ERR_COSE_STRUCTURE, "COSE protected header is not a map")
-    for bucket in (protected, unprotected):
-        if CRIT in bucket:
-            raise CodeRejected(Reason.ERR_HEADER, "COSE crit header is not supported")
-        if not ALLOWED_LABELS.issuperset(bucket):
-            raise CodeRejected(Reason.ERR_HEADER, "COSE header label not allowed")
+    # A signer's protected header is the same bytes on every code it signs: one that passed its
+    # own checks is remembered by its exact bytes (bounded; each within the size limit above).
+    protected = _PROTECTED.get(protected_raw)
+    if protected is None:
+        protected = _protected(protected_raw)
+        if len(_PROTECTED) >= MAX_REMEMBERED_HEADERS:
+            _PROTECTED.clear()
+        _PROTECTED[protected_raw] = protected
+    _check_bucket(unprotected)
     for label in protected.keys() & unprotected.keys() if unprotected else ():
         if label != KID and protected[label] != unprotected[label]:
             raise CodeRejected(Reason.ERR_HEADER, f"COSE header {label} differs between buckets")
@@ -110,6 +112,24 @@ def parse(data: bytes, limits: Limits) -> CoseSign1:
     if kid is not None and (not isinstance(kid, bytes) or not 0 < len(kid) <= limits.max_kid_chars):
         raise CodeRejected(Reason.ERR_HEADER, "COSE kid must be a short byte string")
     return CoseSign1(protected_raw, protected, unprotected, algorithm, kid, payload, signature)
+
+
+def _protected(raw: bytes) -> Mapping[int, Any]:
+    """The protected header's checks that depend on nothing but its bytes (read-only result)."""
+    protected: Any = {}
+    if raw:
+        protected = strictcbor.loads_preferred(raw, max_depth=4)
+        if not isinstance(protected, dict):
+            raise CodeRejected(Reason.ERR_COSE_STRUCTURE, "COSE protected header is not a map")
+    _check_bucket(protected)
+    return MappingProxyType(protected)
+
+
+def _check_bucket(bucket: Mapping[Any, Any]) -> None:
+    if CRIT in bucket:
+        raise CodeRejected(Reason.ERR_HEADER, "COSE crit header is not supported")
+    if not ALLOWED_LABELS.issuperset(bucket):
+        raise CodeRejected(Reason.ERR_HEADER, "COSE header label not allowed")
 
 
 def sign(payload: bytes, key: Signer, kid: bytes, *, tagged: bool = True) -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from gateway.codecs import base64url, strictjson
@@ -22,6 +23,10 @@ from gateway.model import Reason
 
 ALLOWED_HEADER = frozenset({"alg", "kid", "typ", "cty", "zip"})
 _TEXT_MEMBERS = frozenset({"typ", "cty", "zip"})
+# Headers that passed every check, by their exact text (bounded: emptied when full; each is
+# at most the caller's header limit, checked on the text before any lookup).
+MAX_REMEMBERED_HEADERS = 256
+_HEADERS: dict[str, tuple[Mapping[str, Any], Algorithm, str | None]] = {}
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
 
@@ -61,26 +66,18 @@ def parse(text: str, limits: Limits) -> CompactJws:
         raise CodeRejected(Reason.ERR_JWS_FORMAT, "empty JWS header")
     if len(header_b64) > _b64_len(limits.max_header_bytes):
         raise CodeRejected(Reason.ERR_TOO_LARGE, "JWS header over the size limit")
-    header = strictjson.loads(
-        base64url.decode(header_b64),
-        max_bytes=limits.max_header_bytes,
-        max_depth=2,
-    )
-    if not isinstance(header, dict):
-        raise CodeRejected(Reason.ERR_HEADER, "JWS header is not a JSON object")
-    if not ALLOWED_HEADER.issuperset(header):
-        extra = set(header) - ALLOWED_HEADER
-        raise CodeRejected(Reason.ERR_HEADER, f"JWS header member not allowed: {_names(extra)}")
-    algorithm = _algorithm(header.get("alg"))
-    kid = header.get("kid")
-    if "kid" in header and (
-        not isinstance(kid, str) or len(kid) > limits.max_kid_chars or not _PRINTABLE.fullmatch(kid)
-    ):
+    # An issuer's header is the same text on every code it signs: a header that passed every
+    # check below is remembered by its exact text (bounded), and only the limit on the key id,
+    # which depends on the caller's limits, is checked again.
+    known = _HEADERS.get(header_b64)
+    if known is None:
+        known = _header(header_b64)
+        if len(_HEADERS) >= MAX_REMEMBERED_HEADERS:
+            _HEADERS.clear()
+        _HEADERS[header_b64] = known
+    header, algorithm, kid = known
+    if kid is not None and len(kid) > limits.max_kid_chars:
         raise CodeRejected(Reason.ERR_HEADER, "JWS kid must be short printable ASCII text")
-    for name in _TEXT_MEMBERS.intersection(header):
-        value = header[name]
-        if not isinstance(value, str) or not 0 < len(value) <= 64:
-            raise CodeRejected(Reason.ERR_HEADER, f"JWS header {name} must be short text")
     if not signature_b64:
         raise CodeRejected(Reason.ERR_JWS_FORMAT, "empty JWS signature")
     if len(payload_b64) > _b64_len(limits.max_payload_bytes):
@@ -89,6 +86,28 @@ def parse(text: str, limits: Limits) -> CompactJws:
     signature = base64url.decode(signature_b64)
     signing_input = text[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
     return CompactJws(header, algorithm, kid, signing_input, payload, signature)
+
+
+def _header(header_b64: str) -> tuple[Mapping[str, Any], Algorithm, str | None]:
+    """The checks of a header that depend on nothing but its text: JSON object, members, alg,
+    kid, typ, cty and zip. The mapping returned is read-only (it is shared by every code with
+    the same header)."""
+    data = base64url.decode(header_b64)  # its length is bounded by the caller's limit
+    header = strictjson.loads(data, max_bytes=len(data), max_depth=2)
+    if not isinstance(header, dict):
+        raise CodeRejected(Reason.ERR_HEADER, "JWS header is not a JSON object")
+    if not ALLOWED_HEADER.issuperset(header):
+        extra = set(header) - ALLOWED_HEADER
+        raise CodeRejected(Reason.ERR_HEADER, f"JWS header member not allowed: {_names(extra)}")
+    algorithm = _algorithm(header.get("alg"))
+    kid = header.get("kid")
+    if "kid" in header and (not isinstance(kid, str) or not _PRINTABLE.fullmatch(kid)):
+        raise CodeRejected(Reason.ERR_HEADER, "JWS kid must be short printable ASCII text")
+    for name in _TEXT_MEMBERS.intersection(header):
+        value = header[name]
+        if not isinstance(value, str) or not 0 < len(value) <= 64:
+            raise CodeRejected(Reason.ERR_HEADER, f"JWS header {name} must be short text")
+    return MappingProxyType(header), algorithm, kid
 
 
 def _algorithm(value: object) -> Algorithm:

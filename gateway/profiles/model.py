@@ -164,9 +164,9 @@ class FieldPath:
         current = document
         for segment in self.segments:
             if isinstance(current, dict):
-                if segment not in current:
+                current = current.get(segment, MISSING)
+                if current is MISSING:
                     return MISSING
-                current = current[segment]
             elif isinstance(current, list) and isinstance(segment, int):
                 if not 0 <= segment < len(current):
                     return MISSING
@@ -252,6 +252,12 @@ class Condition:
     """``at_least_path``: the value must be at least the integer at this path."""
     where: tuple[Condition, ...] = ()
     """``count``: the conditions each element of the list must meet (paths inside it)."""
+    time: TimeField | None = field(init=False, repr=False, compare=False, default=None)
+    """``within``/``older_than``: how the value at ``path`` is read (derived once)."""
+
+    def __post_init__(self) -> None:
+        if self.format is not None:
+            object.__setattr__(self, "time", TimeField(self.path, self.format))
 
 
 @dataclass(frozen=True, slots=True)

@@ -324,7 +324,14 @@ def revocation_id(profile: Profile, claims: Mapping[Any, Any]) -> str | None:
 
 
 def _present(value: Any) -> bool:
-    return value is not MISSING and value is not None and value not in ("", [], {})
+    """Not missing, not null, and not empty text, list or map (the decoders build exactly these
+    types; any other value, ``0`` and ``false`` included, is present)."""
+    if value is MISSING or value is None:
+        return False
+    return type(value) not in _EMPTIABLE or len(value) > 0
+
+
+_EMPTIABLE = frozenset({str, list, dict})
 
 
 def _by_rules(profile: Profile, claims: Mapping[Any, Any], now: datetime) -> tuple[Colour, str]:
@@ -349,9 +356,9 @@ def _holds(condition: Condition, document: Any, now: datetime) -> bool:
     if test is Test.IN:
         return any(_same(value, v) for v in condition.value)
     if test in (Test.WITHIN, Test.OLDER_THAN):
-        assert condition.format is not None
+        assert condition.time is not None
         try:
-            instant = parse_time(value, TimeField(condition.path, condition.format), "condition")
+            instant = parse_time(value, condition.time, "condition")
         except CodeRejected:
             return False
         age, limit = now - instant, condition.value

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.crypto import open_pseudonym, seal_pseudonym
 from gateway.identity import (
@@ -24,6 +26,27 @@ def test_check_character_follows_gb_11643():
     # Worked example from GB 11643-1999: 11010519491231002 -> X
     assert resident_id_check_char("11010519491231002") == "X"
     assert is_cn_resident_id("11010519491231002X")
+
+
+@given(st.text(alphabet="0123456789", min_size=17, max_size=17))
+def test_check_character_is_the_weighted_sum_of_the_digits_mod_11(first17: str) -> None:
+    weights = [2 ** (17 - i) % 11 for i in range(17)]  # GB 11643: W_i = 2^(i-1) mod 11
+    total = sum(int(d) * w for d, w in zip(first17, weights, strict=True))
+    assert resident_id_check_char(first17) == "10X98765432"[total % 11]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1234567890123456",
+        "123456789012345678",
+        "1234567890123456X",
+        "１２３４５６７８９０１２３４５６７",
+    ],
+)
+def test_check_character_needs_17_ascii_digits(text: str) -> None:
+    with pytest.raises(ValueError, match="17 digits"):
+        resident_id_check_char(text)
 
 
 @pytest.mark.parametrize(

@@ -577,3 +577,43 @@ def test_the_cwt_tag_must_wrap_a_tagged_cose_sign1() -> None:
     with pytest.raises(CodeRejected) as refused:
         cose.parse(TAG_CWT + _message(), LIMITS)
     assert refused.value.reason is Reason.ERR_CBOR_TAG
+
+
+def _outcome(data: bytes, limits: Limits) -> object:
+    try:
+        m = cose.parse(data, limits)
+    except CodeRejected as e:
+        return e.reason
+    return (dict(m.protected), m.unprotected, m.algorithm, m.kid, m.payload, m.signature)
+
+
+@given(_BUCKETS, _BUCKETS, _BUCKETS, st.integers(min_value=1, max_value=12))
+def test_a_remembered_protected_header_decides_exactly_as_a_fresh_one(
+    protected: dict[int, Any], unprotected: dict[int, Any], other: dict[int, Any], kid_limit: int
+) -> None:
+    """Protected headers that passed are remembered by their bytes; neither another
+    unprotected bucket nor another caller's limits may be decided differently because of it."""
+    first, second = _message(protected, unprotected), _message(protected, other)
+    tight = Limits(max_kid_chars=kid_limit)
+    fresh = []
+    for data, limits in ((first, LIMITS), (second, LIMITS), (second, tight)):
+        cose._PROTECTED.clear()
+        fresh.append(_outcome(data, limits))
+    cose._PROTECTED.clear()
+    assert _outcome(first, LIMITS) == fresh[0]  # cold: remembers the header if it passed
+    assert _outcome(first, LIMITS) == fresh[0]
+    assert _outcome(second, LIMITS) == fresh[1]
+    assert _outcome(second, tight) == fresh[2]
+
+
+def test_a_remembered_protected_header_cannot_be_changed_by_its_reader():
+    message = cose.parse(_message(), LIMITS)
+    with pytest.raises(TypeError):
+        message.protected[1] = -8  # type: ignore[index]
+    assert cose.parse(_message(), LIMITS).algorithm is Algorithm.ES256
+
+
+def test_the_remembered_protected_headers_are_bounded():
+    for n in range(cose.MAX_REMEMBERED_HEADERS + 50):
+        cose.parse(_message({1: ES256, 4: n.to_bytes(4, "big")}), LIMITS)
+        assert len(cose._PROTECTED) <= cose.MAX_REMEMBERED_HEADERS

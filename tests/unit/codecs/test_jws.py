@@ -469,3 +469,42 @@ def test_arbitrary_headers_raise_only_code_rejected(header: dict[str, Any]) -> N
         return
     assert set(token.header) <= jws.ALLOWED_HEADER
     assert token.header["alg"] == token.algorithm.value
+
+
+def _outcome(text: str, limits: Limits) -> object:
+    try:
+        token = jws.parse(text, limits)
+    except CodeRejected as e:
+        return e.reason
+    return (dict(token.header), token.algorithm, token.kid, token.payload, token.signature)
+
+
+@given(_HEADERS, st.integers(min_value=1, max_value=12))
+def test_a_remembered_header_decides_exactly_as_a_fresh_one(
+    header: dict[str, Any], kid_limit: int
+) -> None:
+    """Headers that passed are remembered by their text; the decision must not change, also
+    under another caller's (tighter) key-id limit."""
+    text = _token(header)
+    tight = Limits(max_kid_chars=kid_limit)
+    jws._HEADERS.clear()
+    fresh = _outcome(text, LIMITS)
+    jws._HEADERS.clear()
+    fresh_tight = _outcome(text, tight)
+    jws._HEADERS.clear()
+    assert _outcome(text, LIMITS) == fresh  # cold, remembers it if it passed
+    assert _outcome(text, LIMITS) == fresh  # warm
+    assert _outcome(text, tight) == fresh_tight  # warm, another limit
+
+
+def test_a_remembered_header_cannot_be_changed_by_its_reader():
+    token = jws.parse(VALID, LIMITS)
+    with pytest.raises(TypeError):
+        token.header["alg"] = "none"  # type: ignore[index]
+    assert jws.parse(VALID, LIMITS).algorithm is Algorithm.ES256
+
+
+def test_the_remembered_headers_are_bounded():
+    for n in range(jws.MAX_REMEMBERED_HEADERS + 50):
+        jws.parse(_token({"alg": "ES256", "kid": f"k{n}"}), LIMITS)
+        assert len(jws._HEADERS) <= jws.MAX_REMEMBERED_HEADERS
