@@ -19,6 +19,7 @@ import cbor2
 
 from gateway.codecs import strictcbor
 from gateway.codecs.algorithms import Algorithm, Signer
+from gateway.codecs.remembered import Remembered
 from gateway.errors import CodeRejected
 from gateway.limits import Limits
 from gateway.model import Reason
@@ -28,7 +29,7 @@ ALLOWED_LABELS = frozenset({ALG, CONTENT_TYPE, KID})
 _TAG_SIGN1 = b"\xd2"
 _TAG_CWT = b"\xd8\x3d"
 MAX_REMEMBERED_HEADERS = 256
-_PROTECTED: dict[bytes, Mapping[int, Any]] = {}
+_PROTECTED: Remembered[bytes, Mapping[int, Any]] = Remembered(MAX_REMEMBERED_HEADERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +89,7 @@ def parse(data: bytes, limits: Limits) -> CoseSign1:
         raise CodeRejected(Reason.ERR_TOO_LARGE, "COSE protected header over the size limit")
     # A signer's protected header is the same bytes on every code it signs: one that passed its
     # own checks is remembered by its exact bytes (bounded; each within the size limit above).
-    protected = _PROTECTED.get(protected_raw)
-    if protected is None:
-        protected = _protected(protected_raw)
-        if len(_PROTECTED) >= MAX_REMEMBERED_HEADERS:
-            _PROTECTED.clear()
-        _PROTECTED[protected_raw] = protected
+    protected = _PROTECTED.get(protected_raw, _protected)
     _check_bucket(unprotected)
     for label in protected.keys() & unprotected.keys() if unprotected else ():
         if label != KID and protected[label] != unprotected[label]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from gateway.codecs import base64url, strictjson
 from gateway.codecs.algorithms import Algorithm, Signer
+from gateway.codecs.remembered import Remembered
 from gateway.errors import CodeRejected
 from gateway.limits import Limits
 from gateway.model import Reason
@@ -26,7 +27,9 @@ _TEXT_MEMBERS = frozenset({"typ", "cty", "zip"})
 # Headers that passed every check, by their exact text (bounded: emptied when full; each is
 # at most the caller's header limit, checked on the text before any lookup).
 MAX_REMEMBERED_HEADERS = 256
-_HEADERS: dict[str, tuple[Mapping[str, Any], Algorithm, str | None]] = {}
+_HEADERS: Remembered[str, tuple[Mapping[str, Any], Algorithm, str | None]] = Remembered(
+    MAX_REMEMBERED_HEADERS
+)
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
 
@@ -69,13 +72,7 @@ def parse(text: str, limits: Limits) -> CompactJws:
     # An issuer's header is the same text on every code it signs: a header that passed every
     # check below is remembered by its exact text (bounded), and only the limit on the key id,
     # which depends on the caller's limits, is checked again.
-    known = _HEADERS.get(header_b64)
-    if known is None:
-        known = _header(header_b64)
-        if len(_HEADERS) >= MAX_REMEMBERED_HEADERS:
-            _HEADERS.clear()
-        _HEADERS[header_b64] = known
-    header, algorithm, kid = known
+    header, algorithm, kid = _HEADERS.get(header_b64, _header)
     if kid is not None and len(kid) > limits.max_kid_chars:
         raise CodeRejected(Reason.ERR_HEADER, "JWS kid must be short printable ASCII text")
     if not signature_b64:

@@ -8,14 +8,14 @@ from __future__ import annotations
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
+from gateway.codecs.remembered import Remembered
 from gateway.errors import ConfigurationInvalid
 from gateway.model import Reason
 
 PSEUDONYM_KEY_BYTES = 64  # AES-256-SIV
 # Cipher objects by key: building one (the key schedule) costs more than opening a pseudonym.
-# Bounded; emptied when full (a hub holds one key per pseudonymous issuer).
-_CIPHERS: dict[bytes, AESSIV] = {}
-_MAX_CIPHERS = 1024
+# Bounded (a hub holds one key per pseudonymous issuer).
+_CIPHERS: Remembered[bytes, AESSIV] = Remembered(1024)
 
 
 def check_pseudonym_key(key: bytes) -> None:
@@ -28,13 +28,8 @@ def check_pseudonym_key(key: bytes) -> None:
 
 def open_pseudonym(key: bytes, sealed: bytes, context: bytes) -> bytes | None:
     """The plaintext of a pseudonym sealed for ``context``, or None if it does not authenticate."""
-    cipher = _CIPHERS.get(key)
-    if cipher is None:
-        if len(_CIPHERS) >= _MAX_CIPHERS:
-            _CIPHERS.clear()
-        cipher = _CIPHERS[key] = AESSIV(key)
     try:
-        return cipher.decrypt(sealed, [context])
+        return _CIPHERS.get(key, AESSIV).decrypt(sealed, [context])
     except (InvalidTag, ValueError):
         return None
 
