@@ -91,7 +91,22 @@ def register(commands: Subparsers) -> None:
         "--max-concurrent-rpcs",
         type=int,
         default=defaults.max_concurrent_rpcs,
-        help="calls in flight at once (more: RESOURCE_EXHAUSTED)",
+        help="unary calls in flight at once; more are refused RESOURCE_EXHAUSTED at once "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--max-concurrent-streams",
+        type=int,
+        default=defaults.max_concurrent_streams,
+        help="streams (VerifyStream, WatchTrustList) open at once, counted apart; more are "
+        "refused RESOURCE_EXHAUSTED (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-pending-calls",
+        type=int,
+        default=defaults.max_pending_calls,
+        help="calls waiting in gRPC's core for the server to take them up; past this, new calls "
+        "are ended at once (CANCELLED) rather than queued (default %(default)s)",
     )
     p.add_argument(
         "--leeway-seconds",
@@ -224,6 +239,8 @@ def _limits(args: argparse.Namespace) -> Limits:
         max_code_chars=args.max_code_chars,
         max_message_bytes=args.max_message_bytes,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
+        max_concurrent_streams=args.max_concurrent_streams,
+        max_pending_calls=args.max_pending_calls,
         leeway=timedelta(seconds=args.leeway_seconds),
         stale_grace=timedelta(seconds=args.stale_grace_seconds),
     )

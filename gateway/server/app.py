@@ -54,6 +54,7 @@ from gateway.registry.authority import Actor
 from gateway.registry.registrar import RegistrarLimits
 from gateway.registry.views import TrustListView
 from gateway.server import reflection
+from gateway.server.admission import AdmitOrRefuse
 from gateway.server.feed import TrustListFeed
 from gateway.server.malformed import RefuseMalformedRequests
 from gateway.server.registry import RegistryServicer, SecurityLog, StoreWorker
@@ -136,9 +137,17 @@ def grpc_server(limits: Limits) -> grpc.aio.Server:
             ("grpc.server_handshake_timeout_ms", 5000),
             # Never share a port with another process by accident; scale-out opts in.
             ("grpc.so_reuseport", 0),
+            # Calls that arrived but the event loop has not taken yet: past this many gRPC's
+            # core ends new ones at once (CANCELLED) instead of letting the queue grow.
+            ("grpc.server.max_pending_requests", limits.max_pending_calls),
+            ("grpc.server.max_pending_requests_hard_limit", 2 * limits.max_pending_calls),
         ],
-        maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
-        interceptors=(RefuseMalformedRequests(),),  # undecodable requests: INVALID_ARGUMENT
+        # Not grpc's maximum_concurrent_rpcs: it queues the excess unseen instead of refusing.
+        # Admission comes first, so that a refusal costs no decoding.
+        interceptors=(
+            AdmitOrRefuse(limits.max_concurrent_rpcs, limits.max_concurrent_streams),
+            RefuseMalformedRequests(),  # undecodable requests: INVALID_ARGUMENT
+        ),
     )
 
 
