@@ -289,18 +289,19 @@ class GatewayServer:
         await self.server.start()
         for name in ("", VERIFIER_SERVICE, REGISTRY_SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        await self.publish_once()
+        # The first trust list is signed in the background: verification does not wait for it
+        # (at 100,000 keys signing it takes most of a second); watchers wait for it.
         self._refresher = asyncio.create_task(self._refresh())
         self._publisher = asyncio.create_task(self._publish())
         return self.port
 
     async def _publish(self) -> None:
         while True:
-            await asyncio.sleep(PUBLISH_SECONDS)
             try:
                 await self.publish_once()
             except Exception as error:  # the next round tries again
                 log.error("trust list publication failed: %s", type(error).__name__)
+            await asyncio.sleep(PUBLISH_SECONDS)
 
     async def publish_once(self) -> None:
         """Publish the signed trust list if a new one is due (see the module docstring)."""
