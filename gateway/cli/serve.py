@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 import time
@@ -260,6 +261,11 @@ def _serve(args: argparse.Namespace) -> int:
         tls.read()  # fail now, with a clear message, rather than at bind time
     if args.init and not StateFiles(args.state_dir).database.exists():
         initialise(args.state_dir, local_actor())
+    # Loading and verifying the registry makes an object or more per key, all kept: the cyclic
+    # garbage collector would scan them again and again (a third of a snapshot's build at
+    # 100,000 keys). It is paused until the gateway serves, and what was loaded is then frozen
+    # out of its reach (gc.freeze), which also spares later collections the whole trust state.
+    gc.disable()
     gateway = open_gateway(
         args.state_dir,
         limits,
@@ -277,6 +283,8 @@ def _serve(args: argparse.Namespace) -> int:
             tls=tls,
         )
         port = await server.start()
+        gc.freeze()
+        gc.enable()
         trust = gateway.service.trust.current
         host = args.listen.rsplit(":", 1)[0]
         registry = (

@@ -23,6 +23,7 @@ verified, before anything else is written or served.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -767,17 +768,30 @@ def _issuer(row: dict[str, Any]) -> Issuer:
     )
 
 
+_ALGORITHMS = {a.value: a for a in crypto.Algorithm}
+_KEY_STATUSES = {s.value: s for s in KeyStatus}
+
+
+@functools.lru_cache(maxsize=256)
+def _usage(text: str) -> frozenset[str]:
+    """A key's stored usage list (a handful of distinct texts among all keys)."""
+    return frozenset(json.loads(text))
+
+
 def _key(row: dict[str, Any]) -> IssuerKey:
-    algorithm = crypto.Algorithm(row["algorithm"])
+    # Restoring 100,000 keys is most of a registry's start-up: the key is parsed and checked
+    # (load_spki_der), the rest looked up rather than constructed; an unknown value is a
+    # KeyError, as a damaged row.
+    algorithm = _ALGORITHMS[row["algorithm"]]
     return IssuerKey(
         issuer=IssuerId(row["issuer_id"]),
         kid=KeyId(row["kid"]),
-        public_key=crypto.load_spki_der(row["spki_der"], algorithm),
+        public_key=crypto.load_spki_der(row["spki_der"], algorithm, stored=True),
         not_before=_dt(row["not_before"]),
         not_after=_dt(row["not_after"]),
-        status=KeyStatus(row["status"]),
+        status=_KEY_STATUSES[row["status"]],
         status_since=_dt(row["status_since"]),
-        usage=frozenset(json.loads(row["usage"])) if row["usage"] is not None else None,
+        usage=_usage(row["usage"]) if row["usage"] is not None else None,
         certificate_sha256=(
             bytes.fromhex(row["certificate_sha256"]) if row["certificate_sha256"] else None
         ),
