@@ -1,4 +1,4 @@
-"""Admission at the edge: a call beyond the bound is refused at once, never queued.
+"""Admission at the edge: a call beyond the bound is refused at once, not queued.
 
 grpc.aio's own ``maximum_concurrent_rpcs`` does not refuse anything: when the bound is reached
 the server stops *asking* the transport for new calls, which then wait, unseen and unbounded, in
@@ -14,8 +14,13 @@ verification's place). A call past its bound gets ``RESOURCE_EXHAUSTED`` with th
 decoded or run; an admitted call holds its place until its handler has finished, or, should
 grpc never run the handler (the client went away first), until grpc drops it.
 
-With the transport no longer holding calls back, the time an admitted call waits is bounded by
-the calls ahead of it on the event loop: at most ``max_concurrent_rpcs`` of them.
+The event loop takes calls up one at a time, so under a heavy overload calls also wait in
+gRPC's core before this interceptor sees them; :func:`gateway.server.app.grpc_server` bounds
+that queue too (``max_pending_calls``), past which the core ends new calls at once with
+``CANCELLED`` and no ``ErrorInfo``. An admitted call thus waits behind at most
+``max_concurrent_rpcs`` calls on the loop and ``max_pending_calls`` in the core. Refusing a call
+here costs about as much as answering an empty RPC, so at three times the ``Verify`` capacity most
+of the excess is shed by the core (measured in docs/performance.md).
 """
 
 from __future__ import annotations
