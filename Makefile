@@ -97,6 +97,7 @@ bench: $(STAMP) $(PEER_STAMP)
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_steps.py
 	$(BIN)/python scripts/bench_scale.py
+	$(BIN)/python scripts/bench_latency.py
 
 conformance: $(STAMP)
 	$(BIN)/python scripts/conformance.py

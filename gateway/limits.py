@@ -25,7 +25,16 @@ class Limits:
         max_kid_chars: longest key id accepted from a code.
         max_batch: most codes in one ``VerifyBatch`` call.
         max_message_bytes: largest gRPC message the server accepts.
-        max_concurrent_rpcs: RPCs served at once before new ones get ``RESOURCE_EXHAUSTED``.
+        max_concurrent_rpcs: unary calls in flight at once; more are refused
+            ``RESOURCE_EXHAUSTED`` at once. It bounds how long an admitted call can wait behind
+            others (see docs/performance.md, "Latency and overload").
+        max_concurrent_streams: streaming calls (``VerifyStream``, a replica's
+            ``WatchTrustList``) open at once, counted apart from unary calls; more are refused
+            ``RESOURCE_EXHAUSTED``.
+        max_pending_calls: calls that reached the server but that its event loop has not taken
+            up yet, held by gRPC's core; past this bound the core ends new calls at once
+            (``CANCELLED``, without the gateway's error details), so that under overload no
+            queue grows where the gateway cannot see it.
         leeway: tolerated issuer clock skew for "issued in the future" checks. Expiry gets no
             leeway: a code whose expiry has passed is expired (fail closed).
         stale_grace: how long codes are still judged on the last good trust snapshot after the
@@ -43,7 +52,9 @@ class Limits:
     max_kid_chars: int = 128
     max_batch: int = 100
     max_message_bytes: int = 1024 * 1024
-    max_concurrent_rpcs: int = 256
+    max_concurrent_rpcs: int = 64
+    max_concurrent_streams: int = 256
+    max_pending_calls: int = 64
     leeway: timedelta = timedelta(seconds=60)
     stale_grace: timedelta = timedelta(minutes=5)
 
@@ -59,6 +70,8 @@ class Limits:
             "max_batch",
             "max_message_bytes",
             "max_concurrent_rpcs",
+            "max_concurrent_streams",
+            "max_pending_calls",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"limit {name} must be positive")

@@ -36,7 +36,7 @@ from gateway.crypto import Algorithm, PrivateKey, PublicKey
 from gateway.errors import CodeRejected, ConfigurationInvalid
 from gateway.limits import Limits
 from gateway.model import Reason
-from gateway.registry import TrustSnapshot
+from gateway.registry import IssuerKey, TrustSnapshot
 
 TYPE = "huren-trust-list+jwt"
 MAX_TRUST_LIST_BYTES = 4 * 1024 * 1024
@@ -55,12 +55,15 @@ def document(snapshot: TrustSnapshot, issued_at: datetime, fresh_until: datetime
     exact text of each profile and current policy version, to be judged on until
     ``fresh_until``."""
     issuers = []
+    # Each issuer's keys in key id order, grouped in one pass (not one pass per issuer: with
+    # 1,000 issuers and 100,000 keys that took 80 s).
+    keys_of: dict[str, list[IssuerKey]] = {}
+    for (owner, _), key in sorted(snapshot.keys.items()):
+        keys_of.setdefault(owner, []).append(key)
     for issuer in sorted(snapshot.issuers.values(), key=lambda i: i.id):
         profile = snapshot.profile_of(issuer)
         keys = []
-        for (owner, _), key in sorted(snapshot.keys.items()):
-            if owner != issuer.id:
-                continue
+        for key in keys_of.get(issuer.id, ()):
             entry: dict[str, Any] = {
                 "kid": key.kid,
                 "alg": key.public_key.algorithm.value,

@@ -165,7 +165,7 @@ def bench_in_process(pairs: int, slice_s: float) -> dict[str, float]:
 class _Server:
     """``huren serve`` in its own process, with Hangzhou registered."""
 
-    def __init__(self, work: Path, key: PrivateKey, kid: str) -> None:
+    def __init__(self, work: Path, key: PrivateKey, kid: str, extra: tuple[str, ...] = ()) -> None:
         state = work / "gateway"
         local = Actor(Role.LOCAL, "bench")
         initialise(state, local)
@@ -180,7 +180,16 @@ class _Server:
             hub.registrar.submit(local, "bench", registration)
         self.proc = subprocess.Popen(
             # Plaintext, like the reference floors in ../shared/docs/performance.md.
-            [*HUREN, "serve", "--insecure", "--listen", "127.0.0.1:0", "--state-dir", str(state)],
+            [
+                *HUREN,
+                "serve",
+                "--insecure",
+                "--listen",
+                "127.0.0.1:0",
+                "--state-dir",
+                str(state),
+                *extra,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

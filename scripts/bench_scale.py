@@ -9,6 +9,19 @@ live outside it and are not counted), and the in-process ``verify_code``
 rate on an ``HC1:`` code whose signer is one of the keys; reported as the ratio of each rate to
 the rate with 10 keys, measured in the same run (alternating rounds, median).
 
+Then the registry at the same sizes, on disk: a real SQLite registry filled through the
+Registrar (``CreateRegion``, ``RegisterIssuer`` and ``ImportCertificates``, one change per
+issuer's certificates, each audited), and for each size
+
+- **start-up**: from starting ``huren serve`` (a new process) until its health check answers
+  SERVING, every check of the registry included (integrity, audit chain, state digest); the
+  median of three starts; goal under 3 s at 100,000 keys;
+- **one change**: ``ImportCertificate`` of one more certificate and ``RevokeKey`` of one key
+  through the Registrar (decide on a copy of the state, write, audit, state record), the
+  rebuild of the serving snapshot that follows, and the time a gateway serving the same file
+  takes to read and verify the registry again after a change made by another process (the host's
+  ``huren registry`` commands); the median of five of each.
+
 Usage: python scripts/bench_scale.py [--quick] [--json FILE]
 """
 
@@ -20,9 +33,12 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import statistics
 import string
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -34,22 +50,37 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import cbor2  # noqa: E402
+import grpc  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
 from gateway.clock import system_clock  # noqa: E402
 from gateway.codecs import cose, textform  # noqa: E402
 from gateway.crypto import Algorithm, PrivateKey, pki  # noqa: E402
+from gateway.hub import initialise, open_hub  # noqa: E402
 from gateway.identity import IdentityKeys  # noqa: E402
 from gateway.limits import Limits  # noqa: E402
 from gateway.model import IssuerId, RegionCode, Status  # noqa: E402
 from gateway.profiles import load_profile  # noqa: E402
 from gateway.registry import Issuer, TrustSnapshot, TrustState  # noqa: E402
 from gateway.registry.admission import certificate_key  # noqa: E402
+from gateway.registry.authority import Actor, Role  # noqa: E402
+from gateway.registry.commands import (  # noqa: E402
+    CreateRegion,
+    ImportCertificate,
+    ImportCertificates,
+    RegisterIssuer,
+    RevokeKey,
+)
 from gateway.registry.model import Region  # noqa: E402
 from gateway.verify import verify_code  # noqa: E402
 
-PROFILE = load_profile((ROOT / "gateway" / "profiles" / "formats" / "eu-dcc.toml").read_text())
+PROFILE_TEXT = (ROOT / "gateway" / "profiles" / "formats" / "eu-dcc.toml").read_text()
+PROFILE = load_profile(PROFILE_TEXT)
+LOCAL = Actor(Role.LOCAL, "bench")
+STARTS, CHANGES = 3, 5
+SERVE = (sys.executable, "-m", "gateway", "serve", "--insecure", "--listen", "127.0.0.1:0")
 COUNTRIES = [a + b for a, b in itertools.product(string.ascii_uppercase, repeat=2) if a + b != "CN"]
 
 
@@ -78,18 +109,27 @@ def build(keys: int, key: PrivateKey) -> tuple[TrustState, list[tuple[str, bytes
         )
         state.add_issuer(issuer)
     signers = []
-    for n in range(keys):
+    for n, certificate in enumerate(certificates(keys, raw, now)):
         issuer_id = IssuerId(f"eu-dcc-{n % issuers}")
-        certificate = pki.self_signed(
+        added = certificate_key(issuer_id, certificate)
+        state.add_key(added)
+        signers.append((COUNTRIES[(n % issuers) % len(COUNTRIES)], certificate))
+    return state, signers
+
+
+def certificates(
+    count: int, raw: ec.EllipticCurvePrivateKey, now: Any, first: int = 0
+) -> list[bytes]:
+    """``count`` signer certificates (DER) of one key pair, each its own (subject, serial)."""
+    return [
+        pki.self_signed(
             raw,
             f"bench DSC {n}",
             not_before=now - timedelta(days=30),
             not_after=now + timedelta(days=365),
         ).public_bytes(serialization.Encoding.DER)
-        added = certificate_key(issuer_id, certificate)
-        state.add_key(added)
-        signers.append((COUNTRIES[(n % issuers) % len(COUNTRIES)], certificate))
-    return state, signers
+        for n in range(first, first + count)
+    ]
 
 
 def code_for(key: PrivateKey, certificate: bytes, country: str) -> str:
@@ -155,6 +195,126 @@ def measure(sizes: list[int], rounds: int, seconds: float) -> dict[str, Any]:
     return results
 
 
+# ----------------------------------------------------------------------------- the registry
+
+
+def fill_registry(directory: Path, keys: int, key: PrivateKey) -> tuple[int, float]:
+    """A hub state directory whose registry holds ``keys`` certificates over
+    :func:`_issuers_for` issuers, every change through the Registrar; (changes, seconds)."""
+    raw = serialization.load_pem_private_key(key.pem(), None)
+    assert isinstance(raw, ec.EllipticCurvePrivateKey)
+    now = system_clock()
+    issuers = _issuers_for(keys)
+    started = time.perf_counter()
+    initialise(directory, LOCAL)
+    changes = 0
+    with open_hub(directory) as hub:
+        submit = hub.registrar.submit
+        for country in COUNTRIES[: min(issuers, len(COUNTRIES))]:
+            submit(LOCAL, f"region-{country}", CreateRegion(country, country))
+            changes += 1
+        for n in range(issuers):
+            country = COUNTRIES[n % len(COUNTRIES)]
+            submit(
+                LOCAL,
+                f"issuer-{n}",
+                RegisterIssuer(f"eu-dcc-{n}", country, f"{country} {n}", PROFILE_TEXT),
+            )
+            changes += 1
+        per_issuer = [keys // issuers + (1 if n < keys % issuers else 0) for n in range(issuers)]
+        first = 0
+        for n, count in enumerate(per_issuer):
+            if count:
+                batch = tuple(certificates(count, raw, now, first))
+                submit(LOCAL, f"dsc-{n}", ImportCertificates(f"eu-dcc-{n}", batch))
+                changes += 1
+            first += count
+    return changes, time.perf_counter() - started
+
+
+def start_up(directory: Path) -> float:
+    """Seconds from starting ``huren serve`` on ``directory`` until its health is SERVING."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [*SERVE, "--state-dir", str(directory)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"listening on (\S+)", line)
+        if match is None:
+            raise SystemExit(f"the gateway did not start: {line}{proc.communicate()[1]}")
+        with grpc.insecure_channel(match.group(1)) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            request = health_pb2.HealthCheckRequest(service="")
+            while True:
+                answer = health.Check(request, timeout=10, wait_for_ready=True)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return time.perf_counter() - started
+                time.sleep(0.005)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+def change_costs(directory: Path, key: PrivateKey, keys: int) -> dict[str, float]:
+    """Median seconds of one ImportCertificate, one RevokeKey, and the snapshot rebuild."""
+    raw = serialization.load_pem_private_key(key.pem(), None)
+    assert isinstance(raw, ec.EllipticCurvePrivateKey)
+    extra = certificates(CHANGES, raw, system_clock(), first=keys)
+    added, revoked, rebuilt, reread = [], [], [], []
+    with open_hub(directory) as hub, open_hub(directory) as server:
+        for certificate in extra:
+            name = hashlib.sha256(certificate).hexdigest()[:16]
+            started = time.perf_counter()
+            change = hub.registrar.submit(
+                LOCAL, f"extra-{name}", ImportCertificate("eu-dcc-0", certificate)
+            )
+            added.append(time.perf_counter() - started)
+            kid = certificate_key(IssuerId("eu-dcc-0"), certificate).kid
+            started = time.perf_counter()
+            hub.registrar.submit(LOCAL, f"revoke-{name}", RevokeKey("eu-dcc-0", kid, "bench"))
+            revoked.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            snapshot = hub.store.state.snapshot()
+            rebuilt.append(time.perf_counter() - started)
+            assert snapshot.version > change.trust_version
+            # A gateway serving the same file sees the host's change and verifies it again.
+            started = time.perf_counter()
+            assert server.store.refresh()
+            reread.append(time.perf_counter() - started)
+    return {
+        "import_certificate_s": statistics.median(added),
+        "revoke_key_s": statistics.median(revoked),
+        "snapshot_rebuild_s": statistics.median(rebuilt),
+        "reread_by_server_s": statistics.median(reread),
+    }
+
+
+def measure_registry(sizes: list[int]) -> dict[str, Any]:
+    key = PrivateKey.generate(Algorithm.ES256)
+    results: dict[str, Any] = {}
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="huren-bench-scale-") as tmp:
+            directory = Path(tmp) / "gateway"
+            changes, filled = fill_registry(directory, size, key)
+            database = directory / "registry.db"
+            starts = [start_up(directory) for _ in range(STARTS)]
+            results[str(size)] = {
+                "changes_to_fill": changes,
+                "fill_s": filled,
+                "database_bytes": database.stat().st_size if database.exists() else 0,
+                "start_up_s": statistics.median(starts),
+                "start_up_max_s": max(starts),
+                **change_costs(directory, key, size),
+            }
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10, 100 and 1,000 keys, short runs")
@@ -171,6 +331,20 @@ def main() -> int:
             f" {r['registry_state_bytes'] / 1e6:11.1f} MB {r['verify_per_s']:10.0f}"
             f"  {r['ratio_to_smallest']:.3f}" + ("  (reference)" if size == smallest else "")
         )
+    registry = measure_registry(sizes)
+    print(
+        "keys     changes  fill      start-up (median, max)   import one  revoke one"
+        "  snapshot rebuild  server re-read"
+    )
+    for size in sizes:
+        r = registry[str(size)]
+        print(
+            f"{size:<8} {r['changes_to_fill']:<8} {r['fill_s']:6.1f} s  {r['start_up_s']:6.2f} s"
+            f" ({r['start_up_max_s']:.2f} s)   {r['import_certificate_s'] * 1000:8.1f} ms"
+            f" {r['revoke_key_s'] * 1000:8.1f} ms {r['snapshot_rebuild_s'] * 1000:10.1f} ms"
+            f" {r['reread_by_server_s'] * 1000:11.1f} ms"
+        )
+    results["registry"] = registry
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 import time
@@ -91,7 +92,22 @@ def register(commands: Subparsers) -> None:
         "--max-concurrent-rpcs",
         type=int,
         default=defaults.max_concurrent_rpcs,
-        help="calls in flight at once (more: RESOURCE_EXHAUSTED)",
+        help="unary calls in flight at once; more are refused RESOURCE_EXHAUSTED at once "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--max-concurrent-streams",
+        type=int,
+        default=defaults.max_concurrent_streams,
+        help="streams (VerifyStream, WatchTrustList) open at once, counted apart; more are "
+        "refused RESOURCE_EXHAUSTED (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-pending-calls",
+        type=int,
+        default=defaults.max_pending_calls,
+        help="calls waiting in gRPC's core for the server to take them up; past this, new calls "
+        "are ended at once (CANCELLED) rather than queued (default %(default)s)",
     )
     p.add_argument(
         "--leeway-seconds",
@@ -224,6 +240,8 @@ def _limits(args: argparse.Namespace) -> Limits:
         max_code_chars=args.max_code_chars,
         max_message_bytes=args.max_message_bytes,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
+        max_concurrent_streams=args.max_concurrent_streams,
+        max_pending_calls=args.max_pending_calls,
         leeway=timedelta(seconds=args.leeway_seconds),
         stale_grace=timedelta(seconds=args.stale_grace_seconds),
     )
@@ -243,6 +261,11 @@ def _serve(args: argparse.Namespace) -> int:
         tls.read()  # fail now, with a clear message, rather than at bind time
     if args.init and not StateFiles(args.state_dir).database.exists():
         initialise(args.state_dir, local_actor())
+    # Loading and verifying the registry makes an object or more per key, all kept: the cyclic
+    # garbage collector would scan them again and again (a third of a snapshot's build at
+    # 100,000 keys). It is paused until the gateway serves, and what was loaded is then frozen
+    # out of its reach (gc.freeze), which also spares later collections the whole trust state.
+    gc.disable()
     gateway = open_gateway(
         args.state_dir,
         limits,
@@ -260,6 +283,8 @@ def _serve(args: argparse.Namespace) -> int:
             tls=tls,
         )
         port = await server.start()
+        gc.freeze()
+        gc.enable()
         trust = gateway.service.trust.current
         host = args.listen.rsplit(":", 1)[0]
         registry = (

@@ -48,6 +48,16 @@ class ImportCertificate:
 
 
 @dataclass(frozen=True, slots=True)
+class ImportCertificates:
+    """Several signer certificates of one issuer as one change (a country's list from a trust
+    list): all are admitted, each as :class:`ImportCertificate` admits it, or none; one audit
+    entry names them. Host only."""
+
+    issuer_id: str
+    certificates: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RetireKey:
     issuer_id: str
     kid: str
@@ -129,6 +139,7 @@ Command = (
     RegisterIssuer
     | AddKey
     | ImportCertificate
+    | ImportCertificates
     | RetireKey
     | RevokeKey
     | UpdateProfile

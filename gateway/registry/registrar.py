@@ -61,6 +61,7 @@ from gateway.registry.commands import (
     CreateOperator,
     CreateRegion,
     ImportCertificate,
+    ImportCertificates,
     Initialise,
     RegisterIssuer,
     RemoveOperator,
@@ -438,7 +439,9 @@ def _plan(command: Command, actor: Actor) -> _Plan:
 
             return _Plan(Action.ADD_KEY, f"{issuer}/{offer.kid}", _region_of(issuer), add_key)
         case ImportCertificate(issuer_id=issuer, certificate=certificate):
-            return _import_certificate(issuer, certificate)
+            return _import_certificates(issuer, (certificate,))
+        case ImportCertificates(issuer_id=issuer, certificates=certificates):
+            return _import_certificates(issuer, certificates)
         case RetireKey(issuer_id=issuer, kid=kid, at=at):
 
             def retire_key(state: TrustState, ctx: _Context) -> str:
@@ -596,23 +599,41 @@ def _use_profile(state: TrustState, profile: Profile, text: str, region: RegionC
     state.add_profile(profile, text)
 
 
-def _import_certificate(issuer: str, certificate: bytes) -> _Plan:
+MAX_CERTIFICATES_PER_CHANGE = 1000
+"""Most signer certificates one ImportCertificates change holds (one country's list)."""
+
+
+def _import_certificates(issuer: str, certificates: tuple[bytes, ...]) -> _Plan:
     def apply(state: TrustState, ctx: _Context) -> str:
+        if not 1 <= len(certificates) <= MAX_CERTIFICATES_PER_CHANGE:
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER,
+                f"import 1 to {MAX_CERTIFICATES_PER_CHANGE} certificates in one change, "
+                f"not {len(certificates)}",
+            )
         current = state.issuer(IssuerId(issuer))
         assert current is not None  # _region_of found it
-        profile = state.snapshot().profile_of(current)
+        profile = state.profile_of(current)
         if profile.envelope.key_id is not KeyIdRule.X509_SHA256_8:
             raise ConfigurationInvalid(
                 Reason.ERR_POP,
                 f"issuer {issuer}'s profile takes keys with proof of possession: use add-key",
             )
-        key = certificate_key(IssuerId(issuer), certificate)
-        state.add_key(key)
+        keys = [certificate_key(IssuerId(issuer), c) for c in certificates]
+        for key in keys:
+            state.add_key(key)
+        if len(keys) > 1:  # each key's details are in the registry; the entry names them all
+            return f"{len(keys)} certificates: key ids " + ", ".join(k.kid for k in keys)
+        (key,) = keys
         usage = ", ".join(sorted(key.usage)) if key.usage is not None else "any kind"
         valid = f"{key.not_before:%Y-%m-%d} to {key.not_after:%Y-%m-%d}"
         return f"{key.kid} ({key.public_key.algorithm.value}, signs {usage}, valid {valid})"
 
-    target = f"{issuer[:64]}/sha256:{hashlib.sha256(certificate).hexdigest()[:16]}"
+    if len(certificates) == 1:
+        target = f"{issuer[:64]}/sha256:{hashlib.sha256(certificates[0]).hexdigest()[:16]}"
+    else:
+        listed = hashlib.sha256(b"".join(hashlib.sha256(c).digest() for c in certificates))
+        target = f"{issuer[:64]}/{len(certificates)} certificates sha256:{listed.hexdigest()[:16]}"
     return _Plan(Action.IMPORT_CERTIFICATE, target, _region_of(issuer), apply)
 
 
@@ -691,7 +712,7 @@ def _create_operator(command: CreateOperator) -> _Plan:
 def _reserve_name(command: ReserveName) -> _Plan:
     def apply(state: TrustState, ctx: _Context) -> str:
         region = _region_code(command.region)
-        if region not in state.snapshot().regions:
+        if not state.has_region(region):
             raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"region {region} does not exist")
         if command.kind is NameKind.ISSUER:
             other = state.issuer_named(command.name)

@@ -88,20 +88,31 @@ class TrustSnapshot:
             profile = self.profile_of(issuer)
             route = issuer.online.code_prefix if issuer.online else profile.envelope.route
             routes.setdefault(route, (profile.envelope, []))[1].append((issuer, profile.issuer))
-        route_of = {i.id: name for name, (_, members) in routes.items() for i, _ in members}
-        holders: dict[str, dict[KeyId, list[Issuer]]] = {}
+        # The issuers of key-id-only routes (their payloads name no issuer), by id.
+        by_key_id = {
+            i.id: name
+            for name, (_, members) in routes.items()
+            if members[0][1] is None
+            for i, _ in members
+        }
+        holders: dict[str, dict[KeyId, list[Issuer]]] = {name: {} for name in routes}
+        issuers = self.issuers
         for issuer_id, kid in self.keys:
-            name = route_of.get(issuer_id)
-            if name is not None and routes[name][1][0][1] is None:  # a key-id-only route
-                holders.setdefault(name, {}).setdefault(kid, []).append(self.issuers[issuer_id])
+            name = by_key_id.get(issuer_id)
+            if name is not None:
+                found = holders[name].get(kid)
+                if found is None:
+                    holders[name][kid] = [issuers[issuer_id]]
+                else:
+                    found.append(issuers[issuer_id])
         frozen = {
             name: Route(
                 envelope,
                 tuple(members),
                 MappingProxyType(
                     {
-                        kid: tuple(sorted(found, key=lambda i: i.id))
-                        for kid, found in holders.get(name, {}).items()
+                        kid: tuple(found) if len(found) == 1 else tuple(sorted(found, key=_id))
+                        for kid, found in holders[name].items()
                     }
                 ),
             )
@@ -142,3 +153,7 @@ class TrustSnapshot:
                     return None
                 return self.routes[prefix]
         return None
+
+
+def _id(issuer: Issuer) -> str:
+    return issuer.id

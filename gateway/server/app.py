@@ -54,6 +54,7 @@ from gateway.registry.authority import Actor
 from gateway.registry.registrar import RegistrarLimits
 from gateway.registry.views import TrustListView
 from gateway.server import reflection
+from gateway.server.admission import AdmitOrRefuse
 from gateway.server.feed import TrustListFeed
 from gateway.server.malformed import RefuseMalformedRequests
 from gateway.server.registry import RegistryServicer, SecurityLog, StoreWorker
@@ -136,9 +137,17 @@ def grpc_server(limits: Limits) -> grpc.aio.Server:
             ("grpc.server_handshake_timeout_ms", 5000),
             # Never share a port with another process by accident; scale-out opts in.
             ("grpc.so_reuseport", 0),
+            # Calls that arrived but the event loop has not taken yet: past this many gRPC's
+            # core ends new ones at once (CANCELLED) instead of letting the queue grow.
+            ("grpc.server.max_pending_requests", limits.max_pending_calls),
+            ("grpc.server.max_pending_requests_hard_limit", 2 * limits.max_pending_calls),
         ],
-        maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
-        interceptors=(RefuseMalformedRequests(),),  # undecodable requests: INVALID_ARGUMENT
+        # Not grpc's maximum_concurrent_rpcs: it queues the excess unseen instead of refusing.
+        # Admission comes first, so that a refusal costs no decoding.
+        interceptors=(
+            AdmitOrRefuse(limits.max_concurrent_rpcs, limits.max_concurrent_streams),
+            RefuseMalformedRequests(),  # undecodable requests: INVALID_ARGUMENT
+        ),
     )
 
 
@@ -280,18 +289,19 @@ class GatewayServer:
         await self.server.start()
         for name in ("", VERIFIER_SERVICE, REGISTRY_SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        await self.publish_once()
+        # The first trust list is signed in the background: verification does not wait for it
+        # (at 100,000 keys signing it takes most of a second); watchers wait for it.
         self._refresher = asyncio.create_task(self._refresh())
         self._publisher = asyncio.create_task(self._publish())
         return self.port
 
     async def _publish(self) -> None:
         while True:
-            await asyncio.sleep(PUBLISH_SECONDS)
             try:
                 await self.publish_once()
             except Exception as error:  # the next round tries again
                 log.error("trust list publication failed: %s", type(error).__name__)
+            await asyncio.sleep(PUBLISH_SECONDS)
 
     async def publish_once(self) -> None:
         """Publish the signed trust list if a new one is due (see the module docstring)."""

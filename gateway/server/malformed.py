@@ -28,7 +28,7 @@ from gateway.server.status import abort_for
 MALFORMED = "malformed request: the message does not decode as this method's request"
 
 _Deserializer = Callable[[bytes], Any]
-_HANDLERS = {
+HANDLER_MAKERS = {
     (False, False): grpc.unary_unary_rpc_method_handler,
     (False, True): grpc.unary_stream_rpc_method_handler,
     (True, False): grpc.stream_unary_rpc_method_handler,
@@ -92,7 +92,7 @@ def guard(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any
 
     else:
         return handler  # plain generators: none is served; grpc.aio runs them as it always did
-    make = _HANDLERS[(streamed, handler.response_streaming)]
+    make = HANDLER_MAKERS[(streamed, handler.response_streaming)]
     return make(
         wrapped,
         request_deserializer=decode if streamed else None,

@@ -23,6 +23,7 @@ verified, before anything else is written or served.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -718,7 +719,9 @@ def _restore(db: sqlite_utils.Database, version: int) -> TrustState:
         ],
         profiles=[profile(r) for r in rows("profiles", "profile_id, version")],
         issuers=[_issuer(r) for r in rows("issuers", "id")],
-        keys=[_key(r) for r in rows("keys", "issuer_id, kid")],
+        keys=[
+            _key(*r) for r in db.execute(f"SELECT {_KEY_COLUMNS} FROM keys ORDER BY issuer_id, kid")
+        ],
         revocations=[
             (IssuerId(r["issuer_id"]), KeyId(r["kid"]), _revocations(r))
             for r in rows("revocations", "issuer_id, kid")
@@ -767,20 +770,49 @@ def _issuer(row: dict[str, Any]) -> Issuer:
     )
 
 
-def _key(row: dict[str, Any]) -> IssuerKey:
-    algorithm = crypto.Algorithm(row["algorithm"])
+_ALGORITHMS = {a.value: a for a in crypto.Algorithm}
+_KEY_STATUSES = {s.value: s for s in KeyStatus}
+
+
+@functools.lru_cache(maxsize=256)
+def _usage(text: str) -> frozenset[str]:
+    """A key's stored usage list (a handful of distinct texts among all keys)."""
+    return frozenset(json.loads(text))
+
+
+_KEY_COLUMNS = (
+    "issuer_id, kid, algorithm, spki_der, not_before, not_after, status, status_since, usage,"
+    " certificate_sha256"
+)
+
+
+def _key(
+    issuer: str,
+    kid: str,
+    algorithm: str,
+    spki_der: bytes,
+    not_before: str | None,
+    not_after: str | None,
+    status: str,
+    status_since: str | None,
+    usage: str | None,
+    certificate_sha256: str | None,
+) -> IssuerKey:
+    """One row of ``keys`` (the columns of ``_KEY_COLUMNS``, in order).
+
+    Restoring 100,000 keys is most of a registry's start-up: the key is parsed and checked
+    (load_spki_der), the rest looked up rather than constructed; an unknown value is a
+    KeyError, as a damaged row."""
     return IssuerKey(
-        issuer=IssuerId(row["issuer_id"]),
-        kid=KeyId(row["kid"]),
-        public_key=crypto.load_spki_der(row["spki_der"], algorithm),
-        not_before=_dt(row["not_before"]),
-        not_after=_dt(row["not_after"]),
-        status=KeyStatus(row["status"]),
-        status_since=_dt(row["status_since"]),
-        usage=frozenset(json.loads(row["usage"])) if row["usage"] is not None else None,
-        certificate_sha256=(
-            bytes.fromhex(row["certificate_sha256"]) if row["certificate_sha256"] else None
-        ),
+        issuer=IssuerId(issuer),
+        kid=KeyId(kid),
+        public_key=crypto.load_spki_der(spki_der, _ALGORITHMS[algorithm], stored=True),
+        not_before=_dt(not_before),
+        not_after=_dt(not_after),
+        status=_KEY_STATUSES[status],
+        status_since=_dt(status_since),
+        usage=_usage(usage) if usage is not None else None,
+        certificate_sha256=bytes.fromhex(certificate_sha256) if certificate_sha256 else None,
     )
 
 

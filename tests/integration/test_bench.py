@@ -67,9 +67,33 @@ def test_the_trust_list_scale_benchmark_compares_each_size_with_the_smallest(tmp
     out = tmp_path / "scale.json"
     result = _quick_run("bench_scale.py", out)
     data = json.loads(out.read_text())
+    registry = data.pop("registry")
     assert list(data) == ["10", "100", "1000"]
     assert data["10"]["ratio_to_smallest"] == 1.0
     for size in data.values():
         assert size["verify_per_s"] > 0
         assert size["registry_state_bytes"] > 0
     assert "ratio to 10 keys" in result.stdout
+    # The registry on disk at the same sizes: start-up of a real gateway, and one change.
+    assert list(registry) == ["10", "100", "1000"]
+    for size in registry.values():
+        for figure in ("start_up_s", "import_certificate_s", "revoke_key_s", "fill_s"):
+            assert size[figure] > 0, figure
+    assert "start-up" in result.stdout
+
+
+def test_the_latency_benchmark_reports_percentiles_and_the_overload(tmp_path):
+    out = tmp_path / "latency.json"
+    result = _quick_run("bench_latency.py", out)
+    data = json.loads(out.read_text())
+    for name in ("n1", "n16"):
+        for figure in ("verify_p50_ms", "verify_p99_ms", "empty_p50_ms", "empty_p99_ms"):
+            assert data[name][figure] > 0, (name, figure)
+        assert data[name]["p99_ratio"] > 0
+    overload = data["overload"]
+    assert overload["offered_per_s"] == 3 * data["capacity_per_s"]
+    assert sum(overload["outcomes"].values()) == overload["calls"] > 0
+    # Every call ended one way or another, and the server still answers afterwards.
+    assert data["after"]["verify_p50_ms"] > 0
+    for label in ("capacity", "admitted:", "refused:", "outcomes:"):
+        assert label in result.stdout

@@ -24,6 +24,8 @@ from gateway.registry.commands import (
     AddKey,
     CreateOperator,
     CreateRegion,
+    ImportCertificate,
+    ImportCertificates,
     Initialise,
     RegisterIssuer,
     ReserveName,
@@ -34,7 +36,14 @@ from gateway.registry.commands import (
     command_digest,
 )
 from gateway.registry.model import NameKind, Operator, Region
-from gateway.registry.registrar import Credential, Decision, Outcome, decide, identify
+from gateway.registry.registrar import (
+    MAX_CERTIFICATES_PER_CHANGE,
+    Credential,
+    Decision,
+    Outcome,
+    decide,
+    identify,
+)
 from tests.conftest import HANGZHOU_PROFILE, NOW
 
 REGIONS = ("330100", "110000", "440000")
@@ -377,3 +386,87 @@ def test_a_policy_requiring_an_issuer_its_trust_rules_exclude_is_refused():
     assert "could never be met" in refused.detail
     reachable = text.replace('regions = ["440000"]', 'regions = ["440000", "330000"]')
     assert _apply(state, ops("440000"), SetPolicy(reachable)).outcome is Outcome.OK
+
+
+# ---------------------------------------------------------------------- signer certificates
+
+
+def _dsc(name: str) -> bytes:
+    """A signer certificate (DER) of a fresh ES256 key, valid around NOW."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from gateway.crypto.pki import self_signed
+
+    raw = ec.generate_private_key(ec.SECP256R1())
+    certificate = self_signed(
+        raw, name, not_before=NOW - timedelta(days=1), not_after=NOW + timedelta(days=365)
+    )
+    return certificate.public_bytes(serialization.Encoding.DER)
+
+
+def _eu_state() -> TrustState:
+    """A state with one EU DCC issuer (country XX) and no key yet."""
+    from tests.conftest import REPO
+
+    state = TrustState()
+    for command in (
+        CreateRegion("XX", "Country XX"),
+        RegisterIssuer(
+            "eu-dcc-xx",
+            "XX",
+            "EU DCC XX",
+            (REPO / "gateway" / "profiles" / "formats" / "eu-dcc.toml").read_text(),
+        ),
+    ):
+        accepted = decide(state, LOCAL, command, NOW)
+        assert accepted.state is not None, accepted.detail
+        state = accepted.state
+    return state
+
+
+def test_a_list_of_certificates_is_imported_as_one_audited_change():
+    state = _eu_state()
+    certificates = tuple(_dsc(f"DSC {n}") for n in range(3))
+    decision = decide(state, LOCAL, ImportCertificates("eu-dcc-xx", certificates), NOW)
+    assert decision.outcome is Outcome.OK, decision.detail
+    assert decision.action is Action.IMPORT_CERTIFICATE
+    assert decision.state is not None
+    kids = sorted(kid for issuer, kid in decision.state.snapshot().keys if issuer == "eu-dcc-xx")
+    assert len(kids) == 3
+    assert decision.detail.startswith("3 certificates: key ids ")
+    assert all(kid in decision.detail for kid in kids)
+    # Decided on a copy: the state it started from holds no key yet.
+    assert not state.snapshot().keys
+    # The same three one by one reach the same keys.
+    one_by_one = state
+    for certificate in certificates:
+        single = decide(one_by_one, LOCAL, ImportCertificate("eu-dcc-xx", certificate), NOW)
+        assert single.state is not None, single.detail
+        one_by_one = single.state
+    assert dict(one_by_one.snapshot().keys) == dict(decision.state.snapshot().keys)
+
+
+def test_a_list_with_one_bad_certificate_changes_nothing():
+    state = _eu_state()
+    good = _dsc("good")
+    for bad in (b"not a certificate", good):  # garbage, and the same certificate twice
+        decision = decide(state, LOCAL, ImportCertificates("eu-dcc-xx", (good, bad)), NOW)
+        assert decision.outcome is Outcome.REFUSED, bad[:20]
+        assert decision.state is None
+    assert not state.snapshot().keys
+
+
+@pytest.mark.parametrize("count", [0, MAX_CERTIFICATES_PER_CHANGE + 1])
+def test_a_list_of_certificates_has_bounds(count):
+    certificates = (_dsc("one"),) * count
+    decision = decide(_eu_state(), LOCAL, ImportCertificates("eu-dcc-xx", certificates), NOW)
+    assert decision.outcome is Outcome.REFUSED
+    assert str(MAX_CERTIFICATES_PER_CHANGE) in decision.detail
+
+
+def test_only_the_host_imports_certificates():
+    state = _eu_state()
+    admin = decide(state, ADMIN, ImportCertificates("eu-dcc-xx", (_dsc("x"),)), NOW)
+    assert admin.outcome is Outcome.DENIED
+    assert admin.state is None
