@@ -220,6 +220,8 @@ def profile_lines(profile: Profile) -> list[str]:
         lines.append(
             f"  region    {profile.issuer_region.text} must be the issuer's registered region"
         )
+    if profile.destination is not None:
+        lines.append(f"  made for  {profile.destination.text} (the destination region)")
     times = {
         "issued": profile.issued_at,
         "expires": profile.expires_at,
