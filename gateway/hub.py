@@ -37,7 +37,7 @@ from gateway.registry.commands import (
     RetireKey,
 )
 from gateway.registry.registrar import Change, Registrar, RegistrarLimits
-from gateway.storage.attestations import AttestationKeys
+from gateway.storage.attestations import DEFAULT_MAX_ENTRIES, AttestationDesk, AttestationKeys
 from gateway.storage.files import StateFiles
 from gateway.storage.record import StateRecord
 from gateway.storage.secrets import load_or_create_private_key, replace_atomically
@@ -54,8 +54,23 @@ class Hub:
     registrar: Registrar
     signer: TrustListSigner
     identities: IdentityKeys
+    _desk: AttestationDesk | None = None
+
+    def attestations(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> AttestationDesk:
+        """The attestation keys and the issuance log (opened on first use, closed with the hub).
+
+        Raises:
+            StorageUnavailable: if the issuance log cannot be opened.
+        """
+        if self._desk is None:
+            self._desk = AttestationDesk(
+                self.files.attestation_keys, self.files.issuance_log, max_entries
+            )
+        return self._desk
 
     def close(self) -> None:
+        if self._desk is not None:
+            self._desk.close()
         self.store.close()
 
     def __enter__(self) -> Hub:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -35,7 +34,7 @@ from gateway.model import KeyId, Provenance, Reason, RegionCode, Verdict, parse_
 from gateway.online import OnlineAnswer
 from gateway.recognise import Decision, recognise
 from gateway.registry import KeyStatus, TrustHolder, TrustSnapshot
-from gateway.transfer import Issuance, Refusal, Refused
+from gateway.transfer import AttestOutcome, Issuance, Refusal, Refused
 from gateway.verify import Question, begin, finish_online, offline
 
 _YIELD_EVERY = 16
@@ -54,24 +53,6 @@ class AttestationDesk(Protocol):
     def record(self, issuance: Issuance) -> int:
         """Log one issued attestation (raises StorageUnavailable if it cannot)."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class AttestOutcome:
-    """The answer to an attestation request: the decision it rests on, and the attestation or
-    why there is none."""
-
-    decision: Decision
-    attestation: str | None = None
-    expires_at: datetime | None = None
-    refused: Refused | None = None
-    issuance: Issuance | None = None
-    bound: str = ""
-    """What set the expiry (``the policy's maximum``, ``code 2's expiry``, ...)."""
-
-    def __post_init__(self) -> None:
-        if (self.attestation is None) == (self.refused is None):
-            raise ValueError("an outcome has an attestation or a refusal, never both")
 
 
 class OnlineAsker(Protocol):
@@ -285,6 +266,7 @@ class VerificationService:
                 expires_at=check.code.expires_at,
                 issuance=issuance,
                 bound=assessed.bound,
+                code_ref=issuance.code_ref,
             )
         return AttestOutcome(
             decision, refused=Refused(Refusal.KEY_UNAVAILABLE, f"no attestation: {why}")

@@ -134,6 +134,26 @@ class Issuance:
     expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class AttestOutcome:
+    """The answer to an attestation request: the decision it rests on, and the attestation or
+    why there is none."""
+
+    decision: Decision
+    attestation: str | None = None
+    expires_at: datetime | None = None
+    refused: Refused | None = None
+    issuance: Issuance | None = None
+    bound: str = ""
+    """What set the expiry (``the policy's maximum``, ``code 2's expiry``, ...)."""
+    code_ref: str = ""
+    """The attestation's code reference, as the issuance log keeps it."""
+
+    def __post_init__(self) -> None:
+        if (self.attestation is None) == (self.refused is None):
+            raise ValueError("an outcome has an attestation or a refusal, never both")
+
+
 def assess(
     decision: Decision,
     verdicts: Sequence[Verdict],
