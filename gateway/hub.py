@@ -7,6 +7,8 @@ host's ``huren registry`` and ``huren audit`` commands, the demo and the tests.
 - :func:`open_hub` opens an existing one after checking that nobody else may read it, and
   verifies the registry; what to do with a registry that does not verify is the caller's
   decision (the gateway refuses to serve; ``audit verify`` reports).
+- :func:`new_attestation_key` makes the hub's transfer attestation key and registers it
+  through the Registrar (docs/transfer.md), retiring the one it replaces.
 """
 
 from __future__ import annotations
@@ -17,13 +19,25 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from gateway import transfer
 from gateway.clock import Clock, system_clock
 from gateway.crypto import Algorithm, PrivateKey
 from gateway.errors import RegistryDamaged, StorageUnavailable
 from gateway.identity import IdentityKeys
+from gateway.model import IssuerId, KeyId
+from gateway.registry import KeyStatus
+from gateway.registry.admission import KeyOffer, prove
 from gateway.registry.authority import Actor
-from gateway.registry.commands import AcceptRollback, Initialise
-from gateway.registry.registrar import Registrar, RegistrarLimits
+from gateway.registry.commands import (
+    AcceptRollback,
+    AddKey,
+    CreateRegion,
+    Initialise,
+    RegisterIssuer,
+    RetireKey,
+)
+from gateway.registry.registrar import Change, Registrar, RegistrarLimits
+from gateway.storage.attestations import DEFAULT_MAX_ENTRIES, AttestationDesk, AttestationKeys
 from gateway.storage.files import StateFiles
 from gateway.storage.record import StateRecord
 from gateway.storage.secrets import load_or_create_private_key, replace_atomically
@@ -40,8 +54,23 @@ class Hub:
     registrar: Registrar
     signer: TrustListSigner
     identities: IdentityKeys
+    _desk: AttestationDesk | None = None
+
+    def attestations(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> AttestationDesk:
+        """The attestation keys and the issuance log (opened on first use, closed with the hub).
+
+        Raises:
+            StorageUnavailable: if the issuance log cannot be opened.
+        """
+        if self._desk is None:
+            self._desk = AttestationDesk(
+                self.files.attestation_keys, self.files.issuance_log, max_entries
+            )
+        return self._desk
 
     def close(self) -> None:
+        if self._desk is not None:
+            self._desk.close()
         self.store.close()
 
     def __enter__(self) -> Hub:
@@ -132,3 +161,56 @@ def _trust_list_key(files: StateFiles) -> PrivateKey:
     if not files.trust_list_public.exists() or files.trust_list_public.read_bytes() != text:
         replace_atomically(files.trust_list_public, text)
     return key
+
+
+def new_attestation_key(hub: Hub, actor: Actor) -> tuple[str, list[Change]]:
+    """A new transfer attestation key, registered as a key of the hub's issuer ``huren-hub``
+    in the national pseudo-region 100000 (created, with the issuer, the first time), each step
+    an audited change; every other active key of the issuer is retired (attestations it signed
+    stay valid until they expire). The private key is written before it is registered, so a
+    failed registration leaves an unregistered key that signs nothing.
+
+    Returns:
+        The new key id and the changes made, in order.
+    """
+    changes = []
+    if transfer.REGION not in hub.store.state.snapshot().regions:
+        changes.append(
+            hub.registrar.submit(
+                actor,
+                f"attestation-region-{uuid.uuid4()}",
+                CreateRegion(transfer.REGION, transfer.REGION_NAME),
+            )
+        )
+    created = AttestationKeys(hub.files.attestation_keys).create()
+    request_id = f"attestation-key-{uuid.uuid4()}"
+    public = created.key.public_key()
+    offer = KeyOffer(
+        kid=created.kid,
+        key=json.dumps({**public.jwk(), "kid": created.kid}).encode(),
+        proof=prove(created.key, transfer.ISSUER, created.kid, request_id),
+    )
+    snapshot = hub.store.state.snapshot()
+    if transfer.ISSUER not in snapshot.issuers:
+        command: RegisterIssuer | AddKey = RegisterIssuer(
+            issuer_id=transfer.ISSUER,
+            region=transfer.REGION,
+            name=transfer.ISSUER_NAME,
+            profile_toml=transfer.profile_text(),
+            keys=(offer,),
+        )
+    else:
+        command = AddKey(transfer.ISSUER, offer)
+    changes.append(hub.registrar.submit(actor, request_id, command))
+    for (issuer, kid), key in sorted(snapshot.keys.items()):
+        if (
+            issuer == IssuerId(transfer.ISSUER)
+            and kid != KeyId(created.kid)
+            and key.status is KeyStatus.ACTIVE
+        ):
+            changes.append(
+                hub.registrar.submit(
+                    actor, f"attestation-retire-{uuid.uuid4()}", RetireKey(issuer, kid)
+                )
+            )
+    return created.kid, changes

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NewType
 
@@ -22,6 +22,9 @@ SubjectRef = NewType("SubjectRef", str)
 """Pseudonymous subject reference, derived by the gateway with a secret key."""
 
 _REGION_CODE = re.compile(r"^[1-8][0-9]{5}$")
+NATIONAL_REGION = RegionCode("100000")
+"""GB/T 2260's code for the whole country (全国): the pseudo-region of the hub's own issuer of
+transfer attestations (docs/transfer.md). It contains no other region, and no region contains it."""
 _COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 # GB/T 2260 province-level prefixes (the first two digits of every valid code).
 PROVINCE_PREFIXES = frozenset(
@@ -44,6 +47,8 @@ def parse_region_code(text: str) -> RegionCode:
     """
     if _COUNTRY_CODE.fullmatch(text) and text != "CN":
         return RegionCode(text)
+    if text == NATIONAL_REGION:
+        return NATIONAL_REGION
     if not _REGION_CODE.fullmatch(text) or text[:2] not in PROVINCE_PREFIXES:
         raise ValueError(f"not a GB/T 2260 region code or ISO 3166 country code: {text[:16]!r}")
     return RegionCode(text)
@@ -191,6 +196,13 @@ class CanonicalCode:
     local_state: str
     masked_identity: str
     subject: SubjectRef
+    destination: RegionCode | None = None
+    """The region the code was made for, where its profile reads one (``claims.destination``:
+    a transfer attestation names the destination whose policy decided it); None otherwise."""
+    link: bytes = field(default=b"", repr=False, compare=False)
+    """The identity link value ``L`` the subject reference is derived from (docs/identity.md),
+    in this process only: never converted to a message, shown or logged. The hub binds a
+    transfer attestation to the traveller with it (docs/transfer.md); empty where unknown."""
 
 
 @dataclass(frozen=True, slots=True)

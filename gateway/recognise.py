@@ -272,7 +272,36 @@ def _weigh(
         )
         return None
     origin = f"{code.issuer} ({code.region})"
-    if not policy.recognises(code.region, code.issuer):
+    if code.destination is not None:
+        # A transfer attestation (转码) counts only where the policy accepts attestations made
+        # for its destination; [trust] alone never admits one (docs/transfer.md).
+        accepted = policy.transfer.accepts(code.destination)
+        excluded = policy.exclude.match(code.region, code.issuer)
+        if accepted is None or excluded is not None:
+            roles[index] = Role.NOT_RECOGNISED
+            why = (
+                f"{excluded} is excluded"
+                if excluded
+                else f"this policy accepts no attestation made for {code.destination}"
+            )
+            steps.append(
+                Step(
+                    "transfer.not_accepted",
+                    f"code {index + 1} is an attestation made for {code.destination} by "
+                    f"{origin}, not recognised here ({why}): it takes no part",
+                    (index,),
+                )
+            )
+            return None
+        steps.append(
+            Step(
+                "transfer.accepted",
+                f"code {index + 1} is an attestation made for {code.destination}; "
+                f"{policy.label} accepts attestations made for {accepted}",
+                (index,),
+            )
+        )
+    elif not policy.recognises(code.region, code.issuer):
         excluded = policy.exclude.match(code.region, code.issuer)
         roles[index] = Role.NOT_RECOGNISED
         why = f"{excluded} is excluded" if excluded else "its origin is not on the trust list"

@@ -16,6 +16,7 @@ from gateway.profiles.describe import (
 )
 from gateway.recognise import Decision, DecisionStatus
 from gateway.trace import Step
+from gateway.transfer import AttestOutcome, Issuance
 
 if TYPE_CHECKING:
     from gateway.dryrun import Trial
@@ -146,6 +147,33 @@ def decision_json(decision: Decision) -> dict[str, Any]:
     }
 
 
+def attest_json(outcome: AttestOutcome) -> dict[str, Any]:
+    """The JSON form used by ``huren attest --json`` and the checkpoint's ``POST /api/attest``."""
+    return {
+        "attestation": outcome.attestation,
+        "expires_at": _iso(outcome.expires_at) if outcome.expires_at else None,
+        "expiry_bound": outcome.bound or None,
+        "code_ref": outcome.code_ref or None,
+        "refusal": outcome.refused.refusal.value if outcome.refused else None,
+        "refusal_detail": outcome.refused.detail if outcome.refused else None,
+        "decision": decision_json(outcome.decision),
+    }
+
+
+def issuance_json(seq: int, issuance: Issuance) -> dict[str, Any]:
+    """One entry of the hub's issuance log (``huren registry attestations --json``)."""
+    return {
+        "seq": seq,
+        "code_ref": issuance.code_ref,
+        "destination": issuance.destination,
+        "policy": issuance.policy,
+        "sources": list(issuance.sources),
+        "kid": issuance.kid,
+        "issued_at": _iso(issuance.issued_at),
+        "expires_at": _iso(issuance.expires_at),
+    }
+
+
 def decision_lines(decision: Decision) -> list[str]:
     """The decision, each code, and the explanation, for people."""
     if decision.status is DecisionStatus.REFUSED:
@@ -220,6 +248,8 @@ def profile_lines(profile: Profile) -> list[str]:
         lines.append(
             f"  region    {profile.issuer_region.text} must be the issuer's registered region"
         )
+    if profile.destination is not None:
+        lines.append(f"  made for  {profile.destination.text} (the destination region)")
     times = {
         "issued": profile.issued_at,
         "expires": profile.expires_at,

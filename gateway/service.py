@@ -24,20 +24,35 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from gateway import transfer
 from gateway.clock import Clock
-from gateway.errors import RequestInvalid
+from gateway.crypto import PrivateKey
+from gateway.errors import RequestInvalid, StorageUnavailable
 from gateway.identity import IdentityKeys
 from gateway.limits import Limits
-from gateway.model import Provenance, Reason, RegionCode, Verdict, parse_region_code
+from gateway.model import KeyId, Provenance, Reason, RegionCode, Verdict, parse_region_code
 from gateway.online import OnlineAnswer
 from gateway.recognise import Decision, recognise
-from gateway.registry import TrustHolder, TrustSnapshot
+from gateway.registry import KeyStatus, TrustHolder, TrustSnapshot
+from gateway.transfer import AttestOutcome, Issuance, Refusal, Refused
 from gateway.verify import Question, begin, finish_online, offline
 
 _YIELD_EVERY = 16
 RECOGNISE_PAST = timedelta(minutes=15)
 """How far in the past a decision's instant of presentation may be (a checkpoint that queued a
 scan); the trust snapshot is always the current one."""
+
+
+class AttestationDesk(Protocol):
+    """Where the hub keeps what transfer needs (gateway.storage.attestations)."""
+
+    def signing_keys(self) -> Sequence[tuple[str, PrivateKey]]:
+        """Every attestation key on this host, as ``(kid, key)``."""
+        ...
+
+    def record(self, issuance: Issuance) -> int:
+        """Log one issued attestation (raises StorageUnavailable if it cannot)."""
+        ...
 
 
 class OnlineAsker(Protocol):
@@ -72,12 +87,14 @@ class VerificationService:
         online: OnlineAsker | None = None,
         *,
         clock_floor: datetime | None = None,
+        attestations: AttestationDesk | None = None,
     ) -> None:
         self.trust = trust
         self.limits = limits
         self._identities = identities
         self._clock = clock
         self._online = online
+        self._attestations = attestations
         self._high_water = clock_floor
         """The latest instant known to have passed: the registry's last change or the persisted
         mark, then the latest instant this service has read from its clock."""
@@ -194,6 +211,66 @@ class VerificationService:
         verdicts = await self._verify_all(codes, trust, instant, where, untrusted, asked_at=now)
         policy = trust.policy_for(where)
         return recognise(verdicts, policy, where, instant, trust_version=trust.version)
+
+    async def attest_async(self, codes: Sequence[str], destination: str) -> AttestOutcome:
+        """转码: recognise one traveller's codes at the destination now and, only for a GREEN
+        decision under a policy that allows transfer, issue the hub's signed attestation
+        (:mod:`gateway.transfer`). The attestation is verified through the pipeline before it
+        is handed out (so a key the registry does not list as active signs nothing) and
+        logged (so none is handed out unlogged).
+
+        Raises:
+            RequestInvalid: as :meth:`recognise_async`.
+        """
+        decision = await self.recognise_async(codes, destination)
+        trust = self.trust.current
+        now = decision.decided_at
+        verdicts = [a.verdict for a in decision.assessments]
+        profiles = {
+            v.code.issuer: trust.profile_of(trust.issuers[v.code.issuer])
+            for v in verdicts
+            if v.code is not None and v.code.issuer in trust.issuers
+        }
+        policy = trust.policy_for(decision.destination)
+        assessed = transfer.assess(decision, verdicts, policy, profiles, now)
+        if isinstance(assessed, Refused):
+            return AttestOutcome(decision, refused=assessed)
+        why = "this gateway holds no attestation key"
+        for kid, key in self._attestations.signing_keys() if self._attestations else ():
+            registered = trust.keys.get((transfer.ISSUER, KeyId(kid)))
+            if registered is None or registered.status is not KeyStatus.ACTIVE:
+                why = f"attestation key {kid} is not an active key of {transfer.ISSUER} here"
+                continue
+            text = transfer.seal(assessed, key, kid)
+            check = offline(self._begin(text, trust, now, decision.destination, None), now)
+            if check.code is None or check.code.destination != decision.destination:
+                why = f"the attestation did not verify here ({check.reason.value}: {check.detail})"
+                continue
+            issuance = Issuance(
+                code_ref=check.provenance.code_ref or "",
+                destination=decision.destination,
+                policy=assessed.policy,
+                sources=assessed.sources,
+                kid=kid,
+                issued_at=check.code.issued_at,
+                expires_at=check.code.expires_at,
+            )
+            try:
+                self._attestations.record(issuance)  # type: ignore[union-attr]
+            except StorageUnavailable as e:
+                why = f"the issuance log cannot be written ({e})"
+                break
+            return AttestOutcome(
+                decision,
+                attestation=text,
+                expires_at=check.code.expires_at,
+                issuance=issuance,
+                bound=assessed.bound,
+                code_ref=issuance.code_ref,
+            )
+        return AttestOutcome(
+            decision, refused=Refused(Refusal.KEY_UNAVAILABLE, f"no attestation: {why}")
+        )
 
     def _presented(self, at: datetime, now: datetime) -> datetime:
         if at.tzinfo is None or not now - RECOGNISE_PAST <= at <= now + self.limits.leeway:

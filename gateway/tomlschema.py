@@ -66,9 +66,10 @@ def duration() -> Schema:
 
 def region_code() -> Schema:
     """:func:`gateway.model.parse_region_code`: a GB/T 2260 code with a known province prefix,
-    or an ISO 3166-1 alpha-2 country code other than CN."""
+    or an ISO 3166-1 alpha-2 country code other than CN, or 100000 (the nation)."""
     provinces = "|".join(sorted(PROVINCE_PREFIXES))
-    return {"type": "string", "pattern": f"^(?:(?!CN$)[A-Z]{{2}}|(?:{provinces})[0-9]{{4}})$"}
+    pattern = f"^(?:(?!CN$)[A-Z]{{2}}|(?:{provinces})[0-9]{{4}}|100000)$"
+    return {"type": "string", "pattern": pattern}
 
 
 def table(properties: Mapping[str, Schema], required: Iterable[str] = (), **extra: Any) -> Schema:

@@ -242,6 +242,10 @@ def state_read(profile: Profile, claims: Mapping[Any, Any], issuer: Issuer) -> l
             f"issuer region at {profile.issuer_region.text} = "
             f"{shown(profile.issuer_region.get(claims))} (must be {issuer.region})"
         )
+    if profile.destination is not None:
+        facts.append(
+            f"destination at {profile.destination.text} = {shown(profile.destination.get(claims))}"
+        )
     return facts
 
 

@@ -531,6 +531,8 @@ def _accept(opened: Opened, signer: IssuerKey, context: _Context, facts: _Facts)
         local_state=translated.local_state,
         masked_identity=identity.masked,
         subject=context.identities.subject(identity),
+        destination=translated.destination,
+        link=identity.link,
     )
     return Verdict.valid(canonical, facts.provenance, now, detail=_detail(translated))
 

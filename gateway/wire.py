@@ -17,6 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from gateway._generated.huren.v1 import decision_pb2 as dpb
 from gateway._generated.huren.v1 import registry_pb2 as rpb
 from gateway._generated.huren.v1 import verdict_pb2 as pb
+from gateway._generated.huren.v1 import verifier_pb2 as vpb
 from gateway.errors import RequestInvalid
 from gateway.model import (
     CanonicalCode,
@@ -60,6 +61,7 @@ from gateway.registry.views import (
     ProfileVersionView,
     TrustListView,
 )
+from gateway.transfer import AttestOutcome, Refusal, Refused
 
 STATUS = {s: pb.Status.Value(f"STATUS_{s.name}") for s in Status}
 COLOUR = {c: pb.Colour.Value(f"COLOUR_{c.name}") for c in Colour}
@@ -132,6 +134,8 @@ def verdict(value: Verdict) -> pb.Verdict:
         out.local_state = code.local_state
         out.masked_identity = code.masked_identity
         out.subject = code.subject
+        if code.destination:
+            out.destination = code.destination
     return message
 
 
@@ -156,6 +160,7 @@ def verdict_from_pb(message: pb.Verdict) -> Verdict:
             local_state=c.local_state,
             masked_identity=c.masked_identity,
             subject=SubjectRef(c.subject),
+            destination=RegionCode(c.destination) if c.destination else None,
         )
     try:
         status, reason = STATUS_FROM[message.status], REASON_FROM[message.reason]
@@ -604,3 +609,38 @@ def trust_list_from(
 
 def watched_trust_list(view: TrustListView) -> rpb.WatchTrustListResponse:
     return rpb.WatchTrustListResponse(jws=view.jws, version=view.version)
+
+
+def attest_response(value: AttestOutcome) -> vpb.AttestResponse:
+    message = vpb.AttestResponse(
+        decision=decision(value.decision),
+        attestation=value.attestation or "",
+        expiry_bound=value.bound,
+        code_ref=value.code_ref,
+    )
+    if value.expires_at is not None:
+        message.expires_at.CopyFrom(timestamp(value.expires_at))
+    if value.refused is not None:
+        message.refusal = vpb.AttestRefusal.Value(f"ATTEST_REFUSAL_{value.refused.refusal.value}")
+        message.refusal_detail = value.refused.detail
+    return message
+
+
+def attest_from_pb(message: vpb.AttestResponse) -> AttestOutcome:
+    """An attestation answer received from a gateway (clients). Raises ValueError if it is
+    inconsistent (an attestation and a refusal, or neither)."""
+    refused = None
+    if message.refusal:
+        try:
+            refusal = Refusal[vpb.AttestRefusal.Name(message.refusal)[len("ATTEST_REFUSAL_") :]]
+        except (KeyError, ValueError) as e:
+            raise ValueError("attestation answer with an unknown refusal") from e
+        refused = Refused(refusal, message.refusal_detail)
+    return AttestOutcome(
+        decision=decision_from_pb(message.decision),
+        attestation=message.attestation or None,
+        expires_at=from_timestamp(message.expires_at) if message.HasField("expires_at") else None,
+        refused=refused,
+        bound=message.expiry_bound,
+        code_ref=message.code_ref,
+    )

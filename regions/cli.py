@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +32,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="the hub's linking key (hex), for regions that carry masked-link identities",
     )
     serve.add_argument("--public-url", help="the base URL travellers' codes point to (Zhejiang)")
+    hub = serve.add_argument_group("转码: converting the hub's attestations (POST /api/transfers)")
+    hub.add_argument(
+        "--hub", metavar="HOST:PORT", help="the hub's verification address (trust lists)"
+    )
+    hub.add_argument("--hub-key", type=Path, help="the hub's trustlist-key.jwk (pinned)")
+    hub.add_argument("--hub-ca", type=Path, help="the CA of the hub's TLS certificate")
     serve.set_defaults(handler=_serve)
 
     onboard = sub.add_parser(
@@ -88,6 +95,23 @@ def _serve(args: argparse.Namespace) -> int:
     from regions.common.runner import start_region
 
     link_key = bytes.fromhex(args.link_key_file.read_text().strip()) if args.link_key_file else None
+    transfers = None
+    if args.hub or args.hub_key:
+        from gateway.cli.local import read_trust_list_key
+        from gateway.clients.hubfeed import HubFeed
+        from gateway.clients.tls import TlsCredentials
+        from regions.common.transfers import HubTrust, Transfers
+
+        if not (args.hub and args.hub_key and link_key):
+            print(
+                "huren region serve: converting attestations needs --hub, --hub-key and "
+                "--link-key-file",
+                file=sys.stderr,
+            )
+            return 2
+        credentials = TlsCredentials(args.hub_ca.read_bytes()) if args.hub_ca else None
+        feed = HubFeed(args.hub, credentials)
+        transfers = Transfers(HubTrust(read_trust_list_key(args.hub_key), feed), link_key)
 
     async def run() -> None:
         running = await start_region(
@@ -98,6 +122,7 @@ def _serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             public_url=args.public_url,
+            transfers=transfers,
         )
         spec = running.region.spec
         kid = running.secrets.kid

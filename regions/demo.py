@@ -49,7 +49,7 @@ from gateway.clock import system_clock
 from gateway.codecs import base64url, cose, jws, strictcbor, strictjson, textform
 from gateway.crypto import Algorithm, PrivateKey
 from gateway.errors import CallRefused
-from gateway.hub import initialise, open_hub
+from gateway.hub import initialise, new_attestation_key, open_hub
 from gateway.identity import resident_id_check_char
 from gateway.limits import Limits
 from gateway.model import Colour, IssuerId, Reason, Status, Verdict
@@ -302,10 +302,15 @@ def _run(out: _Narrator, work: Path, *, serve: bool = False) -> None:
     with open_hub(gateway_files.directory) as hub:
         admin_cert = (pki_dir / "operators" / "hub-admin.pem").read_bytes()
         hub.registrar.submit(local, "bootstrap", CreateOperator("hub-admin", None, admin_cert))
+        attestation_kid, _ = new_attestation_key(hub, local)
     out.say("Setup")
     out.say("  pki        a development CA, the gateway's certificate, an operator per region")
     out.say("  registry   a new state directory: an empty registry, audited (huren registry init)")
     out.say("  bootstrap  the hub administrator's certificate pinned in the registry (offline)")
+    out.say(
+        f"  转码 key    the hub's attestation key {attestation_kid}, issuer huren-hub of 100000 "
+        "全国 (huren registry attestation-key new)"
+    )
     gateway = _Process(
         [
             *("serve", "--listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0"),
@@ -331,8 +336,16 @@ def _run(out: _Narrator, work: Path, *, serve: bool = False) -> None:
         regions: dict[str, _Process] = {}
         for name in REGIONS:
             args = ["region", "serve", name, "--port", "0", "--state-dir", str(work / name)]
-            if name in ("zhejiang", "guangdong", "hubei"):
+            if name in ("zhejiang", "guangdong", "hubei", *TRANSFER_REGIONS):
                 args += ["--link-key-file", str(gateway_files.link_key)]
+            if name in TRANSFER_REGIONS:  # they convert the hub's attestations (转码)
+                args += [
+                    "--hub",
+                    gateway.address,
+                    "--hub-key",
+                    str(gateway_files.trust_list_public),
+                ]
+                args += ["--hub-ca", str(pki_dir / "ca.pem")]
             regions[name] = _Process(args, r"listening on (http://\S+)")
         processes.extend(regions.values())
         for process in regions.values():
@@ -357,6 +370,7 @@ def _run(out: _Narrator, work: Path, *, serve: bool = False) -> None:
                 work,
                 lambda: _journey(out, client, regions, pki_dir, registry),
             )
+            _transfer(out, client, regions, pki_dir, registry, gateway_files, attestation_kid)
             _live_revocation(out, client, pki_dir, registry, regions)
         _audit_verify(out, gateway_files)
         if serve:
@@ -437,7 +451,7 @@ def _live_revocation(
     regions: dict[str, _Process],
 ) -> None:
     out.say()
-    out.say("6. Macau's operator revokes its key; the running gateway refuses its codes at once")
+    out.say("7. Macau's operator revokes its key; the running gateway refuses its codes at once")
     _, answer = _http(
         f"{regions['macau'].address}/api/declarations", _travellers("2000-01-01")[0].body
     )
@@ -457,6 +471,109 @@ def _live_revocation(
         out.failures.append("the verdict after revocation did not use the new trust version")
 
 
+TRANSFER_REGIONS = ("guangdong", "macau")
+MACAU_TRANSFER = """
+# Version 2 (the demo): the hub may attest GREEN decisions made here, for at most 12 hours, and
+# attestations made for Macau count here.
+[transfer]
+attest = true
+max_validity = "12h"
+accept = ["820000"]
+"""
+TRANSFER_WAIT_S = 15.0
+GREEN = Colour.GREEN
+
+
+def _transfer(
+    out: _Narrator,
+    client: GatewayClient,
+    regions: dict[str, _Process],
+    pki_dir: Path,
+    registry: str,
+    files: StateFiles,
+    kid: str,
+) -> None:
+    out.say()
+    out.say("6. 转码: 王芳 carries her green status from Guangdong to Macau")
+    text = (Path(__file__).parent / "macau" / "policy.toml").read_text("utf-8")
+    text = text.replace("version = 1", "version = 2", 1) + MACAU_TRANSFER
+    with RegistryClient(registry, TlsCredentials.from_pki(pki_dir, "macau-ops")) as operator:
+        change = operator.submit(new_request_id(), SetPolicy(text))
+    flags = "; ".join(f for f in load_policy(text).flags() if f.startswith("transfer"))
+    out.say(f"   Macau's operator sets macau@2: {flags} (audit #{change.audit.seq})")
+    wang, _, zhang, _ = _travellers("2000-01-01")
+    _, blue = _http(f"{regions['guangdong'].address}/api/declarations", wang.body)
+    out.check(f"王芳's 粤康码 {blue['state']}", client.verify(blue["code"]), colour=Colour.GREEN)
+    outcome = client.attest([blue["code"]], "820000")
+    attestation = outcome.attestation
+    if attestation is None or outcome.expires_at is None:
+        out.failures.append(f"no attestation for 王芳: {outcome.refused}")
+        return
+    expires = outcome.expires_at.astimezone(CHINA_STANDARD_TIME).strftime("%H:%M")
+    out.say(
+        f"  {_pad('王芳 asks the hub for an attestation for Macau', 44)} issued {outcome.code_ref},"
+        f" {len(attestation)} characters (HR1:...), expires {expires} (set by {outcome.bound})"
+    )
+    out.check(
+        "the attestation, verified as a code", client.verify(attestation), colour=Colour.GREEN
+    )
+    convert = f"{regions['macau'].address}/api/transfers"
+    request = {"attestation": attestation, "id_number": wang.body["id_number"], "name": "王芳"}
+    status, verde = _http(convert, request)
+    if status != 201:
+        out.failures.append(f"Macau did not convert 王芳's attestation: {status} {verde}")
+        return
+    out.say(
+        f"  {_pad('Macau converts it offline (trust list)', 44)} 201 澳门健康码 {verde['state']}"
+        f" for {verde['holder']}, use {verde['attestation']['uses']} of "
+        f"{verde['attestation']['uses'] + verde['attestation']['uses_left']}"
+    )
+    out.decided(
+        "王芳's converted verde at a Macau checkpoint",
+        client.recognise([verde["code"]], "820000"),
+        colour=Colour.GREEN,
+        reason=DecisionReason.RECOGNISED,
+        deciding=(0,),
+    )
+    status, other = _http(f"{regions['guangdong'].address}/api/transfers", request)
+    out.say(f"  {_pad('the same attestation at Guangdong', 44)} {status} {other.get('reason')}")
+    if other.get("reason") != "OTHER_DESTINATION":
+        out.failures.append(f"Guangdong converted Macau's attestation: {status} {other}")
+    _, red = _http(f"{regions['guangdong'].address}/api/declarations", zhang.body)
+    refused = client.attest([red["code"]], "820000")
+    detail = refused.refused.detail if refused.refused else "an attestation was issued"
+    out.say(f"  {_pad('张伟 (红码) asks for one', 44)} refused: {detail}")
+    if refused.attestation is not None:
+        out.failures.append("张伟's red code was attested")
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "gateway", "registry", "attestation-key", "revoke"),
+            *("--state-dir", str(files.directory), "--kid", kid, "--reason", "key exposed"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    out.say(f"  the hub revokes its attestation key: {result.stdout.strip()}")
+    deadline = time.monotonic() + TRANSFER_WAIT_S
+    while True:  # the hub publishes the new trust list within about a second
+        status, after = _http(convert, request)
+        if after.get("reason") == "ERR_KEY_REVOKED" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    out.say(f"  {_pad('王芳 converts again at Macau', 44)} {status} {after.get('reason')}")
+    if after.get("reason") != "ERR_KEY_REVOKED":
+        out.failures.append(f"a revoked attestation key still converts: {status} {after}")
+    out.check(
+        "the attestation at the gateway, after",
+        client.verify(attestation),
+        colour=Colour.GREY,
+        status=Status.REJECTED,
+        reason=Reason.ERR_KEY_REVOKED,
+    )
+
+
 def _audit_verify(out: _Narrator, files: StateFiles) -> None:
     out.say()
     result = subprocess.run(
@@ -466,7 +583,7 @@ def _audit_verify(out: _Narrator, files: StateFiles) -> None:
         timeout=60,
         check=False,
     )
-    out.say(f"7. huren audit verify: {result.stdout.strip()}")
+    out.say(f"8. huren audit verify: {result.stdout.strip()}")
     if result.returncode != 0:
         out.failures.append(f"huren audit verify failed: {result.stdout} {result.stderr}")
 

@@ -16,7 +16,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from gateway import crypto
+from gateway import crypto, transfer
 from gateway.cli.common import (
     DEFAULT_STATE,
     EXIT_ERROR,
@@ -29,8 +29,8 @@ from gateway.cli.common import (
     read_utf8,
 )
 from gateway.errors import ConfigurationInvalid
-from gateway.hub import Hub, initialise, open_hub
-from gateway.model import Reason
+from gateway.hub import Hub, initialise, new_attestation_key, open_hub
+from gateway.model import Reason, parse_region_code
 from gateway.registry import OnlineEndpoint
 from gateway.registry.admission import KeyOffer, offers_from_file
 from gateway.registry.commands import (
@@ -40,9 +40,11 @@ from gateway.registry.commands import (
     ImportCertificate,
     RegisterIssuer,
     RetireIssuer,
+    RevokeKey,
 )
 from gateway.registry.keyfiles import MAX_KEY_FILE_BYTES
 from gateway.registry.registrar import Change
+from gateway.report import issuance_json
 from gateway.storage.files import StateFiles
 from gateway.storage.record import StateRecord
 from gateway.storage.sqlite import SqliteRegistry
@@ -100,6 +102,20 @@ def register(commands: Subparsers) -> None:
     retire.add_argument("--issuer", required=True, help="the issuer id")
     retire.add_argument("--reason", default="", help="why, for the audit log")
     retire.set_defaults(handler=_retire_issuer)
+
+    attestation = command(
+        "attestation-key", "转码: make (or rotate to) a new hub attestation key, or revoke one"
+    )
+    attestation.add_argument("action", choices=["new", "revoke"], help="new: make and register")
+    attestation.add_argument("--kid", help="revoke: the key id")
+    attestation.add_argument("--reason", default="", help="revoke: why, for the audit log")
+    attestation.set_defaults(handler=_attestation_key)
+
+    issued = command("attestations", "the hub's issuance log of transfer attestations")
+    issued.add_argument("--destination", help="only those made for this region")
+    issued.add_argument("--limit", type=int, default=100, help="at most this many, newest first")
+    issued.add_argument("--json", action="store_true", help="one JSON object per attestation")
+    issued.set_defaults(handler=_attestations)
 
     rollback = command(
         "accept-rollback",
@@ -244,6 +260,58 @@ def _hub(args: argparse.Namespace) -> Hub:
 def _submit(args: argparse.Namespace, command: Command, request_id: str | None = None) -> Change:
     with _hub(args) as hub:
         return hub.registrar.submit(local_actor(), request_id or new_request_id(), command)
+
+
+def _attestation_key(args: argparse.Namespace) -> int:
+    with _hub(args) as hub:
+        if args.action == "new":
+            kid, changes = new_attestation_key(hub, local_actor())
+            for change in changes:
+                print(f"audit #{change.audit.seq}: {change.audit.detail}")
+            print(
+                f"attestation key {kid} of {transfer.ISSUER} ({transfer.REGION}): trust version "
+                f"{changes[-1].trust_version}; a running gateway signs with it from now on"
+            )
+            return EXIT_OK
+        if not args.kid:
+            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, "revoke needs --kid")
+        change = hub.registrar.submit(
+            local_actor(),
+            new_request_id(),
+            RevokeKey(transfer.ISSUER, args.kid, args.reason),
+        )
+    print(
+        f"revoked attestation key {args.kid}: trust version {change.trust_version}, audit "
+        f"#{change.audit.seq}; every attestation it signed is refused from now on"
+    )
+    return EXIT_OK
+
+
+def _attestations(args: argparse.Namespace) -> int:
+    destination = None
+    if args.destination:
+        try:
+            destination = parse_region_code(args.destination)
+        except ValueError as e:
+            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"--destination: {e}") from e
+    with _hub(args) as hub:
+        desk = hub.attestations()
+        entries = desk.log.query(destination=destination, limit=args.limit)
+        total = desk.log.count()
+    for seq, issuance in entries:
+        if args.json:
+            print(json.dumps(issuance_json(seq, issuance), ensure_ascii=False))
+        else:
+            print(
+                f"#{seq} {issuance.issued_at.isoformat()} {issuance.code_ref} for "
+                f"{issuance.destination} under {issuance.policy}, expires "
+                f"{issuance.expires_at.isoformat()}, key {issuance.kid}, sources "
+                f"{' '.join(issuance.sources)}"
+            )
+    if not args.json:
+        kept = desk.log.max_entries
+        print(f"{len(entries)} shown of {total} kept (the log keeps the latest {kept})")
+    return EXIT_OK
 
 
 def _init(args: argparse.Namespace) -> int:

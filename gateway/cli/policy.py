@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from gateway.cli.common import (
@@ -26,7 +27,7 @@ from gateway.model import Colour, Reason
 from gateway.policy import load_policy
 from gateway.recognise import DecisionStatus
 from gateway.registry.commands import SetPolicy
-from gateway.report import decision_json, decision_lines, policy_lines
+from gateway.report import attest_json, decision_json, decision_lines, policy_lines
 
 
 def register(commands: Subparsers) -> None:
@@ -45,6 +46,17 @@ def register(commands: Subparsers) -> None:
     r.add_argument("--json", action="store_true", help="the decision as one JSON object")
     add_tls_options(r, mutual=False)
     r.set_defaults(handler=_recognise)
+
+    a = commands.add_parser(
+        "attest",
+        help="转码: the hub's attestation of a GREEN decision, for the traveller to carry",
+    )
+    a.add_argument("codes", nargs="*", metavar="CODE", help="codes (or one per line on stdin)")
+    a.add_argument("--at", required=True, metavar="REGION", help="the destination region code")
+    a.add_argument("--gateway", default=DEFAULT_GATEWAY, help="gateway address host:port")
+    a.add_argument("--json", action="store_true", help="the answer as one JSON object")
+    add_tls_options(a, mutual=False)
+    a.set_defaults(handler=_attest)
 
     policy = commands.add_parser("policy", help="precedence policies of destinations")
     sub = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
@@ -79,6 +91,28 @@ def _recognise(args: argparse.Namespace) -> int:
         print("\n".join(decision_lines(decision)))
     passed = decision.status is DecisionStatus.DECIDED and decision.colour is Colour.GREEN
     return EXIT_OK if passed else EXIT_FAILED
+
+
+def _attest(args: argparse.Namespace) -> int:
+    """Prints the attestation alone on standard output when one is issued (so that
+    ``$(huren attest ...)`` is the code), the decision and any refusal on standard error."""
+    codes = read_codes(list(args.codes))
+    with GatewayClient(args.gateway, tls_credentials(args)) as client:
+        outcome = client.attest(codes, args.at)
+    if args.json:
+        print(json.dumps(attest_json(outcome), ensure_ascii=False))
+    else:
+        print("\n".join(decision_lines(outcome.decision)), file=sys.stderr)
+        if outcome.attestation is not None and outcome.expires_at is not None:
+            print(
+                f"attestation {outcome.code_ref} for {outcome.decision.destination}, expires "
+                f"{outcome.expires_at.isoformat()} (set by {outcome.bound})",
+                file=sys.stderr,
+            )
+            print(outcome.attestation)
+        elif outcome.refused is not None:
+            print(f"{outcome.refused.refusal.value}: {outcome.refused.detail}", file=sys.stderr)
+    return EXIT_OK if outcome.attestation is not None else EXIT_FAILED
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -17,7 +17,8 @@ from gateway.clients.tls import ChannelClient, TlsCredentials
 from gateway.errors import CallFailed
 from gateway.model import Verdict
 from gateway.recognise import Decision
-from gateway.wire import decision_from_pb, timestamp, verdict_from_pb
+from gateway.transfer import AttestOutcome
+from gateway.wire import attest_from_pb, decision_from_pb, timestamp, verdict_from_pb
 
 CLIENT_BATCH = 100
 
@@ -71,6 +72,13 @@ class GatewayClient(ChannelClient):
         with self.calls():
             response = self._stub.Recognise(request, timeout=self._timeout)
         return decision_from_pb(response.decision)
+
+    def attest(self, codes: Sequence[str], destination: str) -> AttestOutcome:
+        """转码: the hub's attestation for one traveller's codes at a destination (``Attest``)."""
+        request = pb.AttestRequest(codes=codes, destination=destination)
+        with self.calls():
+            response = self._stub.Attest(request, timeout=self._timeout)
+        return attest_from_pb(response)
 
     def serving(self, service: str = "") -> bool:
         """True if the gateway's standard health check answers SERVING."""

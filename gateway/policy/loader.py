@@ -16,8 +16,17 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from gateway.errors import ConfigurationInvalid
-from gateway.model import Colour, IssuerId, Reason, RegionCode, parse_region_code, region_contains
+from gateway.model import (
+    Colour,
+    IssuerId,
+    Reason,
+    RegionCode,
+    format_span,
+    parse_region_code,
+    region_contains,
+)
 from gateway.policy.model import (
+    MAX_TRANSFER_VALIDITY,
     NATIONAL,
     RANK,
     Freshness,
@@ -27,6 +36,7 @@ from gateway.policy.model import (
     Prefer,
     Requirements,
     Strategy,
+    Transfer,
 )
 from gateway.tomltable import Table, parse_document, parse_duration
 
@@ -132,6 +142,10 @@ def load_policy(source: str) -> Policy:
         for issuer in require.issuers:
             if issuer in exclude.issuers:
                 raise PolicyError(f"require.issuers: {issuer} is excluded by trust.exclude_issuers")
+    transfer = Transfer()
+    table = root.table("transfer", required=False)
+    if table is not None:
+        transfer = _transfer(table)
     root.done()
 
     return Policy(
@@ -147,6 +161,7 @@ def load_policy(source: str) -> Policy:
         severity=severity,
         require=require,
         unsafe=unsafe,
+        transfer=transfer,
         source_sha256=hashlib.sha256(source.encode("utf-8")).hexdigest(),
     )
 
@@ -271,3 +286,23 @@ def _severity(table: Table, unsafe: bool) -> PerOrigin[Mapping[Colour, Colour]]:
     if not regions and not issuers:
         raise PolicyError("severity needs entries under regions or issuers")
     return PerOrigin(None, _frozen(regions), _frozen(issuers))
+
+
+def _transfer(table: Table) -> Transfer:
+    attest = table.boolean("attest", default=False)
+    max_validity = MAX_TRANSFER_VALIDITY
+    if table.has("max_validity"):
+        if not attest:
+            raise PolicyError("transfer.max_validity is only used with attest = true")
+        given = table.duration("max_validity")
+        assert given is not None
+        if given > MAX_TRANSFER_VALIDITY:
+            raise PolicyError(
+                f"transfer.max_validity: at most {format_span(MAX_TRANSFER_VALIDITY)}"
+            )
+        max_validity = given
+    _, accept = _regions(table, "accept", everywhere_allowed=False)
+    table.done()
+    if len(set(accept)) != len(accept):
+        raise PolicyError("transfer.accept lists a region twice")
+    return Transfer(attest, max_validity, tuple(accept))

@@ -15,7 +15,14 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Final, Generic, TypeVar
 
-from gateway.model import Colour, IssuerId, RegionCode, region_contains, region_prefix
+from gateway.model import (
+    Colour,
+    IssuerId,
+    RegionCode,
+    format_span,
+    region_contains,
+    region_prefix,
+)
 
 T = TypeVar("T")
 
@@ -121,6 +128,29 @@ class Requirements:
         return self.own_region or bool(self.issuers)
 
 
+MAX_TRANSFER_VALIDITY: Final = timedelta(hours=24)
+"""The longest a transfer attestation may live, whatever a policy says (docs/transfer.md)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """转码: what the destination says about transfer attestations (docs/transfer.md)."""
+
+    attest: bool = False
+    """The hub may issue an attestation for a GREEN decision made under this policy. Off by
+    default: a destination opts in, audited like every policy change."""
+    max_validity: timedelta = MAX_TRANSFER_VALIDITY
+    """The longest an attestation issued under this policy lives (at most 24 h; never past
+    what its source codes allow)."""
+    accept: tuple[RegionCode, ...] = ()
+    """The destinations whose attestations count here (a province covers its cities). Empty:
+    no attestation counts, whatever [trust] says."""
+
+    def accepts(self, destination: RegionCode) -> RegionCode | None:
+        """The entry under which an attestation made for ``destination`` counts, or None."""
+        return next((a for a in self.accept if region_contains(a, destination)), None)
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     id: str
@@ -137,6 +167,7 @@ class Policy:
     require: Requirements = field(default_factory=Requirements)
     unsafe: bool = False
     """Allows severity adjustments towards *less* severe colours (never to GREEN)."""
+    transfer: Transfer = field(default_factory=Transfer)
     source_sha256: str = ""
 
     @property
@@ -164,6 +195,15 @@ class Policy:
             out.append(f"code-stacking: requires a code from issuer {issuer}")
         if self.unsafe:
             out.append("unsafe: may read some colours as less severe than their issuers do")
+        if self.transfer.attest:
+            out.append(
+                "transfer: the hub attests GREEN decisions made here "
+                f"(valid at most {format_span(self.transfer.max_validity)})"
+            )
+        if self.transfer.accept:
+            out.append(
+                f"transfer: attestations made for {', '.join(self.transfer.accept)} count here"
+            )
         return out
 
 

@@ -62,6 +62,9 @@ def policy_schema() -> s.Schema:
             ),
             "severity": s.table(per_origin(readings)),
             "require": s.table({"own_region": s.boolean(), "issuers": issuers}),
+            "transfer": s.table(
+                {"attest": s.boolean(), "max_validity": s.duration(), "accept": regions}
+            ),
         },
         required=("policy",),
     )

@@ -116,6 +116,7 @@ def load_profile(source: str) -> Profile:
     claims = root.need_table("claims")
     issuer = claims.path("issuer", required=False)
     issuer_region = claims.path("issuer_region", required=False)
+    destination = claims.path("destination", required=False)
     issued_at = _time_field(claims, "issued_at")
     expires_at = (
         _time_field(claims, "expires_at", may_be_optional=True)
@@ -159,7 +160,7 @@ def load_profile(source: str) -> Profile:
         )
     if envelope.format is EnvelopeFormat.DELIMITED:
         for key, path in _paths(
-            issuer, issuer_region, issued_at, expires_at, not_before, state, identity
+            issuer, issuer_region, issued_at, expires_at, not_before, state, identity, destination
         ):
             if len(path.segments) != 1 or path.segments[0] not in envelope.fields:
                 raise ProfileError(f"claims.{key}: {path.text!r} is not one of envelope.fields")
@@ -183,6 +184,7 @@ def load_profile(source: str) -> Profile:
         revocation_id=revocation_id,
         not_before=not_before,
         issuer_region=issuer_region,
+        destination=destination,
         notes=notes,
     )
 
@@ -203,6 +205,7 @@ def _paths(
     not_before: TimeField | None,
     state: StateField | None,
     identity: IdentityField,
+    destination: FieldPath | None = None,
 ) -> list[tuple[str, FieldPath]]:
     pairs: list[tuple[str, FieldPath | None]] = [
         ("issuer", issuer),
@@ -214,6 +217,7 @@ def _paths(
         ("identity", identity.path),
         ("identity.masked", identity.masked),
         ("identity.link", identity.link),
+        ("destination", destination),
     ]
     return [(k, p) for k, p in pairs if p is not None]
 

@@ -337,6 +337,9 @@ class Profile:
     issuer_region: FieldPath | None = None
     """Where the payload names its issuer's region (EU DCC: CWT ``iss``, the country): it must
     equal the signing issuer's registered region exactly, and a code without it is refused."""
+    destination: FieldPath | None = None
+    """Where the payload names the region the code was made for (a transfer attestation's
+    destination): required, and a region code, in every code of the profile."""
     notes: Mapping[str, str] = field(default_factory=dict)
     """Local state -> what the region says it means, for the states that have a note: one line
     for people, carried in a VALID verdict's detail when a code has that state."""

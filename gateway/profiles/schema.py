@@ -182,6 +182,7 @@ def _claims() -> s.Schema:
         {
             "issuer": path,
             "issuer_region": path,
+            "destination": path,
             "issued_at": _time(may_be_optional=False),
             "expires_at": _time(may_be_optional=True),
             "not_before": _time(may_be_optional=True),

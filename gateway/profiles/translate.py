@@ -19,7 +19,7 @@ from gateway.codecs import base64url, strictcbor, strictjson
 from gateway.errors import CodeRejected
 from gateway.identity import LINK_BYTES, IdentityScheme, is_cn_resident_id, normalise_masked
 from gateway.limits import Limits
-from gateway.model import Colour, Reason
+from gateway.model import Colour, Reason, RegionCode, parse_region_code
 from gateway.profiles.model import (
     MISSING,
     Condition,
@@ -84,6 +84,8 @@ class Translated:
     degraded_from: Colour | None = None
     note: str | None = None
     """The profile's note on the local state, if it has one."""
+    destination: RegionCode | None = None
+    """The region the code was made for, where the profile reads one (``claims.destination``)."""
 
 
 def decode_payload(
@@ -166,7 +168,22 @@ def translate(
         _identity(claims, profile),
         degraded_from,
         profile.notes.get(local_state),
+        _destination(claims, profile),
     )
+
+
+def _destination(claims: Mapping[Any, Any], profile: Profile) -> RegionCode | None:
+    """The region a code was made for, where the profile reads one: required then (fail
+    closed), and a region code (``ERR_SCHEMA`` otherwise)."""
+    if profile.destination is None:
+        return None
+    value = _field(claims, profile.destination, "destination")
+    try:
+        if not isinstance(value, str):
+            raise ValueError("not text")
+        return parse_region_code(value)
+    except ValueError as e:
+        raise CodeRejected(Reason.ERR_SCHEMA, "the code's destination is not a region code") from e
 
 
 def check_issuer_region(profile: Profile, claims: Mapping[Any, Any], region: str) -> None:

@@ -219,6 +219,7 @@ def open_gateway(
         clock,
         online or OnlineClient(),
         clock_floor=max(marks, default=None),
+        attestations=hub.attestations(),
     )
     return Gateway(service, hub)
 

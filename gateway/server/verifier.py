@@ -117,6 +117,16 @@ class VerifierServicer(pb_grpc.VerifierServiceServicer):
             self._rejections.record(assessment.verdict)
         return pb.RecogniseResponse(decision=wire.decision(decision))
 
+    async def Attest(
+        self, request: pb.AttestRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.AttestResponse:
+        outcome = await _answer(
+            context, lambda: self._service.attest_async(request.codes, request.destination)
+        )
+        for assessment in outcome.decision.assessments:
+            self._rejections.record(assessment.verdict)
+        return wire.attest_response(outcome)
+
 
 def _instant(request: pb.RecogniseRequest) -> datetime | None:
     """The request's instant of presentation, if it has one.

@@ -62,6 +62,16 @@ class StateFiles:
         """The latest instant the hub's verification has seen (threats.md F6)."""
         return self.directory / "clock.mark"
 
+    @property
+    def attestation_keys(self) -> Path:
+        """The hub's transfer attestation keys, one PEM file each (docs/transfer.md)."""
+        return self.directory / "attestation-keys"
+
+    @property
+    def issuance_log(self) -> Path:
+        """The bounded log of issued attestations (no personal data)."""
+        return self.directory / "attestations.db"
+
     def private_files(self) -> list[Path]:
         database = self.database
         return [
@@ -73,6 +83,11 @@ class StateFiles:
             self.link_key,
             self.trust_list_key,
             self.clock_mark,
+            self.attestation_keys,
+            *sorted(self.attestation_keys.glob("*.pem")),
+            self.issuance_log,
+            self.issuance_log.with_name(self.issuance_log.name + "-wal"),
+            self.issuance_log.with_name(self.issuance_log.name + "-shm"),
         ]
 
     def make_directory(self) -> None:
@@ -100,7 +115,7 @@ class StateFiles:
             )
         for path, fix in [
             (self.directory, "chmod 700"),
-            *((p, "chmod 600") for p in self.private_files()),
+            *((p, "chmod 700" if p.is_dir() else "chmod 600") for p in self.private_files()),
         ]:
             try:
                 mode = stat.S_IMODE(path.stat().st_mode)

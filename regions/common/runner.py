@@ -17,6 +17,7 @@ from regions.common.rules import Rules
 from regions.common.service import Operators, make_app
 from regions.common.spec import Region, RegionContext, Secrets
 from regions.common.store import RegionStore
+from regions.common.transfers import Transfers
 
 
 @dataclass
@@ -45,6 +46,7 @@ async def start_region(
     host: str = "127.0.0.1",
     port: int = 0,
     public_url: str | None = None,
+    transfers: Transfers | None = None,
 ) -> RunningRegion:
     """Start region ``name`` on ``host:port`` (0 picks a free port) and return it running."""
     spec = spec_of(name)
@@ -60,7 +62,7 @@ async def start_region(
     bound = sock.getsockname()[1]
     url = public_url or f"http://{host}:{bound}"
     region = build_region(name, RegionContext(store, url, state_dir))
-    app = make_app(region, rules, secrets, store, clock, operators, look_of(name))
+    app = make_app(region, rules, secrets, store, clock, operators, look_of(name), transfers)
     add_pages(app)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()

@@ -20,6 +20,11 @@ Operators (``Authorization: Bearer <token>``, tokens in the state directory):
   (``{"decision": "accept" | "reject", "reason", "level"}``): an accepted appeal issues a corrected
   code at ``level`` (default green).
 
+Travellers who carry the hub's attestation (转码, regions started with the hub's trust list):
+``POST /api/transfers`` (``{"attestation", "id_number", "name"?}``): ``201`` with the region's
+own GREEN code, as a declaration's answer, or a refusal with its ``reason``
+(:mod:`regions.common.transfers`).
+
 Everyone: ``GET /api/keys`` (JWKS), ``GET /healthz``.
 
 Errors are JSON ``{"error", "field"}``; bodies are bounded; identity numbers are never logged.
@@ -58,6 +63,9 @@ from regions.common.spec import (
     Secrets,
 )
 from regions.common.store import RegionStore, StoredDeclaration
+from regions.common.transfers import MAX_ATTESTATION_CHARS, USE_LIMIT, Transfers
+from regions.common.transfers import Refusal as TransferRefusal
+from regions.common.transfers import check as check_transfer
 
 log = logging.getLogger(__name__)
 _dumps = functools.partial(json.dumps, ensure_ascii=False)
@@ -106,6 +114,7 @@ CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 OPERATORS: web.AppKey[Operators] = web.AppKey("operators")
 REGION_LOOK: web.AppKey[Look] = web.AppKey("look")
 CODES: web.AppKey[CodeBook] = web.AppKey("codes")
+TRANSFERS: web.AppKey[Transfers | None] = web.AppKey("transfers")
 
 
 def error(status: int, message: str, field: str | None = None) -> web.Response:
@@ -213,6 +222,58 @@ async def current_code(request: web.Request) -> web.Response:
     if current is None:
         return error(404, "no such declaration")
     return web.json_response(current, dumps=_dumps)
+
+
+async def convert(request: web.Request) -> web.Response:
+    """``POST /api/transfers`` (转码): see :mod:`regions.common.transfers`."""
+    app = request.app
+    transfers = app[TRANSFERS]
+    if transfers is None:
+        return error(404, "this region does not convert attestations (no hub trust list)")
+    data, refused = await _json_object(request, {"attestation", "id_number", "name"})
+    if data is None:
+        assert refused is not None
+        return refused
+    try:
+        text = _text(data, "attestation", MAX_ATTESTATION_CHARS)
+        number = _text(data, "id_number", 18)
+        name = _text(data, "name", 64) if "name" in data else ""
+    except DeclarationInvalid as e:
+        return error(400, str(e), e.field)
+    region, now = app[REGION], app[CLOCK]()
+    checked = check_transfer(transfers, region.spec.code, text, number, now)
+    if isinstance(checked, TransferRefusal):
+        log.info("%s: attestation refused (%s)", region.spec.name, checked.reason)
+        return checked.response()
+    uses = app[STORE].use_transfer(checked.ref, USE_LIMIT, now)
+    if uses is None:
+        refusal = TransferRefusal(
+            409, "USE_LIMIT", f"this attestation was already converted {USE_LIMIT} times here"
+        )
+        return refusal.response()
+    state = region.spec.states[Level.GREEN]
+    issued = region.issue(
+        Holder(number, name), state, now, app[SECRETS], f"transfer-{secrets.token_urlsafe(12)}"
+    )
+    head, tail = app[REGION_LOOK].mask
+    log.info("%s: attestation converted (use %d of %d)", region.spec.name, uses, USE_LIMIT)
+    body = {
+        "level": Level.GREEN.value,
+        "state": issued.state,
+        "code": issued.code,
+        "code_id": app[CODES].add(issued.code, issued.expires_at, now),
+        "issued_at": _local(issued.issued_at),
+        "expires_at": _local(issued.expires_at),
+        "expires_in": int((issued.expires_at - now).total_seconds()),
+        "holder": masked(number, head, tail),
+        "attestation": {
+            "destination": checked.destination,
+            "expires_at": _local(checked.expires_at),
+            "uses": uses,
+            "uses_left": USE_LIMIT - uses,
+        },
+    }
+    return web.json_response(body, status=201, dumps=_dumps)
 
 
 async def keys(request: web.Request) -> web.Response:
@@ -352,11 +413,14 @@ def make_app(
     clock: Clock,
     operators: Operators,
     look: Look,
+    transfers: Transfers | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[REGION_LOOK], app[CODES] = look, CodeBook()
     app[REGION], app[RULES], app[SECRETS] = region, rules, secrets_
     app[STORE], app[CLOCK], app[OPERATORS] = store, clock, operators
+    app[TRANSFERS] = transfers
+    app.router.add_post("/api/transfers", convert)
     app.router.add_post("/api/declarations", declare)
     app.router.add_get("/api/declarations/{id}", current_code)
     app.router.add_post("/api/appeals", file_appeal)
@@ -367,7 +431,22 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_routes(region.routes())
     app.on_cleanup.append(_close_store)
+    if transfers is not None:
+        app.on_startup.append(_follow_hub)
+        app.on_cleanup.insert(0, _stop_following)
     return app
+
+
+async def _follow_hub(app: web.Application) -> None:
+    transfers = app[TRANSFERS]
+    if transfers is not None:
+        transfers.trust.start()
+
+
+async def _stop_following(app: web.Application) -> None:
+    transfers = app[TRANSFERS]
+    if transfers is not None:
+        await transfers.trust.stop()
 
 
 async def _close_store(app: web.Application) -> None:

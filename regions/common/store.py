@@ -112,8 +112,32 @@ class RegionStore:
                 if_not_exists=True,
             )
 
+        with write_transaction(self.db):
+            self.db.table("transfers").create(
+                {"ref": str, "uses": int, "first_at": str, "last_at": str},
+                pk="ref",
+                not_null={"uses", "first_at", "last_at"},
+                if_not_exists=True,
+            )
+
     def close(self) -> None:
         self.db.close()
+
+    # ------------------------------------------------------------------ transfers (转码)
+
+    def use_transfer(self, ref: str, limit: int, now: datetime) -> int | None:
+        """Count one conversion of the attestation ``ref`` (the region's keyed reference);
+        the count after it, or None if ``limit`` conversions were already made."""
+        with write_transaction(self.db):
+            rows = list(self.db.table("transfers").rows_where("ref = ?", [ref]))
+            uses = int(rows[0]["uses"]) if rows else 0
+            if uses >= limit:
+                return None
+            first = rows[0]["first_at"] if rows else _ts(now)
+            self.db.table("transfers").upsert(
+                {"ref": ref, "uses": uses + 1, "first_at": first, "last_at": _ts(now)}, pk="ref"
+            )
+        return uses + 1
 
     # ------------------------------------------------------------------ declarations
 

@@ -54,6 +54,13 @@ def _tampered(code: str) -> str:
     return code[:-1] + ("A" if code[-1] != "A" else "B")
 
 
+def _forged_at(code: str, n: int) -> str:
+    """The code with one character inside its signature changed (a different one for each
+    ``n``): still canonical base64url, so only the signature check refuses it."""
+    where = len(code) - 10 - n % 40
+    return code[:where] + ("A" if code[where] != "A" else "B") + code[where + 1 :]
+
+
 def assert_refused_as_overloaded(error: grpc.aio.AioRpcError) -> None:
     assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED, (error.code(), error.details())
     info = error_info(error)
@@ -71,7 +78,10 @@ async def test_a_flood_past_the_bound_is_answered_correctly_or_refused_never_que
     red = await region.issue(contact=True)
     forged = [_tampered(c) for c in greens]
     # Distinct texts, so that a batch runs in slices and holds its place across them.
-    batch = [*greens, red, *forged, *(f"not-a-code-{i}" for i in range(BOUNDED.max_batch - 7))]
+    # Forgeries cost a full verification each (their signatures are checked and fail), so every
+    # batch holds its place for milliseconds across its slices, whatever the machine's speed.
+    more = [_forged_at(greens[i % 3], i) for i in range(BOUNDED.max_batch - 7)]
+    batch = [*greens, red, *forged, *more]
     expected = {code: await hub.verify(code) for code in batch}
     assert all(expected[c].colour is Colour.GREEN for c in greens)
     assert all(expected[c].status is not Status.VALID for c in forged)
@@ -101,12 +111,18 @@ async def test_a_flood_past_the_bound_is_answered_correctly_or_refused_never_que
                     want.colour,
                     want.reason,
                 ), code[:40]
-                if code in forged:
+                if code in forged or code in more:
                     assert verdict.colour is not Colour.GREEN
             return "answered", codes
 
-        outcomes = await asyncio.gather(*(one(i) for i in range(60)))
-        kinds = [kind for kind, _ in outcomes]
+        # Whether calls overlap past the bound depends on how the loop interleaves them; every
+        # flood must be answered correctly or refused, and one of a few floods must be refused.
+        kinds: list[str] = []
+        for _ in range(5):
+            outcomes = await asyncio.gather(*(one(i) for i in range(90)))
+            kinds += [kind for kind, _ in outcomes]
+            if "refused" in kinds:
+                break
         assert "refused" in kinds, kinds
         assert "answered" in kinds, kinds
         # Every place was given back: the bound admits calls again once the flood is over.

@@ -193,6 +193,7 @@ def test_demo_json_shows_every_outcome_it_promises():
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     decisions = {line["case"]: line["decision"] for line in lines if "decision" in line}
+    converted = decisions.pop("王芳's converted verde at a Macau checkpoint")
     verdicts = [line for line in lines if "decision" not in line]
     for line in verdicts:
         assert set(line) >= JSON_FIELDS
@@ -256,6 +257,25 @@ def test_demo_json_shows_every_outcome_it_promises():
         assert decision["steps"][-1]["rule"].startswith("decide.")
         assert [c["verdict"]["issuer"] for c in decision["codes"]] == ["zhejiang", "hangzhou"]
     assert decisions["刘洋 at 北京 Beijing (110000)"]["code_stacking"] is True
+    # 转码: Guangdong's blue, the hub's attestation for Macau, Macau's own verde at a checkpoint;
+    # the attestation is refused everywhere once its key is revoked (the demo checks that
+    # Macau's issuer stops converting, and that 张伟's red gets no attestation).
+    assert outcome("王芳's 粤康码 blue") == ("VALID", "GREEN", "OK")
+    attestation = by_case["the attestation, verified as a code"]
+    assert (attestation["status"], attestation["colour"]) == ("VALID", "GREEN")
+    assert (attestation["region"], attestation["issuer"]) == ("100000", "huren-hub")
+    assert attestation["subject"] in subjects
+    assert (converted["colour"], converted["policy_id"], converted["policy_version"]) == (
+        "GREEN",
+        "macau",
+        2,
+    )
+    assert [c["verdict"]["issuer"] for c in converted["codes"]] == ["macau"]
+    assert outcome("the attestation at the gateway, after") == (
+        "REJECTED",
+        "GREY",
+        "ERR_KEY_REVOKED",
+    )
 
 
 def test_demo_prints_a_readable_story_and_keeps_serving_its_pages():

@@ -336,6 +336,7 @@ class CanonicalCode(_message.Message):
     LOCAL_STATE_FIELD_NUMBER: _builtins.int
     MASKED_IDENTITY_FIELD_NUMBER: _builtins.int
     SUBJECT_FIELD_NUMBER: _builtins.int
+    DESTINATION_FIELD_NUMBER: _builtins.int
     colour: Global___Colour.ValueType
     """The canonical colour the region's own state translates to."""
     region: _builtins.str
@@ -348,6 +349,10 @@ class CanonicalCode(_message.Message):
     """The holder's identity with most characters masked; raw identity numbers never leave the gateway."""
     subject: _builtins.str
     """Pseudonymous subject reference: the same person gives the same value across regions."""
+    destination: _builtins.str
+    """The region the code was made for, where its format names one (a transfer attestation's
+    destination); empty otherwise.
+    """
     @_builtins.property
     def issued_at(self) -> _timestamp_pb2.Timestamp:
         """When the issuer issued the code."""
@@ -367,10 +372,11 @@ class CanonicalCode(_message.Message):
         local_state: _builtins.str = ...,
         masked_identity: _builtins.str = ...,
         subject: _builtins.str = ...,
+        destination: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "issued_at", b"issued_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["colour", b"colour", "expires_at", b"expires_at", "issued_at", b"issued_at", "issuer", b"issuer", "local_state", b"local_state", "masked_identity", b"masked_identity", "region", b"region", "subject", b"subject"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["colour", b"colour", "destination", b"destination", "expires_at", b"expires_at", "issued_at", b"issued_at", "issuer", b"issuer", "local_state", b"local_state", "masked_identity", b"masked_identity", "region", b"region", "subject", b"subject"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

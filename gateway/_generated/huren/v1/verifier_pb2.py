@@ -28,7 +28,7 @@ from gateway._generated.huren.v1 import decision_pb2 as huren_dot_v1_dot_decisio
 from gateway._generated.huren.v1 import verdict_pb2 as huren_dot_v1_dot_verdict__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17huren/v1/verifier.proto\x12\x08huren.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17huren/v1/decision.proto\x1a\x16huren/v1/verdict.proto\"2\n\rVerifyRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\"4\n\x0eVerifyResponse\x12\"\n\x07verdict\x18\x01 \x01(\x0b\x32\x11.huren.v1.Verdict\"8\n\x12VerifyBatchRequest\x12\r\n\x05\x63odes\x18\x01 \x03(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\":\n\x13VerifyBatchResponse\x12#\n\x08verdicts\x18\x01 \x03(\x0b\x32\x11.huren.v1.Verdict\"D\n\x13VerifyStreamRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x03 \x01(\t\"F\n\x14VerifyStreamResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\"\n\x07verdict\x18\x02 \x01(\x0b\x32\x11.huren.v1.Verdict\"^\n\x10RecogniseRequest\x12\r\n\x05\x63odes\x18\x01 \x03(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"9\n\x11RecogniseResponse\x12$\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x12.huren.v1.Decision2\xb3\x02\n\x0fVerifierService\x12;\n\x06Verify\x12\x17.huren.v1.VerifyRequest\x1a\x18.huren.v1.VerifyResponse\x12J\n\x0bVerifyBatch\x12\x1c.huren.v1.VerifyBatchRequest\x1a\x1d.huren.v1.VerifyBatchResponse\x12Q\n\x0cVerifyStream\x12\x1d.huren.v1.VerifyStreamRequest\x1a\x1e.huren.v1.VerifyStreamResponse(\x01\x30\x01\x12\x44\n\tRecognise\x12\x1a.huren.v1.RecogniseRequest\x1a\x1b.huren.v1.RecogniseResponseBO\n\x0c\x64\x65v.huren.v1B\rVerifierProtoP\x01Z.github.com/huren/huren/gen/go/huren/v1;hurenv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17huren/v1/verifier.proto\x12\x08huren.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17huren/v1/decision.proto\x1a\x16huren/v1/verdict.proto\"2\n\rVerifyRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\"4\n\x0eVerifyResponse\x12\"\n\x07verdict\x18\x01 \x01(\x0b\x32\x11.huren.v1.Verdict\"8\n\x12VerifyBatchRequest\x12\r\n\x05\x63odes\x18\x01 \x03(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\":\n\x13VerifyBatchResponse\x12#\n\x08verdicts\x18\x01 \x03(\x0b\x32\x11.huren.v1.Verdict\"D\n\x13VerifyStreamRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x03 \x01(\t\"F\n\x14VerifyStreamResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\"\n\x07verdict\x18\x02 \x01(\x0b\x32\x11.huren.v1.Verdict\"^\n\x10RecogniseRequest\x12\r\n\x05\x63odes\x18\x01 \x03(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"9\n\x11RecogniseResponse\x12$\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x12.huren.v1.Decision\"3\n\rAttestRequest\x12\r\n\x05\x63odes\x18\x01 \x03(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\"\xe5\x01\n\x0e\x41ttestResponse\x12$\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x12.huren.v1.Decision\x12\x13\n\x0b\x61ttestation\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x65xpiry_bound\x18\x04 \x01(\t\x12\x10\n\x08\x63ode_ref\x18\x05 \x01(\t\x12(\n\x07refusal\x18\x06 \x01(\x0e\x32\x17.huren.v1.AttestRefusal\x12\x16\n\x0erefusal_detail\x18\x07 \x01(\t*\xaf\x02\n\rAttestRefusal\x12\x1e\n\x1a\x41TTEST_REFUSAL_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41TTEST_REFUSAL_NOT_GREEN\x10\x01\x12\x1f\n\x1b\x41TTEST_REFUSAL_TRANSFER_OFF\x10\x02\x12#\n\x1f\x41TTEST_REFUSAL_SOURCE_NOT_VALID\x10\x03\x12(\n$ATTEST_REFUSAL_SOURCE_IS_ATTESTATION\x10\x04\x12\'\n#ATTEST_REFUSAL_IDENTITY_UNSUPPORTED\x10\x05\x12#\n\x1f\x41TTEST_REFUSAL_EXPIRES_TOO_SOON\x10\x06\x12\"\n\x1e\x41TTEST_REFUSAL_KEY_UNAVAILABLE\x10\x07\x32\xf0\x02\n\x0fVerifierService\x12;\n\x06Verify\x12\x17.huren.v1.VerifyRequest\x1a\x18.huren.v1.VerifyResponse\x12J\n\x0bVerifyBatch\x12\x1c.huren.v1.VerifyBatchRequest\x1a\x1d.huren.v1.VerifyBatchResponse\x12Q\n\x0cVerifyStream\x12\x1d.huren.v1.VerifyStreamRequest\x1a\x1e.huren.v1.VerifyStreamResponse(\x01\x30\x01\x12\x44\n\tRecognise\x12\x1a.huren.v1.RecogniseRequest\x1a\x1b.huren.v1.RecogniseResponse\x12;\n\x06\x41ttest\x12\x17.huren.v1.AttestRequest\x1a\x18.huren.v1.AttestResponseBO\n\x0c\x64\x65v.huren.v1B\rVerifierProtoP\x01Z.github.com/huren/huren/gen/go/huren/v1;hurenv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'huren.v1.verifier_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\014dev.huren.v1B\rVerifierProtoP\001Z.github.com/huren/huren/gen/go/huren/v1;hurenv1'
+  _globals['_ATTESTREFUSAL']._serialized_start=926
+  _globals['_ATTESTREFUSAL']._serialized_end=1229
   _globals['_VERIFYREQUEST']._serialized_start=119
   _globals['_VERIFYREQUEST']._serialized_end=169
   _globals['_VERIFYRESPONSE']._serialized_start=171
@@ -52,6 +54,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECOGNISEREQUEST']._serialized_end=579
   _globals['_RECOGNISERESPONSE']._serialized_start=581
   _globals['_RECOGNISERESPONSE']._serialized_end=638
-  _globals['_VERIFIERSERVICE']._serialized_start=641
-  _globals['_VERIFIERSERVICE']._serialized_end=948
+  _globals['_ATTESTREQUEST']._serialized_start=640
+  _globals['_ATTESTREQUEST']._serialized_end=691
+  _globals['_ATTESTRESPONSE']._serialized_start=694
+  _globals['_ATTESTRESPONSE']._serialized_end=923
+  _globals['_VERIFIERSERVICE']._serialized_start=1232
+  _globals['_VERIFIERSERVICE']._serialized_end=1600
 # @@protoc_insertion_point(module_scope)

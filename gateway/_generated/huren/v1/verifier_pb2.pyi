@@ -14,6 +14,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from gateway._generated.huren.v1 import decision_pb2 as _decision_pb2
 from gateway._generated.huren.v1 import verdict_pb2 as _verdict_pb2
 import builtins as _builtins
@@ -26,6 +27,50 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _AttestRefusal:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AttestRefusalEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AttestRefusal.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ATTEST_REFUSAL_UNSPECIFIED: _AttestRefusal.ValueType  # 0
+    """An attestation was issued."""
+    ATTEST_REFUSAL_NOT_GREEN: _AttestRefusal.ValueType  # 1
+    """The decision is not GREEN (its reason is in the decision)."""
+    ATTEST_REFUSAL_TRANSFER_OFF: _AttestRefusal.ValueType  # 2
+    """The destination's policy does not allow transfer."""
+    ATTEST_REFUSAL_SOURCE_NOT_VALID: _AttestRefusal.ValueType  # 3
+    """A presented code is not valid."""
+    ATTEST_REFUSAL_SOURCE_IS_ATTESTATION: _AttestRefusal.ValueType  # 4
+    """A presented code is an attestation itself."""
+    ATTEST_REFUSAL_IDENTITY_UNSUPPORTED: _AttestRefusal.ValueType  # 5
+    """The traveller is not identified by a resident identity number."""
+    ATTEST_REFUSAL_EXPIRES_TOO_SOON: _AttestRefusal.ValueType  # 6
+    """The sources allow too short a validity."""
+    ATTEST_REFUSAL_KEY_UNAVAILABLE: _AttestRefusal.ValueType  # 7
+    """The hub holds no attestation key the registry lists as active."""
+
+class AttestRefusal(_AttestRefusal, metaclass=_AttestRefusalEnumTypeWrapper):
+    """Why no attestation was issued."""
+
+ATTEST_REFUSAL_UNSPECIFIED: AttestRefusal.ValueType  # 0
+"""An attestation was issued."""
+ATTEST_REFUSAL_NOT_GREEN: AttestRefusal.ValueType  # 1
+"""The decision is not GREEN (its reason is in the decision)."""
+ATTEST_REFUSAL_TRANSFER_OFF: AttestRefusal.ValueType  # 2
+"""The destination's policy does not allow transfer."""
+ATTEST_REFUSAL_SOURCE_NOT_VALID: AttestRefusal.ValueType  # 3
+"""A presented code is not valid."""
+ATTEST_REFUSAL_SOURCE_IS_ATTESTATION: AttestRefusal.ValueType  # 4
+"""A presented code is an attestation itself."""
+ATTEST_REFUSAL_IDENTITY_UNSUPPORTED: AttestRefusal.ValueType  # 5
+"""The traveller is not identified by a resident identity number."""
+ATTEST_REFUSAL_EXPIRES_TOO_SOON: AttestRefusal.ValueType  # 6
+"""The sources allow too short a validity."""
+ATTEST_REFUSAL_KEY_UNAVAILABLE: AttestRefusal.ValueType  # 7
+"""The hub holds no attestation key the registry lists as active."""
+Global___AttestRefusal: _TypeAlias = AttestRefusal  # noqa: Y015
 
 @_typing.final
 class VerifyRequest(_message.Message):
@@ -246,3 +291,81 @@ class RecogniseResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecogniseResponse: _TypeAlias = RecogniseResponse  # noqa: Y015
+
+@_typing.final
+class AttestRequest(_message.Message):
+    """One traveller's codes, to be attested for one destination."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODES_FIELD_NUMBER: _builtins.int
+    DESTINATION_FIELD_NUMBER: _builtins.int
+    destination: _builtins.str
+    """GB/T 2260 code of the destination whose policy decides (required)."""
+    @_builtins.property
+    def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """One traveller's codes, exactly as scanned; every one must be valid."""
+
+    def __init__(
+        self,
+        *,
+        codes: _abc.Iterable[_builtins.str] | None = ...,
+        destination: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["codes", b"codes", "destination", b"destination"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttestRequest: _TypeAlias = AttestRequest  # noqa: Y015
+
+@_typing.final
+class AttestResponse(_message.Message):
+    """The decision, and the attestation or why there is none."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_FIELD_NUMBER: _builtins.int
+    ATTESTATION_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    EXPIRY_BOUND_FIELD_NUMBER: _builtins.int
+    CODE_REF_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
+    REFUSAL_DETAIL_FIELD_NUMBER: _builtins.int
+    attestation: _builtins.str
+    """The attestation (HR1:...), empty when refused."""
+    expiry_bound: _builtins.str
+    """What set the expiry, for people ("the policy's maximum", "code 1's expiry")."""
+    code_ref: _builtins.str
+    """The attestation's code reference (as the issuance log keeps it)."""
+    refusal: Global___AttestRefusal.ValueType
+    """Why no attestation was issued; UNSPECIFIED when one was."""
+    refusal_detail: _builtins.str
+    """The refusal in one sentence, for people; never an identity number."""
+    @_builtins.property
+    def decision(self) -> _decision_pb2.Decision:
+        """The destination's decision the attestation rests on (as Recognise answers it)."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the attestation expires."""
+
+    def __init__(
+        self,
+        *,
+        decision: _decision_pb2.Decision | None = ...,
+        attestation: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        expiry_bound: _builtins.str = ...,
+        code_ref: _builtins.str = ...,
+        refusal: Global___AttestRefusal.ValueType = ...,
+        refusal_detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attestation", b"attestation", "code_ref", b"code_ref", "decision", b"decision", "expires_at", b"expires_at", "expiry_bound", b"expiry_bound", "refusal", b"refusal", "refusal_detail", b"refusal_detail"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttestResponse: _TypeAlias = AttestResponse  # noqa: Y015

@@ -57,6 +57,11 @@ class VerifierServiceStub:
                 request_serializer=huren_dot_v1_dot_verifier__pb2.RecogniseRequest.SerializeToString,
                 response_deserializer=huren_dot_v1_dot_verifier__pb2.RecogniseResponse.FromString,
                 _registered_method=True)
+        self.Attest = channel.unary_unary(
+                '/huren.v1.VerifierService/Attest',
+                request_serializer=huren_dot_v1_dot_verifier__pb2.AttestRequest.SerializeToString,
+                response_deserializer=huren_dot_v1_dot_verifier__pb2.AttestResponse.FromString,
+                _registered_method=True)
 
 
 class VerifierServiceServicer:
@@ -93,6 +98,14 @@ class VerifierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Attest(self, request, context):
+        """转码: decide as Recognise does, now, and only for a GREEN decision under a policy that allows
+        transfer, return the hub's signed attestation the traveller carries to the destination.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VerifierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -115,6 +128,11 @@ def add_VerifierServiceServicer_to_server(servicer, server):
                     servicer.Recognise,
                     request_deserializer=huren_dot_v1_dot_verifier__pb2.RecogniseRequest.FromString,
                     response_serializer=huren_dot_v1_dot_verifier__pb2.RecogniseResponse.SerializeToString,
+            ),
+            'Attest': grpc.unary_unary_rpc_method_handler(
+                    servicer.Attest,
+                    request_deserializer=huren_dot_v1_dot_verifier__pb2.AttestRequest.FromString,
+                    response_serializer=huren_dot_v1_dot_verifier__pb2.AttestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -227,6 +245,33 @@ class VerifierService:
             '/huren.v1.VerifierService/Recognise',
             huren_dot_v1_dot_verifier__pb2.RecogniseRequest.SerializeToString,
             huren_dot_v1_dot_verifier__pb2.RecogniseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Attest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huren.v1.VerifierService/Attest',
+            huren_dot_v1_dot_verifier__pb2.AttestRequest.SerializeToString,
+            huren_dot_v1_dot_verifier__pb2.AttestResponse.FromString,
             options,
             channel_credentials,
             insecure,

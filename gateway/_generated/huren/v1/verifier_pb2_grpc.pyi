@@ -51,6 +51,10 @@ class VerifierServiceStub:
     """Decide one colour for one traveller's codes (up to the batch limit) under the destination's
     precedence policy, with the per-code verdicts and an explanation.
     """
+    Attest: _grpc.UnaryUnaryMultiCallable[_verifier_pb2.AttestRequest, _verifier_pb2.AttestResponse]
+    """转码: decide as Recognise does, now, and only for a GREEN decision under a policy that allows
+    transfer, return the hub's signed attestation the traveller carries to the destination.
+    """
 
 @_typing.type_check_only
 class VerifierServiceAsyncStub(VerifierServiceStub):
@@ -68,6 +72,10 @@ class VerifierServiceAsyncStub(VerifierServiceStub):
     Recognise: _aio.UnaryUnaryMultiCallable[_verifier_pb2.RecogniseRequest, _verifier_pb2.RecogniseResponse]  # type: ignore[assignment]
     """Decide one colour for one traveller's codes (up to the batch limit) under the destination's
     precedence policy, with the per-code verdicts and an explanation.
+    """
+    Attest: _aio.UnaryUnaryMultiCallable[_verifier_pb2.AttestRequest, _verifier_pb2.AttestResponse]  # type: ignore[assignment]
+    """转码: decide as Recognise does, now, and only for a GREEN decision under a policy that allows
+    transfer, return the hub's signed attestation the traveller carries to the destination.
     """
 
 class VerifierServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -107,6 +115,16 @@ class VerifierServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_verifier_pb2.RecogniseResponse, _abc.Awaitable[_verifier_pb2.RecogniseResponse]]:
         """Decide one colour for one traveller's codes (up to the batch limit) under the destination's
         precedence policy, with the per-code verdicts and an explanation.
+        """
+
+    @_abc_1.abstractmethod
+    def Attest(
+        self,
+        request: _verifier_pb2.AttestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_verifier_pb2.AttestResponse, _abc.Awaitable[_verifier_pb2.AttestResponse]]:
+        """转码: decide as Recognise does, now, and only for a GREEN decision under a policy that allows
+        transfer, return the hub's signed attestation the traveller carries to the destination.
         """
 
 def add_VerifierServiceServicer_to_server(servicer: VerifierServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
