@@ -21,7 +21,14 @@ def test_the_served_files_exist_and_carry_no_absolute_paths():
     static = REPO / "gateway" / "web" / "static"
     for name in ("checkpoint.js", "checkpoint.css"):
         text = (static / name).read_text("utf-8")
-        for forbidden in ("/work/", "localStorage", "sessionStorage", "cookie"):
+        # This machine's folders (wherever the clone is), and no storage on the checkpoint.
+        for forbidden in (
+            str(REPO),
+            str(REPO.parent) + "/",
+            "localStorage",
+            "sessionStorage",
+            "cookie",
+        ):
             assert forbidden not in text, (name, forbidden)
 
 
