@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from importlib.metadata import entry_points, version
 
+from gateway import logs
 from gateway.cli import identity, local, operator, pki, policy, profile, qr, serve, web
 from gateway.cli.common import EXIT_ERROR, Handler
 from gateway.errors import ConfigurationInvalid, HurenError
@@ -31,11 +32,7 @@ EXIT_BROKEN_PIPE = 141
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(args.log_level, args.log_format, access=getattr(args, "access_log", False))
     handler: Handler = args.handler
     try:
         status = handler(args)
@@ -92,6 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="WARNING",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="what is logged on standard error",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=logs.FORMATS,
+        help="log lines as text, or one JSON object per line (fields: docs/scaling.md)",
+    )
+    parser.add_argument(
+        "--grpc-verbosity",
+        default="NONE",
+        choices=logs.GRPC_VERBOSITIES,
+        help="what gRPC's C core logs on standard error (its own lines: TLS handshakes and the "
+        "like); read when the command starts",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(commands)

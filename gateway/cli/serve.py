@@ -34,6 +34,7 @@ from gateway.errors import CallFailed, HurenError, RequestInvalid, StorageUnavai
 from gateway.hub import initialise
 from gateway.lifecycle import until_terminated
 from gateway.limits import Limits
+from gateway.metrics import NO_OBSERVER
 from gateway.model import Colour, Status, Verdict
 from gateway.registry.registrar import RegistrarLimits
 from gateway.report import verdict_json, verdict_line
@@ -46,6 +47,8 @@ NEVER_FRESH = datetime(1970, 1, 1, tzinfo=UTC)
 
 if TYPE_CHECKING:
     from gateway.server.app import TlsFiles
+    from gateway.server.calls import WatchCalls
+    from gateway.server.metrics import PrometheusObserver
 
 
 def register(commands: Subparsers) -> None:
@@ -126,6 +129,17 @@ def register(commands: Subparsers) -> None:
         metavar="HOST:PORT",
         help="also serve the checkpoint page and the JSON API there (docs/web.md), as a client "
         "of this gateway (trusting its certificate through the --tls-dir CA)",
+    )
+    p.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP, no personal "
+        "data: docs/scaling.md, Metrics)",
+    )
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log one line per call (method, gRPC status, duration; never the request)",
     )
     p.add_argument(
         "--trust-fresh-for",
@@ -243,6 +257,7 @@ def _serve(args: argparse.Namespace) -> int:
         tls.read()  # fail now, with a clear message, rather than at bind time
     if args.init and not StateFiles(args.state_dir).database.exists():
         initialise(args.state_dir, local_actor())
+    metrics = _metrics("hub") if args.metrics_listen else None
     gateway = open_gateway(
         args.state_dir,
         limits,
@@ -250,6 +265,7 @@ def _serve(args: argparse.Namespace) -> int:
         registrar=RegistrarLimits(args.denied_burst, args.denied_refill_seconds),
         accept_rollback=local_actor() if args.accept_rollback else None,
         trust_fresh_for=args.trust_fresh_for,
+        observer=metrics or NO_OBSERVER,
     )
 
     async def run() -> None:
@@ -258,6 +274,8 @@ def _serve(args: argparse.Namespace) -> int:
             args.listen,
             registry_listen=None if args.insecure else args.registry_listen,
             tls=tls,
+            observer=metrics or NO_OBSERVER,
+            calls=_calls(args, metrics),
         )
         port = await server.start()
         trust = gateway.service.trust.current
@@ -273,9 +291,15 @@ def _serve(args: argparse.Namespace) -> int:
             flush=True,
         )
         web = await _start_web(args.web_listen, host, port, tls) if args.web_listen else None
+        if metrics is not None:
+            online = gateway.service.online
+            metrics.watch(gateway.service, getattr(online, "breakers", None))
+            _serve_metrics(metrics, args.metrics_listen)
         try:
             await until_terminated()
         finally:
+            if metrics is not None:
+                metrics.close()
             if web is not None:
                 await web()
             await server.stop()
@@ -318,6 +342,7 @@ def _serve_replica(args: argparse.Namespace) -> int:
         ) from e
     holder = TrustHolder(TrustSnapshot.empty(), fresh_until=NEVER_FRESH)
     service = VerificationService(holder, _limits(args), identities, system_clock)
+    metrics = _metrics("replica") if args.metrics_listen else None
 
     async def run() -> None:
         server = ReplicaServer(
@@ -328,6 +353,8 @@ def _serve_replica(args: argparse.Namespace) -> int:
             args.listen,
             clock=system_clock,
             tls=tls,
+            observer=metrics or NO_OBSERVER,
+            calls=_calls(args, metrics),
         )
         port = await server.start()
         held = (
@@ -341,15 +368,38 @@ def _serve_replica(args: argparse.Namespace) -> int:
             flush=True,
         )
         web = await _start_web(args.web_listen, host, port, tls) if args.web_listen else None
+        if metrics is not None:
+            metrics.watch(service)
+            _serve_metrics(metrics, args.metrics_listen)
         try:
             await until_terminated()
         finally:
+            if metrics is not None:
+                metrics.close()
             if web is not None:
                 await web()
             await server.stop()
 
     asyncio.run(run())
     return EXIT_OK
+
+
+def _metrics(role: str) -> PrometheusObserver:
+    from gateway.server.metrics import PrometheusObserver
+
+    return PrometheusObserver(system_clock, role)
+
+
+def _serve_metrics(metrics: PrometheusObserver, listen: str) -> None:
+    port = metrics.serve(listen)
+    host = listen.rsplit(":", 1)[0]
+    print(f"huren metrics on http://{host}:{port}/metrics", flush=True)
+
+
+def _calls(args: argparse.Namespace, metrics: PrometheusObserver | None) -> WatchCalls:
+    from gateway.server.calls import WatchCalls
+
+    return WatchCalls(args.max_concurrent_rpcs, metrics, access=args.access_log)
 
 
 REQUIREMENTS: dict[str, Callable[[Verdict], bool]] = {

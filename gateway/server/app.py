@@ -49,11 +49,13 @@ from gateway.crypto.pki import check_tls_files
 from gateway.errors import RegistryDamaged, StorageUnavailable
 from gateway.hub import Hub, open_hub
 from gateway.limits import Limits
+from gateway.metrics import NO_OBSERVER, Observer
 from gateway.registry import TrustHolder
 from gateway.registry.authority import Actor
 from gateway.registry.registrar import RegistrarLimits
 from gateway.registry.views import TrustListView
 from gateway.server import reflection
+from gateway.server.calls import WatchCalls
 from gateway.server.feed import TrustListFeed
 from gateway.server.malformed import RefuseMalformedRequests
 from gateway.server.registry import RegistryServicer, SecurityLog, StoreWorker
@@ -124,8 +126,10 @@ def bind_port(add: Callable[..., int], address: str, *credentials: grpc.ServerCr
     return port
 
 
-def grpc_server(limits: Limits) -> grpc.aio.Server:
-    """A grpc.aio server with the gateway's bounds (hub and replica alike)."""
+def grpc_server(limits: Limits, calls: WatchCalls | None = None) -> grpc.aio.Server:
+    """A grpc.aio server with the gateway's bounds (hub and replica alike); ``calls`` watches
+    every call and limits those in flight (one is made from ``limits`` without it)."""
+    watch = calls or WatchCalls(limits.max_concurrent_rpcs)
     return grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", limits.max_message_bytes),
@@ -137,8 +141,9 @@ def grpc_server(limits: Limits) -> grpc.aio.Server:
             # Never share a port with another process by accident; scale-out opts in.
             ("grpc.so_reuseport", 0),
         ],
-        maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
-        interceptors=(RefuseMalformedRequests(),),  # undecodable requests: INVALID_ARGUMENT
+        # Calls in flight are limited by WatchCalls (which counts the rejections), first; then
+        # undecodable requests are answered INVALID_ARGUMENT.
+        interceptors=(watch, RefuseMalformedRequests()),
     )
 
 
@@ -166,10 +171,12 @@ def open_gateway(
     registrar: RegistrarLimits | None = None,
     accept_rollback: Actor | None = None,
     trust_fresh_for: timedelta = DEFAULT_FRESH_FOR,
+    observer: Observer = NO_OBSERVER,
 ) -> Gateway:
     """Open the hub's state (see :func:`gateway.hub.open_hub`) and build the services.
 
-    Without ``online`` a default :class:`OnlineClient` asks online issuers. The clock's
+    Without ``online`` a default :class:`OnlineClient` asks online issuers (reporting to
+    ``observer``). The clock's
     high-water mark starts at the registry's last change or the mark the last run persisted,
     whichever is later.
 
@@ -208,7 +215,7 @@ def open_gateway(
         limits,
         hub.identities,
         clock,
-        online or OnlineClient(),
+        online or OnlineClient(observer=observer),
         clock_floor=max(marks, default=None),
     )
     return Gateway(service, hub)
@@ -224,8 +231,11 @@ class GatewayServer:
         *,
         registry_listen: str | None = None,
         tls: TlsFiles | None = None,
+        observer: Observer = NO_OBSERVER,
+        calls: WatchCalls | None = None,
     ) -> None:
         self.gateway = gateway
+        self.observer = observer
         service = gateway.service
         limits = service.limits
         self.listen = listen
@@ -235,9 +245,9 @@ class GatewayServer:
         self.worker = StoreWorker(gateway.hub)
         self.security = SecurityLog()
         self.feed = TrustListFeed()
-        self.server = grpc_server(limits)
+        self.server = grpc_server(limits, calls)
         verifier_pb2_grpc.add_VerifierServiceServicer_to_server(
-            VerifierServicer(service), self.server
+            VerifierServicer(service, observer), self.server
         )
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(
             RegistryServicer(
@@ -281,6 +291,7 @@ class GatewayServer:
         for name in ("", VERIFIER_SERVICE, REGISTRY_SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         await self.publish_once()
+        self.observer.trust_refreshed(self.gateway.service.trust.current.version)
         self._refresher = asyncio.create_task(self._refresh())
         self._publisher = asyncio.create_task(self._publish())
         return self.port
@@ -340,6 +351,7 @@ class GatewayServer:
                 holder.replace(snapshot)  # type: ignore[arg-type]
             elif holder.unverified is not None:
                 holder.verified()
+            self.observer.trust_refreshed(holder.current.version)
             if self._alarmed:
                 log.warning(
                     "the registry verifies again; serving trust version %d", holder.current.version

@@ -32,9 +32,11 @@ from gateway.clients.hubfeed import HubFeed
 from gateway.clock import Clock
 from gateway.crypto import PublicKey
 from gateway.errors import ConfigurationInvalid, StorageUnavailable
+from gateway.metrics import NO_OBSERVER, Observer
 from gateway.model import Reason
 from gateway.server import reflection
 from gateway.server.app import VERIFIER_SERVICE, TlsFiles, bind_verification, grpc_server
+from gateway.server.calls import WatchCalls
 from gateway.server.verifier import VerifierServicer
 from gateway.service import VerificationService
 from gateway.storage.files import PRIVATE_FILE
@@ -77,8 +79,11 @@ class ReplicaServer:
         *,
         clock: Clock,
         tls: TlsFiles | None = None,
+        observer: Observer = NO_OBSERVER,
+        calls: WatchCalls | None = None,
     ) -> None:
         self.service = service
+        self.observer = observer
         self.key = key
         self.saved = state_dir / TRUST_LIST_FILE
         self.feed = feed
@@ -87,9 +92,9 @@ class ReplicaServer:
         self._clock = clock
         self.held: replica.TrustList | None = None
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
-        self.server = grpc_server(service.limits)
+        self.server = grpc_server(service.limits, calls)
         verifier_pb2_grpc.add_VerifierServiceServicer_to_server(
-            VerifierServicer(service), self.server
+            VerifierServicer(service, observer), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable(
@@ -132,6 +137,7 @@ class ReplicaServer:
             )
             return False
         self._hold(candidate)  # step 3
+        self.observer.trust_refreshed(candidate.version)
         await self.check_health()
         try:  # step 4
             await asyncio.get_running_loop().run_in_executor(
