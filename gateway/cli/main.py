@@ -19,9 +19,20 @@ from collections.abc import Iterator, Sequence
 from importlib.metadata import entry_points, version
 
 from gateway import logs
-from gateway.cli import identity, local, operator, pki, policy, profile, qr, serve, web
+from gateway.cli import (
+    environment,
+    identity,
+    local,
+    operator,
+    pki,
+    policy,
+    profile,
+    qr,
+    serve,
+    web,
+)
 from gateway.cli.common import EXIT_ERROR, Handler
-from gateway.errors import ConfigurationInvalid, HurenError
+from gateway.errors import ConfigurationInvalid, HurenError, RequestInvalid
 
 log = logging.getLogger("huren")
 
@@ -31,6 +42,12 @@ EXIT_BROKEN_PIPE = 141
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    try:  # HUREN_* variables: the global options' and huren serve's (docs/configuration.md)
+        for each in configurable(parser):
+            environment.apply(each, os.environ)
+    except RequestInvalid as e:
+        print(f"huren: {e}", file=sys.stderr)
+        return EXIT_ERROR
     args = parser.parse_args(argv)
     logs.configure(args.log_level, args.log_format, access=getattr(args, "access_log", False))
     handler: Handler = args.handler
@@ -127,3 +144,9 @@ def parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 yield from parsers(sub)
+
+
+def configurable(parser: argparse.ArgumentParser) -> tuple[argparse.ArgumentParser, ...]:
+    """The parsers whose options ``HUREN_*`` variables may give: the top one (the global
+    options) and ``huren serve``'s."""
+    return parser, next(p for p in parsers(parser) if p.prog.split()[-1] == "serve")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -32,7 +33,7 @@ from gateway.clients.tls import read_tls_file
 from gateway.clock import system_clock
 from gateway.errors import CallFailed, HurenError, RequestInvalid, StorageUnavailable
 from gateway.hub import initialise
-from gateway.lifecycle import until_terminated
+from gateway.lifecycle import TLS_CHECK_SECONDS, until_terminated
 from gateway.limits import Limits
 from gateway.metrics import NO_OBSERVER
 from gateway.model import Colour, Status, Verdict
@@ -48,6 +49,7 @@ NEVER_FRESH = datetime(1970, 1, 1, tzinfo=UTC)
 if TYPE_CHECKING:
     from gateway.server.app import TlsFiles
     from gateway.server.calls import WatchCalls
+    from gateway.server.certificates import ServerCertificates
     from gateway.server.metrics import PrometheusObserver
 
 
@@ -129,6 +131,13 @@ def register(commands: Subparsers) -> None:
         metavar="HOST:PORT",
         help="also serve the checkpoint page and the JSON API there (docs/web.md), as a client "
         "of this gateway (trusting its certificate through the --tls-dir CA)",
+    )
+    p.add_argument(
+        "--tls-check-seconds",
+        type=float,
+        default=TLS_CHECK_SECONDS,
+        help="how often the TLS files in --tls-dir are looked at, and re-read when they "
+        "changed (SIGHUP: at once; 0: only on SIGHUP) (default %(default)s)",
     )
     p.add_argument(
         "--metrics-listen",
@@ -219,6 +228,15 @@ def register(commands: Subparsers) -> None:
         help="keep asking for up to this long until it is SERVING (a gateway just started)",
     )
     add_tls_options(h, mutual=False)
+    h.add_argument(
+        "--name-from-certificate",
+        dest="server_certificate",
+        type=Path,
+        metavar="FILE",
+        help="check for the name this certificate carries (its first DNS name or address): "
+        "the gateway's own gateway.pem, for a check from inside its container whatever the "
+        "PKI (--server-name wins)",
+    )
     h.set_defaults(handler=_health)
 
 
@@ -276,6 +294,7 @@ def _serve(args: argparse.Namespace) -> int:
             tls=tls,
             observer=metrics or NO_OBSERVER,
             calls=_calls(args, metrics),
+            tls_check_seconds=args.tls_check_seconds,
         )
         port = await server.start()
         trust = gateway.service.trust.current
@@ -295,6 +314,7 @@ def _serve(args: argparse.Namespace) -> int:
             online = gateway.service.online
             metrics.watch(gateway.service, getattr(online, "breakers", None))
             _serve_metrics(metrics, args.metrics_listen)
+        _reload_on_hangup(server.certificates)
         try:
             await until_terminated()
         finally:
@@ -355,6 +375,7 @@ def _serve_replica(args: argparse.Namespace) -> int:
             tls=tls,
             observer=metrics or NO_OBSERVER,
             calls=_calls(args, metrics),
+            tls_check_seconds=args.tls_check_seconds,
         )
         port = await server.start()
         held = (
@@ -371,6 +392,7 @@ def _serve_replica(args: argparse.Namespace) -> int:
         if metrics is not None:
             metrics.watch(service)
             _serve_metrics(metrics, args.metrics_listen)
+        _reload_on_hangup(server.certificates)
         try:
             await until_terminated()
         finally:
@@ -382,6 +404,13 @@ def _serve_replica(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     return EXIT_OK
+
+
+def _reload_on_hangup(certificates: ServerCertificates | None) -> None:
+    """SIGHUP: read the TLS files again now (see gateway.server.certificates)."""
+    if certificates is not None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: certificates.check(force=True))
 
 
 def _metrics(role: str) -> PrometheusObserver:

@@ -48,6 +48,7 @@ from gateway.clock import Clock, system_clock
 from gateway.crypto.pki import check_tls_files
 from gateway.errors import RegistryDamaged, StorageUnavailable
 from gateway.hub import Hub, open_hub
+from gateway.lifecycle import TLS_CHECK_SECONDS
 from gateway.limits import Limits
 from gateway.metrics import NO_OBSERVER, Observer
 from gateway.registry import TrustHolder
@@ -56,6 +57,7 @@ from gateway.registry.registrar import RegistrarLimits
 from gateway.registry.views import TrustListView
 from gateway.server import reflection
 from gateway.server.calls import WatchCalls
+from gateway.server.certificates import ServerCertificates
 from gateway.server.feed import TrustListFeed
 from gateway.server.malformed import RefuseMalformedRequests
 from gateway.server.registry import RegistryServicer, SecurityLog, StoreWorker
@@ -147,13 +149,14 @@ def grpc_server(limits: Limits, calls: WatchCalls | None = None) -> grpc.aio.Ser
     )
 
 
-def bind_verification(server: grpc.aio.Server, listen: str, tls: TlsFiles | None) -> int:
-    """Bind the verification address: server-authenticated TLS, or plaintext without ``tls``."""
-    if tls is None:
+def bind_verification(
+    server: grpc.aio.Server, listen: str, certificates: ServerCertificates | None
+) -> int:
+    """Bind the verification address: server-authenticated TLS that follows the certificate
+    files, or plaintext without ``certificates``."""
+    if certificates is None:
         return bind_port(server.add_insecure_port, listen)
-    _, certificate, key = tls.read()
-    server_only = grpc.ssl_server_credentials([(key, certificate)])
-    return bind_port(server.add_secure_port, listen, server_only)
+    return bind_port(server.add_secure_port, listen, certificates.credentials(mutual=False))
 
 
 @dataclass
@@ -233,6 +236,7 @@ class GatewayServer:
         tls: TlsFiles | None = None,
         observer: Observer = NO_OBSERVER,
         calls: WatchCalls | None = None,
+        tls_check_seconds: float = TLS_CHECK_SECONDS,
     ) -> None:
         self.gateway = gateway
         self.observer = observer
@@ -241,6 +245,7 @@ class GatewayServer:
         self.listen = listen
         self.registry_listen = registry_listen
         self.tls = tls
+        self.certificates = None if tls is None else ServerCertificates(tls, tls_check_seconds)
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.worker = StoreWorker(gateway.hub)
         self.security = SecurityLog()
@@ -272,21 +277,18 @@ class GatewayServer:
         self.registry_port = 0
         self._refresher: asyncio.Task[None] | None = None
         self._publisher: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._alarmed = False
         self._persisted: datetime | None = None
 
     async def start(self) -> int:
         """Bind and start; returns the verification port (useful with port 0)."""
-        self.port = bind_verification(self.server, self.listen, self.tls)
-        if self.tls is not None:
-            ca, certificate, key = self.tls.read()
-            if self.registry_listen is not None:
-                mutual = grpc.ssl_server_credentials(
-                    [(key, certificate)], root_certificates=ca, require_client_auth=True
-                )
-                self.registry_port = bind_port(
-                    self.server.add_secure_port, self.registry_listen, mutual
-                )
+        self.port = bind_verification(self.server, self.listen, self.certificates)
+        if self.certificates is not None and self.registry_listen is not None:
+            mutual = self.certificates.credentials(mutual=True)
+            self.registry_port = bind_port(
+                self.server.add_secure_port, self.registry_listen, mutual
+            )
         await self.server.start()
         for name in ("", VERIFIER_SERVICE, REGISTRY_SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -294,6 +296,8 @@ class GatewayServer:
         self.observer.trust_refreshed(self.gateway.service.trust.current.version)
         self._refresher = asyncio.create_task(self._refresh())
         self._publisher = asyncio.create_task(self._publish())
+        if self.certificates is not None:
+            self._watcher = asyncio.create_task(self.certificates.watch())
         return self.port
 
     async def _publish(self) -> None:
@@ -397,7 +401,7 @@ class GatewayServer:
         await self.worker.run(work)
 
     async def stop(self, grace: float = 2.0) -> None:
-        for task in (self._refresher, self._publisher):
+        for task in (self._refresher, self._publisher, self._watcher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -5,12 +5,17 @@ processes on loopback."""
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
+import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +23,12 @@ from typing import IO, Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
 from gateway.clients import TlsCredentials
+from gateway.crypto import pki
 from gateway.model import Colour
 from gateway.wire import verdict_from_pb
 from tests.conftest import REPO, resident_id
@@ -82,6 +89,7 @@ class Served:
     address: str
     metrics: int
     stderr: IO[bytes]
+    process: subprocess.Popen[str]
 
     def log_lines(self) -> list[str]:
         self.stderr.seek(0)
@@ -89,24 +97,33 @@ class Served:
 
 
 @contextmanager
-def serving(state: Path, pki: Path, *extra: str, front: tuple[str, ...] = ()) -> Iterator[Served]:
+def serving(
+    state: Path | None,
+    pki: Path | None,
+    *extra: str,
+    front: tuple[str, ...] = (),
+    env: dict[str, str] = ENV,
+) -> Iterator[Served]:
     """``huren serve`` with ``extra`` options (and global options ``front``) until the block
-    ends; its standard error is kept for the test."""
+    ends, its metrics on a port of its own; its standard error is kept for the test. Without
+    ``state`` and ``pki``, only ``extra`` and ``env`` say what to serve."""
+    where = (
+        []
+        if state is None or pki is None
+        else [
+            *("--listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0"),
+            *("--state-dir", str(state), "--tls-dir", str(pki), "--metrics-listen", "127.0.0.1:0"),
+        ]
+    )
     with (
         tempfile.TemporaryFile() as errors,
         subprocess.Popen(
-            [
-                *HUREN,
-                *front,
-                *("serve", "--listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0"),
-                *("--state-dir", str(state), "--tls-dir", str(pki)),
-                *("--metrics-listen", "127.0.0.1:0", *extra),
-            ],
+            [*HUREN, *front, "serve", *where, *extra],
             stdout=subprocess.PIPE,
             stderr=errors,
             text=True,
             cwd=REPO,
-            env=ENV,
+            env=env,
         ) as proc,
     ):
         try:
@@ -122,7 +139,7 @@ def serving(state: Path, pki: Path, *extra: str, front: tuple[str, ...] = ()) ->
                 if found := re.search(r"metrics on http://[^:]+:(\d+)/metrics", line):
                     metrics = int(found.group(1))
             assert address is not None
-            yield Served(address, metrics, errors)
+            yield Served(address, metrics, errors, proc)
         finally:
             proc.terminate()
             proc.wait(timeout=10)
@@ -215,3 +232,130 @@ def test_calls_beyond_the_limit_are_refused_and_counted(hub):
     assert after["huren_rpcs_in_flight"] == 0
     assert after[sample("huren_rpcs_total", method="VerifierService/VerifyStream", code="OK")] == 1
     assert after[verdicts("VALID", "OK", "GREEN")] == 1
+
+
+def _health(address: str, pki: Path) -> subprocess.CompletedProcess[str]:
+    return huren("health", "--gateway", address, "--pki", str(pki), "--timeout", "3")
+
+
+def _swap_tls(into: Path, source: Path) -> None:
+    """Replace the TLS files in ``into`` with ``source``'s, each by an atomic rename."""
+    for name in ("ca.pem", "gateway.pem", "gateway.key"):
+        shutil.copy2(source / name, into / f".{name}.new")
+        os.replace(into / f".{name}.new", into / name)
+
+
+def _until(condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + 15
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.mark.parametrize("how", ["sighup", "change check"])
+def test_new_tls_files_are_served_without_a_restart(hub, tmp_path, how):
+    state, old_pki, _ = hub
+    new_pki = tmp_path / "new-pki"
+    assert huren("pki", "init", str(new_pki)).returncode == 0
+    served_dir = tmp_path / "served-tls"
+    served_dir.mkdir()
+    _swap_tls(served_dir, old_pki)
+    check = "0" if how == "sighup" else "0.2"
+    with serving(state, served_dir, "--tls-check-seconds", check) as served:
+        assert _health(served.address, old_pki).returncode == 0
+        established = grpc.secure_channel(
+            served.address, TlsCredentials.from_pki(old_pki).channel()
+        )
+        with established:
+            probe = health_pb2_grpc.HealthStub(established)
+            assert probe.Check(health_pb2.HealthCheckRequest(), timeout=5).status == 1
+
+            _swap_tls(served_dir, new_pki)
+            if how == "sighup":
+                served.process.send_signal(signal.SIGHUP)
+            assert _until(lambda: _health(served.address, new_pki).returncode == 0)
+            refused = _health(served.address, old_pki)  # a new connection: the new certificate
+            assert refused.returncode == 2, refused.stdout
+            # The connection made before goes on being served.
+            assert probe.Check(health_pb2.HealthCheckRequest(), timeout=5).status == 1
+
+            # Files that do not go together are refused; the ones in use stay.
+            (served_dir / "gateway.key").write_bytes((old_pki / "gateway.key").read_bytes())
+            if how == "sighup":
+                served.process.send_signal(signal.SIGHUP)
+            assert _until(lambda: "TLS files not taken" in "\n".join(served.log_lines()))
+            assert _health(served.address, new_pki).returncode == 0
+        lines = served.log_lines()
+    assert sum("re-read" in line for line in lines) == 1, lines
+
+
+def test_health_checks_a_gateway_whose_certificate_names_another_host_and_another_ca(hub, tmp_path):
+    """The server's CA is not the operators' CA, and its certificate names a public host while
+    the check dials 127.0.0.1 (as the container's HEALTHCHECK does)."""
+    state, operators_pki, _ = hub
+    server_ca = pki.new_ca()
+    issued = pki.issue_server(server_ca, ["gateway.example.org"])
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    shutil.copy2(operators_pki / "ca.pem", tls / "ca.pem")
+    (tls / "gateway.pem").write_bytes(issued.certificate_pem)
+    (tls / "gateway.key").write_bytes(issued.key_pem)
+    (tmp_path / "server-ca.pem").write_bytes(server_ca.certificate_pem)
+    with serving(state, tls) as served:
+        check = ("health", "--gateway", served.address, "--timeout", "3")
+        trusting = ("--ca", str(tmp_path / "server-ca.pem"))
+        assert huren(*check, "--pki", str(operators_pki)).returncode == 2  # the wrong CA
+        wrong_name = huren(*check, *trusting)
+        assert wrong_name.returncode == 2  # 127.0.0.1 is not a name the certificate carries
+        named = huren(*check, *trusting, "--server-name", "gateway.example.org")
+        assert (named.returncode, named.stdout) == (0, "SERVING\n"), named.stderr
+        by_file = huren(*check, *trusting, "--name-from-certificate", str(tls / "gateway.pem"))
+        assert (by_file.returncode, by_file.stdout) == (0, "SERVING\n"), by_file.stderr
+
+        # The container's own HEALTHCHECK command, with its folder here and its port.
+        dockerfile = (REPO / "Dockerfile").read_text().replace("\\\n", "")
+        command = re.search(r"HEALTHCHECK .*?CMD (.*?)\n", dockerfile)
+        assert command is not None
+        shell = command.group(1).replace("/var/lib/huren/pki", str(tls))
+        shell = shell.replace("127.0.0.1:50051", served.address)
+        environ = {**ENV, "HUREN_HEALTH_CA": str(tmp_path / "server-ca.pem")}
+        environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environ.get('PATH', '')}"
+        container = subprocess.run(
+            ["sh", "-c", shell], capture_output=True, text=True, env=environ, timeout=60
+        )
+        assert (container.returncode, container.stdout) == (0, "SERVING\n"), container.stderr
+
+
+def test_serve_takes_its_options_from_huren_variables_and_flags_win(hub):
+    state, tls, codes = hub
+    environ = {
+        **ENV,
+        "HUREN_LISTEN": "256.0.0.1:1",  # not an address: the flag below must win
+        "HUREN_REGISTRY_LISTEN": "127.0.0.1:0",
+        "HUREN_STATE_DIR": str(state),
+        "HUREN_TLS_DIR": str(tls),
+        "HUREN_METRICS_LISTEN": "127.0.0.1:0",
+        "HUREN_ACCESS_LOG": "true",
+        "HUREN_LOG_FORMAT": "json",
+    }
+    with serving(None, None, "--listen", "127.0.0.1:0", env=environ) as served:
+        verified = huren("verify", "--gateway", served.address, "--pki", str(tls), codes["red"])
+        assert verified.returncode == 0, verified.stderr
+        assert scrape(served.metrics)[verdicts("VALID", "OK", "RED")] == 1
+        logged = [json.loads(line) for line in served.log_lines()]
+    assert [r["rpc"] for r in logged if r.get("event") == "access"] == [
+        "/huren.v1.VerifierService/Verify"
+    ]
+
+    bad = subprocess.run(
+        [*HUREN, "serve"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**environ, "HUREN_MAX_BATCH": "0x10"},
+        timeout=60,
+    )
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr == "huren: HUREN_MAX_BATCH='0x10': not a whole number (as --max-batch)\n"
