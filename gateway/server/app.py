@@ -202,6 +202,8 @@ def open_gateway(
     problem = hub.store.problem
     if problem is not None:
         hub.close()
+        if problem.kind == "schema":
+            raise RegistryDamaged(f"refusing to serve from {hub.files.database}: {problem}")
         fix = (
             "if you restored an older copy on purpose, `huren registry accept-rollback` (or "
             "`huren serve --accept-rollback`) continues from it, audited"
