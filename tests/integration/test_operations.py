@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from gateway.model import Colour
 from gateway.wire import verdict_from_pb
 from tests.conftest import REPO, resident_id
 from tests.integration.cli import ENV, HUREN, huren
+from tests.integration.scrape import sample, scrape, scrape_text, verdicts
 from tests.integration.test_cli import hangzhou_registry
 
 pytestmark = pytest.mark.slow
@@ -43,45 +43,6 @@ def hub(tmp_path):
     """A registry with Hangzhou's issuer, a PKI, and Hangzhou's codes: (state, pki, codes)."""
     state, codes, pki = hangzhou_registry(tmp_path)
     return state, pki, codes
-
-
-_LABEL = re.compile(r'(\w+)="([^"]*)"')
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
-
-
-def sample(name: str, **labels: str) -> str:
-    """The key of a sample in what :func:`scrape` returns."""
-    if not labels:
-        return name
-    pairs = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    return f"{name}{{{pairs}}}"
-
-
-def scrape(port: int) -> dict[str, float]:
-    """``/metrics`` as {sample(name, **labels): value}."""
-    text = scrape_text(port)
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            match = _SAMPLE.match(line)
-            assert match, line
-            labels = dict(_LABEL.findall(match.group(2) or ""))
-            samples[sample(match.group(1), **labels)] = float(match.group(3))
-    return samples
-
-
-def verdicts(status: str, reason: str, colour: str, region: str = "330100") -> str:
-    return sample(
-        "huren_verdicts_total", status=status, reason=reason, colour=colour, region=region
-    )
-
-
-def scrape_text(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        assert response.status == 200
-        assert response.headers["Content-Type"].startswith("text/plain")
-        body: bytes = response.read()
-    return body.decode()
 
 
 @dataclass
@@ -134,7 +95,7 @@ def serving(
                 if not line:
                     errors.seek(0)
                     pytest.fail(f"huren serve exited: {errors.read().decode()}")
-                if found := re.search(r"gateway listening on (\S+) ", line):
+                if found := re.search(r"(?:gateway|replica) listening on (\S+) ", line):
                     address = found.group(1)
                 if found := re.search(r"metrics on http://[^:]+:(\d+)/metrics", line):
                     metrics = int(found.group(1))
@@ -359,3 +320,50 @@ def test_serve_takes_its_options_from_huren_variables_and_flags_win(hub):
     )
     assert (bad.returncode, bad.stdout) == (2, "")
     assert bad.stderr == "huren: HUREN_MAX_BATCH='0x10': not a whole number (as --max-batch)\n"
+
+
+def test_a_replica_reports_its_trust_list_and_verdicts(hub, tmp_path):
+    state, pki, codes = hub
+    replica_state = tmp_path / "replica"
+    replica_state.mkdir(mode=0o700)
+    for secret in ("subject.key", "link.key"):
+        shutil.copy2(state / secret, replica_state / secret)
+    with serving(state, pki) as hub_served:
+        hub_version = scrape(hub_served.metrics)["huren_trust_version"]
+        with serving(
+            None,
+            None,
+            *("--replica-of", hub_served.address, "--trust-list-key"),
+            *(str(state / "trustlist-key.jwk"), "--state-dir", str(replica_state)),
+            *("--tls-dir", str(pki), "--listen", "127.0.0.1:0"),
+            *("--metrics-listen", "127.0.0.1:0"),
+        ) as replica:
+            assert _until(lambda: scrape(replica.metrics)["huren_trust_version"] == hub_version)
+            verified = huren(
+                "verify", "--gateway", replica.address, "--pki", str(pki), codes["green"]
+            )
+            assert verified.returncode == 0, verified.stderr
+            figures = scrape(replica.metrics)
+    assert figures[sample("huren_info", role="replica")] == 1
+    assert figures["huren_trust_stale"] == 0
+    assert 0 <= figures["huren_trust_last_refresh_seconds"] < 30
+    assert 0 <= figures["huren_trust_age_seconds"] < 30
+    assert 0 < figures["huren_trust_fresh_seconds"] <= 15 * 60  # the hub's window
+    assert figures[verdicts("VALID", "OK", "GREEN")] == 1
+    assert figures[sample("huren_rpcs_total", method="VerifierService/Verify", code="OK")] == 1
+
+
+@pytest.mark.parametrize("verbosity", [None, "DEBUG"])
+def test_grpc_core_lines_are_silent_unless_asked_for(hub, verbosity):
+    """A plaintext client on the TLS port: gRPC core's handshake lines
+    (ssl_transport_security.cc) appear only with --grpc-verbosity."""
+    state, pki, _ = hub
+    front = () if verbosity is None else ("--grpc-verbosity", verbosity)
+    with serving(state, pki, front=front) as served:
+        huren("health", "--gateway", served.address, "--insecure", "--timeout", "1")
+        lines = served.log_lines()
+    chatter = [line for line in lines if "ssl_transport_security" in line]
+    if verbosity is None:
+        assert lines == []
+    else:
+        assert chatter, lines
