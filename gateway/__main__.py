@@ -3,15 +3,18 @@
 gRPC's C core reads ``GRPC_VERBOSITY`` once, when it loads: it is set here to ``NONE``, before
 anything imports grpc, so that what a command prints is its own one-line messages and not the
 core's log lines (a port in use, a refused TLS handshake: the command explains those itself).
-Set the variable to ``ERROR``, ``INFO`` or ``DEBUG`` to see the core's lines again.
+``--grpc-verbosity ERROR|INFO|DEBUG`` (or ``HUREN_GRPC_VERBOSITY``, or ``GRPC_VERBOSITY``
+itself) shows the core's lines again.
 """
 
 import os
 import sys
 
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+from gateway.logs import grpc_verbosity
 
-from gateway.cli import main
+grpc_verbosity(sys.argv[1:], os.environ)
+
+from gateway.cli import main  # noqa: E402  (after GRPC_VERBOSITY is set)
 
 __all__ = ["main"]
 

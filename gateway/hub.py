@@ -39,9 +39,10 @@ from gateway.registry.commands import (
 from gateway.registry.registrar import Change, Registrar, RegistrarLimits
 from gateway.storage.attestations import DEFAULT_MAX_ENTRIES, AttestationDesk, AttestationKeys
 from gateway.storage.files import StateFiles
+from gateway.storage.migrate import schema_version
 from gateway.storage.record import StateRecord
 from gateway.storage.secrets import load_or_create_private_key, replace_atomically
-from gateway.storage.sqlite import SqliteRegistry
+from gateway.storage.sqlite import SCHEMA_VERSION, SqliteRegistry
 from gateway.trustlist import DEFAULT_FRESH_FOR, TrustListSigner
 
 
@@ -123,6 +124,7 @@ def open_hub(
             others may read (the message says how to fix it).
     """
     files = StateFiles(directory)
+    _check_schema(files)
     files.check_private()
     if not files.database.is_file():
         raise StorageUnavailable(
@@ -152,6 +154,28 @@ def open_hub(
             store.close()
             raise
     return hub
+
+
+def _check_schema(files: StateFiles) -> None:
+    """Refuse a registry an older huren wrote before anything else, naming the way forward
+    (an older state directory also lacks files and modes the current one requires)."""
+    try:
+        found = schema_version(files.database)
+    except (StorageUnavailable, RegistryDamaged):
+        return  # no file, or not one SQLite reads: the checks that follow say so
+    if found is not None and found < SCHEMA_VERSION:
+        raise RegistryDamaged(
+            f"{files.database} has registry schema {found}, this huren reads schema "
+            f"{SCHEMA_VERSION}: upgrade it with `huren registry migrate --state-dir "
+            f"{files.directory}` (with the gateway stopped; it keeps a backup of the file and "
+            "audits the upgrade)"
+        )
+
+
+def trust_list_key(files: StateFiles) -> PrivateKey:
+    """The hub's trust-list signing key (created if there is none yet), its public JWK kept
+    beside it."""
+    return _trust_list_key(files)
 
 
 def _trust_list_key(files: StateFiles) -> PrivateKey:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import signal
 
+TLS_CHECK_SECONDS = 30.0
+"""How often a server looks whether its TLS files changed, by default (``--tls-check-seconds``,
+see gateway.server.certificates)."""
+
 
 async def until_terminated() -> None:
     """Return when the process receives SIGTERM or SIGINT (the caller then shuts down cleanly)."""

@@ -100,6 +100,11 @@ class VerificationService:
         mark, then the latest instant this service has read from its clock."""
 
     @property
+    def online(self) -> OnlineAsker | None:
+        """The port through which online issuers are asked (None: online codes UNVERIFIABLE)."""
+        return self._online
+
+    @property
     def high_water(self) -> datetime | None:
         """The latest instant this service knows to have passed (to persist, off this path)."""
         return self._high_water
@@ -116,6 +121,10 @@ class VerificationService:
             )
         if seen is None or now > seen:
             self._high_water = now
+        return now, self.trust_problem(now)
+
+    def trust_problem(self, now: datetime) -> tuple[Reason, str] | None:
+        """Why no code can be judged on the trust held at ``now`` (ERR_TRUST_STALE), or None."""
         fresh_until = self.trust.fresh_until
         if fresh_until is not None and now >= fresh_until:
             version = self.trust.current.version
@@ -125,18 +134,18 @@ class VerificationService:
                 if version
                 else "this gateway holds no verified trust list yet"
             )
-            return now, (
+            return (
                 Reason.ERR_TRUST_STALE,
                 f"{held}: no code is judged on trust the hub no longer vouches for",
             )
         unverified = self.trust.unverified
         if unverified is not None and now - unverified[0] > self.limits.stale_grace:
-            return now, (
+            return (
                 Reason.ERR_TRUST_STALE,
                 f"the registry has not verified since {unverified[0].isoformat()} "
                 f"({unverified[1]}): no code is judged on trust nobody can vouch for",
             )
-        return now, None
+        return None
 
     @staticmethod
     def _untrusted(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from gateway.clients.tls import TlsCredentials, operator_files, read_tls_file
-from gateway.crypto.pki import check_tls_files
+from gateway.crypto.pki import check_tls_files, server_name
 from gateway.errors import ConfigurationInvalid, RequestInvalid
 from gateway.model import Reason
 from gateway.registry.authority import Actor, Role
@@ -41,6 +41,12 @@ def add_tls_options(parser: argparse.ArgumentParser, *, mutual: bool) -> None:
     group = parser.add_argument_group("TLS")
     group.add_argument("--pki", type=Path, default=DEFAULT_PKI, help="a `huren pki init` folder")
     group.add_argument("--ca", type=Path, help="the CA certificate that signed the gateway's")
+    group.add_argument(
+        "--server-name",
+        metavar="NAME",
+        help="the host name the gateway's certificate carries, when the address dialled is "
+        "another (an IP address, localhost inside a container)",
+    )
     group.add_argument(
         "--insecure", action="store_true", help="plaintext (a gateway started with --insecure)"
     )
@@ -71,10 +77,14 @@ def tls_credentials(args: argparse.Namespace) -> TlsCredentials | None:
         hint = f"; is {args.operator!r} an operator of {args.pki}? (`huren pki issue`)"
         certificate, key = read_tls_file(certificate_file, hint), read_tls_file(key_file, hint)
     check_tls_files(ca, certificate, key, datetime.now(UTC))
+    name = getattr(args, "server_name", None)
+    if name is None and getattr(args, "server_certificate", None) is not None:
+        name = server_name(read_tls_file(args.server_certificate))
     return TlsCredentials(
         ca.content,
         certificate.content if certificate else None,
         key.content if key else None,
+        server_name=name,
     )
 
 

@@ -28,8 +28,9 @@ from gateway.cli.common import (
     read_source,
     read_utf8,
 )
-from gateway.errors import ConfigurationInvalid
-from gateway.hub import Hub, initialise, new_attestation_key, open_hub
+from gateway.clock import system_clock
+from gateway.errors import ConfigurationInvalid, StorageUnavailable
+from gateway.hub import Hub, initialise, new_attestation_key, open_hub, trust_list_key
 from gateway.model import Reason, parse_region_code
 from gateway.registry import OnlineEndpoint
 from gateway.registry.admission import KeyOffer, offers_from_file
@@ -46,6 +47,7 @@ from gateway.registry.keyfiles import MAX_KEY_FILE_BYTES
 from gateway.registry.registrar import Change
 from gateway.report import issuance_json
 from gateway.storage.files import StateFiles
+from gateway.storage.migrate import migrate
 from gateway.storage.record import StateRecord
 from gateway.storage.sqlite import SqliteRegistry
 from gateway.trustlist import MAX_TRUST_LIST_BYTES
@@ -116,6 +118,13 @@ def register(commands: Subparsers) -> None:
     issued.add_argument("--limit", type=int, default=100, help="at most this many, newest first")
     issued.add_argument("--json", action="store_true", help="one JSON object per attestation")
     issued.set_defaults(handler=_attestations)
+
+    upgrade = command(
+        "migrate",
+        "upgrade a registry an older huren wrote to this version's schema (stop the gateway "
+        "first; a backup is made and the upgrade audited)",
+    )
+    upgrade.set_defaults(handler=_migrate)
 
     rollback = command(
         "accept-rollback",
@@ -426,6 +435,49 @@ def _accept_rollback(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    """``huren registry migrate``: see gateway.storage.migrate."""
+    files = StateFiles(args.state_dir)
+    if not files.database.is_file():
+        raise StorageUnavailable(f"no registry in {args.state_dir}")
+    private = _make_private(files)
+    if not files.subject_key.exists() and not files.link_key.exists():
+        files.create_identities()  # an older huren made them on first serve: none was used
+        private.append("new identity secrets subject.key and link.key")
+    record = StateRecord(files.state_record, trust_list_key(files))
+    done = migrate(files.database, record, local_actor(), system_clock())
+    if done.backup is None:
+        print(f"the registry in {args.state_dir} has schema {done.to_version}: nothing to do")
+        return EXIT_OK
+    with open_hub(args.state_dir) as hub:
+        if hub.store.problem is not None:
+            problem = hub.store.problem
+            print(f"huren: the upgraded registry does not verify: {problem}", file=sys.stderr)
+            return EXIT_ERROR
+        version = hub.store.state.version
+    made = f"; {', '.join(private)}" if private else ""
+    print(
+        f"upgraded {files.database} from schema {done.from_version} to {done.to_version} "
+        f"(audit entry {done.entry}, trust version {version}); the schema-{done.from_version} "
+        f"file is kept as {done.backup.name}{made}"
+    )
+    return EXIT_OK
+
+
+def _make_private(files: StateFiles) -> list[str]:
+    """An older huren left the state directory readable by others; the current one refuses
+    that. Made private here (0700, files 0600), and said so."""
+    changed = []
+    if files.directory.stat().st_mode & 0o077:
+        files.directory.chmod(0o700)
+        changed.append(f"{files.directory} made private (0700)")
+    for path in sorted(files.directory.iterdir()):
+        if path.is_file() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+            changed.append(f"{path.name} made private (0600)")
+    return changed
+
+
 def _read_registry(args: argparse.Namespace) -> SqliteRegistry:
     """The registry of ``--db`` (a file alone, a backup say) or ``--state-dir`` (with its state
     record), for reading: never created, never written."""
@@ -445,7 +497,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     if report.intact:
         print(f"audit chain intact: {report.entries} entries, head {report.head[:16]}")
         return EXIT_OK
-    if report.kind == "file":
+    if report.kind in ("file", "schema"):
         print(f"huren: {store.path.name} cannot be verified: {report.problem}", file=sys.stderr)
         return EXIT_ERROR
     if report.kind == "rollback":

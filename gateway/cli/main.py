@@ -18,9 +18,21 @@ import sys
 from collections.abc import Iterator, Sequence
 from importlib.metadata import entry_points, version
 
-from gateway.cli import identity, local, operator, pki, policy, profile, qr, serve, web
+from gateway import logs
+from gateway.cli import (
+    environment,
+    identity,
+    local,
+    operator,
+    pki,
+    policy,
+    profile,
+    qr,
+    serve,
+    web,
+)
 from gateway.cli.common import EXIT_ERROR, Handler
-from gateway.errors import ConfigurationInvalid, HurenError
+from gateway.errors import ConfigurationInvalid, HurenError, RequestInvalid
 
 log = logging.getLogger("huren")
 
@@ -30,12 +42,14 @@ EXIT_BROKEN_PIPE = 141
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    try:  # HUREN_* variables: the global options' and huren serve's (docs/configuration.md)
+        for each in configurable(parser):
+            environment.apply(each, os.environ)
+    except RequestInvalid as e:
+        print(f"huren: {e}", file=sys.stderr)
+        return EXIT_ERROR
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(args.log_level, args.log_format, access=getattr(args, "access_log", False))
     handler: Handler = args.handler
     try:
         status = handler(args)
@@ -93,6 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="what is logged on standard error",
     )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=logs.FORMATS,
+        help="log lines as text, or one JSON object per line (fields: docs/scaling.md)",
+    )
+    parser.add_argument(
+        "--grpc-verbosity",
+        default="NONE",
+        choices=logs.GRPC_VERBOSITIES,
+        help="what gRPC's C core logs on standard error (its own lines: TLS handshakes and the "
+        "like); read when the command starts",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve.register(commands)
     local.register(commands)
@@ -117,3 +144,9 @@ def parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 yield from parsers(sub)
+
+
+def configurable(parser: argparse.ArgumentParser) -> tuple[argparse.ArgumentParser, ...]:
+    """The parsers whose options ``HUREN_*`` variables may give: the top one (the global
+    options) and ``huren serve``'s."""
+    return parser, next(p for p in parsers(parser) if p.prog.split()[-1] == "serve")

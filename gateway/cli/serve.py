@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import json
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -33,8 +34,9 @@ from gateway.clients.tls import read_tls_file
 from gateway.clock import system_clock
 from gateway.errors import CallFailed, HurenError, RequestInvalid, StorageUnavailable
 from gateway.hub import initialise
-from gateway.lifecycle import until_terminated
+from gateway.lifecycle import TLS_CHECK_SECONDS, until_terminated
 from gateway.limits import Limits
+from gateway.metrics import NO_OBSERVER
 from gateway.model import Colour, Status, Verdict
 from gateway.registry.registrar import RegistrarLimits
 from gateway.report import verdict_json, verdict_line
@@ -47,6 +49,9 @@ NEVER_FRESH = datetime(1970, 1, 1, tzinfo=UTC)
 
 if TYPE_CHECKING:
     from gateway.server.app import TlsFiles
+    from gateway.server.calls import WatchCalls
+    from gateway.server.certificates import ServerCertificates
+    from gateway.server.metrics import PrometheusObserver
 
 
 def register(commands: Subparsers) -> None:
@@ -144,6 +149,24 @@ def register(commands: Subparsers) -> None:
         "of this gateway (trusting its certificate through the --tls-dir CA)",
     )
     p.add_argument(
+        "--tls-check-seconds",
+        type=float,
+        default=TLS_CHECK_SECONDS,
+        help="how often the TLS files in --tls-dir are looked at, and re-read when they "
+        "changed (SIGHUP: at once; 0: only on SIGHUP) (default %(default)s)",
+    )
+    p.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP, no personal "
+        "data: docs/scaling.md, Metrics)",
+    )
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log one line per call (method, gRPC status, duration; never the request)",
+    )
+    p.add_argument(
         "--trust-fresh-for",
         type=_duration,
         default="15m",
@@ -221,6 +244,15 @@ def register(commands: Subparsers) -> None:
         help="keep asking for up to this long until it is SERVING (a gateway just started)",
     )
     add_tls_options(h, mutual=False)
+    h.add_argument(
+        "--name-from-certificate",
+        dest="server_certificate",
+        type=Path,
+        metavar="FILE",
+        help="check for the name this certificate carries (its first DNS name or address): "
+        "the gateway's own gateway.pem, for a check from inside its container whatever the "
+        "PKI (--server-name wins)",
+    )
     h.set_defaults(handler=_health)
 
 
@@ -261,6 +293,7 @@ def _serve(args: argparse.Namespace) -> int:
         tls.read()  # fail now, with a clear message, rather than at bind time
     if args.init and not StateFiles(args.state_dir).database.exists():
         initialise(args.state_dir, local_actor())
+    metrics = _metrics("hub") if args.metrics_listen else None
     # Loading and verifying the registry makes an object or more per key, all kept: the cyclic
     # garbage collector would scan them again and again (a third of a snapshot's build at
     # 100,000 keys). It is paused until the gateway serves, and what was loaded is then frozen
@@ -273,6 +306,7 @@ def _serve(args: argparse.Namespace) -> int:
         registrar=RegistrarLimits(args.denied_burst, args.denied_refill_seconds),
         accept_rollback=local_actor() if args.accept_rollback else None,
         trust_fresh_for=args.trust_fresh_for,
+        observer=metrics or NO_OBSERVER,
     )
 
     async def run() -> None:
@@ -281,6 +315,9 @@ def _serve(args: argparse.Namespace) -> int:
             args.listen,
             registry_listen=None if args.insecure else args.registry_listen,
             tls=tls,
+            observer=metrics or NO_OBSERVER,
+            calls=_calls(args, metrics),
+            tls_check_seconds=args.tls_check_seconds,
         )
         port = await server.start()
         gc.freeze()
@@ -298,9 +335,16 @@ def _serve(args: argparse.Namespace) -> int:
             flush=True,
         )
         web = await _start_web(args.web_listen, host, port, tls) if args.web_listen else None
+        if metrics is not None:
+            online = gateway.service.online
+            metrics.watch(gateway.service, getattr(online, "breakers", None))
+            _serve_metrics(metrics, args.metrics_listen)
+        _reload_on_hangup(server.certificates)
         try:
             await until_terminated()
         finally:
+            if metrics is not None:
+                metrics.close()
             if web is not None:
                 await web()
             await server.stop()
@@ -343,6 +387,7 @@ def _serve_replica(args: argparse.Namespace) -> int:
         ) from e
     holder = TrustHolder(TrustSnapshot.empty(), fresh_until=NEVER_FRESH)
     service = VerificationService(holder, _limits(args), identities, system_clock)
+    metrics = _metrics("replica") if args.metrics_listen else None
 
     async def run() -> None:
         server = ReplicaServer(
@@ -353,6 +398,9 @@ def _serve_replica(args: argparse.Namespace) -> int:
             args.listen,
             clock=system_clock,
             tls=tls,
+            observer=metrics or NO_OBSERVER,
+            calls=_calls(args, metrics),
+            tls_check_seconds=args.tls_check_seconds,
         )
         port = await server.start()
         held = (
@@ -366,15 +414,50 @@ def _serve_replica(args: argparse.Namespace) -> int:
             flush=True,
         )
         web = await _start_web(args.web_listen, host, port, tls) if args.web_listen else None
+        if metrics is not None:
+            metrics.watch(service)
+            _serve_metrics(metrics, args.metrics_listen)
+        _reload_on_hangup(server.certificates)
         try:
             await until_terminated()
         finally:
+            if metrics is not None:
+                metrics.close()
             if web is not None:
                 await web()
             await server.stop()
 
     asyncio.run(run())
     return EXIT_OK
+
+
+def _reload_on_hangup(certificates: ServerCertificates | None) -> None:
+    """SIGHUP: read the TLS files again now (see gateway.server.certificates)."""
+    if certificates is not None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: certificates.check(force=True))
+
+
+def _metrics(role: str) -> PrometheusObserver:
+    from gateway.server.metrics import PrometheusObserver
+
+    return PrometheusObserver(system_clock, role)
+
+
+def _serve_metrics(metrics: PrometheusObserver, listen: str) -> None:
+    port = metrics.serve(listen)
+    host = listen.rsplit(":", 1)[0]
+    print(f"huren metrics on http://{host}:{port}/metrics", flush=True)
+
+
+def _calls(args: argparse.Namespace, metrics: PrometheusObserver | None) -> WatchCalls | None:
+    """What watches the calls: nothing (and nothing paid per call) without metrics or the
+    access log."""
+    if metrics is None and not args.access_log:
+        return None
+    from gateway.server.calls import WatchCalls
+
+    return WatchCalls(metrics, access=args.access_log)
 
 
 REQUIREMENTS: dict[str, Callable[[Verdict], bool]] = {

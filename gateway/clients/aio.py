@@ -30,7 +30,9 @@ class AsyncGatewayClient:
             self._channel = grpc.aio.insecure_channel(target)
             mode = "plaintext"
         else:
-            self._channel = grpc.aio.secure_channel(target, credentials.channel())
+            self._channel = grpc.aio.secure_channel(
+                target, credentials.channel(), options=credentials.options()
+            )
             mode = "tls"
         self.connection = Connection(target, mode)
         self._stub = pb_grpc.VerifierServiceStub(self._channel)

@@ -52,7 +52,7 @@ class HubFeed:
         """True while the watch stream is open."""
 
     def _channel(self) -> grpc.aio.Channel:
-        options = [
+        options: list[tuple[str, int | str]] = [
             # A list and its envelope; anything larger is refused by gRPC before it is read.
             ("grpc.max_receive_message_length", MAX_TRUST_LIST_BYTES + 64 * 1024),
             ("grpc.keepalive_time_ms", 20_000),
@@ -60,6 +60,7 @@ class HubFeed:
         ]
         if self._credentials is None:
             return grpc.aio.insecure_channel(self.target, options=options)
+        options.extend(self._credentials.options())
         return grpc.aio.secure_channel(self.target, self._credentials.channel(), options=options)
 
     async def lists(self, known_version: Callable[[], int]) -> AsyncIterator[str]:

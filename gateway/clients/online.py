@@ -23,6 +23,8 @@ from datetime import datetime
 
 import aiohttp
 
+from gateway.metrics import NO_OBSERVER, Observer, OnlineOutcome
+from gateway.model import IssuerId
 from gateway.online import (
     ANSWER_TYPE,
     CLIENT_HEADER,
@@ -58,6 +60,7 @@ class OnlineClient:
     breaker_failures: int = 5
     breaker_open_seconds: float = 10.0
     monotonic: Callable[[], float] = time.monotonic
+    observer: Observer = NO_OBSERVER
     _session: aiohttp.ClientSession | None = field(default=None, init=False)
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict, init=False)
     _breakers: defaultdict[str, _Breaker] = field(
@@ -71,6 +74,7 @@ class OnlineClient:
         nonce = secrets.token_urlsafe(18)
         breaker = self._breakers[issuer.id]
         if fast := breaker.tripped(nonce, self.monotonic()):
+            self.observer.online_call(issuer.id, OnlineOutcome.FAST_FAILED)
             return fast
         body = request_body(question.token, nonce, now)
         headers = {
@@ -85,6 +89,7 @@ class OnlineClient:
             # waiting for the ones before it. The breaker may have opened while this one waited.
             async with asyncio.timeout(self.timeout), limit:
                 if fast := breaker.tripped(nonce, self.monotonic()):
+                    self.observer.online_call(issuer.id, OnlineOutcome.FAST_FAILED)
                     return fast
                 answer = await self._post(issuer.id, endpoint.verify_url, body, headers, nonce)
         except TimeoutError:
@@ -93,11 +98,19 @@ class OnlineClient:
             answer = OnlineAnswer(nonce, failure=f"connection failed ({type(e).__name__})")
         if answer.failure is None:
             breaker.failures = 0
+            self.observer.online_call(issuer.id, OnlineOutcome.ANSWERED)
         else:
             breaker.failures += 1
             if breaker.failures >= self.breaker_failures:
                 breaker.open_until = self.monotonic() + self.breaker_open_seconds
+            self.observer.online_call(issuer.id, OnlineOutcome.FAILED)
         return answer
+
+    def breakers(self) -> dict[IssuerId, bool]:
+        """Whether each issuer asked so far fails fast now (its breaker is open); safe to call
+        from another thread (the metrics endpoint's)."""
+        now = self.monotonic()
+        return {IssuerId(i): b.open_until > now for i, b in list(self._breakers.items())}
 
     async def _post(
         self, issuer: str, url: str, body: bytes, headers: dict[str, str], nonce: str

@@ -48,6 +48,16 @@ class TlsCredentials:
     ca: bytes
     certificate: bytes | None = None
     key: bytes | None = field(default=None, repr=False)
+    server_name: str | None = None
+    """The name the server's certificate must carry, when it is not the host dialled (a
+    gateway reached as 127.0.0.1 inside its container, whose certificate names its public
+    host)."""
+
+    def options(self) -> list[tuple[str, int | str]]:
+        """The channel options these credentials need."""
+        if self.server_name is None:
+            return []
+        return [("grpc.ssl_target_name_override", self.server_name)]
 
     @classmethod
     def from_pki(cls, directory: Path, name: str | None = None) -> TlsCredentials:
@@ -73,7 +83,9 @@ class ChannelClient:
             self._channel = grpc.insecure_channel(target)
             mode = "plaintext"
         else:
-            self._channel = grpc.secure_channel(target, credentials.channel())
+            self._channel = grpc.secure_channel(
+                target, credentials.channel(), options=credentials.options()
+            )
             mode = "tls" if credentials.certificate is None else "mutual"
         self.connection = Connection(target, mode)
 

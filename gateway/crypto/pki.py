@@ -58,6 +58,29 @@ class PeerIdentity:
         return f"admin:{self.name}" if self.admin else f"operator:{self.region}:{self.name}"
 
 
+def server_name(certificate: TlsFile) -> str:
+    """The first name a server certificate carries (a DNS name, else an IP address): what a
+    client must ask for to be answered with it.
+
+    Raises:
+        TlsFilesInvalid: naming the file if it is not a PEM certificate or names no host.
+    """
+    try:
+        cert = x509.load_pem_x509_certificate(certificate.content)
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        raise TlsFilesInvalid(
+            f"{certificate.name}: not a PEM certificate with subject alternative names"
+        ) from None
+    names = [
+        *sans.get_values_for_type(x509.DNSName),
+        *map(str, sans.get_values_for_type(x509.IPAddress)),
+    ]
+    if not names:
+        raise TlsFilesInvalid(f"{certificate.name}: the certificate names no host")
+    return names[0]
+
+
 def peer_identity(certificate_pem: bytes) -> PeerIdentity:
     """The identity in a (verified) client certificate.
 

@@ -45,6 +45,8 @@ class Action(enum.Enum):
     ACCEPT_ROLLBACK = "accept-rollback"
     RATE_LIMITED = "rate-limited"
     """Not a request: the record of denied or refused calls that were not audited one by one."""
+    MIGRATE_SCHEMA = "migrate-schema"
+    """Not a request: ``huren registry migrate`` upgraded the file to the current schema."""
 
 
 ISSUER_ACTIONS = frozenset(

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from gateway.errors import Overloaded
+from gateway.server.calls import CallObserver, method_label
 from gateway.server.malformed import HANDLER_MAKERS
 from gateway.server.status import abort_for
 
@@ -103,16 +104,24 @@ def _holding(handler: _Handler, place: _Place) -> _Handler:
     )
 
 
-def _refusing(handler: _Handler, slots: _Slots) -> _Handler:
-    """A handler that ends the call with ``RESOURCE_EXHAUSTED`` without decoding its request."""
+def _refusing(
+    handler: _Handler, slots: _Slots, method: str, observer: CallObserver | None
+) -> _Handler:
+    """A handler that ends the call with ``RESOURCE_EXHAUSTED`` without decoding its request
+    (and tells ``observer``, when there is one, that ``method`` was refused)."""
     error = Overloaded(
         f"the gateway is at its bound of {slots.bound} {slots.kind} in flight; retry later"
     )
+    label = method_label(method)
 
     async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if observer is not None:
+            observer.call_rejected(label)
         await abort_for(context, error)
 
     async def refuse_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if observer is not None:
+            observer.call_rejected(label)
         await abort_for(context, error)
         yield  # pragma: no cover - abort raises; this makes a generator of it
 
@@ -126,9 +135,13 @@ def _refusing(handler: _Handler, slots: _Slots) -> _Handler:
 
 class AdmitOrRefuse(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Admits at most ``max_calls`` unary calls and ``max_streams`` streaming calls at once;
-    refuses the others at once (see the module docstring)."""
+    refuses the others at once (see the module docstring), telling ``observer`` (the metrics)
+    of each refusal when there is one."""
 
-    def __init__(self, max_calls: int, max_streams: int) -> None:
+    def __init__(
+        self, max_calls: int, max_streams: int, observer: CallObserver | None = None
+    ) -> None:
+        self.observer = observer
         self.calls = _Slots("calls", max_calls)
         self.streams = _Slots("streams", max_streams)
         self._refusals: dict[str, tuple[_Handler, _Handler]] = {}
@@ -147,5 +160,8 @@ class AdmitOrRefuse(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         known = self._refusals.get(method)
         if known is None or known[0] is not handler:
             # Only methods with a handler are kept, so the map is as small as the services.
-            known = self._refusals[method] = (handler, _refusing(handler, slots))
+            known = self._refusals[method] = (
+                handler,
+                _refusing(handler, slots, method, self.observer),
+            )
         return known[1]

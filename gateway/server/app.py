@@ -48,13 +48,17 @@ from gateway.clock import Clock, system_clock
 from gateway.crypto.pki import check_tls_files
 from gateway.errors import RegistryDamaged, StorageUnavailable
 from gateway.hub import Hub, open_hub
+from gateway.lifecycle import TLS_CHECK_SECONDS
 from gateway.limits import Limits
+from gateway.metrics import NO_OBSERVER, Observer
 from gateway.registry import TrustHolder
 from gateway.registry.authority import Actor
 from gateway.registry.registrar import RegistrarLimits
 from gateway.registry.views import TrustListView
 from gateway.server import reflection
 from gateway.server.admission import AdmitOrRefuse
+from gateway.server.calls import WatchCalls
+from gateway.server.certificates import ServerCertificates
 from gateway.server.feed import TrustListFeed
 from gateway.server.malformed import RefuseMalformedRequests
 from gateway.server.registry import RegistryServicer, SecurityLog, StoreWorker
@@ -125,8 +129,10 @@ def bind_port(add: Callable[..., int], address: str, *credentials: grpc.ServerCr
     return port
 
 
-def grpc_server(limits: Limits) -> grpc.aio.Server:
-    """A grpc.aio server with the gateway's bounds (hub and replica alike)."""
+def grpc_server(limits: Limits, calls: WatchCalls | None = None) -> grpc.aio.Server:
+    """A grpc.aio server with the gateway's bounds (hub and replica alike); ``calls``, when
+    given (metrics or the access log), watches every admitted call and hears of every refusal."""
+    watching: tuple[WatchCalls, ...] = () if calls is None else (calls,)
     return grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", limits.max_message_bytes),
@@ -145,19 +151,25 @@ def grpc_server(limits: Limits) -> grpc.aio.Server:
         # Not grpc's maximum_concurrent_rpcs: it queues the excess unseen instead of refusing.
         # Admission comes first, so that a refusal costs no decoding.
         interceptors=(
-            AdmitOrRefuse(limits.max_concurrent_rpcs, limits.max_concurrent_streams),
+            AdmitOrRefuse(
+                limits.max_concurrent_rpcs,
+                limits.max_concurrent_streams,
+                None if calls is None else calls.observer,
+            ),
+            *watching,
             RefuseMalformedRequests(),  # undecodable requests: INVALID_ARGUMENT
         ),
     )
 
 
-def bind_verification(server: grpc.aio.Server, listen: str, tls: TlsFiles | None) -> int:
-    """Bind the verification address: server-authenticated TLS, or plaintext without ``tls``."""
-    if tls is None:
+def bind_verification(
+    server: grpc.aio.Server, listen: str, certificates: ServerCertificates | None
+) -> int:
+    """Bind the verification address: server-authenticated TLS that follows the certificate
+    files, or plaintext without ``certificates``."""
+    if certificates is None:
         return bind_port(server.add_insecure_port, listen)
-    _, certificate, key = tls.read()
-    server_only = grpc.ssl_server_credentials([(key, certificate)])
-    return bind_port(server.add_secure_port, listen, server_only)
+    return bind_port(server.add_secure_port, listen, certificates.credentials(mutual=False))
 
 
 @dataclass
@@ -175,10 +187,12 @@ def open_gateway(
     registrar: RegistrarLimits | None = None,
     accept_rollback: Actor | None = None,
     trust_fresh_for: timedelta = DEFAULT_FRESH_FOR,
+    observer: Observer = NO_OBSERVER,
 ) -> Gateway:
     """Open the hub's state (see :func:`gateway.hub.open_hub`) and build the services.
 
-    Without ``online`` a default :class:`OnlineClient` asks online issuers. The clock's
+    Without ``online`` a default :class:`OnlineClient` asks online issuers (reporting to
+    ``observer``). The clock's
     high-water mark starts at the registry's last change or the mark the last run persisted,
     whichever is later.
 
@@ -201,6 +215,8 @@ def open_gateway(
     problem = hub.store.problem
     if problem is not None:
         hub.close()
+        if problem.kind == "schema":
+            raise RegistryDamaged(f"refusing to serve from {hub.files.database}: {problem}")
         fix = (
             "if you restored an older copy on purpose, `huren registry accept-rollback` (or "
             "`huren serve --accept-rollback`) continues from it, audited"
@@ -217,7 +233,7 @@ def open_gateway(
         limits,
         hub.identities,
         clock,
-        online or OnlineClient(),
+        online or OnlineClient(observer=observer),
         clock_floor=max(marks, default=None),
         attestations=hub.attestations(),
     )
@@ -234,20 +250,25 @@ class GatewayServer:
         *,
         registry_listen: str | None = None,
         tls: TlsFiles | None = None,
+        observer: Observer = NO_OBSERVER,
+        calls: WatchCalls | None = None,
+        tls_check_seconds: float = TLS_CHECK_SECONDS,
     ) -> None:
         self.gateway = gateway
+        self.observer = observer
         service = gateway.service
         limits = service.limits
         self.listen = listen
         self.registry_listen = registry_listen
         self.tls = tls
+        self.certificates = None if tls is None else ServerCertificates(tls, tls_check_seconds)
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.worker = StoreWorker(gateway.hub)
         self.security = SecurityLog()
         self.feed = TrustListFeed()
-        self.server = grpc_server(limits)
+        self.server = grpc_server(limits, calls)
         verifier_pb2_grpc.add_VerifierServiceServicer_to_server(
-            VerifierServicer(service), self.server
+            VerifierServicer(service, observer), self.server
         )
         registry_pb2_grpc.add_RegistryServiceServicer_to_server(
             RegistryServicer(
@@ -272,28 +293,28 @@ class GatewayServer:
         self.registry_port = 0
         self._refresher: asyncio.Task[None] | None = None
         self._publisher: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._alarmed = False
         self._persisted: datetime | None = None
 
     async def start(self) -> int:
         """Bind and start; returns the verification port (useful with port 0)."""
-        self.port = bind_verification(self.server, self.listen, self.tls)
-        if self.tls is not None:
-            ca, certificate, key = self.tls.read()
-            if self.registry_listen is not None:
-                mutual = grpc.ssl_server_credentials(
-                    [(key, certificate)], root_certificates=ca, require_client_auth=True
-                )
-                self.registry_port = bind_port(
-                    self.server.add_secure_port, self.registry_listen, mutual
-                )
+        self.port = bind_verification(self.server, self.listen, self.certificates)
+        if self.certificates is not None and self.registry_listen is not None:
+            mutual = self.certificates.credentials(mutual=True)
+            self.registry_port = bind_port(
+                self.server.add_secure_port, self.registry_listen, mutual
+            )
         await self.server.start()
         for name in ("", VERIFIER_SERVICE, REGISTRY_SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         # The first trust list is signed in the background: verification does not wait for it
         # (at 100,000 keys signing it takes most of a second); watchers wait for it.
+        self.observer.trust_refreshed(self.gateway.service.trust.current.version)
         self._refresher = asyncio.create_task(self._refresh())
         self._publisher = asyncio.create_task(self._publish())
+        if self.certificates is not None:
+            self._watcher = asyncio.create_task(self.certificates.watch())
         return self.port
 
     async def _publish(self) -> None:
@@ -351,6 +372,7 @@ class GatewayServer:
                 holder.replace(snapshot)  # type: ignore[arg-type]
             elif holder.unverified is not None:
                 holder.verified()
+            self.observer.trust_refreshed(holder.current.version)
             if self._alarmed:
                 log.warning(
                     "the registry verifies again; serving trust version %d", holder.current.version
@@ -396,7 +418,7 @@ class GatewayServer:
         await self.worker.run(work)
 
     async def stop(self, grace: float = 2.0) -> None:
-        for task in (self._refresher, self._publisher):
+        for task in (self._refresher, self._publisher, self._watcher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -100,11 +100,17 @@ def guard(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any
     )
 
 
-class RefuseMalformedRequests(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Wraps every method's handler with :func:`guard`, once per method."""
+class WrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """A server interceptor that wraps each method's handler once (:meth:`wrap`), and hands
+    the same wrapped handler to every call of the method."""
 
     def __init__(self) -> None:
-        self._guarded: dict[str, tuple[object, grpc.RpcMethodHandler[Any, Any]]] = {}
+        self._wrapped: dict[str, tuple[object, grpc.RpcMethodHandler[Any, Any]]] = {}
+
+    def wrap(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        raise NotImplementedError
 
     async def intercept_service(
         self,
@@ -117,8 +123,17 @@ class RefuseMalformedRequests(grpc.aio.ServerInterceptor):  # type: ignore[type-
         if handler is None:  # an unknown method: grpc answers UNIMPLEMENTED
             return handler
         method = handler_call_details.method
-        known = self._guarded.get(method)
+        known = self._wrapped.get(method)
         if known is None or known[0] is not handler:
             # Only methods with a handler are kept, so the map is as small as the services.
-            known = self._guarded[method] = (handler, guard(handler))
+            known = self._wrapped[method] = (handler, self.wrap(method, handler))
         return known[1]
+
+
+class RefuseMalformedRequests(WrappingInterceptor):
+    """Wraps every method's handler with :func:`guard`, once per method."""
+
+    def wrap(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        return guard(handler)

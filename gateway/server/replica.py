@@ -32,9 +32,13 @@ from gateway.clients.hubfeed import HubFeed
 from gateway.clock import Clock
 from gateway.crypto import PublicKey
 from gateway.errors import ConfigurationInvalid, StorageUnavailable
+from gateway.lifecycle import TLS_CHECK_SECONDS
+from gateway.metrics import NO_OBSERVER, Observer
 from gateway.model import Reason
 from gateway.server import reflection
 from gateway.server.app import VERIFIER_SERVICE, TlsFiles, bind_verification, grpc_server
+from gateway.server.calls import WatchCalls
+from gateway.server.certificates import ServerCertificates
 from gateway.server.verifier import VerifierServicer
 from gateway.service import VerificationService
 from gateway.storage.files import PRIVATE_FILE
@@ -77,19 +81,24 @@ class ReplicaServer:
         *,
         clock: Clock,
         tls: TlsFiles | None = None,
+        observer: Observer = NO_OBSERVER,
+        calls: WatchCalls | None = None,
+        tls_check_seconds: float = TLS_CHECK_SECONDS,
     ) -> None:
         self.service = service
+        self.observer = observer
         self.key = key
         self.saved = state_dir / TRUST_LIST_FILE
         self.feed = feed
         self.listen = listen
         self.tls = tls
+        self.certificates = None if tls is None else ServerCertificates(tls, tls_check_seconds)
         self._clock = clock
         self.held: replica.TrustList | None = None
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
-        self.server = grpc_server(service.limits)
+        self.server = grpc_server(service.limits, calls)
         verifier_pb2_grpc.add_VerifierServiceServicer_to_server(
-            VerifierServicer(service), self.server
+            VerifierServicer(service, observer), self.server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable(
@@ -106,13 +115,15 @@ class ReplicaServer:
         if saved is not None:
             self._hold(saved)
             log.warning("serving the saved trust list, version %d", saved.version)
-        self.port = bind_verification(self.server, self.listen, self.tls)
+        self.port = bind_verification(self.server, self.listen, self.certificates)
         await self.server.start()
         await self.check_health()
         self._tasks = [
             asyncio.create_task(self._follow()),
             asyncio.create_task(self._watch_health()),
         ]
+        if self.certificates is not None:
+            self._tasks.append(asyncio.create_task(self.certificates.watch()))
         return self.port
 
     def _hold(self, trust_list: replica.TrustList) -> None:
@@ -132,6 +143,7 @@ class ReplicaServer:
             )
             return False
         self._hold(candidate)  # step 3
+        self.observer.trust_refreshed(candidate.version)
         await self.check_health()
         try:  # step 4
             await asyncio.get_running_loop().run_in_executor(

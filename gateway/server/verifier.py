@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -15,6 +15,7 @@ from gateway import wire
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
 from gateway.errors import RequestInvalid
+from gateway.metrics import NO_OBSERVER, Observer
 from gateway.model import Status, Verdict
 from gateway.server.status import abort_for
 from gateway.service import VerificationService
@@ -60,13 +61,21 @@ class RejectionLog:
 
 
 class VerifierServicer(pb_grpc.VerifierServiceServicer):
-    def __init__(self, service: VerificationService) -> None:
+    def __init__(self, service: VerificationService, observer: Observer = NO_OBSERVER) -> None:
         self._service = service
+        self._observer = observer
         self._rejections = RejectionLog()
 
     def _verified(self, verdict: Verdict) -> Verdict:
+        self._observer.verdicts((verdict,))
         self._rejections.record(verdict)
         return verdict
+
+    def _all_verified(self, verdicts: Sequence[Verdict]) -> Sequence[Verdict]:
+        self._observer.verdicts(verdicts)  # counted together: one increment per kind
+        for verdict in verdicts:
+            self._rejections.record(verdict)
+        return verdicts
 
     async def Verify(
         self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext[object, object]
@@ -83,7 +92,9 @@ class VerifierServicer(pb_grpc.VerifierServiceServicer):
         verdicts = await _answer(
             context, lambda: self._service.verify_batch_async(request.codes, request.destination)
         )
-        return pb.VerifyBatchResponse(verdicts=[wire.verdict(self._verified(v)) for v in verdicts])
+        return pb.VerifyBatchResponse(
+            verdicts=[wire.verdict(v) for v in self._all_verified(verdicts)]
+        )
 
     async def VerifyStream(
         self,
@@ -113,8 +124,7 @@ class VerifierServicer(pb_grpc.VerifierServiceServicer):
                 request.codes, request.destination, _instant(request)
             ),
         )
-        for assessment in decision.assessments:
-            self._rejections.record(assessment.verdict)
+        self._all_verified([assessment.verdict for assessment in decision.assessments])
         return pb.RecogniseResponse(decision=wire.decision(decision))
 
     async def Attest(

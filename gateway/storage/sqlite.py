@@ -129,9 +129,9 @@ def next_requests_digest(previous: str, row: RequestRecord, seq: int) -> str:
 @dataclass(frozen=True, slots=True)
 class Problem:
     """Why a registry does not verify: what kind of problem (``file``: the file or a row cannot
-    be read; ``chain``: the audit chain or the state it vouches for is broken; ``rollback``: the
-    file is older than its state record), the first audit entry concerned (0: none in
-    particular), and what was found."""
+    be read; ``schema``: another schema version wrote it; ``chain``: the audit chain or the state
+    it vouches for is broken; ``rollback``: the file is older than its state record), the first
+    audit entry concerned (0: none in particular), and what was found."""
 
     kind: str
     at: int
@@ -477,7 +477,15 @@ class SqliteRegistry:
             return self._without_entries(TrustState(), GENESIS, mark, empty=True)
         if meta.get("schema_version") != str(SCHEMA_VERSION):
             found = meta.get("schema_version", "none")
-            return _damaged(0, f"registry schema {found[:8]} is not {SCHEMA_VERSION}")
+            why = (
+                f"registry schema {found[:8]} is not {SCHEMA_VERSION}, the one this huren reads: "
+                "upgrade it with `huren registry migrate` (the gateway stopped; it keeps a backup "
+                "and audits the upgrade)"
+                if found.isdigit() and int(found) < SCHEMA_VERSION
+                else f"registry schema {found[:8]} is not {SCHEMA_VERSION}, the one this huren "
+                "reads: a newer huren wrote it"
+            )
+            return _Loaded(TrustState(), GENESIS, None, Problem("schema", 0, why))
         try:
             state = _restore(db, int(meta.get("trust_version", "-1")))
         except (ValueError, KeyError, TypeError, ConfigurationInvalid) as e:

@@ -39,9 +39,9 @@ JSON_FIELDS = {
 HANGZHOU = Hangzhou()
 
 
-@pytest.fixture
-def served_gateway(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], str]]:
-    """A gateway process whose registry was filled by ``huren registry add-issuer``."""
+def hangzhou_registry(tmp_path: Path) -> tuple[Path, dict[str, str], Path]:
+    """A registry filled by ``huren registry add-issuer`` (Hangzhou), a ``huren pki init``
+    folder, and codes of Hangzhou's registered key: (state, codes, pki)."""
     signing = load_or_create(tmp_path / "hangzhou", "hangzhou", SPEC.algorithm)
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps({"keys": [signing.jwk()]}))
@@ -68,6 +68,13 @@ def served_gateway(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], str]]:
     assert added.returncode == 0, added.stderr
     assert "registered issuer hangzhou" in added.stdout
     assert huren("pki", "init", str(tmp_path / "pki")).returncode == 0
+    return state, _codes(signing), tmp_path / "pki"
+
+
+@pytest.fixture
+def served_gateway(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], str]]:
+    """A gateway process whose registry was filled by ``huren registry add-issuer``."""
+    state, codes, pki = hangzhou_registry(tmp_path)
     with subprocess.Popen(
         [
             *(*HUREN, "serve", "--listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0"),
@@ -83,7 +90,7 @@ def served_gateway(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], str]]:
             line = proc.stdout.readline()
             match = re.search(r"listening on (\S+) \(trust version (\d+), 1 issuers;", line)
             assert match, line
-            yield match.group(1), _codes(signing), str(tmp_path / "pki")
+            yield match.group(1), codes, str(pki)
         finally:
             proc.terminate()
             proc.wait(timeout=10)

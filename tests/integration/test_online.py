@@ -18,9 +18,11 @@ from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway.clients.online import OnlineClient
 from gateway.model import Colour, Reason, Status
 from gateway.online import CLIENT_HEADER, SIGNATURE_HEADER, request_body, request_signature
+from gateway.server.metrics import PrometheusObserver
 from gateway.wire import verdict_from_pb
 from tests.faults import FaultyUpstream, random_token
 from tests.integration.conftest import Hub, MutableClock, running_hub
+from tests.integration.scrape import sample, scrape
 
 pytestmark = pytest.mark.asyncio
 
@@ -236,3 +238,30 @@ async def test_an_online_code_has_the_same_reference_at_every_verification(fault
     unanswered = await hub.verify(code)
     assert unanswered.status is Status.UNVERIFIABLE
     assert unanswered.provenance.code_ref == first.provenance.code_ref
+
+
+async def test_online_calls_failures_and_the_breaker_are_in_the_metrics(tmp_path, clock):
+    """Scraped over HTTP: two failed questions open the breaker (2 failures), the third code
+    fails fast and is counted so, and the breaker reads open."""
+    metrics = PrometheusObserver(clock, "hub")
+    online = OnlineClient(
+        timeout=0.5, breaker_failures=2, breaker_open_seconds=60, observer=metrics
+    )
+    async with _zhejiang_behind("error", online, tmp_path, clock) as (hub, _):
+        metrics.watch(hub.service, online.breakers)
+        port = metrics.serve("127.0.0.1:0")
+        try:
+            code = await hub.regions["zhejiang"].issue()
+            closed = await asyncio.to_thread(scrape, port)
+            for _ in range(3):
+                await hub.verify(code)
+            figures = await asyncio.to_thread(scrape, port)
+        finally:
+            metrics.close()
+    assert sample("huren_online_breaker_open", issuer="zhejiang") not in closed
+    calls = {
+        outcome: figures.get(sample("huren_online_calls_total", issuer="zhejiang", outcome=outcome))
+        for outcome in ("answered", "failed", "fast_failed")
+    }
+    assert calls == {"answered": None, "failed": 2, "fast_failed": 1}
+    assert figures[sample("huren_online_breaker_open", issuer="zhejiang")] == 1

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from datetime import timedelta
 from pathlib import Path
 
-from gateway.cli import build_parser, main
+from gateway.cli import build_parser, environment, main
+from gateway.cli.main import configurable
 from gateway.codecs import jws, strictjson
 from gateway.crypto import Algorithm, PrivateKey
 from gateway.model import Colour, IssuerId, KeyId, ProfileId, RegionCode, Status
@@ -108,19 +110,28 @@ def test_the_container_runs_as_a_user_and_checks_its_health_with_huren():
     assert user is not None
     assert user.group(1) not in ("root", "0")
     assert final.index("USER ") < final.index("ENTRYPOINT")
-    health = re.search(r"HEALTHCHECK .*?CMD (\[.*?\])", final, flags=re.S)
+    health = re.search(r"HEALTHCHECK .*?CMD (.*?)\n", final.replace("\\\n", ""), flags=re.S)
     assert health is not None
-    command = json.loads(health.group(1).replace("\\\n", ""))
+    # A shell form: ${VAR:-default} is the default unless the variable is set.
+    shell = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", health.group(1))
+    command = shlex.split(shell)
     assert command[0] == "huren"
     parsed = build_parser().parse_args(command[1:])
     assert parsed.command == "health"
     cmd = json.loads(re.search(r"^CMD (\[.*\])", final, flags=re.M).group(1))  # type: ignore[union-attr]
-    served = build_parser().parse_args(cmd)
+    environ = dict(re.findall(r"(HUREN_\w+)=(\S+)", final.split("ENV ", 1)[1].split("\nEXPOSE")[0]))
+    parser = build_parser()
+    for each in configurable(parser):
+        environment.apply(each, environ)
+    served = parser.parse_args(cmd)
     assert served.command == "serve"
     assert served.state_dir == Path("/var/lib/huren")
     assert served.tls_dir == Path("/var/lib/huren/pki")
+    assert served.listen == "0.0.0.0:50051"
     assert not served.insecure
-    assert parsed.pki == served.tls_dir
+    assert parsed.ca == served.tls_dir / "ca.pem"
+    assert parsed.server_certificate == served.tls_dir / "gateway.pem"
+    assert parsed.gateway.endswith(":50051")
     assert 'VOLUME ["/var/lib/huren"]' in final
 
 
