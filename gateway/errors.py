@@ -52,6 +52,15 @@ class ConfigurationInvalid(Refused):
         self.reason = reason
 
 
+class CertificateRefused(ConfigurationInvalid):
+    """One certificate of a change importing several was refused (and with it the change);
+    ``position`` is its place in the change, from 0."""
+
+    def __init__(self, reason: Reason, message: str, position: int) -> None:
+        super().__init__(reason, message)
+        self.position = position
+
+
 class TlsFilesInvalid(Refused):
     """A TLS file (CA, certificate or key) cannot be used; the message names it and says why."""
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from gateway import crypto, transfer
@@ -29,22 +30,28 @@ from gateway.cli.common import (
     read_utf8,
 )
 from gateway.clock import system_clock
-from gateway.errors import ConfigurationInvalid, StorageUnavailable
+from gateway.errors import CertificateRefused, ConfigurationInvalid, StorageUnavailable
 from gateway.hub import Hub, initialise, new_attestation_key, open_hub, trust_list_key
-from gateway.model import Reason, parse_region_code
-from gateway.registry import OnlineEndpoint
-from gateway.registry.admission import KeyOffer, offers_from_file
+from gateway.model import IssuerId, Reason, parse_region_code
+from gateway.registry import KeyStatus, OnlineEndpoint
+from gateway.registry.admission import (
+    KeyOffer,
+    certificate_key,
+    describe_certificate_key,
+    offers_from_file,
+)
 from gateway.registry.commands import (
     Command,
     CreateOperator,
     CreateRegion,
     ImportCertificate,
+    ImportCertificates,
     RegisterIssuer,
     RetireIssuer,
     RevokeKey,
 )
 from gateway.registry.keyfiles import MAX_KEY_FILE_BYTES
-from gateway.registry.registrar import Change
+from gateway.registry.registrar import MAX_CERTIFICATES_PER_CHANGE, Change
 from gateway.report import issuance_json
 from gateway.storage.files import StateFiles
 from gateway.storage.migrate import migrate
@@ -371,33 +378,83 @@ def _import_certificates(args: argparse.Namespace) -> int:
     the key id is the certificate's, its extended key usage restricts what it may sign, and a
     certificate that has expired still verifies what it signed while it was valid.
 
-    A certificate the registry refuses (a key algorithm the profile does not allow, say) is
-    reported and skipped; the others are imported, and the exit status is 1."""
-    refused = 0
+    Certificates the issuer already holds are skipped; the others are imported up to
+    MAX_CERTIFICATES_PER_CHANGE in one audited change (one new trust version per change, not
+    per certificate). A certificate the registry refuses (a key algorithm the profile does not
+    allow, say) is reported and left out; the others are imported, and the exit status is 1."""
     with _hub(args) as hub:
+        held = hub.store.state
+        pending: list[_Certificate] = []
+        already = 0
         for path in args.files:
             for number, certificate in enumerate(_certificates(path.read_bytes()), 1):
-                # The request id is the issuer's and the certificate's (DER) digest, whatever
-                # its encoding: importing the same certificate again changes nothing.
-                der = _der(certificate)
-                digest = hashlib.sha256(der).hexdigest()[:32]
-                try:
-                    change = hub.registrar.submit(
-                        local_actor(),
-                        f"dsc-{args.issuer}-{digest}",
-                        ImportCertificate(args.issuer, der),
-                    )
-                except ConfigurationInvalid as e:
-                    if e.reason is Reason.ERR_POP:  # the issuer takes no certificates at all
-                        raise
-                    refused += 1
-                    print(
-                        f"huren: {path.name} certificate {number} refused: {e.reason.value}: {e}",
-                        file=sys.stderr,
-                    )
+                item = _Certificate(f"{path.name} certificate {number}", _der(certificate))
+                holder = held.certificate_holder(item.sha256)
+                if (
+                    holder is not None
+                    and holder.issuer == args.issuer
+                    and holder.status is not KeyStatus.REVOKED
+                ):
+                    already += 1  # importing the same certificate again changes nothing
                     continue
-                print(f"{change.audit.detail}: trust version {change.trust_version}")
+                pending.append(item)
+        imported, refused = 0, 0
+        for start in range(0, len(pending), MAX_CERTIFICATES_PER_CHANGE):
+            done, failed = _import_batch(
+                hub, args.issuer, pending[start : start + MAX_CERTIFICATES_PER_CHANGE]
+            )
+            imported, refused = imported + done, refused + failed
+    print(f"{imported} imported, {already} already held, {refused} refused")
     return EXIT_FAILED if refused else EXIT_OK
+
+
+@dataclass(frozen=True)
+class _Certificate:
+    """One certificate of the files being imported, and where it came from."""
+
+    label: str
+    der: bytes
+
+    @property
+    def sha256(self) -> bytes:
+        return hashlib.sha256(self.der).digest()
+
+
+def _import_batch(hub: Hub, issuer: str, batch: list[_Certificate]) -> tuple[int, int]:
+    """Import ``batch`` in as few changes as it takes: a refused certificate is reported and
+    left out, and the rest tried again. Returns how many were imported and refused.
+
+    The request id is the issuer's and the certificates' (DER) digests, whatever their
+    encoding: the same import again is the same request."""
+    refused = 0
+    while batch:
+        digests = b"".join(c.sha256 for c in batch)
+        command: ImportCertificate | ImportCertificates
+        if len(batch) == 1:
+            command = ImportCertificate(issuer, batch[0].der)
+            request_id = f"dsc-{issuer}-{digests.hex()[:32]}"
+        else:
+            command = ImportCertificates(issuer, tuple(c.der for c in batch))
+            request_id = f"dscs-{issuer}-{hashlib.sha256(digests).hexdigest()[:32]}"
+        try:
+            change = hub.registrar.submit(local_actor(), request_id, command)
+        except ConfigurationInvalid as e:
+            if e.reason is Reason.ERR_POP:  # the issuer takes no certificates at all
+                raise
+            position = e.position if isinstance(e, CertificateRefused) else None
+            if position is None and len(batch) > 1:
+                raise  # not one certificate's fault (the issuer was retired, say)
+            bad = batch[position or 0]
+            reason = str(e).split(": ", 1)[1] if position is not None else str(e)
+            print(f"huren: {bad.label} refused: {e.reason.value}: {reason}", file=sys.stderr)
+            refused += 1
+            batch = [c for c in batch if c is not bad]
+            continue
+        for certificate in batch:
+            key = certificate_key(IssuerId(issuer), certificate.der)
+            print(f"{describe_certificate_key(key)}: trust version {change.trust_version}")
+        return len(batch), refused
+    return 0, refused
 
 
 def _create_region(args: argparse.Namespace) -> int:

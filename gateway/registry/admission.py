@@ -156,3 +156,10 @@ def certificate_key(issuer: IssuerId, certificate: bytes) -> IssuerKey:
         entry = read_certificate(certificate, algorithm=crypto.Algorithm.PS256)
     assert entry.certificate_sha256 is not None
     return entry.of(issuer)
+
+
+def describe_certificate_key(key: IssuerKey) -> str:
+    """A certificate's key in a line: its id, algorithm, what it signs, when it is valid."""
+    usage = ", ".join(sorted(key.usage)) if key.usage is not None else "any kind"
+    valid = f"{key.not_before:%Y-%m-%d} to {key.not_after:%Y-%m-%d}"
+    return f"{key.kid} ({key.public_key.algorithm.value}, signs {usage}, valid {valid})"

@@ -38,6 +38,7 @@ from gateway.clock import Clock
 from gateway.crypto import pki
 from gateway.errors import (
     Abandoned,
+    CertificateRefused,
     ConfigurationInvalid,
     NotAuthenticated,
     NotFound,
@@ -51,7 +52,7 @@ from gateway.model import IssuerId, KeyId, ProfileId, Reason, RegionCode, parse_
 from gateway.policy import NATIONAL, load_policy
 from gateway.profiles import Profile, load_profile
 from gateway.profiles.model import KeyIdRule
-from gateway.registry.admission import admit, certificate_key
+from gateway.registry.admission import admit, certificate_key, describe_certificate_key
 from gateway.registry.audit import AuditEntry
 from gateway.registry.authority import Action, Actor, Role, refusal
 from gateway.registry.commands import (
@@ -619,15 +620,21 @@ def _import_certificates(issuer: str, certificates: tuple[bytes, ...]) -> _Plan:
                 Reason.ERR_POP,
                 f"issuer {issuer}'s profile takes keys with proof of possession: use add-key",
             )
-        keys = [certificate_key(IssuerId(issuer), c) for c in certificates]
-        for key in keys:
-            state.add_key(key)
+        keys = []
+        for position, certificate in enumerate(certificates):
+            try:
+                key = certificate_key(IssuerId(issuer), certificate)
+                state.add_key(key)
+            except ConfigurationInvalid as e:
+                if len(certificates) == 1:
+                    raise
+                raise CertificateRefused(
+                    e.reason, f"certificate {position + 1} of {len(certificates)}: {e}", position
+                ) from e
+            keys.append(key)
         if len(keys) > 1:  # each key's details are in the registry; the entry names them all
             return f"{len(keys)} certificates: key ids " + ", ".join(k.kid for k in keys)
-        (key,) = keys
-        usage = ", ".join(sorted(key.usage)) if key.usage is not None else "any kind"
-        valid = f"{key.not_before:%Y-%m-%d} to {key.not_after:%Y-%m-%d}"
-        return f"{key.kid} ({key.public_key.algorithm.value}, signs {usage}, valid {valid})"
+        return describe_certificate_key(keys[0])
 
     if len(certificates) == 1:
         target = f"{issuer[:64]}/sha256:{hashlib.sha256(certificates[0]).hexdigest()[:16]}"

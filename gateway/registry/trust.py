@@ -459,6 +459,11 @@ class TrustState:
         self.journal.append(KeyAdded(key))
         self._bump(_issuer_section(key.issuer))
 
+    def certificate_holder(self, certificate_sha256: bytes) -> IssuerKey | None:
+        """The key that holds this signer certificate (by its DER's SHA-256), if any: the live
+        one, or else the revoked one it was last."""
+        return self._certificates.get(certificate_sha256)
+
     def retire_key(self, issuer: IssuerId, kid: KeyId, at: datetime) -> IssuerKey:
         """Codes issued after ``at`` are refused from now on; earlier ones stay valid. A retired
         key may be retired again only earlier, never later."""

@@ -275,20 +275,24 @@ async def test_eu_dcc_signer_certificates_are_imported_while_the_gateway_runs(
     first = await _import(hub, "eu-dcc-xx", bundle)
     assert first.returncode == 0, first.stderr
     kids = [certificate_kid(_sha(vaccination_dsc)), certificate_kid(_sha(any_dsc))]
-    for kid, line in zip(kids, first.stdout.splitlines(), strict=True):
+    *lines, summary = first.stdout.splitlines()
+    for kid, line in zip(kids, lines, strict=True):
         assert line.startswith(kid)
+    # Both in one audited change: one new trust version, not one per certificate.
+    assert len({line.rsplit(" ", 1)[1] for line in lines}) == 1
+    assert summary == "2 imported, 0 already held, 0 refused"
     assert "signs vaccination" in first.stdout
     assert "signs any kind" in first.stdout
     again = await _import(hub, "eu-dcc-xx", bundle)  # the same list again: nothing changes
     assert again.returncode == 0, again.stderr
-    assert again.stdout == first.stdout
+    assert again.stdout == "0 imported, 2 already held, 0 refused\n"
     der = tmp_path / "vaccination-dsc.der"  # the same certificate in another encoding
     der.write_bytes(
         x509.load_pem_x509_certificate(vaccination_dsc).public_bytes(serialization.Encoding.DER)
     )
     as_der = await _import(hub, "eu-dcc-xx", der)
     assert as_der.returncode == 0, as_der.stderr
-    assert as_der.stdout == first.stdout.splitlines(keepends=True)[0]
+    assert as_der.stdout == "0 imported, 1 already held, 0 refused\n"
 
     # The running gateway picks the import up (refresh), without a restart.
     for _ in range(100):
@@ -329,7 +333,7 @@ async def test_a_signer_certificate_belongs_to_one_issuer_and_moves_only_after_r
     moved = await _import(hub, "eu-dcc-xb", path)
     assert moved.returncode == 1
     assert f"the certificate is already issuer eu-dcc-xa's key {kid}" in moved.stderr
-    assert moved.stdout == ""
+    assert moved.stdout == "0 imported, 0 already held, 1 refused\n"
     code = _dcc(key, dsc, now, {"t": [{"tr": "260415000", "sc": now.isoformat()}]}, "XB")
     wrong = await _settled(hub, code, "XA")  # XB's certificate, its codes say so: refused
     assert (wrong.status, wrong.reason) == (Status.REJECTED, Reason.ERR_ISSUER_MISMATCH)
@@ -415,8 +419,10 @@ async def test_a_trust_list_import_skips_and_reports_the_certificates_it_refuses
     assert "keys.jwks certificate 1" in result.stderr
     assert "not a valid X.509 certificate" in result.stderr
     assert "Traceback" not in result.stderr
-    imported = [line.split(" ")[0] for line in result.stdout.splitlines()]
+    *lines, summary = result.stdout.splitlines()
+    imported = [line.split(" ")[0] for line in lines]
     assert imported == [certificate_kid(_sha(first)), certificate_kid(_sha(last))]
+    assert summary == "2 imported, 0 already held, 2 refused"
     # The running gateway picks the import up on its next refresh.
     for _ in range(100):
         record = (
@@ -426,3 +432,27 @@ async def test_a_trust_list_import_skips_and_reports_the_certificates_it_refuses
             break
         await asyncio.sleep(0.05)
     assert sorted(k.kid for k in record.keys) == sorted(imported)
+
+
+async def test_a_national_list_is_imported_in_changes_of_at_most_a_thousand_certificates(
+    hub: Hub, clock: MutableClock, tmp_path: Path
+) -> None:
+    """A country's list of 1,001 signer certificates, one of them refused, becomes two audited
+    changes (not 1,000 trust versions); importing it again changes nothing."""
+    await _eu_dcc_issuer(hub, "XC")
+    now = clock()
+    certificates = [_dsc(now, None)[1] for _ in range(1001)]
+    certificates.insert(500, _dsc(now, None, Algorithm.ES384)[1])
+    bundle = tmp_path / "national-list.pem"
+    bundle.write_bytes(b"".join(certificates))
+    result = await _import(hub, "eu-dcc-xc", bundle)
+    assert result.returncode == 1
+    assert "national-list.pem certificate 501 refused: ERR_ALG_NOT_ALLOWED" in result.stderr
+    *lines, summary = result.stdout.splitlines()
+    assert summary == "1001 imported, 0 already held, 1 refused"
+    versions = [int(line.rsplit(" ", 1)[1]) for line in lines]
+    assert len(versions) == 1001
+    assert len(set(versions)) == 2
+    again = await _import(hub, "eu-dcc-xc", bundle)
+    assert again.returncode == 1  # the ES384 certificate is still refused
+    assert again.stdout == "0 imported, 1001 already held, 1 refused\n"
