@@ -27,8 +27,9 @@ import functools
 import hashlib
 import json
 import os
+import pickle
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -208,6 +209,7 @@ class SqliteRegistry:
         self.db = open_database(path, busy_timeout=busy_timeout)
         _check_readable(self.db, path)
         self._state: TrustState = TrustState()
+        self._key_records = KeyRecords()
         self._requests: str = GENESIS
         self._last: AuditEntry | None = None
         self._problem: Problem | None = None
@@ -487,7 +489,7 @@ class SqliteRegistry:
             )
             return _Loaded(TrustState(), GENESIS, None, Problem("schema", 0, why))
         try:
-            state = _restore(db, int(meta.get("trust_version", "-1")))
+            state = _restore(db, int(meta.get("trust_version", "-1")), self._key_records)
         except (ValueError, KeyError, TypeError, ConfigurationInvalid) as e:
             return _damaged(0, f"a stored row cannot be read back ({e})")
         requests = GENESIS
@@ -688,7 +690,9 @@ def _mark(entry: AuditEntry) -> StateMark:
 # ---------------------------------------------------------------------- rows -> state
 
 
-def _restore(db: sqlite_utils.Database, version: int) -> TrustState:
+def _restore(
+    db: sqlite_utils.Database, version: int, key_records: KeyRecords | None = None
+) -> TrustState:
     def rows(table: str, order: str) -> Iterator[dict[str, Any]]:
         cursor = db.execute(f"SELECT * FROM {table} ORDER BY {order}")
         columns = [d[0] for d in cursor.description]
@@ -727,9 +731,9 @@ def _restore(db: sqlite_utils.Database, version: int) -> TrustState:
         ],
         profiles=[profile(r) for r in rows("profiles", "profile_id, version")],
         issuers=[_issuer(r) for r in rows("issuers", "id")],
-        keys=[
-            _key(*r) for r in db.execute(f"SELECT {_KEY_COLUMNS} FROM keys ORDER BY issuer_id, kid")
-        ],
+        keys=(key_records or KeyRecords()).restore(
+            db.execute(f"SELECT {_KEY_COLUMNS} FROM keys ORDER BY issuer_id, kid")
+        ),
         revocations=[
             (IssuerId(r["issuer_id"]), KeyId(r["kid"]), _revocations(r))
             for r in rows("revocations", "issuer_id, kid")
@@ -822,6 +826,39 @@ def _key(
         usage=_usage(usage) if usage is not None else None,
         certificate_sha256=bytes.fromhex(certificate_sha256) if certificate_sha256 else None,
     )
+
+
+class KeyRecords:
+    """The key records restored from the ``keys`` rows of the last load, by a digest of each
+    row (BLAKE2b-128 of its pickle: exact, unlike Python's ``hash``).
+
+    A record is a pure function of its row (:func:`_key`), so a row read again unchanged gives
+    back the record made from it without parsing and checking its key again: a gateway serving
+    a registry file that another process changed re-reads every row, but parses only the keys
+    whose rows changed (at 100,000 keys, most of the re-read's cost; docs/performance.md). Only
+    the last load's records are kept (about 80 bytes each beside the records themselves)."""
+
+    def __init__(self) -> None:
+        self._by_row: dict[bytes, IssuerKey] = {}
+
+    def restore(self, rows: Iterable[tuple[Any, ...]]) -> list[IssuerKey]:
+        """The records of ``rows`` (the columns of ``_KEY_COLUMNS``, in order).
+
+        Raises:
+            ValueError, KeyError, TypeError, ConfigurationInvalid: for a row that cannot be
+                read back (as :func:`_key`); nothing is remembered then.
+        """
+        known, seen = self._by_row, {}
+        records = []
+        for row in rows:
+            digest = hashlib.blake2b(pickle.dumps(row, 5), digest_size=16).digest()
+            record = known.get(digest)
+            if record is None:
+                record = _key(*row)
+            seen[digest] = record
+            records.append(record)
+        self._by_row = seen
+        return records
 
 
 def _revocations(row: dict[str, Any]) -> Revocations:

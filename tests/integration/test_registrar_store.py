@@ -368,6 +368,31 @@ def test_another_process_changes_are_seen_verified_and_validated_against(tmp_pat
         hub.close()
 
 
+def test_a_re_read_parses_again_only_the_keys_whose_rows_changed(tmp_path):
+    """A gateway serving the file re-reads it after another process's change: keys whose rows
+    are unchanged are the records it already had; a revoked key's is new, and says so."""
+    one, two = _hub(tmp_path), _hub(tmp_path)
+    _register(one, "k1", "k2")
+    assert two.store.refresh() is True
+    before = two.store.state.snapshot().keys
+    one.registrar.submit(LOCAL, "revoke", RevokeKey("hangzhou", "k2", "lost"))
+    assert two.store.refresh() is True
+    after = two.store.state.snapshot().keys
+    k1, k2 = (IssuerId("hangzhou"), KeyId("k1")), (IssuerId("hangzhou"), KeyId("k2"))
+    assert after[k1] is before[k1]
+    assert after[k2] is not before[k2]
+    assert (before[k2].status, after[k2].status) == (KeyStatus.ACTIVE, KeyStatus.REVOKED)
+    # A row changed behind the registry's back is read afresh (its old record would hide the
+    # change from the state digest), and the file does not verify.
+    with sqlite3.connect(tmp_path / "state" / "registry.db") as conn:
+        conn.execute("UPDATE keys SET status = 'revoked' WHERE kid = 'k1'")
+    assert two.store.refresh() is False  # the verified state did not move on
+    assert two.store.problem is not None
+    assert two.store.state.snapshot().keys[k1] is after[k1]  # the last good state is kept
+    for hub in (one, two):
+        hub.close()
+
+
 def test_a_database_of_another_schema_version_is_not_served(tmp_path):
     _hub(tmp_path).close()
     with sqlite3.connect(tmp_path / "state" / "registry.db") as conn:
