@@ -101,7 +101,10 @@ def parse_peers(values: Sequence[str]) -> dict[str, str]:
         code, sep, url = value.partition("=")
         if not sep or not re.fullmatch(r"https?://[^\s/]+", url.rstrip("/")):
             raise ValueError(f"{value!r}: expected CODE=http(s)://HOST:PORT")
-        peers[parse_region_code(code)] = url.rstrip("/")
+        try:
+            peers[parse_region_code(code)] = url.rstrip("/")
+        except ValueError as e:
+            raise ValueError(f"{value!r}: {e}") from None
     return peers
 
 
