@@ -53,9 +53,11 @@ browser:
 
 # The README's pictures: the browser tests write every screen into build/screenshots/; these few
 # are copied into docs/images/ (committed).
-SHOTS := traveller-hangzhou-code-phone checkpoint-green-phone checkpoint-camera-phone checkpoint-two-codes-desktop
+SHOTS := traveller-hangzhou-code-phone checkpoint-green-phone checkpoint-camera-phone checkpoint-two-codes-desktop \
+	transfer-phone transfer-refused-en
 screenshots: $(STAMP) browser
-	$(BIN)/python -m pytest -q tests/integration/test_pages_browser.py tests/integration/test_web_browser.py
+	$(BIN)/python -m pytest -q tests/integration/test_pages_browser.py tests/integration/test_web_browser.py \
+		tests/integration/test_transfer_browser.py
 	mkdir -p docs/images
 	for shot in $(SHOTS); do cp build/screenshots/$$shot.png docs/images/; done
 

@@ -38,6 +38,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     hub.add_argument("--hub-key", type=Path, help="the hub's trustlist-key.jwk (pinned)")
     hub.add_argument("--hub-ca", type=Path, help="the CA of the hub's TLS certificate")
+    hub.add_argument(
+        "--transfer-peer",
+        action="append",
+        default=[],
+        metavar="CODE=URL",
+        help="offer 转码 to region CODE on the traveller's page, converting at its issuer's URL "
+        "(repeatable; needs --hub)",
+    )
     serve.set_defaults(handler=_serve)
 
     onboard = sub.add_parser(
@@ -112,6 +120,19 @@ def _serve(args: argparse.Namespace) -> int:
         credentials = TlsCredentials(args.hub_ca.read_bytes()) if args.hub_ca else None
         feed = HubFeed(args.hub, credentials)
         transfers = Transfers(HubTrust(read_trust_list_key(args.hub_key), feed), link_key)
+    outbound = None
+    if args.transfer_peer:
+        from regions.common.outbound import Outbound, parse_peers
+
+        if transfers is None:
+            print("huren region serve: --transfer-peer needs --hub", file=sys.stderr)
+            return 2
+        try:
+            peers = parse_peers(args.transfer_peer)
+        except ValueError as e:
+            print(f"huren region serve: --transfer-peer {e}", file=sys.stderr)
+            return 2
+        outbound = Outbound(transfers.trust, peers, args.hub, credentials)
 
     async def run() -> None:
         running = await start_region(
@@ -123,6 +144,7 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             public_url=args.public_url,
             transfers=transfers,
+            outbound=outbound,
         )
         spec = running.region.spec
         kid = running.secrets.kid

@@ -374,7 +374,7 @@ def _run(out: _Narrator, work: Path, *, serve: bool = False) -> None:
             _live_revocation(out, client, pki_dir, registry, regions)
         _audit_verify(out, gateway_files)
         if serve:
-            _serve_until_stopped(out, gateway, regions, pki_dir, processes)
+            _serve_until_stopped(out, gateway, regions, pki_dir, processes, gateway_files)
 
 
 def _serve_until_stopped(
@@ -383,9 +383,26 @@ def _serve_until_stopped(
     regions: dict[str, _Process],
     pki_dir: Path,
     processes: list[_Process],
+    files: StateFiles,
 ) -> None:
-    """Restart what the scenario stopped (Zhejiang's service, on its registered port), say where
-    everything is, then wait for Ctrl-C or SIGTERM (the caller stops it all)."""
+    """Restart what the scenario stopped (Zhejiang's service, on its registered port), let
+    Guangdong's page offer 转码 to Macau, say where everything is, then wait for Ctrl-C or
+    SIGTERM (the caller stops it all)."""
+    # The scenario revoked the hub's attestation key: a new one, and Guangdong's issuer again on
+    # its port, now offering Macau on its page (--transfer-peer).
+    made = subprocess.run(
+        [
+            *(sys.executable, "-m", "gateway", "registry", "attestation-key", "new"),
+            *("--state-dir", str(files.directory)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    guangdong = regions["guangdong"]
+    guangdong.stop()
+    guangdong.args += ["--transfer-peer", f"820000={regions['macau'].address}"]
     for name, process in list(regions.items()):
         if process.proc.poll() is not None:
             port = process.address.rsplit(":", 1)[1]
@@ -395,6 +412,11 @@ def _serve_until_stopped(
             processes.append(regions[name])  # stopped with the others
             regions[name].wait_ready()
     out.say()
+    if made.returncode == 0:
+        out.say(
+            "转码: a new attestation key; Guangdong's page offers 转码到 澳门健康码 under a code "
+            "(declare there, then tap it)"
+        )
     out.say("Serving until Ctrl-C. The traveller's page of each region (declare, see the QR):")
     for name, process in regions.items():
         out.say(f"  {_pad(spec_of(name).display_name, 12)} {process.address}/")

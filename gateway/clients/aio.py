@@ -14,9 +14,11 @@ from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
 from gateway.clients.calls import Connection, translate
 from gateway.clients.tls import TlsCredentials
+from gateway.errors import HurenError
 from gateway.model import Verdict
 from gateway.recognise import Decision
-from gateway.wire import decision_from_pb, timestamp, verdict_from_pb
+from gateway.transfer import AttestOutcome
+from gateway.wire import attest_from_pb, decision_from_pb, timestamp, verdict_from_pb
 
 
 class AsyncGatewayClient:
@@ -58,6 +60,18 @@ class AsyncGatewayClient:
         except grpc.aio.AioRpcError as e:
             raise translate(e, self.connection) from e
         return decision_from_pb(response.decision)
+
+    async def attest(self, codes: Sequence[str], destination: str) -> AttestOutcome:
+        """转码: the hub's attestation for one traveller's codes at a destination (``Attest``)."""
+        request = pb.AttestRequest(codes=codes, destination=destination)
+        try:
+            response = await self._stub.Attest(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as e:
+            raise translate(e, self.connection) from e
+        try:
+            return attest_from_pb(response)
+        except ValueError as e:
+            raise HurenError(f"the gateway's attestation answer is inconsistent: {e}") from None
 
     async def serving(self) -> bool:
         try:

@@ -10,6 +10,8 @@ Routes (docs/web.md, docs/api.md):
 - ``POST /api/verify`` ``{"code", "destination"}`` → the verdict as ``huren verify --json``.
 - ``POST /api/recognise`` ``{"codes", "destination"[, "at"]}`` → the decision as
   ``huren recognise --json``.
+- ``POST /api/attest`` ``{"codes", "destination"}`` → the hub's answer as ``huren attest
+  --json`` (转码: the attestation, or why there is none; docs/transfer.md).
 - ``POST /api/decode`` (an image) → ``{"codes": [...]}``, read by zxing-cpp.
 """
 
@@ -29,7 +31,8 @@ from aiohttp import web
 from gateway.errors import CallRefused, HurenError
 from gateway.model import Verdict, parse_region_code
 from gateway.recognise import Decision
-from gateway.report import decision_json, verdict_json
+from gateway.report import attest_json, decision_json, verdict_json
+from gateway.transfer import AttestOutcome
 from gateway.web import words
 from gateway.web.images import MAX_IMAGE_BYTES, ImageRefused, read_codes
 from gateway.web.ratelimit import Rate, RateLimiter
@@ -61,6 +64,8 @@ class Verifier(Protocol):
         self, codes: list[str], destination: str, at: datetime | None = None
     ) -> Decision: ...
 
+    async def attest(self, codes: list[str], destination: str) -> AttestOutcome: ...
+
 
 @dataclass(frozen=True, slots=True)
 class WebLimits:
@@ -71,7 +76,7 @@ class WebLimits:
     """Codes in one recognise request (the gateway's default batch limit)."""
     max_code_chars: int = 7089
     api_rate: Rate = field(default_factory=lambda: Rate(per_second=10, burst=30))
-    """``/api/verify`` and ``/api/recognise`` per client address."""
+    """``/api/verify``, ``/api/recognise`` and ``/api/attest`` per client address."""
     decode_rate: Rate = field(default_factory=lambda: Rate(per_second=5, burst=15))
     """``/api/decode`` per client address (a camera sends about three frames a second)."""
     reset_seconds: int = 12
@@ -119,13 +124,16 @@ def checkpoint_app(verifier: Verifier, limits: WebLimits | None = None) -> web.A
 
     async def recognise(request: web.Request) -> dict[str, Any]:
         body = await _json_body(request, limits)
-        codes = body.get("codes")
-        if not isinstance(codes, list) or not 0 < len(codes) <= limits.max_codes:
-            raise _Refusal(400, "ERR_REQUEST", f"codes must be a list of 1 to {limits.max_codes}")
-        checked = [_code(c, limits) for c in codes]
+        checked = _codes(body.get("codes"), limits)
         destination = _destination(body.get("destination"), required=True)
         at = _instant(body.get("at"))
         return decision_json(await _call(verifier.recognise(checked, destination, at)))
+
+    async def attest(request: web.Request) -> dict[str, Any]:
+        body = await _json_body(request, limits)
+        checked = _codes(body.get("codes"), limits)
+        destination = _destination(body.get("destination"), required=True)
+        return attest_json(await _call(verifier.attest(checked, destination)))
 
     async def decode(request: web.Request) -> dict[str, Any]:
         if request.content_length is not None and request.content_length > MAX_IMAGE_BYTES:
@@ -173,6 +181,7 @@ def checkpoint_app(verifier: Verifier, limits: WebLimits | None = None) -> web.A
     app.router.add_get("/static/checkpoint.css", asset("checkpoint.css", "text/css"))
     app.router.add_post("/api/verify", limited(api_limiter, verify))
     app.router.add_post("/api/recognise", limited(api_limiter, recognise))
+    app.router.add_post("/api/attest", limited(api_limiter, attest))
     app.router.add_post("/api/decode", limited(decode_limiter, decode))
     return app
 
@@ -204,6 +213,12 @@ async def _json_body(request: web.Request, limits: WebLimits) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise _Refusal(400, "ERR_REQUEST", "the body must be a JSON object")
     return body
+
+
+def _codes(value: object, limits: WebLimits) -> list[str]:
+    if not isinstance(value, list) or not 0 < len(value) <= limits.max_codes:
+        raise _Refusal(400, "ERR_REQUEST", f"codes must be a list of 1 to {limits.max_codes}")
+    return [_code(c, limits) for c in value]
 
 
 def _code(value: object, limits: WebLimits) -> str:

@@ -27,7 +27,8 @@ from aiohttp import web
 
 from gateway import qr
 from regions.common.look import Look, Panel
-from regions.common.service import CLOCK, CODES, REGION, REGION_LOOK
+from regions.common.outbound import destination_css
+from regions.common.service import CLOCK, CODES, OUTBOUND, REGION, REGION_LOOK
 from regions.common.spec import CHINA_STANDARD_TIME, Level
 from regions.common.words import JS_WORDS, WORDS
 
@@ -66,10 +67,17 @@ class CodeView:
 
 
 def render(
-    look: Look, region: str, lang: str, view: CodeView | None = None, path: str = "/"
+    look: Look,
+    region: str,
+    lang: str,
+    view: CodeView | None = None,
+    path: str = "/",
+    *,
+    transfer: bool = False,
 ) -> str:
     """The page's HTML: the declaration form, or (``view``) one code shown by the server.
-    ``path`` is where the language links point (the page's own address)."""
+    ``path`` is where the language links point (the page's own address); ``transfer``: the
+    page offers 转码 (:mod:`regions.common.outbound`)."""
     words = {f"w_{key}": texts.get(lang, texts["en"]) for key, texts in WORDS.items()}
     js_words = " ".join(
         f'data-{key.replace("_", "-")}="{html.escape(WORDS[key].get(lang, WORDS[key]["en"]))}"'
@@ -99,6 +107,7 @@ def render(
         poll=str(POLL_SECONDS),
         view="code" if view else "",
         appeals="1" if look.appeals else "",
+        transfer="1" if transfer and not view else "",
         expires_in=str(view.expires_in) if view else "",
         js_words=js_words,
         declare_hidden=" hidden" if view else "",
@@ -162,7 +171,8 @@ def region_css(look: Look) -> str:
 async def page(request: web.Request) -> web.Response:
     look = request.app[REGION_LOOK]
     lang = look.language(request.query.get("lang"))
-    text = render(look, request.app[REGION].spec.name, lang)
+    transfer = request.app[OUTBOUND] is not None
+    text = render(look, request.app[REGION].spec.name, lang, transfer=transfer)
     return web.Response(text=text, content_type="text/html", headers=_NO_STORE)
 
 
@@ -170,6 +180,9 @@ async def static(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name == "region.css":
         text, kind = region_css(request.app[REGION_LOOK]), "text/css"
+        outbound = request.app[OUTBOUND]
+        if outbound is not None:
+            text += destination_css(outbound)
     elif name in _STATIC:
         text, kind = _static(name), _STATIC[name]
     else:

@@ -12,6 +12,7 @@ from aiohttp import web
 from gateway.clock import Clock
 from regions import build_region, look_of, spec_of
 from regions.common.keys import load_secrets
+from regions.common.outbound import Outbound
 from regions.common.pages import add_pages
 from regions.common.rules import Rules
 from regions.common.service import Operators, make_app
@@ -47,6 +48,7 @@ async def start_region(
     port: int = 0,
     public_url: str | None = None,
     transfers: Transfers | None = None,
+    outbound: Outbound | None = None,
 ) -> RunningRegion:
     """Start region ``name`` on ``host:port`` (0 picks a free port) and return it running."""
     spec = spec_of(name)
@@ -62,7 +64,9 @@ async def start_region(
     bound = sock.getsockname()[1]
     url = public_url or f"http://{host}:{bound}"
     region = build_region(name, RegionContext(store, url, state_dir))
-    app = make_app(region, rules, secrets, store, clock, operators, look_of(name), transfers)
+    app = make_app(
+        region, rules, secrets, store, clock, operators, look_of(name), transfers, outbound
+    )
     add_pages(app)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()

@@ -23,7 +23,10 @@ Operators (``Authorization: Bearer <token>``, tokens in the state directory):
 Travellers who carry the hub's attestation (转码, regions started with the hub's trust list):
 ``POST /api/transfers`` (``{"attestation", "id_number", "name"?}``): ``201`` with the region's
 own GREEN code, as a declaration's answer, or a refusal with its ``reason``
-(:mod:`regions.common.transfers`).
+(:mod:`regions.common.transfers`). Regions started with ``--transfer-peer`` also carry their
+own travellers' status elsewhere (:mod:`regions.common.outbound`): ``GET
+/api/transfer-destinations``, ``POST /api/attestations`` (``{"code_id", "destination"}``) and
+``POST /api/conversions`` (``{"attestation", "destination", "id_number", "name"?}``).
 
 Everyone: ``GET /api/keys`` (JWKS), ``GET /healthz``.
 
@@ -49,10 +52,12 @@ from aiohttp import web
 from gateway.clock import Clock
 from gateway.codecs import strictjson
 from gateway.errors import CodeRejected
+from regions.common import outbound as out
 from regions.common.codebook import CodeBook
 from regions.common.declarations import MAX_BODY_BYTES, DeclarationInvalid, parse_declaration
 from regions.common.identity import masked
 from regions.common.look import Look
+from regions.common.outbound import Outbound
 from regions.common.rules import Rules
 from regions.common.spec import (
     CHINA_STANDARD_TIME,
@@ -115,6 +120,7 @@ OPERATORS: web.AppKey[Operators] = web.AppKey("operators")
 REGION_LOOK: web.AppKey[Look] = web.AppKey("look")
 CODES: web.AppKey[CodeBook] = web.AppKey("codes")
 TRANSFERS: web.AppKey[Transfers | None] = web.AppKey("transfers")
+OUTBOUND: web.AppKey[Outbound | None] = web.AppKey("outbound")
 
 
 def error(status: int, message: str, field: str | None = None) -> web.Response:
@@ -276,6 +282,96 @@ async def convert(request: web.Request) -> web.Response:
     return web.json_response(body, status=201, dumps=_dumps)
 
 
+def _outbound(request: web.Request) -> Outbound:
+    found = request.app[OUTBOUND]
+    if found is None:
+        raise web.HTTPNotFound(
+            text=_dumps({"error": "this region carries no status elsewhere (no transfer peers)"}),
+            content_type="application/json",
+        )
+    return found
+
+
+async def transfer_destinations(request: web.Request) -> web.Response:
+    """``GET /api/transfer-destinations``: where the page offers 转码."""
+    return web.json_response(out.destinations_answer(_outbound(request)), dumps=_dumps)
+
+
+async def ask_attestation(request: web.Request) -> web.Response:
+    """``POST /api/attestations``: the hub's attestation of a code this region showed."""
+    outbound = _outbound(request)
+    data, refused = await _json_object(request, {"code_id", "destination"})
+    if data is None:
+        assert refused is not None
+        return refused
+    try:
+        code_id = _text(data, "code_id", 64)
+        destination = _text(data, "destination", 6)
+    except DeclarationInvalid as e:
+        return error(400, str(e), e.field)
+    app, now = request.app, request.app[CLOCK]()
+    code = app[CODES].get(code_id, now)
+    if code is None:
+        return error(404, "no such code (or it has expired)", "code_id")
+    answer = await out.attest(outbound, code, destination)
+    if isinstance(answer, web.Response):
+        return answer
+    colour = answer.decision.colour
+    decision = {
+        "colour": colour.value if colour else "GREY",
+        "reason": answer.decision.reason.value,
+    }
+    if answer.attestation is None or answer.expires_at is None:
+        assert answer.refused is not None
+        log.info(
+            "%s: the hub gave no attestation (%s)",
+            app[REGION].spec.name,
+            answer.refused.refusal.value,
+        )
+        return out.refusal(
+            422, answer.refused.refusal.value, answer.refused.detail, decision=decision
+        )
+    body = {
+        "attestation": answer.attestation,
+        "attestation_id": app[CODES].add(answer.attestation, answer.expires_at, now),
+        "destination": destination,
+        "expires_at": _local(answer.expires_at),
+        "expires_in": int((answer.expires_at - now).total_seconds()),
+        "expiry_bound": answer.bound,
+        "decision": decision,
+    }
+    return web.json_response(body, status=201, dumps=_dumps)
+
+
+async def relay_conversion(request: web.Request) -> web.Response:
+    """``POST /api/conversions``: the destination's issuer converts the attestation."""
+    outbound = _outbound(request)
+    fields = {"attestation", "destination", "id_number", "name"}
+    data, refused = await _json_object(request, fields)
+    if data is None:
+        assert refused is not None
+        return refused
+    try:
+        relayed = {
+            "attestation": _text(data, "attestation", MAX_ATTESTATION_CHARS),
+            "id_number": _text(data, "id_number", 18),
+        }
+        if "name" in data:
+            relayed["name"] = _text(data, "name", 64)
+        destination = _text(data, "destination", 6)
+    except DeclarationInvalid as e:
+        return error(400, str(e), e.field)
+    app, now = request.app, request.app[CLOCK]()
+    converted = await out.convert(outbound, destination, relayed, now)
+    if isinstance(converted, web.Response):
+        return converted
+    body = {
+        **converted.answer,
+        "code_id": app[CODES].add(converted.code, converted.expires_at, now),
+    }
+    return web.json_response(body, status=201, dumps=_dumps)
+
+
 async def keys(request: web.Request) -> web.Response:
     secrets_ = request.app[SECRETS]
     public = secrets_.key.public_key()
@@ -414,13 +510,17 @@ def make_app(
     operators: Operators,
     look: Look,
     transfers: Transfers | None = None,
+    outbound: Outbound | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[REGION_LOOK], app[CODES] = look, CodeBook()
     app[REGION], app[RULES], app[SECRETS] = region, rules, secrets_
     app[STORE], app[CLOCK], app[OPERATORS] = store, clock, operators
-    app[TRANSFERS] = transfers
+    app[TRANSFERS], app[OUTBOUND] = transfers, outbound
     app.router.add_post("/api/transfers", convert)
+    app.router.add_get("/api/transfer-destinations", transfer_destinations)
+    app.router.add_post("/api/attestations", ask_attestation)
+    app.router.add_post("/api/conversions", relay_conversion)
     app.router.add_post("/api/declarations", declare)
     app.router.add_get("/api/declarations/{id}", current_code)
     app.router.add_post("/api/appeals", file_appeal)
@@ -434,7 +534,22 @@ def make_app(
     if transfers is not None:
         app.on_startup.append(_follow_hub)
         app.on_cleanup.insert(0, _stop_following)
+    if outbound is not None:
+        app.on_startup.append(_connect_hub)
+        app.on_cleanup.insert(0, _disconnect_hub)
     return app
+
+
+async def _connect_hub(app: web.Application) -> None:
+    outbound = app[OUTBOUND]
+    if outbound is not None:
+        outbound.start()
+
+
+async def _disconnect_hub(app: web.Application) -> None:
+    outbound = app[OUTBOUND]
+    if outbound is not None:
+        await outbound.stop()
 
 
 async def _follow_hub(app: web.Application) -> None:

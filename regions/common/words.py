@@ -105,6 +105,113 @@ WORDS: Mapping[str, Mapping[str, str]] = {
         "en": "No such health code",
         "pt": "Código de saúde desconhecido",
     },
+    "transfer": {"zh": "转码", "en": "Transfer (转码)", "pt": "Transferência (转码)"},
+    "transfer_hint": {
+        "zh": "全国平台按目的地政策核验后签发互认凭证，目的地据此转为当地健康码（仅绿码）",
+        "en": "The national hub checks your code under the destination's policy and signs an "
+        "attestation; the destination turns it into its own code (green only)",
+        "pt": "A plataforma nacional verifica o seu código segundo a política do destino e assina "
+        "um atestado; o destino converte-o no seu próprio código (só verde)",
+    },
+    "transfer_to": {"zh": "转码到", "en": "Transfer to", "pt": "Transferir para"},
+    "attestation": {
+        "zh": "互认凭证（全国）",
+        "en": "Transfer attestation (national hub)",
+        "pt": "Atestado de transferência (plataforma nacional)",
+    },
+    "destination": {"zh": "目的地", "en": "Destination", "pt": "Destino"},
+    "valid_until": {"zh": "有效至", "en": "Valid until", "pt": "Válido até"},
+    "convert": {
+        "zh": "提交目的地转码",
+        "en": "Convert at the destination",
+        "pt": "Converter no destino",
+    },
+    "converted": {"zh": "转码结果", "en": "Converted code", "pt": "Código convertido"},
+    "uses": {
+        "zh": "本凭证已转码",
+        "en": "Conversions of this attestation",
+        "pt": "Conversões deste atestado",
+    },
+    "refused": {"zh": "未能转码", "en": "Transfer refused", "pt": "Transferência recusada"},
+    "decision": {
+        "zh": "目的地判定",
+        "en": "Decision at the destination",
+        "pt": "Decisão no destino",
+    },
+    "why_not_green": {
+        "zh": "按目的地政策判定不是绿码，不签发互认凭证",
+        "en": "Under the destination's policy the decision is not GREEN: no attestation",
+        "pt": "Segundo a política do destino a decisão não é verde: sem atestado",
+    },
+    "why_transfer_off": {
+        "zh": "目的地政策不允许转码",
+        "en": "The destination's policy does not allow transfer",
+        "pt": "A política do destino não permite transferência",
+    },
+    "why_source_not_valid": {
+        "zh": "健康码当前无法核验为有效",
+        "en": "Your code does not verify as valid now",
+        "pt": "O seu código não é válido neste momento",
+    },
+    "why_expires_too_soon": {
+        "zh": "健康码即将过期，请先更新",
+        "en": "Your code expires too soon: renew it first",
+        "pt": "O seu código expira em breve: renove-o primeiro",
+    },
+    "why_key_unavailable": {
+        "zh": "全国平台暂不能签发凭证",
+        "en": "The national hub cannot sign attestations now",
+        "pt": "A plataforma nacional não pode assinar atestados agora",
+    },
+    "why_hub_unavailable": {
+        "zh": "全国平台无响应，请稍后再试",
+        "en": "The national hub did not answer; try again later",
+        "pt": "A plataforma nacional não respondeu; tente mais tarde",
+    },
+    "why_destination_unavailable": {
+        "zh": "目的地系统无响应，请稍后再试",
+        "en": "The destination's system did not answer; try again later",
+        "pt": "O sistema do destino não respondeu; tente mais tarde",
+    },
+    "why_destination_not_offered": {
+        "zh": "不能转码到该地",
+        "en": "Transfer to this region is not offered",
+        "pt": "A transferência para esta região não está disponível",
+    },
+    "why_trust_stale": {
+        "zh": "目的地暂不能核验凭证（信任列表已过期）",
+        "en": "The destination cannot check attestations now (its trust list is stale)",
+        "pt": "O destino não pode verificar atestados agora (lista de confiança desatualizada)",
+    },
+    "why_err_key_revoked": {
+        "zh": "凭证的签名密钥已被吊销",
+        "en": "The key that signed the attestation was revoked",
+        "pt": "A chave que assinou o atestado foi revogada",
+    },
+    "why_err_expired": {
+        "zh": "凭证已过期",
+        "en": "The attestation has expired",
+        "pt": "O atestado expirou",
+    },
+    "why_other_destination": {
+        "zh": "凭证不是为该地签发的",
+        "en": "The attestation was made for another region",
+        "pt": "O atestado foi feito para outra região",
+    },
+    "why_identity_mismatch": {
+        "zh": "身份证号与凭证不符",
+        "en": "The ID number does not match the attestation",
+        "pt": "O n.º do BI não corresponde ao atestado",
+    },
+    "why_use_limit": {
+        "zh": "该凭证已达转码次数上限",
+        "en": "This attestation has been converted the most times allowed",
+        "pt": "Este atestado já foi convertido o número máximo de vezes",
+    },
+    "colour_green": {"zh": "绿码", "en": "GREEN", "pt": "verde"},
+    "colour_yellow": {"zh": "黄码", "en": "YELLOW", "pt": "amarelo"},
+    "colour_red": {"zh": "红码", "en": "RED", "pt": "vermelho"},
+    "colour_grey": {"zh": "无法核验", "en": "CANNOT VERIFY", "pt": "não verificável"},
     "language": {"zh": "中文", "en": "English", "pt": "Português"},
 }
 """Key -> language -> text. ``language`` is each language's own name, for the switch."""
@@ -124,5 +231,12 @@ JS_WORDS = (
     "appeal_open",
     "appeal_accepted",
     "appeal_rejected",
+    "transfer_to",
+    "destination",
+    "valid_until",
+    "uses",
+    "refused",
+    "decision",
+    *(key for key in WORDS if key.startswith(("why_", "colour_"))),
 )
 """The words the page's script needs; the page hands them over as ``data-`` attributes."""

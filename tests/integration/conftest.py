@@ -20,8 +20,10 @@ from gateway import wire
 from gateway._generated.huren.v1 import registry_pb2 as registry_pb
 from gateway._generated.huren.v1 import registry_pb2_grpc, verifier_pb2_grpc
 from gateway._generated.huren.v1 import verifier_pb2 as pb
+from gateway.cli.local import read_trust_list_key
 from gateway.cli.pki import create_development_pki
 from gateway.clients import TlsCredentials, new_request_id
+from gateway.clients.hubfeed import HubFeed
 from gateway.clients.online import OnlineClient
 from gateway.clock import system_clock
 from gateway.hub import initialise, open_hub
@@ -35,7 +37,9 @@ from gateway.storage.files import StateFiles
 from gateway.wire import verdict_from_pb
 from regions import REGIONS, spec_of
 from regions.common.onboarding import registration_command
+from regions.common.outbound import Outbound
 from regions.common.runner import RunningRegion, start_region
+from regions.common.transfers import HubTrust, Transfers
 from tests.conftest import resident_id
 
 
@@ -193,8 +197,12 @@ async def running_hub(
     names: tuple[str, ...] = REGIONS,
     online: OnlineClient | None = None,
     verify_urls: dict[str, str] | None = None,
+    transfer: tuple[str, ...] = (),
 ) -> AsyncIterator[Hub]:
-    """Regions ``names`` and a gateway that knows them, all on loopback, TLS everywhere."""
+    """Regions ``names`` and a gateway that knows them, all on loopback, TLS everywhere.
+
+    Regions in ``transfer`` (转码) follow the hub's signed trust list, convert attestations
+    (``POST /api/transfers``) and offer each other on their pages (``--transfer-peer``)."""
     files = new_state(base / "gateway")
     pki = base / "pki"
     create_development_pki(pki)
@@ -220,6 +228,8 @@ async def running_hub(
         [],
         server,
     )
+    peers: dict[str, dict[str, str]] = {}
+    """Each transfer region's peers (code -> address), filled as the others start."""
     try:
         admin = hub.registry("hub-admin")
         for name in names:
@@ -239,9 +249,21 @@ async def running_hub(
                 )
             )
             handle = RegionHandle(
-                await start_region(name, state_dir=base / name, clock=clock, link_key=link_key)
+                await start_region(
+                    name,
+                    state_dir=base / name,
+                    clock=clock,
+                    link_key=link_key,
+                    **_transfer_parts(hub, link_key, peers.setdefault(name, {}))
+                    if name in transfer
+                    else {},
+                )
             )
             hub.regions[name] = handle
+            for other, offered in peers.items():  # each transfer region offers the others
+                if other != name and name in transfer:
+                    offered[spec_of(name).code] = handle.url
+                    peers[name][spec_of(other).code] = hub.regions[other].url
             if name in (verify_urls or {}):
                 # The operator registers the API address the hub must use (here: a test proxy).
                 await _register_with_verify_url(hub, name, handle, (verify_urls or {})[name])
@@ -256,6 +278,19 @@ async def running_hub(
         gateway.hub.close()
         for handle in hub.regions.values():
             await handle.running.stop()
+
+
+def _transfer_parts(hub: Hub, link_key: bytes, peers: dict[str, str]) -> dict[str, Any]:
+    """What ``huren region serve --hub --hub-key --hub-ca --transfer-peer`` gives a region: its
+    own view of the hub's trust list (pinned key, TLS), and the other transfer regions."""
+    credentials = TlsCredentials.from_pki(hub.pki)
+    trust = HubTrust(
+        read_trust_list_key(hub.files.trust_list_public), HubFeed(hub.address, credentials)
+    )
+    return {
+        "transfers": Transfers(trust, link_key),
+        "outbound": Outbound(trust, peers, hub.address, credentials),
+    }
 
 
 async def _register_with_verify_url(

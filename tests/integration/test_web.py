@@ -234,6 +234,9 @@ async def test_each_client_address_is_rate_limited():
         async def recognise(self, *args: Any) -> Any:
             raise AssertionError("not reached")
 
+        async def attest(self, *args: Any) -> Any:
+            raise AssertionError("not reached")
+
     limits = WebLimits(api_rate=Rate(per_second=0.5, burst=3))
     runner, url = await start(checkpoint_app(Never(), limits), "127.0.0.1:0")
     try:

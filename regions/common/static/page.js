@@ -195,6 +195,7 @@
     if (pending) pollTimer = setTimeout(refresh, poll);
     const mayAppeal = body.dataset.appeals && (level === "yellow" || level === "red");
     $("appeal").hidden = !mayAppeal && !appealId;
+    if (answer.code_id && !pending) offerTransfer(answer.code_id);
   }
 
   async function refresh() {
@@ -254,8 +255,141 @@
     $("appeal").hidden = true;
     $("appeal-status").textContent = "";
     $("appeal-check").hidden = true;
+    resetTransfer();
+    $("transfer").hidden = true;
+    transferFor = null;
     $("declare").hidden = false;
     $("id_number").focus();
+  }
+
+  // --------------------------------------------------------------- 转码 (transfer)
+  // The region's own service asks the hub for the attestation and hands it to the
+  // destination's issuer; the page only shows what comes back (regions/common/outbound.py).
+
+  const lang = body.dataset.lang || "zh";
+  let transferFor = null;
+  let attestation = null;
+
+  function inLang(map) { return (map && (map[lang] || map.en)) || ""; }
+  function camel(text) {
+    return text.toLowerCase().split("_").map((p) => p.charAt(0).toUpperCase() + p.slice(1)).join("");
+  }
+
+  function resetTransfer() {
+    attestation = null;
+    $("transfer-refused").hidden = true;
+    $("attestation").hidden = true;
+    $("converted").hidden = true;
+    $("transfer").dataset.state = "offered";
+  }
+
+  function showRefused(answer, status) {
+    const reason = (answer && answer.reason) || "";
+    $("refused-why").textContent = words["why" + camel(reason)] || "";
+    const decision = answer && answer.decision;
+    $("refused-decision").textContent = decision
+      ? `${words.decision}: ${words["colour" + camel(decision.colour)] || decision.colour} (${decision.reason})`
+      : "";
+    $("refused-detail").textContent = `${reason || "HTTP " + status}: ${(answer && answer.error) || ""}`;
+    $("transfer-refused").hidden = false;
+    $("transfer").dataset.state = "refused";
+    $("transfer-refused").focus();
+  }
+
+  async function post(path, data) {
+    const response = await fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(data),
+      credentials: "omit",
+      cache: "no-store",
+    });
+    let answer = null;
+    try { answer = await response.json(); } catch (e) { answer = null; }
+    return [response.status, answer];
+  }
+
+  async function offerTransfer(codeId) {
+    if (!body.dataset.transfer || transferFor === codeId) return;
+    transferFor = codeId;
+    resetTransfer();
+    const list = $("transfer-to");
+    list.replaceChildren();
+    try {
+      const response = await fetch("/api/transfer-destinations", { credentials: "omit", cache: "no-store" });
+      const answer = await response.json();
+      for (const d of answer.destinations || []) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "secondary";
+        button.dataset.destination = d.destination;
+        button.textContent = `${words.transferTo} ${inLang(d.name)} · ${d.destination}`;
+        button.addEventListener("click", () => attest(d));
+        list.appendChild(button);
+      }
+      $("transfer").hidden = !list.children.length;
+    } catch (e) {
+      $("transfer").hidden = true;
+    }
+  }
+
+  async function attest(d) {
+    resetTransfer();
+    let status, answer;
+    try {
+      [status, answer] = await post("/api/attestations", { code_id: transferFor, destination: d.destination });
+    } catch (e) {
+      showRefused({ reason: "", error: words.errNetwork }, 0);
+      return;
+    }
+    if (status !== 201) {
+      showRefused(answer, status);
+      return;
+    }
+    attestation = { text: answer.attestation, destination: d };
+    $("attestation-qr").src = `/api/codes/${answer.attestation_id}.svg`;
+    $("attestation-word").textContent = `${words.colourGreen} → ${inLang(d.name)}`;
+    $("attestation-destination").textContent = `${inLang(d.name)} (${d.destination})`;
+    $("attestation-expires").textContent = localTime(answer.expires_at);
+    $("attestation").hidden = false;
+    $("transfer").dataset.state = "attested";
+    $("convert").focus();
+  }
+
+  async function convert() {
+    if (!attestation) return;
+    $("transfer-refused").hidden = true;
+    const data = {
+      attestation: attestation.text,
+      destination: attestation.destination.destination,
+      id_number: $("id_number").value.trim().toUpperCase(),
+    };
+    const name = $("name").value.trim();
+    if (name) data.name = name;
+    let status, answer;
+    $("convert").disabled = true;
+    try {
+      [status, answer] = await post("/api/conversions", data);
+    } catch (e) {
+      showRefused({ reason: "", error: words.errNetwork }, 0);
+      return;
+    } finally {
+      $("convert").disabled = false;
+    }
+    if (status !== 201) {
+      showRefused(answer, status);
+      return;
+    }
+    $("converted-panel").className = `panel to-${answer.destination}`;
+    $("converted-icon").className = `icon shape-${answer.green.shape}`;
+    $("converted-icon").textContent = answer.green.icon;
+    $("converted-word").textContent = `${inLang(answer.name)} ${inLang(answer.green)}`;
+    $("converted-qr").src = `/api/codes/${answer.code_id}.svg`;
+    $("converted-holder").textContent = answer.holder;
+    $("converted-expires").textContent = localTime(answer.expires_at);
+    $("converted-uses").textContent = `${answer.uses} / ${answer.uses + answer.uses_left}`;
+    $("converted").hidden = false;
+    $("transfer").dataset.state = "converted";
   }
 
   // --------------------------------------------------------------- appeals
@@ -324,4 +458,6 @@
   $("again").addEventListener("click", again);
   $("appeal-form").addEventListener("submit", fileAppeal);
   $("appeal-check").addEventListener("click", checkAppeal);
+  $("convert").addEventListener("click", convert);
+  $("transfer-refused").tabIndex = -1;
 })();
