@@ -97,3 +97,17 @@ def test_the_latency_benchmark_reports_percentiles_and_the_overload(tmp_path):
     assert data["after"]["verify_p50_ms"] > 0
     for label in ("capacity", "admitted:", "refused:", "outcomes:"):
         assert label in result.stdout
+
+
+def test_the_propagation_benchmark_reports_revocations_and_recovery(tmp_path):
+    out = tmp_path / "propagation.json"
+    result = _quick_run("bench_propagation.py", out)
+    data = json.loads(out.read_text())
+    spread, back = data["propagation"], data["recovery"]
+    assert len(spread["delays_s"]) == spread["revocations"] == 2
+    assert all(len(row) == 3 and min(row) > 0 for row in spread["delays_s"])  # every replica
+    assert 0 < spread["p50_s"] <= spread["max_s"] == max(max(r) for r in spread["delays_s"])
+    assert len(back["delays_s"]) == back["restarts"] == 1
+    assert back["p50_s"] <= back["max_s"]
+    for label in ("first refusal", "recovery after a hub restart"):
+        assert label in result.stdout
