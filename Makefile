@@ -100,6 +100,7 @@ bench: $(STAMP) $(PEER_STAMP)
 	$(BIN)/python scripts/bench_steps.py
 	$(BIN)/python scripts/bench_scale.py
 	$(BIN)/python scripts/bench_latency.py
+	$(BIN)/python scripts/bench_propagation.py
 
 conformance: $(STAMP)
 	$(BIN)/python scripts/conformance.py

@@ -52,9 +52,11 @@ class Observer(Protocol):
     def online_call(self, issuer: IssuerId, outcome: OnlineOutcome) -> None:
         """One question to an online issuer, and how it ended."""
 
-    def trust_refreshed(self, version: int) -> None:
-        """The trust behind the verdicts was confirmed (a hub's registry verified on its
-        periodic look; a replica took a verified trust list), now serving ``version``."""
+    def trust_refreshed(self, version: int, ago: float = 0.0) -> None:
+        """The trust behind the verdicts was confirmed ``ago`` seconds before now (a hub's
+        registry verified on its periodic look; a replica took a verified trust list, or, at
+        its start, read again the list the hub signed ``ago`` seconds ago), now serving
+        ``version``."""
 
 
 class _NoObserver:
@@ -64,7 +66,7 @@ class _NoObserver:
     def online_call(self, issuer: IssuerId, outcome: OnlineOutcome) -> None:
         pass
 
-    def trust_refreshed(self, version: int) -> None:
+    def trust_refreshed(self, version: int, ago: float = 0.0) -> None:
         pass
 
 

@@ -55,6 +55,7 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
+from gateway import trustlist  # noqa: E402
 from gateway.clock import system_clock  # noqa: E402
 from gateway.codecs import cose, textform  # noqa: E402
 from gateway.crypto import Algorithm, PrivateKey, pki  # noqa: E402
@@ -179,10 +180,13 @@ def measure(sizes: list[int], rounds: int, seconds: float) -> dict[str, Any]:
             return verify_code(code, trust=snapshot, now=now, limits=limits, identities=identities)
 
         verifiers[size] = run
+        # The signed trust list every replica receives whole (limit: MAX_TRUST_LIST_BYTES).
+        listed = trustlist.document(snapshot, now, now + trustlist.DEFAULT_FRESH_FOR)
         results[str(size)] = {
             "issuers": _issuers_for(size),
             "snapshot_build_s": built,
             "registry_state_bytes": held,
+            "trust_list_bytes": len(trustlist.sign(listed, key)),
         }
     rates: dict[int, list[float]] = {size: [] for size in sizes}
     for _ in range(rounds):
@@ -323,12 +327,18 @@ def main() -> int:
     sizes = [10, 100, 1000] if args.quick else [10, 1000, 100_000]
     results = measure(sizes, rounds=3 if args.quick else 7, seconds=0.05 if args.quick else 0.5)
     smallest = sizes[0]
-    print("keys     issuers  snapshot build  registry state   verify/s  ratio to 10 keys")
+    print(
+        "keys     issuers  snapshot build  registry state  trust list (per key)   verify/s"
+        "  ratio to 10 keys"
+    )
     for size in sizes:
         r = results[str(size)]
+        listed = r["trust_list_bytes"]
         print(
             f"{size:<8} {r['issuers']:<8} {r['snapshot_build_s'] * 1000:10.1f} ms"
-            f" {r['registry_state_bytes'] / 1e6:11.1f} MB {r['verify_per_s']:10.0f}"
+            f" {r['registry_state_bytes'] / 1e6:11.1f} MB"
+            f" {listed / 1e6:8.2f} MB ({listed / size:4.0f} B)"
+            f" {r['verify_per_s']:10.0f}"
             f"  {r['ratio_to_smallest']:.3f}" + ("  (reference)" if size == smallest else "")
         )
     registry = measure_registry(sizes)

@@ -57,6 +57,11 @@ class HubFeed:
             ("grpc.max_receive_message_length", MAX_TRUST_LIST_BYTES + 64 * 1024),
             ("grpc.keepalive_time_ms", 20_000),
             ("grpc.keepalive_timeout_ms", 10_000),
+            # gRPC's own reconnection backoff grows to 120 s: a hub back after a long outage
+            # would wait that long for its replicas. Bounded like the feed's own.
+            ("grpc.initial_reconnect_backoff_ms", int(self._first * 1000)),
+            ("grpc.min_reconnect_backoff_ms", int(self._first * 1000)),
+            ("grpc.max_reconnect_backoff_ms", int(self._max * 1000)),
         ]
         if self._credentials is None:
             return grpc.aio.insecure_channel(self.target, options=options)

@@ -140,12 +140,12 @@ class PrometheusObserver:
     def online_call(self, issuer: IssuerId, outcome: OnlineOutcome) -> None:
         self._online.labels(str(issuer), outcome.value).inc()
 
-    def trust_refreshed(self, version: int) -> None:
+    def trust_refreshed(self, version: int, ago: float = 0.0) -> None:
         now = time.monotonic()
         with self._lock:
             if self._served is None or self._served[0] != version:
                 self._served = (version, now)
-            self._refreshed = now
+            self._refreshed = now - max(0.0, ago)
 
     def watch(
         self,

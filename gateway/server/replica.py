@@ -114,6 +114,9 @@ class ReplicaServer:
         saved = read_saved(self.saved, self.key)
         if saved is not None:
             self._hold(saved)
+            # Served from now; confirmed when the hub signed it (not when it was saved).
+            signed = (self._clock() - saved.issued_at).total_seconds()
+            self.observer.trust_refreshed(saved.version, ago=signed)
             log.warning("serving the saved trust list, version %d", saved.version)
         self.port = bind_verification(self.server, self.listen, self.certificates)
         await self.server.start()

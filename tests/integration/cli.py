@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -94,6 +98,77 @@ def running(*args: str) -> Iterator[str]:
                 errors.seek(0)
                 pytest.fail(f"huren {args[0]} exited {proc.returncode}: {errors.read().decode()}")
             yield line
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+@dataclass
+class Served:
+    """A ``huren serve`` process started by :func:`serving`."""
+
+    address: str
+    metrics: int
+    stderr: IO[bytes]
+    process: subprocess.Popen[str]
+    registry: str | None = None
+    """A hub's registry address (mutual TLS), as it printed it; None for a replica or
+    ``--insecure``."""
+
+    def log_lines(self) -> list[str]:
+        self.stderr.seek(0)
+        return self.stderr.read().decode().splitlines()
+
+
+@contextlib.contextmanager
+def serving(
+    state: Path | None,
+    pki: Path | None,
+    *extra: str,
+    front: tuple[str, ...] = (),
+    env: dict[str, str] = ENV,
+    listen: str = "127.0.0.1:0",
+    registry_listen: str = "127.0.0.1:0",
+) -> Iterator[Served]:
+    """``huren serve`` with ``extra`` options (and global options ``front``) until the block
+    ends, its metrics on a port of its own; its standard error is kept for the test. Without
+    ``state`` and ``pki``, only ``extra`` and ``env`` say what to serve. The block may stop or
+    kill the process itself (``Served.process``)."""
+    where = (
+        []
+        if state is None or pki is None
+        else [
+            *("--listen", listen, "--registry-listen", registry_listen),
+            *("--state-dir", str(state), "--tls-dir", str(pki), "--metrics-listen", "127.0.0.1:0"),
+        ]
+    )
+    with (
+        tempfile.TemporaryFile() as errors,
+        subprocess.Popen(
+            [*HUREN, *front, "serve", *where, *extra],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            cwd=REPO,
+            env=env,
+        ) as proc,
+    ):
+        try:
+            assert proc.stdout is not None
+            address = metrics = registry = None
+            while metrics is None:
+                line = proc.stdout.readline()
+                if not line:
+                    errors.seek(0)
+                    pytest.fail(f"huren serve exited: {errors.read().decode()}")
+                if found := re.search(r"(?:gateway|replica) listening on (\S+) ", line):
+                    address = found.group(1)
+                if found := re.search(r"; registry on (\S+)\)$", line.rstrip()):
+                    registry = found.group(1)
+                if found := re.search(r"metrics on http://[^:]+:(\d+)/metrics", line):
+                    metrics = int(found.group(1))
+            assert address is not None
+            yield Served(address, metrics, errors, proc, registry)
         finally:
             proc.terminate()
             proc.wait(timeout=10)

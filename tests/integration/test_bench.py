@@ -73,6 +73,9 @@ def test_the_trust_list_scale_benchmark_compares_each_size_with_the_smallest(tmp
     for size in data.values():
         assert size["verify_per_s"] > 0
         assert size["registry_state_bytes"] > 0
+    # The signed trust list grows with the keys it lists.
+    assert data["10"]["trust_list_bytes"] < data["100"]["trust_list_bytes"]
+    assert data["100"]["trust_list_bytes"] < data["1000"]["trust_list_bytes"]
     assert "ratio to 10 keys" in result.stdout
     # The registry on disk at the same sizes: start-up of a real gateway, and one change.
     assert list(registry) == ["10", "100", "1000"]
@@ -96,4 +99,18 @@ def test_the_latency_benchmark_reports_percentiles_and_the_overload(tmp_path):
     # Every call ended one way or another, and the server still answers afterwards.
     assert data["after"]["verify_p50_ms"] > 0
     for label in ("capacity", "admitted:", "refused:", "outcomes:"):
+        assert label in result.stdout
+
+
+def test_the_propagation_benchmark_reports_revocations_and_recovery(tmp_path):
+    out = tmp_path / "propagation.json"
+    result = _quick_run("bench_propagation.py", out)
+    data = json.loads(out.read_text())
+    spread, back = data["propagation"], data["recovery"]
+    assert len(spread["delays_s"]) == spread["revocations"] == 2
+    assert all(len(row) == 3 and min(row) > 0 for row in spread["delays_s"])  # every replica
+    assert 0 < spread["p50_s"] <= spread["max_s"] == max(max(r) for r in spread["delays_s"])
+    assert len(back["delays_s"]) == back["restarts"] == 1
+    assert back["p50_s"] <= back["max_s"]
+    for label in ("first refusal", "recovery after a hub restart"):
         assert label in result.stdout

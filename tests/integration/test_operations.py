@@ -12,13 +12,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import grpc
 import pytest
@@ -31,7 +28,7 @@ from gateway.crypto import pki
 from gateway.model import Colour
 from gateway.wire import verdict_from_pb
 from tests.conftest import REPO, resident_id
-from tests.integration.cli import ENV, HUREN, huren
+from tests.integration.cli import ENV, HUREN, huren, serving
 from tests.integration.scrape import sample, scrape, scrape_text, verdicts
 from tests.integration.test_cli import hangzhou_registry
 
@@ -43,67 +40,6 @@ def hub(tmp_path):
     """A registry with Hangzhou's issuer, a PKI, and Hangzhou's codes: (state, pki, codes)."""
     state, codes, pki = hangzhou_registry(tmp_path)
     return state, pki, codes
-
-
-@dataclass
-class Served:
-    address: str
-    metrics: int
-    stderr: IO[bytes]
-    process: subprocess.Popen[str]
-
-    def log_lines(self) -> list[str]:
-        self.stderr.seek(0)
-        return self.stderr.read().decode().splitlines()
-
-
-@contextmanager
-def serving(
-    state: Path | None,
-    pki: Path | None,
-    *extra: str,
-    front: tuple[str, ...] = (),
-    env: dict[str, str] = ENV,
-) -> Iterator[Served]:
-    """``huren serve`` with ``extra`` options (and global options ``front``) until the block
-    ends, its metrics on a port of its own; its standard error is kept for the test. Without
-    ``state`` and ``pki``, only ``extra`` and ``env`` say what to serve."""
-    where = (
-        []
-        if state is None or pki is None
-        else [
-            *("--listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0"),
-            *("--state-dir", str(state), "--tls-dir", str(pki), "--metrics-listen", "127.0.0.1:0"),
-        ]
-    )
-    with (
-        tempfile.TemporaryFile() as errors,
-        subprocess.Popen(
-            [*HUREN, *front, "serve", *where, *extra],
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-            cwd=REPO,
-            env=env,
-        ) as proc,
-    ):
-        try:
-            assert proc.stdout is not None
-            address = metrics = None
-            while metrics is None:
-                line = proc.stdout.readline()
-                if not line:
-                    errors.seek(0)
-                    pytest.fail(f"huren serve exited: {errors.read().decode()}")
-                if found := re.search(r"(?:gateway|replica) listening on (\S+) ", line):
-                    address = found.group(1)
-                if found := re.search(r"metrics on http://[^:]+:(\d+)/metrics", line):
-                    metrics = int(found.group(1))
-            assert address is not None
-            yield Served(address, metrics, errors, proc)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
 
 
 def test_metrics_count_verdicts_calls_and_trust_and_carry_no_personal_data(hub):

@@ -28,9 +28,11 @@ from gateway.cli.serve import NEVER_FRESH
 from gateway.clients import TlsCredentials, new_request_id
 from gateway.clients.hubfeed import HubFeed
 from gateway.crypto import Algorithm, PrivateKey, load_jwk
+from gateway.metrics import NO_OBSERVER, Observer
 from gateway.model import Colour, Reason, Status, Verdict
 from gateway.registry import TrustHolder, TrustSnapshot
 from gateway.server.app import GatewayServer, TlsFiles
+from gateway.server.metrics import PrometheusObserver
 from gateway.server.replica import ReplicaServer
 from gateway.service import VerificationService
 from gateway.storage.files import StateFiles
@@ -73,7 +75,11 @@ def replica_dir(hub: Hub, base: Path) -> Path:
 
 @asynccontextmanager
 async def running_replica(
-    hub: Hub, state: Path, clock: MutableClock, target: str | None = None
+    hub: Hub,
+    state: Path,
+    clock: MutableClock,
+    target: str | None = None,
+    observer: Observer = NO_OBSERVER,
 ) -> AsyncIterator[Replica]:
     service = VerificationService(
         TrustHolder(TrustSnapshot.empty(), fresh_until=NEVER_FRESH),
@@ -84,7 +90,14 @@ async def running_replica(
     key = load_jwk(json.loads(hub.files.trust_list_public.read_text()))
     feed = HubFeed(target or hub.address, TlsCredentials.from_pki(hub.pki), max_backoff=1.0)
     server = ReplicaServer(
-        service, key, state, feed, "127.0.0.1:0", clock=clock, tls=TlsFiles(hub.pki)
+        service,
+        key,
+        state,
+        feed,
+        "127.0.0.1:0",
+        clock=clock,
+        tls=TlsFiles(hub.pki),
+        observer=observer,
     )
     await server.start()
     replica = Replica(server, hub.pki)
@@ -231,11 +244,21 @@ async def test_a_replica_goes_stale_without_its_hub_and_recovers(tmp_path, clock
             await hub.server.stop(0)
 
         # Restarted without its hub: the list saved on disk, verified again, still fresh.
-        async with running_replica(hub, state, clock) as again:
+        clock.advance(timedelta(minutes=2))
+        metrics = PrometheusObserver(clock, "replica")
+        async with running_replica(hub, state, clock, observer=metrics) as again:
             assert again.server.held is not None
             assert again.server.held.text == replica.server.held.text  # type: ignore[union-attr]
             assert await again.serving()
             assert (await again.verify(code)).colour is Colour.GREEN
+            # Its trust gauges from the start: served since now, confirmed when the hub signed it.
+            metrics.watch(again.server.service)
+            figures = {name: value for name, _, value in metrics.trust_figures()}
+            signed = (clock() - again.server.held.issued_at).total_seconds()
+            assert signed >= 120
+            assert 0 <= figures["huren_trust_age_seconds"] < DEADLINE
+            assert signed <= figures["huren_trust_last_refresh_seconds"] < signed + DEADLINE
+            assert figures["huren_trust_stale"] == 0
 
 
 async def _not(check: Callable[[], object]) -> bool:
