@@ -162,9 +162,12 @@ async def test_a_replica_verifies_as_the_hub_and_follows_a_revocation(tmp_path, 
         await until(refused, "the replica refuses the revoked key's code")
         print(f"revocation reached the replica in {time.monotonic() - revoked_at:.3f} s")
         assert replica.server.feed.connected  # pushed on the stream, not polled
-        held = replica.server.held
-        assert held is not None
-        assert replica.server.saved.read_text() == held.text  # the last good list, on disk
+
+        def saved() -> bool:  # the list is written after it is swapped in (step 4)
+            held = replica.server.held
+            return held is not None and replica.server.saved.read_text() == held.text
+
+        await until(saved, "the last good list is on disk")
 
 
 async def test_a_replica_refuses_rollbacks_replays_and_strangers(tmp_path, clock):
