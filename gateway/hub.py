@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -55,6 +55,8 @@ class Hub:
     registrar: Registrar
     signer: TrustListSigner
     identities: IdentityKeys
+    identity_secrets: tuple[bytes, bytes] = field(default=(b"", b""), repr=False)
+    """The subject and link keys ``identities`` was made from (handed to pinned replicas)."""
     _desk: AttestationDesk | None = None
 
     def attestations(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> AttestationDesk:
@@ -133,7 +135,8 @@ def open_hub(
         )
     if not files.trust_list_key.is_file():
         raise StorageUnavailable(f"the trust-list key {files.trust_list_key} is missing")
-    identities = files.identities()
+    secrets = files.identity_secrets()
+    identities = IdentityKeys(*secrets)
     key = _trust_list_key(files)
     store = SqliteRegistry(
         files.database,
@@ -141,7 +144,7 @@ def open_hub(
         accept_rollback=accept_rollback is not None,
     )
     registrar = Registrar(store, clock, limits)
-    hub = Hub(files, store, registrar, TrustListSigner(key, trust_fresh_for), identities)
+    hub = Hub(files, store, registrar, TrustListSigner(key, trust_fresh_for), identities, secrets)
     if store.rolled_back is not None and accept_rollback is not None:
         mark = store.rolled_back
         try:

@@ -53,7 +53,9 @@ class JsonFormatter(logging.Formatter):
 
 def configure(level: str, form: str = "text", *, access: bool = False) -> None:
     """Log at ``level`` on standard error in ``form`` (``text`` or ``json``); with ``access``
-    the ``huren.access`` lines (one per call) too, whatever the level."""
+    the ``huren.access`` lines (one per call) too, whatever the level. The ``huren.secrets``
+    lines (each answer of ``GetReplicaSecrets``: who was handed the replica secrets) are
+    always logged."""
     root = logging.getLogger()
     for old in list(root.handlers):
         if old.get_name() == _HANDLER:  # a previous run's (tests call main() again)
@@ -66,6 +68,7 @@ def configure(level: str, form: str = "text", *, access: bool = False) -> None:
         root.addHandler(handler)
     root.setLevel(getattr(logging, level))
     logging.getLogger("huren.access").setLevel(logging.INFO if access else logging.WARNING)
+    logging.getLogger("huren.secrets").setLevel(logging.INFO)
 
 
 def grpc_verbosity(argv: Sequence[str], environ: MutableMapping[str, str]) -> None:

@@ -77,12 +77,19 @@ def parse_destination(text: str) -> RegionCode | None:
         raise RequestInvalid(f"destination: {e}") from e
 
 
+NO_IDENTITIES = (
+    Reason.ERR_SECRET_UNAVAILABLE,
+    "this replica holds no identity secrets from its hub (not received yet, or refused: "
+    "docs/scaling.md): no code is judged",
+)
+
+
 class VerificationService:
     def __init__(
         self,
         trust: TrustHolder,
         limits: Limits,
-        identities: IdentityKeys,
+        identities: IdentityKeys | None,
         clock: Clock,
         online: OnlineAsker | None = None,
         *,
@@ -98,6 +105,17 @@ class VerificationService:
         self._high_water = clock_floor
         """The latest instant known to have passed: the registry's last change or the persisted
         mark, then the latest instant this service has read from its clock."""
+
+    @property
+    def identities(self) -> IdentityKeys | None:
+        """The identity secrets every verdict's references are made with; None (a replica that
+        has not received them from its hub, or was refused them): every code is UNVERIFIABLE
+        ``ERR_SECRET_UNAVAILABLE``."""
+        return self._identities
+
+    def replace_identities(self, identities: IdentityKeys | None) -> None:
+        """Judge with ``identities`` from the next code on (one reference assignment)."""
+        self._identities = identities
 
     @property
     def online(self) -> OnlineAsker | None:
@@ -121,6 +139,8 @@ class VerificationService:
             )
         if seen is None or now > seen:
             self._high_water = now
+        if self._identities is None:
+            return now, NO_IDENTITIES
         return now, self.trust_problem(now)
 
     def trust_problem(self, now: datetime) -> tuple[Reason, str] | None:
@@ -322,8 +342,8 @@ class VerificationService:
         untrusted: tuple[Reason, str] | None,
     ) -> Verdict | Question:
         """Where every code starts: judged nowhere while the clock or the trust is untrusted."""
-        if untrusted is not None:
-            return self._untrusted(untrusted, trust, now, where)
+        if untrusted is not None or self._identities is None:
+            return self._untrusted(untrusted or NO_IDENTITIES, trust, now, where)
         return begin(
             code,
             trust=trust,
@@ -345,6 +365,9 @@ class VerificationService:
             answer = OnlineAnswer(nonce="", failure="online verification is not configured")
         else:
             answer = await self._online.ask(question, asked_at)
+        identities = self._identities
+        if identities is None:  # dropped while the issuer was asked
+            return self._untrusted(NO_IDENTITIES, trust, now, question.provenance.destination)
         return finish_online(
-            question, answer, trust=trust, now=now, limits=self.limits, identities=self._identities
+            question, answer, trust=trust, now=now, limits=self.limits, identities=identities
         )

@@ -10,6 +10,7 @@ reading calls' views (:mod:`gateway.registry.views`), both ways.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -61,6 +62,7 @@ from gateway.registry.views import (
     ProfileVersionView,
     TrustListView,
 )
+from gateway.replica_secrets import IssuerSecrets, ReplicaSecrets
 from gateway.transfer import AttestOutcome, Refusal, Refused
 
 STATUS = {s: pb.Status.Value(f"STATUS_{s.name}") for s in Status}
@@ -643,4 +645,53 @@ def attest_from_pb(message: vpb.AttestResponse) -> AttestOutcome:
         refused=refused,
         bound=message.expiry_bound,
         code_ref=message.code_ref,
+    )
+
+
+def replica_secrets(value: ReplicaSecrets, known_digest: str) -> rpb.GetReplicaSecretsResponse:
+    """The answer to ``GetReplicaSecrets``: no secret at all when the caller holds these."""
+    digest = value.digest
+    if known_digest == digest:
+        return rpb.GetReplicaSecretsResponse(version=value.version, digest=digest, unchanged=True)
+    return rpb.GetReplicaSecretsResponse(
+        version=value.version,
+        digest=digest,
+        subject_key=value.subject_key,
+        link_key=value.link_key,
+        issuers=[
+            rpb.ReplicaIssuerSecrets(
+                issuer_id=s.issuer_id,
+                pseudonym_key=s.pseudonym_key or b"",
+                online=rpb.OnlineEndpoint(
+                    code_prefix=s.online.code_prefix,
+                    verify_url=s.online.verify_url,
+                    client_id=s.online.client_id,
+                    client_secret=s.online.client_secret,
+                )
+                if s.online is not None
+                else None,
+            )
+            for _, s in sorted(value.issuers.items())
+        ],
+    )
+
+
+def replica_secrets_from(message: rpb.GetReplicaSecretsResponse) -> ReplicaSecrets | None:
+    """The secrets in an answer; None if it says the caller's are unchanged. Check them with
+    :func:`gateway.replica_secrets.check` before use."""
+    if message.unchanged:
+        return None
+    issuers: dict[IssuerId, IssuerSecrets] = {}
+    for entry in message.issuers:
+        o = entry.online
+        online = (
+            OnlineEndpoint(o.code_prefix, o.verify_url, o.client_id, o.client_secret)
+            if entry.HasField("online")
+            else None
+        )
+        issuers[IssuerId(entry.issuer_id)] = IssuerSecrets(
+            IssuerId(entry.issuer_id), entry.pseudonym_key or None, online
+        )
+    return ReplicaSecrets(
+        message.version, message.subject_key, message.link_key, MappingProxyType(issuers)
     )

@@ -29,6 +29,7 @@ from gateway.cli.common import (
     read_source,
     read_utf8,
 )
+from gateway.clients.tls import read_tls_file
 from gateway.clock import system_clock
 from gateway.errors import CertificateRefused, ConfigurationInvalid, StorageUnavailable
 from gateway.hub import Hub, initialise, new_attestation_key, open_hub, trust_list_key
@@ -41,12 +42,14 @@ from gateway.registry.admission import (
     offers_from_file,
 )
 from gateway.registry.commands import (
+    AddReplica,
     Command,
     CreateOperator,
     CreateRegion,
     ImportCertificate,
     ImportCertificates,
     RegisterIssuer,
+    RemoveReplica,
     RetireIssuer,
     RevokeKey,
 )
@@ -106,6 +109,39 @@ def register(commands: Subparsers) -> None:
     operator.add_argument("--region", help="the operator's region; omit for a hub administrator")
     operator.add_argument("--cert", type=Path, required=True, help="the operator's certificate")
     operator.set_defaults(handler=_create_operator)
+
+    replicas = sub.add_parser(
+        "replica", help="pin, unpin and list verifier replicas' certificates (docs/scaling.md)"
+    )
+    rsub = replicas.add_subparsers(dest="replica_command", required=True, metavar="ACTION")
+    for name, help_text in (
+        ("add", "pin a replica's certificate: it may then fetch the replica secrets"),
+        ("remove", "unpin a replica at once: its next fetch of the replica secrets is refused"),
+        ("list", "the replicas pinned, and those removed"),
+    ):
+        r = rsub.add_parser(name, help=help_text)
+        r.add_argument(
+            "--state-dir",
+            type=Path,
+            default=DEFAULT_STATE,
+            help=f"the gateway's state directory (default {DEFAULT_STATE})",
+        )
+        if name == "add":
+            r.add_argument("name", help="the replica's name, as its certificate names it")
+            r.add_argument(
+                "--certificate",
+                type=Path,
+                required=True,
+                help="its certificate (spiffe://huren.local/replica/NAME; `huren pki issue "
+                "--replica NAME` makes one)",
+            )
+            r.set_defaults(handler=_add_replica)
+        elif name == "remove":
+            r.add_argument("name", help="the replica's name")
+            r.set_defaults(handler=_remove_replica)
+        else:
+            r.add_argument("--json", action="store_true", help="one JSON object per replica")
+            r.set_defaults(handler=_list_replicas)
 
     retire = command("retire-issuer", "stop an issuer for good (its codes are refused)")
     retire.add_argument("--issuer", required=True, help="the issuer id")
@@ -467,6 +503,40 @@ def _create_operator(args: argparse.Namespace) -> int:
     change = _submit(args, CreateOperator(args.name, args.region, args.cert.read_bytes()))
     role = f"operator of {args.region}" if args.region else "hub administrator"
     print(f"pinned {args.name} as {role}; audit entry {change.audit.seq}")
+    return EXIT_OK
+
+
+def _add_replica(args: argparse.Namespace) -> int:
+    certificate = read_tls_file(args.certificate).content
+    change = _submit(args, AddReplica(args.name, certificate))
+    print(
+        f"pinned replica {args.name}: {change.audit.detail}; trust version "
+        f"{change.trust_version}, audit entry {change.audit.seq}"
+    )
+    return EXIT_OK
+
+
+def _remove_replica(args: argparse.Namespace) -> int:
+    change = _submit(args, RemoveReplica(args.name))
+    print(
+        f"removed replica {args.name}: its next fetch of the replica secrets is refused; trust "
+        f"version {change.trust_version}, audit entry {change.audit.seq}"
+    )
+    return EXIT_OK
+
+
+def _list_replicas(args: argparse.Namespace) -> int:
+    with _hub(args) as hub:
+        operators = hub.store.state.snapshot().operators
+    replicas = sorted((o for o in operators.values() if o.replica), key=lambda o: o.name)
+    for o in replicas:
+        if args.json:
+            line = {"name": o.name, "key_sha256": o.spki_sha256, "active": o.active}
+            print(json.dumps(line))
+        else:
+            print(f"{o.name}\t{'active' if o.active else 'removed'}\tkey {o.spki_sha256[:16]}...")
+    if not replicas and not args.json:
+        print("no replica is pinned")
     return EXIT_OK
 
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from gateway.cli.common import DEFAULT_PKI, EXIT_OK, Subparsers
-from gateway.clients.tls import operator_files
+from gateway.clients.tls import operator_files, replica_files
 from gateway.crypto import pki
 from gateway.errors import ConfigurationInvalid
 from gateway.model import Reason, parse_region_code
@@ -44,6 +44,12 @@ def register(commands: Subparsers) -> None:
     )
     issue.add_argument("--name", required=True, help="the operator's name")
     issue.add_argument("--region", help="omit for a hub administrator")
+    issue.add_argument(
+        "--replica",
+        action="store_true",
+        help="a verifier replica's certificate (replicas/NAME.pem; pin it with `huren registry "
+        "replica add`)",
+    )
     issue.set_defaults(handler=_issue)
 
 
@@ -96,6 +102,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _issue(args: argparse.Namespace) -> int:
+    if args.replica:
+        return _issue_replica(args)
     try:
         region = parse_region_code(args.region) if args.region else None
         issued = pki.issue_operator(_ca(args.directory), args.name, region)
@@ -112,4 +120,21 @@ def _issue(args: argparse.Namespace) -> int:
     _write(certificate, key, issued)
     role = f"operator of {region}" if region else "hub administrator"
     print(f"{role} {args.name}: {args.directory}/operators/{args.name}.pem")
+    return EXIT_OK
+
+
+def _issue_replica(args: argparse.Namespace) -> int:
+    if args.region:
+        raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, "a replica has no region")
+    try:
+        issued = pki.issue_replica(_ca(args.directory), args.name)
+    except ValueError as e:
+        raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, str(e)) from e
+    certificate, key = replica_files(args.directory, args.name)
+    if certificate.exists() or key.exists():
+        raise ConfigurationInvalid(
+            Reason.ERR_IDENTIFIER, f"replicas/{args.name} already exists; pick another name"
+        )
+    _write(certificate, key, issued)
+    print(f"replica {args.name}: {certificate} and {key.name} (pin it: huren registry replica add)")
     return EXIT_OK

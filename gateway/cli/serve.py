@@ -32,6 +32,7 @@ from gateway.cli.common import (
 from gateway.clients import GatewayClient, TlsCredentials
 from gateway.clients.tls import read_tls_file
 from gateway.clock import system_clock
+from gateway.crypto.pki import TlsFile
 from gateway.errors import CallFailed, HurenError, RequestInvalid, StorageUnavailable
 from gateway.hub import initialise
 from gateway.lifecycle import TLS_CHECK_SECONDS, until_terminated
@@ -48,6 +49,7 @@ NEVER_FRESH = datetime(1970, 1, 1, tzinfo=UTC)
 """A replica's freshness before its first verified trust list: every code is ERR_TRUST_STALE."""
 
 if TYPE_CHECKING:
+    from gateway.clients.hubsecrets import HubSecrets
     from gateway.server.app import TlsFiles
     from gateway.server.calls import WatchCalls
     from gateway.server.certificates import ServerCertificates
@@ -181,8 +183,8 @@ def register(commands: Subparsers) -> None:
         "--replica-of",
         metavar="HUB",
         help="serve as a replica of the hub at HUB (its verification address host:port); "
-        "--state-dir then holds the replica's last good trust list and the hub's identity "
-        "secrets (subject.key, link.key), never a registry",
+        "--state-dir then holds the replica's last good trust list (and, without "
+        "--replica-cert, copies of the hub's subject.key and link.key), never a registry",
     )
     replica.add_argument(
         "--trust-list-key",
@@ -193,6 +195,23 @@ def register(commands: Subparsers) -> None:
         "--hub-ca",
         type=Path,
         help="the CA certificate that signed the hub's (default: ca.pem in --tls-dir)",
+    )
+    replica.add_argument(
+        "--replica-cert",
+        type=Path,
+        metavar="FILE",
+        help="this replica's certificate (pinned at the hub with `huren registry replica add`): "
+        "with it the replica fetches the replica secrets (identity keys, pseudonym keys, online "
+        "credentials) from --hub-registry over mutual TLS and keeps them in memory only",
+    )
+    replica.add_argument(
+        "--replica-key", type=Path, metavar="FILE", help="the private key of --replica-cert"
+    )
+    replica.add_argument(
+        "--hub-registry",
+        metavar="HOST:PORT",
+        help="the hub's mutual-TLS registry address, where --replica-cert fetches the replica "
+        "secrets",
     )
     p.add_argument(
         "--init",
@@ -284,8 +303,17 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.replica_of:
         return _serve_replica(args)
-    if args.trust_list_key or args.hub_ca:
-        raise RequestInvalid("--trust-list-key and --hub-ca go with --replica-of")
+    if (
+        args.trust_list_key
+        or args.hub_ca
+        or args.replica_cert
+        or args.replica_key
+        or args.hub_registry
+    ):
+        raise RequestInvalid(
+            "--trust-list-key, --hub-ca, --replica-cert, --replica-key and --hub-registry go "
+            "with --replica-of"
+        )
 
     limits = _limits(args)
     tls = None if args.insecure else TlsFiles(args.tls_dir)
@@ -360,6 +388,7 @@ def _serve_replica(args: argparse.Namespace) -> int:
     """``huren serve --replica-of HUB``: see gateway.server.replica and docs/scaling.md."""
     from gateway.cli.local import read_trust_list_key
     from gateway.clients.hubfeed import HubFeed
+    from gateway.clients.online import OnlineClient
     from gateway.registry import TrustHolder, TrustSnapshot
     from gateway.server.app import TlsFiles
     from gateway.server.replica import ReplicaServer
@@ -378,16 +407,33 @@ def _serve_replica(args: argparse.Namespace) -> int:
         hub_credentials = TlsCredentials(ca.content)
     files = StateFiles(args.state_dir)
     files.check_private()
-    try:
-        identities = files.identities()
-    except StorageUnavailable as e:
-        raise StorageUnavailable(
-            f"a replica needs the hub's identity secrets: copy subject.key and link.key from the "
-            f"hub's state directory into {args.state_dir} (mode 0600) ({e})"
-        ) from e
+    secrets = _hub_secrets(args, hub_credentials)
+    identities = None
+    if secrets is None:
+        try:
+            identities = files.identities()
+        except StorageUnavailable as e:
+            raise StorageUnavailable(
+                "a replica needs the hub's identity secrets: give it a replica certificate "
+                "(--replica-cert, --replica-key, --hub-registry), or copy subject.key and "
+                f"link.key from the hub's state directory into {args.state_dir} (mode 0600) ({e})"
+            ) from e
+    elif files.subject_key.exists() or files.link_key.exists():
+        print(
+            f"huren: warning: {files.subject_key.name} and {files.link_key.name} in "
+            f"{args.state_dir} are not used (the hub hands them with --replica-cert): remove them",
+            file=sys.stderr,
+            flush=True,
+        )
     holder = TrustHolder(TrustSnapshot.empty(), fresh_until=NEVER_FRESH)
-    service = VerificationService(holder, _limits(args), identities, system_clock)
     metrics = _metrics("replica") if args.metrics_listen else None
+    service = VerificationService(
+        holder,
+        _limits(args),
+        identities,
+        system_clock,
+        OnlineClient(observer=metrics or NO_OBSERVER) if secrets is not None else None,
+    )
 
     async def run() -> None:
         server = ReplicaServer(
@@ -401,6 +447,7 @@ def _serve_replica(args: argparse.Namespace) -> int:
             observer=metrics or NO_OBSERVER,
             calls=_calls(args, metrics),
             tls_check_seconds=args.tls_check_seconds,
+            secrets=secrets() if secrets is not None else None,
         )
         port = await server.start()
         held = (
@@ -415,7 +462,7 @@ def _serve_replica(args: argparse.Namespace) -> int:
         )
         web = await _start_web(args.web_listen, host, port, tls) if args.web_listen else None
         if metrics is not None:
-            metrics.watch(service)
+            metrics.watch(service, getattr(service.online, "breakers", None))
             _serve_metrics(metrics, args.metrics_listen)
         _reload_on_hangup(server.certificates)
         try:
@@ -429,6 +476,33 @@ def _serve_replica(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     return EXIT_OK
+
+
+def _hub_secrets(
+    args: argparse.Namespace, hub: TlsCredentials | None
+) -> Callable[[], HubSecrets] | None:
+    """How a replica with a certificate reaches the hub's replica secrets (made inside the
+    event loop); None without ``--replica-cert``.
+
+    Raises:
+        RequestInvalid: for an incomplete set of options.
+        TlsFilesInvalid: for files that cannot be read or do not belong together.
+    """
+    given = (args.replica_cert, args.replica_key, args.hub_registry)
+    if not any(given):
+        return None
+    if not all(given):
+        raise RequestInvalid("--replica-cert, --replica-key and --hub-registry go together")
+    if hub is None:
+        raise RequestInvalid("the replica secrets travel over mutual TLS only: not --insecure")
+    from gateway.clients.hubsecrets import HubSecrets
+    from gateway.crypto.pki import check_tls_files
+
+    certificate = read_tls_file(args.replica_cert)
+    key = read_tls_file(args.replica_key)
+    check_tls_files(TlsFile("hub CA", hub.ca), certificate, key, datetime.now(UTC))
+    credentials = TlsCredentials(hub.ca, certificate.content, key.content)
+    return lambda: HubSecrets(args.hub_registry, credentials)
 
 
 def _reload_on_hangup(certificates: ServerCertificates | None) -> None:

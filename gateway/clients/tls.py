@@ -41,6 +41,12 @@ def operator_files(directory: Path, name: str) -> tuple[Path, Path]:
     return folder / f"{name}.pem", folder / f"{name}.key"
 
 
+def replica_files(directory: Path, name: str) -> tuple[Path, Path]:
+    """Replica ``name``'s certificate and private key in a ``huren pki init`` folder."""
+    folder = directory / "replicas"
+    return folder / f"{name}.pem", folder / f"{name}.key"
+
+
 @dataclass(frozen=True, slots=True)
 class TlsCredentials:
     """What a client needs for TLS: the CA it trusts and, for mutual TLS, its certificate."""

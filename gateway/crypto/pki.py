@@ -5,7 +5,9 @@ certificates for code-signing keys (an issuer's signer, an EU DCC style DSC), fo
 An operator's identity is a URI subject alternative name (SPIFFE style):
 
 - ``spiffe://huren.local/region/<GB/T 2260 code>/operator/<name>`` for a regional operator;
-- ``spiffe://huren.local/admin/<name>`` for the hub administrator.
+- ``spiffe://huren.local/admin/<name>`` for the hub administrator;
+- ``spiffe://huren.local/replica/<name>`` for a verifier replica (it may only fetch the secrets
+  it verifies with; docs/scaling.md).
 
 A production deployment uses its own PKI: any CA whose certificates carry these URIs works (see
 docs/operators.md). The registry also pins each operator's public key (SPKI SHA-256), so removing
@@ -35,6 +37,7 @@ _OPERATOR = re.compile(
     r"spiffe://huren\.local/region/([1-8][0-9]{5}|[A-Z]{2})/operator/([a-z0-9._-]{1,64})"
 )
 _ADMIN = re.compile(r"spiffe://huren\.local/admin/([a-z0-9._-]{1,64})")
+_REPLICA = re.compile(r"spiffe://huren\.local/replica/([a-z0-9._-]{1,64})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,18 +46,22 @@ class PeerIdentity:
 
     name: str
     region: str | None
-    """The operator's region, or None for the hub administrator."""
+    """The operator's region, or None for the hub administrator and a replica."""
     spki_sha256: str
     client_auth: bool = True
     """Whether the certificate may authenticate a client (extended key usage ``clientAuth``;
     a certificate without the extension may not)."""
+    replica: bool = False
+    """A verifier replica's certificate (``spiffe://huren.local/replica/<name>``)."""
 
     @property
     def admin(self) -> bool:
-        return self.region is None
+        return self.region is None and not self.replica
 
     @property
     def label(self) -> str:
+        if self.replica:
+            return f"replica:{self.name}"
         return f"admin:{self.name}" if self.admin else f"operator:{self.region}:{self.name}"
 
 
@@ -109,6 +116,8 @@ def peer_identity(certificate_pem: bytes) -> PeerIdentity:
         return PeerIdentity(m.group(2), m.group(1), spki, client_auth)
     if m := _ADMIN.fullmatch(uris[0]):
         return PeerIdentity(m.group(1), None, spki, client_auth)
+    if m := _REPLICA.fullmatch(uris[0]):
+        return PeerIdentity(m.group(1), None, spki, client_auth, replica=True)
     raise ValueError("certificate names no valid huren identity")
 
 
@@ -219,6 +228,16 @@ def issue_operator(ca: Issued, name: str, region: str | None, days: int = 365) -
         if region is None
         else f"{TRUST_DOMAIN}region/{region}/operator/{name}"
     )
+    return _leaf(
+        ca, name, [x509.UniformResourceIdentifier(uri)], ExtendedKeyUsageOID.CLIENT_AUTH, days
+    )
+
+
+def issue_replica(ca: Issued, name: str, days: int = 365) -> Issued:
+    """A client certificate for verifier replica ``name``."""
+    if not NAME.fullmatch(name):
+        raise ValueError("replica names are lower-case letters, digits, '.', '_' or '-'")
+    uri = f"{TRUST_DOMAIN}replica/{name}"
     return _leaf(
         ca, name, [x509.UniformResourceIdentifier(uri)], ExtendedKeyUsageOID.CLIENT_AUTH, days
     )

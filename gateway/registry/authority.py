@@ -5,6 +5,8 @@
   national policy, and may **retire** an issuer (the one way to stop a bad registration); it
   never adds or changes an issuer's keys or profile (separation of duties: the person who can
   add operators cannot also rewrite a region's keys).
+- A verifier **replica** changes nothing at all: its certificate only lets it fetch the secrets
+  it verifies with (:func:`may_fetch_secrets`). The hub administrator pins and unpins replicas.
 - Local administration (the registry file on the gateway's own host) may do everything: whoever
   can write that file already holds all of it. It is audited like everything else, and the
   registry's own rules (names, versions, key admission) bind it too.
@@ -25,6 +27,7 @@ class Role(enum.Enum):
     OPERATOR = "operator"
     ADMIN = "admin"
     LOCAL = "local"
+    REPLICA = "replica"
 
 
 class Action(enum.Enum):
@@ -39,6 +42,8 @@ class Action(enum.Enum):
     CREATE_REGION = "create-region"
     CREATE_OPERATOR = "create-operator"
     REMOVE_OPERATOR = "remove-operator"
+    ADD_REPLICA = "add-replica"
+    REMOVE_REPLICA = "remove-replica"
     RESERVE_NAME = "reserve-name"
     SET_POLICY = "set-policy"
     INITIALISE = "initialise"
@@ -65,6 +70,8 @@ ADMIN_ACTIONS = frozenset(
         Action.CREATE_REGION,
         Action.CREATE_OPERATOR,
         Action.REMOVE_OPERATOR,
+        Action.ADD_REPLICA,
+        Action.REMOVE_REPLICA,
         Action.RESERVE_NAME,
         Action.RETIRE_ISSUER,
     }
@@ -92,6 +99,8 @@ def refusal(actor: Actor, action: Action, region: RegionCode | None) -> str | No
     """Why ``actor`` may not do ``action`` on something of ``region``, or None if it may."""
     if actor.role is Role.LOCAL:
         return None
+    if actor.role is Role.REPLICA:
+        return "a replica changes nothing: its certificate only fetches the replica secrets"
     if action in LOCAL_ACTIONS:
         return f"{action.value} is done on the gateway's host (huren registry ...)"
     if action is Action.SET_POLICY:
@@ -112,4 +121,21 @@ def refusal(actor: Actor, action: Action, region: RegionCode | None) -> str | No
         if action is Action.RETIRE_ISSUER:
             return "only the hub administrator retires issuers"
         return "only the hub administrator creates regions and operators and reserves names"
+    return None
+
+
+def may_read_audit(actor: Actor) -> str | None:
+    """Why ``actor`` may not read the audit log, or None: operators and administrators may
+    (each region sees who changed what the others are trusted for); a replica has no need."""
+    if actor.role is Role.REPLICA:
+        return "a replica's certificate only fetches the replica secrets"
+    return None
+
+
+def may_fetch_secrets(actor: Actor) -> str | None:
+    """Why ``actor`` may not fetch the secrets a replica verifies with, or None if it may: only
+    a pinned replica may (an operator or administrator has no use for them, and none of the
+    people who change trust should also hold every region's secrets)."""
+    if actor.role is not Role.REPLICA:
+        return "only a pinned replica's certificate fetches the replica secrets"
     return None

@@ -109,6 +109,19 @@ class RemoveOperator:
 
 
 @dataclass(frozen=True, slots=True)
+class AddReplica:
+    """Pin a verifier replica's certificate key (it may then fetch the replica secrets)."""
+
+    name: str
+    certificate_pem: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveReplica:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class RetireIssuer:
     issuer_id: str
     reason: str = ""
@@ -148,6 +161,8 @@ Command = (
     | CreateRegion
     | CreateOperator
     | RemoveOperator
+    | AddReplica
+    | RemoveReplica
     | RetireIssuer
     | ReserveName
     | Initialise

@@ -126,13 +126,16 @@ class Region:
 
 @dataclass(frozen=True, slots=True)
 class Operator:
-    """A person who may change the registry: a regional operator (``region`` set) or a hub
-    administrator (``region`` None), known by the SHA-256 of their certificate's public key."""
+    """A pinned client certificate, known by the SHA-256 of its public key: a person who may
+    change the registry, a regional operator (``region`` set) or a hub administrator
+    (``region`` None); or a verifier **replica** (``replica``; ``region`` None), which changes
+    nothing and may only fetch the secrets it verifies with. Names are one namespace."""
 
     name: str
     region: RegionCode | None
     spki_sha256: str
     active: bool = True
+    replica: bool = False
 
 
 class NameKind(enum.Enum):

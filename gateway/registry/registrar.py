@@ -58,6 +58,7 @@ from gateway.registry.authority import Action, Actor, Role, refusal
 from gateway.registry.commands import (
     AcceptRollback,
     AddKey,
+    AddReplica,
     Command,
     CreateOperator,
     CreateRegion,
@@ -66,6 +67,7 @@ from gateway.registry.commands import (
     Initialise,
     RegisterIssuer,
     RemoveOperator,
+    RemoveReplica,
     ReserveName,
     RetireIssuer,
     RetireKey,
@@ -364,8 +366,14 @@ def identify(state: TrustState, credential: Credential) -> Actor:
     operator = state.operator_by_pin(peer.spki_sha256)
     if operator is None or not operator.active:
         raise NotAuthenticated("the certificate's key is not a registered operator's")
-    if (operator.name, operator.region) != (peer.name, peer.region):
+    if (operator.name, operator.region, operator.replica) != (
+        peer.name,
+        peer.region,
+        peer.replica,
+    ):
         raise NotAuthenticated("the certificate does not match the operator registered")
+    if operator.replica:
+        return Actor(Role.REPLICA, operator.name)
     role = Role.ADMIN if operator.region is None else Role.OPERATOR
     return Actor(role, operator.name, operator.region)
 
@@ -502,6 +510,15 @@ def _plan(command: Command, actor: Actor) -> _Plan:
                 return "removed; its certificate no longer authenticates"
 
             return _Plan(Action.REMOVE_OPERATOR, name[:64], _nowhere, remove_operator)
+        case AddReplica():
+            return _add_replica(command)
+        case RemoveReplica(name=name):
+
+            def remove_replica(state: TrustState, ctx: _Context) -> str:
+                state.remove_operator(name, replica=True)
+                return "removed; its certificate no longer fetches the replica secrets"
+
+            return _Plan(Action.REMOVE_REPLICA, name[:64], _nowhere, remove_replica)
         case RetireIssuer(issuer_id=issuer, reason=reason):
 
             def retire_issuer(state: TrustState, ctx: _Context) -> str:
@@ -699,10 +716,10 @@ def _create_operator(command: CreateOperator) -> _Plan:
             peer = pki.peer_identity(command.certificate_pem)
         except ValueError as e:
             raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"certificate: {e}") from e
-        if not peer.client_auth:
+        _check_client_auth(peer)
+        if peer.replica:
             raise ConfigurationInvalid(
-                Reason.ERR_IDENTIFIER,
-                "the certificate lacks the clientAuth extended key usage: it cannot authenticate",
+                Reason.ERR_IDENTIFIER, "the certificate is a replica's: pin it with add-replica"
             )
         if (peer.name, peer.region) != (command.name, command.region):
             raise ConfigurationInvalid(
@@ -714,6 +731,33 @@ def _create_operator(command: CreateOperator) -> _Plan:
         return f"{role}, key {peer.spki_sha256[:16]}"
 
     return _Plan(Action.CREATE_OPERATOR, command.name[:64], _nowhere, apply)
+
+
+def _check_client_auth(peer: pki.PeerIdentity) -> None:
+    if not peer.client_auth:
+        raise ConfigurationInvalid(
+            Reason.ERR_IDENTIFIER,
+            "the certificate lacks the clientAuth extended key usage: it cannot authenticate",
+        )
+
+
+def _add_replica(command: AddReplica) -> _Plan:
+    def apply(state: TrustState, ctx: _Context) -> str:
+        try:
+            peer = pki.peer_identity(command.certificate_pem)
+        except ValueError as e:
+            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"certificate: {e}") from e
+        _check_client_auth(peer)
+        if not peer.replica or peer.name != command.name:
+            raise ConfigurationInvalid(
+                Reason.ERR_IDENTIFIER,
+                f"the certificate does not name replica {command.name[:64]} "
+                f"(spiffe://huren.local/replica/{command.name[:64]})",
+            )
+        state.add_operator(Operator(command.name, None, peer.spki_sha256, replica=True))
+        return f"replica, key {peer.spki_sha256[:16]}; it may fetch the replica secrets"
+
+    return _Plan(Action.ADD_REPLICA, command.name[:64], _nowhere, apply)
 
 
 def _reserve_name(command: ReserveName) -> _Plan:

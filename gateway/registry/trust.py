@@ -188,6 +188,8 @@ class TrustState:
                 Reason.ERR_IDENTIFIER,
                 "operator names are 1-64 lower-case letters, digits, '.', '_' or '-'",
             )
+        if operator.replica and operator.region is not None:
+            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, "a replica has no region")
         if operator.region is not None and operator.region not in self._regions:
             raise ConfigurationInvalid(
                 Reason.ERR_IDENTIFIER, f"region {operator.region} does not exist"
@@ -203,10 +205,12 @@ class TrustState:
         self.journal.append(OperatorAdded(active))
         self._bump("operators")
 
-    def remove_operator(self, name: str) -> None:
+    def remove_operator(self, name: str, *, replica: bool = False) -> None:
+        """Unpin an active operator (``replica``: an active replica; each only its kind)."""
         operator = self._operators.get(name)
-        if operator is None or not operator.active:
-            raise NotFound(f"no active operator {name[:64]}")
+        kind = "replica" if replica else "operator"
+        if operator is None or not operator.active or operator.replica != replica:
+            raise NotFound(f"no active {kind} {name[:64]}")
         self._operators[name] = replace(operator, active=False)
         self.journal.append(OperatorRemoved(name))
         self._bump("operators")
@@ -610,7 +614,12 @@ class TrustState:
         if section == "regions":
             return [[r.code, r.name] for r in _sorted(self._regions)]
         if section == "operators":
-            return [[o.name, o.region, o.spki_sha256, o.active] for o in _sorted(self._operators)]
+            # A replica's row has a fifth member; operators' rows are as they always were, so
+            # registries written before replicas existed keep their digests.
+            return [
+                [o.name, o.region, o.spki_sha256, o.active, *(["replica"] if o.replica else [])]
+                for o in _sorted(self._operators)
+            ]
         if section == "names":
             return [[c.kind.value, c.name, c.owner, c.reserved] for c in _sorted(self._names)]
         if section == "profiles":

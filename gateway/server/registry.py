@@ -30,8 +30,10 @@ from gateway.errors import NotAuthenticated, NotPermitted, RequestInvalid
 from gateway.hub import Hub
 from gateway.registry import TrustHolder, TrustSnapshot
 from gateway.registry.audit import AuditEntry
+from gateway.registry.authority import Actor, Role, may_fetch_secrets, may_read_audit
 from gateway.registry.registrar import Change, Credential
 from gateway.registry.views import TrustListView, issuer_view, issuer_views, policy_view
+from gateway.replica_secrets import ReplicaSecrets, bundle
 from gateway.server.feed import TrustListFeed
 from gateway.server.status import abort_for
 
@@ -39,6 +41,9 @@ Context = grpc.aio.ServicerContext[object, object]
 MAX_AUDIT_PAGE = 1000
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+secrets_log = logging.getLogger("huren.secrets")
+"""One line per answer of ``GetReplicaSecrets``: who, which version and digest, never a
+secret (logged whatever ``--log-level``: see :func:`gateway.logs.configure`)."""
 
 
 class StoreWorker:
@@ -271,6 +276,52 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             if view.version >= request.known_version:
                 yield wire.watched_trust_list(view)
 
+    async def GetReplicaSecrets(
+        self, request: pb.GetReplicaSecretsRequest, context: Context
+    ) -> pb.GetReplicaSecretsResponse:
+        """To a pinned replica only (the authority decides), from the snapshot the hub serves;
+        each answer logged (who, when, version, digest), never what it carries."""
+        try:
+            if not context.auth_context().get("x509_pem_cert"):
+                self.security.refused("replica secrets asked without a certificate", "anonymous")
+                raise NotPermitted(
+                    "the replica secrets go only to a pinned replica's certificate, on the hub's "
+                    "mutual-TLS registry port"
+                )
+            credential = self._credential(context)
+            snapshot = self._holder.current
+
+            def work(hub: Hub) -> tuple[Actor, ReplicaSecrets | None]:
+                hub.store.refresh()  # a pin removed by another process counts at once
+                actor = hub.registrar.identify(credential)
+                if may_fetch_secrets(actor) is not None:
+                    return actor, None
+                return actor, bundle(snapshot, *hub.identity_secrets)
+
+            try:
+                actor, secrets = await self._worker.run(work)
+            except NotAuthenticated as e:
+                self._unknown(e, credential)
+                raise
+            if secrets is None:
+                why = may_fetch_secrets(actor) or ""
+                self.security.refused("replica secrets asked by a non-replica", actor.label)
+                raise NotPermitted(why)
+            answer = wire.replica_secrets(secrets, request.known_digest)
+            secrets_log.info(
+                "replica secrets: %s to %s (trust version %d, digest %s, %d issuers)",
+                "unchanged" if answer.unchanged else "sent",
+                actor.label,
+                secrets.version,
+                secrets.digest[:16],
+                len(secrets.issuers),
+            )
+            assert actor.role is Role.REPLICA
+            return answer
+        except Exception as error:
+            await abort_for(context, error)
+            raise AssertionError("unreachable: abort raises") from None
+
     async def ListAudit(
         self, request: pb.ListAuditRequest, context: Context
     ) -> pb.ListAuditResponse:
@@ -282,7 +333,9 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
 
             def work(hub: Hub) -> list[AuditEntry]:
                 hub.store.refresh()
-                hub.registrar.identify(credential)
+                why = may_read_audit(hub.registrar.identify(credential))
+                if why is not None:
+                    raise NotPermitted(why)
                 return list(hub.store.audit_entries(after=request.after, limit=limit))
 
             try:

@@ -11,27 +11,40 @@ offered to :meth:`ReplicaServer.offer`, which
 4. keeps the text on disk (``trustlist.jws`` in the state directory: temporary file, fsync,
    rename), from which the next start reads it again, verified as in step 1.
 
+With a replica certificate (:class:`~gateway.clients.hubsecrets.HubSecrets`), the replica
+secrets (identity keys, pseudonym keys, online credentials) come from the hub over mutual TLS and
+are kept **in memory only**: fetched at start, again whenever a list of a higher trust version
+than theirs is taken (and every ``SECRETS_CHECK_SECONDS``), retried with backoff while the hub
+cannot be reached (the held ones stay: an outage is not a revocation). When the hub **refuses**
+the certificate (its pin was removed), the replica drops them all at once: every code is
+UNVERIFIABLE ``ERR_SECRET_UNAVAILABLE`` and health NOT_SERVING (fail closed), until a fetch is
+answered again. Each list's snapshot is served with its issuers' secrets merged
+(:func:`gateway.replica_secrets.merge`).
+
 Health (the standard gRPC service, overall and ``huren.v1.VerifierService``) is SERVING only
-while a verified list is held and the clock is before its ``fresh_until``; it is looked at every
-``HEALTH_SECONDS``. The Registry service is not served here (UNIMPLEMENTED): changes, and
-the reading calls, belong to the hub.
+while a verified list is held, the clock is before its ``fresh_until``, and the identity secrets
+are held; it is looked at every ``HEALTH_SECONDS``. The Registry service is not served here
+(UNIMPLEMENTED): changes, and the reading calls, belong to the hub.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import random
 from pathlib import Path
 
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from gateway import replica
+from gateway import replica, replica_secrets
 from gateway._generated.huren.v1 import verifier_pb2_grpc
 from gateway.clients.hubfeed import HubFeed
+from gateway.clients.hubsecrets import HubSecrets
 from gateway.clock import Clock
 from gateway.crypto import PublicKey
-from gateway.errors import ConfigurationInvalid, StorageUnavailable
+from gateway.errors import ConfigurationInvalid, NotPermitted, StorageUnavailable, Unavailable
 from gateway.lifecycle import TLS_CHECK_SECONDS
 from gateway.metrics import NO_OBSERVER, Observer
 from gateway.model import Reason
@@ -48,6 +61,10 @@ from gateway.trustlist import MAX_TRUST_LIST_BYTES
 log = logging.getLogger(__name__)
 
 HEALTH_SECONDS = 0.25
+SECRETS_CHECK_SECONDS = 60.0
+"""How often a replica asks its hub for the replica secrets when nothing made it ask sooner."""
+SECRETS_BACKOFF = (0.25, 5.0)
+"""A failed fetch is retried after 0.25 s doubling to 5 s, with full jitter."""
 TRUST_LIST_FILE = "trustlist.jws"
 """The last good trust list, in the replica's state directory."""
 
@@ -84,8 +101,13 @@ class ReplicaServer:
         observer: Observer = NO_OBSERVER,
         calls: WatchCalls | None = None,
         tls_check_seconds: float = TLS_CHECK_SECONDS,
+        secrets: HubSecrets | None = None,
     ) -> None:
         self.service = service
+        self.secrets_source = secrets
+        self.secrets: replica_secrets.ReplicaSecrets | None = None
+        """The replica secrets held (memory only), if any."""
+        self._secrets_due = asyncio.Event()
         self.observer = observer
         self.key = key
         self.saved = state_dir / TRUST_LIST_FILE
@@ -127,11 +149,89 @@ class ReplicaServer:
         ]
         if self.certificates is not None:
             self._tasks.append(asyncio.create_task(self.certificates.watch()))
+        if self.secrets_source is not None:
+            self._secrets_due.set()
+            self._tasks.append(asyncio.create_task(self._follow_secrets()))
         return self.port
 
     def _hold(self, trust_list: replica.TrustList) -> None:
-        self.service.trust.replace(trust_list.snapshot, trust_list.fresh_until)
+        snapshot = replica_secrets.merge(trust_list.snapshot, self.secrets)
+        self.service.trust.replace(snapshot, trust_list.fresh_until)
         self.held = trust_list
+        if self.secrets is not None and trust_list.version > self.secrets.version:
+            self._secrets_due.set()  # the change may have been one of an issuer's secrets
+
+    # ------------------------------------------------------------------ the replica secrets
+
+    async def fetch_secrets(self) -> None:
+        """Ask the hub once and act on the answer (take, keep, or drop on a refusal).
+
+        Raises:
+            Unavailable: no answer (the held secrets stay).
+        """
+        assert self.secrets_source is not None
+        held = self.secrets
+        try:
+            version, fetched = await self.secrets_source.fetch(held.digest if held else "")
+        except NotPermitted as refusal:
+            self._drop_secrets(str(refusal))
+            return
+        if fetched is None:  # unchanged: the same secrets, vouched for at a later version
+            assert held is not None
+            self.secrets = dataclasses.replace(held, version=version)
+            return
+        try:
+            taken = replica_secrets.check(fetched)
+        except ConfigurationInvalid as error:
+            log.error("replica secrets from %s not taken: %s", self.secrets_source.target, error)
+            raise Unavailable(str(error)) from error
+        self.secrets = taken
+        self.service.replace_identities(taken.identities())
+        if self.held is not None:
+            self._hold(self.held)
+        log.warning(
+            "replica secrets taken from %s: trust version %d, digest %s, %d issuers",
+            self.secrets_source.target,
+            taken.version,
+            taken.digest[:16],
+            len(taken.issuers),
+        )
+        await self.check_health()
+
+    def _drop_secrets(self, why: str) -> None:
+        if self.secrets is None and self.service.identities is None:
+            log.error("the hub refuses the replica secrets: %s", why)
+            return
+        self.secrets = None
+        self.service.replace_identities(None)
+        if self.held is not None:
+            self._hold(self.held)
+        log.error(
+            "ALARM: the hub refused the replica secrets (%s): all of them dropped; every code "
+            "is ERR_SECRET_UNAVAILABLE until the hub hands them again",
+            why,
+        )
+
+    async def _follow_secrets(self) -> None:
+        low, high = SECRETS_BACKOFF
+        backoff = low
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._secrets_due.wait(), SECRETS_CHECK_SECONDS)
+            self._secrets_due.clear()
+            try:
+                await self.fetch_secrets()
+                backoff = low
+            except Unavailable as error:
+                log.warning("replica secrets not fetched, retrying: %s", error)
+                await asyncio.sleep(backoff * random.random())
+                backoff = min(backoff * 2, high)
+                self._secrets_due.set()
+            except Exception as error:  # keep following; what is held stays
+                log.error("replica secrets not fetched: %s", type(error).__name__)
+                self._secrets_due.set()
+                await asyncio.sleep(high)
+            await self.check_health()
 
     async def offer(self, text: str) -> bool:
         """Serve the list in ``text`` if it verifies and is newer (steps 1 to 4 of the module
@@ -177,7 +277,7 @@ class ReplicaServer:
         return self.held is not None and self._clock() < self.held.fresh_until
 
     async def check_health(self) -> None:
-        serving = self.fresh
+        serving = self.fresh and self.service.identities is not None
         if serving == self._serving:
             return
         if not serving and self.held is not None:
@@ -204,6 +304,8 @@ class ReplicaServer:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         await self.service.close()
+        if self.secrets_source is not None:
+            await self.secrets_source.close()
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()

@@ -133,7 +133,15 @@ class StateFiles:
         Raises:
             StorageUnavailable: if they are missing or unreadable.
         """
-        return IdentityKeys(read_secret(self.subject_key), read_secret(self.link_key))
+        return IdentityKeys(*self.identity_secrets())
+
+    def identity_secrets(self) -> tuple[bytes, bytes]:
+        """The subject key and the link key as stored (what a replica is handed).
+
+        Raises:
+            StorageUnavailable: if they are missing or unreadable.
+        """
+        return read_secret(self.subject_key), read_secret(self.link_key)
 
     def create_identities(self) -> IdentityKeys:
         return IdentityKeys(

@@ -74,12 +74,15 @@ from gateway.storage.database import (
 from gateway.storage.record import StateMark, StateRecord
 
 SCHEMA_VERSION = 7
+REPLICA = "replica"
+"""The ``operators.region`` of a replica's pin (no region code is a word)."""
 AUDIT_HEAD = "audit_head"
 STATE_CONTEXT = b"huren-registry-state-v1\n"
 
 _TABLES: dict[str, str] = {
     "meta": "key TEXT PRIMARY KEY, value TEXT NOT NULL",
     "regions": "code TEXT PRIMARY KEY, name TEXT NOT NULL",
+    # region: a regional operator's code, NULL for an administrator, REPLICA for a replica
     "operators": "name TEXT PRIMARY KEY, region TEXT, spki_sha256 TEXT NOT NULL UNIQUE,"
     " active INTEGER NOT NULL",
     "names": "kind TEXT NOT NULL, name TEXT NOT NULL, owner TEXT NOT NULL,"
@@ -719,9 +722,10 @@ def _restore(
         operators=[
             Operator(
                 r["name"],
-                RegionCode(r["region"]) if r["region"] else None,
+                RegionCode(r["region"]) if r["region"] and r["region"] != REPLICA else None,
                 r["spki_sha256"],
                 bool(r["active"]),
+                replica=r["region"] == REPLICA,
             )
             for r in rows("operators", "name")
         ],
@@ -891,7 +895,12 @@ def _operator_added(db: sqlite_utils.Database, e: Any) -> None:
     _insert(
         db,
         "operators",
-        {"name": o.name, "region": o.region, "spki_sha256": o.spki_sha256, "active": int(o.active)},
+        {
+            "name": o.name,
+            "region": REPLICA if o.replica else o.region,
+            "spki_sha256": o.spki_sha256,
+            "active": int(o.active),
+        },
     )
 
 

@@ -45,12 +45,11 @@ DEADLINE = 10.0
 """A bound for conditions that should hold within about a second: a timeout, not a target."""
 
 
-class Replica:
-    """A replica server in this process, and a client of its Verifier and health services."""
+class VerifierClient:
+    """A client of a replica's Verifier and health services at ``address``."""
 
-    def __init__(self, server: ReplicaServer, pki: Path) -> None:
-        self.server = server
-        self.address = f"127.0.0.1:{server.port}"
+    def __init__(self, address: str, pki: Path) -> None:
+        self.address = address
         self.channel = grpc.aio.secure_channel(self.address, TlsCredentials.from_pki(pki).channel())
         self.stub = verifier_pb2_grpc.VerifierServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
@@ -62,6 +61,14 @@ class Replica:
     async def serving(self) -> bool:
         answer = await self.health.Check(health_pb2.HealthCheckRequest(service=""))
         return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+class Replica(VerifierClient):
+    """A replica server in this process, and a client of it."""
+
+    def __init__(self, server: ReplicaServer, pki: Path) -> None:
+        super().__init__(f"127.0.0.1:{server.port}", pki)
+        self.server = server
 
 
 def replica_dir(hub: Hub, base: Path) -> Path:
@@ -175,9 +182,12 @@ async def test_a_replica_verifies_as_the_hub_and_follows_a_revocation(tmp_path, 
         await until(refused, "the replica refuses the revoked key's code")
         print(f"revocation reached the replica in {time.monotonic() - revoked_at:.3f} s")
         assert replica.server.feed.connected  # pushed on the stream, not polled
-        held = replica.server.held
-        assert held is not None
-        assert replica.server.saved.read_text() == held.text  # the last good list, on disk
+
+        def saved() -> bool:  # the list is written after it is swapped in (step 4)
+            held = replica.server.held
+            return held is not None and replica.server.saved.read_text() == held.text
+
+        await until(saved, "the last good list is on disk")
 
 
 async def test_a_replica_refuses_rollbacks_replays_and_strangers(tmp_path, clock):

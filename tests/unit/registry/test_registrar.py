@@ -12,22 +12,25 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.crypto import Algorithm, PrivateKey
-from gateway.crypto.pki import issue_operator, new_ca
+from gateway.crypto.pki import issue_operator, issue_replica, new_ca
 from gateway.errors import NotAuthenticated, NotPermitted
 from gateway.model import IssuerId, Reason, RegionCode
 from gateway.policy import load_policy
 from gateway.profiles import load_profile
 from gateway.registry import TrustState
 from gateway.registry.admission import KeyOffer, offers_from_file
-from gateway.registry.authority import Action, Actor, Role
+from gateway.registry.authority import Action, Actor, Role, may_fetch_secrets, may_read_audit
 from gateway.registry.commands import (
     AddKey,
+    AddReplica,
     CreateOperator,
     CreateRegion,
     ImportCertificate,
     ImportCertificates,
     Initialise,
     RegisterIssuer,
+    RemoveOperator,
+    RemoveReplica,
     ReserveName,
     RetireIssuer,
     RevokeKey,
@@ -336,6 +339,7 @@ def test_the_digest_covers_everything_a_verdict_or_decision_reads():
         ),
         "a region": lambda s: s.add_region(Region(RegionCode("310000"), "上海")),
         "an operator": lambda s: s.add_operator(Operator("x", None, "ab" * 32)),
+        "a replica": lambda s: s.add_operator(Operator("y", None, "cd" * 32, replica=True)),
         "a policy": lambda s: s.set_policy(
             load_policy(text.replace("version = 1", "version = 2")),
             text.replace("version = 1", "version = 2"),
@@ -470,3 +474,94 @@ def test_only_the_host_imports_certificates():
     admin = decide(state, ADMIN, ImportCertificates("eu-dcc-xx", (_dsc("x"),)), NOW)
     assert admin.outcome is Outcome.DENIED
     assert admin.state is None
+
+
+REPLICA = Actor(Role.REPLICA, "edge-1")
+
+
+def _every_change(state: TrustState) -> list[object]:
+    """One command of each kind a network caller may send."""
+    offer = _offer("hangzhou")
+    policy = '[policy]\nid = "n"\nversion = 1\ndestination = "national"\n'
+    return [
+        RegisterIssuer("xihu", "330100", "xihu", _profile("xihu"), (_offer("xihu"),)),
+        AddKey("hangzhou", offer),
+        RevokeKey("hangzhou", "k1"),
+        UpdateProfile("hangzhou", _profile("hangzhou", 2)),
+        SetPolicy(policy),
+        SetPolicy(policy.replace('"national"', '"330100"')),
+        CreateRegion("320000", "江苏"),
+        CreateOperator("x", None, b"-"),
+        RemoveOperator("ops-330100"),
+        AddReplica("edge-2", b"-"),
+        RemoveReplica("edge-1"),
+        ReserveName(NameKind.ISSUER, "suzhou", "330100"),
+        RetireIssuer("hangzhou"),
+        Initialise(),
+    ]
+
+
+def test_a_replica_may_change_nothing_at_all():
+    state = _registered(_state(), "330100", "hangzhou", "hangzhou")
+    for command in _every_change(state):
+        decision = _apply(state, REPLICA, command)
+        assert decision.outcome is not Outcome.OK, command
+        if decision.outcome is Outcome.DENIED:
+            assert "a replica changes nothing" in decision.detail
+        else:  # refused before authority: what it acts on does not exist
+            assert decision.outcome is Outcome.REFUSED
+    assert may_fetch_secrets(REPLICA) is None
+    assert may_read_audit(REPLICA) is not None
+    for actor in (ADMIN, ops("330100"), LOCAL):
+        assert may_fetch_secrets(actor) is not None
+        assert may_read_audit(actor) is None
+
+
+def test_a_replica_is_pinned_and_unpinned_by_the_hub_administrator_only():
+    ca = new_ca()
+    issued = issue_replica(ca, "edge-1")
+    state = _state()
+    for actor in (ops("330100"), REPLICA):
+        _denied(_apply(state, actor, AddReplica("edge-1", issued.certificate_pem)), state)
+    pinned = _apply(state, ADMIN, AddReplica("edge-1", issued.certificate_pem))
+    assert (pinned.outcome, pinned.action, pinned.target) == (
+        Outcome.OK,
+        Action.ADD_REPLICA,
+        "edge-1",
+    )
+    assert pinned.state is not None
+    assert identify(pinned.state, Credential(issued.certificate_pem)) == REPLICA
+    # Kinds do not mix: an operator's removal does not unpin a replica, nor the reverse.
+    assert _apply(pinned.state, ADMIN, RemoveOperator("edge-1")).outcome is Outcome.REFUSED
+    assert _apply(pinned.state, ADMIN, RemoveReplica("ops-x")).outcome is Outcome.REFUSED
+    removed = _apply(pinned.state, ADMIN, RemoveReplica("edge-1"))
+    assert removed.outcome is Outcome.OK
+    assert removed.state is not None
+    with pytest.raises(NotAuthenticated, match="not a registered operator"):
+        identify(removed.state, Credential(issued.certificate_pem))
+    again = _apply(removed.state, ADMIN, AddReplica("edge-1", issued.certificate_pem))
+    assert again.outcome is Outcome.REFUSED  # a name and a key are pinned once, ever
+
+
+def test_a_certificate_pins_only_as_what_it_names():
+    ca = new_ca()
+    replica = issue_replica(ca, "edge-1")
+    operator = issue_operator(ca, "edge-1", "330100")
+    admin = issue_operator(ca, "edge-1", None)
+    state = _state()
+    for command in (
+        AddReplica("edge-1", operator.certificate_pem),
+        AddReplica("edge-1", admin.certificate_pem),
+        AddReplica("edge-2", replica.certificate_pem),
+        CreateOperator("edge-1", None, replica.certificate_pem),
+        CreateOperator("edge-1", "330100", replica.certificate_pem),
+    ):
+        decision = _apply(state, ADMIN, command)
+        assert decision.outcome is Outcome.REFUSED, command
+        assert decision.error is not None
+        assert "certificate" in str(decision.error)
+    # A pinned operator's certificate does not authenticate as a replica, nor the reverse.
+    pinned = _apply(state, ADMIN, CreateOperator("edge-1", "330100", operator.certificate_pem))
+    assert pinned.state is not None
+    with pytest.raises(NotAuthenticated):
+        identify(pinned.state, Credential(replica.certificate_pem))

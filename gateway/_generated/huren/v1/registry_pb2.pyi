@@ -214,7 +214,9 @@ class OnlineEndpoint(_message.Message):
     client_id: _builtins.str
     """The client id the issuer gave the hub."""
     client_secret: _builtins.bytes
-    """The HMAC key the issuer gave the hub (at least 32 bytes); never returned by any call."""
+    """The HMAC key the issuer gave the hub (at least 32 bytes); returned by no call but
+    GetReplicaSecrets, to a pinned replica.
+    """
     def __init__(
         self,
         *,
@@ -1562,3 +1564,105 @@ class GetPolicyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetPolicyResponse: _TypeAlias = GetPolicyResponse  # noqa: Y015
+
+@_typing.final
+class GetReplicaSecretsRequest(_message.Message):
+    """Ask for the replica secrets."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KNOWN_DIGEST_FIELD_NUMBER: _builtins.int
+    known_digest: _builtins.str
+    """The digest of the secrets the replica holds ("" for none): when the hub's are the same, the
+    answer says so (unchanged) and carries no secret.
+    """
+    def __init__(
+        self,
+        *,
+        known_digest: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["known_digest", b"known_digest"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReplicaSecretsRequest: _TypeAlias = GetReplicaSecretsRequest  # noqa: Y015
+
+@_typing.final
+class ReplicaIssuerSecrets(_message.Message):
+    """One issuer's secrets."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISSUER_ID_FIELD_NUMBER: _builtins.int
+    PSEUDONYM_KEY_FIELD_NUMBER: _builtins.int
+    ONLINE_FIELD_NUMBER: _builtins.int
+    issuer_id: _builtins.str
+    """The issuer id."""
+    pseudonym_key: _builtins.bytes
+    """Its AES-SIV pseudonym key (pseudonym issuers; empty otherwise)."""
+    @_builtins.property
+    def online(self) -> Global___OnlineEndpoint:
+        """Its online endpoint with the hub's client credential (online issuers only)."""
+
+    def __init__(
+        self,
+        *,
+        issuer_id: _builtins.str = ...,
+        pseudonym_key: _builtins.bytes = ...,
+        online: Global___OnlineEndpoint | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["online", b"online"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["issuer_id", b"issuer_id", "online", b"online", "pseudonym_key", b"pseudonym_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplicaIssuerSecrets: _TypeAlias = ReplicaIssuerSecrets  # noqa: Y015
+
+@_typing.final
+class GetReplicaSecretsResponse(_message.Message):
+    """The replica secrets, as the hub holds them now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    UNCHANGED_FIELD_NUMBER: _builtins.int
+    SUBJECT_KEY_FIELD_NUMBER: _builtins.int
+    LINK_KEY_FIELD_NUMBER: _builtins.int
+    ISSUERS_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The hub's trust version when they were read: a replica holding a trust list of a higher
+    version asks again.
+    """
+    digest: _builtins.str
+    """SHA-256 (hex) of the content (docs/api.md): equal digests, equal secrets."""
+    unchanged: _builtins.bool
+    """True if digest is the request's known_digest: the fields below are then empty."""
+    subject_key: _builtins.bytes
+    """The subject key (subject.key on the hub)."""
+    link_key: _builtins.bytes
+    """The national linking key (link.key on the hub)."""
+    @_builtins.property
+    def issuers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReplicaIssuerSecrets]:
+        """Every issuer that has a pseudonym key or an online credential and is not retired."""
+
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        digest: _builtins.str = ...,
+        unchanged: _builtins.bool = ...,
+        subject_key: _builtins.bytes = ...,
+        link_key: _builtins.bytes = ...,
+        issuers: _abc.Iterable[Global___ReplicaIssuerSecrets] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "issuers", b"issuers", "link_key", b"link_key", "subject_key", b"subject_key", "unchanged", b"unchanged", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReplicaSecretsResponse: _TypeAlias = GetReplicaSecretsResponse  # noqa: Y015

@@ -127,6 +127,11 @@ class RegistryServiceStub:
                 request_serializer=huren_dot_v1_dot_registry__pb2.GetPolicyRequest.SerializeToString,
                 response_deserializer=huren_dot_v1_dot_registry__pb2.GetPolicyResponse.FromString,
                 _registered_method=True)
+        self.GetReplicaSecrets = channel.unary_unary(
+                '/huren.v1.RegistryService/GetReplicaSecrets',
+                request_serializer=huren_dot_v1_dot_registry__pb2.GetReplicaSecretsRequest.SerializeToString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.GetReplicaSecretsResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -269,6 +274,16 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReplicaSecrets(self, request, context):
+        """The secrets a verifier replica verifies with and the signed trust list never carries:
+        the identity keys, issuers' pseudonym keys and online client credentials. Only a pinned
+        replica's certificate, on the mutual-TLS registry port (others: PERMISSION_DENIED); every
+        answer is logged by the hub (docs/scaling.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -361,6 +376,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetPolicy,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.GetPolicyRequest.FromString,
                     response_serializer=huren_dot_v1_dot_registry__pb2.GetPolicyResponse.SerializeToString,
+            ),
+            'GetReplicaSecrets': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReplicaSecrets,
+                    request_deserializer=huren_dot_v1_dot_registry__pb2.GetReplicaSecretsRequest.FromString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.GetReplicaSecretsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -851,6 +871,33 @@ class RegistryService:
             '/huren.v1.RegistryService/GetPolicy',
             huren_dot_v1_dot_registry__pb2.GetPolicyRequest.SerializeToString,
             huren_dot_v1_dot_registry__pb2.GetPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReplicaSecrets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huren.v1.RegistryService/GetReplicaSecrets',
+            huren_dot_v1_dot_registry__pb2.GetReplicaSecretsRequest.SerializeToString,
+            huren_dot_v1_dot_registry__pb2.GetReplicaSecretsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -100,6 +100,12 @@ class RegistryServiceStub:
     """Audit entries (any registered operator or administrator, mutual TLS)."""
     GetPolicy: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetPolicyRequest, _registry_pb2.GetPolicyResponse]
     """The policy that decides at a destination, and every version of it (anyone)."""
+    GetReplicaSecrets: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetReplicaSecretsRequest, _registry_pb2.GetReplicaSecretsResponse]
+    """The secrets a verifier replica verifies with and the signed trust list never carries:
+    the identity keys, issuers' pseudonym keys and online client credentials. Only a pinned
+    replica's certificate, on the mutual-TLS registry port (others: PERMISSION_DENIED); every
+    answer is logged by the hub (docs/scaling.md).
+    """
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
@@ -160,6 +166,12 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """Audit entries (any registered operator or administrator, mutual TLS)."""
     GetPolicy: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetPolicyRequest, _registry_pb2.GetPolicyResponse]  # type: ignore[assignment]
     """The policy that decides at a destination, and every version of it (anyone)."""
+    GetReplicaSecrets: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetReplicaSecretsRequest, _registry_pb2.GetReplicaSecretsResponse]  # type: ignore[assignment]
+    """The secrets a verifier replica verifies with and the signed trust list never carries:
+    the identity keys, issuers' pseudonym keys and online client credentials. Only a pinned
+    replica's certificate, on the mutual-TLS registry port (others: PERMISSION_DENIED); every
+    answer is logged by the hub (docs/scaling.md).
+    """
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Changes to what the gateway trusts, each decided by the registry and audited, and the reading
@@ -325,5 +337,17 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.GetPolicyResponse, _abc.Awaitable[_registry_pb2.GetPolicyResponse]]:
         """The policy that decides at a destination, and every version of it (anyone)."""
+
+    @_abc_1.abstractmethod
+    def GetReplicaSecrets(
+        self,
+        request: _registry_pb2.GetReplicaSecretsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.GetReplicaSecretsResponse, _abc.Awaitable[_registry_pb2.GetReplicaSecretsResponse]]:
+        """The secrets a verifier replica verifies with and the signed trust list never carries:
+        the identity keys, issuers' pseudonym keys and online client credentials. Only a pinned
+        replica's certificate, on the mutual-TLS registry port (others: PERMISSION_DENIED); every
+        answer is logged by the hub (docs/scaling.md).
+        """
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,169 @@
+"""The secrets a verifier replica verifies with, which the signed trust list never carries.
+
+The hub hands them, over mutual TLS, only to a pinned replica (docs/scaling.md). Pure: no I/O.
+
+- :func:`bundle` (the hub): the identity secrets (subject and link keys) and, for each issuer
+  that is not retired, its pseudonym key and its online endpoint with the client credential.
+- :func:`check` (the replica): what arrived is within bounds and well formed, or refused whole.
+- :func:`merge` (the replica): a trust list's snapshot with the secrets of its issuers put back.
+  A secret is used only for an issuer the list holds, and an online credential only where the
+  list's code prefix is the same: a secret never makes the replica trust anything the signed
+  list does not say.
+
+``version`` is the hub's trust version when the secrets were read, and ``digest`` their content:
+a replica fetches again when it takes a list of a higher version (every change of an issuer's
+secrets, and every pin change, moves the trust version), and compares digests to know whether
+anything changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from gateway.errors import ConfigurationInvalid
+from gateway.identity import SECRET_BYTES, IdentityKeys
+from gateway.model import IssuerId, Reason
+from gateway.registry import Issuer, OnlineEndpoint
+from gateway.registry.model import (
+    CLIENT_ID,
+    CODE_URL_PREFIX,
+    ISSUER_ID,
+    MIN_CLIENT_SECRET_BYTES,
+    SERVICE_URL,
+)
+from gateway.registry.snapshot import TrustSnapshot
+
+MAX_SECRET_ISSUERS = 10_000
+"""Issuers with secrets in one answer (the trust list's bound on issuers)."""
+MAX_IDENTITY_KEY_BYTES = 64
+MAX_PSEUDONYM_KEY_BYTES = 64
+MAX_CLIENT_SECRET_BYTES = 256
+MAX_URL_CHARS = 512
+MAX_SECRETS_BYTES = 8 * 1024 * 1024
+"""The largest answer a replica reads (gRPC refuses a larger one before it is read): 10,000
+issuers with every field at its bound fit in under 8 MiB."""
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerSecrets:
+    issuer_id: IssuerId
+    pseudonym_key: bytes | None = field(default=None, repr=False)
+    online: OnlineEndpoint | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaSecrets:
+    """What the hub hands a replica. ``repr`` shows no secret."""
+
+    version: int
+    subject_key: bytes = field(repr=False)
+    link_key: bytes = field(repr=False)
+    issuers: Mapping[IssuerId, IssuerSecrets] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False
+    )
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 (hex) of the content (not the version): equal digests, equal secrets."""
+        content = [
+            self.subject_key.hex(),
+            self.link_key.hex(),
+            [
+                [
+                    s.issuer_id,
+                    s.pseudonym_key.hex() if s.pseudonym_key is not None else None,
+                    [
+                        s.online.code_prefix,
+                        s.online.verify_url,
+                        s.online.client_id,
+                        s.online.client_secret.hex(),
+                    ]
+                    if s.online is not None
+                    else None,
+                ]
+                for _, s in sorted(self.issuers.items())
+            ],
+        ]
+        text = json.dumps(content, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(b"huren-replica-secrets-v1\n" + text.encode()).hexdigest()
+
+    def identities(self) -> IdentityKeys:
+        return IdentityKeys(self.subject_key, self.link_key)
+
+
+def bundle(snapshot: TrustSnapshot, subject_key: bytes, link_key: bytes) -> ReplicaSecrets:
+    """The secrets of the registry state ``snapshot``, for a replica (hub side)."""
+    issuers = {
+        issuer.id: IssuerSecrets(issuer.id, issuer.pseudonym_key, issuer.online)
+        for issuer in snapshot.issuers.values()
+        if issuer.id not in snapshot.retired
+        and (issuer.pseudonym_key is not None or issuer.online is not None)
+    }
+    return ReplicaSecrets(snapshot.version, subject_key, link_key, MappingProxyType(issuers))
+
+
+def _refuse(message: str) -> ConfigurationInvalid:
+    return ConfigurationInvalid(Reason.ERR_SCHEMA, f"replica secrets refused: {message}")
+
+
+def check(secrets: ReplicaSecrets) -> ReplicaSecrets:
+    """``secrets`` if every part is within bounds and well formed.
+
+    Raises:
+        ConfigurationInvalid: naming the first problem (nothing of the answer is used then).
+    """
+    for name, key in (("subject key", secrets.subject_key), ("link key", secrets.link_key)):
+        if not SECRET_BYTES <= len(key) <= MAX_IDENTITY_KEY_BYTES:
+            raise _refuse(f"the {name} must be {SECRET_BYTES} to {MAX_IDENTITY_KEY_BYTES} bytes")
+    if len(secrets.issuers) > MAX_SECRET_ISSUERS:
+        raise _refuse(f"more than {MAX_SECRET_ISSUERS} issuers")
+    for issuer_id, entry in secrets.issuers.items():
+        if issuer_id != entry.issuer_id or not ISSUER_ID.fullmatch(issuer_id):
+            raise _refuse(f"a malformed issuer id {issuer_id[:64]!r}")
+        pseudonym = entry.pseudonym_key
+        if pseudonym is not None and not 0 < len(pseudonym) <= MAX_PSEUDONYM_KEY_BYTES:
+            raise _refuse(f"issuer {issuer_id}'s pseudonym key has {len(pseudonym)} bytes")
+        online = entry.online
+        if online is not None and not (
+            len(online.code_prefix) <= MAX_URL_CHARS
+            and len(online.verify_url) <= MAX_URL_CHARS
+            and CODE_URL_PREFIX.fullmatch(online.code_prefix)
+            and SERVICE_URL.fullmatch(online.verify_url)
+            and CLIENT_ID.fullmatch(online.client_id)
+            and MIN_CLIENT_SECRET_BYTES <= len(online.client_secret) <= MAX_CLIENT_SECRET_BYTES
+        ):
+            raise _refuse(f"issuer {issuer_id}'s online endpoint is malformed")
+    return secrets
+
+
+def merge(snapshot: TrustSnapshot, secrets: ReplicaSecrets | None) -> TrustSnapshot:
+    """``snapshot`` (from a signed trust list) with its issuers' secrets put back.
+
+    An issuer takes its pseudonym key only if the list holds it, and its online credential only
+    if the list says it is online with the same code prefix; everything else of the issuer is
+    the list's. Without secrets, the snapshot as it is.
+    """
+    if secrets is None or not secrets.issuers:
+        return snapshot
+    merged: dict[IssuerId, Issuer] = {}
+    for issuer_id, issuer in snapshot.issuers.items():
+        entry = secrets.issuers.get(issuer_id)
+        if entry is None:
+            merged[issuer_id] = issuer
+            continue
+        online = issuer.online
+        if (
+            online is not None
+            and entry.online is not None
+            and entry.online.code_prefix == online.code_prefix
+        ):
+            online = entry.online
+        merged[issuer_id] = dataclasses.replace(
+            issuer, online=online, pseudonym_key=entry.pseudonym_key
+        )
+    return dataclasses.replace(snapshot, issuers=MappingProxyType(merged))

@@ -1,0 +1,184 @@
+"""What a replica does with the secrets its hub hands it: bounds, merging into a signed list's
+snapshot (never adding trust), the digest that says whether they changed, and the wire form."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import MappingProxyType
+
+import pytest
+
+from gateway import wire
+from gateway.errors import ConfigurationInvalid
+from gateway.model import IssuerId, ProfileId, RegionCode
+from gateway.profiles import load_profile
+from gateway.registry import Issuer, OnlineEndpoint, TrustSnapshot
+from gateway.registry.model import Retirement
+from gateway.replica_secrets import (
+    MAX_SECRET_ISSUERS,
+    IssuerSecrets,
+    ReplicaSecrets,
+    bundle,
+    check,
+    merge,
+)
+from tests.conftest import NOW, REPO
+
+PREFIX = "https://zj.example/hc/v1/"
+ONLINE = OnlineEndpoint(PREFIX, "https://zj.example/api/verify", "hub", b"s" * 32)
+PSEUDONYM_KEY = b"p" * 64
+BEIJING, ZHEJIANG = IssuerId("beijing"), IssuerId("zhejiang")
+
+
+def _profile(name: str):
+    return load_profile((REPO / "regions" / name / "profile.toml").read_text("utf-8"))
+
+
+def _snapshot(*, secrets: bool, retired: bool = False) -> TrustSnapshot:
+    """A registry's snapshot (``secrets``) or a trust list's (credentials stripped)."""
+    beijing, zhejiang = _profile("beijing"), _profile("zhejiang")
+    online = ONLINE if secrets else OnlineEndpoint(PREFIX, "", "", b"")
+    issuers = {
+        IssuerId("beijing"): Issuer(
+            IssuerId("beijing"),
+            RegionCode("110000"),
+            "北京",
+            ProfileId("beijing"),
+            1,
+            pseudonym_key=PSEUDONYM_KEY if secrets else None,
+        ),
+        IssuerId("zhejiang"): Issuer(
+            IssuerId("zhejiang"), RegionCode("330000"), "浙江", ProfileId("zhejiang"), 1, online
+        ),
+    }
+    return TrustSnapshot(
+        7,
+        MappingProxyType(issuers),
+        MappingProxyType({}),
+        MappingProxyType(
+            {(ProfileId("beijing"), 1): beijing, (ProfileId("zhejiang"), 1): zhejiang}
+        ),
+        retired=MappingProxyType(
+            {IssuerId("zhejiang"): Retirement(IssuerId("zhejiang"), NOW, "x")} if retired else {}
+        ),
+    )
+
+
+def _secrets() -> ReplicaSecrets:
+    return bundle(_snapshot(secrets=True), b"a" * 32, b"b" * 32)
+
+
+def test_the_hub_bundles_each_live_issuers_secrets_and_the_replica_puts_them_back():
+    secrets = check(_secrets())
+    assert sorted(secrets.issuers) == ["beijing", "zhejiang"]
+    listed = _snapshot(secrets=False)
+    merged = merge(listed, secrets)
+    assert merged.issuers[BEIJING].pseudonym_key == PSEUDONYM_KEY
+    assert merged.issuers[ZHEJIANG].online == ONLINE
+    assert merged.version == listed.version
+    assert merged.keys == listed.keys
+    assert merged.route_for(PREFIX + "token") is not None
+    assert merge(listed, None) is listed
+    retired = bundle(_snapshot(secrets=True, retired=True), b"a" * 32, b"b" * 32)
+    assert sorted(retired.issuers) == ["beijing"]
+
+
+def test_a_secret_never_adds_what_the_signed_list_does_not_say():
+    listed = _snapshot(secrets=False)
+    elsewhere = OnlineEndpoint("https://evil.example/", ONLINE.verify_url, "hub", b"s" * 32)
+    stranger = IssuerId("stranger")
+    secrets = ReplicaSecrets(
+        9,
+        b"a" * 32,
+        b"b" * 32,
+        MappingProxyType(
+            {
+                IssuerId("zhejiang"): IssuerSecrets(IssuerId("zhejiang"), None, elsewhere),
+                stranger: IssuerSecrets(stranger, PSEUDONYM_KEY),
+            }
+        ),
+    )
+    merged = merge(listed, check(secrets))
+    assert sorted(merged.issuers) == ["beijing", "zhejiang"]
+    assert merged.issuers[ZHEJIANG].online == listed.issuers[ZHEJIANG].online  # prefix differs
+    online = merged.issuers[ZHEJIANG].online
+    assert online is not None
+    assert online.client_secret == b""
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: dataclasses.replace(s, subject_key=b"a" * 31), "subject key"),
+        (lambda s: dataclasses.replace(s, link_key=b"b" * 65), "link key"),
+        (
+            lambda s: dataclasses.replace(
+                s,
+                issuers={
+                    IssuerId(f"i{n}"): IssuerSecrets(IssuerId(f"i{n}"), PSEUDONYM_KEY)
+                    for n in range(MAX_SECRET_ISSUERS + 1)
+                },
+            ),
+            "more than",
+        ),
+        (
+            lambda s: dataclasses.replace(
+                s, issuers={IssuerId("Bad Id"): IssuerSecrets(IssuerId("Bad Id"), PSEUDONYM_KEY)}
+            ),
+            "malformed issuer id",
+        ),
+        (
+            lambda s: dataclasses.replace(
+                s, issuers={IssuerId("x"): IssuerSecrets(IssuerId("y"), PSEUDONYM_KEY)}
+            ),
+            "malformed issuer id",
+        ),
+        (
+            lambda s: dataclasses.replace(
+                s, issuers={IssuerId("x"): IssuerSecrets(IssuerId("x"), b"k" * 65)}
+            ),
+            "pseudonym key",
+        ),
+        (
+            lambda s: dataclasses.replace(
+                s,
+                issuers={
+                    IssuerId("x"): IssuerSecrets(
+                        IssuerId("x"), None, dataclasses.replace(ONLINE, client_secret=b"short")
+                    )
+                },
+            ),
+            "online endpoint",
+        ),
+    ],
+)
+def test_secrets_out_of_bounds_are_refused_whole(change, message):
+    with pytest.raises(ConfigurationInvalid, match=message):
+        check(change(_secrets()))
+
+
+def test_the_digest_follows_the_content_not_the_version():
+    secrets = _secrets()
+    assert dataclasses.replace(secrets, version=99).digest == secrets.digest
+    assert dataclasses.replace(secrets, link_key=b"c" * 32).digest != secrets.digest
+    fewer = dataclasses.replace(
+        secrets, issuers={k: v for k, v in secrets.issuers.items() if k == "beijing"}
+    )
+    assert fewer.digest != secrets.digest
+
+
+def test_on_the_wire_the_secrets_travel_whole_or_not_at_all():
+    secrets = _secrets()
+    answer = wire.replica_secrets(secrets, "")
+    back = wire.replica_secrets_from(answer)
+    assert back is not None
+    assert (back.digest, back.version) == (secrets.digest, secrets.version)
+    unchanged = wire.replica_secrets(secrets, secrets.digest)
+    assert unchanged.unchanged
+    assert unchanged.version == secrets.version
+    assert not unchanged.subject_key
+    assert not unchanged.link_key
+    assert not unchanged.issuers
+    assert wire.replica_secrets_from(unchanged) is None
+    assert "a" * 32 not in repr(secrets)
+    assert "61" * 32 not in repr(secrets)
