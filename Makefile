@@ -98,6 +98,8 @@ bench: $(STAMP) $(PEER_STAMP)
 	$(BIN)/python scripts/bench_steps.py
 	$(BIN)/python scripts/bench_scale.py
 	$(BIN)/python scripts/bench_latency.py
+	$(BIN)/python scripts/bench_workers.py
+	$(BIN)/python scripts/bench_latency.py --workers 2
 
 conformance: $(STAMP)
 	$(BIN)/python scripts/conformance.py
