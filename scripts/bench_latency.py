@@ -24,7 +24,10 @@ With ``--workers N`` the server measured is a replica of that hub with N worker 
 CPU 1) and the load is spread over 16 connections (the kernel gives each connection to one
 worker); the server's memory is the workers' together (issue 15).
 
-Usage: python scripts/bench_latency.py [--quick] [--json FILE] [--workers N]
+``--rate R`` offers R calls/s in part 3 instead (e.g. three times one worker's capacity, offered
+to two workers).
+
+Usage: python scripts/bench_latency.py [--quick] [--json FILE] [--workers N] [--rate R]
     [--serve-option=--OPTION=VALUE ...]
 """
 
@@ -204,7 +207,12 @@ async def overload(
 
 
 async def measure(
-    address: str, codes: list[str], server_pids: list[int], quick: bool, connections: int = 1
+    address: str,
+    codes: list[str],
+    server_pids: list[int],
+    quick: bool,
+    connections: int = 1,
+    offered: float | None = None,
 ) -> dict[str, Any]:
     pairs, slice_s, overload_s = (2, 0.3, 1.5) if quick else (5, 1.0, 9.0)
     requests = [pb.VerifyRequest(code=c) for c in codes]
@@ -229,7 +237,7 @@ async def measure(
         capacity = results["n16"]["verify_per_s"]
         results["capacity_per_s"] = capacity
         results["overload"] = await overload(
-            stubs, requests, OVERLOAD * capacity, overload_s, server_pids
+            stubs, requests, offered or OVERLOAD * capacity, overload_s, server_pids
         )
         await asyncio.sleep(0.5)  # the server settles: is it still answering at once?
         results["after"] = await latency(verify, empty, 1, 1, slice_s)
@@ -262,7 +270,8 @@ def _report(results: dict[str, Any]) -> None:
     o = results["overload"]
     print(
         f"  capacity (Verify/s at 16 in flight) {results['capacity_per_s']:,.0f};"
-        f" overload: offered {o['offered_per_s']:,.0f}/s ({OVERLOAD:g}x), sent"
+        f" overload: offered {o['offered_per_s']:,.0f}/s"
+        f" ({o['offered_per_s'] / results['capacity_per_s']:.1f}x), sent"
         f" {o['sent_per_s']:,.0f}/s, open loop, {o['seconds']:g} s, {o['calls']:,} calls"
     )
     print(f"    outcomes: {json.dumps(o['outcomes'], sort_keys=True)}")
@@ -303,6 +312,11 @@ def main() -> int:
         help="passed to `huren serve` (e.g. --serve-option=--max-concurrent-rpcs=32); repeatable",
     )
     parser.add_argument(
+        "--rate",
+        type=float,
+        help=f"offer this many calls/s in the overload instead of {OVERLOAD:g}x the capacity",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         help="measure a replica of the gateway with this many worker processes instead",
@@ -334,7 +348,9 @@ def main() -> int:
                 results["pinned"] = replica.pin() and _pin(os.getpid(), 1)
                 address, pids, connections = replica.address, replica.pids, CONNECTIONS
                 asyncio.run(until_verifying(address, codes[1]))
-            results.update(asyncio.run(measure(address, codes, pids, args.quick, connections)))
+            results.update(
+                asyncio.run(measure(address, codes, pids, args.quick, connections, args.rate))
+            )
         finally:
             if replica is not None:
                 replica.stop()

@@ -240,7 +240,7 @@ def main() -> int:
     kid = "bench-1"
     codes = _codes(key, kid, 256)
     every_cpu = os.sched_getaffinity(0)
-    results: dict[str, Any] = {"cpus": len(every_cpu)}
+    results: dict[str, Any] = {"cpus": len(every_cpu), "load_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="huren-bench-workers-") as tmp:
         hub = _Server(Path(tmp), key, kid)  # pins the hub to CPU 0 and this process to CPU 1
         os.sched_setaffinity(0, every_cpu)  # the replicas' processes inherit it
@@ -257,12 +257,16 @@ def main() -> int:
             for replica in started:
                 replica.stop()
             hub.stop()
+    results["load_after"] = os.getloadavg()[0]
     pin = (
         "1 worker on cpu0; 2 workers on cpu0 and cpu1; generator on cpu1"
         if results["pinned"]
         else "not pinned"
     )
-    print(f"huren workers bench ({results['cpus']} CPUs; {pin}; {CONNECTIONS} connections)")
+    print(
+        f"huren workers bench ({results['cpus']} CPUs; {pin}; {CONNECTIONS} connections;"
+        f" load average {results['load_before']:.1f} before, {results['load_after']:.1f} after)"
+    )
     print(_line("Verify", results["verify"], "calls"))
     print(_line("VerifyBatch", results["batch"], "codes"))
     if args.json:

@@ -77,7 +77,9 @@ def count(text: str) -> int | None:
 
 def usable_cores() -> int:
     """The cores this process may run on (its CPU affinity; not a container's CPU quota)."""
-    return len(os.sched_getaffinity(0))
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # where there is no affinity (macOS)
 
 
 def as_worker() -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
 from datetime import timedelta
@@ -180,3 +181,27 @@ def test_every_local_link_and_picture_in_the_readme_and_docs_exists():
             assert (document.parent / target).exists(), f"{document.name}: {target}"
             checked += 1
     assert checked > 20
+
+
+def test_the_capacity_table_follows_from_its_per_core_row():
+    """docs/scaling.md: cores = load ÷ per-core rate, rounded up; with headroom, a third more
+    (load × 4/3 ÷ rate), rounded up."""
+    text = (REPO / "docs" / "scaling.md").read_text("utf-8")
+    rows = dict(re.findall(r"^\| ([^|]+?) \| (.+) \|$", text, flags=re.M))
+    per_core = [
+        int(n.replace(",", ""))
+        for n in re.findall(r"≈ ([\d,]+)", rows["per worker core (measured)"])
+    ]
+    assert len(per_core) == 2
+    checked = 0
+    for label, cells in rows.items():
+        load = re.match(r"([\d,]+)/s \(", label)
+        if load is None:
+            continue
+        wanted = int(load.group(1).replace(",", ""))
+        for cell, rate in zip(cells.split(" | "), per_core, strict=True):
+            cores, headroom = map(int, re.findall(r"(\d+) (?:cores|with)", cell))
+            assert cores == math.ceil(wanted / rate), (label, cell)
+            assert headroom == math.ceil(wanted * 4 / 3 / rate), (label, cell)
+            checked += 1
+    assert checked == 4
