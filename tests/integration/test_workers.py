@@ -59,8 +59,8 @@ class Workers:
         self.errors.seek(0)
         return self.errors.read().decode()
 
-    async def exit_status(self) -> int:
-        return await asyncio.to_thread(self.proc.wait, DEADLINE)
+    async def exit_status(self, timeout: float = DEADLINE) -> int:
+        return await asyncio.to_thread(self.proc.wait, timeout)
 
 
 @contextlib.asynccontextmanager
@@ -209,7 +209,7 @@ async def test_workers_that_keep_dying_stop_everything_with_a_failure(tmp_path, 
             (state / "link.key").unlink()  # no worker can start again now
             os.kill(workers.pids[1], signal.SIGKILL)
             # Five restarts after 0.5, 1, 2, 4 and 8 s, each failing at once; then it gives up.
-            status = await asyncio.wait_for(workers.exit_status(), 60)
+            status = await workers.exit_status(timeout=60)
             log = workers.log()
             assert status == 1, log
             assert "it died 6 times within a minute: stopping every worker" in log
