@@ -101,6 +101,8 @@ bench: $(STAMP) $(PEER_STAMP)
 	$(BIN)/python scripts/bench_scale.py
 	$(BIN)/python scripts/bench_latency.py
 	$(BIN)/python scripts/bench_propagation.py
+	$(BIN)/python scripts/bench_workers.py
+	$(BIN)/python scripts/bench_latency.py --workers 2
 
 conformance: $(STAMP)
 	$(BIN)/python scripts/conformance.py

@@ -19,7 +19,16 @@ the machine has two), Hangzhou registered, plaintext as in ``scripts/bench.py``:
 Goals (issue 14): refused calls' p99 < 50 ms; admitted calls' p99 < 250 ms; no unbounded queue.
 Figures are printed and, with ``--json FILE``, written; nothing is asserted.
 
-Usage: python scripts/bench_latency.py [--quick] [--json FILE] [--serve-option=--OPTION=VALUE ...]
+With ``--workers N`` the server measured is a replica of that hub with N worker processes
+(``huren serve --replica-of --workers N``, worker i pinned to CPU i, the generator still on
+CPU 1) and the load is spread over 16 connections (the kernel gives each connection to one
+worker); the server's memory is the workers' together (issue 15).
+
+``--rate R`` offers R calls/s in part 3 instead (e.g. three times one worker's capacity, offered
+to two workers).
+
+Usage: python scripts/bench_latency.py [--quick] [--json FILE] [--workers N] [--rate R]
+    [--serve-option=--OPTION=VALUE ...]
 """
 
 from __future__ import annotations
@@ -42,7 +51,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import _codes, _Server
+from bench import _codes, _pin, _Server
+from bench_workers import CONNECTIONS, Replica, channels, until_verifying
 
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc as pb_grpc
@@ -118,11 +128,11 @@ async def latency(
 
 
 async def overload(
-    stub: Any,  # a VerifierServiceStub over a grpc.aio channel
+    stubs: list[Any],  # VerifierServiceStubs over grpc.aio channels, used in turn
     requests: list[pb.VerifyRequest],
     rate: float,
     seconds: float,
-    server_pid: int,
+    server_pids: list[int],
 ) -> dict[str, Any]:
     """Open-loop Poisson arrivals at ``rate`` calls/s for ``seconds``: see the module docstring."""
     rng = random.Random(14)
@@ -130,11 +140,12 @@ async def overload(
     lags: list[float] = []
     details: dict[str, str] = {}  # the first message of each unexpected status
     tasks: set[asyncio.Task[None]] = set()
-    rss_before = _rss_mb(server_pid)
+    rss_before = sum(_rss_mb(pid) for pid in server_pids)
 
-    async def one(scheduled: float, offset: float, request: pb.VerifyRequest) -> None:
+    async def one(scheduled: float, offset: float, n: int) -> None:
         lags.append((time.perf_counter() - scheduled) * 1000)
         try:
+            request, stub = requests[n % len(requests)], stubs[n % len(stubs)]
             response = await stub.Verify(request, timeout=DEADLINE_S)
             outcome = "answered" if response.verdict.reason == REASON_OK else "wrong-verdict"
         except grpc.aio.AioRpcError as error:
@@ -155,8 +166,7 @@ async def overload(
             await asyncio.sleep(next_at - now)
         # Launch every call that is due (open loop: a late generator catches up, never skips).
         while next_at <= time.perf_counter() and next_at - start < seconds:
-            request = requests[n % len(requests)]
-            task = asyncio.create_task(one(next_at, next_at - start, request))
+            task = asyncio.create_task(one(next_at, next_at - start, n))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             n += 1
@@ -164,7 +174,7 @@ async def overload(
     sent_for = time.perf_counter() - start
     await asyncio.gather(*tasks)
     drained = time.perf_counter() - start
-    rss_after = _rss_mb(server_pid)
+    rss_after = sum(_rss_mb(pid) for pid in server_pids)
 
     def select(kind: str, lo: float = 0.0, hi: float = float("inf")) -> list[float]:
         return [ms for at, what, ms in outcomes if what == kind and lo <= at < hi]
@@ -196,38 +206,59 @@ async def overload(
     }
 
 
-async def measure(address: str, codes: list[str], server_pid: int, quick: bool) -> dict[str, Any]:
+async def measure(
+    address: str,
+    codes: list[str],
+    server_pids: list[int],
+    quick: bool,
+    connections: int = 1,
+    offered: float | None = None,
+) -> dict[str, Any]:
     pairs, slice_s, overload_s = (2, 0.3, 1.5) if quick else (5, 1.0, 9.0)
     requests = [pb.VerifyRequest(code=c) for c in codes]
     check = health_pb2.HealthCheckRequest(service="")
-    results: dict[str, Any] = {}
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = pb_grpc.VerifierServiceStub(channel)
-        health = health_pb2_grpc.HealthStub(channel)
+    results: dict[str, Any] = {"connections": connections}
+    opened = channels(address, connections)
+    try:
+        stubs = [pb_grpc.VerifierServiceStub(channel) for channel in opened]
+        healths = [health_pb2_grpc.HealthStub(channel) for channel in opened]
         counter = iter(range(1 << 62))
 
         async def verify() -> None:
-            response = await stub.Verify(requests[next(counter) % len(requests)])
+            n = next(counter)
+            response = await stubs[n % connections].Verify(requests[n % len(requests)])
             assert response.verdict.reason == REASON_OK  # the bench measures real work
 
         async def empty() -> None:
-            await health.Check(check)
+            await healths[next(counter) % connections].Check(check)
 
         for concurrency in (1, 16):
             results[f"n{concurrency}"] = await latency(verify, empty, concurrency, pairs, slice_s)
         capacity = results["n16"]["verify_per_s"]
         results["capacity_per_s"] = capacity
         results["overload"] = await overload(
-            stub, requests, OVERLOAD * capacity, overload_s, server_pid
+            stubs, requests, offered or OVERLOAD * capacity, overload_s, server_pids
         )
         await asyncio.sleep(0.5)  # the server settles: is it still answering at once?
         results["after"] = await latency(verify, empty, 1, 1, slice_s)
+    finally:
+        for channel in opened:
+            await channel.close(None)
     return results
 
 
 def _report(results: dict[str, Any]) -> None:
-    pin = "server on cpu0, client on cpu1" if results["pinned"] else "not pinned"
-    print(f"huren latency bench ({results['cpus']} CPUs; {pin}; serve {results['serve_options']})")
+    workers = results["workers"]
+    where = (
+        "server on cpu0"
+        if workers is None
+        else f"replica with {workers} workers on cpu0-{workers - 1}"
+    )
+    pin = f"{where}, client on cpu1" if results["pinned"] else "not pinned"
+    print(
+        f"huren latency bench ({results['cpus']} CPUs; {pin}; {results['connections']}"
+        f" connections; serve {results['serve_options']})"
+    )
     print("  in flight  Verify p50 / p99 ms   empty p50 / p99 ms   ratio p50  ratio p99")
     for name in ("n1", "n16"):
         r = results[name]
@@ -239,7 +270,8 @@ def _report(results: dict[str, Any]) -> None:
     o = results["overload"]
     print(
         f"  capacity (Verify/s at 16 in flight) {results['capacity_per_s']:,.0f};"
-        f" overload: offered {o['offered_per_s']:,.0f}/s ({OVERLOAD:g}x), sent"
+        f" overload: offered {o['offered_per_s']:,.0f}/s"
+        f" ({o['offered_per_s'] / results['capacity_per_s']:.1f}x), sent"
         f" {o['sent_per_s']:,.0f}/s, open loop, {o['seconds']:g} s, {o['calls']:,} calls"
     )
     print(f"    outcomes: {json.dumps(o['outcomes'], sort_keys=True)}")
@@ -279,21 +311,49 @@ def main() -> int:
         metavar="OPTION=VALUE",
         help="passed to `huren serve` (e.g. --serve-option=--max-concurrent-rpcs=32); repeatable",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help=f"offer this many calls/s in the overload instead of {OVERLOAD:g}x the capacity",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="measure a replica of the gateway with this many worker processes instead",
+    )
     args = parser.parse_args()
     key = PrivateKey.generate(Algorithm.ES256)
     kid = "bench-1"
     codes = _codes(key, kid, 256)
     extra = tuple(args.serve_option)
+    every_cpu = os.sched_getaffinity(0)
     results: dict[str, Any] = {
-        "cpus": len(os.sched_getaffinity(0)),
+        "cpus": len(every_cpu),
         "serve_options": " ".join(extra) or "defaults",
+        "workers": args.workers,
     }
     with tempfile.TemporaryDirectory(prefix="huren-bench-latency-") as tmp:
-        server = _Server(Path(tmp), key, kid, extra)
+        if args.workers is None:
+            server = _Server(Path(tmp), key, kid, extra)
+            replica = None
+        else:
+            server = _Server(Path(tmp), key, kid)
+            os.sched_setaffinity(0, every_cpu)  # the replica's processes inherit it
+            replica = Replica(server, Path(tmp), args.workers, extra)
         try:
-            results["pinned"] = server.pinned
-            results.update(asyncio.run(measure(server.address, codes, server.proc.pid, args.quick)))
+            if replica is None:
+                results["pinned"] = server.pinned
+                address, pids, connections = server.address, [server.proc.pid], 1
+            else:
+                results["pinned"] = replica.pin() and _pin(os.getpid(), 1)
+                address, pids, connections = replica.address, replica.pids, CONNECTIONS
+                asyncio.run(until_verifying(address, codes[1]))
+            results.update(
+                asyncio.run(measure(address, codes, pids, args.quick, connections, args.rate))
+            )
         finally:
+            if replica is not None:
+                replica.stop()
             server.stop()
     _report(results)
     if args.json:

@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"huren: {e}", file=sys.stderr)
         return EXIT_ERROR
     args = parser.parse_args(argv)
+    args.command_line = list(sys.argv[1:] if argv is None else argv)  # for worker processes
     logs.configure(args.log_level, args.log_format, access=getattr(args, "access_log", False))
     handler: Handler = args.handler
     try:

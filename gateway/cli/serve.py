@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.cli import workers
 from gateway.cli.common import (
     DEFAULT_GATEWAY,
     DEFAULT_PKI,
@@ -192,6 +193,14 @@ def register(commands: Subparsers) -> None:
         help="the hub's trustlist-key.jwk, pinned: every trust list must verify with it",
     )
     replica.add_argument(
+        "--workers",
+        type=workers.count,
+        default=workers.AUTO,
+        metavar="N",
+        help="replica processes serving --listen together (SO_REUSEPORT), supervised: "
+        "'auto' is one per usable core; a hub is always one process (docs/scaling.md)",
+    )
+    replica.add_argument(
         "--hub-ca",
         type=Path,
         help="the CA certificate that signed the hub's (default: ca.pem in --tls-dir)",
@@ -314,6 +323,12 @@ def _serve(args: argparse.Namespace) -> int:
             "--trust-list-key, --hub-ca, --replica-cert, --replica-key and --hub-registry go "
             "with --replica-of"
         )
+    if args.workers not in (None, 1):
+        raise RequestInvalid(
+            f"--workers {args.workers}: a hub is one process (its registry has one writer); "
+            "serve checkpoints from replicas (--replica-of), which take --workers "
+            "(docs/scaling.md)"
+        )
 
     limits = _limits(args)
     tls = None if args.insecure else TlsFiles(args.tls_dir)
@@ -425,6 +440,13 @@ def _serve_replica(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+    # What could be checked is checked once, here; the workers check it again.
+    count = workers.usable_cores() if args.workers is None else args.workers
+    if count > 1:
+        return workers.supervise(
+            args.command_line, args.listen, args.metrics_listen, bool(args.web_listen), count
+        )
+    slot = workers.as_worker()  # None unless a supervisor started this process
     holder = TrustHolder(TrustSnapshot.empty(), fresh_until=NEVER_FRESH)
     metrics = _metrics("replica") if args.metrics_listen else None
     service = VerificationService(
@@ -448,6 +470,7 @@ def _serve_replica(args: argparse.Namespace) -> int:
             calls=_calls(args, metrics),
             tls_check_seconds=args.tls_check_seconds,
             secrets=secrets() if secrets is not None else None,
+            share_port=slot is not None,
         )
         port = await server.start()
         held = (

@@ -129,9 +129,13 @@ def bind_port(add: Callable[..., int], address: str, *credentials: grpc.ServerCr
     return port
 
 
-def grpc_server(limits: Limits, calls: WatchCalls | None = None) -> grpc.aio.Server:
+def grpc_server(
+    limits: Limits, calls: WatchCalls | None = None, *, share_port: bool = False
+) -> grpc.aio.Server:
     """A grpc.aio server with the gateway's bounds (hub and replica alike); ``calls``, when
-    given (metrics or the access log), watches every admitted call and hears of every refusal."""
+    given (metrics or the access log), watches every admitted call and hears of every refusal.
+    With ``share_port`` (a worker of ``--workers N``) it binds with ``SO_REUSEPORT``, beside
+    its sibling workers; otherwise a port in use is an error."""
     watching: tuple[WatchCalls, ...] = () if calls is None else (calls,)
     return grpc.aio.server(
         options=[
@@ -141,8 +145,8 @@ def grpc_server(limits: Limits, calls: WatchCalls | None = None) -> grpc.aio.Ser
             ("grpc.max_metadata_size", 16 * 1024),
             ("grpc.max_connection_idle_ms", 5 * 60 * 1000),
             ("grpc.server_handshake_timeout_ms", 5000),
-            # Never share a port with another process by accident; scale-out opts in.
-            ("grpc.so_reuseport", 0),
+            # Never share a port with another process by accident; workers opt in.
+            ("grpc.so_reuseport", 1 if share_port else 0),
             # Calls that arrived but the event loop has not taken yet: past this many gRPC's
             # core ends new ones at once (CANCELLED) instead of letting the queue grow.
             ("grpc.server.max_pending_requests", limits.max_pending_calls),

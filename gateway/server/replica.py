@@ -102,6 +102,7 @@ class ReplicaServer:
         calls: WatchCalls | None = None,
         tls_check_seconds: float = TLS_CHECK_SECONDS,
         secrets: HubSecrets | None = None,
+        share_port: bool = False,
     ) -> None:
         self.service = service
         self.secrets_source = secrets
@@ -118,7 +119,7 @@ class ReplicaServer:
         self._clock = clock
         self.held: replica.TrustList | None = None
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
-        self.server = grpc_server(service.limits, calls)
+        self.server = grpc_server(service.limits, calls, share_port=share_port)
         verifier_pb2_grpc.add_VerifierServiceServicer_to_server(
             VerifierServicer(service, observer), self.server
         )

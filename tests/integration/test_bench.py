@@ -14,10 +14,10 @@ from tests.conftest import CONFORMANCE, REPO
 pytestmark = pytest.mark.slow
 
 
-def _quick_run(script: str, out: Path) -> subprocess.CompletedProcess[str]:
-    """``scripts/SCRIPT --quick --json OUT``, which must succeed."""
+def _quick_run(script: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``scripts/SCRIPT --quick --json OUT EXTRA``, which must succeed."""
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / script), "--quick", "--json", str(out)],
+        [sys.executable, str(REPO / "scripts" / script), "--quick", "--json", str(out), *extra],
         capture_output=True,
         text=True,
         timeout=180,
@@ -114,3 +114,27 @@ def test_the_propagation_benchmark_reports_revocations_and_recovery(tmp_path):
     assert back["p50_s"] <= back["max_s"]
     for label in ("first refusal", "recovery after a hub restart"):
         assert label in result.stdout
+
+
+def test_the_workers_benchmark_compares_two_workers_with_one(tmp_path):
+    out = tmp_path / "workers.json"
+    result = _quick_run("bench_workers.py", out)
+    data = json.loads(out.read_text())
+    for name in ("verify", "batch"):
+        figures = data[name]
+        assert figures["median"] > 0
+        assert figures["two_per_s"] > 0
+        assert figures["one_per_s"] > 0
+        assert figures["ceiling_ratio"] > 0
+        assert sum(figures["worker_shares"]) == pytest.approx(1.0)
+    for label in ("Verify      2 workers ÷ 1 worker", "VerifyBatch 2 workers ÷ 1 worker"):
+        assert label in result.stdout
+
+
+def test_the_latency_benchmark_measures_a_replica_with_workers(tmp_path):
+    out = tmp_path / "latency-workers.json"
+    result = _quick_run("bench_latency.py", out, "--workers", "2")
+    data = json.loads(out.read_text())
+    assert (data["workers"], data["connections"]) == (2, 16)
+    assert sum(data["overload"]["outcomes"].values()) == data["overload"]["calls"] > 0
+    assert "replica with 2 workers" in result.stdout

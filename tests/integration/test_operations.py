@@ -277,7 +277,7 @@ def test_a_replica_reports_its_trust_list_and_verdicts(hub, tmp_path):
             *("--replica-of", hub_served.address, "--trust-list-key"),
             *(str(state / "trustlist-key.jwk"), "--state-dir", str(replica_state)),
             *("--tls-dir", str(pki), "--listen", "127.0.0.1:0"),
-            *("--metrics-listen", "127.0.0.1:0"),
+            *("--metrics-listen", "127.0.0.1:0", "--workers", "1"),  # one process's figures
         ) as replica:
             assert _until(lambda: scrape(replica.metrics)["huren_trust_version"] == hub_version)
             verified = huren(
