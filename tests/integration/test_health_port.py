@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway._generated.huren.v1 import verifier_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2_grpc
-from gateway.server.probe import HealthPort
+from gateway.server.probe import LIVENESS, HealthPort
 from tests.integration.cli import running
 from tests.integration.conftest import running_hub
 from tests.integration.test_replica import in_step, replica_dir, running_replica, until
@@ -45,6 +45,8 @@ async def test_the_probe_reads_the_replicas_own_health_and_nothing_else(tmp_path
                 try:
                     assert await status(address) == NOT_SERVING
                     assert await status(address, "huren.v1.VerifierService") == NOT_SERVING
+                    # Alive all the same: a liveness probe must not restart it for that.
+                    assert await status(address, LIVENESS) == SERVING
                 finally:
                     await probe.stop()
 
@@ -89,5 +91,6 @@ async def test_huren_serve_health_listen(tmp_path):
 
         await until(serving, "the hub's health port answers SERVING")
         assert await status(f"127.0.0.1:{port}", "huren.v1.VerifierService") == SERVING
+        assert await status(f"127.0.0.1:{port}", LIVENESS) == SERVING
     with pytest.raises(grpc.aio.AioRpcError):  # stopped with the gateway
         await asyncio.wait_for(status(f"127.0.0.1:{port}"), 10)
