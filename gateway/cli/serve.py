@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from gateway.server.calls import WatchCalls
     from gateway.server.certificates import ServerCertificates
     from gateway.server.metrics import PrometheusObserver
+    from gateway.server.probe import HealthPort
 
 
 def register(commands: Subparsers) -> None:
@@ -163,6 +164,12 @@ def register(commands: Subparsers) -> None:
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP, no personal "
         "data: docs/scaling.md, Metrics)",
+    )
+    p.add_argument(
+        "--health-listen",
+        metavar="HOST:PORT",
+        help="also serve the standard gRPC health service alone there, in plaintext, for "
+        "probes that cannot speak TLS (Kubernetes' gRPC probes); nothing else is served on it",
     )
     p.add_argument(
         "--access-log",
@@ -378,6 +385,7 @@ def _serve(args: argparse.Namespace) -> int:
             flush=True,
         )
         web = await _start_web(args.web_listen, host, port, tls) if args.web_listen else None
+        probe = await _start_health(server.health, args.health_listen)
         if metrics is not None:
             online = gateway.service.online
             metrics.watch(gateway.service, getattr(online, "breakers", None))
@@ -390,6 +398,8 @@ def _serve(args: argparse.Namespace) -> int:
                 metrics.close()
             if web is not None:
                 await web()
+            if probe is not None:
+                await probe.stop()
             await server.stop()
 
     try:
@@ -444,7 +454,12 @@ def _serve_replica(args: argparse.Namespace) -> int:
     count = workers.usable_cores() if args.workers is None else args.workers
     if count > 1:
         return workers.supervise(
-            args.command_line, args.listen, args.metrics_listen, bool(args.web_listen), count
+            args.command_line,
+            args.listen,
+            args.metrics_listen,
+            bool(args.web_listen),
+            count,
+            health=bool(args.health_listen),
         )
     slot = workers.as_worker()  # None unless a supervisor started this process
     holder = TrustHolder(TrustSnapshot.empty(), fresh_until=NEVER_FRESH)
@@ -484,6 +499,7 @@ def _serve_replica(args: argparse.Namespace) -> int:
             flush=True,
         )
         web = await _start_web(args.web_listen, host, port, tls) if args.web_listen else None
+        probe = await _start_health(server.health, args.health_listen)
         if metrics is not None:
             metrics.watch(service, getattr(service.online, "breakers", None))
             _serve_metrics(metrics, args.metrics_listen)
@@ -495,6 +511,8 @@ def _serve_replica(args: argparse.Namespace) -> int:
                 metrics.close()
             if web is not None:
                 await web()
+            if probe is not None:
+                await probe.stop()
             await server.stop()
 
     asyncio.run(run())
@@ -526,6 +544,18 @@ def _hub_secrets(
     check_tls_files(TlsFile("hub CA", hub.ca), certificate, key, datetime.now(UTC))
     credentials = TlsCredentials(hub.ca, certificate.content, key.content)
     return lambda: HubSecrets(args.hub_registry, credentials)
+
+
+async def _start_health(servicer: object, listen: str | None) -> HealthPort | None:
+    """The plaintext health port (``--health-listen``), if asked for."""
+    if not listen:
+        return None
+    from gateway.server.probe import HealthPort
+
+    probe = HealthPort(servicer, listen)
+    port = await probe.start()
+    print(f"huren health (plaintext, health only) on {listen.rsplit(':', 1)[0]}:{port}", flush=True)
+    return probe
 
 
 def _reload_on_hangup(certificates: ServerCertificates | None) -> None:

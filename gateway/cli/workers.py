@@ -171,8 +171,11 @@ def supervise(
     metrics_listen: str | None,
     web: bool,
     workers: int,
+    health: bool = False,
 ) -> int:
-    """Run ``huren ARGV`` as ``workers`` processes on ``listen`` (see the module docstring)."""
+    """Run ``huren ARGV`` as ``workers`` processes on ``listen`` (see the module docstring).
+    The web page (``web``) and the plaintext health port (``health``) are served by worker 0
+    alone: their addresses are not shared."""
     placeholder, shared = reserve(listen)
     metrics = metrics_addresses(metrics_listen, workers)
 
@@ -182,6 +185,8 @@ def supervise(
             own += ["--metrics-listen", str(metrics[slot])]
         if web and slot > 0:
             own += ["--web-listen", ""]  # one web page, served by worker 0
+        if health and slot > 0:
+            own += ["--health-listen", ""]  # one health port, served by worker 0
         return [sys.executable, "-m", "gateway", *own]
 
     with placeholder:

@@ -125,6 +125,11 @@ def test_the_container_runs_as_a_user_and_checks_its_health_with_huren():
         environment.apply(each, environ)
     served = parser.parse_args(cmd)
     assert served.command == "serve"
+    # HUREN_* alone choose the role: a hub creates its registry at its first start, and a
+    # replica (which refuses --init on its command line) turns that off with HUREN_INIT=0.
+    assert "--init" not in cmd
+    assert served.init
+    assert len(re.findall(r"^FROM ", dockerfile, flags=re.M)) >= 2  # built apart, no compiler
     assert served.state_dir == Path("/var/lib/huren")
     assert served.tls_dir == Path("/var/lib/huren/pki")
     assert served.listen == "0.0.0.0:50051"
