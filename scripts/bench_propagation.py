@@ -278,7 +278,7 @@ def main() -> int:
         hub = Process(*hub_args, "--listen", "127.0.0.1:0", "--registry-listen", "127.0.0.1:0")
         replica_args = [
             (
-                *("--replica-of", hub.address, "--listen", "127.0.0.1:0"),
+                *("--replica-of", hub.address, "--listen", "127.0.0.1:0", "--workers", "1"),
                 *("--trust-list-key", str(state / "trustlist-key.jwk")),
                 *("--state-dir", str(work / f"replica-{n}"), "--tls-dir", str(pki)),
             )

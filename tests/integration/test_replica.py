@@ -282,7 +282,7 @@ async def test_huren_serve_replica_of_serves_the_hubs_verdicts(tmp_path, clock):
         bare = tmp_path / "bare"
         StateFiles(bare).make_directory()
         options = (
-            *("serve", "--replica-of", hub.address, "--listen", "127.0.0.1:0"),
+            *("serve", "--replica-of", hub.address, "--listen", "127.0.0.1:0", "--workers", "1"),
             *("--trust-list-key", str(hub.files.trust_list_public), "--tls-dir", str(hub.pki)),
         )
         refused = await asyncio.to_thread(huren, *options, "--state-dir", str(bare))

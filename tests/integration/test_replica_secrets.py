@@ -55,7 +55,7 @@ def empty_state(base: Path) -> Path:
 
 def replica_options(hub: Hub, state: Path, *extra: str) -> tuple[str, ...]:
     return (
-        *("serve", "--replica-of", hub.address, "--listen", "127.0.0.1:0"),
+        *("serve", "--replica-of", hub.address, "--listen", "127.0.0.1:0", "--workers", "1"),
         *("--trust-list-key", str(hub.files.trust_list_public), "--tls-dir", str(hub.pki)),
         *("--state-dir", str(state), *extra),
     )

@@ -244,7 +244,9 @@ HUB_OPTIONS = ("--trust-fresh-for", f"{FRESH_FOR:g}s")
 
 def replica_options(world: World, hub: Served, n: int) -> tuple[str, ...]:
     return (
-        *("--replica-of", hub.address, "--listen", "127.0.0.1:0"),
+        # One process per replica, as one pod of deploy/k8s: each replica's metrics are all of
+        # its verdicts.
+        *("--replica-of", hub.address, "--listen", "127.0.0.1:0", "--workers", "1"),
         *("--trust-list-key", str(world.state / "trustlist-key.jwk")),
         *("--state-dir", str(world.replica_dirs[n]), "--tls-dir", str(world.pki)),
         *("--metrics-listen", "127.0.0.1:0"),
