@@ -712,11 +712,7 @@ def _claimed_destination(text: str, actor: Actor) -> str:
 
 def _create_operator(command: CreateOperator) -> _Plan:
     def apply(state: TrustState, ctx: _Context) -> str:
-        try:
-            peer = pki.peer_identity(command.certificate_pem)
-        except ValueError as e:
-            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"certificate: {e}") from e
-        _check_client_auth(peer)
+        peer = _authenticating_peer(command.certificate_pem)
         if peer.replica:
             raise ConfigurationInvalid(
                 Reason.ERR_IDENTIFIER, "the certificate is a replica's: pin it with add-replica"
@@ -733,21 +729,23 @@ def _create_operator(command: CreateOperator) -> _Plan:
     return _Plan(Action.CREATE_OPERATOR, command.name[:64], _nowhere, apply)
 
 
-def _check_client_auth(peer: pki.PeerIdentity) -> None:
+def _authenticating_peer(certificate_pem: bytes) -> pki.PeerIdentity:
+    """Who a client certificate to be pinned names, if it can authenticate at all."""
+    try:
+        peer = pki.peer_identity(certificate_pem)
+    except ValueError as e:
+        raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"certificate: {e}") from e
     if not peer.client_auth:
         raise ConfigurationInvalid(
             Reason.ERR_IDENTIFIER,
             "the certificate lacks the clientAuth extended key usage: it cannot authenticate",
         )
+    return peer
 
 
 def _add_replica(command: AddReplica) -> _Plan:
     def apply(state: TrustState, ctx: _Context) -> str:
-        try:
-            peer = pki.peer_identity(command.certificate_pem)
-        except ValueError as e:
-            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"certificate: {e}") from e
-        _check_client_auth(peer)
+        peer = _authenticating_peer(command.certificate_pem)
         if not peer.replica or peer.name != command.name:
             raise ConfigurationInvalid(
                 Reason.ERR_IDENTIFIER,
