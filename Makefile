@@ -15,7 +15,7 @@ TOOLS       := .tools
 BUF         := $(TOOLS)/node_modules/.bin/buf
 BUF_STAMP   := $(TOOLS)/.buf-$(BUF_VERSION)
 
-.PHONY: all demo test unit lint lint-proto proto schemas browser screenshots bench conformance venv tools clean
+.PHONY: all demo test unit lint lint-proto proto schemas browser h2load screenshots bench conformance venv tools clean
 
 all: test
 
@@ -95,7 +95,14 @@ $(PEER_STAMP): constraints-peer.txt
 	$(PEER_VENV)/bin/python -m pip install --quiet -r constraints-peer.txt
 	@touch $@
 
-bench: $(STAMP) $(PEER_STAMP)
+# bench_workers.py drives unary calls with h2load too (nghttp2's load generator, in C: a
+# generator's CPU per call a sixth of grpc.aio's on this machine). Installed when missing.
+h2load:
+	@command -v h2load >/dev/null || { \
+		echo "installing nghttp2-client for h2load (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null; }
+
+bench: $(STAMP) $(PEER_STAMP) h2load
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_steps.py
 	$(BIN)/python scripts/bench_scale.py

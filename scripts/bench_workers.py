@@ -13,7 +13,10 @@ median ratio of the pairs is reported, with the server and load-generator CPU ti
 Pinning on a 2-core machine: the 1-worker replica on CPU 0, the 2 workers on CPU 0 and CPU 1,
 the load generator on CPU 1. There is no third core: with 2 workers the generator shares CPU 1
 with worker 1, which is what stops the ratio short of 2 (see ``ceiling`` in the output: the rate
-two cores can give when every call costs the server's CPU *and* the generator's).
+two cores can give when every call costs the server's CPU *and* the generator's). So unary
+``Verify`` is measured a second time with h2load (nghttp2's load generator, in C; skipped with a
+note when it is not installed: ``make bench`` installs it), whose CPU per call is a sixth of
+grpc.aio's; its answers are checked by size (each a verdict's DATA frame, never an error).
 
 Usage: python scripts/bench_workers.py [--quick] [--json FILE]
 """
@@ -166,6 +169,11 @@ async def compare(
         for each in opened.values():
             for channel in each:
                 await channel.close(None)
+    return _summary(results)
+
+
+def _summary(results: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """The median ratio of the pairs' rates, and the CPU per unit on each side."""
     ratios = sorted(a["per_s"] / b["per_s"] for a, b in results)
 
     def median(side: int, key: str) -> float:
@@ -195,6 +203,72 @@ async def compare(
     }
 
 
+def h2load_slice(replica: Replica, body: Path, seconds: float, cpu: int | None) -> dict[str, Any]:
+    """One closed-loop slice of unary ``Verify`` driven by h2load (nghttp2's HTTP/2 load
+    generator, in C): ``CONNECTIONS`` connections, one call in flight on each, the same request
+    (a gRPC frame of one ``VerifyRequest``) each time. h2load reads no gRPC status, so the caller
+    checks the answers' bytes: a verdict's DATA frame, never a trailers-only error."""
+    command = [
+        *("h2load", "-c", str(CONNECTIONS), "-m", "1", "-D", f"{round(seconds * 1000)}ms"),
+        *("-d", str(body), "-H", "content-type: application/grpc", "-H", "te: trailers"),
+        f"http://{replica.address}/huren.v1.VerifierService/Verify",
+    ]
+    before_children = os.times()
+    cpu0, t0 = replica.cpu_seconds(), time.perf_counter()
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=True,
+        preexec_fn=(lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None,
+    )
+    wall = time.perf_counter() - t0
+    after_children = os.times()
+    spent = [after - before for after, before in zip(replica.cpu_seconds(), cpu0, strict=True)]
+    out = done.stdout
+    requests = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out)
+    finished = re.search(r"finished in ([\d.]+)(ms|s),", out)
+    data = re.search(r"\((\d+)\) data", out)
+    if not (requests and finished and data):
+        raise SystemExit(f"h2load printed what this script cannot read:\n{out}")
+    calls, data_bytes = int(requests.group(1)), int(data.group(1))
+    duration = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
+    generator = (after_children.children_user + after_children.children_system) - (
+        before_children.children_user + before_children.children_system
+    )
+    return {
+        "per_s": calls / duration,
+        "server_us": sum(spent) * 1e6 / calls if calls else float("nan"),
+        "client_us": generator * 1e6 / calls if calls else float("nan"),
+        "shares": [x / sum(spent) if sum(spent) else 0.0 for x in spent],
+        "data_per_call": data_bytes / calls if calls else 0.0,
+        "wall": wall,
+    }
+
+
+def compare_h2load(
+    two: Replica, one: Replica, body: Path, answer_bytes: int, pairs: int, slice_s: float
+) -> dict[str, Any]:
+    """``compare`` for unary ``Verify`` with h2load as the generator, pinned to CPU 1."""
+    cpu = 1 if len(os.sched_getaffinity(0)) > 1 else None
+    h2load_slice(two, body, slice_s / 2, cpu)
+    h2load_slice(one, body, slice_s / 2, cpu)
+    results = [
+        (h2load_slice(two, body, slice_s, cpu), h2load_slice(one, body, slice_s, cpu))
+        for _ in range(pairs)
+    ]
+    for pair in results:
+        for side in pair:
+            # Every answer a verdict of the expected size (a gRPC error has no DATA frame):
+            # the calls did the work they were timed for.
+            if abs(side["data_per_call"] - answer_bytes) > 8:
+                raise SystemExit(
+                    f"h2load got {side['data_per_call']:.1f} bytes of answer per call, not the"
+                    f" {answer_bytes} of a verdict: the calls failed"
+                )
+    return _summary(results)
+
+
 async def measure(
     two: Replica, one: Replica, codes: list[str], pairs: int, slice_s: float
 ) -> dict[str, Any]:
@@ -213,10 +287,22 @@ async def measure(
 
     for replica in (two, one):
         await until_verifying(replica.address, codes[1])
-    return {
+    results = {
         "verify": await compare(two, one, verify, pairs, slice_s),
         "batch": await compare(two, one, verify_batch, pairs, slice_s),
     }
+    if shutil.which("h2load"):
+        async with grpc.aio.insecure_channel(one.address) as channel:
+            answer = await pb_grpc.VerifierServiceStub(channel).Verify(requests[1])
+        assert answer.verdict.reason == REASON_OK
+        message = requests[1].SerializeToString()
+        with tempfile.NamedTemporaryFile(prefix="huren-verify-", suffix=".grpc") as body:
+            body.write(b"\0" + len(message).to_bytes(4, "big") + message)
+            body.flush()
+            results["verify_h2load"] = compare_h2load(
+                two, one, Path(body.name), 5 + answer.ByteSize(), pairs, slice_s
+            )
+    return results
 
 
 def _line(name: str, r: dict[str, Any], unit: str) -> str:
@@ -269,6 +355,10 @@ def main() -> int:
     )
     print(_line("Verify", results["verify"], "calls"))
     print(_line("VerifyBatch", results["batch"], "codes"))
+    if "verify_h2load" in results:
+        print(_line("Verify", results["verify_h2load"], "calls") + "  [generator: h2load]")
+    else:
+        print("  (h2load not found: install nghttp2-client for the C load generator's run)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
