@@ -73,8 +73,9 @@ def _ca(directory: Path) -> pki.Issued:
 
 def create_development_pki(
     directory: Path, *, admin: str = "hub-admin", hosts: tuple[str, ...] = ()
-) -> None:
+) -> tuple[str, ...]:
     """A CA, the gateway's certificate, the hub administrator's and one operator per demo region.
+    Returns the names the gateway's certificate holds (``localhost``, ``127.0.0.1``, ``hosts``).
 
     Raises:
         ConfigurationInvalid: if ``directory`` already holds a CA.
@@ -85,17 +86,19 @@ def create_development_pki(
         )
     ca = pki.new_ca()
     _write(directory / "ca.pem", directory / "ca.key", ca)
-    server = pki.issue_server(ca, ["localhost", "127.0.0.1", *hosts])
+    names = tuple(dict.fromkeys(("localhost", "127.0.0.1", *hosts)))
+    server = pki.issue_server(ca, list(names))
     _write(directory / "gateway.pem", directory / "gateway.key", server)
     _write(*operator_files(directory, admin), pki.issue_operator(ca, admin, None))
     for name, region in DEMO_OPERATORS.items():
         _write(*operator_files(directory, name), pki.issue_operator(ca, name, region))
+    return names
 
 
 def _init(args: argparse.Namespace) -> int:
     directory: Path = args.directory
-    create_development_pki(directory, admin=args.admin, hosts=tuple(args.host))
-    print(f"development PKI in {directory}: ca.pem, gateway.pem (localhost, 127.0.0.1)")
+    names = create_development_pki(directory, admin=args.admin, hosts=tuple(args.host))
+    print(f"development PKI in {directory}: ca.pem, gateway.pem ({', '.join(names)})")
     print(f"  hub administrator: operators/{args.admin}.pem")
     print(f"  regional operators: {', '.join(f'{n} ({r})' for n, r in DEMO_OPERATORS.items())}")
     return EXIT_OK

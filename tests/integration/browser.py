@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from PIL import Image
-from playwright.async_api import Browser, ViewportSize, async_playwright
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright
 
 CHROMIUM = Path(os.environ.get("HUREN_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
@@ -55,6 +55,26 @@ async def chromium(camera: Path | None = None) -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+@contextlib.asynccontextmanager
+async def watched_page(
+    browser: Browser, viewport: ViewportSize, *, expected_error: str
+) -> AsyncIterator[Page]:
+    """A page in its own context (device scale 2) whose console errors and script errors are
+    collected; on leaving, any of them fails the test except those containing
+    ``expected_error`` (Chromium logs an answer the test asked for, such as a refusal's HTTP
+    status, as a failed resource). A CSP violation or a script error shows up here."""
+    context = await browser.new_context(viewport=viewport, device_scale_factor=2)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        yield page
+    finally:
+        await context.close()
+    assert not [e for e in errors if expected_error not in e], errors
 
 
 def write_y4m(image: Image.Image, path: Path, *, frames: int = 30, size: int = 640) -> Path:

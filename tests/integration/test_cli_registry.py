@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -225,6 +226,19 @@ def test_pki_init_makes_a_ca_the_gateway_and_every_demo_operator(tmp_path):
         == f"huren: ERR_IDENTIFIER: {folder} already holds a CA; use `huren pki issue`\n"
     )
     assert _files(folder) == before  # nothing was overwritten
+
+
+def test_pki_init_names_every_host_the_gateway_certificate_holds(tmp_path):
+    folder = tmp_path / "pki"
+    made = huren("pki", "init", str(folder), "--host", "hub.example", "--host", "10.0.0.5")
+    assert made.returncode == 0, made.stderr
+    names = "localhost, 127.0.0.1, hub.example, 10.0.0.5"
+    assert f"development PKI in {folder}: ca.pem, gateway.pem ({names})" in made.stdout
+    certificate = x509.load_pem_x509_certificate((folder / "gateway.pem").read_bytes())
+    san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    held = [*san.get_values_for_type(x509.DNSName)]
+    held += [str(a) for a in san.get_values_for_type(x509.IPAddress)]
+    assert sorted(held) == sorted(names.split(", "))
 
 
 def test_pki_issue_adds_one_operator_signed_by_the_same_ca(tmp_path):

@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Page
 from regions.common.look import contrast
 from regions.common.runner import RunningRegion, start_region
 from tests.conftest import resident_id
-from tests.integration.browser import DESKTOP, PHONE, chromium, screenshot_path
+from tests.integration.browser import DESKTOP, PHONE, chromium, screenshot_path, watched_page
 from tests.integration.conftest import MutableClock
 from tests.qrread import read_qr
 
@@ -52,17 +52,11 @@ async def regions(tmp_path: Path, clock: MutableClock) -> AsyncIterator[Start]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def phone(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport=PHONE, device_scale_factor=2)
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    yield page
-    await context.close()
-    # A CSP violation or a script error shows up here; a refused declaration (400) is logged by
-    # Chromium too, and is what the server-side validation test expects.
+    # A refused declaration (400) is logged by Chromium too, and is what the server-side
+    # validation test expects.
     refused = "the server responded with a status of 400"
-    assert not [e for e in errors if refused not in e], errors
+    async with watched_page(browser, PHONE, expected_error=refused) as page:
+        yield page
 
 
 async def fill_identity(page: Page, id_number: str = ID_NUMBER) -> None:

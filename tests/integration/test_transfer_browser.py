@@ -14,7 +14,7 @@ from playwright.async_api import Browser, Page
 from gateway.model import Colour, Status
 from regions.common.look import contrast
 from tests.conftest import resident_id
-from tests.integration.browser import PHONE, chromium, screenshot_path
+from tests.integration.browser import PHONE, chromium, screenshot_path, watched_page
 from tests.integration.test_pages_browser import colours, declare, fill_identity
 from tests.integration.transferworld import TransferWorld, transfer_world
 from tests.qrread import read_qr
@@ -38,15 +38,9 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trans
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def phone(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport=PHONE, device_scale_factor=2)
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    yield page
-    await context.close()
     # A refusal (422) is logged by Chromium as a failed resource; anything else is a fault.
-    assert not [e for e in errors if "status of 422" not in e], errors
+    async with watched_page(browser, PHONE, expected_error="status of 422") as page:
+        yield page
 
 
 async def _qr(page: Page, selector: str) -> str:
