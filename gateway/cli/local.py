@@ -54,7 +54,7 @@ from gateway.registry.commands import (
     RevokeKey,
 )
 from gateway.registry.keyfiles import MAX_KEY_FILE_BYTES
-from gateway.registry.registrar import MAX_CERTIFICATES_PER_CHANGE, Change
+from gateway.registry.registrar import MAX_CERTIFICATES_PER_CHANGE, Change, screen_certificates
 from gateway.report import issuance_json
 from gateway.storage.files import StateFiles
 from gateway.storage.migrate import migrate
@@ -434,7 +434,13 @@ def _import_certificates(args: argparse.Namespace) -> int:
                     already += 1  # importing the same certificate again changes nothing
                     continue
                 pending.append(item)
-        imported, refused = 0, 0
+        # Sorted out in memory first, by the Registrar's own checks: submitting them one by one
+        # would audit a refused change for each and soon exhaust the denial budget.
+        screened = screen_certificates(held, args.issuer, [c.der for c in pending])
+        for position, error in sorted(screened.items()):
+            _report_refused(pending[position], error)
+        pending = [c for n, c in enumerate(pending) if n not in screened]
+        imported, refused = 0, len(screened)
         for start in range(0, len(pending), MAX_CERTIFICATES_PER_CHANGE):
             done, failed = _import_batch(
                 hub, args.issuer, pending[start : start + MAX_CERTIFICATES_PER_CHANGE]
@@ -454,6 +460,12 @@ class _Certificate:
     @property
     def sha256(self) -> bytes:
         return hashlib.sha256(self.der).digest()
+
+
+def _report_refused(certificate: _Certificate, error: ConfigurationInvalid) -> None:
+    # A CertificateRefused names the position within its change: the label says it better.
+    reason = str(error).split(": ", 1)[1] if isinstance(error, CertificateRefused) else str(error)
+    print(f"huren: {certificate.label} refused: {error.reason.value}: {reason}", file=sys.stderr)
 
 
 def _import_batch(hub: Hub, issuer: str, batch: list[_Certificate]) -> tuple[int, int]:
@@ -481,8 +493,7 @@ def _import_batch(hub: Hub, issuer: str, batch: list[_Certificate]) -> tuple[int
             if position is None and len(batch) > 1:
                 raise  # not one certificate's fault (the issuer was retired, say)
             bad = batch[position or 0]
-            reason = str(e).split(": ", 1)[1] if position is not None else str(e)
-            print(f"huren: {bad.label} refused: {e.reason.value}: {reason}", file=sys.stderr)
+            _report_refused(bad, e)
             refused += 1
             batch = [c for c in batch if c is not bad]
             continue

@@ -28,7 +28,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -621,6 +621,45 @@ MAX_CERTIFICATES_PER_CHANGE = 1000
 """Most signer certificates one ImportCertificates change holds (one country's list)."""
 
 
+def _takes_certificates(state: TrustState, issuer: str) -> None:
+    """Raises ConfigurationInvalid (ERR_POP) unless ``issuer``'s profile takes keys by
+    certificate (key ids from the certificate's hash), NotFound if it is not registered."""
+    current = state.issuer(IssuerId(issuer))
+    if current is None:
+        raise NotFound(f"issuer {issuer[:64]} is not registered")
+    profile = state.profile_of(current)
+    if profile.envelope.key_id is not KeyIdRule.X509_SHA256_8:
+        raise ConfigurationInvalid(
+            Reason.ERR_POP,
+            f"issuer {issuer}'s profile takes keys with proof of possession: use add-key",
+        )
+
+
+def screen_certificates(
+    state: TrustState, issuer: str, certificates: Sequence[bytes]
+) -> dict[int, ConfigurationInvalid]:
+    """The certificates an :class:`ImportCertificates` change of ``issuer`` would refuse, by
+    position, each with its reason: every certificate is tried in one pass on a candidate copy
+    (``state`` is not touched), as the change admits them, so a list with many bad certificates
+    is sorted out before anything is submitted (each refused change is audited and counted
+    against the actor's denial budget). Advisory: the change itself is still decided by
+    :meth:`Registrar.submit` on the state it finds.
+
+    Raises:
+        ConfigurationInvalid: ERR_POP if the issuer takes no keys by certificate at all.
+        NotFound: if the issuer is not registered.
+    """
+    candidate = state.candidate()
+    _takes_certificates(candidate, issuer)
+    refused: dict[int, ConfigurationInvalid] = {}
+    for position, certificate in enumerate(certificates):
+        try:
+            candidate.add_key(certificate_key(IssuerId(issuer), certificate))
+        except ConfigurationInvalid as e:
+            refused[position] = e
+    return refused
+
+
 def _import_certificates(issuer: str, certificates: tuple[bytes, ...]) -> _Plan:
     def apply(state: TrustState, ctx: _Context) -> str:
         if not 1 <= len(certificates) <= MAX_CERTIFICATES_PER_CHANGE:
@@ -629,14 +668,7 @@ def _import_certificates(issuer: str, certificates: tuple[bytes, ...]) -> _Plan:
                 f"import 1 to {MAX_CERTIFICATES_PER_CHANGE} certificates in one change, "
                 f"not {len(certificates)}",
             )
-        current = state.issuer(IssuerId(issuer))
-        assert current is not None  # _region_of found it
-        profile = state.profile_of(current)
-        if profile.envelope.key_id is not KeyIdRule.X509_SHA256_8:
-            raise ConfigurationInvalid(
-                Reason.ERR_POP,
-                f"issuer {issuer}'s profile takes keys with proof of possession: use add-key",
-            )
+        _takes_certificates(state, issuer)
         keys = []
         for position, certificate in enumerate(certificates):
             try:

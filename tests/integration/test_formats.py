@@ -456,3 +456,33 @@ async def test_a_national_list_is_imported_in_changes_of_at_most_a_thousand_cert
     again = await _import(hub, "eu-dcc-xc", bundle)
     assert again.returncode == 1  # the ES384 certificate is still refused
     assert again.stdout == "0 imported, 1001 already held, 1 refused\n"
+
+
+async def test_a_list_with_many_bad_certificates_is_sorted_out_before_anything_is_submitted(
+    hub: Hub, clock: MutableClock, tmp_path: Path
+) -> None:
+    """40 refused certificates among 5 good ones (more than the denial budget of 30 refused
+    changes in a row): every bad one is reported with its reason, the good ones are imported in
+    one change, and the import after it is still decided (not answered "retry later")."""
+    await _eu_dcc_issuer(hub, "XD")
+    now = clock()
+    good = [_dsc(now, None)[1] for _ in range(5)]
+    bad = [_dsc(now, None, Algorithm.ES384)[1] for _ in range(40)]
+    bundle = tmp_path / "mixed.pem"
+    bundle.write_bytes(b"".join(good[:2] + bad + good[2:]))
+    result = await _import(hub, "eu-dcc-xd", bundle)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "retry later" not in result.stderr
+    for number in range(3, 43):
+        assert f"mixed.pem certificate {number} refused: ERR_ALG_NOT_ALLOWED" in result.stderr
+    *lines, summary = result.stdout.splitlines()
+    assert summary == "5 imported, 0 already held, 40 refused"
+    assert len({line.rsplit(" ", 1)[1] for line in lines}) == 1  # one change, one version
+    later = tmp_path / "later.pem"
+    later.write_bytes(_dsc(now, "1")[1])
+    again = await _import(hub, "eu-dcc-xd", later)
+    assert (again.returncode, again.stdout.splitlines()[-1]) == (
+        0,
+        "1 imported, 0 already held, 0 refused",
+    )
