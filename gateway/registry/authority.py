@@ -76,9 +76,16 @@ ADMIN_ACTIONS = frozenset(
         Action.RETIRE_ISSUER,
     }
 )
-LOCAL_ACTIONS = frozenset({Action.INITIALISE, Action.ACCEPT_ROLLBACK, Action.IMPORT_CERTIFICATE})
-"""Only on the gateway's host: creating the registry, accepting an older copy of it, and
-importing signer certificates (which come without proof of possession)."""
+LOCAL_ACTIONS = frozenset(
+    {
+        Action.INITIALISE,
+        Action.ACCEPT_ROLLBACK,
+        Action.IMPORT_CERTIFICATE,
+        Action.MIGRATE_SCHEMA,
+    }
+)
+"""Only on the gateway's host: creating the registry, accepting an older copy of it, importing
+signer certificates (which come without proof of possession) and upgrading its schema."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -621,6 +621,29 @@ MAX_CERTIFICATES_PER_CHANGE = 1000
 """Most signer certificates one ImportCertificates change holds (one country's list)."""
 
 
+def schema_upgrade(
+    actor: Actor, now: datetime, from_version: int, to_version: int, backup: str, backup_sha256: str
+) -> AuditRecord:
+    """The audit record of ``huren registry migrate`` upgrading the registry file from schema
+    ``from_version`` to ``to_version``, its old file kept as ``backup`` (whose SHA-256 it names):
+    decided here like every change of the registry, written by storage in the transaction that
+    upgrades the file. Only on the hub's host.
+
+    Raises:
+        NotPermitted: for any actor but the hub's host.
+    """
+    why = refusal(actor, Action.MIGRATE_SCHEMA, None)
+    if why is not None:
+        raise NotPermitted(why)
+    detail = (
+        f"registry schema {from_version} -> {to_version}; backup {backup} "
+        f"(sha256 {backup_sha256[:16]})"
+    )
+    return AuditRecord(
+        now, actor.label, Action.MIGRATE_SCHEMA, f"schema-{to_version}", Outcome.OK, detail
+    )
+
+
 def _takes_certificates(state: TrustState, issuer: str) -> None:
     """Raises ConfigurationInvalid (ERR_POP) unless ``issuer``'s profile takes keys by
     certificate (key ids from the certificate's hash), NotFound if it is not registered."""

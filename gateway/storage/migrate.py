@@ -12,10 +12,11 @@ by itself. The command, run by the hub's administrator with the gateway stopped:
    beside it (mode 0600), and fsyncs the copy: the way back;
 4. in one write transaction, rebuilds every table in the current schema from the old rows
    (columns the current schema no longer keeps are dropped; what it adds is derived, see
-   :func:`_names_from_6`), sets the schema version, and appends one audit entry ``migrate-schema``
-   in the name of the administrator, chained to the old entries, whose detail names the versions,
-   the backup file and its SHA-256, and whose state digest is the current schema's digest of the
-   state as read back;
+   :func:`_names_from_6`), sets the schema version, and appends the audit entry
+   ``migrate-schema`` that the Registrar's :func:`~gateway.registry.registrar.schema_upgrade`
+   decides (only the hub's host may), in the name of the administrator, chained to the old
+   entries, whose detail names the versions, the backup file and its SHA-256, and whose state
+   digest is the current schema's digest of the state as read back;
 5. writes the signed state record beside it (the current schema keeps one).
 
 The old entries stay in the chain as they were (the entry format did not change), so `huren audit
@@ -38,7 +39,7 @@ from gateway.errors import RegistryDamaged, StorageUnavailable
 from gateway.registry.audit import GENESIS, AuditEntry, seal, verify_chain
 from gateway.registry.authority import Action, Actor
 from gateway.registry.model import NameKind
-from gateway.registry.registrar import RequestRecord
+from gateway.registry.registrar import AuditRecord, RequestRecord, schema_upgrade
 from gateway.storage.database import open_database, write_transaction
 from gateway.storage.record import StateRecord
 from gateway.storage.sqlite import (
@@ -115,7 +116,8 @@ def migrate(path: Path, record: StateRecord, actor: Actor, now: datetime) -> Mig
             MIGRATIONS[found](db)
             if db.execute("PRAGMA foreign_key_check").fetchone() is not None:
                 raise RegistryDamaged("a row refers to one that does not exist: not upgraded")
-            entry = _append_migration(db, actor, now, found, backup, digest)
+            record_of = schema_upgrade(actor, now, found, SCHEMA_VERSION, backup.name, digest)
+            entry = _append_migration(db, record_of)
         db.execute("PRAGMA foreign_keys=ON")
     finally:
         db.close()
@@ -209,15 +211,10 @@ MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {6: _from_6}
 """The upgrade from each older schema version to the current one."""
 
 
-def _append_migration(
-    db: sqlite_utils.Database,
-    actor: Actor,
-    now: datetime,
-    version: int,
-    backup: Path,
-    digest: str,
-) -> AuditEntry:
-    """Set the schema version and append the ``migrate-schema`` entry (step 4)."""
+def _append_migration(db: sqlite_utils.Database, record: AuditRecord) -> AuditEntry:
+    """Set the schema version and append the ``migrate-schema`` entry the Registrar's
+    :func:`~gateway.registry.registrar.schema_upgrade` made, numbered, chained and hashed
+    (step 4)."""
     db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
     stored = db.execute("SELECT value FROM meta WHERE key = 'trust_version'").fetchone()
     state = _restore(db, int(stored[0]))
@@ -233,13 +230,12 @@ def _append_migration(
     last = _audit_entry(dict(zip(columns, fetched, strict=True))) if fetched else None
     entry = seal(
         (last.seq if last else 0) + 1,
-        now,
-        actor.label,
-        Action.MIGRATE_SCHEMA.value,
-        f"schema-{SCHEMA_VERSION}",
-        "ok",
-        f"registry schema {version} -> {SCHEMA_VERSION}; backup {backup.name} "
-        f"(sha256 {digest[:16]})",
+        record.at,
+        record.actor,
+        record.action.value,
+        record.target,
+        record.outcome.value,
+        record.detail,
         state_digest(state.digest(), requests),
         state.version,
         last.entry_hash if last else GENESIS,

@@ -46,6 +46,7 @@ from gateway.registry.registrar import (
     Outcome,
     decide,
     identify,
+    schema_upgrade,
 )
 from tests.conftest import HANGZHOU_PROFILE, NOW
 
@@ -565,3 +566,24 @@ def test_a_certificate_pins_only_as_what_it_names():
     assert pinned.state is not None
     with pytest.raises(NotAuthenticated):
         identify(pinned.state, Credential(replica.certificate_pem))
+
+
+def test_only_the_hubs_host_upgrades_the_registry_schema():
+    local = Actor(Role.LOCAL, "root")
+    record = schema_upgrade(local, NOW, 6, 7, "registry.db.schema-6.bak", "ab" * 32)
+    assert (record.actor, record.action, record.target) == (
+        "local:root",
+        Action.MIGRATE_SCHEMA,
+        "schema-7",
+    )
+    assert (
+        record.detail
+        == "registry schema 6 -> 7; backup registry.db.schema-6.bak (sha256 abababababababab)"
+    )
+    for other in (
+        Actor(Role.ADMIN, "hub-admin"),
+        Actor(Role.OPERATOR, "zj-ops", RegionCode("330000")),
+        Actor(Role.REPLICA, "replica-1"),
+    ):
+        with pytest.raises(NotPermitted):
+            schema_upgrade(other, NOW, 6, 7, "registry.db.schema-6.bak", "ab" * 32)
