@@ -36,7 +36,7 @@ from pathlib import Path
 import sqlite_utils
 
 from gateway.errors import RegistryDamaged, StorageUnavailable
-from gateway.registry.audit import GENESIS, AuditEntry, seal, verify_chain
+from gateway.registry.audit import GENESIS, AuditEntry, verify_chain
 from gateway.registry.authority import Action, Actor
 from gateway.registry.model import NameKind
 from gateway.registry.registrar import AuditRecord, RequestRecord, schema_upgrade
@@ -47,11 +47,10 @@ from gateway.storage.sqlite import (
     AUDIT_HEAD,
     SCHEMA_VERSION,
     _audit_entry,
-    _audit_row,
     _mark,
     _restore,
+    append_entry,
     next_requests_digest,
-    state_digest,
 )
 
 
@@ -228,20 +227,4 @@ def _append_migration(db: sqlite_utils.Database, record: AuditRecord) -> AuditEn
     columns = [d[0] for d in cursor.description]
     fetched = cursor.fetchone()
     last = _audit_entry(dict(zip(columns, fetched, strict=True))) if fetched else None
-    entry = seal(
-        (last.seq if last else 0) + 1,
-        record.at,
-        record.actor,
-        record.action.value,
-        record.target,
-        record.outcome.value,
-        record.detail,
-        state_digest(state.digest(), requests),
-        state.version,
-        last.entry_hash if last else GENESIS,
-    )
-    db.table("audit").insert(_audit_row(entry))
-    db.execute(
-        "UPDATE meta SET value = ? WHERE key = ?", [f"{entry.seq}:{entry.entry_hash}", AUDIT_HEAD]
-    )
-    return entry
+    return append_entry(db, record, state, requests, last)

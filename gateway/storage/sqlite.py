@@ -578,25 +578,8 @@ class _Transaction:
                 [request.actor, request.request_id, request.action.value, request.digest, seq],
             )
             self.requests_digest = next_requests_digest(self.requests_digest, request, seq)
-        entry = seal(
-            seq,
-            record.at,
-            record.actor,
-            record.action.value,
-            record.target,
-            record.outcome.value,
-            record.detail,
-            state_digest(self.state.digest(), self.requests_digest),
-            self.state.version,
-            self.last.entry_hash if self.last else GENESIS,
-        )
-        self._db.table("audit").insert(_audit_row(entry))
-        self._db.execute(
-            "UPDATE meta SET value = ? WHERE key = ?",
-            [f"{entry.seq}:{entry.entry_hash}", AUDIT_HEAD],
-        )
-        self.last = entry
-        return entry
+        self.last = append_entry(self._db, record, self.state, self.requests_digest, self.last)
+        return self.last
 
 
 # ---------------------------------------------------------------------- problems
@@ -1014,6 +997,34 @@ _WRITERS: dict[type, Callable[[sqlite_utils.Database, Any], None]] = {
     RevocationsSet: _revocations_set,
     PolicyAdded: _policy_added,
 }
+
+
+def append_entry(
+    db: sqlite_utils.Database,
+    record: AuditRecord,
+    state: TrustState,
+    requests_digest: str,
+    last: AuditEntry | None,
+) -> AuditEntry:
+    """Number, chain and hash ``record`` after ``last`` (vouching for ``state`` and the request
+    records' digest), write it and move the recorded head to it."""
+    entry = seal(
+        (last.seq if last else 0) + 1,
+        record.at,
+        record.actor,
+        record.action.value,
+        record.target,
+        record.outcome.value,
+        record.detail,
+        state_digest(state.digest(), requests_digest),
+        state.version,
+        last.entry_hash if last else GENESIS,
+    )
+    db.table("audit").insert(_audit_row(entry))
+    db.execute(
+        "UPDATE meta SET value = ? WHERE key = ?", [f"{entry.seq}:{entry.entry_hash}", AUDIT_HEAD]
+    )
+    return entry
 
 
 def _audit_row(entry: AuditEntry) -> dict[str, Any]:
