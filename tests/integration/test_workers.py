@@ -132,10 +132,14 @@ async def serving_health(address: str, pki: Path) -> bool:
 
 
 def gone(pid: int) -> bool:
-    """True once ``pid`` is no process (reaped) or a zombie its parent has yet to reap."""
+    """True once ``pid`` is no process (reaped) or a zombie its parent has yet to reap, with
+    none of its threads left. (The first thread shows as a zombie while the process's other
+    threads are still exiting, and they hold its sockets: a connection the kernel gives the
+    listening socket then is reset.)"""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+            zombie = f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        return zombie and len(os.listdir(f"/proc/{pid}/task")) <= 1
     except FileNotFoundError:
         return True
 
