@@ -138,6 +138,7 @@ MAX_LOG_PAGE: Final = 1000
 """Most issuance log entries one query answers (``ListAttestations``, ``huren registry
 attestations``)."""
 DEFAULT_LOG_PAGE: Final = 100
+MAX_FILTER_CHARS: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +167,11 @@ class IssuanceQuery:
             raise ValueError(f"a page holds 1 to {MAX_LOG_PAGE} entries, not {self.limit}")
         if self.before < 0:
             raise ValueError("before is a sequence number: 0 or more")
+        if len(self.policy_id) > MAX_FILTER_CHARS or len(self.code_ref) > MAX_FILTER_CHARS:
+            raise ValueError(
+                f"a policy id or code_ref has at most {MAX_FILTER_CHARS} characters: none longer "
+                "is ever logged"
+            )
         if self.policy_version and not self.policy_id:
             raise ValueError("a policy version needs the policy id")
         if self.policy_version < 0:

@@ -751,9 +751,9 @@ def issuance_query(message: rpb.ListAttestationsRequest) -> IssuanceQuery:
             destination=parse_region_code(message.destination) if message.destination else None,
             issued_from=_strict_time(message, "issued_from"),
             issued_until=_strict_time(message, "issued_until"),
-            policy_id=message.policy_id[:128],
+            policy_id=message.policy_id,
             policy_version=message.policy_version,
-            code_ref=message.code_ref[:256],
+            code_ref=message.code_ref,
         )
     except (ValueError, OverflowError) as e:
         raise RequestInvalid(str(e)) from None

@@ -153,6 +153,7 @@ def test_a_log_written_before_the_reference_index_is_indexed_when_opened(tmp_pat
         ({"limit": 1001}, "1 to 1000 entries"),
         ({"limit": 0}, "1 to 1000 entries"),
         ({"policy_version": 2}, "needs the policy id"),
+        ({"code_ref": "c1." + "A" * 254}, "at most 256 characters"),
         ({"issued_from": START, "issued_until": START}, "the interval is empty"),
         ({"issued_from": START.replace(tzinfo=None)}, "needs a UTC offset"),
     ],
