@@ -134,6 +134,79 @@ class Issuance:
     expires_at: datetime
 
 
+MAX_LOG_PAGE: Final = 1000
+"""Most issuance log entries one query answers (``ListAttestations``, ``huren registry
+attestations``)."""
+DEFAULT_LOG_PAGE: Final = 100
+MAX_FILTER_CHARS: Final = 256
+
+
+@dataclass(frozen=True, slots=True)
+class IssuanceQuery:
+    """Which entries of the issuance log to read, newest first; every filter given must match.
+
+    Only what the log answers from an index: a destination, an interval of issue times, a
+    policy id (and version), and a ``code_ref`` (the attestation's own, or one of its sources').
+    """
+
+    before: int = 0
+    """Entries with a lower sequence number (0: from the newest): the cursor of the next page."""
+    limit: int = DEFAULT_LOG_PAGE
+    destination: RegionCode | None = None
+    issued_from: datetime | None = None
+    """Issued at or after this instant."""
+    issued_until: datetime | None = None
+    """Issued before this instant."""
+    policy_id: str = ""
+    policy_version: int = 0
+    """With ``policy_id``: only this version (0: any)."""
+    code_ref: str = ""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_LOG_PAGE:
+            raise ValueError(f"a page holds 1 to {MAX_LOG_PAGE} entries, not {self.limit}")
+        if self.before < 0:
+            raise ValueError("before is a sequence number: 0 or more")
+        if len(self.policy_id) > MAX_FILTER_CHARS or len(self.code_ref) > MAX_FILTER_CHARS:
+            raise ValueError(
+                f"a policy id or code_ref has at most {MAX_FILTER_CHARS} characters: none longer "
+                "is ever logged"
+            )
+        if self.policy_version and not self.policy_id:
+            raise ValueError("a policy version needs the policy id")
+        if self.policy_version < 0:
+            raise ValueError("a policy version is 1 or more")
+        for name in ("issued_from", "issued_until"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"{name} needs a UTC offset")
+        if (
+            self.issued_from is not None
+            and self.issued_until is not None
+            and self.issued_until <= self.issued_from
+        ):
+            raise ValueError("the interval is empty: issued_until must be after issued_from")
+
+    @property
+    def policy(self) -> str:
+        """The policy label the log keeps (``id@version``), or its prefix (``id@``)."""
+        if not self.policy_id:
+            return ""
+        return f"{self.policy_id}@{self.policy_version or ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuancePage:
+    """A page of the issuance log, newest first."""
+
+    entries: tuple[tuple[int, Issuance], ...]
+    next_before: int
+    """The cursor of the next page (``IssuanceQuery.before``); 0: there is none."""
+    kept: int
+    """How many entries the log holds (all, not only those matching)."""
+    max_kept: int
+
+
 @dataclass(frozen=True, slots=True)
 class AttestOutcome:
     """The answer to an attestation request: the decision it rests on, and the attestation or

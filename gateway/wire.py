@@ -32,6 +32,7 @@ from gateway.model import (
     Status,
     SubjectRef,
     Verdict,
+    parse_region_code,
 )
 from gateway.recognise import Assessment, Decision, DecisionReason, DecisionStatus, Role, Step
 from gateway.registry import OnlineEndpoint
@@ -39,11 +40,13 @@ from gateway.registry.admission import KeyOffer
 from gateway.registry.audit import AuditEntry
 from gateway.registry.commands import (
     AddKey,
+    AddReplica,
     Command,
     CreateOperator,
     CreateRegion,
     RegisterIssuer,
     RemoveOperator,
+    RemoveReplica,
     ReserveName,
     RetireIssuer,
     RetireKey,
@@ -60,10 +63,20 @@ from gateway.registry.views import (
     PolicyVersionView,
     PolicyView,
     ProfileVersionView,
+    ReplicaView,
     TrustListView,
 )
 from gateway.replica_secrets import IssuerSecrets, ReplicaSecrets
-from gateway.transfer import AttestOutcome, Refusal, Refused
+from gateway.transfer import (
+    DEFAULT_LOG_PAGE,
+    MAX_LOG_PAGE,
+    AttestOutcome,
+    Issuance,
+    IssuancePage,
+    IssuanceQuery,
+    Refusal,
+    Refused,
+)
 
 STATUS = {s: pb.Status.Value(f"STATUS_{s.name}") for s in Status}
 COLOUR = {c: pb.Colour.Value(f"COLOUR_{c.name}") for c in Colour}
@@ -286,6 +299,8 @@ RegistryRequest = (
     | rpb.RemoveOperatorRequest
     | rpb.RetireIssuerRequest
     | rpb.ReserveNameRequest
+    | rpb.AddReplicaRequest
+    | rpb.RemoveReplicaRequest
 )
 
 
@@ -363,6 +378,10 @@ def command(request: RegistryRequest) -> Command:
             if kind is None:
                 raise RequestInvalid("kind must be NAME_KIND_PROFILE, _POLICY or _ISSUER")
             return ReserveName(kind, request.name, request.region)
+        case rpb.AddReplicaRequest():
+            return AddReplica(request.name, request.certificate_pem)
+        case rpb.RemoveReplicaRequest():
+            return RemoveReplica(request.name)
     raise AssertionError(f"not a Registry request: {type(request).__name__}")
 
 
@@ -445,6 +464,12 @@ def request(request_id: str, change: Command) -> RegistryRequest:
                 name=change.name,
                 region=change.region,
             )
+        case AddReplica():
+            return rpb.AddReplicaRequest(
+                request_id=request_id, name=change.name, certificate_pem=change.certificate_pem
+            )
+        case RemoveReplica():
+            return rpb.RemoveReplicaRequest(request_id=request_id, name=change.name)
     raise RequestInvalid(f"{type(change).__name__} is done on the gateway's host, not over gRPC")
 
 
@@ -695,3 +720,100 @@ def replica_secrets_from(message: rpb.GetReplicaSecretsResponse) -> ReplicaSecre
     return ReplicaSecrets(
         message.version, message.subject_key, message.link_key, MappingProxyType(issuers)
     )
+
+
+# ---------------------------------------------------------------------- registry: hub reading
+
+
+def replica(view: ReplicaView) -> rpb.ReplicaRecord:
+    return rpb.ReplicaRecord(name=view.name, spki_sha256=view.spki_sha256, active=view.active)
+
+
+def replica_from(message: rpb.ReplicaRecord) -> ReplicaView:
+    return ReplicaView(message.name, message.spki_sha256, message.active)
+
+
+def issuance_query(message: rpb.ListAttestationsRequest) -> IssuanceQuery:
+    """The issuance log query a ListAttestations request asks.
+
+    Raises:
+        RequestInvalid: for a page larger than :data:`~gateway.transfer.MAX_LOG_PAGE`, a
+            destination that is no region code, or an impossible interval.
+    """
+    if message.limit > MAX_LOG_PAGE:
+        raise RequestInvalid(
+            f"at most {MAX_LOG_PAGE} entries per call, not {message.limit}: page with before"
+        )
+    try:
+        return IssuanceQuery(
+            before=message.before,
+            limit=message.limit or DEFAULT_LOG_PAGE,
+            destination=parse_region_code(message.destination) if message.destination else None,
+            issued_from=_strict_time(message, "issued_from"),
+            issued_until=_strict_time(message, "issued_until"),
+            policy_id=message.policy_id,
+            policy_version=message.policy_version,
+            code_ref=message.code_ref,
+        )
+    except (ValueError, OverflowError) as e:
+        raise RequestInvalid(str(e)) from None
+
+
+def _strict_time(message: Any, name: str) -> datetime | None:
+    return from_timestamp(getattr(message, name), strict=True) if message.HasField(name) else None
+
+
+def issuance_request(query: IssuanceQuery) -> rpb.ListAttestationsRequest:
+    return rpb.ListAttestationsRequest(
+        before=query.before,
+        limit=query.limit,
+        destination=str(query.destination or ""),
+        issued_from=_stamp(query.issued_from),
+        issued_until=_stamp(query.issued_until),
+        policy_id=query.policy_id,
+        policy_version=query.policy_version,
+        code_ref=query.code_ref,
+    )
+
+
+def issuance_page(page: IssuancePage) -> rpb.ListAttestationsResponse:
+    return rpb.ListAttestationsResponse(
+        entries=[_issuance_record(seq, issuance) for seq, issuance in page.entries],
+        next_before=page.next_before,
+        kept=page.kept,
+        max_kept=page.max_kept,
+    )
+
+
+def _issuance_record(seq: int, issuance: Issuance) -> rpb.IssuanceRecord:
+    policy_id, _, version = issuance.policy.rpartition("@")
+    return rpb.IssuanceRecord(
+        seq=seq,
+        code_ref=issuance.code_ref,
+        destination=issuance.destination,
+        policy_id=policy_id,
+        policy_version=int(version) if version.isdigit() else 0,
+        source_code_refs=list(issuance.sources),
+        kid=issuance.kid,
+        issued_at=timestamp(issuance.issued_at),
+        expires_at=timestamp(issuance.expires_at),
+    )
+
+
+def issuance_page_from(message: rpb.ListAttestationsResponse) -> IssuancePage:
+    entries = tuple(
+        (
+            e.seq,
+            Issuance(
+                code_ref=e.code_ref,
+                destination=RegionCode(e.destination),
+                policy=f"{e.policy_id}@{e.policy_version}",
+                sources=tuple(e.source_code_refs),
+                kid=e.kid,
+                issued_at=from_timestamp(e.issued_at),
+                expires_at=from_timestamp(e.expires_at),
+            ),
+        )
+        for e in message.entries
+    )
+    return IssuancePage(entries, message.next_before, message.kept, message.max_kept)

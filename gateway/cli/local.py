@@ -24,6 +24,7 @@ from gateway.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     Subparsers,
+    aware_datetime,
     local_actor,
     read_hex,
     read_source,
@@ -55,6 +56,7 @@ from gateway.registry.commands import (
 )
 from gateway.registry.keyfiles import MAX_KEY_FILE_BYTES
 from gateway.registry.registrar import MAX_CERTIFICATES_PER_CHANGE, Change, screen_certificates
+from gateway.registry.views import ReplicaView, replica_views
 from gateway.report import issuance_json
 from gateway.storage.files import StateFiles
 from gateway.storage.migrate import migrate
@@ -157,9 +159,7 @@ def register(commands: Subparsers) -> None:
     attestation.set_defaults(handler=_attestation_key)
 
     issued = command("attestations", "the hub's issuance log of transfer attestations")
-    issued.add_argument("--destination", help="only those made for this region")
-    issued.add_argument("--limit", type=int, default=100, help="at most this many, newest first")
-    issued.add_argument("--json", action="store_true", help="one JSON object per attestation")
+    add_issuance_options(issued)
     issued.set_defaults(handler=_attestations)
 
     upgrade = command(
@@ -339,19 +339,64 @@ def _attestation_key(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _attestations(args: argparse.Namespace) -> int:
-    destination = None
-    if args.destination:
-        try:
-            destination = parse_region_code(args.destination)
-        except ValueError as e:
-            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"--destination: {e}") from e
-    with _hub(args) as hub:
-        desk = hub.attestations()
-        entries = desk.log.query(destination=destination, limit=args.limit)
-        total = desk.log.count()
-    for seq, issuance in entries:
-        if args.json:
+def add_issuance_options(p: argparse.ArgumentParser, *, json_option: bool = True) -> None:
+    """The filters and paging of the issuance log (here and ``huren operator attestations``,
+    whose commands all have ``--json`` already)."""
+    p.add_argument("--destination", help="only those made for this region")
+    p.add_argument("--since", type=aware_datetime, help="only those issued at or after (ISO 8601)")
+    p.add_argument("--until", type=aware_datetime, help="only those issued before (ISO 8601)")
+    p.add_argument("--policy", help="only those decided by this policy id, or id@version")
+    p.add_argument(
+        "--code-ref", help="only the attestation with this code_ref, or those made from it"
+    )
+    p.add_argument(
+        "--before", type=int, default=0, help="only entries below this #seq (the next page)"
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=transfer.DEFAULT_LOG_PAGE,
+        help=f"at most this many, newest first (at most {transfer.MAX_LOG_PAGE})",
+    )
+    if json_option:
+        p.add_argument("--json", action="store_true", help="one JSON object per attestation")
+
+
+def issuance_query(args: argparse.Namespace) -> transfer.IssuanceQuery:
+    """The query the issuance log options ask.
+
+    Raises:
+        ConfigurationInvalid: naming the option that cannot be.
+    """
+    policy_id, _, version = (args.policy or "").partition("@")
+    try:
+        destination = parse_region_code(args.destination) if args.destination else None
+    except ValueError as e:
+        raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"--destination: {e}") from e
+    if version and not version.isdigit():
+        raise ConfigurationInvalid(
+            Reason.ERR_IDENTIFIER, f"--policy: {args.policy[:64]!r} is not ID or ID@VERSION"
+        )
+    try:
+        return transfer.IssuanceQuery(
+            before=args.before,
+            limit=args.limit,
+            destination=destination,
+            issued_from=args.since,
+            issued_until=args.until,
+            policy_id=policy_id,
+            policy_version=int(version or 0),
+            code_ref=args.code_ref or "",
+        )
+    except ValueError as e:
+        raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, str(e)) from e
+
+
+def print_issuances(page: transfer.IssuancePage, as_json: bool) -> None:
+    """A page of the issuance log: one line (or JSON object) per attestation, newest first,
+    then, for people, how many the log keeps and how to ask for the next page."""
+    for seq, issuance in page.entries:
+        if as_json:
             print(json.dumps(issuance_json(seq, issuance), ensure_ascii=False))
         else:
             print(
@@ -360,9 +405,19 @@ def _attestations(args: argparse.Namespace) -> int:
                 f"{issuance.expires_at.isoformat()}, key {issuance.kid}, sources "
                 f"{' '.join(issuance.sources)}"
             )
-    if not args.json:
-        kept = desk.log.max_entries
-        print(f"{len(entries)} shown of {total} kept (the log keeps the latest {kept})")
+    if not as_json:
+        more = f"; older ones: --before {page.next_before}" if page.next_before else ""
+        print(
+            f"{len(page.entries)} shown of {page.kept} kept (the log keeps the latest "
+            f"{page.max_kept}){more}"
+        )
+
+
+def _attestations(args: argparse.Namespace) -> int:
+    query = issuance_query(args)
+    with _hub(args) as hub:
+        page = hub.attestations().log.page(query)
+    print_issuances(page, args.json)
     return EXIT_OK
 
 
@@ -538,17 +593,20 @@ def _remove_replica(args: argparse.Namespace) -> int:
 
 def _list_replicas(args: argparse.Namespace) -> int:
     with _hub(args) as hub:
-        operators = hub.store.state.snapshot().operators
-    replicas = sorted((o for o in operators.values() if o.replica), key=lambda o: o.name)
-    for o in replicas:
-        if args.json:
-            line = {"name": o.name, "key_sha256": o.spki_sha256, "active": o.active}
-            print(json.dumps(line))
-        else:
-            print(f"{o.name}\t{'active' if o.active else 'removed'}\tkey {o.spki_sha256[:16]}...")
-    if not replicas and not args.json:
-        print("no replica is pinned")
+        replicas = replica_views(hub.store.state.snapshot())
+    print_replicas(replicas, args.json)
     return EXIT_OK
+
+
+def print_replicas(replicas: list[ReplicaView], as_json: bool) -> None:
+    """The replicas, one line (or JSON object) each (here and ``huren operator list-replicas``)."""
+    for r in replicas:
+        if as_json:
+            print(json.dumps({"name": r.name, "key_sha256": r.spki_sha256, "active": r.active}))
+        else:
+            print(f"{r.name}\t{'active' if r.active else 'removed'}\tkey {r.spki_sha256[:16]}...")
+    if not replicas and not as_json:
+        print("no replica is pinned")
 
 
 def _retire_issuer(args: argparse.Namespace) -> int:

@@ -20,22 +20,29 @@ from gateway.cli.common import (
     tls_credentials,
 )
 from gateway.cli.local import (
+    add_issuance_options,
     add_issuer_options,
     algorithm_choices,
+    issuance_query,
     new_request_id,
+    print_issuances,
+    print_replicas,
     register_issuer_command,
     signing_keys,
 )
 from gateway.clients import RegistryClient
+from gateway.clients.tls import read_tls_file
 from gateway.crypto import Algorithm
 from gateway.model import Reason
 from gateway.registry.admission import offers_from_file
 from gateway.registry.commands import (
     AddKey,
+    AddReplica,
     Command,
     CreateOperator,
     CreateRegion,
     RemoveOperator,
+    RemoveReplica,
     ReserveName,
     RetireIssuer,
     RetireKey,
@@ -76,40 +83,28 @@ def register(commands: Subparsers) -> None:
         required=True,
         help="the new key's private key (PEM), to prove possession; repeat for each key",
     )
-    p.add_argument(
-        "--request-id",
-        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
-    )
+    request_id_option(p)
     p.set_defaults(handler=_add_key)
 
     p = command("retire-key", "refuse codes issued after a time (default: now)")
     p.add_argument("--issuer", required=True, help="the issuer id, such as hangzhou")
     p.add_argument("--kid", required=True, help="the key id, as codes name it")
     p.add_argument("--at", type=aware_datetime, help="RFC 3339 time with offset")
-    p.add_argument(
-        "--request-id",
-        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
-    )
+    request_id_option(p)
     p.set_defaults(handler=_retire_key)
 
     p = command("revoke-key", "refuse every code the key signed, from now on")
     p.add_argument("--issuer", required=True, help="the issuer id, such as hangzhou")
     p.add_argument("--kid", required=True, help="the key id, as codes name it")
     p.add_argument("--reason", default="", help="why, for the audit log")
-    p.add_argument(
-        "--request-id",
-        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
-    )
+    request_id_option(p)
     p.set_defaults(handler=_revoke_key)
 
     p = command("set-revocations", "replace a key's revocation list (SMART Health Cards CRL)")
     p.add_argument("--issuer", required=True, help="the issuer id, such as hangzhou")
     p.add_argument("--kid", required=True, help="the key id, as codes name it")
     p.add_argument("--file", required=True, help="the CRL JSON file, or an http(s) URL")
-    p.add_argument(
-        "--request-id",
-        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
-    )
+    request_id_option(p)
     p.set_defaults(handler=_set_revocations)
 
     p = command("update-profile", "move an issuer to the next version of its profile")
@@ -117,19 +112,13 @@ def register(commands: Subparsers) -> None:
     p.add_argument(
         "--profile", type=Path, required=True, help="the profile TOML file (its next version)"
     )
-    p.add_argument(
-        "--request-id",
-        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
-    )
+    request_id_option(p)
     p.set_defaults(handler=_update_profile)
 
     p = command("create-region", "create a region (hub administrator)")
     p.add_argument("--region", required=True, help="GB/T 2260 code, such as 330100")
     p.add_argument("--name", required=True, help="display name, such as 杭州市")
-    p.add_argument(
-        "--request-id",
-        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
-    )
+    request_id_option(p)
     p.set_defaults(handler=_create_region)
 
     p = command("create-operator", "pin an operator's certificate (hub administrator)")
@@ -138,19 +127,48 @@ def register(commands: Subparsers) -> None:
     p.add_argument(
         "--operator-cert", type=Path, required=True, help="the operator's certificate (PEM)"
     )
-    p.add_argument(
-        "--request-id",
-        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
-    )
+    request_id_option(p)
     p.set_defaults(handler=_create_operator)
 
     p = command("remove-operator", "unpin an operator at once (hub administrator)")
     p.add_argument("--name", required=True, help="the operator's name")
-    p.add_argument(
-        "--request-id",
-        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
-    )
+    request_id_option(p)
     p.set_defaults(handler=_remove_operator)
+
+    p = command(
+        "add-replica",
+        "pin a verifier replica's certificate: it may then fetch the replica secrets (hub "
+        "administrator)",
+    )
+    p.add_argument("--name", required=True, help="the replica's name, as its certificate says")
+    p.add_argument(
+        "--certificate",
+        type=Path,
+        required=True,
+        help="its certificate (spiffe://huren.local/replica/NAME; `huren pki issue --replica "
+        "NAME` makes one)",
+    )
+    request_id_option(p)
+    p.set_defaults(handler=_add_replica)
+
+    p = command(
+        "remove-replica",
+        "unpin a replica at once: its next fetch of the replica secrets is refused (hub "
+        "administrator)",
+    )
+    p.add_argument("--name", required=True, help="the replica's name")
+    request_id_option(p)
+    p.set_defaults(handler=_remove_replica)
+
+    p = command("list-replicas", "the replicas pinned, and those removed (hub administrator)")
+    p.set_defaults(handler=_list_replicas)
+
+    p = command(
+        "attestations",
+        "the hub's issuance log of transfer attestations, newest first (hub administrator)",
+    )
+    add_issuance_options(p, json_option=False)
+    p.set_defaults(handler=_attestations)
 
     p = command(
         "reserve-name",
@@ -162,10 +180,7 @@ def register(commands: Subparsers) -> None:
     )
     p.add_argument("--name", required=True, help="the name to reserve")
     p.add_argument("--region", required=True, help="the region it is reserved for")
-    p.add_argument(
-        "--request-id",
-        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
-    )
+    request_id_option(p)
     p.set_defaults(handler=_reserve_name)
 
     p = command(
@@ -174,10 +189,7 @@ def register(commands: Subparsers) -> None:
     )
     p.add_argument("--issuer", required=True, help="the issuer id, such as hangzhou")
     p.add_argument("--reason", default="", help="why, for the audit log")
-    p.add_argument(
-        "--request-id",
-        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
-    )
+    request_id_option(p)
     p.set_defaults(handler=_retire_issuer)
 
     p = command("list-issuers", "list issuers (optionally of one region)")
@@ -196,6 +208,13 @@ def register(commands: Subparsers) -> None:
     p.add_argument("--after", type=int, default=0, help="entries after this sequence number")
     p.add_argument("--limit", type=int, default=1000, help="at most this many (at most 1000)")
     p.set_defaults(handler=_audit)
+
+
+def request_id_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--request-id",
+        help="your id for this request (default: a new UUID, printed); reuse it to retry safely",
+    )
 
 
 def _client(args: argparse.Namespace) -> RegistryClient:
@@ -270,6 +289,30 @@ def _create_operator(args: argparse.Namespace) -> int:
 
 def _remove_operator(args: argparse.Namespace) -> int:
     return _send(args, RemoveOperator(args.name))
+
+
+def _add_replica(args: argparse.Namespace) -> int:
+    certificate = read_tls_file(args.certificate).content
+    return _send(args, AddReplica(args.name, certificate))
+
+
+def _remove_replica(args: argparse.Namespace) -> int:
+    return _send(args, RemoveReplica(args.name))
+
+
+def _list_replicas(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        replicas = client.list_replicas()
+    print_replicas(replicas, args.json)
+    return EXIT_OK
+
+
+def _attestations(args: argparse.Namespace) -> int:
+    query = issuance_query(args)
+    with _client(args) as client:
+        page = client.attestations(query)
+    print_issuances(page, args.json)
+    return EXIT_OK
 
 
 def _reserve_name(args: argparse.Namespace) -> int:

@@ -18,7 +18,8 @@ from gateway.clients.tls import ChannelClient, TlsCredentials
 from gateway.registry.audit import AuditEntry
 from gateway.registry.commands import Command
 from gateway.registry.registrar import Change
-from gateway.registry.views import IssuerView, PolicyView, TrustListView
+from gateway.registry.views import IssuerView, PolicyView, ReplicaView, TrustListView
+from gateway.transfer import IssuancePage, IssuanceQuery
 
 
 def new_request_id() -> str:
@@ -79,6 +80,18 @@ class RegistryClient(ChannelClient):
             )
         return [wire.audit_entry_from(e) for e in answer.entries]
 
+    def list_replicas(self) -> list[ReplicaView]:
+        """The replicas pinned, and those removed (the hub administrator)."""
+        with self.calls():
+            answer = self._stub.ListReplicas(pb.ListReplicasRequest(), timeout=self.timeout)
+        return [wire.replica_from(r) for r in answer.replicas]
+
+    def attestations(self, query: IssuanceQuery) -> IssuancePage:
+        """A page of the hub's issuance log, newest first (the hub administrator)."""
+        with self.calls():
+            answer = self._stub.ListAttestations(wire.issuance_request(query), timeout=self.timeout)
+        return wire.issuance_page_from(answer)
+
 
 _METHODS: dict[type, str] = {
     pb.RegisterIssuerRequest: "RegisterIssuer",
@@ -93,4 +106,6 @@ _METHODS: dict[type, str] = {
     pb.RemoveOperatorRequest: "RemoveOperator",
     pb.RetireIssuerRequest: "RetireIssuer",
     pb.ReserveNameRequest: "ReserveName",
+    pb.AddReplicaRequest: "AddReplica",
+    pb.RemoveReplicaRequest: "RemoveReplica",
 }

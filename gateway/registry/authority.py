@@ -146,3 +146,14 @@ def may_fetch_secrets(actor: Actor) -> str | None:
     if actor.role is not Role.REPLICA:
         return "only a pinned replica's certificate fetches the replica secrets"
     return None
+
+
+def may_read_as_admin(actor: Actor, what: str) -> str | None:
+    """Why ``actor`` may not read ``what``, which only the hub administrator reads (the issuance
+    log of transfer attestations, the replicas pinned), or None if it may. A regional operator
+    has no need of other regions' traffic nor of the hub's replicas; a replica reads nothing."""
+    if actor.role in (Role.ADMIN, Role.LOCAL):
+        return None
+    if actor.role is Role.REPLICA:
+        return "a replica's certificate only fetches the replica secrets"
+    return f"only the hub administrator reads {what}"

@@ -14,6 +14,7 @@ from datetime import datetime
 from gateway.errors import NotFound, RequestInvalid
 from gateway.model import IssuerId, parse_region_code
 from gateway.policy import DEFAULT_NATIONAL, NATIONAL
+from gateway.registry.model import Operator
 from gateway.registry.snapshot import TrustSnapshot
 
 
@@ -175,3 +176,22 @@ def policy_view(snapshot: TrustSnapshot, destination: str) -> PolicyView:
             if v.version <= policy.version
         ),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaView:
+    """A verifier replica's pin (``huren registry replica list``, ``ListReplicas``)."""
+
+    name: str
+    spki_sha256: str
+    active: bool
+
+
+def replica_views(snapshot: TrustSnapshot) -> list[ReplicaView]:
+    """Every replica ever pinned, by name (removed ones with ``active`` false)."""
+    replicas = (o for o in snapshot.operators.values() if o.replica)
+    return [ReplicaView(o.name, o.spki_sha256, o.active) for o in sorted(replicas, key=_name)]
+
+
+def _name(operator: Operator) -> str:
+    return operator.name

@@ -30,9 +30,21 @@ from gateway.errors import NotAuthenticated, NotPermitted, RequestInvalid
 from gateway.hub import Hub
 from gateway.registry import TrustHolder, TrustSnapshot
 from gateway.registry.audit import AuditEntry
-from gateway.registry.authority import Actor, Role, may_fetch_secrets, may_read_audit
+from gateway.registry.authority import (
+    Actor,
+    Role,
+    may_fetch_secrets,
+    may_read_as_admin,
+    may_read_audit,
+)
 from gateway.registry.registrar import Change, Credential
-from gateway.registry.views import TrustListView, issuer_view, issuer_views, policy_view
+from gateway.registry.views import (
+    TrustListView,
+    issuer_view,
+    issuer_views,
+    policy_view,
+    replica_views,
+)
 from gateway.replica_secrets import ReplicaSecrets, bundle
 from gateway.server.feed import TrustListFeed
 from gateway.server.status import abort_for
@@ -225,6 +237,16 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
     ) -> pb.SetPolicyResponse:
         return pb.SetPolicyResponse(change=await self._submit(context, request))
 
+    async def AddReplica(
+        self, request: pb.AddReplicaRequest, context: Context
+    ) -> pb.AddReplicaResponse:
+        return pb.AddReplicaResponse(change=await self._submit(context, request))
+
+    async def RemoveReplica(
+        self, request: pb.RemoveReplicaRequest, context: Context
+    ) -> pb.RemoveReplicaResponse:
+        return pb.RemoveReplicaResponse(change=await self._submit(context, request))
+
     # ------------------------------------------------------------------ reading
 
     async def GetPolicy(
@@ -347,3 +369,57 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             await abort_for(context, error)
             raise AssertionError("unreachable: abort raises") from None
         return pb.ListAuditResponse(entries=[wire.audit_entry(e) for e in entries])
+
+    # ------------------------------------------------------------------ the hub administrator's
+
+    async def _read_as_admin(self, context: Context, what: str, read: Callable[[Hub], T]) -> T:
+        """``read`` on the registry thread, for the hub administrator alone (the authority
+        decides). Reads are not changes: they are not in the audit log (as ``ListAudit``); a
+        denied one is counted by the security log."""
+        credential = self._credential(context)
+
+        def work(hub: Hub) -> tuple[Actor, T | None]:
+            hub.store.refresh()  # a pin removed by another process counts at once
+            actor = hub.registrar.identify(credential)
+            if may_read_as_admin(actor, what) is not None:
+                return actor, None
+            return actor, read(hub)
+
+        try:
+            actor, answer = await self._worker.run(work)
+        except NotAuthenticated as e:
+            self._unknown(e, credential)
+            raise
+        why = may_read_as_admin(actor, what)
+        if why is not None:
+            self.security.refused(f"{what} asked by a non-administrator", actor.label)
+            raise NotPermitted(why)
+        assert answer is not None
+        return answer
+
+    async def ListReplicas(
+        self, request: pb.ListReplicasRequest, context: Context
+    ) -> pb.ListReplicasResponse:
+        try:
+            views = await self._read_as_admin(
+                context, "the replicas", lambda hub: replica_views(hub.store.state.snapshot())
+            )
+        except Exception as error:
+            await abort_for(context, error)
+            raise AssertionError("unreachable: abort raises") from None
+        return pb.ListReplicasResponse(replicas=[wire.replica(v) for v in views])
+
+    async def ListAttestations(
+        self, request: pb.ListAttestationsRequest, context: Context
+    ) -> pb.ListAttestationsResponse:
+        try:
+            page = await self._read_as_admin(
+                context,
+                "the issuance log",
+                # The request is read once the caller may ask: others learn nothing of it.
+                lambda hub: hub.attestations().log.page(wire.issuance_query(request)),
+            )
+        except Exception as error:
+            await abort_for(context, error)
+            raise AssertionError("unreachable: abort raises") from None
+        return wire.issuance_page(page)

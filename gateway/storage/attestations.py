@@ -6,7 +6,9 @@
   of the hub's issuer; a retired or revoked key stays on disk and signs nothing.
 - :class:`IssuanceLog`: every issued attestation (its code reference, destination, deciding
   policy, the source codes' references, key id, issue and expiry times: no personal data), in
-  SQLite, bounded: past ``max_entries`` the oldest are dropped.
+  SQLite, bounded: past ``max_entries`` the oldest are dropped. Read a page at a time
+  (:meth:`IssuanceLog.page`) through indexes on destination, policy, issue time and every code
+  reference it names.
 """
 
 from __future__ import annotations
@@ -18,17 +20,16 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.crypto import Algorithm, PrivateKey
 from gateway.errors import StorageUnavailable
 from gateway.model import RegionCode
 from gateway.storage.secrets import create_exclusive
-from gateway.transfer import Issuance, key_id
+from gateway.transfer import Issuance, IssuancePage, IssuanceQuery, key_id
 
 DEFAULT_MAX_ENTRIES = 100_000
-MAX_QUERY = 10_000
 _ALGORITHM = Algorithm.ES256
 
 
@@ -100,6 +101,7 @@ class IssuanceLog:
                 " sources TEXT NOT NULL, kid TEXT NOT NULL, issued_at TEXT NOT NULL,"
                 " expires_at TEXT NOT NULL)"
             )
+            self._index()
         except sqlite3.Error as e:
             raise StorageUnavailable(f"cannot open the issuance log {path.name}: {e}") from e
 
@@ -128,9 +130,13 @@ class IssuanceLog:
                         row,
                     )
                     seq = int(cursor.lastrowid or 0)
-                    self._db.execute(
-                        "DELETE FROM issuances WHERE seq <= ?", (seq - self.max_entries,)
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO issuance_refs (code_ref, seq) VALUES (?, ?)",
+                        [(ref, seq) for ref in {issuance.code_ref, *issuance.sources} if ref],
                     )
+                    dropped = (seq - self.max_entries,)
+                    self._db.execute("DELETE FROM issuances WHERE seq <= ?", dropped)
+                    self._db.execute("DELETE FROM issuance_refs WHERE seq <= ?", dropped)
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
@@ -139,29 +145,80 @@ class IssuanceLog:
             raise StorageUnavailable(f"cannot write the issuance log: {e}") from e
         return seq
 
-    def query(
-        self,
-        *,
-        destination: RegionCode | None = None,
-        since: datetime | None = None,
-        limit: int = 100,
-    ) -> list[tuple[int, Issuance]]:
-        """The latest issuances (newest first), optionally for one destination or since an
-        instant; at most ``limit`` (1 to 10 000)."""
-        limit = max(1, min(limit, MAX_QUERY))
-        where, params = [], []
-        if destination is not None:
+    def _index(self) -> None:
+        """The indexes :meth:`page` reads through; a log written before they existed has its
+        references indexed once, here."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for column in ("destination", "policy", "issued_at"):
+                    self._db.execute(
+                        f"CREATE INDEX IF NOT EXISTS issuances_{column} ON issuances"
+                        f" ({column}, seq)"
+                    )
+                new = not self._db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE name = 'issuance_refs'"
+                ).fetchone()
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS issuance_refs (code_ref TEXT NOT NULL,"
+                    " seq INTEGER NOT NULL, PRIMARY KEY (code_ref, seq)) WITHOUT ROWID"
+                )
+                self._db.execute(
+                    "CREATE INDEX IF NOT EXISTS issuance_refs_seq ON issuance_refs (seq)"
+                )
+                if new:
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO issuance_refs (code_ref, seq)"
+                        " SELECT code_ref, seq FROM issuances UNION"
+                        " SELECT value, seq FROM issuances, json_each(issuances.sources)"
+                        " WHERE value != ''"
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def page(self, query: IssuanceQuery) -> IssuancePage:
+        """One page of the entries ``query`` asks for, newest first, through the indexes.
+
+        Raises:
+            StorageUnavailable: if the log cannot be read.
+        """
+        where: list[str] = []
+        params: list[str | int] = []
+        if query.before:
+            where.append("seq < ?")
+            params.append(query.before)
+        if query.destination is not None:
             where.append("destination = ?")
-            params.append(str(destination))
-        if since is not None:
+            params.append(str(query.destination))
+        if query.issued_from is not None:
             where.append("issued_at >= ?")
-            params.append(since.isoformat())
+            params.append(query.issued_from.astimezone(UTC).isoformat())
+        if query.issued_until is not None:
+            where.append("issued_at < ?")
+            params.append(query.issued_until.astimezone(UTC).isoformat())
+        if query.policy_version:
+            where.append("policy = ?")
+            params.append(query.policy)
+        elif query.policy_id:  # every version: the labels from "id@" up to "id@" + DEL
+            where.append("policy >= ? AND policy < ?")
+            params.extend((query.policy, query.policy + "\x7f"))
+        if query.code_ref:
+            where.append("seq IN (SELECT seq FROM issuance_refs WHERE code_ref = ?)")
+            params.append(query.code_ref)
         sql = "SELECT seq, code_ref, destination, policy, sources, kid, issued_at, expires_at"
         sql += " FROM issuances" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY seq DESC LIMIT ?"
-        with self._lock:
-            rows = self._db.execute(sql, (*params, limit)).fetchall()
-        return [(int(r[0]), _issuance(r[1:])) for r in rows]
+        try:
+            with self._lock:
+                rows = self._db.execute(sql, (*params, query.limit + 1)).fetchall()
+                kept = int(self._db.execute("SELECT COUNT(*) FROM issuances").fetchone()[0])
+        except sqlite3.Error as e:
+            raise StorageUnavailable(f"cannot read the issuance log: {e}") from e
+        entries = tuple((int(r[0]), _issuance(r[1:])) for r in rows[: query.limit])
+        more = len(rows) > query.limit
+        return IssuancePage(entries, entries[-1][0] if more else 0, kept, self.max_entries)
 
     def count(self) -> int:
         with self._lock:

@@ -19,7 +19,14 @@ from gateway.policy import load_policy
 from gateway.profiles import load_profile
 from gateway.registry import TrustState
 from gateway.registry.admission import KeyOffer, offers_from_file
-from gateway.registry.authority import Action, Actor, Role, may_fetch_secrets, may_read_audit
+from gateway.registry.authority import (
+    Action,
+    Actor,
+    Role,
+    may_fetch_secrets,
+    may_read_as_admin,
+    may_read_audit,
+)
 from gateway.registry.commands import (
     AddKey,
     AddReplica,
@@ -516,6 +523,16 @@ def test_a_replica_may_change_nothing_at_all():
     for actor in (ADMIN, ops("330100"), LOCAL):
         assert may_fetch_secrets(actor) is not None
         assert may_read_audit(actor) is None
+
+
+def test_only_the_hub_administrator_reads_the_issuance_log_and_the_replicas():
+    for actor in (ADMIN, LOCAL):
+        assert may_read_as_admin(actor, "the issuance log") is None
+    why = may_read_as_admin(ops("820000"), "the issuance log")
+    assert why == "only the hub administrator reads the issuance log"
+    assert may_read_as_admin(REPLICA, "the replicas") == (
+        "a replica's certificate only fetches the replica secrets"
+    )
 
 
 def test_a_replica_is_pinned_and_unpinned_by_the_hub_administrator_only():

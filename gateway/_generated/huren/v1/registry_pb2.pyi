@@ -1666,3 +1666,332 @@ class GetReplicaSecretsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetReplicaSecretsResponse: _TypeAlias = GetReplicaSecretsResponse  # noqa: Y015
+
+@_typing.final
+class AddReplicaRequest(_message.Message):
+    """Pin a replica."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's id for this request; reuse it to retry."""
+    name: _builtins.str
+    """The replica's name, as its certificate names it (spiffe://huren.local/replica/<name>)."""
+    certificate_pem: _builtins.bytes
+    """The replica's client certificate (with the clientAuth extended key usage); its public key
+    is pinned.
+    """
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        certificate_pem: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_pem", b"certificate_pem", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddReplicaRequest: _TypeAlias = AddReplicaRequest  # noqa: Y015
+
+@_typing.final
+class AddReplicaResponse(_message.Message):
+    """The result of AddReplica."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def change(self) -> Global___RegistryChange:
+        """The change made."""
+
+    def __init__(
+        self,
+        *,
+        change: Global___RegistryChange | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddReplicaResponse: _TypeAlias = AddReplicaResponse  # noqa: Y015
+
+@_typing.final
+class RemoveReplicaRequest(_message.Message):
+    """Unpin a replica."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's id for this request; reuse it to retry."""
+    name: _builtins.str
+    """The replica to remove."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveReplicaRequest: _TypeAlias = RemoveReplicaRequest  # noqa: Y015
+
+@_typing.final
+class RemoveReplicaResponse(_message.Message):
+    """The result of RemoveReplica."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def change(self) -> Global___RegistryChange:
+        """The change made."""
+
+    def __init__(
+        self,
+        *,
+        change: Global___RegistryChange | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveReplicaResponse: _TypeAlias = RemoveReplicaResponse  # noqa: Y015
+
+@_typing.final
+class ListReplicasRequest(_message.Message):
+    """List the replicas."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReplicasRequest: _TypeAlias = ListReplicasRequest  # noqa: Y015
+
+@_typing.final
+class ReplicaRecord(_message.Message):
+    """A replica's pin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SPKI_SHA256_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Its name."""
+    spki_sha256: _builtins.str
+    """SHA-256 of its certificate's SubjectPublicKeyInfo, hex."""
+    active: _builtins.bool
+    """False once removed: its certificate no longer fetches the replica secrets."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        spki_sha256: _builtins.str = ...,
+        active: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "name", b"name", "spki_sha256", b"spki_sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplicaRecord: _TypeAlias = ReplicaRecord  # noqa: Y015
+
+@_typing.final
+class ListReplicasResponse(_message.Message):
+    """The replicas, by name."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLICAS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def replicas(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReplicaRecord]:
+        """Every replica ever pinned, by name."""
+
+    def __init__(
+        self,
+        *,
+        replicas: _abc.Iterable[Global___ReplicaRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["replicas", b"replicas"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReplicasResponse: _TypeAlias = ListReplicasResponse  # noqa: Y015
+
+@_typing.final
+class ListAttestationsRequest(_message.Message):
+    """Which entries of the issuance log to list; every filter given must match."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BEFORE_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    DESTINATION_FIELD_NUMBER: _builtins.int
+    ISSUED_FROM_FIELD_NUMBER: _builtins.int
+    ISSUED_UNTIL_FIELD_NUMBER: _builtins.int
+    POLICY_ID_FIELD_NUMBER: _builtins.int
+    POLICY_VERSION_FIELD_NUMBER: _builtins.int
+    CODE_REF_FIELD_NUMBER: _builtins.int
+    before: _builtins.int
+    """Entries with a sequence number below this (0: from the newest); the next page starts
+    below the previous page's next_before.
+    """
+    limit: _builtins.int
+    """At most this many (default 100, maximum 1000; more is INVALID_ARGUMENT)."""
+    destination: _builtins.str
+    """Only attestations made for this destination (a region code)."""
+    policy_id: _builtins.str
+    """Only those decided by this policy id."""
+    policy_version: _builtins.int
+    """With policy_id: only those decided by this version of it (0: any)."""
+    code_ref: _builtins.str
+    """Only the attestation with this code_ref, or those naming it among their source codes."""
+    @_builtins.property
+    def issued_from(self) -> _timestamp_pb2.Timestamp:
+        """Only those issued at or after this instant."""
+
+    @_builtins.property
+    def issued_until(self) -> _timestamp_pb2.Timestamp:
+        """Only those issued before this instant."""
+
+    def __init__(
+        self,
+        *,
+        before: _builtins.int = ...,
+        limit: _builtins.int = ...,
+        destination: _builtins.str = ...,
+        issued_from: _timestamp_pb2.Timestamp | None = ...,
+        issued_until: _timestamp_pb2.Timestamp | None = ...,
+        policy_id: _builtins.str = ...,
+        policy_version: _builtins.int = ...,
+        code_ref: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["issued_from", b"issued_from", "issued_until", b"issued_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["before", b"before", "code_ref", b"code_ref", "destination", b"destination", "issued_from", b"issued_from", "issued_until", b"issued_until", "limit", b"limit", "policy_id", b"policy_id", "policy_version", b"policy_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAttestationsRequest: _TypeAlias = ListAttestationsRequest  # noqa: Y015
+
+@_typing.final
+class IssuanceRecord(_message.Message):
+    """One issued attestation as the hub's issuance log keeps it: no personal data."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    CODE_REF_FIELD_NUMBER: _builtins.int
+    DESTINATION_FIELD_NUMBER: _builtins.int
+    POLICY_ID_FIELD_NUMBER: _builtins.int
+    POLICY_VERSION_FIELD_NUMBER: _builtins.int
+    SOURCE_CODE_REFS_FIELD_NUMBER: _builtins.int
+    KID_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    """Its position in the log (1, 2, 3 ...; kept across drops of the oldest)."""
+    code_ref: _builtins.str
+    """The attestation's code reference."""
+    destination: _builtins.str
+    """The destination it was made for."""
+    policy_id: _builtins.str
+    """The policy id that decided."""
+    policy_version: _builtins.int
+    """The policy's version."""
+    kid: _builtins.str
+    """The hub attestation key that signed it."""
+    @_builtins.property
+    def source_code_refs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The code references of the source codes, in request order."""
+
+    @_builtins.property
+    def issued_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was issued."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When it expires."""
+
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        code_ref: _builtins.str = ...,
+        destination: _builtins.str = ...,
+        policy_id: _builtins.str = ...,
+        policy_version: _builtins.int = ...,
+        source_code_refs: _abc.Iterable[_builtins.str] | None = ...,
+        kid: _builtins.str = ...,
+        issued_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "issued_at", b"issued_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_ref", b"code_ref", "destination", b"destination", "expires_at", b"expires_at", "issued_at", b"issued_at", "kid", b"kid", "policy_id", b"policy_id", "policy_version", b"policy_version", "seq", b"seq", "source_code_refs", b"source_code_refs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IssuanceRecord: _TypeAlias = IssuanceRecord  # noqa: Y015
+
+@_typing.final
+class ListAttestationsResponse(_message.Message):
+    """A page of the issuance log, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_BEFORE_FIELD_NUMBER: _builtins.int
+    KEPT_FIELD_NUMBER: _builtins.int
+    MAX_KEPT_FIELD_NUMBER: _builtins.int
+    next_before: _builtins.int
+    """Ask again with before set to this for the next page; 0: there is none."""
+    kept: _builtins.int
+    """How many entries the log holds now (all, not only those matching)."""
+    max_kept: _builtins.int
+    """The most it keeps: past this the oldest are dropped."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___IssuanceRecord]:
+        """The entries."""
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___IssuanceRecord] | None = ...,
+        next_before: _builtins.int = ...,
+        kept: _builtins.int = ...,
+        max_kept: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "kept", b"kept", "max_kept", b"max_kept", "next_before", b"next_before"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAttestationsResponse: _TypeAlias = ListAttestationsResponse  # noqa: Y015

@@ -132,6 +132,26 @@ class RegistryServiceStub:
                 request_serializer=huren_dot_v1_dot_registry__pb2.GetReplicaSecretsRequest.SerializeToString,
                 response_deserializer=huren_dot_v1_dot_registry__pb2.GetReplicaSecretsResponse.FromString,
                 _registered_method=True)
+        self.AddReplica = channel.unary_unary(
+                '/huren.v1.RegistryService/AddReplica',
+                request_serializer=huren_dot_v1_dot_registry__pb2.AddReplicaRequest.SerializeToString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.AddReplicaResponse.FromString,
+                _registered_method=True)
+        self.RemoveReplica = channel.unary_unary(
+                '/huren.v1.RegistryService/RemoveReplica',
+                request_serializer=huren_dot_v1_dot_registry__pb2.RemoveReplicaRequest.SerializeToString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.RemoveReplicaResponse.FromString,
+                _registered_method=True)
+        self.ListReplicas = channel.unary_unary(
+                '/huren.v1.RegistryService/ListReplicas',
+                request_serializer=huren_dot_v1_dot_registry__pb2.ListReplicasRequest.SerializeToString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.ListReplicasResponse.FromString,
+                _registered_method=True)
+        self.ListAttestations = channel.unary_unary(
+                '/huren.v1.RegistryService/ListAttestations',
+                request_serializer=huren_dot_v1_dot_registry__pb2.ListAttestationsRequest.SerializeToString,
+                response_deserializer=huren_dot_v1_dot_registry__pb2.ListAttestationsResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -284,6 +304,37 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddReplica(self, request, context):
+        """Pin a verifier replica's certificate key: it may then fetch the replica secrets (the hub
+        administrator).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveReplica(self, request, context):
+        """Unpin a replica at once: its next fetch of the replica secrets is refused (the hub
+        administrator).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReplicas(self, request, context):
+        """The replicas pinned, and those removed (the hub administrator, mutual TLS).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAttestations(self, request, context):
+        """The hub's issuance log of transfer attestations, newest first, a page at a time (the hub
+        administrator, mutual TLS). It holds no personal data (docs/transfer.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -381,6 +432,26 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetReplicaSecrets,
                     request_deserializer=huren_dot_v1_dot_registry__pb2.GetReplicaSecretsRequest.FromString,
                     response_serializer=huren_dot_v1_dot_registry__pb2.GetReplicaSecretsResponse.SerializeToString,
+            ),
+            'AddReplica': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddReplica,
+                    request_deserializer=huren_dot_v1_dot_registry__pb2.AddReplicaRequest.FromString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.AddReplicaResponse.SerializeToString,
+            ),
+            'RemoveReplica': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveReplica,
+                    request_deserializer=huren_dot_v1_dot_registry__pb2.RemoveReplicaRequest.FromString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.RemoveReplicaResponse.SerializeToString,
+            ),
+            'ListReplicas': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReplicas,
+                    request_deserializer=huren_dot_v1_dot_registry__pb2.ListReplicasRequest.FromString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.ListReplicasResponse.SerializeToString,
+            ),
+            'ListAttestations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAttestations,
+                    request_deserializer=huren_dot_v1_dot_registry__pb2.ListAttestationsRequest.FromString,
+                    response_serializer=huren_dot_v1_dot_registry__pb2.ListAttestationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -898,6 +969,114 @@ class RegistryService:
             '/huren.v1.RegistryService/GetReplicaSecrets',
             huren_dot_v1_dot_registry__pb2.GetReplicaSecretsRequest.SerializeToString,
             huren_dot_v1_dot_registry__pb2.GetReplicaSecretsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddReplica(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huren.v1.RegistryService/AddReplica',
+            huren_dot_v1_dot_registry__pb2.AddReplicaRequest.SerializeToString,
+            huren_dot_v1_dot_registry__pb2.AddReplicaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveReplica(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huren.v1.RegistryService/RemoveReplica',
+            huren_dot_v1_dot_registry__pb2.RemoveReplicaRequest.SerializeToString,
+            huren_dot_v1_dot_registry__pb2.RemoveReplicaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReplicas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huren.v1.RegistryService/ListReplicas',
+            huren_dot_v1_dot_registry__pb2.ListReplicasRequest.SerializeToString,
+            huren_dot_v1_dot_registry__pb2.ListReplicasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAttestations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/huren.v1.RegistryService/ListAttestations',
+            huren_dot_v1_dot_registry__pb2.ListAttestationsRequest.SerializeToString,
+            huren_dot_v1_dot_registry__pb2.ListAttestationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -106,6 +106,20 @@ class RegistryServiceStub:
     replica's certificate, on the mutual-TLS registry port (others: PERMISSION_DENIED); every
     answer is logged by the hub (docs/scaling.md).
     """
+    AddReplica: _grpc.UnaryUnaryMultiCallable[_registry_pb2.AddReplicaRequest, _registry_pb2.AddReplicaResponse]
+    """Pin a verifier replica's certificate key: it may then fetch the replica secrets (the hub
+    administrator).
+    """
+    RemoveReplica: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RemoveReplicaRequest, _registry_pb2.RemoveReplicaResponse]
+    """Unpin a replica at once: its next fetch of the replica secrets is refused (the hub
+    administrator).
+    """
+    ListReplicas: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListReplicasRequest, _registry_pb2.ListReplicasResponse]
+    """The replicas pinned, and those removed (the hub administrator, mutual TLS)."""
+    ListAttestations: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListAttestationsRequest, _registry_pb2.ListAttestationsResponse]
+    """The hub's issuance log of transfer attestations, newest first, a page at a time (the hub
+    administrator, mutual TLS). It holds no personal data (docs/transfer.md).
+    """
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
@@ -171,6 +185,20 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     the identity keys, issuers' pseudonym keys and online client credentials. Only a pinned
     replica's certificate, on the mutual-TLS registry port (others: PERMISSION_DENIED); every
     answer is logged by the hub (docs/scaling.md).
+    """
+    AddReplica: _aio.UnaryUnaryMultiCallable[_registry_pb2.AddReplicaRequest, _registry_pb2.AddReplicaResponse]  # type: ignore[assignment]
+    """Pin a verifier replica's certificate key: it may then fetch the replica secrets (the hub
+    administrator).
+    """
+    RemoveReplica: _aio.UnaryUnaryMultiCallable[_registry_pb2.RemoveReplicaRequest, _registry_pb2.RemoveReplicaResponse]  # type: ignore[assignment]
+    """Unpin a replica at once: its next fetch of the replica secrets is refused (the hub
+    administrator).
+    """
+    ListReplicas: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListReplicasRequest, _registry_pb2.ListReplicasResponse]  # type: ignore[assignment]
+    """The replicas pinned, and those removed (the hub administrator, mutual TLS)."""
+    ListAttestations: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListAttestationsRequest, _registry_pb2.ListAttestationsResponse]  # type: ignore[assignment]
+    """The hub's issuance log of transfer attestations, newest first, a page at a time (the hub
+    administrator, mutual TLS). It holds no personal data (docs/transfer.md).
     """
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -348,6 +376,44 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         the identity keys, issuers' pseudonym keys and online client credentials. Only a pinned
         replica's certificate, on the mutual-TLS registry port (others: PERMISSION_DENIED); every
         answer is logged by the hub (docs/scaling.md).
+        """
+
+    @_abc_1.abstractmethod
+    def AddReplica(
+        self,
+        request: _registry_pb2.AddReplicaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.AddReplicaResponse, _abc.Awaitable[_registry_pb2.AddReplicaResponse]]:
+        """Pin a verifier replica's certificate key: it may then fetch the replica secrets (the hub
+        administrator).
+        """
+
+    @_abc_1.abstractmethod
+    def RemoveReplica(
+        self,
+        request: _registry_pb2.RemoveReplicaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RemoveReplicaResponse, _abc.Awaitable[_registry_pb2.RemoveReplicaResponse]]:
+        """Unpin a replica at once: its next fetch of the replica secrets is refused (the hub
+        administrator).
+        """
+
+    @_abc_1.abstractmethod
+    def ListReplicas(
+        self,
+        request: _registry_pb2.ListReplicasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ListReplicasResponse, _abc.Awaitable[_registry_pb2.ListReplicasResponse]]:
+        """The replicas pinned, and those removed (the hub administrator, mutual TLS)."""
+
+    @_abc_1.abstractmethod
+    def ListAttestations(
+        self,
+        request: _registry_pb2.ListAttestationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ListAttestationsResponse, _abc.Awaitable[_registry_pb2.ListAttestationsResponse]]:
+        """The hub's issuance log of transfer attestations, newest first, a page at a time (the hub
+        administrator, mutual TLS). It holds no personal data (docs/transfer.md).
         """
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
