@@ -56,7 +56,7 @@ from gateway.server.verifier import VerifierServicer
 from gateway.service import VerificationService
 from gateway.storage.files import PRIVATE_FILE
 from gateway.storage.secrets import replace_atomically
-from gateway.trustlist import MAX_TRUST_LIST_BYTES
+from gateway.trustlist import MAX_TRUST_LIST_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ def read_saved(path: Path, key: PublicKey) -> replica.TrustList | None:
     verify (logged: the replica then waits for the hub)."""
     try:
         with path.open("rb") as f:
-            data = f.read(MAX_TRUST_LIST_BYTES + 1)
-        if len(data) > MAX_TRUST_LIST_BYTES:
+            data = f.read(MAX_TRUST_LIST_CHARS + 1)
+        if len(data) > MAX_TRUST_LIST_CHARS:
             raise ConfigurationInvalid(Reason.ERR_TOO_LARGE, f"{path} is too large")
         return replica.read(data.decode("ascii"), key)
     except FileNotFoundError:
