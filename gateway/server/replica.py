@@ -238,7 +238,10 @@ class ReplicaServer:
         """Serve the list in ``text`` if it verifies and is newer (steps 1 to 4 of the module
         docstring); False, with the reason logged, if it is refused or already held."""
         try:
-            candidate = replica.read(text, self.key)  # step 1
+            # Step 1, off the event loop: at 100,000 keys it takes seconds (docs/performance.md),
+            # during which the loop keeps answering (sharing the interpreter with it).
+            loop = asyncio.get_running_loop()
+            candidate = await loop.run_in_executor(None, replica.read, text, self.key)
             if not replica.successor(self.held, candidate):  # step 2
                 return False
         except ConfigurationInvalid as error:
@@ -250,7 +253,7 @@ class ReplicaServer:
         self.observer.trust_refreshed(candidate.version)
         await self.check_health()
         try:  # step 4
-            await asyncio.get_running_loop().run_in_executor(
+            await loop.run_in_executor(
                 None, replace_atomically, self.saved, candidate.text.encode("ascii"), PRIVATE_FILE
             )
         except OSError as error:
