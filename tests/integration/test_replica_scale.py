@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
+import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -154,6 +155,15 @@ async def test_a_hub_over_the_old_limit_feeds_its_replica(tmp_path, clock, caplo
             assert (polled.version, polled.jws) == (last.version, last.jws)
             await asyncio.sleep(0.5)
             assert holds_last()  # nothing larger reached it
+
+            # A hub that never signed a list within the limit has none to give.
+            fresh = trustlist.TrustListSigner(signer_of.key, max_chars=1000)
+            hub.gateway.hub.signer = fresh
+            with pytest.raises(grpc.aio.AioRpcError) as none:
+                await hub.registry(None).GetTrustList(rpb.GetTrustListRequest())
+            assert none.value.code() is grpc.StatusCode.UNAVAILABLE
+            assert "no trust list within the size limit" in (none.value.details() or "")
+            hub.gateway.hub.signer = signer_of
 
             # Back within the limit (here the limit restored), the next change is published.
             signer_of.max_chars = trustlist.MAX_TRUST_LIST_CHARS
