@@ -58,6 +58,10 @@ class Observer(Protocol):
         its start, read again the list the hub signed ``ago`` seconds ago), now serving
         ``version``."""
 
+    def trust_list_signed(self, size: int, *, published: bool) -> None:
+        """The hub signed a trust list of ``size`` characters; ``published`` is False when it
+        is over the limit a replica receives (it is then not published)."""
+
 
 class _NoObserver:
     def verdicts(self, verdicts: Sequence[Verdict]) -> None:
@@ -67,6 +71,9 @@ class _NoObserver:
         pass
 
     def trust_refreshed(self, version: int, ago: float = 0.0) -> None:
+        pass
+
+    def trust_list_signed(self, size: int, *, published: bool) -> None:
         pass
 
 

@@ -1,6 +1,10 @@
 """The signed trust list: every issuer, key and profile, with a monotonically increasing version.
 
-A compact JWS (ES256, ``typ: huren-trust-list+jwt``) by the gateway's trust-list key over JSON:
+A compact JWS (ES256, ``typ: huren-trust-list+jwt``, ``zip: DEF``) by the gateway's trust-list
+key over the raw DEFLATE (RFC 1951) of JSON, as SMART Health Cards compress theirs: the signature
+covers the compressed bytes, and a verifier inflates them only after it verified the signature,
+to at most :data:`MAX_TRUST_LIST_JSON_BYTES` (a decompression bomb is refused
+``ERR_DECOMPRESSED_TOO_LARGE`` once that many bytes are out, never inflated whole). The JSON:
 
 ``{"version", "issued_at", "fresh_until", "issuers": [{"id", "region", "name", "profile": {"id",
 "version", "sha256"}, "online_code_prefix"?, "code_name"?, "pseudonymous", "keys": [{"kid",
@@ -17,6 +21,18 @@ verifier stops judging codes on it (``issued_at`` plus the hub's ``--trust-fresh
 replica holding a list past it answers every code UNVERIFIABLE ``ERR_TRUST_STALE``
 (docs/scaling.md).
 
+Sizes (docs/scaling.md, "Limits"): a verifier receives at most :data:`MAX_TRUST_LIST_CHARS` of
+compact text and inflates at most :data:`MAX_TRUST_LIST_JSON_BYTES` of JSON. Compressed, an EU DCC
+signer certificate key costs about 170 characters (467 uncompressed: its key and digests are
+random, the rest repeats), so a list holds about 148,000 such keys. The hub publishes no list
+over the limit (:class:`TrustListSigner`): it keeps the last list that fit, which its replicas
+judge on until its ``fresh_until`` and then answer ``ERR_TRUST_STALE``.
+
+A list without ``zip`` (the format before compression, as a replica may hold on disk from an
+older version) is still accepted, within the same limits: it is signed by the same key, and
+what it may say is checked as for a compressed one (rollback, freshness, content). Any other
+``zip`` is refused ``ERR_HEADER``.
+
 Credentials (online client secrets, pseudonym keys) are never in it. Verifier apps and gateway
 replicas verify it offline with the key the gateway publishes (``trustlist-key.jwk`` in its state
 directory): ``huren trustlist verify``.
@@ -31,7 +47,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.codecs import jws, strictjson
+from gateway.codecs import compression, jws, strictjson
 from gateway.crypto import Algorithm, PrivateKey, PublicKey
 from gateway.errors import CodeRejected, ConfigurationInvalid
 from gateway.limits import Limits
@@ -39,7 +55,19 @@ from gateway.model import Reason
 from gateway.registry import IssuerKey, TrustSnapshot
 
 TYPE = "huren-trust-list+jwt"
-MAX_TRUST_LIST_BYTES = 4 * 1024 * 1024
+DEFLATE = "DEF"
+"""The JWS ``zip`` of a trust list: its payload is raw DEFLATE."""
+MAX_TRUST_LIST_CHARS = 24 * 1024 * 1024
+"""Longest trust-list text (compact JWS) a verifier receives, reads from disk or a hub signs for
+publication: about 148,000 EU DCC signer certificate keys compressed (with the gRPC envelope,
+:data:`MAX_TRUST_LIST_MESSAGE_BYTES`)."""
+MAX_TRUST_LIST_JSON_BYTES = 64 * 1024 * 1024
+"""Most JSON a trust list inflates to (at about 350 bytes per EU DCC key, 190,000 keys: the
+compressed limit binds first); inflating stops past it."""
+MAX_TRUST_LIST_MESSAGE_BYTES = MAX_TRUST_LIST_CHARS + 64 * 1024
+"""A trust list in its gRPC answer: what a replica's channel receives and a hub's server sends."""
+MAX_SIGNED_DOCUMENT_BYTES = 4 * 1024 * 1024
+"""Longest other signed document (uncompressed, e.g. the hub's state record)."""
 DEFAULT_FRESH_FOR = timedelta(minutes=15)
 """How long a signed trust list may be judged on (``huren serve --trust-fresh-for``)."""
 MIN_FRESH_FOR = timedelta(seconds=1)
@@ -136,33 +164,59 @@ def document(snapshot: TrustSnapshot, issued_at: datetime, fresh_until: datetime
     }
 
 
-def sign(content: Mapping[str, Any], key: PrivateKey, typ: str = TYPE) -> str:
+def sign(
+    content: Mapping[str, Any], key: PrivateKey, typ: str = TYPE, *, deflate: bool | None = None
+) -> str:
     """A signed document of type ``typ`` (compact JWS by ``key``, identified by its
-    thumbprint)."""
+    thumbprint). A trust list's payload is compressed (``zip: DEF``) unless ``deflate`` is
+    False (the format before compression, for tests of what older versions signed); other
+    documents are not."""
     kid = key.public_key().thumbprint()
     header = {"alg": key.algorithm.value, "kid": kid, "typ": typ}
-    return jws.sign(header, strictjson.dumps(dict(content)), key)
+    payload = strictjson.dumps(dict(content))
+    if typ == TYPE if deflate is None else deflate:
+        header["zip"] = DEFLATE
+        payload = compression.deflate(payload, wbits=compression.RAW)
+    return jws.sign(header, payload, key)
 
 
 def verify(text: str, key: PublicKey, typ: str = TYPE) -> dict[str, Any]:
     """The content of ``text``, if it is a document of type ``typ`` signed with ``key``.
 
     Raises:
-        ConfigurationInvalid: ``ERR_HEADER`` for another type, ``ERR_KEY_UNKNOWN`` for another
-            key, ``ERR_SIGNATURE``, or ``ERR_SCHEMA`` for malformed content (a JSON object with
-            an integer ``version`` for trust lists).
+        ConfigurationInvalid: ``ERR_TOO_LARGE`` for a text over the limit, ``ERR_HEADER`` for
+            another type or a ``zip`` other than ``DEF`` (on a trust list; none on another
+            document), ``ERR_KEY_UNKNOWN`` for another key, ``ERR_SIGNATURE``,
+            ``ERR_DECOMPRESS`` or ``ERR_DECOMPRESSED_TOO_LARGE`` for a payload that does not
+            inflate within :data:`MAX_TRUST_LIST_JSON_BYTES`, or ``ERR_SCHEMA`` for malformed
+            content (a JSON object with an integer ``version`` for trust lists).
     """
-    limits = Limits(max_code_chars=MAX_TRUST_LIST_BYTES, max_payload_bytes=MAX_TRUST_LIST_BYTES)
+    most = MAX_TRUST_LIST_CHARS if typ == TYPE else MAX_SIGNED_DOCUMENT_BYTES
+    limits = Limits(max_code_chars=most, max_payload_bytes=most)
     what = "trust list" if typ == TYPE else "signed document"
     try:
-        token = jws.parse(text.strip(), limits)
+        text = text.strip()
+        if len(text) > most:
+            raise CodeRejected(Reason.ERR_TOO_LARGE, f"over {most} characters")
+        token = jws.parse(text, limits)
         if token.header.get("typ") != typ:
             raise CodeRejected(Reason.ERR_HEADER, f"not a {typ} document")
+        zipped = token.header.get("zip")
+        if zipped is not None and (typ != TYPE or zipped != DEFLATE):
+            raise CodeRejected(Reason.ERR_HEADER, f"zip {zipped!r} not allowed")
         if token.kid != key.thumbprint() or token.algorithm is not key.algorithm:
             raise CodeRejected(Reason.ERR_KEY_UNKNOWN, "signed with another key")
         if not key.verify(token.signing_input, token.signature):
             raise CodeRejected(Reason.ERR_SIGNATURE, "the signature does not verify")
-        content = strictjson.loads(token.payload, max_bytes=MAX_TRUST_LIST_BYTES, max_depth=8)
+        # Inflated only once the signature verified: nobody else's bytes are inflated.
+        payload = (
+            token.payload
+            if zipped is None
+            else compression.inflate(
+                token.payload, wbits=compression.RAW, max_bytes=MAX_TRUST_LIST_JSON_BYTES
+            )
+        )
+        content = strictjson.loads(payload, max_bytes=MAX_TRUST_LIST_JSON_BYTES, max_depth=8)
     except CodeRejected as e:
         raise ConfigurationInvalid(e.reason, f"{what} refused: {e.detail}") from e
     if not isinstance(content, dict) or (
@@ -174,27 +228,42 @@ def verify(text: str, key: PublicKey, typ: str = TYPE) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Signed:
-    """One signed trust list, as the hub published it."""
+    """One signed trust list, as the hub signed it."""
 
     jws: str
     version: int
     issued_at: datetime
     fresh_until: datetime
+    fits: bool = True
+    """False if it is over the size a verifier receives: never published."""
 
 
 class TrustListSigner:
     """Signs the trust list of each version once, and again (a heartbeat) when a third of its
     freshness window has passed, so that a verifier holding the latest list is never within
-    two thirds of a window of its ``fresh_until`` while the hub is up."""
+    two thirds of a window of its ``fresh_until`` while the hub is up.
 
-    def __init__(self, key: PrivateKey, fresh_for: timedelta = DEFAULT_FRESH_FOR) -> None:
+    A list over ``max_chars`` (:data:`MAX_TRUST_LIST_CHARS`) is signed (its size is reported)
+    but never published: :meth:`published` stays the last list that fit, not renewed, so
+    verifiers go stale at its ``fresh_until`` rather than judge on a list the hub no longer
+    stands by."""
+
+    def __init__(
+        self,
+        key: PrivateKey,
+        fresh_for: timedelta = DEFAULT_FRESH_FOR,
+        max_chars: int = MAX_TRUST_LIST_CHARS,
+    ) -> None:
         if key.algorithm is not Algorithm.ES256:
             raise ValueError("the trust-list key is ES256")
         if not MIN_FRESH_FOR <= fresh_for <= MAX_FRESH_FOR:
             raise ValueError(f"a trust list is fresh for {MIN_FRESH_FOR} to {MAX_FRESH_FOR}")
         self.key = key
         self.fresh_for = fresh_for
+        self.max_chars = max_chars
+        """The longest list published (a verifier's limit; lower only to test)."""
         self._cached: Signed | None = None
+        self._fitted: Signed | None = None
         self._lock = threading.Lock()
 
     def due(self, version: int, now: datetime) -> bool:
@@ -208,17 +277,24 @@ class TrustListSigner:
         )
 
     def sign_current(self, snapshot: TrustSnapshot, now: datetime) -> Signed:
-        """The list to publish for ``snapshot`` at ``now`` (signed again only when due)."""
+        """The list signed for ``snapshot`` at ``now`` (signed again only when due), whether
+        it fits or not (see :attr:`Signed.fits`)."""
         with self._lock:
             if self.due(snapshot.version, now):
                 fresh_until = now + self.fresh_for
                 text = sign(document(snapshot, now, fresh_until), self.key)
-                self._cached = Signed(text, snapshot.version, now, fresh_until)
+                fits = len(text) <= self.max_chars
+                self._cached = Signed(text, snapshot.version, now, fresh_until, fits)
+                if self._cached.fits:
+                    self._fitted = self._cached
             assert self._cached is not None
             return self._cached
 
-    def signed(self, snapshot: TrustSnapshot, now: datetime) -> str:
-        return self.sign_current(snapshot, now).jws
+    def published(self, snapshot: TrustSnapshot, now: datetime) -> Signed | None:
+        """The list to publish at ``now``: the current one if it fits, else the last that
+        did (None if none ever did)."""
+        self.sign_current(snapshot, now)
+        return self._fitted
 
     def public_jwk(self) -> dict[str, str]:
         public = self.key.public_key()

@@ -55,9 +55,9 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
-from gateway import trustlist  # noqa: E402
+from gateway import replica, trustlist  # noqa: E402
 from gateway.clock import system_clock  # noqa: E402
-from gateway.codecs import cose, textform  # noqa: E402
+from gateway.codecs import cose, strictjson, textform  # noqa: E402
 from gateway.crypto import Algorithm, PrivateKey, pki  # noqa: E402
 from gateway.hub import initialise, open_hub  # noqa: E402
 from gateway.identity import IdentityKeys  # noqa: E402
@@ -91,15 +91,13 @@ def _issuers_for(keys: int) -> int:
     return min(keys, max(10, keys // 100), 1000)
 
 
-def build(keys: int, key: PrivateKey) -> tuple[TrustState, list[tuple[str, bytes]]]:
-    """A state with ``keys`` signer certificates over many issuers; every certificate is of
-    ``key`` (one key pair keeps the set-up fast: each certificate, digest and key id is its
-    own, which is all the registry indexes)."""
-    raw = serialization.load_pem_private_key(key.pem(), None)
-    assert isinstance(raw, ec.EllipticCurvePrivateKey)
+def build(keys: int) -> tuple[TrustState, tuple[str, bytes, PrivateKey]]:
+    """A state with ``keys`` signer certificates over many issuers, each of its own key pair
+    (as a national list holds them: their public keys are what a trust list cannot compress);
+    and one signer (country, certificate, private key) from the middle."""
     now = system_clock()
     state = TrustState()
-    state.add_profile(PROFILE)
+    state.add_profile(PROFILE, PROFILE_TEXT)
     issuers = _issuers_for(keys)
     for country in COUNTRIES[:issuers]:
         state.add_region(Region(RegionCode(country), country))
@@ -109,28 +107,38 @@ def build(keys: int, key: PrivateKey) -> tuple[TrustState, list[tuple[str, bytes
             IssuerId(f"eu-dcc-{n}"), RegionCode(country), country, PROFILE.id, PROFILE.version
         )
         state.add_issuer(issuer)
-    signers = []
-    for n, certificate in enumerate(certificates(keys, raw, now)):
-        issuer_id = IssuerId(f"eu-dcc-{n % issuers}")
-        added = certificate_key(issuer_id, certificate)
-        state.add_key(added)
-        signers.append((COUNTRIES[(n % issuers) % len(COUNTRIES)], certificate))
-    return state, signers
+    made, key = certificates(keys, now, keep=keys // 2)
+    for n, certificate in enumerate(made):
+        state.add_key(certificate_key(IssuerId(f"eu-dcc-{n % issuers}"), certificate))
+    middle = keys // 2
+    return state, (COUNTRIES[(middle % issuers) % len(COUNTRIES)], made[middle], key)
 
 
 def certificates(
-    count: int, raw: ec.EllipticCurvePrivateKey, now: Any, first: int = 0
-) -> list[bytes]:
-    """``count`` signer certificates (DER) of one key pair, each its own (subject, serial)."""
-    return [
-        pki.self_signed(
-            raw,
-            f"bench DSC {n}",
-            not_before=now - timedelta(days=30),
-            not_after=now + timedelta(days=365),
-        ).public_bytes(serialization.Encoding.DER)
-        for n in range(first, first + count)
-    ]
+    count: int, now: Any, first: int = 0, keep: int = 0
+) -> tuple[list[bytes], PrivateKey]:
+    """``count`` signer certificates (DER), each of its own ES256 key pair and (subject,
+    serial); and the private key of the one at index ``keep``."""
+    made, kept = [], None
+    for n in range(first, first + count):
+        raw = ec.generate_private_key(ec.SECP256R1())
+        made.append(
+            pki.self_signed(
+                raw,
+                f"bench DSC {n}",
+                not_before=now - timedelta(days=30),
+                not_after=now + timedelta(days=365),
+            ).public_bytes(serialization.Encoding.DER)
+        )
+        if n - first == keep:
+            pem = raw.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            kept = PrivateKey.from_pem(pem, Algorithm.ES256)
+    assert kept is not None
+    return made, kept
 
 
 def code_for(key: PrivateKey, certificate: bytes, country: str) -> str:
@@ -156,7 +164,6 @@ def _rate(run: Callable[[], object], seconds: float) -> float:
 
 
 def measure(sizes: list[int], rounds: int, seconds: float) -> dict[str, Any]:
-    key = PrivateKey.generate(Algorithm.ES256)
     identities = IdentityKeys(os.urandom(32), os.urandom(32))
     limits, now = Limits(), system_clock()
     results: dict[str, Any] = {}
@@ -164,13 +171,12 @@ def measure(sizes: list[int], rounds: int, seconds: float) -> dict[str, Any]:
     for size in sizes:
         gc.collect()
         tracemalloc.start()
-        state, signers = build(size, key)
+        state, (country, certificate, key) = build(size)
         held = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
         started = time.perf_counter()
         snapshot: TrustSnapshot = state.snapshot()
         built = time.perf_counter() - started
-        country, certificate = signers[len(signers) // 2]
         code = code_for(key, certificate, country)
         verdict = verify_code(code, trust=snapshot, now=now, limits=limits, identities=identities)
         if verdict.status is not Status.VALID:
@@ -180,13 +186,12 @@ def measure(sizes: list[int], rounds: int, seconds: float) -> dict[str, Any]:
             return verify_code(code, trust=snapshot, now=now, limits=limits, identities=identities)
 
         verifiers[size] = run
-        # The signed trust list every replica receives whole (limit: MAX_TRUST_LIST_BYTES).
-        listed = trustlist.document(snapshot, now, now + trustlist.DEFAULT_FRESH_FOR)
+        del state
         results[str(size)] = {
             "issuers": _issuers_for(size),
             "snapshot_build_s": built,
             "registry_state_bytes": held,
-            "trust_list_bytes": len(trustlist.sign(listed, key)),
+            **trust_list_costs(snapshot, code, identities),
         }
     rates: dict[int, list[float]] = {size: [] for size in sizes}
     for _ in range(rounds):
@@ -199,14 +204,96 @@ def measure(sizes: list[int], rounds: int, seconds: float) -> dict[str, Any]:
     return results
 
 
+LOAD_IN_A_NEW_PROCESS = """
+import json, sys
+from pathlib import Path
+from gateway.crypto import load_jwk
+from gateway.server import replica
+
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field))
+
+key = load_jwk(json.loads(Path(sys.argv[2]).read_text()))
+before = status("VmRSS:")
+held = replica.read_saved(Path(sys.argv[1]), key)
+assert held is not None
+first = status("VmHWM:")
+following = replica.read_saved(Path(sys.argv[1]), key)
+assert following is not None
+print(before, first, status("VmHWM:"))
+"""
+"""A replica's start from its saved list, alone in a process: its resident memory with every
+module loaded, its peak after reading the list, and its peak reading the next list while it
+holds the first (as when the hub sends one); Linux ``/proc/self/status``: ``VmHWM``, not
+``ru_maxrss``, which keeps the forking benchmark's own peak across ``exec``."""
+
+
+def trust_list_costs(
+    snapshot: TrustSnapshot, code: str, identities: IdentityKeys
+) -> dict[str, Any]:
+    """The signed trust list every replica receives whole: its size compressed (what the hub
+    publishes; limit ``MAX_TRUST_LIST_CHARS``) and as it was signed before compression, the
+    hub's time to sign it (content, JSON, DEFLATE, signature), a replica's time to load it
+    (verify, inflate, parse, validate every part into a snapshot: :func:`gateway.replica.read`),
+    medians of three; and the Python heap one load holds at its peak."""
+    key = PrivateKey.generate(Algorithm.ES256)
+    now = system_clock()
+    signed, loaded = [], []
+    text = ""
+    for _ in range(3):
+        gc.collect()
+        started = time.perf_counter()
+        text = trustlist.sign(
+            trustlist.document(snapshot, now, now + trustlist.DEFAULT_FRESH_FOR), key
+        )
+        signed.append(time.perf_counter() - started)
+        gc.collect()
+        started = time.perf_counter()
+        read = replica.read(text, key.public_key())
+        loaded.append(time.perf_counter() - started)
+    del read
+    gc.collect()
+    tracemalloc.start()  # once more, for the heap (tracemalloc slows it several times)
+    read = replica.read(text, key.public_key())
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    verdict = verify_code(
+        code, trust=read.snapshot, now=now, limits=Limits(), identities=identities
+    )
+    if verdict.status is not Status.VALID:  # the replica's snapshot judges as the hub's
+        raise SystemExit(f"the loaded trust list: {verdict.reason.value} {verdict.detail}")
+    content = trustlist.document(snapshot, now, now + trustlist.DEFAULT_FRESH_FOR)
+    with tempfile.TemporaryDirectory(prefix="huren-bench-list-") as tmp:
+        saved, jwk = Path(tmp) / "trustlist.jws", Path(tmp) / "trustlist-key.jwk"
+        saved.write_text(text)
+        jwk.write_text(json.dumps(key.public_key().jwk()))
+        resident = subprocess.run(
+            [sys.executable, "-c", LOAD_IN_A_NEW_PROCESS, str(saved), str(jwk)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout.split()
+    return {
+        "trust_list_chars": len(text),
+        "trust_list_uncompressed_chars": len(trustlist.sign(content, key, deflate=False)),
+        "trust_list_json_bytes": len(strictjson.dumps(content)),
+        "trust_list_sign_s": statistics.median(signed),
+        "trust_list_load_s": statistics.median(loaded),
+        "trust_list_load_peak_bytes": peak,
+        "replica_resident_before_bytes": int(resident[0]),
+        "replica_resident_peak_bytes": int(resident[1]),
+        "replica_resident_peak_next_list_bytes": int(resident[2]),
+    }
+
+
 # ----------------------------------------------------------------------------- the registry
 
 
-def fill_registry(directory: Path, keys: int, key: PrivateKey) -> tuple[int, float]:
+def fill_registry(directory: Path, keys: int) -> tuple[int, float]:
     """A hub state directory whose registry holds ``keys`` certificates over
     :func:`_issuers_for` issuers, every change through the Registrar; (changes, seconds)."""
-    raw = serialization.load_pem_private_key(key.pem(), None)
-    assert isinstance(raw, ec.EllipticCurvePrivateKey)
     now = system_clock()
     issuers = _issuers_for(keys)
     started = time.perf_counter()
@@ -229,7 +316,7 @@ def fill_registry(directory: Path, keys: int, key: PrivateKey) -> tuple[int, flo
         first = 0
         for n, count in enumerate(per_issuer):
             if count:
-                batch = tuple(certificates(count, raw, now, first))
+                batch = tuple(certificates(count, now, first)[0])
                 submit(LOCAL, f"dsc-{n}", ImportCertificates(f"eu-dcc-{n}", batch))
                 changes += 1
             first += count
@@ -265,11 +352,9 @@ def start_up(directory: Path) -> float:
         proc.communicate(timeout=30)
 
 
-def change_costs(directory: Path, key: PrivateKey, keys: int) -> dict[str, float]:
+def change_costs(directory: Path, keys: int) -> dict[str, float]:
     """Median seconds of one ImportCertificate, one RevokeKey, and the snapshot rebuild."""
-    raw = serialization.load_pem_private_key(key.pem(), None)
-    assert isinstance(raw, ec.EllipticCurvePrivateKey)
-    extra = certificates(CHANGES, raw, system_clock(), first=keys)
+    extra = certificates(CHANGES, system_clock(), first=keys)[0]
     added, revoked, rebuilt, reread = [], [], [], []
     with open_hub(directory) as hub, open_hub(directory) as server:
         for certificate in extra:
@@ -300,12 +385,11 @@ def change_costs(directory: Path, key: PrivateKey, keys: int) -> dict[str, float
 
 
 def measure_registry(sizes: list[int]) -> dict[str, Any]:
-    key = PrivateKey.generate(Algorithm.ES256)
     results: dict[str, Any] = {}
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="huren-bench-scale-") as tmp:
             directory = Path(tmp) / "gateway"
-            changes, filled = fill_registry(directory, size, key)
+            changes, filled = fill_registry(directory, size)
             database = directory / "registry.db"
             starts = [start_up(directory) for _ in range(STARTS)]
             results[str(size)] = {
@@ -314,7 +398,7 @@ def measure_registry(sizes: list[int]) -> dict[str, Any]:
                 "database_bytes": database.stat().st_size if database.exists() else 0,
                 "start_up_s": statistics.median(starts),
                 "start_up_max_s": max(starts),
-                **change_costs(directory, key, size),
+                **change_costs(directory, size),
             }
     return results
 
@@ -324,23 +408,38 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="10, 100 and 1,000 keys, short runs")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
     args = parser.parse_args()
-    sizes = [10, 100, 1000] if args.quick else [10, 1000, 100_000]
+    sizes = [10, 100, 1000] if args.quick else [10, 1000, 10_000, 100_000]
     results = measure(sizes, rounds=3 if args.quick else 7, seconds=0.05 if args.quick else 0.5)
     smallest = sizes[0]
-    print(
-        "keys     issuers  snapshot build  registry state  trust list (per key)   verify/s"
-        "  ratio to 10 keys"
-    )
+    print("keys     issuers  snapshot build  registry state   verify/s  ratio to 10 keys")
     for size in sizes:
         r = results[str(size)]
-        listed = r["trust_list_bytes"]
         print(
             f"{size:<8} {r['issuers']:<8} {r['snapshot_build_s'] * 1000:10.1f} ms"
             f" {r['registry_state_bytes'] / 1e6:11.1f} MB"
-            f" {listed / 1e6:8.2f} MB ({listed / size:4.0f} B)"
             f" {r['verify_per_s']:10.0f}"
             f"  {r['ratio_to_smallest']:.3f}" + ("  (reference)" if size == smallest else "")
         )
+    print(
+        "keys     trust list (per key)  before compression (per key)  JSON inflated"
+        "  sign      replica load  load heap peak  replica resident (peak)"
+    )
+    for size in sizes:
+        r = results[str(size)]
+        listed, before = r["trust_list_chars"], r["trust_list_uncompressed_chars"]
+        print(
+            f"{size:<8} {listed / 1e6:8.2f} MB ({listed / size:4.0f} B)"
+            f" {before / 1e6:12.2f} MB ({before / size:4.0f} B)"
+            f" {r['trust_list_json_bytes'] / 1e6:14.2f} MB"
+            f" {r['trust_list_sign_s']:7.2f} s {r['trust_list_load_s']:9.2f} s"
+            f" {r['trust_list_load_peak_bytes'] / 1e6:12.1f} MB"
+            f" {r['replica_resident_before_bytes'] / 1e6:8.0f} MB"
+            f" ({r['replica_resident_peak_bytes'] / 1e6:.0f} MB,"
+            f" {r['replica_resident_peak_next_list_bytes'] / 1e6:.0f} MB with the next)"
+        )
+    limit = trustlist.MAX_TRUST_LIST_CHARS
+    per_key = results[str(sizes[-1])]["trust_list_chars"] / sizes[-1]
+    print(f"at {per_key:.0f} B per key, {limit} characters hold {limit / per_key:,.0f} keys")
     registry = measure_registry(sizes)
     print(
         "keys     changes  fill      start-up (median, max)   import one  revoke one"

@@ -62,7 +62,7 @@ from gateway.storage.files import StateFiles
 from gateway.storage.migrate import migrate
 from gateway.storage.record import StateRecord
 from gateway.storage.sqlite import SqliteRegistry
-from gateway.trustlist import MAX_TRUST_LIST_BYTES
+from gateway.trustlist import MAX_TRUST_LIST_CHARS
 from gateway.trustlist import verify as verify_trust_list
 
 
@@ -779,7 +779,7 @@ def _bounded(path: Path, limit: int) -> bytes:
 def _trustlist_verify(args: argparse.Namespace) -> int:
     key = read_trust_list_key(args.key)
     try:
-        text = _bounded(args.file, MAX_TRUST_LIST_BYTES).decode("ascii")
+        text = _bounded(args.file, MAX_TRUST_LIST_CHARS).decode("ascii")
     except UnicodeDecodeError:
         raise ConfigurationInvalid(
             Reason.ERR_ENCODING,

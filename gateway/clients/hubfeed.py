@@ -23,7 +23,7 @@ from gateway import wire
 from gateway._generated.huren.v1 import registry_pb2 as pb
 from gateway._generated.huren.v1 import registry_pb2_grpc as pb_grpc
 from gateway.clients.tls import TlsCredentials
-from gateway.trustlist import MAX_TRUST_LIST_BYTES
+from gateway.trustlist import MAX_TRUST_LIST_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class HubFeed:
     def _channel(self) -> grpc.aio.Channel:
         options: list[tuple[str, int | str]] = [
             # A list and its envelope; anything larger is refused by gRPC before it is read.
-            ("grpc.max_receive_message_length", MAX_TRUST_LIST_BYTES + 64 * 1024),
+            ("grpc.max_receive_message_length", MAX_TRUST_LIST_MESSAGE_BYTES),
             ("grpc.keepalive_time_ms", 20_000),
             ("grpc.keepalive_timeout_ms", 10_000),
             # gRPC's own reconnection backoff grows to 120 s: a hub back after a long outage

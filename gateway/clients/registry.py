@@ -20,6 +20,7 @@ from gateway.registry.commands import Command
 from gateway.registry.registrar import Change
 from gateway.registry.views import IssuerView, PolicyView, ReplicaView, TrustListView
 from gateway.transfer import IssuancePage, IssuanceQuery
+from gateway.trustlist import MAX_TRUST_LIST_MESSAGE_BYTES
 
 
 def new_request_id() -> str:
@@ -33,7 +34,9 @@ class RegistryClient(ChannelClient):
     def __init__(
         self, target: str, credentials: TlsCredentials | None = None, *, timeout: float = 15.0
     ) -> None:
-        super().__init__(target, credentials)
+        # Its answers include the signed trust list, larger than gRPC's default 4 MiB.
+        limit = ("grpc.max_receive_message_length", MAX_TRUST_LIST_MESSAGE_BYTES)
+        super().__init__(target, credentials, (limit,))
         self._stub = pb_grpc.RegistryServiceStub(self._channel)
         self.timeout = timeout
 

@@ -84,13 +84,18 @@ class ChannelClient:
     """A synchronous client's channel to ``target``: TLS with ``credentials``, plaintext
     without; closed when the client is (use it as a context manager)."""
 
-    def __init__(self, target: str, credentials: TlsCredentials | None) -> None:
+    def __init__(
+        self,
+        target: str,
+        credentials: TlsCredentials | None,
+        options: tuple[tuple[str, int | str], ...] = (),
+    ) -> None:
         if credentials is None:
-            self._channel = grpc.insecure_channel(target)
+            self._channel = grpc.insecure_channel(target, options=list(options))
             mode = "plaintext"
         else:
             self._channel = grpc.secure_channel(
-                target, credentials.channel(), options=credentials.options()
+                target, credentials.channel(), options=[*options, *credentials.options()]
             )
             mode = "tls" if credentials.certificate is None else "mutual"
         self.connection = Connection(target, mode)

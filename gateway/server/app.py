@@ -64,7 +64,7 @@ from gateway.server.malformed import RefuseMalformedRequests
 from gateway.server.registry import RegistryServicer, SecurityLog, StoreWorker
 from gateway.server.verifier import VerifierServicer
 from gateway.service import OnlineAsker, VerificationService
-from gateway.trustlist import DEFAULT_FRESH_FOR
+from gateway.trustlist import DEFAULT_FRESH_FOR, MAX_TRUST_LIST_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,10 @@ def grpc_server(
         options=[
             ("grpc.max_receive_message_length", limits.max_message_bytes),
             # A trust list (WatchTrustList, GetTrustList) may be larger than any request.
-            ("grpc.max_send_message_length", max(4 * limits.max_message_bytes, 5 * 1024 * 1024)),
+            (
+                "grpc.max_send_message_length",
+                max(4 * limits.max_message_bytes, MAX_TRUST_LIST_MESSAGE_BYTES),
+            ),
             ("grpc.max_metadata_size", 16 * 1024),
             ("grpc.max_connection_idle_ms", 5 * 60 * 1000),
             ("grpc.server_handshake_timeout_ms", 5000),
@@ -299,6 +302,8 @@ class GatewayServer:
         self._publisher: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._alarmed = False
+        self._oversized: int | None = None
+        """The version whose list was too large to publish, once logged."""
         self._persisted: datetime | None = None
 
     async def start(self) -> int:
@@ -339,7 +344,22 @@ class GatewayServer:
         if self.feed.latest is not None and not self.gateway.hub.signer.due(snapshot.version, now):
             return
         signed = await self.worker.run(lambda hub: hub.signer.sign_current(snapshot, now))
-        self.feed.publish(TrustListView(signed.jws, signed.version))
+        self.observer.trust_list_signed(len(signed.jws), published=signed.fits)
+        if signed.fits:
+            self.feed.publish(TrustListView(signed.jws, signed.version))
+        elif self._oversized != signed.version:  # once per version: fail closed, loudly
+            self._oversized = signed.version
+            last = self.feed.latest
+            log.error(
+                "ALARM: the trust list of version %d is %d characters, over the %d a replica "
+                "receives: it is not published. Replicas keep %s, not renewed, and answer every "
+                "code ERR_TRUST_STALE once it is no longer fresh. Remove keys or issuers "
+                "(docs/scaling.md, Limits)",
+                signed.version,
+                len(signed.jws),
+                self.gateway.hub.signer.max_chars,
+                "no list" if last is None else f"the list of version {last.version}",
+            )
 
     async def _refresh(self) -> None:
         """Pick up, verify and serve what other processes wrote; keep house."""

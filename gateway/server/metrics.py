@@ -110,6 +110,17 @@ class PrometheusObserver:
             ["issuer", "outcome"],
             registry=self.registry,
         )
+        self._list_bytes = Gauge(
+            "huren_trust_list_bytes",
+            "Hub only: characters of the trust list it last signed (published or not)",
+            registry=self.registry,
+        )
+        self._list_over = Gauge(
+            "huren_trust_list_over_limit",
+            "Hub only: 1 while the trust list it last signed is over the size a replica "
+            "receives (not published: replicas keep the last list that fit), else 0",
+            registry=self.registry,
+        )
         info = Gauge(
             "huren_info", "This gateway's role (hub or replica)", ["role"], registry=self.registry
         )
@@ -146,6 +157,10 @@ class PrometheusObserver:
             if self._served is None or self._served[0] != version:
                 self._served = (version, now)
             self._refreshed = now - max(0.0, ago)
+
+    def trust_list_signed(self, size: int, *, published: bool) -> None:
+        self._list_bytes.set(size)
+        self._list_over.set(0 if published else 1)
 
     def watch(
         self,

@@ -26,7 +26,7 @@ from gateway import wire
 from gateway._generated.huren.v1 import registry_pb2 as pb
 from gateway._generated.huren.v1 import registry_pb2_grpc as pb_grpc
 from gateway.crypto.pki import certificate_pin
-from gateway.errors import NotAuthenticated, NotPermitted, RequestInvalid
+from gateway.errors import NotAuthenticated, NotPermitted, RequestInvalid, Unavailable
 from gateway.hub import Hub
 from gateway.registry import TrustHolder, TrustSnapshot
 from gateway.registry.audit import AuditEntry
@@ -48,6 +48,7 @@ from gateway.registry.views import (
 from gateway.replica_secrets import ReplicaSecrets, bundle
 from gateway.server.feed import TrustListFeed
 from gateway.server.status import abort_for
+from gateway.trustlist import Signed
 
 Context = grpc.aio.ServicerContext[object, object]
 MAX_AUDIT_PAGE = 1000
@@ -283,10 +284,14 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
     ) -> pb.GetTrustListResponse:
         snapshot = self._holder.current
 
-        def sign(hub: Hub) -> str:
-            return hub.signer.signed(snapshot, hub.registrar.clock())
+        def sign(hub: Hub) -> Signed | None:
+            return hub.signer.published(snapshot, hub.registrar.clock())
 
-        return wire.trust_list(TrustListView(await self._worker.run(sign), snapshot.version))
+        signed = await self._worker.run(sign)
+        if signed is None:  # over the limit from the start: nothing to publish (fail closed)
+            await abort_for(context, Unavailable("no trust list within the size limit was signed"))
+            raise AssertionError("unreachable: abort raises")
+        return wire.trust_list(TrustListView(signed.jws, signed.version))
 
     async def WatchTrustList(
         self, request: pb.WatchTrustListRequest, context: Context

@@ -25,6 +25,7 @@ from gateway.errors import (
     RequestConflict,
     RequestInvalid,
     StorageUnavailable,
+    Unavailable,
 )
 from gateway.model import Reason
 
@@ -67,6 +68,8 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str, Reason | Non
                 return code, str(error), None
     if isinstance(error, StorageUnavailable):
         return grpc.StatusCode.UNAVAILABLE, "registry unavailable; retry later", None
+    if isinstance(error, Unavailable):  # nothing to give now (a hub with no list within limits)
+        return grpc.StatusCode.UNAVAILABLE, str(error), None
     log.error("unmapped %s in a gRPC handler", type(error).__name__)
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE, None
 

@@ -76,7 +76,9 @@ class HubTrust:
         if self.feed is None:
             return
         async for text in self.feed.lists(lambda: self.held.version if self.held else 0):
-            self.offer(text)
+            # Off the event loop: reading a list of 100,000 keys takes seconds; the pages keep
+            # answering meanwhile, on the held list (one reference, swapped at the end).
+            await asyncio.to_thread(self.offer, text)
 
     def start(self) -> None:
         if self.feed is not None and self._task is None:

@@ -4,13 +4,15 @@ must be, and judged on only while fresh."""
 from __future__ import annotations
 
 import json
+import tracemalloc
+import zlib
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from gateway import replica, trustlist
-from gateway.codecs import base64url, strictjson
+from gateway.codecs import base64url, compression, jws, strictjson
 from gateway.crypto import Algorithm, PrivateKey
 from gateway.errors import ConfigurationInvalid
 from gateway.limits import Limits
@@ -89,6 +91,10 @@ def test_lists_only_move_forward(world):
     assert replica.successor(heartbeat, newer)
 
 
+def _inflated(payload: str) -> bytes:
+    return compression.inflate(base64url.decode(payload), wbits=compression.RAW, max_bytes=2**24)
+
+
 def _tampered_profile(world: RegionsWorld) -> str:
     content = trustlist.document(world.trust, NOW, NOW + FRESH_FOR)
     content["profiles"][0]["source"] += "\n# changed\n"
@@ -97,9 +103,9 @@ def _tampered_profile(world: RegionsWorld) -> str:
 
 def _unsigned(world: RegionsWorld) -> str:
     header, payload, _ = signed(world).split(".")
-    content = json.loads(base64url.decode(payload))
+    content = json.loads(_inflated(payload))
     content["issuers"] = []
-    body = base64url.encode(strictjson.dumps(content))
+    body = base64url.encode(compression.deflate(strictjson.dumps(content), wbits=compression.RAW))
     return f"{header}.{body}.{signed(world).split('.')[2]}"
 
 
@@ -162,3 +168,131 @@ def test_a_list_past_fresh_until_judges_no_code(world):
     stale = service.verify(code)
     assert (stale.status, stale.reason) == (Status.UNVERIFIABLE, Reason.ERR_TRUST_STALE)
     assert "was fresh until" in stale.detail
+
+
+# ----------------------------------------------------------------------------- compression
+
+
+def _signed_with_header(header: dict[str, str], payload: bytes, key=KEY) -> str:
+    full = {"alg": "ES256", "kid": key.public_key().thumbprint(), "typ": trustlist.TYPE, **header}
+    return jws.sign(full, payload, key)
+
+
+def test_the_list_is_deflated_and_signed_over_its_compressed_bytes(world):
+    text = signed(world)
+    header, payload, _ = text.split(".")
+    assert json.loads(base64url.decode(header))["zip"] == "DEF"
+    content = trustlist.document(world.trust, NOW, NOW + FRESH_FOR)
+    assert json.loads(_inflated(payload)) == content
+    uncompressed = trustlist.sign(content, KEY, deflate=False)
+    assert len(text) < len(uncompressed) / 2
+    assert "zip" not in json.loads(base64url.decode(uncompressed.split(".")[0]))
+
+
+def test_a_list_signed_before_compression_still_reads_as_the_same_list(world):
+    content = trustlist.document(world.trust, NOW, NOW + FRESH_FOR)
+    old = replica.read(trustlist.sign(content, KEY, deflate=False), KEY.public_key())
+    new = replica.read(trustlist.sign(content, KEY), KEY.public_key())
+    assert (old.version, old.issued_at, old.fresh_until) == (new.version, NOW, NOW + FRESH_FOR)
+    assert trustlist.document(old.snapshot, NOW, NOW) == trustlist.document(new.snapshot, NOW, NOW)
+    # Either form is ordered as any other list: the old one is no newer than the new one.
+    assert not replica.successor(new, replica.read(new.text, KEY.public_key()))
+    with pytest.raises(ConfigurationInvalid, match="replay"):
+        replica.successor(new, old)
+
+
+def _payload(world: RegionsWorld) -> bytes:
+    return strictjson.dumps(trustlist.document(world.trust, NOW, NOW + FRESH_FOR))
+
+
+COMPRESSION_REFUSED = {
+    "another zip": (
+        lambda w: _signed_with_header({"zip": "GZIP"}, _payload(w)),
+        Reason.ERR_HEADER,
+        "zip 'GZIP' not allowed",
+    ),
+    "zip DEF over JSON that is not deflated": (
+        lambda w: _signed_with_header({"zip": "DEF"}, _payload(w)),
+        Reason.ERR_DECOMPRESS,
+        "corrupt compressed data",
+    ),
+    "deflated bytes changed after signing": (
+        lambda w: _flip_payload(signed(w)),
+        Reason.ERR_SIGNATURE,
+        "signature",
+    ),
+    "a deflated list by another key": (
+        lambda w: signed(w, key=PrivateKey.generate(Algorithm.ES256)),
+        Reason.ERR_KEY_UNKNOWN,
+        "another key",
+    ),
+}
+
+
+def _flip_payload(text: str) -> str:
+    header, payload, signature = text.split(".")
+    body = bytearray(base64url.decode(payload))
+    body[len(body) // 2] ^= 0x01
+    return f"{header}.{base64url.encode(bytes(body))}.{signature}"
+
+
+@pytest.mark.parametrize("case", COMPRESSION_REFUSED.values(), ids=COMPRESSION_REFUSED.keys())
+def test_compressed_lists_that_do_not_verify_are_refused(world, case):
+    make, reason, words = case
+    with pytest.raises(ConfigurationInvalid, match=words) as refused:
+        replica.read(make(world), KEY.public_key())
+    assert refused.value.reason is reason
+
+
+def _bomb(inflated: int) -> bytes:
+    """Raw DEFLATE of ``inflated`` bytes of one JSON string, built a chunk at a time."""
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+    chunk = b"a" * (1 << 20)
+    parts = [deflater.compress(b'{"version": 1, "x": "')]
+    parts.extend(deflater.compress(chunk) for _ in range(inflated >> 20))
+    parts.append(deflater.compress(b'"}') + deflater.flush())
+    return b"".join(parts)
+
+
+def test_a_decompression_bomb_signed_by_the_hub_key_is_refused_at_the_bound():
+    bound = trustlist.MAX_TRUST_LIST_JSON_BYTES
+    bomb = _bomb(8 * bound)  # 512 MiB of JSON in half a megabyte
+    assert len(bomb) < bound // 100
+    text = _signed_with_header({"zip": "DEF"}, bomb)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigurationInvalid, match=f"exceeds {bound} bytes") as refused:
+            trustlist.verify(text, KEY.public_key())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert refused.value.reason is Reason.ERR_DECOMPRESSED_TOO_LARGE
+    assert "trust list refused" in str(refused.value)
+    # Inflating stopped at the bound (its output buffer and the bytes made of it: twice the
+    # bound at most), never the bomb's 512 MiB.
+    assert peak < 3 * bound
+
+
+def test_a_text_over_the_limit_is_refused_before_parsing():
+    text = "e" * (trustlist.MAX_TRUST_LIST_CHARS + 1)
+    with pytest.raises(ConfigurationInvalid, match="over 25165824 characters") as refused:
+        trustlist.verify(text, KEY.public_key())
+    assert refused.value.reason is Reason.ERR_TOO_LARGE
+
+
+def test_the_signer_publishes_no_list_over_its_limit(world):
+    text = signed(world)
+    signer = trustlist.TrustListSigner(KEY, timedelta(seconds=30), max_chars=len(text) // 2)
+    small = TrustHolder(TrustSnapshot.empty()).current
+    first = signer.sign_current(small, NOW)
+    assert first.fits
+    assert signer.published(small, NOW) is first
+    later = NOW + timedelta(seconds=1)
+    large = signer.sign_current(world.trust, later)  # a larger registry, its version higher
+    assert world.trust.version > small.version
+    assert not large.fits
+    assert len(large.jws) > signer.max_chars
+    # The last list that fit, not renewed: verifiers go stale at its fresh_until.
+    kept = signer.published(world.trust, later + timedelta(seconds=20))
+    assert kept is first
+    assert kept.fresh_until == NOW + timedelta(seconds=30)
