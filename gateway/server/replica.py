@@ -157,6 +157,10 @@ class ReplicaServer:
 
     def _hold(self, trust_list: replica.TrustList) -> None:
         snapshot = replica_secrets.merge(trust_list.snapshot, self.secrets)
+        if self.secrets is not None:
+            for issuer in snapshot.issuers.values():
+                if issuer.online is not None and issuer.online.unusable:
+                    log.error("online codes not verified: %s", issuer.online.unusable)
         self.service.trust.replace(snapshot, trust_list.fresh_until)
         self.held = trust_list
         if self.secrets is not None and trust_list.version > self.secrets.version:
