@@ -23,7 +23,9 @@ import pytest
 from gateway._generated.huren.v1 import registry_pb2 as rpb
 from gateway._generated.huren.v1 import registry_pb2_grpc as rpb_grpc
 from gateway.clients import TlsCredentials, new_request_id
+from gateway.crypto import pki
 from gateway.model import IssuerId, Reason, Status, Verdict
+from gateway.server.certificates import HubCertificates, HubTlsFiles
 from gateway.storage.files import StateFiles
 from tests.conftest import REPO
 from tests.integration.cli import Served, huren, running, serving
@@ -473,3 +475,42 @@ async def test_a_rotated_replica_certificate_is_taken_on_sighup_and_a_broken_one
     sent = [r.getMessage() for r in caplog.records if r.name == "huren.secrets"]
     assert any("sent to replica:edge-a" in line for line in sent), sent
     assert any("sent to replica:edge-b" in line for line in sent), sent
+
+
+async def test_replica_files_are_taken_only_when_they_pass(tmp_path, caplog):
+    """What the replica's files are checked for before they are used: an expired certificate,
+    and a CA file with no certificate in it, are refused and the credentials in use stay; a
+    good new pair is taken, and the replica told."""
+    ca = pki.new_ca()
+    (tmp_path / "ca.pem").write_bytes(ca.certificate_pem)
+
+    def write(issued: pki.Issued) -> None:
+        (tmp_path / "replica.pem").write_bytes(issued.certificate_pem)
+        (tmp_path / "replica.key").write_bytes(issued.key_pem)
+
+    write(pki.issue_replica(ca, "edge-7"))
+    files = HubTlsFiles(tmp_path / "ca.pem", tmp_path / "replica.pem", tmp_path / "replica.key")
+    followed = HubCertificates(files, check_seconds=0)
+    told: list[int] = []
+    followed.changed.append(lambda: told.append(followed.generation))
+    first = followed.credentials()
+    assert followed.mutual
+    assert first.certificate == (tmp_path / "replica.pem").read_bytes()
+
+    write(pki.issue_replica(ca, "edge-7", days=0))  # expired by the time it is read
+    assert not followed.check(force=True)
+    assert followed.credentials() is first
+    assert "the certificate expired" in caplog.text
+
+    renewed = pki.issue_replica(ca, "edge-8")
+    write(renewed)
+    assert followed.check(force=True)
+    assert followed.credentials().certificate == renewed.certificate_pem
+    assert followed.credentials().key == renewed.key_pem
+    assert told == [1]
+
+    (tmp_path / "ca.pem").write_bytes(b"")
+    assert not followed.check(force=True)
+    assert followed.credentials().certificate == renewed.certificate_pem
+    assert "no PEM certificate" in caplog.text
+    assert told == [1]
