@@ -31,6 +31,20 @@ class OnlineOutcome(enum.Enum):
     """Not asked: the issuer's circuit breaker was open."""
 
 
+class SecretsFailure(enum.Enum):
+    """Why a replica's fetch of its replica secrets from the hub failed."""
+
+    REFUSED = "refused"
+    """The hub refused this replica's certificate (unpinned, or not a replica's): every secret
+    held was dropped."""
+    UNREACHABLE = "unreachable"
+    """No answer: the hub is down, the network broke, a timeout (the held secrets stay)."""
+    MALFORMED = "malformed"
+    """An answer out of bounds or malformed, refused whole (the held secrets stay)."""
+    ERROR = "error"
+    """Anything else (logged with its type; the held secrets stay)."""
+
+
 def verdict_labels(verdict: Verdict) -> tuple[str, str, str, str]:
     """(status, reason, colour, region) of a verdict: enum values and the issuing region's code
     from the registry (or ``none``). Nothing from the code text or the person."""
@@ -62,6 +76,14 @@ class Observer(Protocol):
         """The hub signed a trust list of ``size`` characters; ``published`` is False when it
         is over the limit a replica receives (it is then not published)."""
 
+    def replica_secrets(self, version: int | None) -> None:
+        """A replica with a certificate holds the hub's replica secrets, vouched for at trust
+        ``version`` by an answer just received; or (None) holds none, at its start or once
+        dropped."""
+
+    def secrets_fetch_failed(self, reason: SecretsFailure) -> None:
+        """A replica's fetch of its replica secrets failed, for ``reason``."""
+
 
 class _NoObserver:
     def verdicts(self, verdicts: Sequence[Verdict]) -> None:
@@ -74,6 +96,12 @@ class _NoObserver:
         pass
 
     def trust_list_signed(self, size: int, *, published: bool) -> None:
+        pass
+
+    def replica_secrets(self, version: int | None) -> None:
+        pass
+
+    def secrets_fetch_failed(self, reason: SecretsFailure) -> None:
         pass
 
 

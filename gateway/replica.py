@@ -15,7 +15,8 @@ verifies with. Three decisions, each refusing with :class:`ConfigurationInvalid`
    snapshot into :class:`~gateway.registry.TrustHolder`).
 
 What the list does not carry (pseudonym keys, online issuers' client credentials) is absent from
-the snapshot: their codes are UNVERIFIABLE ``ERR_SECRET_UNAVAILABLE`` on a replica.
+the snapshot: their codes are UNVERIFIABLE ``ERR_SECRET_UNAVAILABLE`` on a replica without the
+replica secrets. An online issuer's verify URL is the list's (signed), never the secrets'.
 """
 
 from __future__ import annotations
@@ -34,8 +35,16 @@ from gateway.policy.model import Policy
 from gateway.profiles.loader import load_profile
 from gateway.profiles.model import Profile
 from gateway.registry import Issuer, IssuerKey, KeyStatus, OnlineEndpoint, Revocations
-from gateway.registry.model import ISSUER_ID, KEY_ID, PolicyVersion, Retirement
+from gateway.registry.model import (
+    CODE_URL_PREFIX,
+    ISSUER_ID,
+    KEY_ID,
+    SERVICE_URL,
+    PolicyVersion,
+    Retirement,
+)
 from gateway.registry.snapshot import TrustSnapshot
+from gateway.replica_secrets import MAX_URL_CHARS
 from gateway.tomltable import Table
 from gateway.trustlist import MAX_FRESH_FOR, verify
 
@@ -236,9 +245,7 @@ def _issuers(
         ):
             raise _refuse(f"{entry.key('profile')} names no profile of the list")
         profile.done()
-        prefix = entry.text("online_code_prefix", required=False)
-        # The list carries no credentials: an online issuer is known by its codes' prefix only.
-        online = OnlineEndpoint(prefix, "", "", b"") if prefix is not None else None
+        online = _online(issuer_id, entry)
         entry.boolean("pseudonymous", default=False)  # its key is not in the list either
         issuers[issuer_id] = Issuer(
             issuer_id,
@@ -266,6 +273,32 @@ def _issuers(
             retirement.done()
         entry.done()
     return issuers, keys, revocations, retired
+
+
+def _online(issuer: IssuerId, entry: Table) -> OnlineEndpoint | None:
+    """An online issuer's endpoint as the list signs it: its code prefix and verify URL, no
+    credential (the replica secrets bring that). A list without the URL (an older hub's) leaves
+    the endpoint unusable: its codes are sent nowhere."""
+    prefix = entry.text("online_code_prefix", required=False, max_len=MAX_URL_CHARS)
+    url = entry.text("online_verify_url", required=False, max_len=MAX_URL_CHARS)
+    if prefix is None:
+        if url is not None:
+            raise _refuse(f"{entry.key('online_verify_url')} without an online_code_prefix")
+        return None
+    if not CODE_URL_PREFIX.fullmatch(prefix) or (
+        url is not None and not SERVICE_URL.fullmatch(url)
+    ):
+        raise _refuse(f"{entry.key('online_code_prefix')} or its verify URL is malformed")
+    if url is None:
+        return OnlineEndpoint(
+            prefix,
+            "",
+            "",
+            b"",
+            unusable=f"the signed trust list names no verify URL for online issuer {issuer} (a "
+            "hub older than this replica): its codes are sent nowhere",
+        )
+    return OnlineEndpoint(prefix, url, "", b"")
 
 
 def _key(issuer: IssuerId, entry: Table) -> tuple[IssuerKey, Revocations | None]:

@@ -7,8 +7,9 @@ The hub hands them, over mutual TLS, only to a pinned replica (docs/scaling.md).
 - :func:`check` (the replica): what arrived is within bounds and well formed, or refused whole.
 - :func:`merge` (the replica): a trust list's snapshot with the secrets of its issuers put back.
   A secret is used only for an issuer the list holds, and an online credential only where the
-  list's code prefix is the same: a secret never makes the replica trust anything the signed
-  list does not say.
+  list's code prefix is the same and only at the verify URL the list signs (the secrets' URL
+  must be that one, or the issuer's online codes are UNVERIFIABLE): a secret never makes the
+  replica trust, or send codes anywhere, the signed list does not say.
 
 ``version`` is the hub's trust version when the secrets were read, and ``digest`` their content:
 a replica fetches again when it takes a list of a higher version (every change of an issuer's
@@ -145,8 +146,8 @@ def merge(snapshot: TrustSnapshot, secrets: ReplicaSecrets | None) -> TrustSnaps
     """``snapshot`` (from a signed trust list) with its issuers' secrets put back.
 
     An issuer takes its pseudonym key only if the list holds it, and its online credential only
-    if the list says it is online with the same code prefix; everything else of the issuer is
-    the list's. Without secrets, the snapshot as it is.
+    if the list says it is online with the same code prefix and verify URL; everything else of
+    the issuer (the URL included) is the list's. Without secrets, the snapshot as it is.
     """
     if secrets is None or not secrets.issuers:
         return snapshot
@@ -156,14 +157,33 @@ def merge(snapshot: TrustSnapshot, secrets: ReplicaSecrets | None) -> TrustSnaps
         if entry is None:
             merged[issuer_id] = issuer
             continue
-        online = issuer.online
-        if (
-            online is not None
-            and entry.online is not None
-            and entry.online.code_prefix == online.code_prefix
-        ):
-            online = entry.online
         merged[issuer_id] = dataclasses.replace(
-            issuer, online=online, pseudonym_key=entry.pseudonym_key
+            issuer,
+            online=_credential(snapshot.version, issuer, entry.online),
+            pseudonym_key=entry.pseudonym_key,
         )
     return dataclasses.replace(snapshot, issuers=MappingProxyType(merged))
+
+
+def _credential(
+    version: int, issuer: Issuer, secret: OnlineEndpoint | None
+) -> OnlineEndpoint | None:
+    """The list's online endpoint of ``issuer`` (its code prefix and verify URL, signed) with the
+    client credential of ``secret``. The credential is presented only at the URL it was issued
+    for: if the secrets name another URL than the signed list, the endpoint is unusable (the
+    credential is not sent to the list's URL, nor codes to the secrets' URL)."""
+    online = issuer.online
+    if online is None or secret is None or secret.code_prefix != online.code_prefix:
+        return online
+    if online.unusable:
+        return online
+    if secret.verify_url != online.verify_url:
+        return dataclasses.replace(
+            online,
+            unusable=f"the replica secrets name another verify URL for online issuer {issuer.id} "
+            f"than the signed trust list (version {version}): its codes are sent nowhere until "
+            "they agree",
+        )
+    return dataclasses.replace(
+        online, client_id=secret.client_id, client_secret=secret.client_secret
+    )

@@ -7,8 +7,8 @@ to at most :data:`MAX_TRUST_LIST_JSON_BYTES` (a decompression bomb is refused
 ``ERR_DECOMPRESSED_TOO_LARGE`` once that many bytes are out, never inflated whole). The JSON:
 
 ``{"version", "issued_at", "fresh_until", "issuers": [{"id", "region", "name", "profile": {"id",
-"version", "sha256"}, "online_code_prefix"?, "code_name"?, "pseudonymous", "keys": [{"kid",
-"alg", "spki", "status", "status_since"?, "not_before"?, "not_after"?, "usage"?,
+"version", "sha256"}, "online_code_prefix"?, "online_verify_url"?, "code_name"?, "pseudonymous",
+"keys": [{"kid", "alg", "spki", "status", "status_since"?, "not_before"?, "not_after"?, "usage"?,
 "certificate_sha256"?, "revocations"?: {"counter", "ids"}}]}], "profiles": [{"id", "version",
 "sha256", "source"}], "policies": [{"destination", "id", "version", "sha256", "flags",
 "source"}]}``; a retired issuer also has ``"retired": {"at", "reason"}`` (its codes verify nothing).
@@ -33,6 +33,9 @@ older version) is still accepted, within the same limits: it is signed by the sa
 what it may say is checked as for a compressed one (rollback, freshness, content). Any other
 ``zip`` is refused ``ERR_HEADER``.
 
+An online issuer's entry names both where its codes start (``online_code_prefix``) and where a
+verifier sends them (``online_verify_url``): a URL decides where codes go, so it is signed here;
+only the client credential to present there travels apart, to pinned replicas (docs/scaling.md).
 Credentials (online client secrets, pseudonym keys) are never in it. Verifier apps and gateway
 replicas verify it offline with the key the gateway publishes (``trustlist-key.jwk`` in its state
 directory): ``huren trustlist verify``.
@@ -130,6 +133,7 @@ def document(snapshot: TrustSnapshot, issued_at: datetime, fresh_until: datetime
         }
         if issuer.online is not None:
             record["online_code_prefix"] = issuer.online.code_prefix
+            record["online_verify_url"] = issuer.online.verify_url
         if issuer.code_name is not None:
             record["code_name"] = issuer.code_name
         retired = snapshot.retired.get(issuer.id)

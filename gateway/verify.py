@@ -342,6 +342,8 @@ def _verify(code: str, context: _Context, facts: _Facts) -> Verdict | Question:
         facts.issuer = issuer
         facts.profile = context.trust.profile_of(issuer)
         _check_not_retired(issuer, context.trust)  # a retired issuer is not even asked
+        if issuer.online.unusable:  # a replica whose signed list and secrets disagree
+            raise CodeRejected(Reason.ERR_SECRET_UNAVAILABLE, issuer.online.unusable)
         if not issuer.online.client_secret:  # a replica's trust list carries no credentials
             raise CodeRejected(
                 Reason.ERR_SECRET_UNAVAILABLE,

@@ -31,9 +31,7 @@ from gateway.cli.common import (
     tls_credentials,
 )
 from gateway.clients import GatewayClient, TlsCredentials
-from gateway.clients.tls import read_tls_file
 from gateway.clock import system_clock
-from gateway.crypto.pki import TlsFile
 from gateway.errors import CallFailed, HurenError, RequestInvalid, StorageUnavailable
 from gateway.hub import initialise
 from gateway.lifecycle import TLS_CHECK_SECONDS, until_terminated
@@ -50,10 +48,9 @@ NEVER_FRESH = datetime(1970, 1, 1, tzinfo=UTC)
 """A replica's freshness before its first verified trust list: every code is ERR_TRUST_STALE."""
 
 if TYPE_CHECKING:
-    from gateway.clients.hubsecrets import HubSecrets
     from gateway.server.app import TlsFiles
     from gateway.server.calls import WatchCalls
-    from gateway.server.certificates import ServerCertificates
+    from gateway.server.certificates import FollowedFiles, HubCertificates
     from gateway.server.metrics import PrometheusObserver
     from gateway.server.probe import HealthPort
 
@@ -156,8 +153,9 @@ def register(commands: Subparsers) -> None:
         "--tls-check-seconds",
         type=float,
         default=TLS_CHECK_SECONDS,
-        help="how often the TLS files in --tls-dir are looked at, and re-read when they "
-        "changed (SIGHUP: at once; 0: only on SIGHUP) (default %(default)s)",
+        help="how often the TLS files in --tls-dir (and a replica's --hub-ca, --replica-cert and "
+        "--replica-key) are looked at, and re-read when they changed (SIGHUP: at once; 0: only "
+        "on SIGHUP) (default %(default)s)",
     )
     p.add_argument(
         "--metrics-listen",
@@ -413,6 +411,7 @@ def _serve_replica(args: argparse.Namespace) -> int:
     """``huren serve --replica-of HUB``: see gateway.server.replica and docs/scaling.md."""
     from gateway.cli.local import read_trust_list_key
     from gateway.clients.hubfeed import HubFeed
+    from gateway.clients.hubsecrets import HubSecrets
     from gateway.clients.online import OnlineClient
     from gateway.registry import TrustHolder, TrustSnapshot
     from gateway.server.app import TlsFiles
@@ -425,16 +424,14 @@ def _serve_replica(args: argparse.Namespace) -> int:
         raise RequestInvalid("--init and --accept-rollback are for a hub, not a replica")
     key = read_trust_list_key(args.trust_list_key)
     tls = None if args.insecure else TlsFiles(args.tls_dir)
-    hub_credentials = None
     if tls is not None:
         tls.read()
-        ca = read_tls_file(args.hub_ca or tls.ca, "; give the hub's CA with --hub-ca")
-        hub_credentials = TlsCredentials(ca.content)
+    hub = _hub_certificates(args, tls)
     files = StateFiles(args.state_dir)
     files.check_private()
-    secrets = _hub_secrets(args, hub_credentials)
+    secrets = hub is not None and hub.mutual
     identities = None
-    if secrets is None:
+    if not secrets:
         try:
             identities = files.identities()
         except StorageUnavailable as e:
@@ -469,7 +466,7 @@ def _serve_replica(args: argparse.Namespace) -> int:
         _limits(args),
         identities,
         system_clock,
-        OnlineClient(observer=metrics or NO_OBSERVER) if secrets is not None else None,
+        OnlineClient(observer=metrics or NO_OBSERVER) if secrets else None,
     )
 
     async def run() -> None:
@@ -477,15 +474,16 @@ def _serve_replica(args: argparse.Namespace) -> int:
             service,
             key,
             args.state_dir,
-            HubFeed(args.replica_of, hub_credentials),
+            HubFeed(args.replica_of, hub.credentials if hub is not None else None),
             args.listen,
             clock=system_clock,
             tls=tls,
             observer=metrics or NO_OBSERVER,
             calls=_calls(args, metrics),
             tls_check_seconds=args.tls_check_seconds,
-            secrets=secrets() if secrets is not None else None,
+            secrets=HubSecrets(args.hub_registry, hub.credentials) if hub and secrets else None,
             share_port=slot is not None,
+            hub_certificates=hub,
         )
         port = await server.start()
         held = (
@@ -503,7 +501,7 @@ def _serve_replica(args: argparse.Namespace) -> int:
         if metrics is not None:
             metrics.watch(service, getattr(service.online, "breakers", None))
             _serve_metrics(metrics, args.metrics_listen)
-        _reload_on_hangup(server.certificates)
+        _reload_on_hangup(server.certificates, hub)
         try:
             await until_terminated()
         finally:
@@ -519,31 +517,26 @@ def _serve_replica(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _hub_secrets(
-    args: argparse.Namespace, hub: TlsCredentials | None
-) -> Callable[[], HubSecrets] | None:
-    """How a replica with a certificate reaches the hub's replica secrets (made inside the
-    event loop); None without ``--replica-cert``.
+def _hub_certificates(args: argparse.Namespace, tls: TlsFiles | None) -> HubCertificates | None:
+    """What a replica dials its hub with, re-read like the server's TLS files (None with
+    ``--insecure``): the hub's CA and, with ``--replica-cert``, the replica's certificate and
+    key, with which it fetches the replica secrets.
 
     Raises:
         RequestInvalid: for an incomplete set of options.
         TlsFilesInvalid: for files that cannot be read or do not belong together.
     """
     given = (args.replica_cert, args.replica_key, args.hub_registry)
-    if not any(given):
-        return None
-    if not all(given):
+    if any(given) and not all(given):
         raise RequestInvalid("--replica-cert, --replica-key and --hub-registry go together")
-    if hub is None:
-        raise RequestInvalid("the replica secrets travel over mutual TLS only: not --insecure")
-    from gateway.clients.hubsecrets import HubSecrets
-    from gateway.crypto.pki import check_tls_files
+    if tls is None:
+        if any(given):
+            raise RequestInvalid("the replica secrets travel over mutual TLS only: not --insecure")
+        return None
+    from gateway.server.certificates import HubCertificates, HubTlsFiles
 
-    certificate = read_tls_file(args.replica_cert)
-    key = read_tls_file(args.replica_key)
-    check_tls_files(TlsFile("hub CA", hub.ca), certificate, key, datetime.now(UTC))
-    credentials = TlsCredentials(hub.ca, certificate.content, key.content)
-    return lambda: HubSecrets(args.hub_registry, credentials)
+    files = HubTlsFiles(args.hub_ca or tls.ca, args.replica_cert, args.replica_key)
+    return HubCertificates(files, args.tls_check_seconds)
 
 
 async def _start_health(servicer: object, listen: str | None) -> HealthPort | None:
@@ -558,11 +551,14 @@ async def _start_health(servicer: object, listen: str | None) -> HealthPort | No
     return probe
 
 
-def _reload_on_hangup(certificates: ServerCertificates | None) -> None:
+def _reload_on_hangup(*followed: FollowedFiles | None) -> None:
     """SIGHUP: read the TLS files again now (see gateway.server.certificates)."""
-    if certificates is not None:
+    watched = [files for files in followed if files is not None]
+    if watched:
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, lambda: certificates.check(force=True))
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: [files.check(force=True) for files in watched]
+        )
 
 
 def _metrics(role: str) -> PrometheusObserver:

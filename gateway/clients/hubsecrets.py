@@ -9,6 +9,8 @@ decided by the replica (:mod:`gateway.replica_secrets`). The answer is bounded b
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 
 from gateway import wire
@@ -23,18 +25,30 @@ FETCH_TIMEOUT = 10.0
 
 
 class HubSecrets:
-    """``GetReplicaSecrets`` on the hub's registry port ``target``, with mutual TLS."""
+    """``GetReplicaSecrets`` on the hub's registry port ``target``, with mutual TLS.
 
-    def __init__(self, target: str, credentials: TlsCredentials) -> None:
+    ``credentials`` may be a function giving the credentials to use now: a fetch after it gives
+    new ones (a rotated replica certificate) connects again with them."""
+
+    def __init__(
+        self, target: str, credentials: TlsCredentials | Callable[[], TlsCredentials]
+    ) -> None:
+        self.target = target
+        self._credentials = credentials if callable(credentials) else lambda: credentials
+        self._channel, self._used = self._connect()
+
+    def _connect(self) -> tuple[grpc.aio.Channel, TlsCredentials]:
+        credentials = self._credentials()
         if credentials.certificate is None or credentials.key is None:
             raise ValueError("the replica secrets need the replica's certificate and key")
-        self.target = target
         options: list[tuple[str, int | str]] = [
             ("grpc.max_receive_message_length", MAX_SECRETS_BYTES),
             *credentials.options(),
         ]
-        self._channel = grpc.aio.secure_channel(target, credentials.channel(), options=options)
-        self._stub = pb_grpc.RegistryServiceStub(self._channel)
+        self._stub = pb_grpc.RegistryServiceStub(
+            channel := grpc.aio.secure_channel(self.target, credentials.channel(), options=options)
+        )
+        return channel, credentials
 
     async def fetch(self, known_digest: str) -> tuple[int, ReplicaSecrets | None]:
         """The hub's trust version, and its replica secrets (None if they are those of
@@ -45,6 +59,10 @@ class HubSecrets:
                 replica's): the replica must drop what it holds.
             CallFailed: no answer (the hub is down, the network broke, a timeout).
         """
+        if self._credentials() is not self._used:  # new files: a new connection
+            old = self._channel
+            self._channel, self._used = self._connect()
+            await old.close(None)
         try:
             answer = await self._stub.GetReplicaSecrets(
                 pb.GetReplicaSecretsRequest(known_digest=known_digest), timeout=FETCH_TIMEOUT

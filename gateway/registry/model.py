@@ -46,6 +46,10 @@ class OnlineEndpoint:
     verify_url: str
     client_id: str
     client_secret: bytes = field(repr=False)
+    unusable: str = ""
+    """Why this gateway must not ask the endpoint, if it must not (a replica whose signed trust
+    list names no verify URL, or another one than its replica secrets): its codes are then
+    UNVERIFIABLE ``ERR_SECRET_UNAVAILABLE`` with this as the reason given."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,14 @@ class TlsFiles:
     def key(self) -> Path:
         return self.directory / "gateway.key"
 
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return self.ca, self.certificate, self.key
+
+    @property
+    def name(self) -> str:
+        return f"TLS certificate and key from {self.directory}"
+
     def read(self) -> tuple[bytes, bytes, bytes]:
         """(CA, certificate, key).
 

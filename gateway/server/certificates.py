@@ -1,14 +1,23 @@
-"""The gateway's TLS certificate, key and operators' CA, re-read without a restart.
+"""TLS files re-read without a restart: the gateway's certificate, key and operators' CA, and a
+replica's own certificate, key and hub CA.
 
-gRPC's dynamic server credentials ask a fetcher at each new TLS handshake whether there is a new
-certificate configuration. :class:`ServerCertificates` answers from what it last read: the files
-are looked at every ``check_seconds`` (their modification time, size and inode) and whenever
-:meth:`ServerCertificates.check` is called with ``force`` (``huren serve`` does on SIGHUP). New
-files are read and checked exactly as at start (a certificate that matches its key, within its
-validity); files that do not pass are refused with one logged line naming the problem and the
-ones in use stay. Connections already established keep the certificate they were made with;
-new ones get the new one. Both listeners (verification, and the registry's mutual TLS with the
-operators' CA) follow the same files.
+:class:`FollowedFiles` holds what it last read of a set of files: the files are looked at every
+``check_seconds`` (their modification time, size and inode) and whenever
+:meth:`FollowedFiles.check` is called with ``force`` (``huren serve`` does on SIGHUP). New files
+are read and checked exactly as at start (a certificate that matches its key, within its
+validity, a CA file with certificates in it); files that do not pass are refused with one logged
+line naming the problem and the ones in use stay.
+
+- :class:`ServerCertificates` (the servers): gRPC's dynamic server credentials ask a fetcher at
+  each new TLS handshake whether there is a new certificate configuration, answered from what was
+  last read. Connections already established keep the certificate they were made with; new ones
+  get the new one. Both listeners (verification, and the registry's mutual TLS with the
+  operators' CA) follow the same files.
+- :class:`HubCertificates` (a replica, as a client of its hub): the hub's CA and, with
+  ``--replica-cert``, the replica's certificate and key. The replica's channels to the hub ask
+  for :meth:`HubCertificates.credentials` when they connect, so the next connection (a
+  ``GetReplicaSecrets`` fetch, a reconnection of the trust-list feed) uses new files, and the
+  replica is told (:attr:`HubCertificates.changed`) so that it fetches its secrets again at once.
 """
 
 from __future__ import annotations
@@ -16,11 +25,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 
+from gateway.clients.tls import TlsCredentials, read_tls_file
+from gateway.crypto.pki import check_tls_files
 from gateway.errors import TlsFilesInvalid
 from gateway.lifecycle import TLS_CHECK_SECONDS
 
@@ -32,25 +46,45 @@ log = logging.getLogger(__name__)
 _Stamp = tuple[tuple[int, int, int] | None, ...]
 
 
-class ServerCertificates:
+class FileSet(Protocol):
+    """Files read and checked together."""
+
+    @property
+    def paths(self) -> tuple[Path, ...]: ...
+
+    @property
+    def name(self) -> str:
+        """What they are, for the log."""
+        ...
+
+    def read(self) -> tuple[bytes, ...]:
+        """Their contents, checked.
+
+        Raises:
+            TlsFilesInvalid: naming a file that is missing or cannot be used.
+        """
+        ...
+
+
+class FollowedFiles:
     """See the module docstring."""
 
-    def __init__(self, tls: TlsFiles, check_seconds: float = TLS_CHECK_SECONDS) -> None:
+    def __init__(self, files: FileSet, check_seconds: float = TLS_CHECK_SECONDS) -> None:
         """Read the files now.
 
         Raises:
             TlsFilesInvalid: naming a file that is missing or cannot be used.
         """
-        self.tls = tls
+        self.files = files
         self.check_seconds = check_seconds
         self._stamp = self._stamps()
-        self._material = tls.read()
+        self._material = files.read()
         self.generation = 0
-        """Incremented each time new files are served."""
+        """Incremented each time new files are taken."""
 
     def _stamps(self) -> _Stamp:
         stamps: list[tuple[int, int, int] | None] = []
-        for path in (self.tls.ca, self.tls.certificate, self.tls.key):
+        for path in self.files.paths:
             try:
                 status = os.stat(path)
             except OSError:
@@ -58,6 +92,45 @@ class ServerCertificates:
                 continue
             stamps.append((status.st_mtime_ns, status.st_size, status.st_ino))
         return tuple(stamps)
+
+    def check(self, *, force: bool = False) -> bool:
+        """Read the files again if they changed (always with ``force``); True if new ones are
+        used from now on."""
+        stamp = self._stamps()
+        if not force and stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            material = self.files.read()
+        except TlsFilesInvalid as error:
+            log.error("TLS files not taken, the ones in use stay: %s", error)
+            return False
+        if material == self._material:
+            return False
+        self._material = material  # before the generation: a fetcher reads them in that order
+        self.generation += 1
+        self._taken()
+        log.warning("%s re-read: new connections use them", self.files.name)
+        return True
+
+    def _taken(self) -> None:
+        """New files were taken (for subclasses)."""
+
+    async def watch(self) -> None:
+        """Look at the files every ``check_seconds`` (never when it is 0)."""
+        if self.check_seconds <= 0:
+            return
+        while True:
+            await asyncio.sleep(self.check_seconds)
+            self.check()
+
+
+class ServerCertificates(FollowedFiles):
+    """The gateway's TLS files (see the module docstring)."""
+
+    def __init__(self, tls: TlsFiles, check_seconds: float = TLS_CHECK_SECONDS) -> None:
+        super().__init__(tls, check_seconds)
+        self.tls = tls
 
     def _configuration(self, mutual: bool) -> grpc.ServerCertificateConfiguration:
         ca, certificate, key = self._material
@@ -84,32 +157,67 @@ class ServerCertificates:
             require_client_authentication=mutual,
         )
 
-    def check(self, *, force: bool = False) -> bool:
-        """Read the files again if they changed (always with ``force``); True if new ones are
-        served from now on."""
-        stamp = self._stamps()
-        if not force and stamp == self._stamp:
-            return False
-        self._stamp = stamp
-        try:
-            material = self.tls.read()
-        except TlsFilesInvalid as error:
-            log.error("TLS files not taken, the ones in use stay: %s", error)
-            return False
-        if material == self._material:
-            return False
-        self._material = material  # before the generation: a fetcher reads them in that order
-        self.generation += 1
-        log.warning(
-            "TLS certificate and key re-read from %s: new connections use them",
-            Path(self.tls.directory),
-        )
-        return True
 
-    async def watch(self) -> None:
-        """Look at the files every ``check_seconds`` (never when it is 0)."""
-        if self.check_seconds <= 0:
-            return
-        while True:
-            await asyncio.sleep(self.check_seconds)
-            self.check()
+@dataclass(frozen=True, slots=True)
+class HubTlsFiles:
+    """What a replica dials its hub with: the hub's CA (``--hub-ca``) and, for the replica
+    secrets, its own certificate and key (``--replica-cert``, ``--replica-key``)."""
+
+    ca: Path
+    certificate: Path | None = None
+    key: Path | None = None
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return tuple(p for p in (self.ca, self.certificate, self.key) if p is not None)
+
+    @property
+    def name(self) -> str:
+        if self.certificate is None:
+            return f"the hub's CA {self.ca}"
+        return f"the replica certificate {self.certificate}, its key and the hub's CA {self.ca}"
+
+    def read(self) -> tuple[bytes, ...]:
+        """(CA,) or (CA, certificate, key), checked as a server's TLS files are.
+
+        Raises:
+            TlsFilesInvalid: naming a file that is missing or cannot be used.
+        """
+        ca = read_tls_file(self.ca, "; give the hub's CA with --hub-ca")
+        if self.certificate is None or self.key is None:
+            check_tls_files(ca, None, None, datetime.now(UTC))
+            return (ca.content,)
+        certificate, key = read_tls_file(self.certificate), read_tls_file(self.key)
+        check_tls_files(ca, certificate, key, datetime.now(UTC))
+        return ca.content, certificate.content, key.content
+
+
+class HubCertificates(FollowedFiles):
+    """A replica's TLS files as a client of its hub (see the module docstring)."""
+
+    def __init__(self, files: HubTlsFiles, check_seconds: float = TLS_CHECK_SECONDS) -> None:
+        super().__init__(files, check_seconds)
+        self._credentials = self._made()
+        self.changed: list[Callable[[], None]] = []
+        """Called each time new files are taken."""
+
+    @property
+    def mutual(self) -> bool:
+        """True with a replica certificate (the replica secrets can be fetched)."""
+        return len(self._material) == 3
+
+    def credentials(self) -> TlsCredentials:
+        """The credentials a new connection to the hub uses now (the same object until new
+        files are taken)."""
+        return self._credentials
+
+    def _made(self) -> TlsCredentials:
+        material = self._material
+        if len(material) == 3:
+            return TlsCredentials(material[0], material[1], material[2])
+        return TlsCredentials(material[0])
+
+    def _taken(self) -> None:
+        self._credentials = self._made()
+        for listener in self.changed:
+            listener()

@@ -37,7 +37,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gateway.clock import Clock
-from gateway.metrics import OnlineOutcome, verdict_labels
+from gateway.metrics import OnlineOutcome, SecretsFailure, verdict_labels
 from gateway.model import IssuerId, Verdict
 from gateway.service import VerificationService
 
@@ -121,6 +121,16 @@ class PrometheusObserver:
             "receives (not published: replicas keep the last list that fit), else 0",
             registry=self.registry,
         )
+        self._secrets_failures = Counter(
+            "huren_replica_secrets_fetch_failures",
+            "A replica's failed fetches of its replica secrets from the hub, by reason "
+            "(refused, unreachable, malformed, error)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self._secrets: tuple[int | None, float | None] | None = None
+        """A replica with a certificate: the trust version of the secrets held (None: none
+        held) and when (monotonic) an answer last came."""
         info = Gauge(
             "huren_info", "This gateway's role (hub or replica)", ["role"], registry=self.registry
         )
@@ -161,6 +171,18 @@ class PrometheusObserver:
     def trust_list_signed(self, size: int, *, published: bool) -> None:
         self._list_bytes.set(size)
         self._list_over.set(0 if published else 1)
+
+    def replica_secrets(self, version: int | None) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._secrets is None:  # every reason at 0 from the start: a bounded set
+                for reason in SecretsFailure:
+                    self._secrets_failures.labels(reason.value)
+            fetched = now if version is not None else (self._secrets or (None, None))[1]
+            self._secrets = (version, fetched)
+
+    def secrets_fetch_failed(self, reason: SecretsFailure) -> None:
+        self._secrets_failures.labels(reason.value).inc()
 
     def watch(
         self,
@@ -249,6 +271,33 @@ class PrometheusObserver:
             "1 while every code is answered ERR_TRUST_STALE, else 0",
             1.0 if service.trust_problem(now) is not None else 0.0,
         )
+        yield from self._secrets_figures(monotonic)
+
+    def _secrets_figures(self, monotonic: float) -> Iterator[tuple[str, str, float]]:
+        """A replica with a certificate's gauges of its replica secrets."""
+        with self._lock:
+            secrets = self._secrets
+        if secrets is None:
+            return
+        version, fetched = secrets
+        yield (
+            "huren_replica_secrets_held",
+            "1 while this replica holds the replica secrets from its hub, else 0 (codes are "
+            "then ERR_SECRET_UNAVAILABLE)",
+            0.0 if version is None else 1.0,
+        )
+        if version is not None:
+            yield (
+                "huren_replica_secrets_version",
+                "The hub's trust version the replica secrets held were last vouched for at",
+                float(version),
+            )
+        if fetched is not None:
+            yield (
+                "huren_replica_secrets_last_fetch_seconds",
+                "Seconds since the hub last answered this replica's fetch of its secrets",
+                monotonic - fetched,
+            )
 
 
 class _TrustCollector(Collector):

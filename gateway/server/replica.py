@@ -19,7 +19,10 @@ cannot be reached (the held ones stay: an outage is not a revocation). When the 
 the certificate (its pin was removed), the replica drops them all at once: every code is
 UNVERIFIABLE ``ERR_SECRET_UNAVAILABLE`` and health NOT_SERVING (fail closed), until a fetch is
 answered again. Each list's snapshot is served with its issuers' secrets merged
-(:func:`gateway.replica_secrets.merge`).
+(:func:`gateway.replica_secrets.merge`). The replica's certificate and key, and the hub's CA, are
+re-read on change or SIGHUP like the server's TLS files
+(:class:`~gateway.server.certificates.HubCertificates`); new ones make it fetch at once, with
+them.
 
 Health (the standard gRPC service, overall and ``huren.v1.VerifierService``) is SERVING only
 while a verified list is held, the clock is before its ``fresh_until``, and the identity secrets
@@ -46,12 +49,12 @@ from gateway.clock import Clock
 from gateway.crypto import PublicKey
 from gateway.errors import ConfigurationInvalid, NotPermitted, StorageUnavailable, Unavailable
 from gateway.lifecycle import TLS_CHECK_SECONDS
-from gateway.metrics import NO_OBSERVER, Observer
+from gateway.metrics import NO_OBSERVER, Observer, SecretsFailure
 from gateway.model import Reason
 from gateway.server import reflection
 from gateway.server.app import VERIFIER_SERVICE, TlsFiles, bind_verification, grpc_server
 from gateway.server.calls import WatchCalls
-from gateway.server.certificates import ServerCertificates
+from gateway.server.certificates import HubCertificates, ServerCertificates
 from gateway.server.verifier import VerifierServicer
 from gateway.service import VerificationService
 from gateway.storage.files import PRIVATE_FILE
@@ -103,12 +106,17 @@ class ReplicaServer:
         tls_check_seconds: float = TLS_CHECK_SECONDS,
         secrets: HubSecrets | None = None,
         share_port: bool = False,
+        hub_certificates: HubCertificates | None = None,
     ) -> None:
         self.service = service
         self.secrets_source = secrets
         self.secrets: replica_secrets.ReplicaSecrets | None = None
         """The replica secrets held (memory only), if any."""
         self._secrets_due = asyncio.Event()
+        self.hub_certificates = hub_certificates
+        """The replica's own TLS files as the hub's client, re-read like the server's."""
+        if hub_certificates is not None:  # a new replica certificate: fetch with it at once
+            hub_certificates.changed.append(self._secrets_due.set)
         self.observer = observer
         self.key = key
         self.saved = state_dir / TRUST_LIST_FILE
@@ -148,15 +156,21 @@ class ReplicaServer:
             asyncio.create_task(self._follow()),
             asyncio.create_task(self._watch_health()),
         ]
-        if self.certificates is not None:
-            self._tasks.append(asyncio.create_task(self.certificates.watch()))
+        for followed in (self.certificates, self.hub_certificates):
+            if followed is not None:
+                self._tasks.append(asyncio.create_task(followed.watch()))
         if self.secrets_source is not None:
+            self.observer.replica_secrets(None)
             self._secrets_due.set()
             self._tasks.append(asyncio.create_task(self._follow_secrets()))
         return self.port
 
     def _hold(self, trust_list: replica.TrustList) -> None:
         snapshot = replica_secrets.merge(trust_list.snapshot, self.secrets)
+        if self.secrets is not None:
+            for issuer in snapshot.issuers.values():
+                if issuer.online is not None and issuer.online.unusable:
+                    log.error("online codes not verified: %s", issuer.online.unusable)
         self.service.trust.replace(snapshot, trust_list.fresh_until)
         self.held = trust_list
         if self.secrets is not None and trust_list.version > self.secrets.version:
@@ -175,19 +189,26 @@ class ReplicaServer:
         try:
             version, fetched = await self.secrets_source.fetch(held.digest if held else "")
         except NotPermitted as refusal:
+            self.observer.secrets_fetch_failed(SecretsFailure.REFUSED)
             self._drop_secrets(str(refusal))
             return
+        except Unavailable:
+            self.observer.secrets_fetch_failed(SecretsFailure.UNREACHABLE)
+            raise
         if fetched is None:  # unchanged: the same secrets, vouched for at a later version
             assert held is not None
             self.secrets = dataclasses.replace(held, version=version)
+            self.observer.replica_secrets(version)
             return
         try:
             taken = replica_secrets.check(fetched)
         except ConfigurationInvalid as error:
+            self.observer.secrets_fetch_failed(SecretsFailure.MALFORMED)
             log.error("replica secrets from %s not taken: %s", self.secrets_source.target, error)
             raise Unavailable(str(error)) from error
         self.secrets = taken
         self.service.replace_identities(taken.identities())
+        self.observer.replica_secrets(taken.version)
         if self.held is not None:
             self._hold(self.held)
         log.warning(
@@ -205,6 +226,7 @@ class ReplicaServer:
             return
         self.secrets = None
         self.service.replace_identities(None)
+        self.observer.replica_secrets(None)
         if self.held is not None:
             self._hold(self.held)
         log.error(
@@ -217,8 +239,11 @@ class ReplicaServer:
         low, high = SECRETS_BACKOFF
         backoff = low
         while True:
+            # Not asyncio.wait_for: on Python 3.11 it loses a cancellation that comes as the
+            # event is set (this loop sets it itself to retry), and the replica then never stops.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._secrets_due.wait(), SECRETS_CHECK_SECONDS)
+                async with asyncio.timeout(SECRETS_CHECK_SECONDS):
+                    await self._secrets_due.wait()
             self._secrets_due.clear()
             try:
                 await self.fetch_secrets()
@@ -229,6 +254,7 @@ class ReplicaServer:
                 backoff = min(backoff * 2, high)
                 self._secrets_due.set()
             except Exception as error:  # keep following; what is held stays
+                self.observer.secrets_fetch_failed(SecretsFailure.ERROR)
                 log.error("replica secrets not fetched: %s", type(error).__name__)
                 self._secrets_due.set()
                 await asyncio.sleep(high)

@@ -9,7 +9,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import shutil
+import signal
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +23,14 @@ import pytest
 from gateway._generated.huren.v1 import registry_pb2 as rpb
 from gateway._generated.huren.v1 import registry_pb2_grpc as rpb_grpc
 from gateway.clients import TlsCredentials, new_request_id
+from gateway.crypto import pki
 from gateway.model import IssuerId, Reason, Status, Verdict
+from gateway.server.certificates import HubCertificates, HubTlsFiles
 from gateway.storage.files import StateFiles
-from tests.integration.cli import huren, running
+from tests.conftest import REPO
+from tests.integration.cli import Served, huren, running, serving
 from tests.integration.conftest import Hub, running_hub
+from tests.integration.scrape import sample, scrape, scrape_text
 from tests.integration.test_replica import VerifierClient
 
 pytestmark = pytest.mark.asyncio
@@ -276,3 +283,234 @@ async def test_an_unpinned_replica_drops_the_secrets_and_the_audit_log_shows_it(
         ("local", "add-replica", "edge-3", "ok"),
         ("local", "remove-replica", "edge-3", "ok"),
     ]
+
+
+FAILURES = "huren_replica_secrets_fetch_failures_total"
+REASONS = ("refused", "unreachable", "malformed", "error")
+
+
+def documented_metrics() -> set[str]:
+    """The metric names of docs/scaling.md's table (Metrics)."""
+    text = (REPO / "docs" / "scaling.md").read_text("utf-8")
+    table = text.split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `(huren_\w+)`", table, re.MULTILINE))
+
+
+def family(sample_key: str) -> str:
+    """The metric a scraped sample belongs to, as the docs name it."""
+    name = sample_key.split("{", 1)[0]
+    return re.sub(r"_(bucket|count|sum)$", "", name)
+
+
+def measured_replica(*options: str) -> contextlib.AbstractContextManager[Served]:
+    """A replica process (``replica_options``) with its metrics on a port of its own."""
+    assert options[0] == "serve"
+    return serving(None, None, *options[1:], "--metrics-listen", "127.0.0.1:0")
+
+
+async def stopped(served: Served) -> None:
+    """Stop a replica process, the hub (in this event loop) answering while it drains."""
+    served.process.terminate()
+    for _ in range(int(DEADLINE / 0.1)):
+        if served.process.poll() is not None:
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail(f"the replica did not stop within {DEADLINE} s")
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_the_metrics_say_whether_a_replica_holds_its_secrets_and_why_fetches_failed(
+    tmp_path, clock
+):
+    async with running_hub(tmp_path, clock, names=("beijing",)) as hub:
+        certificate, key = issue_replica_certificate(hub.pki, "edge-5")
+        pin(hub, "edge-5", certificate)
+        state = empty_state(tmp_path / "edge-5")
+        options = replica_options(hub, state, *with_certificate(hub, certificate, key))
+        with measured_replica(*options) as served:
+
+            async def held() -> bool:
+                return scrape(served.metrics).get("huren_replica_secrets_held") == 1
+
+            await until(held, "the metrics show the secrets held")
+
+            async def current() -> bool:
+                version = scrape(served.metrics).get("huren_replica_secrets_version")
+                return version == hub.service.trust.current.version
+
+            await until(current, "the secrets are vouched for at the hub's trust version")
+            figures = scrape(served.metrics)
+            assert 0 <= figures["huren_replica_secrets_last_fetch_seconds"] < DEADLINE
+            assert [figures[sample(FAILURES, reason=r)] for r in REASONS] == [0, 0, 0, 0]
+            # Every metric the replica serves is described in docs/scaling.md.
+            served_names = {family(k) for k in figures if k.startswith("huren_")}
+            assert served_names - documented_metrics() == set()
+            assert {"huren_replica_secrets_held", FAILURES} <= served_names
+
+            removed = huren(
+                *("registry", "replica", "remove", "edge-5"),
+                *("--state-dir", str(hub.files.directory)),
+            )
+            assert removed.returncode == 0, removed.stderr
+
+            async def dropped() -> bool:
+                return scrape(served.metrics).get("huren_replica_secrets_held") == 0
+
+            await until(dropped, "the metrics show the secrets dropped")
+            after = scrape(served.metrics)
+            assert after[sample(FAILURES, reason="refused")] >= 1
+            assert after[sample(FAILURES, reason="unreachable")] == 0
+            assert "huren_replica_secrets_version" not in after
+            assert "huren_replica_secrets_last_fetch_seconds" in after  # the last answer's age
+            await stopped(served)
+        # A replica whose hub's registry port does not answer: never held, counted as such.
+        lost = empty_state(tmp_path / "edge-6")
+        certificate, key = issue_replica_certificate(hub.pki, "edge-6")
+        pin(hub, "edge-6", certificate)
+        options = replica_options(
+            hub,
+            lost,
+            *("--replica-cert", str(certificate), "--replica-key", str(key)),
+            *("--hub-registry", f"127.0.0.1:{unused_port()}"),
+        )
+        with measured_replica(*options) as served:
+
+            async def unreachable() -> bool:
+                return scrape(served.metrics).get(sample(FAILURES, reason="unreachable"), 0) >= 1
+
+            await until(unreachable, "the failed fetch is counted")
+            figures = scrape(served.metrics)
+            assert figures["huren_replica_secrets_held"] == 0
+            assert "huren_replica_secrets_last_fetch_seconds" not in figures
+            text = scrape_text(served.metrics)
+            await stopped(served)
+        assert hub.files.subject_key.read_text().strip() not in text
+
+
+async def test_a_rotated_replica_certificate_is_taken_on_sighup_and_a_broken_one_is_not(
+    tmp_path, clock, caplog
+):
+    """The replica's certificate and key are re-read as the server's TLS files are: rotated at
+    the hub (the new one pinned, the old one removed) and on disk, then SIGHUP, the replica
+    fetches its secrets again with the new one, without a restart; files that do not go
+    together are refused and the ones in use stay."""
+    caplog.set_level(logging.INFO, logger="huren.secrets")
+    async with running_hub(tmp_path, clock, names=("beijing", "zhejiang")) as hub:
+        old_certificate, old_key = issue_replica_certificate(hub.pki, "edge-a")
+        new_certificate, new_key = issue_replica_certificate(hub.pki, "edge-b")
+        pin(hub, "edge-a", old_certificate)
+        served_files = tmp_path / "replica-tls"
+        served_files.mkdir()
+        certificate, key = served_files / "replica.pem", served_files / "replica.key"
+        shutil.copy2(old_certificate, certificate)
+        shutil.copy2(old_key, key)
+        beijing = await hub.regions["beijing"].issue()  # needs a pseudonym key
+        zhejiang = await hub.regions["zhejiang"].issue()  # needs the online credential
+        state = empty_state(tmp_path / "edge")
+        options = replica_options(
+            hub, state, *with_certificate(hub, certificate, key), "--tls-check-seconds", "0"
+        )
+        with measured_replica(*options) as served:
+            async with client(served.address, hub.pki) as replica:
+
+                async def verifies() -> bool:
+                    verdicts = [await replica.verify(beijing), await replica.verify(zhejiang)]
+                    return all(v.status is Status.VALID for v in verdicts)
+
+                async def lacks_secrets() -> bool:
+                    verdict = await replica.verify(beijing)
+                    return verdict.reason is Reason.ERR_SECRET_UNAVAILABLE
+
+                await until(verifies, "the replica verifies with the first certificate")
+                # Rotation at the hub: the new certificate pinned, the old one removed. The
+                # replica, still on the old one, is refused and drops its secrets.
+                pin(hub, "edge-b", new_certificate)
+                removed = huren(
+                    *("registry", "replica", "remove", "edge-a"),
+                    *("--state-dir", str(hub.files.directory)),
+                )
+                assert removed.returncode == 0, removed.stderr
+                await until(lacks_secrets, "the replica on the unpinned certificate is refused")
+
+                # Files that do not go together: refused, logged, and the process serves on.
+                certificate.write_bytes(new_certificate.read_bytes())  # the old key stays
+                served.process.send_signal(signal.SIGHUP)
+
+                async def refused_files() -> bool:
+                    return any("TLS files not taken" in line for line in served.log_lines())
+
+                await until(refused_files, "the mismatched key is refused")
+                assert served.process.poll() is None
+                assert (await replica.verify(beijing)).reason is Reason.ERR_SECRET_UNAVAILABLE
+                online = await replica.verify(zhejiang)
+                assert online.status is Status.UNVERIFIABLE
+
+                # The new key beside it, and SIGHUP: the replica fetches with the new pair.
+                key.write_bytes(new_key.read_bytes())
+                served.process.send_signal(signal.SIGHUP)
+                await until(verifies, "the replica verifies again with the new certificate")
+                assert await replica.serving()
+
+                # An unreadable certificate later: the pair in use stays, nothing is dropped.
+                certificate.write_bytes(b"not a certificate")
+                served.process.send_signal(signal.SIGHUP)
+
+                async def refused_twice() -> bool:
+                    lines = served.log_lines()
+                    return sum("TLS files not taken" in line for line in lines) == 2
+
+                await until(refused_twice, "the unreadable certificate is refused")
+                assert await verifies()
+                figures = scrape(served.metrics)
+                assert figures["huren_replica_secrets_held"] == 1
+            lines = served.log_lines()
+            await stopped(served)
+    assert sum("re-read: new connections use them" in line for line in lines) == 1, lines
+    assert any("not a PEM certificate" in line for line in lines), lines
+    sent = [r.getMessage() for r in caplog.records if r.name == "huren.secrets"]
+    assert any("sent to replica:edge-a" in line for line in sent), sent
+    assert any("sent to replica:edge-b" in line for line in sent), sent
+
+
+async def test_replica_files_are_taken_only_when_they_pass(tmp_path, caplog):
+    """What the replica's files are checked for before they are used: an expired certificate,
+    and a CA file with no certificate in it, are refused and the credentials in use stay; a
+    good new pair is taken, and the replica told."""
+    ca = pki.new_ca()
+    (tmp_path / "ca.pem").write_bytes(ca.certificate_pem)
+
+    def write(issued: pki.Issued) -> None:
+        (tmp_path / "replica.pem").write_bytes(issued.certificate_pem)
+        (tmp_path / "replica.key").write_bytes(issued.key_pem)
+
+    write(pki.issue_replica(ca, "edge-7"))
+    files = HubTlsFiles(tmp_path / "ca.pem", tmp_path / "replica.pem", tmp_path / "replica.key")
+    followed = HubCertificates(files, check_seconds=0)
+    told: list[int] = []
+    followed.changed.append(lambda: told.append(followed.generation))
+    first = followed.credentials()
+    assert followed.mutual
+    assert first.certificate == (tmp_path / "replica.pem").read_bytes()
+
+    write(pki.issue_replica(ca, "edge-7", days=0))  # expired by the time it is read
+    assert not followed.check(force=True)
+    assert followed.credentials() is first
+    assert "the certificate expired" in caplog.text
+
+    renewed = pki.issue_replica(ca, "edge-8")
+    write(renewed)
+    assert followed.check(force=True)
+    assert followed.credentials().certificate == renewed.certificate_pem
+    assert followed.credentials().key == renewed.key_pem
+    assert told == [1]
+
+    (tmp_path / "ca.pem").write_bytes(b"")
+    assert not followed.check(force=True)
+    assert followed.credentials().certificate == renewed.certificate_pem
+    assert "no PEM certificate" in caplog.text
+    assert told == [1]

@@ -3,21 +3,23 @@ must be, and judged on only while fresh."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tracemalloc
 import zlib
 from datetime import timedelta
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
-from gateway import replica, trustlist
+from gateway import replica, replica_secrets, trustlist
 from gateway.codecs import base64url, compression, jws, strictjson
 from gateway.crypto import Algorithm, PrivateKey
 from gateway.errors import ConfigurationInvalid
 from gateway.limits import Limits
-from gateway.model import Reason, Status
-from gateway.registry import TrustHolder, TrustSnapshot
+from gateway.model import IssuerId, Reason, Status
+from gateway.registry import OnlineEndpoint, TrustHolder, TrustSnapshot
 from gateway.service import VerificationService
 from regions.common.spec import Level
 from tests.conftest import NOW, resident_id
@@ -296,3 +298,67 @@ def test_the_signer_publishes_no_list_over_its_limit(world):
     kept = signer.published(world.trust, later + timedelta(seconds=20))
     assert kept is first
     assert kept.fresh_until == NOW + timedelta(seconds=30)
+
+
+def _zhejiang(snapshot: TrustSnapshot) -> OnlineEndpoint:
+    online = snapshot.issuers[IssuerId("zhejiang")].online
+    assert online is not None
+    return online
+
+
+def test_an_online_issuers_verify_url_is_the_signed_lists_and_its_codes_go_nowhere_else(world):
+    """The list signs where online codes go; the replica secrets bring only the credential, and
+    a credential is presented only at the URL the list signs."""
+    hub = _zhejiang(world.trust)
+    read = replica.read(signed(world), KEY.public_key())
+    listed = _zhejiang(read.snapshot)
+    assert (listed.code_prefix, listed.verify_url) == (hub.code_prefix, hub.verify_url)
+    assert (listed.client_id, listed.client_secret, listed.unusable) == ("", b"", "")
+    secrets = replica_secrets.bundle(world.trust, b"a" * 32, b"b" * 32)
+    code = world.issue_level("zhejiang", resident_id(), Level.GREEN, NOW).code
+    agreeing = dataclasses.replace(world, trust=replica_secrets.merge(read.snapshot, secrets))
+    assert _zhejiang(agreeing.trust) == hub
+    assert agreeing.verify(code, NOW) == world.verify(code, NOW)
+    assert world.verify(code, NOW).status is Status.VALID
+
+    # Secrets naming another URL than the signed list: the credential is not used anywhere.
+    moved = dataclasses.replace(hub, verify_url="https://elsewhere.example/verify")
+    entry = replica_secrets.IssuerSecrets(IssuerId("zhejiang"), None, moved)
+    other = dataclasses.replace(
+        secrets, issuers=MappingProxyType({**secrets.issuers, IssuerId("zhejiang"): entry})
+    )
+    disagreeing = dataclasses.replace(world, trust=replica_secrets.merge(read.snapshot, other))
+    online = _zhejiang(disagreeing.trust)
+    assert (online.verify_url, online.client_secret) == (hub.verify_url, b"")
+    verdict = disagreeing.verify(code, NOW)
+    assert (verdict.status, verdict.reason) == (Status.UNVERIFIABLE, Reason.ERR_SECRET_UNAVAILABLE)
+    assert "another verify URL for online issuer zhejiang" in verdict.detail
+
+
+def test_a_list_without_the_verify_url_sends_online_codes_nowhere(world):
+    """An older hub's list (no ``online_verify_url``): online codes fail closed, even with the
+    replica secrets, whose URL is not taken in its place."""
+    content = trustlist.document(world.trust, NOW, NOW + FRESH_FOR)
+    for issuer in content["issuers"]:
+        issuer.pop("online_verify_url", None)
+    read = replica.read(trustlist.sign(content, KEY), KEY.public_key())
+    secrets = replica_secrets.bundle(world.trust, b"a" * 32, b"b" * 32)
+    mirror = dataclasses.replace(world, trust=replica_secrets.merge(read.snapshot, secrets))
+    online = _zhejiang(mirror.trust)
+    assert (online.verify_url, online.client_secret) == ("", b"")
+    code = world.issue_level("zhejiang", resident_id(), Level.GREEN, NOW).code
+    verdict = mirror.verify(code, NOW)
+    assert (verdict.status, verdict.reason) == (Status.UNVERIFIABLE, Reason.ERR_SECRET_UNAVAILABLE)
+    assert "names no verify URL for online issuer zhejiang" in verdict.detail
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://zj.example/verify", "https://zj.example/a b", "https://" + "a" * 600]
+)
+def test_a_list_with_a_malformed_verify_url_is_refused(world, url):
+    content = trustlist.document(world.trust, NOW, NOW + FRESH_FOR)
+    for issuer in content["issuers"]:
+        if "online_verify_url" in issuer:
+            issuer["online_verify_url"] = url
+    with pytest.raises(ConfigurationInvalid, match="trust list refused"):
+        replica.read(trustlist.sign(content, KEY), KEY.public_key())

@@ -37,7 +37,7 @@ def _profile(name: str):
 def _snapshot(*, secrets: bool, retired: bool = False) -> TrustSnapshot:
     """A registry's snapshot (``secrets``) or a trust list's (credentials stripped)."""
     beijing, zhejiang = _profile("beijing"), _profile("zhejiang")
-    online = ONLINE if secrets else OnlineEndpoint(PREFIX, "", "", b"")
+    online = ONLINE if secrets else OnlineEndpoint(PREFIX, ONLINE.verify_url, "", b"")
     issuers = {
         IssuerId("beijing"): Issuer(
             IssuerId("beijing"),
