@@ -9,6 +9,8 @@ verifies with. Three decisions, each refusing with :class:`ConfigurationInvalid`
    every part of its content validates as the hub's registry validated it (step 3: each profile
    and policy is loaded again from its exact text and must hash to what the list says; keys are
    parsed with their registered algorithm).
+   A heartbeat of the held content (the same JSON but for its two instants) is recognised by
+   the digest of that JSON and not validated again (:func:`read` with ``held``).
 2. :func:`successor`: a list replaces the held one only if its ``(version, issued_at)`` is
    greater (a lower version is a rollback, the same version issued earlier a replay).
 3. Freshness is the service's to judge with its clock (``fresh_until`` travels with the
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -46,7 +50,7 @@ from gateway.registry.model import (
 from gateway.registry.snapshot import TrustSnapshot
 from gateway.replica_secrets import MAX_URL_CHARS
 from gateway.tomltable import Table
-from gateway.trustlist import MAX_FRESH_FOR, verify
+from gateway.trustlist import MAX_FRESH_FOR, loads_content, verified_payload
 
 MAX_ISSUERS = 10_000
 MAX_KEYS_PER_ISSUER = 1_000
@@ -62,6 +66,9 @@ class TrustList:
     issued_at: datetime
     fresh_until: datetime
     snapshot: TrustSnapshot
+    body_sha256: bytes = b""
+    """SHA-256 of its JSON after the dated head (see :func:`read`); empty if the JSON does not
+    start with the head as the hub writes it."""
 
     @property
     def order(self) -> tuple[int, datetime]:
@@ -73,22 +80,47 @@ def _refuse(message: str) -> ConfigurationInvalid:
     return ConfigurationInvalid(Reason.ERR_SCHEMA, f"trust list refused: {message}")
 
 
-def read(text: str, key: PublicKey) -> TrustList:
+_DATED_HEAD = re.compile(
+    rb'\{"version":(0|[1-9][0-9]{0,18}),"issued_at":"([0-9A-Za-z:.+-]{1,40})",'
+    rb'"fresh_until":"([0-9A-Za-z:.+-]{1,40})",'
+)
+"""How the hub's JSON starts (:func:`gateway.trustlist.document`, written compact in this
+order): the version and the two instants a heartbeat changes. What follows is the content."""
+
+
+def read(text: str, key: PublicKey, held: TrustList | None = None) -> TrustList:
     """The trust list in ``text``, if ``key`` signed it and all of it validates.
+
+    A heartbeat (the hub signing the same content again with new instants) is recognised
+    without reading the content again: when the verified JSON starts with the dated head
+    (:data:`_DATED_HEAD`), the version is ``held``'s and the SHA-256 of everything after the head
+    is ``held``'s, the content is byte for byte the one ``held`` validated, and only the two
+    instants are new (and checked as in step 2). At 100,000 keys that is a quarter of a second
+    instead of five.
 
     Raises:
         ConfigurationInvalid: naming the first problem (another type or key, a bad signature,
             malformed or invalid content).
     """
-    content = verify(text, key)  # step 1: type, key, signature; an integer version
+    payload = verified_payload(text, key)  # step 1: type, key, signature
+    head = _DATED_HEAD.match(payload)
+    body = hashlib.sha256(memoryview(payload)[head.end() :]).digest() if head else b""
+    if (
+        head is not None
+        and held is not None
+        and held.body_sha256 == body
+        and int(head.group(1)) == held.version
+    ):
+        issued_at, fresh_until = _window(head.group(2).decode(), head.group(3).decode())
+        return TrustList(text.strip(), held.version, issued_at, fresh_until, held.snapshot, body)
+    content = loads_content(payload)  # an object with an integer version
     root = Table(content, "", _refuse)
     try:
         version = root.integer("version", low=0, high=2**62)
         issued_at = _need_instant(root, "issued_at")
         fresh_until = _need_instant(root, "fresh_until")
         # Step 2: a window that starts before it ends and is no longer than a hub may sign.
-        if not issued_at < fresh_until <= issued_at + MAX_FRESH_FOR:
-            raise _refuse(f"fresh_until must be after issued_at, by at most {MAX_FRESH_FOR}")
+        _check_window(issued_at, fresh_until)
         # Step 3: every part validated again.
         profiles, sources = _profiles(root)
         policies, policy_versions = _policies(root)
@@ -111,7 +143,27 @@ def read(text: str, key: PublicKey) -> TrustList:
         raise _refuse(str(e)) from e
     except (ValueError, TypeError, KeyError, binascii.Error) as e:
         raise _refuse(f"invalid content ({type(e).__name__})") from e
-    return TrustList(text.strip(), version, issued_at, fresh_until, snapshot)
+    return TrustList(text.strip(), version, issued_at, fresh_until, snapshot, body)
+
+
+def _check_window(issued_at: datetime, fresh_until: datetime) -> None:
+    if not issued_at < fresh_until <= issued_at + MAX_FRESH_FOR:
+        raise _refuse(f"fresh_until must be after issued_at, by at most {MAX_FRESH_FOR}")
+
+
+def _window(issued: str, fresh: str) -> tuple[datetime, datetime]:
+    """A heartbeat's two instants, read and checked as the full read does (step 2)."""
+    times = []
+    for name, text in (("issued_at", issued), ("fresh_until", fresh)):
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError as e:
+            raise _refuse(f"{name} must be an instant") from e
+        if value.tzinfo is None:
+            raise _refuse(f"{name} has no time zone")
+        times.append(value)
+    _check_window(times[0], times[1])
+    return times[0], times[1]
 
 
 def successor(held: TrustList | None, candidate: TrustList) -> bool:

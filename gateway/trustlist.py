@@ -188,12 +188,36 @@ def verify(text: str, key: PublicKey, typ: str = TYPE) -> dict[str, Any]:
     """The content of ``text``, if it is a document of type ``typ`` signed with ``key``.
 
     Raises:
+        ConfigurationInvalid: as :func:`verified_payload`, or ``ERR_SCHEMA`` for malformed
+            content (a JSON object with an integer ``version`` for trust lists).
+    """
+    return loads_content(verified_payload(text, key, typ), typ)
+
+
+def loads_content(payload: bytes, typ: str = TYPE) -> dict[str, Any]:
+    """The JSON content of a verified ``payload`` (see :func:`verify`)."""
+    what = "trust list" if typ == TYPE else "signed document"
+    try:
+        content = strictjson.loads(payload, max_bytes=MAX_TRUST_LIST_JSON_BYTES, max_depth=8)
+    except CodeRejected as e:
+        raise ConfigurationInvalid(e.reason, f"{what} refused: {e.detail}") from e
+    if not isinstance(content, dict) or (
+        typ == TYPE and not isinstance(content.get("version"), int)
+    ):
+        raise ConfigurationInvalid(Reason.ERR_SCHEMA, f"{what} refused: malformed content")
+    return content
+
+
+def verified_payload(text: str, key: PublicKey, typ: str = TYPE) -> bytes:
+    """The payload of ``text`` (inflated), if it is a document of type ``typ`` signed with
+    ``key``; its JSON is not read yet.
+
+    Raises:
         ConfigurationInvalid: ``ERR_TOO_LARGE`` for a text over the limit, ``ERR_HEADER`` for
             another type or a ``zip`` other than ``DEF`` (on a trust list; none on another
             document), ``ERR_KEY_UNKNOWN`` for another key, ``ERR_SIGNATURE``,
             ``ERR_DECOMPRESS`` or ``ERR_DECOMPRESSED_TOO_LARGE`` for a payload that does not
-            inflate within :data:`MAX_TRUST_LIST_JSON_BYTES`, or ``ERR_SCHEMA`` for malformed
-            content (a JSON object with an integer ``version`` for trust lists).
+            inflate within :data:`MAX_TRUST_LIST_JSON_BYTES`.
     """
     most = MAX_TRUST_LIST_CHARS if typ == TYPE else MAX_SIGNED_DOCUMENT_BYTES
     limits = Limits(max_code_chars=most, max_payload_bytes=most)
@@ -213,21 +237,13 @@ def verify(text: str, key: PublicKey, typ: str = TYPE) -> dict[str, Any]:
         if not key.verify(token.signing_input, token.signature):
             raise CodeRejected(Reason.ERR_SIGNATURE, "the signature does not verify")
         # Inflated only once the signature verified: nobody else's bytes are inflated.
-        payload = (
-            token.payload
-            if zipped is None
-            else compression.inflate(
-                token.payload, wbits=compression.RAW, max_bytes=MAX_TRUST_LIST_JSON_BYTES
-            )
+        if zipped is None:
+            return token.payload
+        return compression.inflate(
+            token.payload, wbits=compression.RAW, max_bytes=MAX_TRUST_LIST_JSON_BYTES
         )
-        content = strictjson.loads(payload, max_bytes=MAX_TRUST_LIST_JSON_BYTES, max_depth=8)
     except CodeRejected as e:
         raise ConfigurationInvalid(e.reason, f"{what} refused: {e.detail}") from e
-    if not isinstance(content, dict) or (
-        typ == TYPE and not isinstance(content.get("version"), int)
-    ):
-        raise ConfigurationInvalid(Reason.ERR_SCHEMA, f"{what} refused: malformed content")
-    return content
 
 
 @dataclass(frozen=True, slots=True)

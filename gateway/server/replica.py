@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import random
 from pathlib import Path
@@ -265,9 +266,11 @@ class ReplicaServer:
         docstring); False, with the reason logged, if it is refused or already held."""
         try:
             # Step 1, off the event loop: at 100,000 keys it takes seconds (docs/performance.md),
-            # during which the loop keeps answering (sharing the interpreter with it).
+            # during which the loop keeps answering (sharing the interpreter with it); a
+            # heartbeat of the held content, a quarter of a second.
             loop = asyncio.get_running_loop()
-            candidate = await loop.run_in_executor(None, replica.read, text, self.key)
+            read = functools.partial(replica.read, text, self.key, self.held)
+            candidate = await loop.run_in_executor(None, read)
             if not replica.successor(self.held, candidate):  # step 2
                 return False
         except ConfigurationInvalid as error:

@@ -63,7 +63,7 @@ class HubTrust:
     def offer(self, text: str) -> bool:
         """Hold ``text`` if it is a newer list the pinned key signed; False otherwise (logged)."""
         try:
-            candidate = replica.read(text, self.key)
+            candidate = replica.read(text, self.key, self.held)
             if not replica.successor(self.held, candidate):
                 return False
         except ConfigurationInvalid as error:

@@ -362,3 +362,79 @@ def test_a_list_with_a_malformed_verify_url_is_refused(world, url):
             issuer["online_verify_url"] = url
     with pytest.raises(ConfigurationInvalid, match="trust list refused"):
         replica.read(trustlist.sign(content, KEY), KEY.public_key())
+
+
+# ----------------------------------------------------------------------------- heartbeats
+
+
+def test_a_heartbeat_of_the_held_content_is_taken_without_reading_the_content_again(world):
+    held = replica.read(signed(world), KEY.public_key())
+    later = NOW + FRESH_FOR / 3
+    beat = signed(world, at=later)
+    renewed = replica.read(beat, KEY.public_key(), held)
+    assert renewed.snapshot is held.snapshot  # not read again
+    assert (renewed.version, renewed.issued_at, renewed.fresh_until) == (
+        held.version,
+        later,
+        later + FRESH_FOR,
+    )
+    assert replica.successor(held, renewed)
+    # Exactly what reading the whole list again gives.
+    full = replica.read(beat, KEY.public_key())
+    assert full.snapshot is not held.snapshot
+    assert (full.version, full.issued_at, full.fresh_until, full.body_sha256) == (
+        renewed.version,
+        renewed.issued_at,
+        renewed.fresh_until,
+        renewed.body_sha256,
+    )
+    assert trustlist.document(full.snapshot, NOW, NOW) == trustlist.document(
+        renewed.snapshot, NOW, NOW
+    )
+
+
+def test_a_list_of_the_same_version_with_other_content_is_read_whole(world):
+    """A hub that signed other content under the same version (it never should) is not taken
+    as a heartbeat: the whole list is read, and what it says is what counts."""
+    held = replica.read(signed(world), KEY.public_key())
+    content = trustlist.document(world.trust, NOW + FRESH_FOR / 3, NOW + FRESH_FOR)
+    content["issuers"] = [i for i in content["issuers"] if i["id"] != "hangzhou"]
+    other = replica.read(trustlist.sign(content, KEY), KEY.public_key(), held)
+    assert other.snapshot is not held.snapshot
+    assert other.body_sha256 != held.body_sha256
+    assert IssuerId("hangzhou") in held.snapshot.issuers
+    assert IssuerId("hangzhou") not in other.snapshot.issuers
+
+
+HEARTBEATS_REFUSED = {
+    "a window longer than a hub may sign": (
+        lambda w: signed(w, at=NOW + FRESH_FOR / 3, fresh_for=trustlist.MAX_FRESH_FOR * 2),
+        "fresh_until must be after issued_at",
+    ),
+    "a window that ends before it starts": (
+        lambda w: signed(w, at=NOW + FRESH_FOR / 3, fresh_for=-FRESH_FOR),
+        "fresh_until must be after issued_at",
+    ),
+    "an instant with no time zone": (
+        lambda w: signed(w, at=NOW + FRESH_FOR / 3, issued_at="2026-12-05T10:00:00"),
+        "issued_at has no time zone",
+    ),
+    "the heartbeat's bytes changed after signing": (
+        lambda w: _flip_payload(signed(w, at=NOW + FRESH_FOR / 3)),
+        "signature",
+    ),
+    "a heartbeat by another key": (
+        lambda w: signed(w, at=NOW + FRESH_FOR / 3, key=PrivateKey.generate(Algorithm.ES256)),
+        "another key",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HEARTBEATS_REFUSED.values(), ids=HEARTBEATS_REFUSED.keys())
+def test_a_heartbeat_is_refused_as_the_whole_list_would_be(world, case):
+    make, words = case
+    held = replica.read(signed(world), KEY.public_key())
+    text = make(world)
+    for against in (held, None):  # the same refusal, recognised as a heartbeat or not
+        with pytest.raises(ConfigurationInvalid, match=words):
+            replica.read(text, KEY.public_key(), against)
