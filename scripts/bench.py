@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
@@ -68,10 +69,15 @@ HUREN = [sys.executable, "-m", "gateway"]
 
 
 def _pin(pid: int, cpu: int) -> bool:
+    """Every thread of process ``pid`` on ``cpu`` (an affinity is a thread's own: setting the
+    process id's sets only its first thread, and gRPC's threads, already started, would go on
+    running on any core; threads started later inherit their creator's)."""
     try:
         if len(os.sched_getaffinity(0)) < 2:
             return False
-        os.sched_setaffinity(pid, {cpu})
+        for thread in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+                os.sched_setaffinity(int(thread), {cpu})
         return True
     except (AttributeError, OSError):
         return False
