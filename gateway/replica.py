@@ -141,13 +141,17 @@ def read(text: str, key: PublicKey, held: TrustList | None = None) -> TrustList:
         if str(e).startswith("trust list refused"):
             raise
         raise _refuse(str(e)) from e
-    except (ValueError, TypeError, KeyError, binascii.Error) as e:
+    except (ValueError, TypeError, KeyError, OverflowError, binascii.Error) as e:
         raise _refuse(f"invalid content ({type(e).__name__})") from e
     return TrustList(text.strip(), version, issued_at, fresh_until, snapshot, body)
 
 
 def _check_window(issued_at: datetime, fresh_until: datetime) -> None:
-    if not issued_at < fresh_until <= issued_at + MAX_FRESH_FOR:
+    try:
+        latest = issued_at + MAX_FRESH_FOR
+    except OverflowError as e:  # an issued_at near the year 9999
+        raise _refuse("issued_at is too late to be judged on") from e
+    if not issued_at < fresh_until <= latest:
         raise _refuse(f"fresh_until must be after issued_at, by at most {MAX_FRESH_FOR}")
 
 

@@ -165,8 +165,8 @@ class IssuanceQuery:
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_LOG_PAGE:
             raise ValueError(f"a page holds 1 to {MAX_LOG_PAGE} entries, not {self.limit}")
-        if self.before < 0:
-            raise ValueError("before is a sequence number: 0 or more")
+        if not 0 <= self.before < 2**63:
+            raise ValueError("before is a sequence number: 0 to 2^63 - 1")
         if len(self.policy_id) > MAX_FILTER_CHARS or len(self.code_ref) > MAX_FILTER_CHARS:
             raise ValueError(
                 f"a policy id or code_ref has at most {MAX_FILTER_CHARS} characters: none longer "

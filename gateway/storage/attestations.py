@@ -117,8 +117,8 @@ class IssuanceLog:
             issuance.policy,
             json.dumps(list(issuance.sources)),
             issuance.kid,
-            issuance.issued_at.isoformat(),
-            issuance.expires_at.isoformat(),
+            issuance.issued_at.astimezone(UTC).isoformat(),
+            issuance.expires_at.astimezone(UTC).isoformat(),
         )
         try:
             with self._lock:

@@ -78,7 +78,10 @@ class HubTrust:
         async for text in self.feed.lists(lambda: self.held.version if self.held else 0):
             # Off the event loop: reading a list of 100,000 keys takes seconds; the pages keep
             # answering meanwhile, on the held list (one reference, swapped at the end).
-            await asyncio.to_thread(self.offer, text)
+            try:
+                await asyncio.to_thread(self.offer, text)
+            except Exception:  # a list nobody foresaw must not end the feed for good
+                log.exception("a trust list from the hub could not be read; the held one stays")
 
     def start(self) -> None:
         if self.feed is not None and self._task is None:

@@ -156,6 +156,8 @@ def test_a_log_written_before_the_reference_index_is_indexed_when_opened(tmp_pat
         ({"code_ref": "c1." + "A" * 254}, "at most 256 characters"),
         ({"issued_from": START, "issued_until": START}, "the interval is empty"),
         ({"issued_from": START.replace(tzinfo=None)}, "needs a UTC offset"),
+        ({"before": 2**63}, "0 to 2"),  # SQLite's integers end below 2^63
+        ({"before": -1}, "0 to 2"),
     ],
 )
 def test_an_impossible_query_is_refused_before_it_is_asked(fields, message):

@@ -435,6 +435,21 @@ def test_a_heartbeat_is_refused_as_the_whole_list_would_be(world, case):
     make, words = case
     held = replica.read(signed(world), KEY.public_key())
     text = make(world)
+    if "signature" not in words and "another key" not in words:
+        # Signed by the pinned key, with the held content: the fast path is the one judging.
+        payload = trustlist.verified_payload(text, KEY.public_key())
+        assert replica._DATED_HEAD.match(payload) is not None
     for against in (held, None):  # the same refusal, recognised as a heartbeat or not
         with pytest.raises(ConfigurationInvalid, match=words):
+            replica.read(text, KEY.public_key(), against)
+
+
+def test_a_list_dated_at_the_end_of_time_is_refused_not_a_crash(world):
+    held = replica.read(signed(world), KEY.public_key())
+    content = trustlist.document(world.trust, NOW, NOW + FRESH_FOR)
+    content["issued_at"] = "9999-12-31T23:59:00+00:00"
+    content["fresh_until"] = "9999-12-31T23:59:30+00:00"
+    text = trustlist.sign(content, KEY)
+    for against in (held, None):
+        with pytest.raises(ConfigurationInvalid, match="too late"):
             replica.read(text, KEY.public_key(), against)
