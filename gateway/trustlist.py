@@ -168,6 +168,14 @@ def document(snapshot: TrustSnapshot, issued_at: datetime, fresh_until: datetime
     }
 
 
+def dated_head(version: int, issued_at: datetime, fresh_until: datetime) -> bytes:
+    """How a trust list's JSON starts: its version and the two instants a heartbeat changes,
+    written as :func:`sign` writes the first members of :func:`document` (compact, in order),
+    up to the comma before the content."""
+    dated = {"version": version, "issued_at": _iso(issued_at), "fresh_until": _iso(fresh_until)}
+    return strictjson.dumps(dated)[:-1] + b","
+
+
 def sign(
     content: Mapping[str, Any], key: PrivateKey, typ: str = TYPE, *, deflate: bool | None = None
 ) -> str:
@@ -284,6 +292,9 @@ class TrustListSigner:
         """The longest list published (a verifier's limit; lower only to test)."""
         self._cached: Signed | None = None
         self._fitted: Signed | None = None
+        self._body: tuple[int, bytes] | None = None
+        """The raw DEFLATE of the current version's JSON after its dated head (see
+        :meth:`_sign`)."""
         self._lock = threading.Lock()
 
     def due(self, version: int, now: datetime) -> bool:
@@ -302,13 +313,31 @@ class TrustListSigner:
         with self._lock:
             if self.due(snapshot.version, now):
                 fresh_until = now + self.fresh_for
-                text = sign(document(snapshot, now, fresh_until), self.key)
+                text = self._sign(snapshot, now, fresh_until)
                 fits = len(text) <= self.max_chars
                 self._cached = Signed(text, snapshot.version, now, fresh_until, fits)
                 if self._cached.fits:
                     self._fitted = self._cached
             assert self._cached is not None
             return self._cached
+
+    def _sign(self, snapshot: TrustSnapshot, issued_at: datetime, fresh_until: datetime) -> str:
+        """A list whose JSON is what :func:`sign` writes of :func:`document`, byte for byte,
+        with the content compressed once per version: the JSON starts with a dated head
+        (version and the two instants, all a heartbeat changes), and the rest, compressed apart
+        once, is appended to the compressed head
+        (:func:`~gateway.codecs.compression.deflate_head`). A heartbeat of 100,000 keys then
+        costs the signature and the text's encoding (0.04 s), not seconds of JSON and DEFLATE."""
+        head = dated_head(snapshot.version, issued_at, fresh_until)
+        if self._body is None or self._body[0] != snapshot.version:
+            whole = strictjson.dumps(document(snapshot, issued_at, fresh_until))
+            if not whole.startswith(head):  # the document's first members, in this order
+                raise AssertionError("a trust list's JSON must start with its dated head")
+            body = compression.deflate(whole[len(head) :], wbits=compression.RAW)
+            self._body = (snapshot.version, body)
+        kid = self.key.public_key().thumbprint()
+        header = {"alg": self.key.algorithm.value, "kid": kid, "typ": TYPE, "zip": DEFLATE}
+        return jws.sign(header, compression.deflate_head(head) + self._body[1], self.key)
 
     def published(self, snapshot: TrustSnapshot, now: datetime) -> Signed | None:
         """The list to publish at ``now``: the current one if it fits, else the last that

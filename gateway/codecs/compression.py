@@ -51,3 +51,12 @@ def deflate(data: bytes, *, wbits: int) -> bytes:
     """Compress ``data`` at level 9 (for issuers)."""
     compressor = zlib.compressobj(9, zlib.DEFLATED, wbits)
     return compressor.compress(data) + compressor.flush()
+
+
+def deflate_head(data: bytes) -> bytes:
+    """Raw DEFLATE of ``data`` as the start of a longer stream: its blocks end on a byte
+    boundary (a full flush) and none is the last, so the raw DEFLATE of what follows, made
+    apart by :func:`deflate`, may be appended to it and the two inflate as one stream (the part
+    after refers to nothing before it)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, RAW)
+    return compressor.compress(data) + compressor.flush(zlib.Z_FULL_FLUSH)

@@ -79,6 +79,8 @@ def test_the_trust_list_scale_benchmark_compares_each_size_with_the_smallest(tmp
     big = data["1000"]
     assert big["trust_list_chars"] < big["trust_list_uncompressed_chars"] / 2
     assert big["trust_list_sign_s"] > 0
+    assert big["trust_list_hub_heartbeat_s"] > 0
+    assert big["trust_list_heartbeat_s"] > 0
     assert big["trust_list_load_s"] > 0
     assert "replica load" in result.stdout
     assert "ratio to 10 keys" in result.stdout

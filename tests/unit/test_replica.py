@@ -453,3 +453,34 @@ def test_a_list_dated_at_the_end_of_time_is_refused_not_a_crash(world):
     for against in (held, None):
         with pytest.raises(ConfigurationInvalid, match="too late"):
             replica.read(text, KEY.public_key(), against)
+
+
+def _json_of(text: str) -> bytes:
+    return trustlist.verified_payload(text, KEY.public_key())
+
+
+def test_the_hub_compresses_a_versions_content_once_and_its_heartbeats_read_the_same(world):
+    signer = trustlist.TrustListSigner(KEY, FRESH_FOR)
+    first = signer.sign_current(world.trust, NOW)
+    later = NOW + FRESH_FOR / 3
+    beat = signer.sign_current(world.trust, later)
+    assert beat.jws != first.jws
+    # Each is the JSON a whole signing writes, byte for byte, and verifies as any list.
+    for signed_list, at in ((first, NOW), (beat, later)):
+        assert _json_of(signed_list.jws) == strictjson.dumps(
+            trustlist.document(world.trust, at, at + FRESH_FOR)
+        )
+        assert _json_of(signed_list.jws).startswith(
+            trustlist.dated_head(world.trust.version, at, at + FRESH_FOR)
+        )
+    held = replica.read(first.jws, KEY.public_key())
+    renewed = replica.read(beat.jws, KEY.public_key(), held)
+    assert renewed.snapshot is held.snapshot
+    assert (renewed.issued_at, renewed.fresh_until) == (later, later + FRESH_FOR)
+    # A new version is compressed anew: its content is its own.
+    newer = dataclasses.replace(world.trust, version=world.trust.version + 1)
+    changed = signer.sign_current(newer, later)
+    assert _json_of(changed.jws) == strictjson.dumps(
+        trustlist.document(newer, later, later + FRESH_FOR)
+    )
+    assert replica.read(changed.jws, KEY.public_key(), held).version == newer.version
