@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from gateway.crypto import check_pseudonym_key
 from gateway.errors import ConfigurationInvalid
 from gateway.identity import SECRET_BYTES, IdentityKeys
 from gateway.model import IssuerId, Reason
@@ -42,7 +43,6 @@ from gateway.registry.snapshot import TrustSnapshot
 MAX_SECRET_ISSUERS = 10_000
 """Issuers with secrets in one answer (the trust list's bound on issuers)."""
 MAX_IDENTITY_KEY_BYTES = 64
-MAX_PSEUDONYM_KEY_BYTES = 64
 MAX_CLIENT_SECRET_BYTES = 256
 MAX_URL_CHARS = 512
 MAX_SECRETS_BYTES = 8 * 1024 * 1024
@@ -127,8 +127,11 @@ def check(secrets: ReplicaSecrets) -> ReplicaSecrets:
         if issuer_id != entry.issuer_id or not ISSUER_ID.fullmatch(issuer_id):
             raise _refuse(f"a malformed issuer id {issuer_id[:64]!r}")
         pseudonym = entry.pseudonym_key
-        if pseudonym is not None and not 0 < len(pseudonym) <= MAX_PSEUDONYM_KEY_BYTES:
-            raise _refuse(f"issuer {issuer_id}'s pseudonym key has {len(pseudonym)} bytes")
+        if pseudonym is not None:
+            try:
+                check_pseudonym_key(pseudonym)  # as the registry checks it
+            except ConfigurationInvalid as e:
+                raise _refuse(f"issuer {issuer_id}'s pseudonym key: {e}") from e
         online = entry.online
         if online is not None and not (
             len(online.code_prefix) <= MAX_URL_CHARS

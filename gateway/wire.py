@@ -19,7 +19,7 @@ from gateway._generated.huren.v1 import decision_pb2 as dpb
 from gateway._generated.huren.v1 import registry_pb2 as rpb
 from gateway._generated.huren.v1 import verdict_pb2 as pb
 from gateway._generated.huren.v1 import verifier_pb2 as vpb
-from gateway.errors import RequestInvalid
+from gateway.errors import ConfigurationInvalid, RequestInvalid
 from gateway.model import (
     CanonicalCode,
     Colour,
@@ -708,6 +708,11 @@ def replica_secrets_from(message: rpb.GetReplicaSecretsResponse) -> ReplicaSecre
         return None
     issuers: dict[IssuerId, IssuerSecrets] = {}
     for entry in message.issuers:
+        if entry.issuer_id in issuers:  # one would silently replace the other
+            raise ConfigurationInvalid(
+                Reason.ERR_SCHEMA,
+                f"replica secrets refused: issuer {entry.issuer_id[:64]!r} is named twice",
+            )
         o = entry.online
         online = (
             OnlineEndpoint(o.code_prefix, o.verify_url, o.client_id, o.client_secret)

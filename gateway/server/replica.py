@@ -179,6 +179,14 @@ class ReplicaServer:
 
     # ------------------------------------------------------------------ the replica secrets
 
+    def _malformed(self, error: ConfigurationInvalid) -> Unavailable:
+        """An answer whose secrets are not taken: counted, logged, and an outage to the caller
+        (the held secrets stay)."""
+        assert self.secrets_source is not None
+        self.observer.secrets_fetch_failed(SecretsFailure.MALFORMED)
+        log.error("replica secrets from %s not taken: %s", self.secrets_source.target, error)
+        return Unavailable(str(error))
+
     async def fetch_secrets(self) -> None:
         """Ask the hub once and act on the answer (take, keep, or drop on a refusal).
 
@@ -196,17 +204,22 @@ class ReplicaServer:
         except Unavailable:
             self.observer.secrets_fetch_failed(SecretsFailure.UNREACHABLE)
             raise
+        except ConfigurationInvalid as error:  # an answer that cannot be read (wire)
+            raise self._malformed(error) from error
         if fetched is None:  # unchanged: the same secrets, vouched for at a later version
-            assert held is not None
+            if held is None:
+                raise self._malformed(
+                    ConfigurationInvalid(
+                        Reason.ERR_SCHEMA, "replica secrets refused: 'unchanged' but none held"
+                    )
+                )
             self.secrets = dataclasses.replace(held, version=version)
             self.observer.replica_secrets(version)
             return
         try:
             taken = replica_secrets.check(fetched)
         except ConfigurationInvalid as error:
-            self.observer.secrets_fetch_failed(SecretsFailure.MALFORMED)
-            log.error("replica secrets from %s not taken: %s", self.secrets_source.target, error)
-            raise Unavailable(str(error)) from error
+            raise self._malformed(error) from error
         self.secrets = taken
         self.service.replace_identities(taken.identities())
         self.observer.replica_secrets(taken.version)

@@ -40,6 +40,7 @@ from gateway.clients.aio import AsyncGatewayClient
 from gateway.clients.tls import TlsCredentials
 from gateway.errors import HurenError
 from gateway.model import parse_region_code
+from gateway.qr import MAX_CODE_CHARS
 from gateway.transfer import AttestOutcome
 from regions import REGIONS, look_of, spec_of
 from regions.common.look import Look
@@ -207,6 +208,10 @@ async def convert(
         return refusal(
             422, "DESTINATION_NOT_OFFERED", f"{destination} is not a destination this page knows"
         )
+    if destination not in offered(outbound):  # its policy may have changed since step 1
+        return refusal(
+            422, "DESTINATION_NOT_OFFERED", f"{destination}'s policy does not allow transfer now"
+        )
     if len(body.get("attestation", "")) > MAX_ATTESTATION_CHARS:
         return refusal(400, "ERR_REQUEST", "an attestation has at most 2048 characters")
     url = f"{outbound.peers[destination]}/api/transfers"
@@ -238,7 +243,13 @@ async def convert(
         return refusal(kept, reason, detail)
     try:
         code, expires_in = answer["code"], int(answer["expires_in"])
-        if not isinstance(code, str) or not 0 < expires_in <= 7 * 24 * 3600:
+        if not isinstance(code, str) or not 0 < len(code) <= MAX_CODE_CHARS:
+            raise ValueError
+        if not 0 < expires_in <= 7 * 24 * 3600:
+            raise ValueError
+        # A conversion is green only: the page shows the destination's GREEN panel, so the
+        # answer must say GREEN, else it is not shown as one.
+        if answer["level"] != Level.GREEN.value:
             raise ValueError
         uses = answer["attestation"]
         shown = {

@@ -243,3 +243,46 @@ async def test_a_rotated_key_keeps_old_attestations_until_its_revocation_stops_t
     status, answer = await _convert(world, old)
     assert (status, answer["reason"]) == (422, Reason.ERR_KEY_REVOKED.value)
     assert (await _convert(world, newer))[0] == 201
+
+
+async def test_the_relay_shows_no_green_the_destination_did_not_say(world):
+    """A peer that answers 201 with anything but a GREEN code of sane length (a rogue or broken
+    issuer) is not shown as the destination's green code."""
+    from aiohttp import web
+
+    answers: list[dict[str, Any]] = []
+
+    async def rogue(request: web.Request) -> web.Response:
+        return web.json_response(answers[-1], status=201)
+
+    app = web.Application()
+    app.router.add_post("/api/transfers", rogue)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        world.peers("guangdong")["820000"] = f"http://127.0.0.1:{port}"
+        blue = await _blue(world)
+        attestation = await world.attestation(blue["code"])
+        body = {"attestation": attestation, "destination": "820000", "id_number": WANG}
+        green = {
+            "level": "green",
+            "state": "verde",
+            "code": "MO1:ABC",
+            "expires_in": 3600,
+            "holder": "3***8",
+            "issued_at": "x",
+            "expires_at": "y",
+            "attestation": {"uses": 1, "uses_left": 2},
+        }
+        for bad in ({"level": "yellow", "state": "amarelo"}, {"code": "M" * 5000}):
+            answers.append({**green, **bad})
+            status, answer = await world.post(world.url("guangdong"), "/api/conversions", body)
+            assert (status, answer["reason"]) == (502, "DESTINATION_UNAVAILABLE"), bad
+        answers.append(green)
+        status, answer = await world.post(world.url("guangdong"), "/api/conversions", body)
+        assert status == 201, answer
+    finally:
+        await runner.cleanup()

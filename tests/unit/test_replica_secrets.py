@@ -139,6 +139,12 @@ def test_a_secret_never_adds_what_the_signed_list_does_not_say():
             ),
             "pseudonym key",
         ),
+        (  # shorter than an AES-SIV key: refused as the registry refuses it
+            lambda s: dataclasses.replace(
+                s, issuers={IssuerId("x"): IssuerSecrets(IssuerId("x"), b"k" * 16)}
+            ),
+            "pseudonym key",
+        ),
         (
             lambda s: dataclasses.replace(
                 s,
@@ -182,3 +188,10 @@ def test_on_the_wire_the_secrets_travel_whole_or_not_at_all():
     assert wire.replica_secrets_from(unchanged) is None
     assert "a" * 32 not in repr(secrets)
     assert "61" * 32 not in repr(secrets)
+
+
+def test_an_answer_naming_an_issuer_twice_is_refused_not_merged():
+    answer = wire.replica_secrets(_secrets(), "")
+    answer.issuers.append(answer.issuers[0])
+    with pytest.raises(ConfigurationInvalid, match="named twice"):
+        wire.replica_secrets_from(answer)
