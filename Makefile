@@ -15,7 +15,7 @@ TOOLS       := .tools
 BUF         := $(TOOLS)/node_modules/.bin/buf
 BUF_STAMP   := $(TOOLS)/.buf-$(BUF_VERSION)
 
-.PHONY: all demo test unit lint lint-proto proto schemas browser h2load screenshots bench conformance venv tools clean
+.PHONY: all demo test unit lint lint-proto proto schemas browser nginx h2load screenshots bench conformance venv tools clean
 
 all: test
 
@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/huren demo
 
-test: lint browser
+test: lint browser nginx
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The browser tests drive Debian's Chromium (playwright's own download cannot be reached), with
@@ -50,6 +50,14 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 	fi
 	@test -x $(CHROMIUM) || { echo "no Chromium at $(CHROMIUM): the browser tests need it"; exit 1; }
+
+# The front's tests (tests/integration/test_front.py) run Debian's nginx, installed when missing:
+# `huren front` writes its configuration (docs/front.md).
+nginx:
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { \
+		echo "installing nginx (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "no nginx: the front's tests need it"; exit 1; }
 
 # The README's pictures: the browser tests write every screen into build/screenshots/; these few
 # are copied into docs/images/ (committed).
@@ -102,11 +110,12 @@ h2load:
 		echo "installing nghttp2-client for h2load (apt-get)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null; }
 
-bench: $(STAMP) $(PEER_STAMP) h2load
+bench: $(STAMP) $(PEER_STAMP) h2load nginx
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_steps.py
 	$(BIN)/python scripts/bench_scale.py
 	$(BIN)/python scripts/bench_latency.py
+	$(BIN)/python scripts/bench_latency.py --front
 	$(BIN)/python scripts/bench_propagation.py
 	$(BIN)/python scripts/bench_workers.py
 	$(BIN)/python scripts/bench_latency.py --workers 2

@@ -68,12 +68,16 @@ ROOT = Path(__file__).resolve().parent.parent
 HUREN = [sys.executable, "-m", "gateway"]
 
 
+_USABLE = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+"""The CPUs this benchmark may use, read before it pins itself to one of them."""
+
+
 def _pin(pid: int, cpu: int) -> bool:
     """Every thread of process ``pid`` on ``cpu`` (an affinity is a thread's own: setting the
     process id's sets only its first thread, and gRPC's threads, already started, would go on
     running on any core; threads started later inherit their creator's)."""
     try:
-        if len(os.sched_getaffinity(0)) < 2:
+        if len(_USABLE) < 2:
             return False
         for thread in os.listdir(f"/proc/{pid}/task"):
             with contextlib.suppress(ProcessLookupError):  # a thread that just ended

@@ -24,11 +24,16 @@ With ``--workers N`` the server measured is a replica of that hub with N worker 
 CPU 1) and the load is spread over 16 connections (the kernel gives each connection to one
 worker); the server's memory is the workers' together (issue 15).
 
+With ``--front`` the calls go through the front (``huren front --run``: nginx refusing calls
+past its bound in C, docs/front.md) in front of the gateway, nginx pinned to CPU 0 with the
+server; the capacity is measured through it, and the server's memory is the gateway's and
+nginx's together.
+
 ``--rate R`` offers R calls/s in part 3 instead (e.g. three times one worker's capacity, offered
 to two workers).
 
-Usage: python scripts/bench_latency.py [--quick] [--json FILE] [--workers N] [--rate R]
-    [--serve-option=--OPTION=VALUE ...]
+Usage: python scripts/bench_latency.py [--quick] [--json FILE] [--workers N | --front]
+    [--rate R] [--serve-option=--OPTION=VALUE ...] [--front-option=--OPTION=VALUE ...]
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ import asyncio
 import json
 import os
 import random
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +58,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import _codes, _pin, _Server
+from bench import HUREN, ROOT, _codes, _pin, _Server
 from bench_workers import CONNECTIONS, Replica, channels, until_verifying
 
 from gateway._generated.huren.v1 import verifier_pb2 as pb
@@ -247,17 +254,58 @@ async def measure(
     return results
 
 
+class Front:
+    """``huren front --run`` (nginx) in front of ``upstream``, every process of it on CPU 0."""
+
+    def __init__(self, upstream: str, extra: tuple[str, ...]) -> None:
+        self.proc = subprocess.Popen(
+            [
+                *HUREN,
+                "front",
+                "--run",
+                "--insecure",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                f"grpc://{upstream}",
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        match = re.search(r"listening on (\S+) \(nginx pid (\d+)", line)
+        if match is None:
+            self.stop()
+            raise SystemExit(f"the front did not start: {line!r}")
+        self.address = match.group(1)
+        master = int(match.group(2))
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        self.pids = [master, *map(int, children)]
+        self.pinned = all(_pin(pid, 0) for pid in [self.proc.pid, *self.pids])
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
 def _report(results: dict[str, Any]) -> None:
     workers = results["workers"]
     where = (
-        "server on cpu0"
+        ("server and its front (nginx) on cpu0" if results.get("front") else "server on cpu0")
         if workers is None
         else f"replica with {workers} workers on cpu0-{workers - 1}"
     )
     pin = f"{where}, client on cpu1" if results["pinned"] else "not pinned"
     print(
         f"huren latency bench ({results['cpus']} CPUs; {pin}; {results['connections']}"
-        f" connections; serve {results['serve_options']})"
+        f" connections; serve {results['serve_options']}"
+        + (f"; front {results['front']}" if results.get("front") else "")
+        + ")"
     )
     print("  in flight  Verify p50 / p99 ms   empty p50 / p99 ms   ratio p50  ratio p99")
     for name in ("n1", "n16"):
@@ -321,6 +369,18 @@ def main() -> int:
         type=int,
         help="measure a replica of the gateway with this many worker processes instead",
     )
+    parser.add_argument(
+        "--front",
+        action="store_true",
+        help="send the calls through the front (huren front --run: nginx) before the gateway",
+    )
+    parser.add_argument(
+        "--front-option",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="passed to `huren front` (e.g. --front-option=--max-calls=32); repeatable",
+    )
     args = parser.parse_args()
     key = PrivateKey.generate(Algorithm.ES256)
     kid = "bench-1"
@@ -331,12 +391,15 @@ def main() -> int:
         "cpus": len(every_cpu),
         "serve_options": " ".join(extra) or "defaults",
         "workers": args.workers,
+        "front": " ".join(args.front_option) or "defaults" if args.front else None,
     }
     with tempfile.TemporaryDirectory(prefix="huren-bench-latency-") as tmp:
         if args.workers is None:
             server = _Server(Path(tmp), key, kid, extra)
             replica = None
+            front = Front(server.address, tuple(args.front_option)) if args.front else None
         else:
+            front = None
             server = _Server(Path(tmp), key, kid)
             os.sched_setaffinity(0, every_cpu)  # the replica's processes inherit it
             replica = Replica(server, Path(tmp), args.workers, extra)
@@ -344,6 +407,9 @@ def main() -> int:
             if replica is None:
                 results["pinned"] = server.pinned
                 address, pids, connections = server.address, [server.proc.pid], 1
+                if front is not None:
+                    results["pinned"] = server.pinned and front.pinned
+                    address, pids = front.address, [*pids, *front.pids]
             else:
                 results["pinned"] = replica.pin() and _pin(os.getpid(), 1)
                 address, pids, connections = replica.address, replica.pids, CONNECTIONS
@@ -352,6 +418,8 @@ def main() -> int:
                 asyncio.run(measure(address, codes, pids, args.quick, connections, args.rate))
             )
         finally:
+            if front is not None:
+                front.stop()
             if replica is not None:
                 replica.stop()
             server.stop()

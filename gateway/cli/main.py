@@ -21,6 +21,7 @@ from importlib.metadata import entry_points, version
 from gateway import logs
 from gateway.cli import (
     environment,
+    front,
     identity,
     local,
     operator,
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     qr.register(commands)
     profile.register(commands)
     web.register(commands)
+    front.register(commands)
     for entry in sorted(entry_points(group="huren.commands"), key=lambda e: e.name):
         entry.load()(commands)
     for each in parsers(parser):

@@ -74,13 +74,13 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str, Reason | Non
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE, None
 
 
-async def abort_for(
-    context: grpc.aio.ServicerContext[object, object], error: BaseException
-) -> None:
-    """End the call with the status :func:`status_for` gives, as a ``google.rpc.Status`` whose
-    details hold a ``google.rpc.ErrorInfo``: domain ``huren.v1``, reason the ``Reason`` value
-    name without its ``REASON_`` prefix (``ERR_KEY_WEAK``) or, where no reason applies, the
-    status code's name; the reason is also sent as the ``huren-reason`` trailer."""
+def refusal(error: BaseException) -> tuple[grpc.StatusCode, str, bytes, str]:
+    """What a call failed by ``error`` ends with: the status code, the message, the serialized
+    ``google.rpc.Status`` (the ``grpc-status-details-bin`` trailer) whose details hold a
+    ``google.rpc.ErrorInfo`` (domain ``huren.v1``, reason the ``Reason`` value name without its
+    ``REASON_`` prefix, ``ERR_KEY_WEAK``, or, where no reason applies, the status code's name),
+    and that reason name (the ``huren-reason`` trailer). One place, so that a refusal written
+    elsewhere (the front proxy's, :mod:`gateway.server.front`) is the same bytes as the server's."""
     code, message, reason = status_for(error)
     named = reason.value if reason is not None else code.name
     info = error_details_pb2.ErrorInfo(
@@ -91,11 +91,17 @@ async def abort_for(
     detail = any_pb2.Any()
     detail.Pack(info)
     packed = status_pb2.Status(code=code.value[0], message=message, details=[detail])
+    return code, message, packed.SerializeToString(), named
+
+
+async def abort_for(
+    context: grpc.aio.ServicerContext[object, object], error: BaseException
+) -> None:
+    """End the call with the status :func:`status_for` gives and the details of
+    :func:`refusal` as trailers."""
+    code, message, details, named = refusal(error)
     await context.abort(
         code,
         message,
-        trailing_metadata=(
-            (DETAILS_KEY, packed.SerializeToString()),
-            (REASON_KEY, named),
-        ),
+        trailing_metadata=((DETAILS_KEY, details), (REASON_KEY, named)),
     )

@@ -1,0 +1,243 @@
+"""The front (``huren front --run``: the machine's nginx) in front of a real gateway: calls past
+its bound are refused with the gateway's own RESOURCE_EXHAUSTED answer, the others answered
+exactly as the gateway answers them."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import grpc
+import pytest
+
+from gateway._generated.huren.v1 import verifier_pb2 as pb
+from gateway._generated.huren.v1 import verifier_pb2_grpc
+from gateway.clients import TlsCredentials
+from gateway.errors import Overloaded
+from gateway.limits import Limits
+from gateway.model import Colour, Status
+from gateway.server.app import GatewayServer, TlsFiles, open_gateway
+from gateway.server.status import DETAILS_KEY, refusal
+from gateway.wire import verdict_from_pb
+from tests.integration.cli import huren
+from tests.integration.conftest import Hub, MutableClock
+from tests.integration.test_admission import _forged_at, _tampered, assert_refused_as_overloaded
+
+pytestmark = pytest.mark.asyncio
+
+DEADLINE_S = 20.0
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def nginx() -> str:
+    """The machine's nginx: `make test` installs it; without it these tests fail, never skip."""
+    found = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
+    )
+    assert found, "no nginx: `make test` installs it (apt-get install nginx)"
+    return found
+
+
+@dataclass
+class Front:
+    process: asyncio.subprocess.Process
+    address: str
+    stub: verifier_pb2_grpc.VerifierServiceAsyncStub
+    channel: grpc.aio.Channel
+
+
+@asynccontextmanager
+async def front(hub: Hub, *options: str, upstream: str | None = None) -> AsyncIterator[Front]:
+    """``huren front --run`` on port 0 in front of ``upstream`` (default the hub's gateway), TLS
+    on both sides: the gateway's certificate served by the front, the gateway's checked
+    against the CA."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "front",
+        "--run",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        f"grpcs://{upstream or hub.address}",
+        "--tls-dir",
+        str(hub.pki),
+        "--upstream-name",
+        "localhost",
+        "--nginx",
+        nginx(),
+        *options,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert process.stdout is not None
+    line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
+    match = re.match(r"huren front listening on (\S+) ", line)
+    assert match, line
+    address = match.group(1)
+    channel = grpc.aio.secure_channel(address, TlsCredentials.from_pki(hub.pki).channel())
+    try:
+        yield Front(process, address, verifier_pb2_grpc.VerifierServiceStub(channel), channel)
+    finally:
+        await channel.close(None)
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), 30)
+
+
+async def test_a_flood_through_the_front_is_answered_as_the_gateway_answers_or_refused(hub: Hub):
+    region = hub.regions["hangzhou"]
+    greens = [await region.issue() for _ in range(3)]
+    red = await region.issue(contact=True)
+    forged = [_tampered(c) for c in greens] + [_forged_at(greens[0], i) for i in range(4)]
+    codes = [*greens, red, *forged]
+    expected = {code: await hub.verify(code) for code in codes}
+    assert all(expected[c].colour is Colour.GREEN for c in greens)
+    assert all(expected[c].status is not Status.VALID for c in forged)
+
+    async with front(hub, "--max-calls", "2") as fronted:
+        stub = fronted.stub
+
+        async def one(i: int) -> str:
+            code = codes[i % len(codes)]
+            try:
+                response = await stub.Verify(pb.VerifyRequest(code=code), timeout=DEADLINE_S)
+            except grpc.aio.AioRpcError as error:
+                assert_refused_as_overloaded(error)  # never a hang, never a bare CANCELLED
+                return "refused"
+            verdict, want = verdict_from_pb(response.verdict), expected[code]
+            assert (verdict.status, verdict.colour, verdict.reason) == (
+                want.status,
+                want.colour,
+                want.reason,
+            ), code[:40]
+            if code in forged:
+                assert verdict.colour is not Colour.GREEN
+            return "answered"
+
+        outcomes = await asyncio.gather(*(one(i) for i in range(200)))
+        assert outcomes.count("refused") > 0, outcomes
+        assert outcomes.count("answered") >= 2, outcomes
+        # Every place was given back: after the flood each call is answered.
+        for _ in range(5):
+            response = await stub.Verify(pb.VerifyRequest(code=greens[0]), timeout=DEADLINE_S)
+            assert verdict_from_pb(response.verdict).colour is Colour.GREEN
+
+
+async def test_the_fronts_refusal_carries_the_gateways_own_status_bytes(hub: Hub):
+    green = await hub.regions["hangzhou"].issue()
+    async with front(hub, "--max-calls", "1") as fronted:
+        calls = [
+            fronted.stub.Verify(pb.VerifyRequest(code=green), timeout=DEADLINE_S) for _ in range(40)
+        ]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    errors = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert errors, "40 calls at once past a bound of 1: some must be refused"
+    error = errors[0]
+    trailers: dict[str, Any] = dict(cast(Any, error.trailing_metadata()) or ())
+    # What the gateway's own admission would send at a bound of 1 call, byte for byte.
+    own = refusal(Overloaded("the gateway is at its bound of 1 calls in flight; retry later"))
+    assert error.code() is own[0]
+    assert error.details() == own[1]
+    assert trailers[DETAILS_KEY] == own[2]
+
+
+async def test_streams_pass_the_front_and_are_bounded_by_the_gateway(hub: Hub, clock: MutableClock):
+    green = await hub.regions["hangzhou"].issue()
+    # A gateway bounded at one stream, behind a front bounded at one unary call.
+    gateway = open_gateway(hub.files.directory, Limits(max_concurrent_streams=1), clock)
+    server = GatewayServer(gateway, "127.0.0.1:0", tls=TlsFiles(hub.pki))
+    port = await server.start()
+    try:
+        async with front(hub, "--max-calls", "1", upstream=f"127.0.0.1:{port}") as fronted:
+            streams: Any = fronted.stub
+            first = streams.VerifyStream(timeout=DEADLINE_S)
+            await first.write(pb.VerifyStreamRequest(id="1", code=green))
+            opened = await first.read()
+            assert isinstance(opened, pb.VerifyStreamResponse)
+            assert verdict_from_pb(opened.verdict).colour is Colour.GREEN
+
+            # The second stream is refused by the gateway's own bound, its answer relayed.
+            second = streams.VerifyStream(timeout=DEADLINE_S)
+            await second.write(pb.VerifyStreamRequest(id="2", code=green))
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await second.read()
+            assert_refused_as_overloaded(caught.value)
+            assert "1 streams" in (caught.value.details() or "")
+
+            # The open stream does not take the unary call's place at the front.
+            response = await fronted.stub.Verify(pb.VerifyRequest(code=green), timeout=DEADLINE_S)
+            assert verdict_from_pb(response.verdict).colour is Colour.GREEN
+
+            await first.write(pb.VerifyStreamRequest(id="3", code=green))
+            again = await first.read()
+            assert again.id == "3"
+            await first.done_writing()
+            assert await first.code() is grpc.StatusCode.OK
+    finally:
+        await server.stop(0)
+        gateway.hub.close()
+
+
+async def test_a_request_larger_than_the_message_bound_is_refused_by_the_front(hub: Hub):
+    async with front(hub, "--max-message-bytes", "4096") as fronted:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await fronted.stub.Verify(pb.VerifyRequest(code="A" * 5000), timeout=DEADLINE_S)
+        error = caught.value
+        assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "larger than 4,096 bytes" in (error.details() or "")
+        # Just under the bound is the gateway's to judge: a verdict, not a refusal.
+        response = await fronted.stub.Verify(pb.VerifyRequest(code="A" * 4000), timeout=DEADLINE_S)
+        assert verdict_from_pb(response.verdict).colour is not Colour.GREEN
+
+
+async def test_sigterm_ends_the_front_and_its_nginx(hub: Hub):
+    async with front(hub) as fronted:
+        process = fronted.process
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    # nginx went with it: nothing listens at the front's address any more.
+    host, port = fronted.address.rsplit(":", 1)
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection(host, int(port))
+
+
+async def test_the_printed_configuration_is_one_nginx_accepts(tmp_path: Path):
+    printed = huren(
+        "front",
+        "--insecure",
+        "--listen",
+        "127.0.0.1:50061",
+        "--upstream",
+        "grpc://127.0.0.1:50051",
+        "--out",
+        str(tmp_path / "nginx.conf"),
+    )
+    assert printed.returncode == 0, printed.stderr
+    checked = subprocess.run(
+        [nginx(), "-t", "-p", f"{tmp_path}/", "-c", "nginx.conf", "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "test is successful" in checked.stderr
+
+
+async def test_nginx_cannot_pick_a_port_so_port_0_needs_run():
+    result = huren(
+        "front", "--insecure", "--listen", "127.0.0.1:0", "--upstream", "grpc://127.0.0.1:50051"
+    )
+    assert result.returncode == 2, result
+    assert "nginx cannot pick a port" in result.stderr
+    assert result.stdout == ""
