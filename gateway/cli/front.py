@@ -171,9 +171,9 @@ def _settings(args: argparse.Namespace) -> FrontSettings:
         max_calls=args.max_calls,
         max_streams=args.max_streams,
         max_message_bytes=args.max_message_bytes,
-        certificate=None if tls is None else _absolute(tls / "gateway.pem"),
-        key=None if tls is None else _absolute(tls / "gateway.key"),
-        upstream_ca=_absolute(args.tls_dir / "ca.pem") if upstream.tls else None,
+        certificate=None if tls is None else _absolute(tls / "gateway.pem", args.run),
+        key=None if tls is None else _absolute(tls / "gateway.key", args.run),
+        upstream_ca=_absolute(args.tls_dir / "ca.pem", args.run) if upstream.tls else None,
         upstream_name=args.upstream_name,
         stream_idle_seconds=args.stream_idle_seconds,
         workers=args.workers,
@@ -183,11 +183,12 @@ def _settings(args: argparse.Namespace) -> FrontSettings:
     return settings
 
 
-def _absolute(path: Path) -> Path:
-    """``path`` as nginx must read it (its own folder is the prefix, not ours); it must exist."""
-    if not path.is_file():
+def _absolute(path: Path, run: bool) -> Path:
+    """``path`` as nginx must read it (from its own folder, not ours). Run here, the file must
+    be here; printed, it is the path on the machine (or in the container) nginx runs on."""
+    if run and not path.is_file():
         raise RequestInvalid(f"{path} is not a file (`huren pki init` writes it)")
-    return path.resolve()
+    return path.absolute()
 
 
 @contextlib.contextmanager
