@@ -20,7 +20,9 @@ that queue too (``max_pending_calls``), past which the core ends new calls at on
 ``CANCELLED`` and no ``ErrorInfo``. An admitted call thus waits behind at most
 ``max_concurrent_rpcs`` calls on the loop and ``max_pending_calls`` in the core. Refusing a call
 here costs about as much as answering an empty RPC, so at three times the ``Verify`` capacity most
-of the excess is shed by the core (measured in docs/performance.md).
+of the excess is shed by the core (measured in docs/performance.md). The front
+(:mod:`gateway.server.front`, nginx) refuses that excess outside Python instead, with this
+module's answer.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -28,7 +29,7 @@ from gateway.model import Colour, Status
 from gateway.server.app import GatewayServer, TlsFiles, open_gateway
 from gateway.server.status import DETAILS_KEY, refusal
 from gateway.wire import verdict_from_pb
-from tests.integration.cli import huren
+from tests.integration.cli import HUREN, huren
 from tests.integration.conftest import Hub, MutableClock
 from tests.integration.test_admission import _forged_at, _tampered, assert_refused_as_overloaded
 
@@ -45,6 +46,18 @@ def nginx() -> str:
     )
     assert found, "no nginx: `make test` installs it (apt-get install nginx)"
     return found
+
+
+def assert_nginx_accepts(prefix: Path) -> None:
+    """``nginx -t`` accepts ``prefix``/nginx.conf."""
+    checked = subprocess.run(
+        [nginx(), "-t", "-p", f"{prefix}/", "-c", "nginx.conf", "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "test is successful" in checked.stderr
 
 
 @dataclass
@@ -224,14 +237,7 @@ async def test_the_printed_configuration_is_one_nginx_accepts(tmp_path: Path):
         str(tmp_path / "nginx.conf"),
     )
     assert printed.returncode == 0, printed.stderr
-    checked = subprocess.run(
-        [nginx(), "-t", "-p", f"{tmp_path}/", "-c", "nginx.conf", "-e", "stderr"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert checked.returncode == 0, checked.stderr
-    assert "test is successful" in checked.stderr
+    assert_nginx_accepts(tmp_path)
 
 
 async def test_nginx_cannot_pick_a_port_so_port_0_needs_run():
@@ -241,3 +247,42 @@ async def test_nginx_cannot_pick_a_port_so_port_0_needs_run():
     assert result.returncode == 2, result
     assert "nginx cannot pick a port" in result.stderr
     assert result.stdout == ""
+
+
+async def test_the_commands_in_docs_front_md_do_what_it_says(tmp_path: Path):
+    text = (ROOT / "docs" / "front.md").read_text(encoding="utf-8")
+    commands = [shlex.split(line) for line in re.findall(r"^huren front .*$", text, re.M)]
+    assert len(commands) == 2, commands
+    pki = tmp_path / "pki"
+    made = huren("pki", "init", str(pki))
+    assert made.returncode == 0, made.stderr
+
+    # The printed configuration: written, then accepted by nginx once its TLS files exist here.
+    printed = commands[1]
+    out = tmp_path / "front.conf"
+    at = printed.index("--out")
+    result = huren(*printed[1 : at + 1], str(out), *printed[at + 2 :])
+    assert result.returncode == 0, result.stderr
+    tls_dir = printed[printed.index("--tls-dir") + 1]
+    assert f"ssl_certificate {tls_dir}/gateway.pem;" in out.read_text()
+    (tmp_path / "nginx.conf").write_text(out.read_text().replace(tls_dir, str(pki)))
+    assert_nginx_accepts(tmp_path)
+
+    # The run: the line it prints, on a port of its own (the documented one may be taken here).
+    ran = commands[0]
+    ran[ran.index("--listen") + 1] = "127.0.0.1:0"
+    ran[ran.index("--tls-dir") + 1] = str(pki)
+    process = await asyncio.create_subprocess_exec(
+        *HUREN, *ran[1:], "--nginx", nginx(), stdout=asyncio.subprocess.PIPE, cwd=ROOT
+    )
+    assert process.stdout is not None
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
+        documented = re.search(r"`(huren front listening on .*?)`", text, re.S)
+        assert documented
+        pattern = re.escape(" ".join(documented.group(1).split())).replace("…", r"\d+")
+        pattern = pattern.replace(re.escape("0.0.0.0:50061"), r"127\.0\.0\.1:\d+")
+        assert re.fullmatch(pattern, line.strip()), (pattern, line)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
