@@ -110,15 +110,18 @@ h2load:
 		echo "installing nghttp2-client for h2load (apt-get)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null; }
 
+# Every benchmark prints its figures and writes them as JSON into build/bench/ (one file each).
+BENCH_OUT := build/bench
 bench: $(STAMP) $(PEER_STAMP) h2load nginx
-	$(BIN)/python scripts/bench.py
-	$(BIN)/python scripts/bench_steps.py
-	$(BIN)/python scripts/bench_scale.py
-	$(BIN)/python scripts/bench_latency.py
-	$(BIN)/python scripts/bench_latency.py --front
-	$(BIN)/python scripts/bench_propagation.py
-	$(BIN)/python scripts/bench_workers.py
-	$(BIN)/python scripts/bench_latency.py --workers 2
+	mkdir -p $(BENCH_OUT)
+	$(BIN)/python scripts/bench.py --json $(BENCH_OUT)/ratios.json
+	$(BIN)/python scripts/bench_steps.py --json $(BENCH_OUT)/steps.json
+	$(BIN)/python scripts/bench_scale.py --json $(BENCH_OUT)/scale.json
+	$(BIN)/python scripts/bench_latency.py --json $(BENCH_OUT)/latency.json
+	$(BIN)/python scripts/bench_latency.py --front --json $(BENCH_OUT)/latency-front.json
+	$(BIN)/python scripts/bench_propagation.py --json $(BENCH_OUT)/propagation.json
+	$(BIN)/python scripts/bench_workers.py --json $(BENCH_OUT)/workers.json
+	$(BIN)/python scripts/bench_latency.py --workers 2 --json $(BENCH_OUT)/latency-workers.json
 
 conformance: $(STAMP)
 	$(BIN)/python scripts/conformance.py

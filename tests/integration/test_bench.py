@@ -109,6 +109,20 @@ def test_the_latency_benchmark_reports_percentiles_and_the_overload(tmp_path):
         assert label in result.stdout
 
 
+def test_through_the_front_the_overload_is_answered_or_refused_with_the_gateways_status(tmp_path):
+    out = tmp_path / "latency-front.json"
+    result = _quick_run("bench_latency.py", out, "--front")
+    data = json.loads(out.read_text())
+    assert data["front"] == "defaults"
+    outcomes = data["overload"]["outcomes"]
+    # Every call answered with the right verdict or refused RESOURCE_EXHAUSTED carrying the
+    # gateway's huren-reason: none CANCELLED, none refused bare, none wrong.
+    assert set(outcomes) <= {"answered", "refused"}, outcomes
+    assert outcomes.get("answered", 0) > 0, outcomes
+    assert outcomes.get("refused", 0) > 0, outcomes  # three times the capacity, for 1.5 s
+    assert "; front defaults)" in result.stdout
+
+
 def test_the_propagation_benchmark_reports_revocations_and_recovery(tmp_path):
     out = tmp_path / "propagation.json"
     result = _quick_run("bench_propagation.py", out)
