@@ -25,6 +25,7 @@ declaration did; neither this region nor the relay keeps or logs it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -32,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -102,11 +104,26 @@ def parse_peers(values: Sequence[str]) -> dict[str, str]:
         code, sep, url = value.partition("=")
         if not sep or not re.fullmatch(r"https?://[^\s/]+", url.rstrip("/")):
             raise ValueError(f"{value!r}: expected CODE=http(s)://HOST:PORT")
+        if url.startswith("http://") and not _loopback(urlsplit(url).hostname or ""):
+            raise ValueError(
+                f"{value!r}: the traveller's identity number and name go to the peer, so "
+                "plain http:// only to a loopback address (this host); use https://"
+            )
         try:
             peers[parse_region_code(code)] = url.rstrip("/")
         except ValueError as e:
             raise ValueError(f"{value!r}: {e}") from None
     return peers
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def offered(outbound: Outbound) -> list[str]:

@@ -28,6 +28,24 @@ def test_a_bad_peer_is_refused_naming_it(bad):
         parse_peers([bad])
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8082", "http://127.8.9.1:1", "http://localhost:8082", "http://[::1]:1"],
+)
+def test_plain_http_is_accepted_to_this_host_only(url):
+    assert parse_peers([f"820000={url}"]) == {"820000": url}
+
+
+@pytest.mark.parametrize(
+    "url", ["http://macau-issuer:8082", "http://10.0.0.5:8082", "http://[2001:db8::1]:80"]
+)
+def test_plain_http_elsewhere_is_refused_as_the_identity_number_would_cross_in_clear(url):
+    with pytest.raises(ValueError, match="identity number") as refused:
+        parse_peers([f"820000={url}"])
+    assert "use https://" in str(refused.value)
+    assert parse_peers([f"820000={url.replace('http://', 'https://')}"])  # https: accepted
+
+
 def test_the_number_of_peers_is_bounded():
     many = [f"{110000 + i * 10000}=http://127.0.0.1:{1000 + i}" for i in range(MAX_PEERS + 1)]
     with pytest.raises(ValueError, match=str(MAX_PEERS)):
