@@ -286,3 +286,30 @@ async def test_the_commands_in_docs_front_md_do_what_it_says(tmp_path: Path):
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
+
+
+async def test_a_front_whose_nginx_cannot_start_says_so_and_exits(tmp_path: Path):
+    # A rotation gone wrong: the certificate of one PKI beside the key of another.
+    for name in ("one", "two"):
+        made = huren("pki", "init", str(tmp_path / name))
+        assert made.returncode == 0, made.stderr
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for name, source in (("ca.pem", "one"), ("gateway.pem", "one"), ("gateway.key", "two")):
+        (mixed / name).write_bytes((tmp_path / source / name).read_bytes())
+    result = huren(
+        "front",
+        "--run",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "grpc://127.0.0.1:50051",
+        "--tls-dir",
+        str(mixed),
+        "--nginx",
+        nginx(),
+    )
+    assert result.returncode == 2, result
+    assert "nginx did not start" in result.stderr
+    assert "key values mismatch" in result.stderr  # nginx's own reason, passed on
+    assert result.stdout == ""
