@@ -10,7 +10,8 @@
 # it and name it for the health check: -e HUREN_HEALTH_CA=/var/lib/huren/pki/server-ca.pem.
 # Run a replica: the same image with -e HUREN_INIT=0 -e HUREN_REPLICA_OF=HUB:50051
 #     -e HUREN_TRUST_LIST_KEY=FILE and subject.key, link.key in its state directory
-#     (docs/scaling.md; on Kubernetes: deploy/k8s).
+#     (docs/scaling.md; on Kubernetes: deploy/k8s, where `huren front --run` from this image
+#     stands in front of each replica).
 
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -21,6 +22,14 @@ COPY regions regions
 RUN pip wheel --no-cache-dir -c constraints.txt --wheel-dir /wheels .
 
 FROM python:3.11-slim
+# Debian's nginx, for `huren front --run` (docs/front.md): on Kubernetes each verifier pod runs
+# this same image a second time as a sidecar, nginx refusing the calls past the replica's bound
+# in C, which its Python event loop cannot do under overload (docs/performance.md, "Latency and
+# overload"). It runs only when asked, as user huren, never by default: the image's command is
+# still a hub serving TLS itself on 50051 (which the HEALTHCHECK below dials).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nginx \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/huren --create-home huren
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels huren && rm -rf /wheels

@@ -73,7 +73,8 @@ def register(commands: Subparsers) -> None:
     p.add_argument(
         "--insecure",
         action="store_true",
-        help="plaintext on --listen only, and every registry change refused",
+        help="plaintext on --listen only, and every registry change refused (a replica "
+        "dials its hub in plaintext too, unless --hub-ca is given)",
     )
     defaults = Limits()
     p.add_argument(
@@ -208,7 +209,9 @@ def register(commands: Subparsers) -> None:
     replica.add_argument(
         "--hub-ca",
         type=Path,
-        help="the CA certificate that signed the hub's (default: ca.pem in --tls-dir)",
+        help="the CA certificate that signed the hub's (default: ca.pem in --tls-dir); given, "
+        "the hub is dialled over TLS even with --insecure (plaintext behind a front on "
+        "loopback)",
     )
     replica.add_argument(
         "--replica-cert",
@@ -519,8 +522,10 @@ def _serve_replica(args: argparse.Namespace) -> int:
 
 def _hub_certificates(args: argparse.Namespace, tls: TlsFiles | None) -> HubCertificates | None:
     """What a replica dials its hub with, re-read like the server's TLS files (None with
-    ``--insecure``): the hub's CA and, with ``--replica-cert``, the replica's certificate and
-    key, with which it fetches the replica secrets.
+    ``--insecure`` and no ``--hub-ca``: plaintext): the hub's CA and, with ``--replica-cert``,
+    the replica's certificate and key, with which it fetches the replica secrets. A replica
+    serving plaintext on loopback behind ``huren front`` still dials its hub over TLS when
+    ``--hub-ca`` is given.
 
     Raises:
         RequestInvalid: for an incomplete set of options.
@@ -529,13 +534,16 @@ def _hub_certificates(args: argparse.Namespace, tls: TlsFiles | None) -> HubCert
     given = (args.replica_cert, args.replica_key, args.hub_registry)
     if any(given) and not all(given):
         raise RequestInvalid("--replica-cert, --replica-key and --hub-registry go together")
-    if tls is None:
+    ca = args.hub_ca or (tls.ca if tls is not None else None)
+    if ca is None:
         if any(given):
-            raise RequestInvalid("the replica secrets travel over mutual TLS only: not --insecure")
+            raise RequestInvalid(
+                "the replica secrets travel over mutual TLS only: not --insecure without --hub-ca"
+            )
         return None
     from gateway.server.certificates import HubCertificates, HubTlsFiles
 
-    files = HubTlsFiles(args.hub_ca or tls.ca, args.replica_cert, args.replica_key)
+    files = HubTlsFiles(ca, args.replica_cert, args.replica_key)
     return HubCertificates(files, args.tls_check_seconds)
 
 

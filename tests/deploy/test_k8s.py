@@ -1,14 +1,16 @@
 """The Kubernetes manifests (deploy/k8s): rendered without a cluster (tests/deploy/kustomize.py),
 every object valid against the Kubernetes API's schemas (kubernetes-validate, offline), and what
 an administrator relies on: the pods run as the image's non-root user on a read-only root, their
-probes ask the gateway's health on the port it serves it, replicas find their hub, the network
-policies let through exactly the traffic meant, every Secret and HUREN_* variable used exists,
-and the secrets' files are made by the commands docs/scaling.md gives."""
+probes ask the gateway's health on the port it serves it, replicas find their hub, each replica
+serves behind its front (``huren front --run``, nginx) on loopback, the network policies let
+through exactly the traffic meant, every Secret and HUREN_* variable used exists, and the
+secrets' files are made by the commands docs/scaling.md gives."""
 
 from __future__ import annotations
 
 import argparse
 import base64
+import inspect
 import json
 import re
 import shlex
@@ -27,14 +29,17 @@ from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.cli import environment
+from gateway.cli.front import STOP_SECONDS
 from gateway.cli.main import build_parser, configurable
 from gateway.server.app import TlsFiles
+from gateway.server.front import Address, Upstream
 from gateway.server.probe import LIVENESS
-from gateway.server.replica import TRUST_LIST_FILE
+from gateway.server.replica import TRUST_LIST_FILE, ReplicaServer
 from gateway.storage.files import StateFiles
 from tests.conftest import REPO
 from tests.deploy.kustomize import Unsupported, load_documents, render
 from tests.integration.cli import ENV, HUREN
+from tests.integration.test_front import nginx
 
 K8S = REPO / "deploy" / "k8s"
 EXAMPLE = K8S / "overlays" / "example"
@@ -43,6 +48,8 @@ KUBERNETES_VERSIONS = ("1.30", "1.37")
 """The oldest release the manifests are meant for (native gRPC probes, autoscaling/v2, policy/v1
 and fsGroupChangePolicy are all GA by then) and the newest whose schemas the package carries."""
 VERIFIER_SERVICE = "huren.v1.VerifierService"
+FRONT = ["huren", "front"]
+"""How a container runs the front (the image's entry point is huren, its command a hub)."""
 
 Object = dict[str, Any]
 
@@ -103,6 +110,31 @@ def containers(workload: Object, *, init: bool = True) -> list[Object]:
 
 def env(container: Object) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container.get("env", [])}
+
+
+def serving(workload: Object) -> Object:
+    """The container that runs the image's own command (``huren serve``)."""
+    (found,) = [c for c in containers(workload, init=False) if "command" not in c]
+    return found
+
+
+def front(workload: Object) -> Object:
+    """The container that runs ``huren front``."""
+    (found,) = [c for c in containers(workload, init=False) if c.get("command", [])[:2] == FRONT]
+    return found
+
+
+def front_options(container: Object) -> argparse.Namespace:
+    """The front container's command, read by huren's own parser."""
+    command = container["command"]
+    assert command[:2] == FRONT
+    return build_parser().parse_args(command[1:])
+
+
+def prestop_seconds(container: Object) -> int:
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep"
+    return int(command[1])
 
 
 def port_of(address: str) -> int:
@@ -199,6 +231,8 @@ def test_every_path_a_container_writes_is_a_writable_volume(example):
             ]
             variables = env(container)
             wanted = [variables[k] for k in ("HUREN_STATE_DIR", "TMPDIR") if k in variables]
+            if container.get("command", [])[:2] == FRONT:  # nginx's configuration, pid, temp
+                wanted = [str(front_options(container).work_dir)]
             if container["name"] == "identity-secrets":  # writes the replica's state directory
                 wanted = [re.search(r"install -d -m 700 (\S+)", container["command"][2]).group(1)]  # type: ignore[union-attr]
             assert wanted, container["name"]
@@ -232,9 +266,8 @@ def test_every_container_asks_for_resources(example):
             assert {"cpu", "memory"} <= set(resources["requests"]), container["name"]
             assert "memory" in resources["limits"], container["name"]
     verifier = named(example, "Deployment", "huren-verifier")
-    (served,) = containers(verifier, init=False)
     # One process, one event loop: a pod's request is the core it can use.
-    assert served["resources"]["requests"]["cpu"] == "1"
+    assert serving(verifier)["resources"]["requests"]["cpu"] == "1"
 
 
 # ---------------------------------------------------------------- configuration
@@ -259,32 +292,32 @@ def test_every_huren_variable_is_one_huren_serve_reads(example):
         for action in environment.options(parser)
     }
     for workload in workloads(example):
-        for container in containers(workload, init=False):
-            used = {k for k in env(container) if k.startswith("HUREN_")}
-            assert used, container["name"]
-            assert used <= known, used - known
+        used = {k for k in env(serving(workload)) if k.startswith("HUREN_")}
+        assert used, workload["metadata"]["name"]
+        assert used <= known, used - known
+        for container in containers(workload):  # huren front reads none
+            if container is not serving(workload):
+                assert not any(k.startswith("HUREN_") for k in env(container)), container["name"]
     assert {k for k in image_env() if k.startswith("HUREN_")} <= known
 
 
 def test_one_image_serves_both_roles_by_variables_alone(example):
     hub = named(example, "StatefulSet", "huren-hub")
     verifier = named(example, "Deployment", "huren-verifier")
+    assert containers(hub, init=False) == [serving(hub)]
     for workload in (hub, verifier):
-        for container in containers(workload, init=False):
-            assert "command" not in container
-            assert "args" not in container
-    hub_options = serve_options({**image_env(), **env(containers(hub)[0])})
+        assert "args" not in serving(workload)
+    hub_options = serve_options({**image_env(), **env(serving(hub))})
     assert hub_options.replica_of is None
     assert hub_options.init is True
-    (served,) = containers(verifier, init=False)
-    replica = serve_options({**image_env(), **env(served)})
+    replica = serve_options({**image_env(), **env(serving(verifier))})
     assert replica.replica_of is not None
     assert replica.init is False  # huren refuses --init on a replica
     assert replica.trust_list_key is not None
 
 
 def test_the_replicas_hub_is_a_service_that_reaches_the_hubs_verification_port(example):
-    (served,) = containers(named(example, "Deployment", "huren-verifier"), init=False)
+    served = serving(named(example, "Deployment", "huren-verifier"))
     host, port = env(served)["HUREN_REPLICA_OF"].rsplit(":", 1)
     service = named(example, "Service", host)
     (service_port,) = [p for p in service["spec"]["ports"] if p["port"] == int(port)]
@@ -294,6 +327,133 @@ def test_the_replicas_hub_is_a_service_that_reaches_the_hubs_verification_port(e
     (container,) = containers(hub)
     (target,) = [p for p in container["ports"] if p["name"] == service_port["targetPort"]]
     assert target["containerPort"] == port_of(env(container)["HUREN_LISTEN"])
+
+
+# ---------------------------------------------------------------- the verifiers' front
+
+NGINX_SECONDS_PER_CALL = 140e-6
+VERIFIER_CALLS_PER_SECOND = 1_600
+"""Measured on one core (scripts/bench_latency.py --front): 1,320 Verify/s through the front
+against 1,620 direct, so nginx costs about 140 us of CPU per call, at the rate one verifier
+serves."""
+
+
+def test_the_front_serves_tls_and_passes_calls_to_its_verifier_on_loopback(example):
+    verifier = named(example, "Deployment", "huren-verifier")
+    options = front_options(front(verifier))
+    replica = serve_options({**image_env(), **env(serving(verifier))})
+    assert options.run  # nginx run by `huren front` itself, which passes SIGTERM on
+    upstream = Upstream.parse(options.upstream)
+    listen = Address.parse(replica.listen, "HUREN_LISTEN")
+    assert upstream.address == listen
+    assert not upstream.tls  # plaintext inside the pod only
+    assert replica.insecure
+    assert listen.host == "127.0.0.1"  # nothing outside the pod reaches the verifier
+    declared = [p["containerPort"] for c in containers(verifier) for p in c.get("ports", [])]
+    assert listen.port not in declared
+    # The hub is still dialled over TLS, checked against its CA (not --insecure's plaintext).
+    assert replica.hub_ca is not None
+    # The checkpoints reach the front, which serves TLS.
+    assert not options.insecure
+    served = Address.parse(options.listen, "--listen")
+    assert served.host == "0.0.0.0"
+    (service_port,) = named(example, "Service", "huren-verifier")["spec"]["ports"]
+    targeted = [
+        c["name"]
+        for c in containers(verifier)
+        for p in c.get("ports", [])
+        if service_port["targetPort"] in (p["name"], p["containerPort"])
+        and p["containerPort"] == served.port
+    ]
+    assert targeted == [front(verifier)["name"]]
+
+
+def test_the_fronts_bound_is_the_verifiers_own(example):
+    # Equal, the front's bound is the pod's whole queue: the verifier never refuses a call
+    # itself (it counts each one for no longer than nginx does), and the excess never waits.
+    verifier = named(example, "Deployment", "huren-verifier")
+    options = front_options(front(verifier))
+    replica = serve_options({**image_env(), **env(serving(verifier))})
+    assert options.max_calls == replica.max_concurrent_rpcs
+    assert options.max_message_bytes == replica.max_message_bytes
+    assert options.max_streams >= replica.max_concurrent_streams  # a backstop only
+
+
+def millicores(quantity: str) -> float:
+    return float(quantity[:-1]) if quantity.endswith("m") else float(quantity) * 1000
+
+
+def mebibytes(quantity: str) -> float:
+    assert quantity.endswith("Mi"), quantity
+    return float(quantity[:-2])
+
+
+def test_the_front_has_its_share_of_a_core_and_a_memory_limit(example):
+    verifier = named(example, "Deployment", "huren-verifier")
+    resources = front(verifier)["resources"]
+    needed = NGINX_SECONDS_PER_CALL * VERIFIER_CALLS_PER_SECOND * 1000
+    assert needed <= millicores(resources["requests"]["cpu"]) < 1000
+    # As the verifier: no CPU limit, which would only throttle the pod's calls.
+    assert "cpu" not in resources["limits"]
+    assert "cpu" not in serving(verifier)["resources"]["limits"]
+    assert 0 < mebibytes(resources["requests"]["memory"]) < mebibytes(resources["limits"]["memory"])
+
+
+def test_the_verifier_outlives_its_fronts_drain_within_the_grace_period(example):
+    verifier = named(example, "Deployment", "huren-verifier")
+    grace = verifier["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    # The front keeps taking calls while the endpoint's removal spreads, then drains for at
+    # most STOP_SECONDS; the verifier serves them until then, and then stops in its own grace.
+    drained = prestop_seconds(front(verifier)) + STOP_SECONDS
+    assert prestop_seconds(front(verifier)) >= 5
+    assert prestop_seconds(serving(verifier)) >= drained
+    stopping = inspect.signature(ReplicaServer.stop).parameters["grace"].default
+    assert grace >= prestop_seconds(serving(verifier)) + stopping + 1
+
+
+def test_the_docs_give_the_fronts_command_ports_and_resources_as_deployed(example):
+    verifier = named(example, "Deployment", "huren-verifier")
+    text = section()
+    assert f"`{' '.join(front(verifier)['command'])}`" in text
+    assert f"`HUREN_LISTEN={env(serving(verifier))['HUREN_LISTEN']}`" in text
+    resources = front(verifier)["resources"]
+    cpu, memory = resources["requests"]["cpu"], resources["requests"]["memory"]
+    limit = resources["limits"]["memory"]
+    row = f"| front (each verifier pod) | request {cpu[:-1]} m CPU, {memory[:-2]} Mi; limit "
+    assert f"{row}{limit[:-2]} Mi; no CPU limit |" in text
+
+
+def test_nginx_accepts_the_fronts_configuration(example, tmp_path):
+    verifier = named(example, "Deployment", "huren-verifier")
+    command = front(verifier)["command"]
+    options = front_options(front(verifier))
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    for key, value in named(example, "Secret", "huren-verifier-tls")["data"].items():
+        (tls / key).write_bytes(base64.b64decode(value))
+    # The container's arguments, the configuration printed rather than run, the Secret's files
+    # here (huren front --run writes the same, listening with reuseport on the port it holds).
+    arguments = [a for a in command[1:] if a != "--run"]
+    arguments[arguments.index("--tls-dir") + 1] = str(tls)
+    printed = subprocess.run(
+        [*HUREN, *arguments, "--out", str(tmp_path / "nginx.conf")],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert printed.returncode == 0, printed.stderr
+    configuration = (tmp_path / "nginx.conf").read_text("utf-8")
+    assert f"server {Upstream.parse(options.upstream).address};" in configuration
+    assert f"limit_conn huren_calls {options.max_calls};" in configuration
+    assert f"ssl_certificate {tls / 'gateway.pem'};" in configuration
+    checked = subprocess.run(
+        [nginx(), "-t", "-p", f"{tmp_path}/", "-c", "nginx.conf", "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_only_the_verifiers_are_exposed(example):
@@ -310,23 +470,32 @@ def test_only_the_verifiers_are_exposed(example):
 def test_probes_ask_the_gateways_health_on_the_port_it_serves_it(example):
     for workload in workloads(example):
         pod_labels = workload["spec"]["template"]["metadata"]
-        for container in containers(workload, init=False):
-            variables = env(container)
-            health = port_of(variables["HUREN_HEALTH_LISTEN"])
-            assert health in {p["containerPort"] for p in container["ports"]}
-            assert health != port_of(variables["HUREN_LISTEN"])  # that one is TLS
-            for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
-                probe = container[kind]["grpc"]
-                assert probe["port"] == health, kind
-                assert "mode" not in probe  # plaintext: TLS probes are alpha in 1.37
-            assert container["livenessProbe"]["grpc"]["service"] == LIVENESS
-            assert container["startupProbe"]["grpc"]["service"] == LIVENESS
-            assert container["readinessProbe"]["grpc"]["service"] == VERIFIER_SERVICE
-            annotations = pod_labels["annotations"]
-            assert annotations["prometheus.io/scrape"] == "true"
-            assert int(annotations["prometheus.io/port"]) == port_of(
-                variables["HUREN_METRICS_LISTEN"]
-            )
+        container = serving(workload)
+        variables = env(container)
+        health = port_of(variables["HUREN_HEALTH_LISTEN"])
+        assert health in {p["containerPort"] for p in container["ports"]}
+        assert health != port_of(variables["HUREN_LISTEN"])  # that one is TLS (or loopback)
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+            probe = container[kind]["grpc"]
+            assert probe["port"] == health, kind
+            assert "mode" not in probe  # plaintext: TLS probes are alpha in 1.37
+        assert container["livenessProbe"]["grpc"]["service"] == LIVENESS
+        assert container["startupProbe"]["grpc"]["service"] == LIVENESS
+        assert container["readinessProbe"]["grpc"]["service"] == VERIFIER_SERVICE
+        annotations = pod_labels["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert int(annotations["prometheus.io/port"]) == port_of(variables["HUREN_METRICS_LISTEN"])
+
+
+def test_the_front_is_probed_where_it_listens_and_the_pod_ready_with_the_verifier(example):
+    verifier = named(example, "Deployment", "huren-verifier")
+    container = front(verifier)
+    listen = port_of(front_options(container).listen)
+    # A check the kubelet runs itself (the front serves TLS only, and no health of its own).
+    for kind in ("livenessProbe", "readinessProbe"):
+        assert container[kind]["tcpSocket"]["port"] == listen, kind
+    # Whether calls may come is the verifier's readiness: a pod is ready when both are.
+    assert serving(verifier)["readinessProbe"]["grpc"]["service"] == VERIFIER_SERVICE
 
 
 def test_the_autoscaler_and_the_budget_govern_the_verifiers(example):
@@ -352,8 +521,30 @@ def mounted_secret(workload: Object, container: Object, path: str) -> tuple[str,
     volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
     for mount in container["volumeMounts"]:
         if PurePosixPath(path).parent == PurePosixPath(mount["mountPath"]):
-            return volumes[mount["name"]]["secret"]["secretName"], PurePosixPath(path).name
+            secret = volumes[mount["name"]]["secret"]
+            name = PurePosixPath(path).name
+            items = {
+                i["path"]: i["key"] for i in secret.get("items", [{"path": name, "key": name}])
+            }
+            assert name in items, f"{path}: not among the items of its Secret volume"
+            return secret["secretName"], items[name]
     raise AssertionError(f"{path} is on no mounted volume")
+
+
+def files_read(container: Object) -> list[str]:
+    """The files a container of huren reads (huren serve's from its variables, the front's from
+    its command)."""
+    if container.get("command", [])[:2] == FRONT:
+        options = front_options(container)
+        files = [options.tls_dir / "gateway.pem", options.tls_dir / "gateway.key"]
+        return [str(f) for f in files]
+    options = serve_options({**image_env(), **env(container)})
+    files = []
+    if not options.insecure:
+        tls = TlsFiles(options.tls_dir)
+        files += [tls.ca, tls.certificate, tls.key]
+    files += [f for f in (options.trust_list_key, options.hub_ca) if f is not None]
+    return [str(f) for f in files]
 
 
 def replica_files(hub_state: str) -> set[str]:
@@ -389,12 +580,8 @@ def test_every_secret_file_a_container_reads_is_provided(example):
                 assert volume["secret"]["secretName"] in provided, volume
                 assert "optional" not in volume["secret"]
         for container in containers(workload, init=False):
-            variables = env(container)
-            tls = TlsFiles(Path(variables["HUREN_TLS_DIR"]))
-            files = [str(tls.ca), str(tls.certificate), str(tls.key)]
-            files += [
-                variables[k] for k in ("HUREN_TRUST_LIST_KEY", "HUREN_HUB_CA") if k in variables
-            ]
+            files = files_read(container)
+            assert files, container["name"]
             for path in files:
                 secret, key = mounted_secret(workload, container, path)
                 assert key in provided[secret], (secret, key)
@@ -408,6 +595,20 @@ def test_every_secret_file_a_container_reads_is_provided(example):
                 secret, key = mounted_secret(workload, container, path)
                 assert key in provided[secret]
     assert TRUST_LIST_FILE not in provided["huren-replica-files"]  # the replica's own
+    # The verifier, which reads the checkpoints' codes, holds no TLS key: its front serves TLS.
+    verifier = named(example, "Deployment", "huren-verifier")
+    volumes = {v["name"]: v for v in verifier["spec"]["template"]["spec"]["volumes"]}
+    held = set()
+    for mount in serving(verifier)["volumeMounts"]:
+        secret = volumes[mount["name"]].get("secret")
+        if secret is not None:
+            items = secret.get("items")
+            everything = provided[secret["secretName"]]
+            held |= {i["key"] for i in items} if items else set(everything)
+    assert "gateway.key" not in held
+    assert "gateway.key" in {
+        mounted_secret(verifier, front(verifier), path)[1] for path in files_read(front(verifier))
+    }
 
 
 def test_the_documented_commands_make_tls_files_the_replicas_trust(example):
@@ -555,9 +756,14 @@ def test_the_network_policies_let_through_exactly_the_traffic_meant(example):
     assert not connects(policies, verifier, checkpoint, 443)
     assert not connects(policies, verifier, OUTSIDE, 443)
     assert connects(policies, verifier, dns, 53, "UDP")
-    # Checkpoints reach the replicas, never the hub.
-    assert connects(policies, checkpoint, verifier, verify)
-    assert connects(policies, OUTSIDE, verifier, verify)
+    # Checkpoints reach the replicas' front, never the verifier behind it, nor the hub.
+    replicas = named(example, "Deployment", "huren-verifier")
+    served = port_of(front_options(front(replicas)).listen)
+    loopback = port_of(env(serving(replicas))["HUREN_LISTEN"])
+    assert connects(policies, checkpoint, verifier, served)
+    assert connects(policies, OUTSIDE, verifier, served)
+    assert not connects(policies, checkpoint, verifier, loopback)
+    assert not connects(policies, OUTSIDE, verifier, loopback)
     assert not connects(policies, checkpoint, hub, verify)
     assert not connects(policies, checkpoint, hub, registry)
     assert not connects(policies, stranger, hub, verify)
@@ -663,9 +869,11 @@ class Pod:
                 volume = volumes.get(mount["name"], {})
                 if "secret" in volume:
                     folder.mkdir(parents=True, exist_ok=True)
-                    for key, content in secrets[volume["secret"]["secretName"]].items():
-                        (folder / key).write_bytes(content)
-                        (folder / key).chmod(0o440)
+                    content = secrets[volume["secret"]["secretName"]]
+                    items = volume["secret"].get("items", [{"key": k, "path": k} for k in content])
+                    for item in items:
+                        (folder / item["path"]).write_bytes(content[item["key"]])
+                        (folder / item["path"]).chmod(0o440)
                 elif not folder.exists():
                     folder.mkdir(parents=True)
                     folder.chmod(0o2770)
@@ -674,41 +882,59 @@ class Pod:
         return self.root / absolute.lstrip("/")
 
     def moved(self, text: str) -> str:
-        """``text`` with the pod's absolute paths under ``root``, its ports on loopback."""
+        """``text`` with the pod's absolute paths under ``root``, its ports (any address, or
+        loopback, with or without a grpc:// scheme) on free ports of loopback."""
         text = re.sub(r"(?<![\w.-])(/(?:etc|var|tmp)\b)", lambda m: str(self.root) + m[1], text)
 
         def port(match: re.Match[str]) -> str:
-            local = self.ports.setdefault(int(match[1]), free_port())
-            return f"127.0.0.1:{local}"
+            local = self.ports.setdefault(int(match[2]), free_port())
+            return f"{match[1]}127.0.0.1:{local}"
 
-        return re.sub(r"^0\.0\.0\.0:(\d+)$", port, text)
+        return re.sub(r"^((?:grpcs?://)?)(?:0\.0\.0\.0|127\.0\.0\.1):(\d+)$", port, text)
 
     def init(self) -> None:
         for container in self.workload["spec"]["template"]["spec"].get("initContainers", []):
             command = [self.moved(part) for part in container["command"]]
             subprocess.run(command, check=True, timeout=30)
 
-    def start(self, replace: dict[str, str]) -> subprocess.Popen[str]:
-        (container,) = containers(self.workload, init=False)
+    def start(self, container: Object, replace: dict[str, str]) -> subprocess.Popen[str]:
+        """``container`` (its command, or the image's, under the image's ``huren``)."""
         variables = {k: self.moved(v) for k, v in {**image_env(), **env(container)}.items()}
         variables.update(replace)
-        command = json.loads(re.search(r"^CMD (\[.*\])$", dockerfile(), flags=re.M)[1])  # type: ignore[index]
+        if "command" in container:
+            assert container["command"][0] == "huren"
+            command = [self.moved(part) for part in container["command"][1:]]
+        else:
+            command = json.loads(re.search(r"^CMD (\[.*\])$", dockerfile(), flags=re.M)[1])  # type: ignore[index]
         return subprocess.Popen(
             [*HUREN, *command],
             env={**ENV, **variables},
-            stdout=subprocess.DEVNULL,
+            # The front's first line says when it listens (a SIGTERM before is a failed start).
+            stdout=subprocess.PIPE if "command" in container else subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
 
 
-def wait_serving(address: str, service: str, process: subprocess.Popen[str]) -> None:
-    """Until the plaintext health port at ``address`` answers SERVING for ``service``."""
+def wait_serving(
+    address: str,
+    service: str,
+    process: subprocess.Popen[str],
+    tls: tuple[bytes, str] | None = None,
+) -> None:
+    """Until the health service at ``address`` answers SERVING for ``service``: in plaintext,
+    or with ``tls`` = (CA certificate, the name the server's certificate holds)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"exited {process.returncode}: {process.stderr.read()}")  # type: ignore[union-attr]
-        with grpc.insecure_channel(address) as channel:
+        if tls is None:
+            opened = grpc.insecure_channel(address)
+        else:
+            credentials = grpc.ssl_channel_credentials(root_certificates=tls[0])
+            name = [("grpc.ssl_target_name_override", tls[1])]
+            opened = grpc.secure_channel(address, credentials, options=name)
+        with opened as channel:
             try:
                 answer = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(service=service), timeout=2
@@ -731,7 +957,7 @@ def test_the_pods_as_described_serve_a_hub_and_a_replica_that_follows_it(example
     hub = Pod(named(example, "StatefulSet", "huren-hub"), secrets, tmp_path / "hub")
     (hub_container,) = containers(hub.workload)
     hub_env = env(hub_container)
-    with hub.start({}) as hub_process:
+    with hub.start(hub_container, {}) as hub_process:
         try:
             health = port_of(hub_env["HUREN_HEALTH_LISTEN"])
             wait_serving(f"127.0.0.1:{hub.ports[health]}", VERIFIER_SERVICE, hub_process)
@@ -743,17 +969,39 @@ def test_the_pods_as_described_serve_a_hub_and_a_replica_that_follows_it(example
             }
             verifier = Pod(named(example, "Deployment", "huren-verifier"), secrets, tmp_path / "v")
             verifier.init()
-            (served,) = containers(verifier.workload, init=False)
+            served = serving(verifier.workload)
             hub_port = hub.ports[port_of(env(served)["HUREN_REPLICA_OF"])]
             # huren-hub is the hub here (its certificate also names 127.0.0.1).
-            with verifier.start({"HUREN_REPLICA_OF": f"127.0.0.1:{hub_port}"}) as replica:
+            with verifier.start(served, {"HUREN_REPLICA_OF": f"127.0.0.1:{hub_port}"}) as replica:
                 try:
                     health = port_of(env(served)["HUREN_HEALTH_LISTEN"])
                     address = f"127.0.0.1:{verifier.ports[health]}"
                     wait_serving(address, LIVENESS, replica)
                     wait_serving(address, VERIFIER_SERVICE, replica)  # it holds the hub's list
+                    # Saved once it is served (docs/scaling.md, how a list travels, step 6).
                     kept = verifier.path(env(served)["HUREN_STATE_DIR"]) / TRUST_LIST_FILE
+                    saved = time.monotonic() + 10
+                    while not kept.is_file() and time.monotonic() < saved:
+                        time.sleep(0.05)
                     assert kept.is_file()
+                    # The checkpoints' way in: TLS to the front, which passes calls on.
+                    nginx()  # the machine's, which huren front finds itself
+                    sidecar = front(verifier.workload)
+                    listen = port_of(front_options(sidecar).listen)
+                    with verifier.start(sidecar, {}) as fronted:
+                        try:
+                            started = fronted.stdout.readline()  # type: ignore[union-attr]
+                            assert started.startswith("huren front listening on "), started
+                            trusted = secrets["huren-verifier-tls"]["ca.pem"]
+                            wait_serving(
+                                f"127.0.0.1:{verifier.ports[listen]}",
+                                VERIFIER_SERVICE,
+                                fronted,
+                                (trusted, "huren-verifier"),
+                            )
+                        finally:
+                            fronted.terminate()  # SIGTERM: nginx's graceful stop
+                        assert fronted.wait(STOP_SECONDS + 10) == 0, fronted.stderr.read()  # type: ignore[union-attr]
                 finally:
                     replica.terminate()
         finally:

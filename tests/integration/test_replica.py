@@ -300,3 +300,23 @@ async def test_huren_serve_replica_of_serves_the_hubs_verdicts(tmp_path, clock):
             assert checked.returncode == 0, checked.stdout + checked.stderr
             assert "GREEN" in checked.stdout
         assert (state / "trustlist.jws").is_file()
+
+
+async def test_a_plaintext_replica_with_a_hub_ca_still_follows_its_hub_over_tls(tmp_path, clock):
+    # A replica behind `huren front` on loopback (deploy/k8s): plaintext to the front, but the
+    # trust list still comes from the TLS hub, checked against --hub-ca.
+    async with running_hub(tmp_path, clock, names=("hangzhou",)) as hub:
+        code = await hub.regions["hangzhou"].issue()
+        options = (
+            *("serve", "--replica-of", hub.address, "--listen", "127.0.0.1:0", "--workers", "1"),
+            *("--trust-list-key", str(hub.files.trust_list_public), "--insecure"),
+            *("--hub-ca", str(hub.pki / "ca.pem"), "--state-dir", str(replica_dir(hub, tmp_path))),
+        )
+        with running(*options) as line:
+            address = line.split("listening on ")[1].split()[0]
+            plain = ("--gateway", address, "--insecure")
+            healthy = await asyncio.to_thread(huren, "health", *plain, "--wait", str(DEADLINE))
+            assert healthy.stdout.strip() == "SERVING", healthy.stderr
+            checked = await asyncio.to_thread(huren, "verify", *plain, "--require", "green", code)
+            assert checked.returncode == 0, checked.stdout + checked.stderr
+            assert "GREEN" in checked.stdout
