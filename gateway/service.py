@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -84,6 +85,16 @@ NO_IDENTITIES = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Doubts:
+    """Why no code of a call can be judged, taken once per call with its instant: its clock
+    set back, or stale trust. Missing identity secrets (named between the two) are looked at
+    per code, as a replica may drop them in the middle of a batch."""
+
+    clock: tuple[Reason, str] | None = None
+    trust: tuple[Reason, str] | None = None
+
+
 class VerificationService:
     def __init__(
         self,
@@ -127,21 +138,21 @@ class VerificationService:
         """The latest instant this service knows to have passed (to persist, off this path)."""
         return self._high_water
 
-    def _now(self) -> tuple[datetime, tuple[Reason, str] | None]:
-        """The clock's reading, and why nothing can be judged now (or None)."""
+    def _now(self) -> tuple[datetime, Doubts]:
+        """The clock's reading, and why nothing can be judged now (see :class:`Doubts`)."""
         now = self._clock()
         seen = self._high_water
         if seen is not None and now < seen - self.limits.leeway:
-            return now, (
-                Reason.ERR_CLOCK_UNTRUSTED,
-                f"the gateway's clock reads {now.isoformat()}, before {seen.isoformat()}, "
-                "which has already passed: no code is judged until the clock is right",
+            return now, Doubts(
+                clock=(
+                    Reason.ERR_CLOCK_UNTRUSTED,
+                    f"the gateway's clock reads {now.isoformat()}, before {seen.isoformat()}, "
+                    "which has already passed: no code is judged until the clock is right",
+                )
             )
         if seen is None or now > seen:
             self._high_water = now
-        if self._identities is None:
-            return now, NO_IDENTITIES
-        return now, self.trust_problem(now)
+        return now, Doubts(trust=self.trust_problem(now))
 
     def trust_problem(self, now: datetime) -> tuple[Reason, str] | None:
         """Why no code can be judged on the trust held at ``now`` (ERR_TRUST_STALE), or None."""
@@ -179,8 +190,8 @@ class VerificationService:
     def verify(self, code: str, destination: str = "") -> Verdict:
         """Verify one code now, without network access (online codes are UNVERIFIABLE here)."""
         where = parse_destination(destination)
-        trust, (now, untrusted) = self.trust.current, self._now()
-        return offline(self._begin(code, trust, now, where, untrusted), now)
+        trust, (now, doubts) = self.trust.current, self._now()
+        return offline(self._begin(code, trust, now, where, doubts), now)
 
     def check_batch(self, codes: Sequence[str], destination: str) -> RegionCode | None:
         """Validate a batch request before any work.
@@ -201,8 +212,8 @@ class VerificationService:
     async def verify_async(self, code: str, destination: str = "") -> Verdict:
         """Verify one code now, asking its issuer if it is an online code."""
         where = parse_destination(destination)
-        trust, (now, untrusted) = self.trust.current, self._now()
-        first = self._begin(code, trust, now, where, untrusted)
+        trust, (now, doubts) = self.trust.current, self._now()
+        first = self._begin(code, trust, now, where, doubts)
         if isinstance(first, Verdict):
             return first
         return await self._finish(first, trust, now, now)
@@ -217,8 +228,8 @@ class VerificationService:
             RequestInvalid: for an empty batch, one over the limit, or a bad destination.
         """
         where = self.check_batch(codes, destination)
-        trust, (now, untrusted) = self.trust.current, self._now()
-        return await self._verify_all(codes, trust, now, where, untrusted)
+        trust, (now, doubts) = self.trust.current, self._now()
+        return await self._verify_all(codes, trust, now, where, doubts)
 
     async def recognise_async(
         self, codes: Sequence[str], destination: str, at: datetime | None = None
@@ -233,11 +244,11 @@ class VerificationService:
         where = self.check_batch(codes, destination)
         if where is None:
             raise RequestInvalid("a decision needs its destination region")
-        trust, (now, untrusted) = self.trust.current, self._now()
+        trust, (now, doubts) = self.trust.current, self._now()
         instant = now if at is None else self._presented(at, now)
         # Codes are judged at the instant of presentation; an online issuer is asked now (it
         # answers for its token as it stands, and refuses questions dated far from its clock).
-        verdicts = await self._verify_all(codes, trust, instant, where, untrusted, asked_at=now)
+        verdicts = await self._verify_all(codes, trust, instant, where, doubts, asked_at=now)
         policy = trust.policy_for(where)
         return recognise(verdicts, policy, where, instant, trust_version=trust.version)
 
@@ -271,7 +282,7 @@ class VerificationService:
                 why = f"attestation key {kid} is not an active key of {transfer.ISSUER} here"
                 continue
             text = transfer.seal(assessed, key, kid)
-            check = offline(self._begin(text, trust, now, decision.destination, None), now)
+            check = offline(self._begin(text, trust, now, decision.destination, Doubts()), now)
             if check.code is None or check.code.destination != decision.destination:
                 why = f"the attestation did not verify here ({check.reason.value}: {check.detail})"
                 continue
@@ -315,14 +326,14 @@ class VerificationService:
         trust: TrustSnapshot,
         now: datetime,
         where: RegionCode | None,
-        untrusted: tuple[Reason, str] | None,
+        doubts: Doubts,
         *,
         asked_at: datetime | None = None,
     ) -> list[Verdict]:
         firsts: dict[str, Verdict | Question] = {}
         for code in codes:
             if code not in firsts:
-                firsts[code] = self._begin(code, trust, now, where, untrusted)
+                firsts[code] = self._begin(code, trust, now, where, doubts)
                 if len(firsts) % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let other calls run between slices of a batch
         pending = {c: q for c, q in firsts.items() if isinstance(q, Question)}
@@ -339,18 +350,19 @@ class VerificationService:
         trust: TrustSnapshot,
         now: datetime,
         where: RegionCode | None,
-        untrusted: tuple[Reason, str] | None,
+        doubts: Doubts,
     ) -> Verdict | Question:
-        """Where every code starts: judged nowhere while the clock or the trust is untrusted."""
-        if untrusted is not None or self._identities is None:
-            return self._untrusted(untrusted or NO_IDENTITIES, trust, now, where)
+        """Where every code starts: judged nowhere while the clock, the identity secrets or the
+        trust is untrusted (named in that order)."""
+        identities = self._identities  # per code: a replica may drop them between two codes
+        if doubts.clock is not None:
+            return self._untrusted(doubts.clock, trust, now, where)
+        if identities is None:
+            return self._untrusted(NO_IDENTITIES, trust, now, where)
+        if doubts.trust is not None:
+            return self._untrusted(doubts.trust, trust, now, where)
         return begin(
-            code,
-            trust=trust,
-            now=now,
-            limits=self.limits,
-            identities=self._identities,
-            destination=where,
+            code, trust=trust, now=now, limits=self.limits, identities=identities, destination=where
         )
 
     async def close(self) -> None:

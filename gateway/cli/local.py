@@ -38,7 +38,7 @@ from gateway.model import IssuerId, Reason, parse_region_code
 from gateway.registry import KeyStatus, OnlineEndpoint
 from gateway.registry.admission import (
     KeyOffer,
-    certificate_key,
+    SignerCertificate,
     describe_certificate_key,
     offers_from_file,
 )
@@ -491,14 +491,15 @@ def _import_certificates(args: argparse.Namespace) -> int:
                 pending.append(item)
         # Sorted out in memory first, by the Registrar's own checks: submitting them one by one
         # would audit a refused change for each and soon exhaust the denial budget.
-        screened = screen_certificates(held, args.issuer, [c.der for c in pending])
+        # Each is read once, there: the changes and the lines printed take it as read.
+        admitted, screened = screen_certificates(held, args.issuer, [c.der for c in pending])
         for position, error in sorted(screened.items()):
             _report_refused(pending[position], error)
-        pending = [c for n, c in enumerate(pending) if n not in screened]
+        passed = [_Read(c, admitted[n]) for n, c in enumerate(pending) if n in admitted]
         imported, refused = 0, len(screened)
-        for start in range(0, len(pending), MAX_CERTIFICATES_PER_CHANGE):
+        for start in range(0, len(passed), MAX_CERTIFICATES_PER_CHANGE):
             done, failed = _import_batch(
-                hub, args.issuer, pending[start : start + MAX_CERTIFICATES_PER_CHANGE]
+                hub, args.issuer, passed[start : start + MAX_CERTIFICATES_PER_CHANGE]
             )
             imported, refused = imported + done, refused + failed
     print(f"{imported} imported, {already} already held, {refused} refused")
@@ -517,13 +518,21 @@ class _Certificate:
         return hashlib.sha256(self.der).digest()
 
 
+@dataclass(frozen=True)
+class _Read:
+    """A certificate the screening admitted, as the Registrar's screening read it."""
+
+    given: _Certificate
+    certificate: SignerCertificate
+
+
 def _report_refused(certificate: _Certificate, error: ConfigurationInvalid) -> None:
     # A CertificateRefused names the position within its change: the label says it better.
     reason = str(error).split(": ", 1)[1] if isinstance(error, CertificateRefused) else str(error)
     print(f"huren: {certificate.label} refused: {error.reason.value}: {reason}", file=sys.stderr)
 
 
-def _import_batch(hub: Hub, issuer: str, batch: list[_Certificate]) -> tuple[int, int]:
+def _import_batch(hub: Hub, issuer: str, batch: list[_Read]) -> tuple[int, int]:
     """Import ``batch`` in as few changes as it takes: a refused certificate is reported and
     left out, and the rest tried again. Returns how many were imported and refused.
 
@@ -531,13 +540,13 @@ def _import_batch(hub: Hub, issuer: str, batch: list[_Certificate]) -> tuple[int
     encoding: the same import again is the same request."""
     refused = 0
     while batch:
-        digests = b"".join(c.sha256 for c in batch)
+        digests = b"".join(c.given.sha256 for c in batch)
         command: ImportCertificate | ImportCertificates
         if len(batch) == 1:
-            command = ImportCertificate(issuer, batch[0].der)
+            command = ImportCertificate(issuer, batch[0].certificate)
             request_id = f"dsc-{issuer}-{digests.hex()[:32]}"
         else:
-            command = ImportCertificates(issuer, tuple(c.der for c in batch))
+            command = ImportCertificates(issuer, tuple(c.certificate for c in batch))
             request_id = f"dscs-{issuer}-{hashlib.sha256(digests).hexdigest()[:32]}"
         try:
             change = hub.registrar.submit(local_actor(), request_id, command)
@@ -548,12 +557,12 @@ def _import_batch(hub: Hub, issuer: str, batch: list[_Certificate]) -> tuple[int
             if position is None and len(batch) > 1:
                 raise  # not one certificate's fault (the issuer was retired, say)
             bad = batch[position or 0]
-            _report_refused(bad, e)
+            _report_refused(bad.given, e)
             refused += 1
             batch = [c for c in batch if c is not bad]
             continue
         for certificate in batch:
-            key = certificate_key(IssuerId(issuer), certificate.der)
+            key = certificate.certificate.key_of(IssuerId(issuer))
             print(f"{describe_certificate_key(key)}: trust version {change.trust_version}")
         return len(batch), refused
     return 0, refused

@@ -17,7 +17,7 @@ from datetime import datetime
 from gateway import crypto
 from gateway.errors import CodeRejected, ConfigurationInvalid
 from gateway.model import IssuerId, Reason
-from gateway.registry.keyfiles import read_certificate, read_keys
+from gateway.registry.keyfiles import KeyEntry, read_certificate, read_keys
 from gateway.registry.model import IssuerKey
 
 POP_CONTEXT = b"huren-pop-v1"
@@ -140,10 +140,23 @@ def offers_from_file(
     return offers
 
 
-def certificate_key(issuer: IssuerId, certificate: bytes) -> IssuerKey:
-    """A signer certificate as a key of ``issuer``, without proof of possession (for trust
-    lists of certificates whose private keys nobody here holds: EU DCC signer certificates).
-    Its key id is the certificate's; an RSA key is PS256, as EU DCC specifies.
+@dataclass(frozen=True, slots=True)
+class SignerCertificate:
+    """A signer certificate read once by :func:`read_signer_certificate` (made nowhere else):
+    its bytes as given and the key they hold, of no issuer yet. A change importing it binds the
+    key to its issuer (:meth:`key_of`) without parsing the certificate again."""
+
+    der: bytes
+    entry: KeyEntry
+
+    def key_of(self, issuer: IssuerId) -> IssuerKey:
+        return self.entry.of(issuer)
+
+
+def read_signer_certificate(certificate: bytes) -> SignerCertificate:
+    """A signer certificate for a trust list of certificates whose private keys nobody here
+    holds (EU DCC signer certificates): no proof of possession. Its key id is the
+    certificate's; an RSA key is PS256, as EU DCC specifies.
 
     Raises:
         ConfigurationInvalid: for anything but one admissible X.509 certificate.
@@ -155,7 +168,19 @@ def certificate_key(issuer: IssuerId, certificate: bytes) -> IssuerKey:
             raise
         entry = read_certificate(certificate, algorithm=crypto.Algorithm.PS256)
     assert entry.certificate_sha256 is not None
-    return entry.of(issuer)
+    return SignerCertificate(certificate, entry)
+
+
+def certificate_key(issuer: IssuerId, certificate: bytes | SignerCertificate) -> IssuerKey:
+    """A signer certificate (bytes, or as read already) as a key of ``issuer`` (see
+    :func:`read_signer_certificate`).
+
+    Raises:
+        ConfigurationInvalid: for anything but one admissible X.509 certificate.
+    """
+    if not isinstance(certificate, SignerCertificate):
+        certificate = read_signer_certificate(certificate)
+    return certificate.key_of(issuer)
 
 
 def describe_certificate_key(key: IssuerKey) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.registry.admission import KeyOffer
+from gateway.registry.admission import KeyOffer, SignerCertificate
 from gateway.registry.model import NameKind, OnlineEndpoint
 
 
@@ -44,7 +44,9 @@ class ImportCertificate:
     """A signer certificate from a trust list (EU DCC): no proof of possession, host only."""
 
     issuer_id: str
-    certificate: bytes
+    certificate: bytes | SignerCertificate
+    """As given, or as :func:`~gateway.registry.admission.read_signer_certificate` read it
+    (not parsed again)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,8 @@ class ImportCertificates:
     entry names them. Host only."""
 
     issuer_id: str
-    certificates: tuple[bytes, ...]
+    certificates: tuple[bytes | SignerCertificate, ...]
+    """Each as given, or as read already (see :class:`ImportCertificate`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +181,8 @@ def command_digest(command: Command) -> str:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, SignerCertificate):  # the same request as its bytes
+        return _plain(value.der)
     if isinstance(value, KeyOffer):
         return {k: _plain(v) for k, v in _fields(value).items() if k != "proof"}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

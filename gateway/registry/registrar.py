@@ -52,7 +52,13 @@ from gateway.model import IssuerId, KeyId, ProfileId, Reason, RegionCode, parse_
 from gateway.policy import NATIONAL, load_policy
 from gateway.profiles import Profile, load_profile
 from gateway.profiles.model import KeyIdRule
-from gateway.registry.admission import admit, certificate_key, describe_certificate_key
+from gateway.registry.admission import (
+    SignerCertificate,
+    admit,
+    certificate_key,
+    describe_certificate_key,
+    read_signer_certificate,
+)
 from gateway.registry.audit import AuditEntry
 from gateway.registry.authority import Action, Actor, Role, refusal
 from gateway.registry.commands import (
@@ -660,9 +666,10 @@ def _takes_certificates(state: TrustState, issuer: str) -> None:
 
 def screen_certificates(
     state: TrustState, issuer: str, certificates: Sequence[bytes]
-) -> dict[int, ConfigurationInvalid]:
-    """The certificates an :class:`ImportCertificates` change of ``issuer`` would refuse, by
-    position, each with its reason: every certificate is tried in one pass on a candidate copy
+) -> tuple[dict[int, SignerCertificate], dict[int, ConfigurationInvalid]]:
+    """The certificates an :class:`ImportCertificates` change of ``issuer`` would admit, read
+    (to submit as they are: they are not parsed again), and those it would refuse, each with
+    its reason, by position: every certificate is tried in one pass on a candidate copy
     (``state`` is not touched), as the change admits them, so a list with many bad certificates
     is sorted out before anything is submitted (each refused change is audited and counted
     against the actor's denial budget). Advisory: the change itself is still decided by
@@ -674,16 +681,20 @@ def screen_certificates(
     """
     candidate = state.candidate()
     _takes_certificates(candidate, issuer)
+    admitted: dict[int, SignerCertificate] = {}
     refused: dict[int, ConfigurationInvalid] = {}
     for position, certificate in enumerate(certificates):
         try:
-            candidate.add_key(certificate_key(IssuerId(issuer), certificate))
+            read = read_signer_certificate(certificate)
+            candidate.add_key(read.key_of(IssuerId(issuer)))
         except ConfigurationInvalid as e:
             refused[position] = e
-    return refused
+            continue
+        admitted[position] = read
+    return admitted, refused
 
 
-def _import_certificates(issuer: str, certificates: tuple[bytes, ...]) -> _Plan:
+def _import_certificates(issuer: str, certificates: tuple[bytes | SignerCertificate, ...]) -> _Plan:
     def apply(state: TrustState, ctx: _Context) -> str:
         if not 1 <= len(certificates) <= MAX_CERTIFICATES_PER_CHANGE:
             raise ConfigurationInvalid(
@@ -708,10 +719,11 @@ def _import_certificates(issuer: str, certificates: tuple[bytes, ...]) -> _Plan:
             return f"{len(keys)} certificates: key ids " + ", ".join(k.kid for k in keys)
         return describe_certificate_key(keys[0])
 
-    if len(certificates) == 1:
-        target = f"{issuer[:64]}/sha256:{hashlib.sha256(certificates[0]).hexdigest()[:16]}"
+    ders = [c.der if isinstance(c, SignerCertificate) else c for c in certificates]
+    if len(ders) == 1:
+        target = f"{issuer[:64]}/sha256:{hashlib.sha256(ders[0]).hexdigest()[:16]}"
     else:
-        listed = hashlib.sha256(b"".join(hashlib.sha256(c).digest() for c in certificates))
+        listed = hashlib.sha256(b"".join(hashlib.sha256(d).digest() for d in ders))
         target = f"{issuer[:64]}/{len(certificates)} certificates sha256:{listed.hexdigest()[:16]}"
     return _Plan(Action.IMPORT_CERTIFICATE, target, _region_of(issuer), apply)
 

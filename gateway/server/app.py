@@ -30,7 +30,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -43,9 +43,7 @@ from gateway._generated.huren.v1 import (
     verifier_pb2_grpc,
 )
 from gateway.clients.online import OnlineClient
-from gateway.clients.tls import read_tls_file
 from gateway.clock import Clock, system_clock
-from gateway.crypto.pki import check_tls_files
 from gateway.errors import RegistryDamaged, StorageUnavailable
 from gateway.hub import Hub, open_hub
 from gateway.lifecycle import TLS_CHECK_SECONDS
@@ -58,7 +56,7 @@ from gateway.registry.views import TrustListView
 from gateway.server import reflection
 from gateway.server.admission import AdmitOrRefuse
 from gateway.server.calls import WatchCalls
-from gateway.server.certificates import ServerCertificates
+from gateway.server.certificates import ServerCertificates, read_tls_files
 from gateway.server.feed import TrustListFeed
 from gateway.server.malformed import RefuseMalformedRequests
 from gateway.server.registry import RegistryServicer, SecurityLog, StoreWorker
@@ -104,18 +102,14 @@ class TlsFiles:
     def name(self) -> str:
         return f"TLS certificate and key from {self.directory}"
 
-    def read(self) -> tuple[bytes, bytes, bytes]:
-        """(CA, certificate, key).
+    def read(self) -> tuple[bytes, ...]:
+        """(CA, certificate, key), checked (:func:`~gateway.server.certificates.read_tls_files`).
 
         Raises:
             TlsFilesInvalid: naming a file that is missing or cannot be used.
         """
         hint = f"; create them with `huren pki init {self.directory}`, or run with --insecure"
-        ca, certificate, key = (
-            read_tls_file(path, hint) for path in (self.ca, self.certificate, self.key)
-        )
-        check_tls_files(ca, certificate, key, datetime.now(UTC))
-        return ca.content, certificate.content, key.content
+        return read_tls_files(self.ca, (self.certificate, self.key), ca_hint=hint, hint=hint)
 
 
 def bind_port(add: Callable[..., int], address: str, *credentials: grpc.ServerCredentials) -> int:

@@ -66,6 +66,25 @@ class FileSet(Protocol):
         ...
 
 
+def read_tls_files(
+    ca: Path, pair: tuple[Path, Path] | None, *, ca_hint: str = "", hint: str = ""
+) -> tuple[bytes, ...]:
+    """(CA,) or, with a certificate and key ``pair``, (CA, certificate, key): each file read
+    once, then checked together (:func:`~gateway.crypto.pki.check_tls_files`, now). The one
+    reading of TLS files for the servers' and a replica's (the hints: how to make the files).
+
+    Raises:
+        TlsFilesInvalid: naming a file that is missing or cannot be used.
+    """
+    read_ca = read_tls_file(ca, ca_hint)
+    if pair is None:
+        check_tls_files(read_ca, None, None, datetime.now(UTC))
+        return (read_ca.content,)
+    certificate, key = (read_tls_file(path, hint) for path in pair)
+    check_tls_files(read_ca, certificate, key, datetime.now(UTC))
+    return read_ca.content, certificate.content, key.content
+
+
 class FollowedFiles:
     """See the module docstring."""
 
@@ -183,13 +202,10 @@ class HubTlsFiles:
         Raises:
             TlsFilesInvalid: naming a file that is missing or cannot be used.
         """
-        ca = read_tls_file(self.ca, "; give the hub's CA with --hub-ca")
-        if self.certificate is None or self.key is None:
-            check_tls_files(ca, None, None, datetime.now(UTC))
-            return (ca.content,)
-        certificate, key = read_tls_file(self.certificate), read_tls_file(self.key)
-        check_tls_files(ca, certificate, key, datetime.now(UTC))
-        return ca.content, certificate.content, key.content
+        pair = (
+            None if self.certificate is None or self.key is None else (self.certificate, self.key)
+        )
+        return read_tls_files(self.ca, pair, ca_hint="; give the hub's CA with --hub-ca")
 
 
 class HubCertificates(FollowedFiles):

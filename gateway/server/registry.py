@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
@@ -45,7 +46,7 @@ from gateway.registry.views import (
     policy_view,
     replica_views,
 )
-from gateway.replica_secrets import ReplicaSecrets, bundle
+from gateway.replica_secrets import bundle
 from gateway.server.feed import TrustListFeed
 from gateway.server.status import abort_for
 from gateway.trustlist import Signed
@@ -102,6 +103,32 @@ class SecurityLog:
             self._logged[kind] = (now, self.counts[kind])
 
 
+@dataclass(frozen=True, slots=True)
+class Anonymous:
+    """How a call that needs a client certificate refuses one without: the error it raises,
+    and what the security log counts."""
+
+    error: type[NotAuthenticated] | type[NotPermitted]
+    message: str
+    kind: str
+    detail: str
+
+
+OPERATOR_CALL = Anonymous(
+    NotAuthenticated,
+    "this call needs an operator's client certificate (mTLS port)",
+    "call without a client certificate",
+    "on the verification port",
+)
+SECRETS_CALL = Anonymous(
+    NotPermitted,
+    "the replica secrets go only to a pinned replica's certificate, on the hub's mutual-TLS "
+    "registry port",
+    "replica secrets asked without a certificate",
+    "anonymous",
+)
+
+
 class RegistryServicer(pb_grpc.RegistryServiceServicer):
     def __init__(
         self,
@@ -120,16 +147,17 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
 
     # ------------------------------------------------------------------ who is calling
 
-    def _credential(self, context: Context) -> Credential:
+    def _credential(self, context: Context, anonymous: Anonymous = OPERATOR_CALL) -> Credential:
         """The client certificate mutual TLS verified for this call.
 
         Raises:
-            NotAuthenticated: without one (the verification port never asks for it).
+            NotAuthenticated: without one (the verification port never asks for it), or what
+                ``anonymous`` raises.
         """
         certificates = list(context.auth_context().get("x509_pem_cert") or [])
         if not certificates:
-            self.security.refused("call without a client certificate", "on the verification port")
-            raise NotAuthenticated("this call needs an operator's client certificate (mTLS port)")
+            self.security.refused(anonymous.kind, anonymous.detail)
+            raise anonymous.error(anonymous.message)
         return Credential(bytes(certificates[0]))
 
     def _unknown(self, error: NotAuthenticated, credential: Credential) -> None:
@@ -309,31 +337,14 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
         """To a pinned replica only (the authority decides), from the snapshot the hub serves;
         each answer logged (who, when, version, digest), never what it carries."""
         try:
-            if not context.auth_context().get("x509_pem_cert"):
-                self.security.refused("replica secrets asked without a certificate", "anonymous")
-                raise NotPermitted(
-                    "the replica secrets go only to a pinned replica's certificate, on the hub's "
-                    "mutual-TLS registry port"
-                )
-            credential = self._credential(context)
             snapshot = self._holder.current
-
-            def work(hub: Hub) -> tuple[Actor, ReplicaSecrets | None]:
-                hub.store.refresh()  # a pin removed by another process counts at once
-                actor = hub.registrar.identify(credential)
-                if may_fetch_secrets(actor) is not None:
-                    return actor, None
-                return actor, bundle(snapshot, *hub.identity_secrets)
-
-            try:
-                actor, secrets = await self._worker.run(work)
-            except NotAuthenticated as e:
-                self._unknown(e, credential)
-                raise
-            if secrets is None:
-                why = may_fetch_secrets(actor) or ""
-                self.security.refused("replica secrets asked by a non-replica", actor.label)
-                raise NotPermitted(why)
+            actor, secrets = await self._read_as(
+                context,
+                may_fetch_secrets,
+                "replica secrets asked by a non-replica",
+                lambda hub: bundle(snapshot, *hub.identity_secrets),
+                anonymous=SECRETS_CALL,
+            )
             answer = wire.replica_secrets(secrets, request.known_digest)
             secrets_log.info(
                 "replica secrets: %s to %s (trust version %d, digest %s, %d issuers)",
@@ -377,29 +388,52 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
 
     # ------------------------------------------------------------------ the hub administrator's
 
-    async def _read_as_admin(self, context: Context, what: str, read: Callable[[Hub], T]) -> T:
-        """``read`` on the registry thread, for the hub administrator alone (the authority
-        decides). Reads are not changes: they are not in the audit log (as ``ListAudit``); a
-        denied one is counted by the security log."""
-        credential = self._credential(context)
+    async def _read_as(
+        self,
+        context: Context,
+        may: Callable[[Actor], str | None],
+        refused: str,
+        read: Callable[[Hub], T],
+        *,
+        anonymous: Anonymous = OPERATOR_CALL,
+    ) -> tuple[Actor, T]:
+        """The caller and ``read`` on the registry thread, if the authority's ``may`` lets the
+        caller (``read`` runs only then: others learn nothing of what it would read). Reads are
+        not changes: they are not in the audit log (as ``ListAudit``); a denied one is counted
+        by the security log as ``refused``.
 
-        def work(hub: Hub) -> tuple[Actor, T | None]:
+        Raises:
+            NotAuthenticated: without a certificate (or what ``anonymous`` raises), or for a
+                certificate the registry does not know.
+            NotPermitted: for a caller ``may`` refuses, with its reason.
+        """
+        credential = self._credential(context, anonymous)
+
+        def work(hub: Hub) -> tuple[Actor, str | None, T | None]:
             hub.store.refresh()  # a pin removed by another process counts at once
             actor = hub.registrar.identify(credential)
-            if may_read_as_admin(actor, what) is not None:
-                return actor, None
-            return actor, read(hub)
+            why = may(actor)
+            return actor, why, None if why is not None else read(hub)
 
         try:
-            actor, answer = await self._worker.run(work)
+            actor, why, answer = await self._worker.run(work)
         except NotAuthenticated as e:
             self._unknown(e, credential)
             raise
-        why = may_read_as_admin(actor, what)
         if why is not None:
-            self.security.refused(f"{what} asked by a non-administrator", actor.label)
+            self.security.refused(refused, actor.label)
             raise NotPermitted(why)
         assert answer is not None
+        return actor, answer
+
+    async def _read_as_admin(self, context: Context, what: str, read: Callable[[Hub], T]) -> T:
+        """``read`` for the hub administrator alone (see :meth:`_read_as`)."""
+        _, answer = await self._read_as(
+            context,
+            lambda actor: may_read_as_admin(actor, what),
+            f"{what} asked by a non-administrator",
+            read,
+        )
         return answer
 
     async def ListReplicas(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from gateway._generated.huren.v1 import registry_pb2 as rpb
 from gateway._generated.huren.v1 import registry_pb2_grpc as rpb_grpc
 from gateway._generated.huren.v1 import verifier_pb2 as vpb
 from gateway.clients import TlsCredentials, new_request_id
+from gateway.clients.tls import replica_files
 from gateway.registry.commands import SetPolicy
 from tests.conftest import REPO, resident_id
 from tests.integration.cli import huren
@@ -259,3 +261,121 @@ async def test_the_hub_administrator_pins_and_unpins_a_replica_over_the_network(
             ("add-replica", "admin:hub-admin", rpb.AUDIT_OUTCOME_OK),
             ("remove-replica", "admin:hub-admin", rpb.AUDIT_OUTCOME_OK),
         ]
+
+
+NO_CERTIFICATE = "this call needs an operator's client certificate (mTLS port)"
+NOT_PINNED = "the certificate's key is not a registered operator's"
+NOT_A_REPLICA = "only a pinned replica's certificate fetches the replica secrets"
+ONLY_SECRETS = "a replica's certificate only fetches the replica secrets"
+ANONYMOUS = "call without a client certificate"
+UNKNOWN = "client certificate"
+WHO_READS_WHAT = [
+    # (caller, call, status, details, the security log's kind)
+    (
+        None,
+        "GetReplicaSecrets",
+        grpc.StatusCode.PERMISSION_DENIED,
+        "the replica secrets go only to a pinned replica's certificate, on the hub's "
+        "mutual-TLS registry port",
+        "replica secrets asked without a certificate",
+    ),
+    (None, "ListReplicas", grpc.StatusCode.UNAUTHENTICATED, NO_CERTIFICATE, ANONYMOUS),
+    (None, "ListAttestations", grpc.StatusCode.UNAUTHENTICATED, NO_CERTIFICATE, ANONYMOUS),
+    ("unpinned", "GetReplicaSecrets", grpc.StatusCode.UNAUTHENTICATED, NOT_PINNED, UNKNOWN),
+    ("unpinned", "ListReplicas", grpc.StatusCode.UNAUTHENTICATED, NOT_PINNED, UNKNOWN),
+    (
+        "beijing-ops",
+        "GetReplicaSecrets",
+        grpc.StatusCode.PERMISSION_DENIED,
+        NOT_A_REPLICA,
+        "replica secrets asked by a non-replica",
+    ),
+    (
+        "beijing-ops",
+        "ListReplicas",
+        grpc.StatusCode.PERMISSION_DENIED,
+        "only the hub administrator reads the replicas",
+        "the replicas asked by a non-administrator",
+    ),
+    (
+        "beijing-ops",
+        "ListAttestations",
+        grpc.StatusCode.PERMISSION_DENIED,
+        "only the hub administrator reads the issuance log",
+        "the issuance log asked by a non-administrator",
+    ),
+    (
+        "hub-admin",
+        "GetReplicaSecrets",
+        grpc.StatusCode.PERMISSION_DENIED,
+        NOT_A_REPLICA,
+        "replica secrets asked by a non-replica",
+    ),
+    ("hub-admin", "ListReplicas", grpc.StatusCode.OK, "", None),
+    ("hub-admin", "ListAttestations", grpc.StatusCode.OK, "", None),
+    ("edge-8", "GetReplicaSecrets", grpc.StatusCode.OK, "", None),
+    (
+        "edge-8",
+        "ListReplicas",
+        grpc.StatusCode.PERMISSION_DENIED,
+        ONLY_SECRETS,
+        "the replicas asked by a non-administrator",
+    ),
+    (
+        "edge-8",
+        "ListAttestations",
+        grpc.StatusCode.PERMISSION_DENIED,
+        ONLY_SECRETS,
+        "the issuance log asked by a non-administrator",
+    ),
+]
+REQUESTS: dict[str, Any] = {
+    "GetReplicaSecrets": rpb.GetReplicaSecretsRequest(),
+    "ListReplicas": rpb.ListReplicasRequest(),
+    "ListAttestations": rpb.ListAttestationsRequest(),
+}
+
+
+async def test_who_may_read_what_each_refusal_answered_and_counted(tmp_path, clock):
+    """Every reading call that only some callers may make, by every kind of caller: the status,
+    the message, and what the security log counts (refusals without a certificate or by an
+    unknown one included)."""
+    async with running_hub(tmp_path, clock, names=("beijing",)) as hub:
+        channels: list[grpc.aio.Channel] = []
+
+        def as_replica(name: str) -> rpb_grpc.RegistryServiceAsyncStub:
+            certificate, key = replica_files(hub.pki, name)
+            credentials = TlsCredentials(
+                (hub.pki / "ca.pem").read_bytes(), certificate.read_bytes(), key.read_bytes()
+            )
+            channels.append(grpc.aio.secure_channel(hub.registry_address, credentials.channel()))
+            return rpb_grpc.RegistryServiceStub(channels[-1])
+
+        certificate, _ = issue_replica_certificate(hub.pki, "edge-8")
+        issue_replica_certificate(hub.pki, "unpinned")
+        await hub.registry("hub-admin").AddReplica(
+            rpb.AddReplicaRequest(
+                request_id=new_request_id(), name="edge-8", certificate_pem=certificate.read_bytes()
+            )
+        )
+        callers = {
+            None: hub.registry(None),
+            "unpinned": as_replica("unpinned"),
+            "beijing-ops": hub.registry("beijing-ops"),
+            "hub-admin": hub.registry("hub-admin"),
+            "edge-8": as_replica("edge-8"),
+        }
+        try:
+            for caller, call, status, details, kind in WHO_READS_WHAT:
+                counted = dict(hub.server.security.counts)
+                try:
+                    await getattr(callers[caller], call)(REQUESTS[call])
+                    answer = (grpc.StatusCode.OK, "")
+                except grpc.aio.AioRpcError as refused:
+                    answer = (refused.code(), refused.details() or "")
+                assert answer == (status, details), (caller, call)
+                more = hub.server.security.counts - Counter(counted)
+                assert more == (Counter({kind: 1}) if kind else Counter()), (caller, call)
+        finally:
+            for channel in channels:
+                await channel.close(None)

@@ -24,7 +24,9 @@ from gateway._generated.huren.v1 import registry_pb2 as rpb
 from gateway._generated.huren.v1 import registry_pb2_grpc as rpb_grpc
 from gateway.clients import TlsCredentials, new_request_id
 from gateway.crypto import pki
+from gateway.errors import TlsFilesInvalid
 from gateway.model import IssuerId, Reason, Status, Verdict
+from gateway.server.app import TlsFiles
 from gateway.server.certificates import HubCertificates, HubTlsFiles
 from gateway.storage.files import StateFiles
 from tests.conftest import REPO
@@ -514,3 +516,35 @@ async def test_replica_files_are_taken_only_when_they_pass(tmp_path, caplog):
     assert followed.credentials().certificate == renewed.certificate_pem
     assert "no PEM certificate" in caplog.text
     assert told == [1]
+
+
+async def test_the_servers_and_a_replicas_tls_files_are_read_alike(tmp_path):
+    """One reading for both sets of files: the same contents, and a missing file named with
+    how to make it (the server's from ``huren pki init``, the hub's CA from --hub-ca; a
+    replica's own certificate and key with no hint)."""
+    ca = pki.new_ca()
+    (tmp_path / "ca.pem").write_bytes(ca.certificate_pem)
+    server, replica = pki.issue_server(ca, ["127.0.0.1"]), pki.issue_replica(ca, "edge-9")
+    (tmp_path / "gateway.pem").write_bytes(server.certificate_pem)
+    (tmp_path / "gateway.key").write_bytes(server.key_pem)
+    (tmp_path / "replica.pem").write_bytes(replica.certificate_pem)
+    (tmp_path / "replica.key").write_bytes(replica.key_pem)
+    tls = TlsFiles(tmp_path)
+    hub = HubTlsFiles(tmp_path / "ca.pem", tmp_path / "replica.pem", tmp_path / "replica.key")
+    assert tls.read() == (ca.certificate_pem, server.certificate_pem, server.key_pem)
+    assert hub.read() == (ca.certificate_pem, replica.certificate_pem, replica.key_pem)
+    assert HubTlsFiles(tmp_path / "ca.pem").read() == (ca.certificate_pem,)
+
+    (tmp_path / "replica.key").unlink()
+    with pytest.raises(TlsFilesInvalid) as missing:
+        hub.read()
+    assert str(missing.value).endswith("replica.key: cannot be read (No such file or directory)")
+    (tmp_path / "ca.pem").unlink()
+    for files, hint in (
+        (tls, f"; create them with `huren pki init {tmp_path}`, or run with --insecure"),
+        (hub, "; give the hub's CA with --hub-ca"),
+    ):
+        with pytest.raises(TlsFilesInvalid) as missing:
+            files.read()
+        unread = f"{tmp_path / 'ca.pem'}: cannot be read (No such file or directory)"
+        assert str(missing.value) == unread + hint

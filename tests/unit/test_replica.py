@@ -3,6 +3,7 @@ must be, and judged on only while fresh."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import tracemalloc
@@ -18,7 +19,7 @@ from gateway.codecs import base64url, compression, jws, strictjson
 from gateway.crypto import Algorithm, PrivateKey
 from gateway.errors import ConfigurationInvalid
 from gateway.limits import Limits
-from gateway.model import IssuerId, Reason, Status
+from gateway.model import IssuerId, Reason, Status, Verdict
 from gateway.registry import OnlineEndpoint, TrustHolder, TrustSnapshot
 from gateway.service import VerificationService
 from regions.common.spec import Level
@@ -170,6 +171,47 @@ def test_a_list_past_fresh_until_judges_no_code(world):
     stale = service.verify(code)
     assert (stale.status, stale.reason) == (Status.UNVERIFIABLE, Reason.ERR_TRUST_STALE)
     assert "was fresh until" in stale.detail
+
+
+def test_why_no_code_is_judged_the_clock_then_the_secrets_then_the_trust(world):
+    """Several reasons at once: a clock set back is named first, then missing identity secrets,
+    then stale trust; secrets dropped in the middle of a batch count from the next code on."""
+    read = replica.read(signed(world), KEY.public_key())
+    clock = [NOW]
+    holder = TrustHolder(read.snapshot, fresh_until=NOW - timedelta(days=1))  # stale already
+    service = VerificationService(holder, Limits(), None, lambda: clock[0])
+    codes = [
+        world.issue_level("hangzhou", resident_id(seq=f"{n:03d}"), Level.GREEN, NOW).code
+        for n in range(40)
+    ]
+
+    def reason(code: str) -> Reason:
+        verdict = service.verify(code)
+        assert verdict.status is Status.UNVERIFIABLE
+        return verdict.reason
+
+    assert reason(codes[0]) is Reason.ERR_SECRET_UNAVAILABLE
+    service.replace_identities(world.identities)
+    assert reason(codes[0]) is Reason.ERR_TRUST_STALE
+    service.replace_identities(None)
+    clock[0] = NOW - timedelta(days=1)  # before an instant already seen
+    assert reason(codes[0]) is Reason.ERR_CLOCK_UNTRUSTED
+
+    clock[0] = NOW
+    holder.replace(read.snapshot, read.fresh_until)
+    service.replace_identities(world.identities)
+
+    async def batch_and_drop() -> list[Verdict]:
+        batch = asyncio.create_task(service.verify_batch_async(codes))
+        await asyncio.sleep(0)  # the batch yields after a first slice of codes
+        service.replace_identities(None)
+        return await batch
+
+    verdicts = asyncio.run(batch_and_drop())
+    reasons = [v.reason if v.status is not Status.VALID else None for v in verdicts]
+    first = reasons.index(Reason.ERR_SECRET_UNAVAILABLE)
+    assert 0 < first < len(codes)
+    assert reasons == [None] * first + [Reason.ERR_SECRET_UNAVAILABLE] * (len(codes) - first)
 
 
 # ----------------------------------------------------------------------------- compression

@@ -54,6 +54,7 @@ from gateway.registry.registrar import (
     decide,
     identify,
     schema_upgrade,
+    screen_certificates,
 )
 from tests.conftest import HANGZHOU_PROFILE, NOW
 
@@ -467,6 +468,33 @@ def test_a_list_with_one_bad_certificate_changes_nothing():
         assert decision.outcome is Outcome.REFUSED, bad[:20]
         assert decision.state is None
     assert not state.snapshot().keys
+
+
+def test_certificates_read_by_the_screening_are_the_same_change_as_their_bytes():
+    """``huren registry import-certificates`` reads each certificate once, in the screening,
+    and submits it as read: the same decision, audit target and request digest as its bytes;
+    what the screening refuses, the change refuses too."""
+    state = _eu_state()
+    good = tuple(_dsc(f"DSC {n}") for n in range(2))
+    listed = (good[0], b"not a certificate", good[1], good[0])
+    admitted, refused = screen_certificates(state, "eu-dcc-xx", listed)
+    assert sorted(admitted) == [0, 2]
+    assert sorted(refused) == [1, 3]
+    assert [admitted[n].der for n in (0, 2)] == list(good)
+    as_read = ImportCertificates("eu-dcc-xx", (admitted[0], admitted[2]))
+    as_bytes = ImportCertificates("eu-dcc-xx", good)
+    assert command_digest(as_read) == command_digest(as_bytes)
+    read, given = decide(state, LOCAL, as_read, NOW), decide(state, LOCAL, as_bytes, NOW)
+    assert read.outcome is Outcome.OK, read.detail
+    assert (read.target, read.detail) == (given.target, given.detail)
+    assert read.state is not None
+    assert given.state is not None
+    assert dict(read.state.snapshot().keys) == dict(given.state.snapshot().keys)
+    for position, error in refused.items():
+        before = read.state if position == 3 else state  # a twin is refused once one is held
+        alone = decide(before, LOCAL, ImportCertificate("eu-dcc-xx", listed[position]), NOW)
+        assert alone.outcome is Outcome.REFUSED
+        assert alone.detail.startswith(f"{error.reason.value}: "), alone.detail
 
 
 @pytest.mark.parametrize("count", [0, MAX_CERTIFICATES_PER_CHANGE + 1])
