@@ -55,7 +55,8 @@ from gateway.crypto import PublicKey
 from gateway.errors import ConfigurationInvalid, NotPermitted, StorageUnavailable, Unavailable
 from gateway.lifecycle import TLS_CHECK_SECONDS
 from gateway.metrics import NO_OBSERVER, Observer, SecretsFailure
-from gateway.model import Reason
+from gateway.model import IssuerId, Reason
+from gateway.registry import TrustSnapshot
 from gateway.server import reflection
 from gateway.server.app import VERIFIER_SERVICE, TlsFiles, bind_verification, grpc_server
 from gateway.server.calls import WatchCalls
@@ -120,6 +121,8 @@ class ReplicaServer:
         """The replica secrets held (memory only), if any."""
         self.secrets_max_age = secrets_max_age
         self._secrets_confirmed: datetime | None = None
+        self._unusable: dict[IssuerId, tuple[str, str, str | None]] = {}
+        """The online issuers whose codes go unverified, and why (each logged once)."""
         """When (the injected clock) the hub last answered a fetch of the secrets held."""
         self._secrets_due = asyncio.Event()
         self.hub_certificates = hub_certificates
@@ -176,14 +179,33 @@ class ReplicaServer:
 
     def _hold(self, trust_list: replica.TrustList) -> None:
         snapshot = replica_secrets.merge(trust_list.snapshot, self.secrets)
-        if self.secrets is not None:
-            for issuer in snapshot.issuers.values():
-                if issuer.online is not None and issuer.online.unusable:
-                    log.error("online codes not verified: %s", issuer.online.unusable)
+        self._report_unusable(snapshot)
         self.service.trust.replace(snapshot, trust_list.fresh_until)
         self.held = trust_list
         if self.secrets is not None and trust_list.version > self.secrets.version:
             self._secrets_due.set()  # the change may have been one of an issuer's secrets
+
+    def _report_unusable(self, snapshot: TrustSnapshot) -> None:
+        """Log each online issuer whose codes the secrets held leave unverified (the signed list
+        and the secrets disagree on where they go) once per change of what disagrees, not at
+        each list or fetch that leaves it as it was; and when it agrees again."""
+        if self.secrets is None:  # no credential at all: nothing to tell apart
+            self._unusable = {}
+            return
+        unusable: dict[IssuerId, tuple[str, str, str | None]] = {}
+        for issuer in snapshot.issuers.values():
+            online = issuer.online
+            if online is None or not online.unusable:
+                continue
+            entry = self.secrets.issuers.get(issuer.id)
+            theirs = entry.online.verify_url if entry is not None and entry.online else None
+            unusable[issuer.id] = (online.code_prefix, online.verify_url, theirs)
+            if self._unusable.get(issuer.id) != unusable[issuer.id]:
+                log.error("online codes not verified: %s", online.unusable)
+        for issuer_id in self._unusable.keys() - unusable.keys():
+            if issuer_id in snapshot.issuers:
+                log.warning("online codes of issuer %s are verified again", issuer_id)
+        self._unusable = unusable
 
     # ------------------------------------------------------------------ the replica secrets
 

@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 import pytest
 
+from gateway import trustlist
 from gateway._generated.huren.v1 import registry_pb2 as rpb
 from gateway._generated.huren.v1 import registry_pb2_grpc as rpb_grpc
 from gateway.cli.serve import NEVER_FRESH
@@ -28,6 +29,7 @@ from gateway.clients import TlsCredentials, new_request_id
 from gateway.clients.hubfeed import HubFeed
 from gateway.clients.hubsecrets import HubSecrets
 from gateway.crypto import load_jwk, pki
+from gateway.hub import trust_list_key
 from gateway.model import IssuerId, Reason, Status, Verdict
 from gateway.registry import TrustHolder, TrustSnapshot
 from gateway.server.app import TlsFiles
@@ -642,3 +644,51 @@ async def test_secrets_the_hub_no_longer_vouches_for_are_dropped_past_their_maxi
             # The age counts from that answer: the old one does not drop them again at once.
             await asyncio.sleep(2 * HEALTH_SECONDS)
             assert replica.server.secrets is not None
+
+
+async def test_an_online_issuer_left_unverified_is_logged_once_per_change(tmp_path, clock, caplog):
+    """A list that names no verify URL for Zhejiang (as an older hub signed it) leaves its codes
+    unverified with the secrets held: said once, not at each list that changes nothing of it
+    (heartbeats), again when it agrees, and again when it disagrees anew."""
+    caplog.set_level(logging.WARNING, logger="gateway.server.replica")
+    async with running_hub(tmp_path, clock, names=("zhejiang",)) as hub:
+        certificate, key = issue_replica_certificate(hub.pki, "edge-10")
+        pin(hub, "edge-10", certificate)
+        files = HubTlsFiles(hub.pki / "ca.pem", certificate, key)
+        metrics = PrometheusObserver(clock, "replica")
+        state = empty_state(tmp_path / "edge-10")
+        signing = trust_list_key(hub.files)
+
+        def signed(*, with_url: bool) -> str:
+            clock.advance(timedelta(seconds=1))  # each list issued later than the one before
+            content = trustlist.document(
+                hub.service.trust.current, clock(), clock() + timedelta(minutes=15)
+            )
+            if not with_url:
+                for issuer in content["issuers"]:
+                    issuer.pop("online_verify_url", None)
+            return trustlist.sign(content, signing)
+
+        def lines(text: str) -> list[str]:
+            return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+        async with replica_in_process(hub, state, clock, files, metrics, timedelta(minutes=15)) as (
+            replica,
+            _,
+        ):
+
+            async def held() -> bool:
+                return replica.server.secrets is not None and replica.server.held is not None
+
+            await until(held, "the replica holds a list and its secrets")
+            for _ in range(3):  # the older hub's list, and two of its heartbeats
+                assert await replica.server.offer(signed(with_url=False))
+            code = await hub.regions["zhejiang"].issue()
+            verdict = await replica.verify(code)
+            assert verdict.reason is Reason.ERR_SECRET_UNAVAILABLE, verdict
+            assert len(lines("online codes not verified")) == 1
+            assert await replica.server.offer(signed(with_url=True))
+            assert await replica.server.offer(signed(with_url=True))
+            assert len(lines("online codes of issuer zhejiang are verified again")) == 1
+            assert await replica.server.offer(signed(with_url=False))
+            assert len(lines("online codes not verified")) == 2
