@@ -37,21 +37,13 @@ from gateway.errors import ConfigurationInvalid
 from gateway.identity import SECRET_BYTES, IdentityKeys
 from gateway.model import IssuerId, Reason
 from gateway.registry import Issuer, OnlineEndpoint
-from gateway.registry.model import (
-    CLIENT_ID,
-    CODE_URL_PREFIX,
-    ISSUER_ID,
-    MIN_CLIENT_SECRET_BYTES,
-    SERVICE_URL,
-)
+from gateway.registry.model import ISSUER_ID, check_online_endpoint
 from gateway.registry.snapshot import TrustSnapshot
 from gateway.tomltable import format_duration
 
 MAX_SECRET_ISSUERS = 10_000
 """Issuers with secrets in one answer (the trust list's bound on issuers)."""
 MAX_IDENTITY_KEY_BYTES = 64
-MAX_CLIENT_SECRET_BYTES = 256
-MAX_URL_CHARS = 512
 MAX_SECRETS_BYTES = 8 * 1024 * 1024
 """The largest answer a replica reads (gRPC refuses a larger one before it is read): 10,000
 issuers with every field at its bound fit in under 8 MiB."""
@@ -150,16 +142,11 @@ def check(secrets: ReplicaSecrets) -> ReplicaSecrets:
                 check_pseudonym_key(pseudonym)  # as the registry checks it
             except ConfigurationInvalid as e:
                 raise _refuse(f"issuer {issuer_id}'s pseudonym key: {e}") from e
-        online = entry.online
-        if online is not None and not (
-            len(online.code_prefix) <= MAX_URL_CHARS
-            and len(online.verify_url) <= MAX_URL_CHARS
-            and CODE_URL_PREFIX.fullmatch(online.code_prefix)
-            and SERVICE_URL.fullmatch(online.verify_url)
-            and CLIENT_ID.fullmatch(online.client_id)
-            and MIN_CLIENT_SECRET_BYTES <= len(online.client_secret) <= MAX_CLIENT_SECRET_BYTES
-        ):
-            raise _refuse(f"issuer {issuer_id}'s online endpoint is malformed")
+        if entry.online is not None:
+            try:
+                check_online_endpoint(entry.online)  # as the registry checks it
+            except ConfigurationInvalid as e:
+                raise _refuse(f"issuer {issuer_id}'s online endpoint: {e}") from e
     return secrets
 
 

@@ -12,10 +12,10 @@ import pytest
 from gateway import wire
 from gateway.clients.hubsecrets import FETCH_TIMEOUT
 from gateway.errors import ConfigurationInvalid
-from gateway.model import IssuerId, ProfileId, RegionCode
+from gateway.model import IssuerId, ProfileId, Reason, RegionCode
 from gateway.profiles import load_profile
-from gateway.registry import Issuer, OnlineEndpoint, TrustSnapshot
-from gateway.registry.model import Retirement
+from gateway.registry import Issuer, OnlineEndpoint, TrustSnapshot, TrustState
+from gateway.registry.model import Region, Retirement
 from gateway.replica_secrets import (
     MAX_AGE,
     MAX_SECRET_ISSUERS,
@@ -235,3 +235,51 @@ def test_the_shortest_maximum_age_outlasts_the_gap_between_two_answered_fetches(
 def test_a_maximum_age_is_shown_as_it_is_given(value, text):
     assert format_duration(value) == text
     assert parse_duration(text) == value
+
+
+_VERIFY_512 = "https://verifier.example" + "/" + "/".join(["s" * 60] * 7) + "/" + "s" * 60
+"""A verify URL of the largest length (8 path segments, the most there may be)."""
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"code_prefix": "https://zj.example/hc/v1"}, Reason.ERR_IDENTIFIER),  # no final '/'
+        ({"code_prefix": "ftp://zj.example/"}, Reason.ERR_IDENTIFIER),
+        ({"verify_url": "https://zj.example/api verify"}, Reason.ERR_IDENTIFIER),
+        ({"verify_url": _VERIFY_512 + "s"}, Reason.ERR_TOO_LARGE),
+        ({"client_id": ""}, Reason.ERR_IDENTIFIER),
+        ({"client_id": "hub\n"}, Reason.ERR_IDENTIFIER),
+        ({"client_secret": b"s" * 31}, Reason.ERR_KEY_WEAK),
+        ({"client_secret": b"s" * 257}, Reason.ERR_TOO_LARGE),
+    ],
+)
+def test_the_registry_and_a_replica_refuse_the_same_online_endpoints(change, reason):
+    """One check: an endpoint the registry takes is one its replicas take, and the reverse; the
+    hub can never hold an endpoint that would make every replica refuse its secrets whole."""
+    zhejiang = _profile("zhejiang")
+    state = TrustState()
+    state.add_region(Region(RegionCode("330000"), "浙江"))
+    state.add_profile(zhejiang)
+
+    def issuer(online: OnlineEndpoint) -> Issuer:
+        return Issuer(ZHEJIANG, RegionCode("330000"), "浙江", ProfileId("zhejiang"), 1, online)
+
+    def secrets(online: OnlineEndpoint) -> ReplicaSecrets:
+        entry = IssuerSecrets(ZHEJIANG, None, online)
+        return ReplicaSecrets(1, b"a" * 32, b"b" * 32, MappingProxyType({ZHEJIANG: entry}))
+
+    bad = dataclasses.replace(ONLINE, **change)
+    with pytest.raises(ConfigurationInvalid) as refused:
+        state.add_issuer(issuer(bad))
+    assert refused.value.reason is reason
+    assert ZHEJIANG not in state.snapshot().issuers
+    with pytest.raises(ConfigurationInvalid, match="zhejiang's online endpoint") as too:
+        check(secrets(bad))
+    assert str(refused.value) in str(too.value)
+
+    largest = dataclasses.replace(ONLINE, verify_url=_VERIFY_512, client_secret=b"s" * 256)
+    assert len(largest.verify_url) == 512
+    check(secrets(largest))
+    state.add_issuer(issuer(largest))
+    assert state.snapshot().issuers[ZHEJIANG].online == largest
