@@ -43,12 +43,12 @@ from gateway.registry.model import (
     CODE_URL_PREFIX,
     ISSUER_ID,
     KEY_ID,
+    MAX_URL_CHARS,
     SERVICE_URL,
     PolicyVersion,
     Retirement,
 )
 from gateway.registry.snapshot import TrustSnapshot
-from gateway.replica_secrets import MAX_URL_CHARS
 from gateway.tomltable import Table
 from gateway.trustlist import MAX_FRESH_FOR, loads_content, verified_payload
 

@@ -15,6 +15,11 @@ The hub hands them, over mutual TLS, only to a pinned replica (docs/scaling.md).
 a replica fetches again when it takes a list of a higher version (every change of an issuer's
 secrets, and every pin change, moves the trust version), and compares digests to know whether
 anything changed.
+
+- :func:`outlived` (the replica): secrets the hub has not vouched for within their maximum age
+  (:data:`MAX_AGE` by default) are dropped, so that a replica whose fetches fail for good (a CA
+  rotated without the replica, a refusal that only shows as a failed handshake) does not go on
+  with them forever.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from types import MappingProxyType
 
 from gateway.crypto import check_pseudonym_key
@@ -31,23 +37,27 @@ from gateway.errors import ConfigurationInvalid
 from gateway.identity import SECRET_BYTES, IdentityKeys
 from gateway.model import IssuerId, Reason
 from gateway.registry import Issuer, OnlineEndpoint
-from gateway.registry.model import (
-    CLIENT_ID,
-    CODE_URL_PREFIX,
-    ISSUER_ID,
-    MIN_CLIENT_SECRET_BYTES,
-    SERVICE_URL,
-)
+from gateway.registry.model import ISSUER_ID, check_online_endpoint
 from gateway.registry.snapshot import TrustSnapshot
+from gateway.tomltable import format_duration
 
 MAX_SECRET_ISSUERS = 10_000
 """Issuers with secrets in one answer (the trust list's bound on issuers)."""
 MAX_IDENTITY_KEY_BYTES = 64
-MAX_CLIENT_SECRET_BYTES = 256
-MAX_URL_CHARS = 512
 MAX_SECRETS_BYTES = 8 * 1024 * 1024
 """The largest answer a replica reads (gRPC refuses a larger one before it is read): 10,000
 issuers with every field at its bound fit in under 8 MiB."""
+MAX_AGE = timedelta(minutes=15)
+"""How long a replica keeps secrets its hub has not vouched for again (by default): the hub's
+default ``--trust-fresh-for``, the longest a replica judges on a trust list without its hub.
+Fetches come every 60 s while the hub answers, so this is 15 missed fetches: an outage of the
+hub shorter than the one that makes its list stale never drops them."""
+MIN_MAX_AGE = timedelta(minutes=3)
+"""The shortest maximum age: above twice the longest gap between two answered fetches while the
+hub answers (the 60 s between fetches, a fetch's 10 s timeout, the 5 s longest backoff), so that
+one lost answer never drops the secrets."""
+MAX_MAX_AGE = timedelta(hours=24)
+"""The longest maximum age (as the stale grace of a hub's own registry)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,17 +142,24 @@ def check(secrets: ReplicaSecrets) -> ReplicaSecrets:
                 check_pseudonym_key(pseudonym)  # as the registry checks it
             except ConfigurationInvalid as e:
                 raise _refuse(f"issuer {issuer_id}'s pseudonym key: {e}") from e
-        online = entry.online
-        if online is not None and not (
-            len(online.code_prefix) <= MAX_URL_CHARS
-            and len(online.verify_url) <= MAX_URL_CHARS
-            and CODE_URL_PREFIX.fullmatch(online.code_prefix)
-            and SERVICE_URL.fullmatch(online.verify_url)
-            and CLIENT_ID.fullmatch(online.client_id)
-            and MIN_CLIENT_SECRET_BYTES <= len(online.client_secret) <= MAX_CLIENT_SECRET_BYTES
-        ):
-            raise _refuse(f"issuer {issuer_id}'s online endpoint is malformed")
+        if entry.online is not None:
+            try:
+                check_online_endpoint(entry.online)  # as the registry checks it
+            except ConfigurationInvalid as e:
+                raise _refuse(f"issuer {issuer_id}'s online endpoint: {e}") from e
     return secrets
+
+
+def outlived(confirmed_at: datetime, now: datetime, max_age: timedelta) -> str | None:
+    """Why secrets the hub last vouched for (an answered fetch) at ``confirmed_at`` must be
+    dropped at ``now``: past ``max_age`` without an answer; None while within it. A clock set
+    back keeps them (the age counts from the last answer, never from the future)."""
+    if now - confirmed_at < max_age:
+        return None
+    return (
+        f"the hub has answered no fetch since {confirmed_at.isoformat()}, "
+        f"more than their maximum age ({format_duration(max_age)}) ago"
+    )
 
 
 def merge(snapshot: TrustSnapshot, secrets: ReplicaSecrets | None) -> TrustSnapshot:

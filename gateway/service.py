@@ -80,8 +80,9 @@ def parse_destination(text: str) -> RegionCode | None:
 
 NO_IDENTITIES = (
     Reason.ERR_SECRET_UNAVAILABLE,
-    "this replica holds no identity secrets from its hub (not received yet, or refused: "
-    "docs/scaling.md): no code is judged",
+    "this replica holds no identity secrets from its hub (not received yet, refused, or "
+    "dropped when the hub answered no fetch within their maximum age: docs/scaling.md): no "
+    "code is judged",
 )
 
 

@@ -49,6 +49,16 @@ def parse_duration(text: str) -> timedelta | None:
     return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
 
 
+def format_duration(value: timedelta) -> str:
+    """``value`` (whole seconds) as :func:`parse_duration` reads it back, in its largest whole
+    unit: ``'15m'``, ``'2h'``, ``'90s'``."""
+    seconds = int(value.total_seconds())
+    for unit in ("d", "h", "m"):
+        if seconds and seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
 class Table:
     """A TOML table being read."""
 

@@ -39,9 +39,10 @@ from gateway.limits import Limits
 from gateway.metrics import NO_OBSERVER
 from gateway.model import Colour, Status, Verdict
 from gateway.registry.registrar import RegistrarLimits
+from gateway.replica_secrets import MAX_AGE, MAX_MAX_AGE, MIN_MAX_AGE
 from gateway.report import verdict_json, verdict_line
 from gateway.storage.files import StateFiles
-from gateway.tomltable import parse_duration
+from gateway.tomltable import format_duration, parse_duration
 from gateway.trustlist import MAX_FRESH_FOR, MIN_FRESH_FOR
 
 NEVER_FRESH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -230,6 +231,15 @@ def register(commands: Subparsers) -> None:
         help="the hub's mutual-TLS registry address, where --replica-cert fetches the replica "
         "secrets",
     )
+    replica.add_argument(
+        "--replica-secrets-max-age",
+        type=_secrets_max_age,
+        default=format_duration(MAX_AGE),
+        metavar="DURATION",
+        help="how long the replica secrets are kept without an answered fetch from the hub; "
+        "then they are dropped (every code ERR_SECRET_UNAVAILABLE) until the hub answers again: "
+        "'3m' to '24h' (default %(default)s)",
+    )
     p.add_argument(
         "--init",
         action="store_true",
@@ -298,6 +308,16 @@ def _duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(
             f"{text!r}: give a duration from {MIN_FRESH_FOR} to {MAX_FRESH_FOR} such as '30s', "
             "'15m' or '1h'"
+        )
+    return value
+
+
+def _secrets_max_age(text: str) -> timedelta:
+    value = parse_duration(text)
+    if value is None or not MIN_MAX_AGE <= value <= MAX_MAX_AGE:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a duration from {format_duration(MIN_MAX_AGE)} to "
+            f"{format_duration(MAX_MAX_AGE)} such as '15m' or '1h'"
         )
     return value
 
@@ -487,6 +507,7 @@ def _serve_replica(args: argparse.Namespace) -> int:
             secrets=HubSecrets(args.hub_registry, hub.credentials) if hub and secrets else None,
             share_port=slot is not None,
             hub_certificates=hub,
+            secrets_max_age=args.replica_secrets_max_age,
         )
         port = await server.start()
         held = (

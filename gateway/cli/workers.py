@@ -33,6 +33,7 @@ import contextlib
 import logging
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -44,6 +45,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from gateway.cli.common import EXIT_ERROR, EXIT_FAILED, EXIT_OK
+from gateway.errors import RequestInvalid
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,9 @@ STOP_SECONDS = 15.0
 """How long the workers have to stop after SIGTERM before they are killed."""
 WORKER_VARIABLE = "_HUREN_WORKER"
 """Set by the parent in each worker's environment: ``SLOT:PARENT_PID`` (not an option)."""
+MAX_PID = 2**22
+"""The largest process id Linux gives (``PID_MAX_LIMIT`` on 64-bit)."""
+_DIGITS = re.compile(r"[0-9]{1,7}")
 
 
 def count(text: str) -> int | None:
@@ -82,20 +87,44 @@ def usable_cores() -> int:
     return os.cpu_count() or 1  # where there is no affinity (macOS)
 
 
+def worker_of(value: str) -> tuple[int, int]:
+    """The slot and parent process id in ``_HUREN_WORKER``'s ``value`` (``SLOT:PARENT_PID``):
+    a slot below ``MAX_WORKERS`` and a process id Linux could give (1 to 2**22), both written in
+    ASCII digits.
+
+    Raises:
+        RequestInvalid: naming the variable and what it must be.
+    """
+    slot, colon, parent = value.partition(":")
+    if colon and _DIGITS.fullmatch(slot) and _DIGITS.fullmatch(parent):
+        number, pid = int(slot), int(parent)
+        if number < MAX_WORKERS and 1 <= pid <= MAX_PID:
+            return number, pid
+    raise RequestInvalid(
+        f"{WORKER_VARIABLE}={value[:40]!r}: give SLOT:PARENT_PID, a slot from 0 to "
+        f"{MAX_WORKERS - 1} and a process id from 1 to {MAX_PID} (huren serve --workers sets "
+        "it for its worker processes: do not set it yourself)"
+    )
+
+
 def as_worker() -> int | None:
     """The slot of this process if a supervisor started it (else None); it then ends when its
-    parent does."""
+    parent does.
+
+    Raises:
+        RequestInvalid: ``_HUREN_WORKER`` is set but malformed or out of range (nothing is done).
+    """
     value = os.environ.get(WORKER_VARIABLE)
     if value is None:
         return None
-    slot, _, parent = value.partition(":")
+    slot, parent = worker_of(value)
     with contextlib.suppress(OSError, AttributeError):
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if parent and os.getppid() != int(parent):  # the parent died before prctl
+    if os.getppid() != parent:  # the parent died before prctl
         os.kill(os.getpid(), signal.SIGTERM)
-    return int(slot)
+    return slot
 
 
 @dataclass

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from gateway.crypto import PublicKey
-from gateway.model import IssuerId, KeyId, ProfileId, RegionCode
+from gateway.errors import ConfigurationInvalid
+from gateway.model import IssuerId, KeyId, ProfileId, Reason, RegionCode
 
 HUB = "national"
 """The owner of names that belong to the hub rather than to a region (the national policy's)."""
@@ -23,6 +24,10 @@ CODE_URL_PREFIX = re.compile(
 SERVICE_URL = re.compile(r"https?://[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?(?:/[A-Za-z0-9_.-]+){0,8}")
 CLIENT_ID = re.compile(r"[\x21-\x7e]{1,64}")
 MIN_CLIENT_SECRET_BYTES = 32
+"""A 256-bit HMAC key at least."""
+MAX_CLIENT_SECRET_BYTES = 256
+MAX_URL_CHARS = 512
+"""A code prefix or verify URL (what a trust list and the replica secrets carry of each)."""
 
 
 class KeyStatus(enum.Enum):
@@ -50,6 +55,36 @@ class OnlineEndpoint:
     """Why this gateway must not ask the endpoint, if it must not (a replica whose signed trust
     list names no verify URL, or another one than its replica secrets): its codes are then
     UNVERIFIABLE ``ERR_SECRET_UNAVAILABLE`` with this as the reason given."""
+
+
+def check_online_endpoint(online: OnlineEndpoint) -> None:
+    """The one check of an online endpoint and its credential: by the registry when an issuer
+    takes it, and by a replica on what its hub hands it (so that the hub never holds one its
+    replicas refuse).
+
+    Raises:
+        ConfigurationInvalid: naming the first part that is malformed or out of bounds.
+    """
+    for name, url, pattern, shape in (
+        ("code URL prefix", online.code_prefix, CODE_URL_PREFIX, "an http(s) URL ending in '/'"),
+        ("verify URL", online.verify_url, SERVICE_URL, "an http(s) URL"),
+    ):
+        if len(url) > MAX_URL_CHARS:
+            raise ConfigurationInvalid(
+                Reason.ERR_TOO_LARGE, f"{name} must be at most {MAX_URL_CHARS} characters"
+            )
+        if not pattern.fullmatch(url):
+            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, f"{name} must be {shape}")
+    if not CLIENT_ID.fullmatch(online.client_id):
+        raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, "client id must be printable ASCII")
+    if len(online.client_secret) < MIN_CLIENT_SECRET_BYTES:
+        raise ConfigurationInvalid(
+            Reason.ERR_KEY_WEAK, f"client secret must be at least {MIN_CLIENT_SECRET_BYTES} bytes"
+        )
+    if len(online.client_secret) > MAX_CLIENT_SECRET_BYTES:
+        raise ConfigurationInvalid(
+            Reason.ERR_TOO_LARGE, f"client secret must be at most {MAX_CLIENT_SECRET_BYTES} bytes"
+        )
 
 
 @dataclass(frozen=True, slots=True)

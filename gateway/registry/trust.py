@@ -50,13 +50,9 @@ from gateway.registry.effects import (
     RevocationsSet,
 )
 from gateway.registry.model import (
-    CLIENT_ID,
     CODE_NAME,
-    CODE_URL_PREFIX,
     ISSUER_ID,
     KEY_ID,
-    MIN_CLIENT_SECRET_BYTES,
-    SERVICE_URL,
     Issuer,
     IssuerKey,
     KeyStatus,
@@ -67,6 +63,7 @@ from gateway.registry.model import (
     Region,
     Retirement,
     Revocations,
+    check_online_endpoint,
 )
 from gateway.registry.snapshot import TrustSnapshot
 
@@ -773,19 +770,7 @@ def _check_credentials(issuer: Issuer, profile: Profile) -> None:
             "an online profile needs an online endpoint, and only an online profile takes one",
         )
     if online is not None:
-        if not CODE_URL_PREFIX.fullmatch(online.code_prefix):
-            raise ConfigurationInvalid(
-                Reason.ERR_IDENTIFIER, "code URL prefix must be an http(s) URL ending in '/'"
-            )
-        if not SERVICE_URL.fullmatch(online.verify_url):
-            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, "verify URL must be an http(s) URL")
-        if not CLIENT_ID.fullmatch(online.client_id):
-            raise ConfigurationInvalid(Reason.ERR_IDENTIFIER, "client id must be printable ASCII")
-        if len(online.client_secret) < MIN_CLIENT_SECRET_BYTES:
-            raise ConfigurationInvalid(
-                Reason.ERR_KEY_WEAK,
-                f"client secret must be at least {MIN_CLIENT_SECRET_BYTES} bytes",
-            )
+        check_online_endpoint(online)
     wants_key = profile.identity.scheme is IdentityScheme.PSEUDONYM
     if wants_key != (issuer.pseudonym_key is not None):
         raise ConfigurationInvalid(

@@ -18,9 +18,12 @@ than theirs is taken (and every ``SECRETS_CHECK_SECONDS``), retried with backoff
 cannot be reached (the held ones stay: an outage is not a revocation). When the hub **refuses**
 the certificate (its pin was removed), the replica drops them all at once: every code is
 UNVERIFIABLE ``ERR_SECRET_UNAVAILABLE`` and health NOT_SERVING (fail closed), until a fetch is
-answered again. Each list's snapshot is served with its issuers' secrets merged
-(:func:`gateway.replica_secrets.merge`). The replica's certificate and key, and the hub's CA, are
-re-read on change or SIGHUP like the server's TLS files
+answered again. It drops them the same way when no fetch has been answered for their maximum age
+(``secrets_max_age``, :func:`gateway.replica_secrets.outlived`, looked at every
+``HEALTH_SECONDS`` on the injected clock): a hub that cannot be reached for that long may have
+stopped trusting the replica without being able to say so. Each list's snapshot is served with
+its issuers' secrets merged (:func:`gateway.replica_secrets.merge`). The replica's certificate
+and key, and the hub's CA, are re-read on change or SIGHUP like the server's TLS files
 (:class:`~gateway.server.certificates.HubCertificates`); new ones make it fetch at once, with
 them.
 
@@ -38,6 +41,7 @@ import dataclasses
 import functools
 import logging
 import random
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -51,7 +55,8 @@ from gateway.crypto import PublicKey
 from gateway.errors import ConfigurationInvalid, NotPermitted, StorageUnavailable, Unavailable
 from gateway.lifecycle import TLS_CHECK_SECONDS
 from gateway.metrics import NO_OBSERVER, Observer, SecretsFailure
-from gateway.model import Reason
+from gateway.model import IssuerId, Reason
+from gateway.registry import TrustSnapshot
 from gateway.server import reflection
 from gateway.server.app import VERIFIER_SERVICE, TlsFiles, bind_verification, grpc_server
 from gateway.server.calls import WatchCalls
@@ -108,11 +113,17 @@ class ReplicaServer:
         secrets: HubSecrets | None = None,
         share_port: bool = False,
         hub_certificates: HubCertificates | None = None,
+        secrets_max_age: timedelta = replica_secrets.MAX_AGE,
     ) -> None:
         self.service = service
         self.secrets_source = secrets
         self.secrets: replica_secrets.ReplicaSecrets | None = None
         """The replica secrets held (memory only), if any."""
+        self.secrets_max_age = secrets_max_age
+        self._secrets_confirmed: datetime | None = None
+        self._unusable: dict[IssuerId, tuple[str, str, str | None]] = {}
+        """The online issuers whose codes go unverified, and why (each logged once)."""
+        """When (the injected clock) the hub last answered a fetch of the secrets held."""
         self._secrets_due = asyncio.Event()
         self.hub_certificates = hub_certificates
         """The replica's own TLS files as the hub's client, re-read like the server's."""
@@ -168,14 +179,33 @@ class ReplicaServer:
 
     def _hold(self, trust_list: replica.TrustList) -> None:
         snapshot = replica_secrets.merge(trust_list.snapshot, self.secrets)
-        if self.secrets is not None:
-            for issuer in snapshot.issuers.values():
-                if issuer.online is not None and issuer.online.unusable:
-                    log.error("online codes not verified: %s", issuer.online.unusable)
+        self._report_unusable(snapshot)
         self.service.trust.replace(snapshot, trust_list.fresh_until)
         self.held = trust_list
         if self.secrets is not None and trust_list.version > self.secrets.version:
             self._secrets_due.set()  # the change may have been one of an issuer's secrets
+
+    def _report_unusable(self, snapshot: TrustSnapshot) -> None:
+        """Log each online issuer whose codes the secrets held leave unverified (the signed list
+        and the secrets disagree on where they go) once per change of what disagrees, not at
+        each list or fetch that leaves it as it was; and when it agrees again."""
+        if self.secrets is None:  # no credential at all: nothing to tell apart
+            self._unusable = {}
+            return
+        unusable: dict[IssuerId, tuple[str, str, str | None]] = {}
+        for issuer in snapshot.issuers.values():
+            online = issuer.online
+            if online is None or not online.unusable:
+                continue
+            entry = self.secrets.issuers.get(issuer.id)
+            theirs = entry.online.verify_url if entry is not None and entry.online else None
+            unusable[issuer.id] = (online.code_prefix, online.verify_url, theirs)
+            if self._unusable.get(issuer.id) != unusable[issuer.id]:
+                log.error("online codes not verified: %s", online.unusable)
+        for issuer_id in self._unusable.keys() - unusable.keys():
+            if issuer_id in snapshot.issuers:
+                log.warning("online codes of issuer %s are verified again", issuer_id)
+        self._unusable = unusable
 
     # ------------------------------------------------------------------ the replica secrets
 
@@ -199,7 +229,7 @@ class ReplicaServer:
             version, fetched = await self.secrets_source.fetch(held.digest if held else "")
         except NotPermitted as refusal:
             self.observer.secrets_fetch_failed(SecretsFailure.REFUSED)
-            self._drop_secrets(str(refusal))
+            self._drop_secrets(f"the hub refused them: {refusal}")
             return
         except Unavailable:
             self.observer.secrets_fetch_failed(SecretsFailure.UNREACHABLE)
@@ -213,14 +243,18 @@ class ReplicaServer:
                         Reason.ERR_SCHEMA, "replica secrets refused: 'unchanged' but none held"
                     )
                 )
-            self.secrets = dataclasses.replace(held, version=version)
-            self.observer.replica_secrets(version)
-            return
+            if self.secrets is not None:
+                self.secrets = dataclasses.replace(held, version=version)
+                self._secrets_confirmed = self._clock()
+                self.observer.replica_secrets(version)
+                return
+            fetched = dataclasses.replace(held, version=version)  # dropped while it asked
         try:
             taken = replica_secrets.check(fetched)
         except ConfigurationInvalid as error:
             raise self._malformed(error) from error
         self.secrets = taken
+        self._secrets_confirmed = self._clock()
         self.service.replace_identities(taken.identities())
         self.observer.replica_secrets(taken.version)
         if self.held is not None:
@@ -236,18 +270,28 @@ class ReplicaServer:
 
     def _drop_secrets(self, why: str) -> None:
         if self.secrets is None and self.service.identities is None:
-            log.error("the hub refuses the replica secrets: %s", why)
+            log.error("no replica secrets held: %s", why)
             return
         self.secrets = None
+        self._secrets_confirmed = None
         self.service.replace_identities(None)
         self.observer.replica_secrets(None)
         if self.held is not None:
             self._hold(self.held)
         log.error(
-            "ALARM: the hub refused the replica secrets (%s): all of them dropped; every code "
-            "is ERR_SECRET_UNAVAILABLE until the hub hands them again",
+            "ALARM: the replica secrets are dropped, all of them (%s): every code is "
+            "ERR_SECRET_UNAVAILABLE until the hub hands them again",
             why,
         )
+
+    def _expire_secrets(self) -> None:
+        """Drop the secrets held if the hub has not vouched for them within their maximum age."""
+        confirmed = self._secrets_confirmed
+        if self.secrets is None or confirmed is None:
+            return
+        why = replica_secrets.outlived(confirmed, self._clock(), self.secrets_max_age)
+        if why is not None:
+            self._drop_secrets(why)
 
     async def _follow_secrets(self) -> None:
         low, high = SECRETS_BACKOFF
@@ -323,10 +367,11 @@ class ReplicaServer:
         return self.held is not None and self._clock() < self.held.fresh_until
 
     async def check_health(self) -> None:
+        self._expire_secrets()
         serving = self.fresh and self.service.identities is not None
         if serving == self._serving:
             return
-        if not serving and self.held is not None:
+        if not serving and self.held is not None and not self.fresh:
             log.error(
                 "ALARM: the trust list (version %d) was fresh until %s: every code is "
                 "ERR_TRUST_STALE until the hub is reached",

@@ -14,26 +14,36 @@ import shutil
 import signal
 import socket
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
+from gateway import trustlist
 from gateway._generated.huren.v1 import registry_pb2 as rpb
 from gateway._generated.huren.v1 import registry_pb2_grpc as rpb_grpc
+from gateway.cli.serve import NEVER_FRESH
 from gateway.clients import TlsCredentials, new_request_id
-from gateway.crypto import pki
+from gateway.clients.hubfeed import HubFeed
+from gateway.clients.hubsecrets import HubSecrets
+from gateway.crypto import load_jwk, pki
 from gateway.errors import TlsFilesInvalid
+from gateway.hub import trust_list_key
 from gateway.model import IssuerId, Reason, Status, Verdict
+from gateway.registry import TrustHolder, TrustSnapshot
 from gateway.server.app import TlsFiles
 from gateway.server.certificates import HubCertificates, HubTlsFiles
+from gateway.server.metrics import PrometheusObserver
+from gateway.server.replica import HEALTH_SECONDS, ReplicaServer
+from gateway.service import VerificationService
 from gateway.storage.files import StateFiles
 from tests.conftest import REPO
 from tests.integration.cli import Served, huren, running, serving
-from tests.integration.conftest import Hub, running_hub
+from tests.integration.conftest import GATEWAY_LIMITS, Hub, MutableClock, running_hub
 from tests.integration.scrape import sample, scrape, scrape_text
-from tests.integration.test_replica import VerifierClient
+from tests.integration.test_replica import Replica, VerifierClient
 
 pytestmark = pytest.mark.asyncio
 DEADLINE = 15.0
@@ -548,3 +558,170 @@ async def test_the_servers_and_a_replicas_tls_files_are_read_alike(tmp_path):
             files.read()
         unread = f"{tmp_path / 'ca.pem'}: cannot be read (No such file or directory)"
         assert str(missing.value) == unread + hint
+
+
+@contextlib.asynccontextmanager
+async def replica_in_process(
+    hub: Hub,
+    state: Path,
+    clock: MutableClock,
+    files: HubTlsFiles,
+    observer: PrometheusObserver,
+    max_age: timedelta,
+) -> AsyncIterator[tuple[Replica, HubCertificates]]:
+    """A replica in this process on the test's clock, fetching its secrets with ``files``
+    (followed: a test changes them and calls ``check(force=True)``, as SIGHUP does); its trust
+    list comes on a feed of its own, untouched by ``files``."""
+    certificates = HubCertificates(files, check_seconds=0)
+    service = VerificationService(
+        TrustHolder(TrustSnapshot.empty(), fresh_until=NEVER_FRESH), GATEWAY_LIMITS, None, clock
+    )
+    server = ReplicaServer(
+        service,
+        load_jwk(json.loads(hub.files.trust_list_public.read_text())),
+        state,
+        HubFeed(hub.address, TlsCredentials.from_pki(hub.pki), max_backoff=1.0),
+        "127.0.0.1:0",
+        clock=clock,
+        tls=TlsFiles(hub.pki),
+        observer=observer,
+        secrets=HubSecrets(hub.registry_address, certificates.credentials),
+        hub_certificates=certificates,
+        secrets_max_age=max_age,
+    )
+    await server.start()
+    observer.watch(service)
+    replica = Replica(server, hub.pki)
+    try:
+        yield replica, certificates
+    finally:
+        await replica.channel.close(None)
+        await server.stop(0)
+
+
+async def test_secrets_the_hub_no_longer_vouches_for_are_dropped_past_their_maximum_age(
+    tmp_path, clock, caplog
+):
+    """The hub's CA rotated without the replica: every fetch fails its handshake (UNAVAILABLE,
+    not a refusal). The replica keeps its secrets within their maximum age (an outage is not a
+    revocation), drops them all past it (fail closed, while its trust list is still fresh), and
+    takes them again at the next answered fetch."""
+    max_age = timedelta(minutes=5)
+    async with running_hub(tmp_path, clock, names=("beijing", "hangzhou")) as hub:
+        certificate, key = issue_replica_certificate(hub.pki, "edge-9")
+        pin(hub, "edge-9", certificate)
+        beijing = await hub.regions["beijing"].issue()  # needs the issuer's pseudonym key
+        hangzhou = await hub.regions["hangzhou"].issue()  # needs the identity keys only
+        ca = tmp_path / "hub-ca.pem"
+        shutil.copy2(hub.pki / "ca.pem", ca)
+        metrics = PrometheusObserver(clock, "replica")
+
+        def figures() -> dict[str, float]:
+            return {name: value for name, _, value in metrics.trust_figures()}
+
+        state = empty_state(tmp_path / "edge-9")
+        files = HubTlsFiles(ca, certificate, key)
+        async with replica_in_process(hub, state, clock, files, metrics, max_age) as (
+            replica,
+            followed,
+        ):
+
+            async def verifies() -> bool:
+                verdicts = [await replica.verify(beijing), await replica.verify(hangzhou)]
+                return all(v.status is Status.VALID for v in verdicts) and await replica.serving()
+
+            async def dropped() -> bool:
+                verdicts = [await replica.verify(beijing), await replica.verify(hangzhou)]
+                return all(
+                    (v.status, v.reason) == (Status.UNVERIFIABLE, Reason.ERR_SECRET_UNAVAILABLE)
+                    for v in verdicts
+                )
+
+            await until(verifies, "the replica verifies with its hub's secrets")
+            assert figures()["huren_replica_secrets_held"] == 1
+
+            # Another CA: the replica no longer trusts the hub's certificate.
+            ca.write_bytes(pki.new_ca().certificate_pem)
+            assert followed.check(force=True)
+
+            async def failing() -> bool:
+                counted = metrics.registry.get_sample_value(FAILURES, {"reason": "unreachable"})
+                return bool(counted)
+
+            await until(failing, "the fetches fail")
+            clock.advance(max_age - timedelta(seconds=30))
+            await asyncio.sleep(2 * HEALTH_SECONDS)
+            assert await verifies(), "dropped within their maximum age"
+            assert replica.server.secrets is not None
+
+            clock.advance(timedelta(seconds=31))
+            await until(dropped, "past their maximum age, the secrets are dropped")
+            assert replica.server.secrets is None
+            assert replica.server.service.identities is None
+            assert not await replica.serving()
+            assert replica.server.fresh  # the list is still fresh: only the secrets went
+            assert figures()["huren_replica_secrets_held"] == 0
+            verdict = await replica.verify(hangzhou)
+            assert "maximum age" in verdict.detail
+            clock.advance(timedelta(minutes=1))
+            await asyncio.sleep(2 * HEALTH_SECONDS)
+            alarms = [r.getMessage() for r in caplog.records if "ALARM" in r.getMessage()]
+            assert len(alarms) == 1, alarms  # logged once, however long it lasts
+            assert "maximum age (5m)" in alarms[0]
+
+            # The hub's CA again: the next fetch is answered and the secrets are back.
+            shutil.copy2(hub.pki / "ca.pem", ca)
+            assert followed.check(force=True)
+            await until(verifies, "an answered fetch restores the secrets")
+            assert figures()["huren_replica_secrets_held"] == 1
+            # The age counts from that answer: the old one does not drop them again at once.
+            await asyncio.sleep(2 * HEALTH_SECONDS)
+            assert replica.server.secrets is not None
+
+
+async def test_an_online_issuer_left_unverified_is_logged_once_per_change(tmp_path, clock, caplog):
+    """A list that names no verify URL for Zhejiang (as an older hub signed it) leaves its codes
+    unverified with the secrets held: said once, not at each list that changes nothing of it
+    (heartbeats), again when it agrees, and again when it disagrees anew."""
+    caplog.set_level(logging.WARNING, logger="gateway.server.replica")
+    async with running_hub(tmp_path, clock, names=("zhejiang",)) as hub:
+        certificate, key = issue_replica_certificate(hub.pki, "edge-10")
+        pin(hub, "edge-10", certificate)
+        files = HubTlsFiles(hub.pki / "ca.pem", certificate, key)
+        metrics = PrometheusObserver(clock, "replica")
+        state = empty_state(tmp_path / "edge-10")
+        signing = trust_list_key(hub.files)
+
+        def signed(*, with_url: bool) -> str:
+            clock.advance(timedelta(seconds=1))  # each list issued later than the one before
+            content = trustlist.document(
+                hub.service.trust.current, clock(), clock() + timedelta(minutes=15)
+            )
+            if not with_url:
+                for issuer in content["issuers"]:
+                    issuer.pop("online_verify_url", None)
+            return trustlist.sign(content, signing)
+
+        def lines(text: str) -> list[str]:
+            return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+        async with replica_in_process(hub, state, clock, files, metrics, timedelta(minutes=15)) as (
+            replica,
+            _,
+        ):
+
+            async def held() -> bool:
+                return replica.server.secrets is not None and replica.server.held is not None
+
+            await until(held, "the replica holds a list and its secrets")
+            for _ in range(3):  # the older hub's list, and two of its heartbeats
+                assert await replica.server.offer(signed(with_url=False))
+            code = await hub.regions["zhejiang"].issue()
+            verdict = await replica.verify(code)
+            assert verdict.reason is Reason.ERR_SECRET_UNAVAILABLE, verdict
+            assert len(lines("online codes not verified")) == 1
+            assert await replica.server.offer(signed(with_url=True))
+            assert await replica.server.offer(signed(with_url=True))
+            assert len(lines("online codes of issuer zhejiang are verified again")) == 1
+            assert await replica.server.offer(signed(with_url=False))
+            assert len(lines("online codes not verified")) == 2

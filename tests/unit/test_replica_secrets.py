@@ -4,24 +4,31 @@ snapshot (never adding trust), the digest that says whether they changed, and th
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 from types import MappingProxyType
 
 import pytest
 
 from gateway import wire
+from gateway.clients.hubsecrets import FETCH_TIMEOUT
 from gateway.errors import ConfigurationInvalid
-from gateway.model import IssuerId, ProfileId, RegionCode
+from gateway.model import IssuerId, ProfileId, Reason, RegionCode
 from gateway.profiles import load_profile
-from gateway.registry import Issuer, OnlineEndpoint, TrustSnapshot
-from gateway.registry.model import Retirement
+from gateway.registry import Issuer, OnlineEndpoint, TrustSnapshot, TrustState
+from gateway.registry.model import Region, Retirement
 from gateway.replica_secrets import (
+    MAX_AGE,
     MAX_SECRET_ISSUERS,
+    MIN_MAX_AGE,
     IssuerSecrets,
     ReplicaSecrets,
     bundle,
     check,
     merge,
+    outlived,
 )
+from gateway.server.replica import SECRETS_BACKOFF, SECRETS_CHECK_SECONDS
+from gateway.tomltable import format_duration, parse_duration
 from tests.conftest import NOW, REPO
 
 PREFIX = "https://zj.example/hc/v1/"
@@ -195,3 +202,84 @@ def test_an_answer_naming_an_issuer_twice_is_refused_not_merged():
     answer.issuers.append(answer.issuers[0])
     with pytest.raises(ConfigurationInvalid, match="named twice"):
         wire.replica_secrets_from(answer)
+
+
+def test_secrets_not_vouched_for_within_their_maximum_age_are_outlived():
+    age = timedelta(minutes=15)
+    assert outlived(NOW, NOW, age) is None
+    assert outlived(NOW, NOW + age - timedelta(seconds=1), age) is None
+    assert outlived(NOW, NOW - timedelta(hours=1), age) is None  # a clock set back keeps them
+    why = outlived(NOW, NOW + age, age)
+    assert why is not None
+    assert NOW.isoformat() in why
+    assert "(15m)" in why
+
+
+def test_the_shortest_maximum_age_outlasts_the_gap_between_two_answered_fetches():
+    """A replica whose hub answers never drops its secrets: the longest gap between two answers
+    (the periodic fetch, a fetch's timeout, the longest backoff) is under the shortest age."""
+    gap = SECRETS_CHECK_SECONDS + FETCH_TIMEOUT + SECRETS_BACKOFF[1]
+    assert timedelta(seconds=2 * gap) <= MIN_MAX_AGE <= MAX_AGE
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (timedelta(minutes=15), "15m"),
+        (timedelta(hours=24), "1d"),
+        (timedelta(seconds=90), "90s"),
+        (timedelta(hours=2), "2h"),
+        (timedelta(0), "0s"),
+    ],
+)
+def test_a_maximum_age_is_shown_as_it_is_given(value, text):
+    assert format_duration(value) == text
+    assert parse_duration(text) == value
+
+
+_VERIFY_512 = "https://verifier.example" + "/" + "/".join(["s" * 60] * 7) + "/" + "s" * 60
+"""A verify URL of the largest length (8 path segments, the most there may be)."""
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"code_prefix": "https://zj.example/hc/v1"}, Reason.ERR_IDENTIFIER),  # no final '/'
+        ({"code_prefix": "ftp://zj.example/"}, Reason.ERR_IDENTIFIER),
+        ({"verify_url": "https://zj.example/api verify"}, Reason.ERR_IDENTIFIER),
+        ({"verify_url": _VERIFY_512 + "s"}, Reason.ERR_TOO_LARGE),
+        ({"client_id": ""}, Reason.ERR_IDENTIFIER),
+        ({"client_id": "hub\n"}, Reason.ERR_IDENTIFIER),
+        ({"client_secret": b"s" * 31}, Reason.ERR_KEY_WEAK),
+        ({"client_secret": b"s" * 257}, Reason.ERR_TOO_LARGE),
+    ],
+)
+def test_the_registry_and_a_replica_refuse_the_same_online_endpoints(change, reason):
+    """One check: an endpoint the registry takes is one its replicas take, and the reverse; the
+    hub can never hold an endpoint that would make every replica refuse its secrets whole."""
+    zhejiang = _profile("zhejiang")
+    state = TrustState()
+    state.add_region(Region(RegionCode("330000"), "浙江"))
+    state.add_profile(zhejiang)
+
+    def issuer(online: OnlineEndpoint) -> Issuer:
+        return Issuer(ZHEJIANG, RegionCode("330000"), "浙江", ProfileId("zhejiang"), 1, online)
+
+    def secrets(online: OnlineEndpoint) -> ReplicaSecrets:
+        entry = IssuerSecrets(ZHEJIANG, None, online)
+        return ReplicaSecrets(1, b"a" * 32, b"b" * 32, MappingProxyType({ZHEJIANG: entry}))
+
+    bad = dataclasses.replace(ONLINE, **change)
+    with pytest.raises(ConfigurationInvalid) as refused:
+        state.add_issuer(issuer(bad))
+    assert refused.value.reason is reason
+    assert ZHEJIANG not in state.snapshot().issuers
+    with pytest.raises(ConfigurationInvalid, match="zhejiang's online endpoint") as too:
+        check(secrets(bad))
+    assert str(refused.value) in str(too.value)
+
+    largest = dataclasses.replace(ONLINE, verify_url=_VERIFY_512, client_secret=b"s" * 256)
+    assert len(largest.verify_url) == 512
+    check(secrets(largest))
+    state.add_issuer(issuer(largest))
+    assert state.snapshot().issuers[ZHEJIANG].online == largest

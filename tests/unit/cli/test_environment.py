@@ -30,6 +30,7 @@ def test_a_variable_gives_the_option_and_a_flag_wins_over_it():
         "HUREN_TRUST_FRESH_FOR": "30s",
         "HUREN_LOG_FORMAT": "json",
         "HUREN_METRICS_LISTEN": "127.0.0.1:9464",
+        "HUREN_REPLICA_SECRETS_MAX_AGE": "1h",
     }
     args = parse(["serve", "--listen", "127.0.0.1:2"], environ)
     assert args.max_batch == 7
@@ -39,9 +40,11 @@ def test_a_variable_gives_the_option_and_a_flag_wins_over_it():
     assert args.trust_fresh_for == timedelta(seconds=30)
     assert args.log_format == "json"
     assert args.metrics_listen == "127.0.0.1:9464"
+    assert args.replica_secrets_max_age == timedelta(hours=1)
     plain = parse(["serve"], {"HUREN_INSECURE": "off"})
     assert plain.insecure is False
     assert plain.max_batch == 100
+    assert plain.replica_secrets_max_age == timedelta(minutes=15)
 
 
 @pytest.mark.parametrize(
@@ -52,6 +55,11 @@ def test_a_variable_gives_the_option_and_a_flag_wins_over_it():
         ("HUREN_INSECURE", "maybe", "HUREN_INSECURE='maybe': give 1, true, yes or on, or 0,"),
         ("HUREN_LOG_FORMAT", "xml", "HUREN_LOG_FORMAT='xml': give one of text, json"),
         ("HUREN_TRUST_FRESH_FOR", "2y", "HUREN_TRUST_FRESH_FOR='2y': '2y': give a duration"),
+        (  # shorter than the gap between two answered fetches
+            "HUREN_REPLICA_SECRETS_MAX_AGE",
+            "2m",
+            "HUREN_REPLICA_SECRETS_MAX_AGE='2m': '2m': give a duration from 3m to 1d",
+        ),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(name, value, message):

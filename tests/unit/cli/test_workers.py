@@ -4,12 +4,16 @@ ports they take."""
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 
 import pytest
 
-from gateway.cli import workers
+from gateway.cli import main, workers
 from gateway.cli.workers import RestartPolicy
+from gateway.crypto import Algorithm, PrivateKey
+from gateway.errors import RequestInvalid
+from gateway.storage.files import StateFiles
 
 
 @pytest.mark.parametrize(("text", "expected"), [("1", 1), ("16", 16), ("256", 256), ("Auto", None)])
@@ -65,3 +69,76 @@ def test_the_reserved_port_is_shared_only_with_sockets_that_ask_to_share_it():
             other.bind(("127.0.0.1", int(port)))
     with pytest.raises(OSError, match=r"cannot listen on 256\.0\.0\.1:0"):
         workers.reserve("256.0.0.1:0")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("0:4242", (0, 4242)), ("255:1", (255, 1)), ("3:4194304", (3, 4194304))],
+)
+def test_a_worker_reads_its_slot_and_parent_from_its_environment(value, expected):
+    assert workers.worker_of(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "1",  # no parent
+        "1:",
+        ":4242",
+        "one:4242",
+        "256:4242",  # a slot past the most workers there may be
+        "-1:4242",
+        "1:0",
+        "1:4194305",  # past the largest process id
+        "1:-4242",
+        "+1:4242",
+        " 1:4242",
+        "1_0:4242",
+        "١:4242",  # an Arabic-Indic digit, which int() would take
+        "1:4242:7",
+        "9" * 5000 + ":1",  # int() would refuse it only past its digit limit
+    ],
+)
+def test_a_malformed_worker_variable_is_refused_saying_what_it_must_be(value, monkeypatch):
+    with pytest.raises(RequestInvalid) as refused:
+        workers.worker_of(value)
+    message = str(refused.value)
+    assert message.startswith("_HUREN_WORKER=")
+    assert (
+        "give SLOT:PARENT_PID, a slot from 0 to 255 and a process id from 1 to 4194304" in message
+    )
+    assert len(message) < 300
+    monkeypatch.setenv("_HUREN_WORKER", value)
+    with pytest.raises(RequestInvalid):  # before anything is done (no death signal, no kill)
+        workers.as_worker()
+
+
+def test_without_the_variable_a_process_is_no_worker(monkeypatch):
+    monkeypatch.delenv("_HUREN_WORKER", raising=False)
+    assert workers.as_worker() is None
+
+
+def test_huren_serve_with_a_malformed_worker_variable_says_so_and_exits_2(
+    tmp_path, monkeypatch, capsys
+):
+    """Through the command, as a supervisor's worker starts: one line, exit status 2, no
+    traceback."""
+    state = tmp_path / "replica"
+    StateFiles(state).make_directory()
+    for name in ("subject.key", "link.key"):
+        (state / name).write_text("ab" * 32 + "\n")
+        (state / name).chmod(0o600)
+    key = tmp_path / "trustlist-key.jwk"
+    key.write_text(json.dumps(PrivateKey.generate(Algorithm.ES256).public_key().jwk()))
+    monkeypatch.setenv("_HUREN_WORKER", "1:x")
+    status = main(
+        [
+            *("serve", "--replica-of", "127.0.0.1:1", "--workers", "1", "--insecure"),
+            *("--trust-list-key", str(key), "--state-dir", str(state)),
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert (status, out) == (2, "")
+    assert err.startswith("huren: _HUREN_WORKER='1:x': give SLOT:PARENT_PID"), err
+    assert "Traceback" not in err
