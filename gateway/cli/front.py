@@ -209,25 +209,41 @@ def _reserve(address: Address) -> Iterator[socket.socket]:
 
 
 def _run(nginx: str, work: Path, settings: FrontSettings) -> int:
-    process = subprocess.Popen([nginx, "-p", f"{work}/", "-c", "nginx.conf", "-e", "stderr"])
     stopping: list[float] = []
+    started: list[subprocess.Popen[bytes]] = []
+
+    def tell(signum: int) -> None:
+        for process in started:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signum)
 
     def stop(signum: int, frame: object) -> None:
         if not stopping:
             stopping.append(time.monotonic())
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGQUIT)
+            tell(signal.SIGQUIT)
 
-    def reload(signum: int, frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGHUP)
-
+    # Before nginx starts, so that a SIGTERM at any moment reaches it (or stops it starting).
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
-    signal.signal(signal.SIGHUP, reload)
-    if not _accepting(settings.listen, process):
+    signal.signal(signal.SIGHUP, lambda signum, frame: tell(signal.SIGHUP))
+    process = subprocess.Popen(
+        [nginx, "-p", f"{work}/", "-c", "nginx.conf", "-e", "stderr"],
+        preexec_fn=_end_with_parent if sys.platform == "linux" else None,
+    )
+    started.append(process)
+    if stopping:
+        tell(signal.SIGQUIT)
+    if not _accepting(settings.listen, process, stopping):
+        asked = bool(stopping)  # SIGTERM during start-up: a stop, not a failure
         stop(signal.SIGTERM, None)
-        process.wait(STOP_SECONDS)
+        try:
+            code = process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+        if asked:
+            print("huren front: stopped during start-up", file=sys.stderr)
+            return EXIT_OK if code == 0 else EXIT_FAILED
         print("huren front: nginx did not start (its errors are above)", file=sys.stderr)
         return EXIT_ERROR
     print(
@@ -246,12 +262,21 @@ def _run(nginx: str, work: Path, settings: FrontSettings) -> int:
     return EXIT_OK if code == 0 else EXIT_FAILED
 
 
-def _accepting(address: Address, process: subprocess.Popen[bytes]) -> bool:
-    """Whether nginx accepts connections at ``address`` within ``START_SECONDS``."""
+def _end_with_parent() -> None:
+    """In nginx's process before it runs: nginx ends (its fast stop) when this command does,
+    even killed outright, so no nginx outlives it holding the port."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _accepting(address: Address, process: subprocess.Popen[bytes], stopping: list[float]) -> bool:
+    """Whether nginx accepts connections at ``address`` within ``START_SECONDS`` (False at
+    once when it ended or a stop was asked for)."""
     host = address.host.strip("[]")
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     until = time.monotonic() + START_SECONDS
-    while time.monotonic() < until and process.poll() is None:
+    while time.monotonic() < until and process.poll() is None and not stopping:
         with contextlib.suppress(OSError), socket.create_connection((host, address.port), 0.5):
             return True
         time.sleep(0.05)

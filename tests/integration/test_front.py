@@ -313,3 +313,19 @@ async def test_a_front_whose_nginx_cannot_start_says_so_and_exits(tmp_path: Path
     assert "nginx did not start" in result.stderr
     assert "key values mismatch" in result.stderr  # nginx's own reason, passed on
     assert result.stdout == ""
+
+
+async def test_a_front_killed_outright_takes_its_nginx_with_it(hub: Hub):
+    async with front(hub) as fronted:
+        fronted.process.kill()  # SIGKILL: no handler runs
+        await asyncio.wait_for(fronted.process.wait(), 30)
+        host, port = fronted.address.rsplit(":", 1)
+        for _ in range(100):  # nginx gets SIGTERM from the kernel as its parent dies
+            try:
+                _, writer = await asyncio.open_connection(host, int(port))
+            except ConnectionRefusedError:
+                break
+            writer.close()
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("nginx still listens after its front was killed")
