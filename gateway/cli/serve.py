@@ -49,9 +49,13 @@ NEVER_FRESH = datetime(1970, 1, 1, tzinfo=UTC)
 """A replica's freshness before its first verified trust list: every code is ERR_TRUST_STALE."""
 
 if TYPE_CHECKING:
-    from gateway.server.app import TlsFiles
     from gateway.server.calls import WatchCalls
-    from gateway.server.certificates import FollowedFiles, HubCertificates
+    from gateway.server.certificates import (
+        FollowedFiles,
+        HubCertificates,
+        ServerCertificates,
+        StartReads,
+    )
     from gateway.server.metrics import PrometheusObserver
     from gateway.server.probe import HealthPort
 
@@ -336,7 +340,7 @@ def _limits(args: argparse.Namespace) -> Limits:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gateway.server.app import GatewayServer, TlsFiles, open_gateway
+    from gateway.server.app import GatewayServer, open_gateway
 
     if args.replica_of:
         return _serve_replica(args)
@@ -359,9 +363,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
 
     limits = _limits(args)
-    tls = None if args.insecure else TlsFiles(args.tls_dir)
-    if tls is not None:
-        tls.read()  # fail now, with a clear message, rather than at bind time
+    certificates = _server_certificates(args)
     if args.init and not StateFiles(args.state_dir).database.exists():
         initialise(args.state_dir, local_actor())
     metrics = _metrics("hub") if args.metrics_listen else None
@@ -385,10 +387,9 @@ def _serve(args: argparse.Namespace) -> int:
             gateway,
             args.listen,
             registry_listen=None if args.insecure else args.registry_listen,
-            tls=tls,
+            certificates=certificates,
             observer=metrics or NO_OBSERVER,
             calls=_calls(args, metrics),
-            tls_check_seconds=args.tls_check_seconds,
         )
         port = await server.start()
         gc.freeze()
@@ -397,7 +398,7 @@ def _serve(args: argparse.Namespace) -> int:
         host = args.listen.rsplit(":", 1)[0]
         registry = (
             "registry changes disabled (--insecure)"
-            if tls is None
+            if certificates is None
             else f"registry on {args.registry_listen.rsplit(':', 1)[0]}:{server.registry_port}"
         )
         print(
@@ -405,7 +406,9 @@ def _serve(args: argparse.Namespace) -> int:
             f"(trust version {trust.version}, {len(trust.issuers)} issuers; {registry})",
             flush=True,
         )
-        web = await _start_web(args.web_listen, host, port, tls) if args.web_listen else None
+        web = (
+            await _start_web(args.web_listen, host, port, certificates) if args.web_listen else None
+        )
         probe = await _start_health(server.health, args.health_listen)
         if metrics is not None:
             online = gateway.service.online
@@ -437,7 +440,7 @@ def _serve_replica(args: argparse.Namespace) -> int:
     from gateway.clients.hubsecrets import HubSecrets
     from gateway.clients.online import OnlineClient
     from gateway.registry import TrustHolder, TrustSnapshot
-    from gateway.server.app import TlsFiles
+    from gateway.server.certificates import StartReads
     from gateway.server.replica import ReplicaServer
     from gateway.service import VerificationService
 
@@ -446,10 +449,9 @@ def _serve_replica(args: argparse.Namespace) -> int:
     if args.init or args.accept_rollback:
         raise RequestInvalid("--init and --accept-rollback are for a hub, not a replica")
     key = read_trust_list_key(args.trust_list_key)
-    tls = None if args.insecure else TlsFiles(args.tls_dir)
-    if tls is not None:
-        tls.read()
-    hub = _hub_certificates(args, tls)
+    start = StartReads()  # each TLS file read once, what is checked here is what is served
+    certificates = _server_certificates(args, start)
+    hub = _hub_certificates(args, certificates, start)
     files = StateFiles(args.state_dir)
     files.check_private()
     secrets = hub is not None and hub.mutual
@@ -500,10 +502,9 @@ def _serve_replica(args: argparse.Namespace) -> int:
             HubFeed(args.replica_of, hub.credentials if hub is not None else None),
             args.listen,
             clock=system_clock,
-            tls=tls,
+            certificates=certificates,
             observer=metrics or NO_OBSERVER,
             calls=_calls(args, metrics),
-            tls_check_seconds=args.tls_check_seconds,
             secrets=HubSecrets(args.hub_registry, hub.credentials) if hub and secrets else None,
             share_port=slot is not None,
             hub_certificates=hub,
@@ -520,7 +521,9 @@ def _serve_replica(args: argparse.Namespace) -> int:
             f"huren replica listening on {host}:{port} (replica of {args.replica_of}; {held})",
             flush=True,
         )
-        web = await _start_web(args.web_listen, host, port, tls) if args.web_listen else None
+        web = (
+            await _start_web(args.web_listen, host, port, certificates) if args.web_listen else None
+        )
         probe = await _start_health(server.health, args.health_listen)
         if metrics is not None:
             metrics.watch(service, getattr(service.online, "breakers", None))
@@ -541,12 +544,32 @@ def _serve_replica(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _hub_certificates(args: argparse.Namespace, tls: TlsFiles | None) -> HubCertificates | None:
+def _server_certificates(
+    args: argparse.Namespace, start: StartReads | None = None
+) -> ServerCertificates | None:
+    """The server's TLS files (``--tls-dir``), read now, so that a missing or unusable file
+    fails the start with a clear message rather than at bind time, and followed from then on
+    (None with ``--insecure``).
+
+    Raises:
+        TlsFilesInvalid: naming a file that is missing or cannot be used.
+    """
+    if args.insecure:
+        return None
+    from gateway.server.app import TlsFiles
+    from gateway.server.certificates import ServerCertificates
+
+    return ServerCertificates(TlsFiles(args.tls_dir), args.tls_check_seconds, start=start)
+
+
+def _hub_certificates(
+    args: argparse.Namespace, server: ServerCertificates | None, start: StartReads
+) -> HubCertificates | None:
     """What a replica dials its hub with, re-read like the server's TLS files (None with
-    ``--insecure`` and no ``--hub-ca``: plaintext): the hub's CA and, with ``--replica-cert``,
-    the replica's certificate and key, with which it fetches the replica secrets. A replica
-    serving plaintext on loopback behind ``huren front`` still dials its hub over TLS when
-    ``--hub-ca`` is given.
+    ``--insecure`` and no ``--hub-ca``: plaintext): the hub's CA (by default the ``server``'s
+    CA file, as ``start`` read it) and, with ``--replica-cert``, the replica's certificate and
+    key, with which it fetches the replica secrets. A replica serving plaintext on loopback
+    behind ``huren front`` still dials its hub over TLS when ``--hub-ca`` is given.
 
     Raises:
         RequestInvalid: for an incomplete set of options.
@@ -555,7 +578,7 @@ def _hub_certificates(args: argparse.Namespace, tls: TlsFiles | None) -> HubCert
     given = (args.replica_cert, args.replica_key, args.hub_registry)
     if any(given) and not all(given):
         raise RequestInvalid("--replica-cert, --replica-key and --hub-registry go together")
-    ca = args.hub_ca or (tls.ca if tls is not None else None)
+    ca = args.hub_ca or (server.tls.ca if server is not None else None)
     if ca is None:
         if any(given):
             raise RequestInvalid(
@@ -565,7 +588,7 @@ def _hub_certificates(args: argparse.Namespace, tls: TlsFiles | None) -> HubCert
     from gateway.server.certificates import HubCertificates, HubTlsFiles
 
     files = HubTlsFiles(ca, args.replica_cert, args.replica_key)
-    return HubCertificates(files, args.tls_check_seconds)
+    return HubCertificates(files, args.tls_check_seconds, start=start)
 
 
 async def _start_health(servicer: object, listen: str | None) -> HealthPort | None:
@@ -620,14 +643,15 @@ REQUIREMENTS: dict[str, Callable[[Verdict], bool]] = {
 
 
 async def _start_web(
-    listen: str, host: str, port: int, tls: TlsFiles | None
+    listen: str, host: str, port: int, certificates: ServerCertificates | None
 ) -> Callable[[], Awaitable[None]]:
-    """The web edge beside the server, a client of its verification port; what stops it."""
+    """The web edge beside the server, a client of its verification port trusting the CA the
+    server holds (``ca.pem``, as read at start); what stops it."""
     from gateway.clients.aio import AsyncGatewayClient
     from gateway.web import checkpoint_app, start
 
     target = f"{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
-    credentials = None if tls is None else TlsCredentials(tls.read()[0])
+    credentials = None if certificates is None else TlsCredentials(certificates.ca)
     client = AsyncGatewayClient(target, credentials)
     app = checkpoint_app(client)
 

@@ -43,10 +43,10 @@ from gateway._generated.huren.v1 import (
     verifier_pb2_grpc,
 )
 from gateway.clients.online import OnlineClient
+from gateway.clients.tls import read_tls_file
 from gateway.clock import Clock, system_clock
 from gateway.errors import RegistryDamaged, StorageUnavailable
 from gateway.hub import Hub, open_hub
-from gateway.lifecycle import TLS_CHECK_SECONDS
 from gateway.limits import Limits
 from gateway.metrics import NO_OBSERVER, Observer
 from gateway.registry import TrustHolder
@@ -56,7 +56,7 @@ from gateway.registry.views import TrustListView
 from gateway.server import reflection
 from gateway.server.admission import AdmitOrRefuse
 from gateway.server.calls import WatchCalls
-from gateway.server.certificates import ServerCertificates, read_tls_files
+from gateway.server.certificates import Reader, ServerCertificates, read_tls_files
 from gateway.server.feed import TrustListFeed
 from gateway.server.malformed import RefuseMalformedRequests
 from gateway.server.registry import RegistryServicer, SecurityLog, StoreWorker
@@ -102,14 +102,16 @@ class TlsFiles:
     def name(self) -> str:
         return f"TLS certificate and key from {self.directory}"
 
-    def read(self) -> tuple[bytes, ...]:
-        """(CA, certificate, key), checked (:func:`~gateway.server.certificates.read_tls_files`).
+    def read(self, read: Reader = read_tls_file) -> tuple[bytes, ...]:
+        """(CA, certificate, key), each file read with ``read``, checked
+        (:func:`~gateway.server.certificates.read_tls_files`).
 
         Raises:
             TlsFilesInvalid: naming a file that is missing or cannot be used.
         """
         hint = f"; create them with `huren pki init {self.directory}`, or run with --insecure"
-        return read_tls_files(self.ca, (self.certificate, self.key), ca_hint=hint, hint=hint)
+        pair = (self.certificate, self.key)
+        return read_tls_files(self.ca, pair, ca_hint=hint, hint=hint, read=read)
 
 
 def bind_port(add: Callable[..., int], address: str, *credentials: grpc.ServerCredentials) -> int:
@@ -258,19 +260,19 @@ class GatewayServer:
         listen: str,
         *,
         registry_listen: str | None = None,
-        tls: TlsFiles | None = None,
+        certificates: ServerCertificates | None = None,
         observer: Observer = NO_OBSERVER,
         calls: WatchCalls | None = None,
-        tls_check_seconds: float = TLS_CHECK_SECONDS,
     ) -> None:
+        """``certificates``: the TLS files, read and followed (None: plaintext, and every
+        Registry change refused)."""
         self.gateway = gateway
         self.observer = observer
         service = gateway.service
         limits = service.limits
         self.listen = listen
         self.registry_listen = registry_listen
-        self.tls = tls
-        self.certificates = None if tls is None else ServerCertificates(tls, tls_check_seconds)
+        self.certificates = certificates
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.worker = StoreWorker(gateway.hub)
         self.security = SecurityLog()
@@ -283,7 +285,7 @@ class GatewayServer:
             RegistryServicer(
                 self.worker,
                 service.trust,
-                mutations=tls is not None,
+                mutations=certificates is not None,
                 security=self.security,
                 feed=self.feed,
             ),

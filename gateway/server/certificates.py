@@ -18,6 +18,11 @@ line naming the problem and the ones in use stay.
   for :meth:`HubCertificates.credentials` when they connect, so the next connection (a
   ``GetReplicaSecrets`` fetch, a reconnection of the trust-list feed) uses new files, and the
   replica is told (:attr:`HubCertificates.changed`) so that it fetches its secrets again at once.
+
+At start ``huren serve`` reads each file once (:class:`StartReads`, shared by the sets of files it
+follows): the hub's CA that is the server's ``ca.pem`` is the same bytes, and what the start
+checked is what it serves, even while the files are being replaced. After the start each set
+re-reads its own files, as above.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import TYPE_CHECKING, Protocol
 import grpc
 
 from gateway.clients.tls import TlsCredentials, read_tls_file
-from gateway.crypto.pki import check_tls_files
+from gateway.crypto.pki import TlsFile, check_tls_files
 from gateway.errors import TlsFilesInvalid
 from gateway.lifecycle import TLS_CHECK_SECONDS
 
@@ -43,7 +48,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_Stamp = tuple[tuple[int, int, int] | None, ...]
+Reader = Callable[[Path, str], TlsFile]
+"""Reads one TLS file (:func:`~gateway.clients.tls.read_tls_file`: a path and the hint for a
+missing one)."""
+_FileStamp = tuple[int, int, int] | None
+_Stamp = tuple[_FileStamp, ...]
+
+
+def _file_stamp(path: Path) -> _FileStamp:
+    """What tells a file changed: its modification time, size and inode (None if missing)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_mtime_ns, status.st_size, status.st_ino
 
 
 class FileSet(Protocol):
@@ -57,8 +75,8 @@ class FileSet(Protocol):
         """What they are, for the log."""
         ...
 
-    def read(self) -> tuple[bytes, ...]:
-        """Their contents, checked.
+    def read(self, read: Reader = read_tls_file) -> tuple[bytes, ...]:
+        """Their contents, each file read with ``read``, checked.
 
         Raises:
             TlsFilesInvalid: naming a file that is missing or cannot be used.
@@ -67,50 +85,84 @@ class FileSet(Protocol):
 
 
 def read_tls_files(
-    ca: Path, pair: tuple[Path, Path] | None, *, ca_hint: str = "", hint: str = ""
+    ca: Path,
+    pair: tuple[Path, Path] | None,
+    *,
+    ca_hint: str = "",
+    hint: str = "",
+    read: Reader = read_tls_file,
 ) -> tuple[bytes, ...]:
     """(CA,) or, with a certificate and key ``pair``, (CA, certificate, key): each file read
-    once, then checked together (:func:`~gateway.crypto.pki.check_tls_files`, now). The one
-    reading of TLS files for the servers' and a replica's (the hints: how to make the files).
+    once (with ``read``), then checked together (:func:`~gateway.crypto.pki.check_tls_files`,
+    now). The one reading of TLS files for the servers' and a replica's (the hints: how to make
+    the files).
 
     Raises:
         TlsFilesInvalid: naming a file that is missing or cannot be used.
     """
-    read_ca = read_tls_file(ca, ca_hint)
+    read_ca = read(ca, ca_hint)
     if pair is None:
         check_tls_files(read_ca, None, None, datetime.now(UTC))
         return (read_ca.content,)
-    certificate, key = (read_tls_file(path, hint) for path in pair)
+    certificate, key = (read(path, hint) for path in pair)
     check_tls_files(read_ca, certificate, key, datetime.now(UTC))
     return read_ca.content, certificate.content, key.content
+
+
+class StartReads:
+    """The TLS files of one start, each read once: the first reading of a path is kept, with
+    the file's stamp taken before it, and given again to every set of files that names the
+    same path. Only for the start: the sets re-read their files themselves afterwards."""
+
+    def __init__(self, read: Reader = read_tls_file) -> None:
+        self._read = read
+        self._stamps: dict[Path, _FileStamp] = {}
+        self._files: dict[Path, TlsFile] = {}
+
+    def stamp(self, path: Path) -> _FileStamp:
+        """``path``'s stamp when the start first looked at it."""
+        if path not in self._stamps:
+            self._stamps[path] = _file_stamp(path)
+        return self._stamps[path]
+
+    def read(self, path: Path, hint: str = "") -> TlsFile:
+        """``path`` as the start first read it (stamped before, so that a change after the
+        reading is seen by the next check).
+
+        Raises:
+            TlsFilesInvalid: if it cannot be read or is too large to be one.
+        """
+        if path not in self._files:
+            self.stamp(path)
+            self._files[path] = self._read(path, hint)
+        return self._files[path]
 
 
 class FollowedFiles:
     """See the module docstring."""
 
-    def __init__(self, files: FileSet, check_seconds: float = TLS_CHECK_SECONDS) -> None:
-        """Read the files now.
+    def __init__(
+        self,
+        files: FileSet,
+        check_seconds: float = TLS_CHECK_SECONDS,
+        *,
+        start: StartReads | None = None,
+    ) -> None:
+        """Read the files now (as ``start`` read them, when given: shared with other sets).
 
         Raises:
             TlsFilesInvalid: naming a file that is missing or cannot be used.
         """
+        start = start or StartReads()
         self.files = files
         self.check_seconds = check_seconds
-        self._stamp = self._stamps()
-        self._material = files.read()
+        self._stamp = tuple(start.stamp(path) for path in files.paths)
+        self._material = files.read(start.read)
         self.generation = 0
         """Incremented each time new files are taken."""
 
     def _stamps(self) -> _Stamp:
-        stamps: list[tuple[int, int, int] | None] = []
-        for path in self.files.paths:
-            try:
-                status = os.stat(path)
-            except OSError:
-                stamps.append(None)
-                continue
-            stamps.append((status.st_mtime_ns, status.st_size, status.st_ino))
-        return tuple(stamps)
+        return tuple(_file_stamp(path) for path in self.files.paths)
 
     def check(self, *, force: bool = False) -> bool:
         """Read the files again if they changed (always with ``force``); True if new ones are
@@ -147,9 +199,20 @@ class FollowedFiles:
 class ServerCertificates(FollowedFiles):
     """The gateway's TLS files (see the module docstring)."""
 
-    def __init__(self, tls: TlsFiles, check_seconds: float = TLS_CHECK_SECONDS) -> None:
-        super().__init__(tls, check_seconds)
+    def __init__(
+        self,
+        tls: TlsFiles,
+        check_seconds: float = TLS_CHECK_SECONDS,
+        *,
+        start: StartReads | None = None,
+    ) -> None:
+        super().__init__(tls, check_seconds, start=start)
         self.tls = tls
+
+    @property
+    def ca(self) -> bytes:
+        """The CA certificates (``ca.pem``) in use now."""
+        return self._material[0]
 
     def _configuration(self, mutual: bool) -> grpc.ServerCertificateConfiguration:
         ca, certificate, key = self._material
@@ -196,8 +259,9 @@ class HubTlsFiles:
             return f"the hub's CA {self.ca}"
         return f"the replica certificate {self.certificate}, its key and the hub's CA {self.ca}"
 
-    def read(self) -> tuple[bytes, ...]:
-        """(CA,) or (CA, certificate, key), checked as a server's TLS files are.
+    def read(self, read: Reader = read_tls_file) -> tuple[bytes, ...]:
+        """(CA,) or (CA, certificate, key), each file read with ``read``, checked as a server's
+        TLS files are.
 
         Raises:
             TlsFilesInvalid: naming a file that is missing or cannot be used.
@@ -205,14 +269,20 @@ class HubTlsFiles:
         pair = (
             None if self.certificate is None or self.key is None else (self.certificate, self.key)
         )
-        return read_tls_files(self.ca, pair, ca_hint="; give the hub's CA with --hub-ca")
+        return read_tls_files(self.ca, pair, ca_hint="; give the hub's CA with --hub-ca", read=read)
 
 
 class HubCertificates(FollowedFiles):
     """A replica's TLS files as a client of its hub (see the module docstring)."""
 
-    def __init__(self, files: HubTlsFiles, check_seconds: float = TLS_CHECK_SECONDS) -> None:
-        super().__init__(files, check_seconds)
+    def __init__(
+        self,
+        files: HubTlsFiles,
+        check_seconds: float = TLS_CHECK_SECONDS,
+        *,
+        start: StartReads | None = None,
+    ) -> None:
+        super().__init__(files, check_seconds, start=start)
         self._credentials = self._made()
         self.changed: list[Callable[[], None]] = []
         """Called each time new files are taken."""

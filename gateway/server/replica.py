@@ -53,12 +53,11 @@ from gateway.clients.hubsecrets import HubSecrets
 from gateway.clock import Clock
 from gateway.crypto import PublicKey
 from gateway.errors import ConfigurationInvalid, NotPermitted, StorageUnavailable, Unavailable
-from gateway.lifecycle import TLS_CHECK_SECONDS
 from gateway.metrics import NO_OBSERVER, Observer, SecretsFailure
 from gateway.model import IssuerId, Reason
 from gateway.registry import TrustSnapshot
 from gateway.server import reflection
-from gateway.server.app import VERIFIER_SERVICE, TlsFiles, bind_verification, grpc_server
+from gateway.server.app import VERIFIER_SERVICE, bind_verification, grpc_server
 from gateway.server.calls import WatchCalls
 from gateway.server.certificates import HubCertificates, ServerCertificates
 from gateway.server.verifier import VerifierServicer
@@ -106,10 +105,9 @@ class ReplicaServer:
         listen: str,
         *,
         clock: Clock,
-        tls: TlsFiles | None = None,
+        certificates: ServerCertificates | None = None,
         observer: Observer = NO_OBSERVER,
         calls: WatchCalls | None = None,
-        tls_check_seconds: float = TLS_CHECK_SECONDS,
         secrets: HubSecrets | None = None,
         share_port: bool = False,
         hub_certificates: HubCertificates | None = None,
@@ -134,8 +132,8 @@ class ReplicaServer:
         self.saved = state_dir / TRUST_LIST_FILE
         self.feed = feed
         self.listen = listen
-        self.tls = tls
-        self.certificates = None if tls is None else ServerCertificates(tls, tls_check_seconds)
+        self.certificates = certificates
+        """The server's TLS files, read and followed (None: plaintext)."""
         self._clock = clock
         self.held: replica.TrustList | None = None
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]

@@ -114,6 +114,8 @@ class Served:
     registry: str | None = None
     """A hub's registry address (mutual TLS), as it printed it; None for a replica or
     ``--insecure``."""
+    web: str | None = None
+    """The web edge's URL (``--web-listen``), as it printed it; None without one."""
 
     def log_lines(self) -> list[str]:
         self.stderr.seek(0)
@@ -155,7 +157,7 @@ def serving(
     ):
         try:
             assert proc.stdout is not None
-            address = metrics = registry = None
+            address = metrics = registry = web = None
             while metrics is None:
                 line = proc.stdout.readline()
                 if not line:
@@ -165,10 +167,12 @@ def serving(
                     address = found.group(1)
                 if found := re.search(r"; registry on (\S+)\)$", line.rstrip()):
                     registry = found.group(1)
+                if found := re.search(r"huren web listening on (\S+) ", line):
+                    web = found.group(1)
                 if found := re.search(r"metrics on http://[^:]+:(\d+)/metrics", line):
                     metrics = int(found.group(1))
             assert address is not None
-            yield Served(address, metrics, errors, proc, registry)
+            yield Served(address, metrics, errors, proc, registry, web)
         finally:
             proc.terminate()
             proc.wait(timeout=10)

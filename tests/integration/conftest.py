@@ -32,6 +32,7 @@ from gateway.model import Verdict
 from gateway.registry.authority import Actor, Role
 from gateway.registry.commands import CreateOperator
 from gateway.server.app import Gateway, GatewayServer, TlsFiles, open_gateway
+from gateway.server.certificates import ServerCertificates
 from gateway.service import VerificationService
 from gateway.storage.files import StateFiles
 from gateway.wire import verdict_from_pb
@@ -210,7 +211,12 @@ async def running_hub(
     link_key = bytes.fromhex(files.link_key.read_text().strip())
     online = online or OnlineClient(timeout=1.0, breaker_failures=1000)
     gateway = open_gateway(files.directory, GATEWAY_LIMITS, clock, online)
-    server = GatewayServer(gateway, "127.0.0.1:0", registry_listen="127.0.0.1:0", tls=TlsFiles(pki))
+    server = GatewayServer(
+        gateway,
+        "127.0.0.1:0",
+        registry_listen="127.0.0.1:0",
+        certificates=ServerCertificates(TlsFiles(pki)),
+    )
     port = await server.start()
     address = f"127.0.0.1:{port}"
     channel = grpc.aio.secure_channel(address, TlsCredentials.from_pki(pki).channel())

@@ -17,6 +17,7 @@ from gateway.clients import TlsCredentials
 from gateway.limits import Limits
 from gateway.model import Colour, Status
 from gateway.server.app import GatewayServer, TlsFiles, open_gateway
+from gateway.server.certificates import ServerCertificates
 from gateway.server.status import DOMAIN, REASON_KEY
 from gateway.wire import verdict_from_pb
 from tests.integration.conftest import Hub, MutableClock
@@ -38,7 +39,9 @@ class Bounded:
 async def bounded_gateway(hub: Hub, clock: MutableClock) -> AsyncIterator[Bounded]:
     """A second gateway on the hub's registry, with the tight bounds of ``BOUNDED``."""
     gateway = open_gateway(hub.files.directory, BOUNDED, clock)
-    server = GatewayServer(gateway, "127.0.0.1:0", tls=TlsFiles(hub.pki))
+    server = GatewayServer(
+        gateway, "127.0.0.1:0", certificates=ServerCertificates(TlsFiles(hub.pki))
+    )
     port = await server.start()
     credentials = TlsCredentials.from_pki(hub.pki).channel()
     try:

@@ -30,7 +30,7 @@ def started(*args: str, lines: int) -> Iterator[list[str]]:
             proc.wait(timeout=10)
 
 
-def _verify(base: str, code: str) -> dict[str, object]:
+def web_verify(base: str, code: str) -> dict[str, object]:
     request = urllib.request.Request(
         base + "/api/verify",
         data=json.dumps({"code": code}).encode(),
@@ -53,14 +53,14 @@ def test_serve_with_web_listen_and_huren_web_both_answer_as_the_gateway(tmp_path
         with urllib.request.urlopen(web.group(1) + "/checkpoint?at=310000", timeout=10) as page:
             assert page.status == 200
             assert "扫码核验" in page.read().decode("utf-8")
-        answer = _verify(web.group(1), "not a health code")
+        answer = web_verify(web.group(1), "not a health code")
         assert (answer["status"], answer["reason"]) == ("REJECTED", "ERR_FORMAT_UNKNOWN")
         # The same through `huren web`, a separate client of the same gateway.
         client = ("web", "--insecure", "--gateway", gateway.group(1), "--listen", "127.0.0.1:0")
         with started(*client, lines=1) as (line,):
             other = re.search(r"(http://127\.0\.0\.1:(\d+))", line)
             assert other, line
-            assert _verify(other.group(1), "not a health code")["reason"] == "ERR_FORMAT_UNKNOWN"
+            assert web_verify(other.group(1), "not a health code")["reason"] == "ERR_FORMAT_UNKNOWN"
             # Its port is taken now: a second one says so in one line.
             taken = huren(*client[:-1], f"127.0.0.1:{other.group(2)}", timeout=30)
             assert taken.returncode == 2

@@ -27,6 +27,7 @@ from gateway.errors import Overloaded
 from gateway.limits import Limits
 from gateway.model import Colour, Status
 from gateway.server.app import GatewayServer, TlsFiles, open_gateway
+from gateway.server.certificates import ServerCertificates
 from gateway.server.status import DETAILS_KEY, refusal
 from gateway.wire import verdict_from_pb
 from tests.integration.cli import HUREN, huren
@@ -169,7 +170,9 @@ async def test_streams_pass_the_front_and_are_bounded_by_the_gateway(hub: Hub, c
     green = await hub.regions["hangzhou"].issue()
     # A gateway bounded at one stream, behind a front bounded at one unary call.
     gateway = open_gateway(hub.files.directory, Limits(max_concurrent_streams=1), clock)
-    server = GatewayServer(gateway, "127.0.0.1:0", tls=TlsFiles(hub.pki))
+    server = GatewayServer(
+        gateway, "127.0.0.1:0", certificates=ServerCertificates(TlsFiles(hub.pki))
+    )
     port = await server.start()
     try:
         async with front(hub, "--max-calls", "1", upstream=f"127.0.0.1:{port}") as fronted:

@@ -25,6 +25,7 @@ from gateway.clients import TlsCredentials
 from gateway.errors import RegistryDamaged
 from gateway.model import Colour, Reason, Status
 from gateway.server.app import GatewayServer, TlsFiles, open_gateway
+from gateway.server.certificates import ServerCertificates
 from gateway.storage.files import StateFiles
 from gateway.wire import verdict_from_pb
 from tests.conftest import REPO, resident_id
@@ -304,7 +305,9 @@ async def test_a_restarted_gateway_serves_the_same_registry(hub: Hub, clock):
     """A second gateway process on the same state files: same issuers, same subject key."""
     code = await hub.regions["hangzhou"].issue()
     gateway = open_gateway(hub.files.directory, GATEWAY_LIMITS, clock)
-    server = GatewayServer(gateway, "127.0.0.1:0", tls=TlsFiles(hub.pki))
+    server = GatewayServer(
+        gateway, "127.0.0.1:0", certificates=ServerCertificates(TlsFiles(hub.pki))
+    )
     port = await server.start()
     try:
         credentials = TlsCredentials.from_pki(hub.pki).channel()

@@ -168,7 +168,7 @@ async def _served(directory: Path) -> AsyncIterator[tuple[Gateway, MutableClock,
     files = _vector_hub(directory)
     clock = MutableClock(_instant(DATA["now"]))
     gateway = open_gateway(files.directory, Limits(), clock)
-    server = GatewayServer(gateway, "127.0.0.1:0", registry_listen=None, tls=None)
+    server = GatewayServer(gateway, "127.0.0.1:0", registry_listen=None)
     port = await server.start()
     try:
         yield gateway, clock, f"127.0.0.1:{port}"

@@ -4,6 +4,7 @@ processes on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from tests.conftest import REPO, resident_id
 from tests.integration.cli import ENV, HUREN, huren, serving
 from tests.integration.scrape import sample, scrape, scrape_text, verdicts
 from tests.integration.test_cli import hangzhou_registry
+from tests.integration.test_cli_web import web_verify
 
 pytestmark = pytest.mark.slow
 
@@ -191,6 +194,83 @@ def test_new_tls_files_are_served_without_a_restart(hub, tmp_path, how):
             assert _health(served.address, new_pki).returncode == 0
         lines = served.log_lines()
     assert sum("re-read" in line for line in lines) == 1, lines
+
+
+REPORT_OPENS = """
+import os
+import sys
+
+_WATCHED = os.environ["HUREN_TEST_WATCH"]
+
+
+def _report(event, args):
+    # PEP 578: every file this process opens, as it opens it.
+    if event == "open" and not isinstance(args[0], int):
+        path = os.fsdecode(args[0])
+        if path.startswith(_WATCHED):
+            print("opened " + path, file=sys.stderr, flush=True)
+
+
+sys.addaudithook(_report)
+"""
+
+
+def _watching_opens(tmp_path: Path, directory: Path) -> dict[str, str]:
+    """An environment in which a ``huren`` process reports each file it opens in
+    ``directory`` on its standard error (a ``sitecustomize`` installing an audit hook)."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(REPORT_OPENS)
+    path = os.pathsep.join(p for p in (str(hooks), ENV.get("PYTHONPATH")) if p)
+    return {**ENV, "PYTHONPATH": path, "HUREN_TEST_WATCH": str(directory)}
+
+
+def _opened(lines: list[str]) -> Counter[str]:
+    return Counter(
+        Path(line[len("opened ") :]).name for line in lines if line.startswith("opened ")
+    )
+
+
+@pytest.mark.parametrize("role", ["hub", "replica"])
+def test_a_start_reads_each_tls_file_once_and_serves_what_it_read(hub, tmp_path, role):
+    """What a start checked is what it serves, the web edge trusts and (a replica, whose hub's
+    CA is its own ca.pem) dials the hub with: each file is read once, not once per use (files
+    being rotated during a start could disagree); after the start each set of followed files
+    is re-read on SIGHUP as before (a replica's ca.pem twice: its server's and its hub's)."""
+    state, pki, codes = hub
+    watched = _watching_opens(tmp_path, pki)
+    web = ("--web-listen", "127.0.0.1:0")
+    replica_state = tmp_path / "replica"
+    replica_state.mkdir(mode=0o700)
+    for secret in ("subject.key", "link.key"):
+        shutil.copy2(state / secret, replica_state / secret)
+    with contextlib.ExitStack() as stack:
+        if role == "hub":
+            served = stack.enter_context(serving(state, pki, *web, env=watched))
+        else:
+            hub_served = stack.enter_context(serving(state, pki))
+            served = stack.enter_context(
+                serving(
+                    None,
+                    None,
+                    *("--replica-of", hub_served.address, "--trust-list-key"),
+                    *(str(state / "trustlist-key.jwk"), "--state-dir", str(replica_state)),
+                    *("--tls-dir", str(pki), "--listen", "127.0.0.1:0", *web),
+                    *("--metrics-listen", "127.0.0.1:0", "--workers", "1"),
+                    env=watched,
+                )
+            )
+            assert _until(lambda: scrape(served.metrics)["huren_trust_version"] > 0)
+        assert served.web is not None
+        checked = huren("verify", "--gateway", served.address, "--pki", str(pki), codes["green"])
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert web_verify(served.web, codes["green"])["colour"] == "GREEN"
+        started = _opened(served.log_lines())
+        assert started == {"ca.pem": 1, "gateway.pem": 1, "gateway.key": 1}
+
+        served.process.send_signal(signal.SIGHUP)
+        again = {"ca.pem": 3 if role == "replica" else 2, "gateway.pem": 2, "gateway.key": 2}
+        assert _until(lambda: _opened(served.log_lines()) == again), served.log_lines()
 
 
 def test_health_checks_a_gateway_whose_certificate_names_another_host_and_another_ca(hub, tmp_path):

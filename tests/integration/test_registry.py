@@ -328,7 +328,7 @@ async def test_a_removed_operator_is_refused_at_once_and_others_carry_on(hub: Hu
 async def test_a_gateway_without_tls_refuses_every_change(tmp_path: Path, clock) -> None:
     files = new_state(tmp_path / "plain")
     gateway = open_gateway(files.directory, GATEWAY_LIMITS, clock)
-    server = GatewayServer(gateway, "127.0.0.1:0", registry_listen=None, tls=None)
+    server = GatewayServer(gateway, "127.0.0.1:0", registry_listen=None)
     port = await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:

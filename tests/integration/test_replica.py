@@ -32,6 +32,7 @@ from gateway.metrics import NO_OBSERVER, Observer
 from gateway.model import Colour, Reason, Status, Verdict
 from gateway.registry import TrustHolder, TrustSnapshot
 from gateway.server.app import GatewayServer, TlsFiles
+from gateway.server.certificates import ServerCertificates
 from gateway.server.metrics import PrometheusObserver
 from gateway.server.replica import ReplicaServer
 from gateway.service import VerificationService
@@ -103,7 +104,7 @@ async def running_replica(
         feed,
         "127.0.0.1:0",
         clock=clock,
-        tls=TlsFiles(hub.pki),
+        certificates=ServerCertificates(TlsFiles(hub.pki)),
         observer=observer,
     )
     await server.start()
@@ -246,7 +247,10 @@ async def test_a_replica_goes_stale_without_its_hub_and_recovers(tmp_path, clock
             await until(lambda: _not(replica.serving), "health turns NOT_SERVING")
 
             hub.server = GatewayServer(
-                hub.gateway, hub.address, registry_listen="127.0.0.1:0", tls=TlsFiles(hub.pki)
+                hub.gateway,
+                hub.address,
+                registry_listen="127.0.0.1:0",
+                certificates=ServerCertificates(TlsFiles(hub.pki)),
             )
             await hub.server.start()
             await until(replica.serving, "the replica recovers when the hub is back")

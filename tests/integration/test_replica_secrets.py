@@ -28,13 +28,20 @@ from gateway.cli.serve import NEVER_FRESH
 from gateway.clients import TlsCredentials, new_request_id
 from gateway.clients.hubfeed import HubFeed
 from gateway.clients.hubsecrets import HubSecrets
+from gateway.clients.tls import read_tls_file
 from gateway.crypto import load_jwk, pki
+from gateway.crypto.pki import TlsFile
 from gateway.errors import TlsFilesInvalid
 from gateway.hub import trust_list_key
 from gateway.model import IssuerId, Reason, Status, Verdict
 from gateway.registry import TrustHolder, TrustSnapshot
 from gateway.server.app import TlsFiles
-from gateway.server.certificates import HubCertificates, HubTlsFiles
+from gateway.server.certificates import (
+    HubCertificates,
+    HubTlsFiles,
+    ServerCertificates,
+    StartReads,
+)
 from gateway.server.metrics import PrometheusObserver
 from gateway.server.replica import HEALTH_SECONDS, ReplicaServer
 from gateway.service import VerificationService
@@ -560,6 +567,45 @@ async def test_the_servers_and_a_replicas_tls_files_are_read_alike(tmp_path):
         assert str(missing.value) == unread + hint
 
 
+async def test_files_replaced_during_a_start_are_served_as_the_start_read_them(tmp_path):
+    """A replica's start reads each file once and every use takes what it read: its TLS files
+    replaced (new CA, certificate and key) just after its server's were read, its hub's CA
+    (the same ca.pem) is still the one its server's start checked, not the new one; the next
+    look at the files takes the new ones for both (the start stamped them before reading)."""
+
+    def write(ca: pki.Issued) -> None:
+        issued = pki.issue_server(ca, ["127.0.0.1"])
+        for name, content in (
+            ("ca.pem", ca.certificate_pem),
+            ("gateway.pem", issued.certificate_pem),
+            ("gateway.key", issued.key_pem),
+        ):
+            (tmp_path / f".{name}").write_bytes(content)
+            (tmp_path / f".{name}").replace(tmp_path / name)
+
+    old, new = pki.new_ca(), pki.new_ca()
+    write(old)
+    reads: list[str] = []
+
+    def read_then_rotate(path: Path, hint: str) -> TlsFile:
+        read = read_tls_file(path, hint)
+        reads.append(path.name)
+        if path.name == "gateway.key":  # the server's files are read: rotate them all
+            write(new)
+        return read
+
+    start = StartReads(read_then_rotate)
+    server = ServerCertificates(TlsFiles(tmp_path), check_seconds=0, start=start)
+    hub = HubCertificates(HubTlsFiles(tmp_path / "ca.pem"), check_seconds=0, start=start)
+    assert reads == ["ca.pem", "gateway.pem", "gateway.key"]
+    assert server.ca == hub.credentials().ca == old.certificate_pem
+
+    assert server.check()
+    assert hub.check()
+    assert server.ca == hub.credentials().ca == new.certificate_pem
+    assert reads == ["ca.pem", "gateway.pem", "gateway.key"]  # the start's reader is done
+
+
 @contextlib.asynccontextmanager
 async def replica_in_process(
     hub: Hub,
@@ -583,7 +629,7 @@ async def replica_in_process(
         HubFeed(hub.address, TlsCredentials.from_pki(hub.pki), max_backoff=1.0),
         "127.0.0.1:0",
         clock=clock,
-        tls=TlsFiles(hub.pki),
+        certificates=ServerCertificates(TlsFiles(hub.pki)),
         observer=observer,
         secrets=HubSecrets(hub.registry_address, certificates.credentials),
         hub_certificates=certificates,

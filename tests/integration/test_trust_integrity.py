@@ -62,6 +62,7 @@ from gateway.server.app import (
     TlsFiles,
     open_gateway,
 )
+from gateway.server.certificates import ServerCertificates
 from gateway.storage.files import StateFiles
 from gateway.wire import decision_from_pb, verdict_from_pb
 from tests.conftest import REPO
@@ -442,7 +443,10 @@ async def live_gateway(directory: Path, world: World) -> AsyncIterator[Live]:
     limits = dataclasses.replace(GATEWAY_LIMITS, stale_grace=STALE_GRACE)
     gateway = open_gateway(directory, limits, clock)
     server = GatewayServer(
-        gateway, "127.0.0.1:0", registry_listen="127.0.0.1:0", tls=TlsFiles(world.pki)
+        gateway,
+        "127.0.0.1:0",
+        registry_listen="127.0.0.1:0",
+        certificates=ServerCertificates(TlsFiles(world.pki)),
     )
     port = await server.start()
     channel = grpc.aio.secure_channel(
