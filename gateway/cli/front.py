@@ -4,14 +4,18 @@
 Printed (the default), it goes to an nginx of the operator's (a sidecar container, docs/front.md).
 With ``--run`` this command runs it under the machine's nginx itself:
 
-1. reserves ``--listen`` with a socket bound with ``SO_REUSEPORT`` and never listening (so port
-   0 picks a free port, and no other program takes it); nginx listens there with ``reuseport``;
+1. with ``--listen HOST:0``, picks a free port and holds it with a socket bound with
+   ``SO_REUSEPORT`` that never listens, and nginx listens there with ``reuseport``; with a port
+   given, nginx binds it alone, so a port already in use (another front) fails the start;
 2. writes the configuration into ``--work-dir`` (default: a temporary folder, removed at the
    end) and starts ``nginx -p WORK_DIR``;
 3. prints ``huren front listening on HOST:PORT`` once nginx accepts connections;
 4. on SIGTERM or SIGINT asks nginx to finish the calls in flight (its SIGQUIT), and ends it
-   after ``STOP_SECONDS``; SIGHUP is passed on (nginx reads its certificates again). The exit
-   status is nginx's.
+   after ``STOP_SECONDS``; a signal that comes before nginx can take signals (its pid file is
+   not written yet) is held until it can. SIGHUP, and a change of the TLS files (looked at every
+   ``--tls-check-seconds``), make nginx read its certificates again;
+5. exits 0 when nginx ended cleanly or as asked, 1 when it ended otherwise, 2 when it could not
+   start. nginx ends with this command even when it is killed outright.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from pathlib import Path
 
 from gateway.cli.common import DEFAULT_PKI, EXIT_ERROR, EXIT_FAILED, EXIT_OK, Subparsers
 from gateway.errors import RequestInvalid
+from gateway.lifecycle import TLS_CHECK_SECONDS
 from gateway.limits import Limits
 from gateway.server.front import (
     DEFAULT_STREAM_IDLE_SECONDS,
+    DEFAULT_UNARY_BODY_SECONDS,
     Address,
     FrontSettings,
     Upstream,
@@ -115,6 +121,13 @@ def register(commands: Subparsers) -> None:
         "the hub's --trust-fresh-for)",
     )
     p.add_argument(
+        "--unary-body-seconds",
+        type=int,
+        default=DEFAULT_UNARY_BODY_SECONDS,
+        help="how long a unary call's request may pause before nginx ends the call and frees "
+        "its place (default %(default)s)",
+    )
+    p.add_argument(
         "--workers", type=int, default=1, help="nginx worker processes (default %(default)s)"
     )
     p.add_argument("--out", type=Path, metavar="FILE", help="write the configuration there")
@@ -128,6 +141,13 @@ def register(commands: Subparsers) -> None:
         type=Path,
         help="with --run: nginx's folder (configuration, pid, temporary files); default a "
         "temporary folder",
+    )
+    p.add_argument(
+        "--tls-check-seconds",
+        type=float,
+        default=TLS_CHECK_SECONDS,
+        help="with --run: how often the TLS files are looked at; changed, nginx reads them again "
+        "(0: only on SIGHUP; default %(default)s)",
     )
     p.add_argument("--nginx", metavar="PATH", help="the nginx program (default: found on PATH)")
     p.set_defaults(handler=_front)
@@ -153,12 +173,14 @@ def _front(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         work = args.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory("-front")))
         work.mkdir(parents=True, exist_ok=True)
-        reserved = stack.enter_context(_reserve(settings.listen))
-        port = reserved.getsockname()[1]
-        listen = Address(settings.listen.host, port)
-        running = dataclasses.replace(settings, listen=listen, reuseport=True)
+        running = dataclasses.replace(settings, reuseport=False)
+        if settings.listen.port == 0:  # held until nginx listens beside it (see the docstring)
+            reserved = stack.enter_context(_reserve(settings.listen))
+            listen = Address(settings.listen.host, reserved.getsockname()[1])
+            running = dataclasses.replace(settings, listen=listen, reuseport=True)
         (work / "nginx.conf").write_text(render(running), encoding="utf-8")
-        return _run(nginx, work, running)
+        watched = [p for p in (running.certificate, running.key, running.upstream_ca) if p]
+        return _Nginx(nginx, work, running, [Path(p) for p in watched]).run(args.tls_check_seconds)
     return EXIT_FAILED  # pragma: no cover - the with block returns
 
 
@@ -176,6 +198,7 @@ def _settings(args: argparse.Namespace) -> FrontSettings:
         upstream_ca=_absolute(args.tls_dir / "ca.pem", args.run) if upstream.tls else None,
         upstream_name=args.upstream_name,
         stream_idle_seconds=args.stream_idle_seconds,
+        unary_body_seconds=args.unary_body_seconds,
         workers=args.workers,
         reuseport=args.run,
     )
@@ -193,7 +216,8 @@ def _absolute(path: Path, run: bool) -> Path:
 
 @contextlib.contextmanager
 def _reserve(address: Address) -> Iterator[socket.socket]:
-    """A socket bound to ``address`` with SO_REUSEPORT, never listening (see the docstring)."""
+    """A socket bound to ``address`` with SO_REUSEPORT, never listening (see the docstring):
+    no program takes the port meanwhile but one of the same user that asks for SO_REUSEPORT."""
     host = address.host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     held = socket.socket(family, socket.SOCK_STREAM)
@@ -208,58 +232,120 @@ def _reserve(address: Address) -> Iterator[socket.socket]:
         held.close()
 
 
-def _run(nginx: str, work: Path, settings: FrontSettings) -> int:
-    stopping: list[float] = []
-    started: list[subprocess.Popen[bytes]] = []
+class _Nginx:
+    """nginx run for this command (see the module docstring, steps 2 to 5)."""
 
-    def tell(signum: int) -> None:
-        for process in started:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signum)
+    def __init__(self, nginx: str, work: Path, settings: FrontSettings, watched: list[Path]):
+        self.command = [nginx, "-p", f"{work}/", "-c", "nginx.conf", "-e", "stderr"]
+        self.pid_file = work / "nginx.pid"
+        self.settings = settings
+        self.watched = watched
+        self.stopping: float | None = None
+        self.quit_sent = False
+        self.reload_asked = False
+        self.process: subprocess.Popen[bytes] | None = None
 
-    def stop(signum: int, frame: object) -> None:
-        if not stopping:
-            stopping.append(time.monotonic())
-            tell(signal.SIGQUIT)
+    def run(self, check_seconds: float) -> int:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._stop)
+        signal.signal(signal.SIGHUP, self._reload)
+        self.pid_file.unlink(missing_ok=True)  # a stale one would say nginx takes signals
+        if self.stopping is not None:
+            return EXIT_OK  # stopped before nginx started
+        self.process = process = subprocess.Popen(
+            self.command, preexec_fn=_end_with_parent if sys.platform == "linux" else None
+        )
+        if not self._until_accepting(process):
+            asked = self.stopping is not None  # a stop during start-up, not a failure
+            code = self._end(process)
+            if asked:
+                print("huren front: stopped during start-up", file=sys.stderr)
+                return self._status(code)
+            print("huren front: nginx did not start (its errors are above)", file=sys.stderr)
+            return EXIT_ERROR
+        s = self.settings
+        print(
+            f"huren front listening on {s.listen} (nginx pid {process.pid}; upstream "
+            f"{s.upstream}; at most {s.max_calls} calls and {s.max_streams} streams in flight)",
+            flush=True,
+        )
+        stamps, checked = self._stamps(), time.monotonic()
+        while process.poll() is None:
+            self._deliver(process)
+            if check_seconds > 0 and time.monotonic() - checked >= check_seconds:
+                now, checked = self._stamps(), time.monotonic()
+                if now != stamps:
+                    stamps, self.reload_asked = now, True
+                    print("huren front: the TLS files changed; nginx reads them", file=sys.stderr)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(0.25)
+        return self._status(process.returncode)
 
-    # Before nginx starts, so that a SIGTERM at any moment reaches it (or stops it starting).
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, stop)
-    signal.signal(signal.SIGHUP, lambda signum, frame: tell(signal.SIGHUP))
-    process = subprocess.Popen(
-        [nginx, "-p", f"{work}/", "-c", "nginx.conf", "-e", "stderr"],
-        preexec_fn=_end_with_parent if sys.platform == "linux" else None,
-    )
-    started.append(process)
-    if stopping:
-        tell(signal.SIGQUIT)
-    if not _accepting(settings.listen, process, stopping):
-        asked = bool(stopping)  # SIGTERM during start-up: a stop, not a failure
-        stop(signal.SIGTERM, None)
-        try:
-            code = process.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
+    def _stop(self, signum: int, frame: object) -> None:
+        if self.stopping is None:
+            self.stopping = time.monotonic()
+
+    def _reload(self, signum: int, frame: object) -> None:
+        self.reload_asked = True
+
+    def _deliver(self, process: subprocess.Popen[bytes]) -> None:
+        """Signals asked for, once nginx takes them (it writes its pid file after setting its
+        handlers; before, SIGQUIT or SIGHUP would kill it); the drain's end."""
+        if not self.pid_file.exists():
+            return
+        with contextlib.suppress(ProcessLookupError):
+            if self.stopping is not None and not self.quit_sent:
+                self.quit_sent = True
+                process.send_signal(signal.SIGQUIT)
+            elif self.reload_asked and self.stopping is None:
+                self.reload_asked = False
+                process.send_signal(signal.SIGHUP)
+            if self.stopping is not None and time.monotonic() - self.stopping > STOP_SECONDS:
+                process.terminate()  # nginx's fast stop: streams still open are cut
+
+    def _until_accepting(self, process: subprocess.Popen[bytes]) -> bool:
+        """Whether nginx accepts connections within ``START_SECONDS`` (False at once when it
+        ended or a stop was asked for)."""
+        host = self.settings.listen.host.strip("[]")
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        until = time.monotonic() + START_SECONDS
+        while time.monotonic() < until and process.poll() is None and self.stopping is None:
+            if not self.pid_file.exists():  # written once nginx holds its sockets, not before:
+                time.sleep(0.05)  # another program listening on the port proves nothing
+                continue
+            address = (host, self.settings.listen.port)
+            with contextlib.suppress(OSError), socket.create_connection(address, 0.5):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _end(self, process: subprocess.Popen[bytes]) -> int:
+        """Ends nginx (as a stop asks, once it takes signals) and its exit code."""
+        self._stop(signal.SIGTERM, None)
+        until = time.monotonic() + STOP_SECONDS
+        while process.poll() is None and time.monotonic() < until:
+            self._deliver(process)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(0.05)
+        if process.poll() is None:
             process.kill()
-            code = process.wait()
-        if asked:
-            print("huren front: stopped during start-up", file=sys.stderr)
-            return EXIT_OK if code == 0 else EXIT_FAILED
-        print("huren front: nginx did not start (its errors are above)", file=sys.stderr)
-        return EXIT_ERROR
-    print(
-        f"huren front listening on {settings.listen} (nginx pid {process.pid}; upstream "
-        f"{settings.upstream}; at most {settings.max_calls} calls and {settings.max_streams} "
-        "streams in flight)",
-        flush=True,
-    )
-    while True:
-        try:
-            code = process.wait(1.0)
-            break
-        except subprocess.TimeoutExpired:
-            if stopping and time.monotonic() - stopping[0] > STOP_SECONDS:
-                process.terminate()  # nginx's fast shutdown: streams still open are cut
-    return EXIT_OK if code == 0 else EXIT_FAILED
+        return process.wait()
+
+    def _status(self, code: int) -> int:
+        asked = self.stopping is not None
+        ended_as_asked = code == 0 or (asked and code in (-signal.SIGQUIT, -signal.SIGTERM))
+        return EXIT_OK if ended_as_asked else EXIT_FAILED
+
+    def _stamps(self) -> list[tuple[int, int, int] | None]:
+        stamps: list[tuple[int, int, int] | None] = []
+        for path in self.watched:
+            try:
+                st = path.stat()
+            except OSError:
+                stamps.append(None)
+            else:
+                stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        return stamps
 
 
 def _end_with_parent() -> None:
@@ -268,16 +354,3 @@ def _end_with_parent() -> None:
     import ctypes
 
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _accepting(address: Address, process: subprocess.Popen[bytes], stopping: list[float]) -> bool:
-    """Whether nginx accepts connections at ``address`` within ``START_SECONDS`` (False at
-    once when it ended or a stop was asked for)."""
-    host = address.host.strip("[]")
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    until = time.monotonic() + START_SECONDS
-    while time.monotonic() < until and process.poll() is None and not stopping:
-        with contextlib.suppress(OSError), socket.create_connection((host, address.port), 0.5):
-            return True
-        time.sleep(0.05)
-    return False

@@ -49,10 +49,12 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2
 
 from gateway._generated.huren.v1 import registry_pb2, verifier_pb2
 from gateway.errors import Overloaded, RequestInvalid, Unavailable
 from gateway.limits import Limits
+from gateway.server.reflection import V1_SERVICE, V1ALPHA_SERVICE
 from gateway.server.status import DETAILS_KEY, REASON_KEY, refusal
 
 GRPC_FRAME_HEADER = 5
@@ -64,6 +66,10 @@ DEFAULT_STREAM_IDLE_SECONDS = 3600
 CLIENT_CONNECTIONS = 4096
 """Client connections each nginx worker keeps beside its connections to the gateway."""
 UNARY_TIMEOUT_SECONDS = 60
+DEFAULT_UNARY_BODY_SECONDS = 10
+"""How long a unary call's request may take to arrive, between two reads: its place is held
+meanwhile, so a client sending headers and no body must not keep it (one message, ≤ 1 MiB)."""
+MAX_UNARY_BODY_SECONDS = 60
 """How long nginx waits on the gateway between two reads of a unary call's answer."""
 
 _GATEWAY = Limits()
@@ -75,6 +81,8 @@ _SERVICES = (
     registry_pb2.DESCRIPTOR.services_by_name["RegistryService"],
     health_pb2.DESCRIPTOR.services_by_name["Health"],
 )
+_REFLECTION = reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]
+"""Served under both reflection names (:mod:`gateway.server.reflection`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +147,8 @@ class FrontSettings:
         upstream_name: the name the gateway's certificate must hold (``grpcs://``; default the
             upstream's host).
         stream_idle_seconds: how long a stream may carry nothing before nginx ends it.
+        unary_body_seconds: how long a unary call's request may pause (see
+            ``DEFAULT_UNARY_BODY_SECONDS``).
         workers: nginx worker processes (the bounds are shared between them).
         reuseport: listen with ``SO_REUSEPORT`` (``huren front --run`` holds the port that way).
     """
@@ -153,6 +163,7 @@ class FrontSettings:
     upstream_ca: PurePath | None = None
     upstream_name: str | None = None
     stream_idle_seconds: int = DEFAULT_STREAM_IDLE_SECONDS
+    unary_body_seconds: int = DEFAULT_UNARY_BODY_SECONDS
     workers: int = 1
     reuseport: bool = False
 
@@ -161,6 +172,7 @@ class FrontSettings:
             ("max_calls", self.max_calls, MAX_BOUND),
             ("max_streams", self.max_streams, MAX_BOUND),
             ("workers", self.workers, MAX_WORKERS),
+            ("unary_body_seconds", self.unary_body_seconds, MAX_UNARY_BODY_SECONDS),
             ("max_message_bytes", self.max_message_bytes, 1 << 30),
         ):
             if not 1 <= value <= top:
@@ -206,8 +218,12 @@ def _is_ip(host: str) -> bool:
 def streaming_paths() -> list[str]:
     """The HTTP/2 paths of every method of the gateway's services that streams."""
     return sorted(
-        f"/{service.full_name}/{method.name}"
-        for service in _SERVICES
+        f"/{name}/{method.name}"
+        for name, service in (
+            *((service.full_name, service) for service in _SERVICES),
+            (V1ALPHA_SERVICE, _REFLECTION),
+            (V1_SERVICE, _REFLECTION),
+        )
         for method in service.methods
         if method.client_streaming or method.server_streaming
     )
@@ -242,6 +258,9 @@ def _lines(s: FrontSettings) -> Iterator[str]:
         f"worker_processes {s.workers};",
         "pid nginx.pid;",
         "error_log stderr warn;",
+        # Each call in flight holds a client stream and a connection to the gateway: the open
+        # files must cover both, or nginx fails calls with EMFILE rather than refusing them.
+        f"worker_rlimit_nofile {2 * (CLIENT_CONNECTIONS + upstream_connections)};",
         f"events {{ worker_connections {CLIENT_CONNECTIONS + upstream_connections}; }}",
         "http {",
         "    access_log off;",
@@ -279,6 +298,7 @@ def _lines(s: FrontSettings) -> Iterator[str]:
     yield "        location / {"
     yield from _passing(s, "calls", s.max_calls)
     yield f"            client_max_body_size {s.max_message_bytes + GRPC_FRAME_HEADER};"
+    yield f"            client_body_timeout {s.unary_body_seconds}s;"
     yield f"            grpc_read_timeout {UNARY_TIMEOUT_SECONDS}s;"
     yield "        }"
     idle = f"{s.stream_idle_seconds}s"

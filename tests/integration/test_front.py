@@ -59,6 +59,8 @@ def assert_nginx_accepts(prefix: Path) -> None:
     )
     assert checked.returncode == 0, checked.stderr
     assert "test is successful" in checked.stderr
+    # Not even a warning (e.g. more connections than the open-file limit allows).
+    assert "[warn]" not in checked.stderr, checked.stderr
 
 
 @dataclass
@@ -70,7 +72,13 @@ class Front:
 
 
 @asynccontextmanager
-async def front(hub: Hub, *options: str, upstream: str | None = None) -> AsyncIterator[Front]:
+async def front(
+    hub: Hub,
+    *options: str,
+    upstream: str | None = None,
+    listen: str = "127.0.0.1:0",
+    tls_dir: Path | None = None,
+) -> AsyncIterator[Front]:
     """``huren front --run`` on port 0 in front of ``upstream`` (default the hub's gateway), TLS
     on both sides: the gateway's certificate served by the front, the gateway's checked
     against the CA."""
@@ -81,11 +89,11 @@ async def front(hub: Hub, *options: str, upstream: str | None = None) -> AsyncIt
         "front",
         "--run",
         "--listen",
-        "127.0.0.1:0",
+        listen,
         "--upstream",
         f"grpcs://{upstream or hub.address}",
         "--tls-dir",
-        str(hub.pki),
+        str(tls_dir or hub.pki),
         "--upstream-name",
         "localhost",
         "--nginx",
@@ -332,3 +340,123 @@ async def test_a_front_killed_outright_takes_its_nginx_with_it(hub: Hub):
             await asyncio.sleep(0.1)
         else:
             raise AssertionError("nginx still listens after its front was killed")
+
+
+async def test_a_second_front_on_a_port_in_use_fails_rather_than_share_it(hub: Hub):
+    async with front(hub) as first:
+        taken = first.address
+        second = huren(
+            "front",
+            "--run",
+            "--insecure",
+            "--listen",
+            taken,
+            "--upstream",
+            "grpc://127.0.0.1:50051",
+            "--nginx",
+            nginx(),
+        )
+        assert second.returncode == 2, second
+        assert "Address already in use" in second.stderr
+        green = await hub.regions["hangzhou"].issue()
+        response = await first.stub.Verify(pb.VerifyRequest(code=green), timeout=DEADLINE_S)
+        assert verdict_from_pb(response.verdict).colour is Colour.GREEN
+    # Given the port once it is free, a front takes it.
+    async with front(hub, listen=taken) as again:
+        assert again.address == taken
+        response = await again.stub.Verify(pb.VerifyRequest(code=green), timeout=DEADLINE_S)
+        assert verdict_from_pb(response.verdict).colour is Colour.GREEN
+
+
+async def test_a_sigterm_while_nginx_starts_is_a_clean_stop(tmp_path: Path):
+    for attempt in range(5):
+        process = await asyncio.create_subprocess_exec(
+            *HUREN,
+            "front",
+            "--run",
+            "--insecure",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "grpc://127.0.0.1:50051",
+            "--work-dir",
+            str(tmp_path / str(attempt)),
+            "--nginx",
+            nginx(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=tmp_path,
+        )
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        for _ in range(2000):  # the moment nginx exists, before it can take signals
+            if children.exists() and children.read_text().split():
+                break
+            await asyncio.sleep(0.002)
+        process.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, (attempt, out, err)
+    assert not list(tmp_path.glob("core*"))  # nginx was never killed by a signal it ignores
+
+
+async def test_the_front_takes_renewed_certificate_files_without_a_restart(
+    hub: Hub, tmp_path: Path
+):
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    for name in ("ca.pem", "gateway.pem", "gateway.key"):
+        (tls / name).write_bytes((hub.pki / name).read_bytes())
+    renewed = tmp_path / "renewed"
+    made = huren("pki", "init", str(renewed))
+    assert made.returncode == 0, made.stderr
+    green = await hub.regions["hangzhou"].issue()
+    async with front(hub, "--tls-check-seconds", "0.2", tls_dir=tls) as fronted:
+        trusting_new = TlsCredentials.from_pki(renewed).channel()
+
+        async def through_new_certificate() -> bool:
+            async with grpc.aio.secure_channel(fronted.address, trusting_new) as channel:
+                stub = verifier_pb2_grpc.VerifierServiceStub(channel)
+                try:
+                    response = await stub.Verify(pb.VerifyRequest(code=green), timeout=2)
+                except grpc.aio.AioRpcError:
+                    return False
+                assert verdict_from_pb(response.verdict).colour is Colour.GREEN
+                return True
+
+        assert not await through_new_certificate()  # the front serves the hub's certificate
+        # The certificate is renewed (by another CA here, so that the change shows); the
+        # upstream's CA (ca.pem) stays the hub's.
+        for name in ("gateway.key", "gateway.pem"):
+            (tls / name).write_bytes((renewed / name).read_bytes())
+        for _ in range(50):
+            if await through_new_certificate():
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("the front still serves the old certificate")
+
+
+async def test_a_call_that_sends_no_request_gives_its_place_back(hub: Hub):
+    """A client that opens calls and never sends their requests cannot hold the bound."""
+    green = await hub.regions["hangzhou"].issue()
+    async with front(hub, "--max-calls", "1", "--unary-body-seconds", "1") as fronted:
+        stalled = fronted.channel.stream_unary(
+            "/huren.v1.VerifierService/Verify",
+            request_serializer=pb.VerifyRequest.SerializeToString,
+            response_deserializer=pb.VerifyResponse.FromString,
+        )
+
+        async def never() -> AsyncIterator[pb.VerifyRequest]:
+            await asyncio.Event().wait()
+            yield pb.VerifyRequest()  # pragma: no cover - never reached
+
+        held = asyncio.ensure_future(stalled(never(), timeout=DEADLINE_S))
+        await asyncio.sleep(0.3)  # its headers reached the front: the one place is taken
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await fronted.stub.Verify(pb.VerifyRequest(code=green), timeout=DEADLINE_S)
+        assert_refused_as_overloaded(refused.value)
+        # nginx ends the stalled call after a second without its request; the place is free.
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await asyncio.wait_for(held, 10)
+        assert ended.value.code() is not grpc.StatusCode.OK
+        response = await fronted.stub.Verify(pb.VerifyRequest(code=green), timeout=DEADLINE_S)
+        assert verdict_from_pb(response.verdict).colour is Colour.GREEN

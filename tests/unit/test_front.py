@@ -48,7 +48,11 @@ def test_every_streaming_method_has_the_stream_bound_and_nothing_else_does():
     for path in streaming:
         assert "limit_conn huren_streams 9;" in blocks[path]
         assert "client_max_body_size 0;" in blocks[path]
+    for reflection in ("grpc.reflection.v1", "grpc.reflection.v1alpha"):
+        path = f"/{reflection}.ServerReflection/ServerReflectionInfo"
+        assert "limit_conn huren_streams 9;" in blocks[path]  # a stream, as the gateway counts it
     assert "/huren.v1.VerifierService/Verify" not in blocks  # unary: the catch-all below
+    assert "client_body_timeout 10s;" in blocks["/"]  # a stalled request frees its place
     assert "limit_conn huren_calls 7;" in blocks["/"]
     assert f"client_max_body_size {Limits().max_message_bytes + 5};" in blocks["/"]
 
