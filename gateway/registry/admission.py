@@ -140,17 +140,34 @@ def offers_from_file(
     return offers
 
 
-@dataclass(frozen=True, slots=True)
 class SignerCertificate:
     """A signer certificate read once by :func:`read_signer_certificate` (made nowhere else):
     its bytes as given and the key they hold, of no issuer yet. A change importing it binds the
-    key to its issuer (:meth:`key_of`) without parsing the certificate again."""
+    key to its issuer (:meth:`key_of`) without parsing the certificate again.
 
+    The change imports ``entry`` while its audit names ``der``, so the two are paired by the
+    reading alone: the constructor takes the reading's private token, and nothing (not
+    ``dataclasses.replace``, not attribute assignment) pairs one certificate's bytes with
+    another's key."""
+
+    __slots__ = ("der", "entry")
     der: bytes
     entry: KeyEntry
 
+    def __init__(self, der: bytes, entry: KeyEntry, token: object = None) -> None:
+        if token is not _READ_HERE:
+            raise TypeError("a SignerCertificate comes from read_signer_certificate only")
+        object.__setattr__(self, "der", der)
+        object.__setattr__(self, "entry", entry)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a SignerCertificate is read, not changed")
+
     def key_of(self, issuer: IssuerId) -> IssuerKey:
         return self.entry.of(issuer)
+
+
+_READ_HERE = object()
 
 
 def read_signer_certificate(certificate: bytes) -> SignerCertificate:
@@ -168,7 +185,7 @@ def read_signer_certificate(certificate: bytes) -> SignerCertificate:
             raise
         entry = read_certificate(certificate, algorithm=crypto.Algorithm.PS256)
     assert entry.certificate_sha256 is not None
-    return SignerCertificate(certificate, entry)
+    return SignerCertificate(certificate, entry, _READ_HERE)
 
 
 def certificate_key(issuer: IssuerId, certificate: bytes | SignerCertificate) -> IssuerKey:

@@ -119,9 +119,9 @@ class ReplicaServer:
         """The replica secrets held (memory only), if any."""
         self.secrets_max_age = secrets_max_age
         self._secrets_confirmed: datetime | None = None
+        """When (the injected clock) the hub last answered a fetch of the secrets held."""
         self._unusable: dict[IssuerId, tuple[str, str, str | None]] = {}
         """The online issuers whose codes go unverified, and why (each logged once)."""
-        """When (the injected clock) the hub last answered a fetch of the secrets held."""
         self._secrets_due = asyncio.Event()
         self.hub_certificates = hub_certificates
         """The replica's own TLS files as the hub's client, re-read like the server's."""

@@ -3,6 +3,7 @@ state's digest vouches for everything in it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from itertools import permutations
@@ -18,7 +19,7 @@ from gateway.model import IssuerId, Reason, RegionCode
 from gateway.policy import load_policy
 from gateway.profiles import load_profile
 from gateway.registry import TrustState
-from gateway.registry.admission import KeyOffer, offers_from_file
+from gateway.registry.admission import KeyOffer, SignerCertificate, offers_from_file
 from gateway.registry.authority import (
     Action,
     Actor,
@@ -495,6 +496,19 @@ def test_certificates_read_by_the_screening_are_the_same_change_as_their_bytes()
         alone = decide(before, LOCAL, ImportCertificate("eu-dcc-xx", listed[position]), NOW)
         assert alone.outcome is Outcome.REFUSED
         assert alone.detail.startswith(f"{error.reason.value}: "), alone.detail
+
+
+def test_a_certificate_as_read_cannot_pair_one_certificates_bytes_with_anothers_key():
+    """The change imports a read certificate's key and its audit names the bytes: only the
+    Registrar's reading may pair them."""
+    state = _eu_state()
+    admitted, _ = screen_certificates(state, "eu-dcc-xx", (_dsc("one"), _dsc("two")))
+    with pytest.raises(TypeError, match="read_signer_certificate"):
+        SignerCertificate(admitted[0].der, admitted[1].entry)
+    with pytest.raises(TypeError):
+        dataclasses.replace(admitted[0], entry=admitted[1].entry)  # type: ignore[type-var]
+    with pytest.raises(AttributeError):
+        admitted[0].entry = admitted[1].entry
 
 
 @pytest.mark.parametrize("count", [0, MAX_CERTIFICATES_PER_CHANGE + 1])
