@@ -110,7 +110,11 @@ class VerificationService:
     ) -> None:
         self.trust = trust
         self.limits = limits
-        self._identities = identities
+        self._identities: tuple[IdentityKeys, datetime | None] | None = (
+            None if identities is None else (identities, None)
+        )
+        """The identity secrets, and the instant from which they may no longer be used (None:
+        no end); one reference, replaced whole."""
         self._clock = clock
         self._online = online
         self._attestations = attestations
@@ -123,11 +127,22 @@ class VerificationService:
         """The identity secrets every verdict's references are made with; None (a replica that
         has not received them from its hub, or was refused them): every code is UNVERIFIABLE
         ``ERR_SECRET_UNAVAILABLE``."""
-        return self._identities
+        held = self._identities
+        return None if held is None else held[0]
 
-    def replace_identities(self, identities: IdentityKeys | None) -> None:
-        """Judge with ``identities`` from the next code on (one reference assignment)."""
-        self._identities = identities
+    def replace_identities(
+        self, identities: IdentityKeys | None, until: datetime | None = None
+    ) -> None:
+        """Judge with ``identities`` from the next code on (one reference assignment), and at
+        no instant from ``until`` on (a replica's secrets past their maximum age: a code judged
+        then finds none, whenever the replica's own watch gets to dropping them)."""
+        self._identities = None if identities is None else (identities, until)
+
+    def _identities_at(self, now: datetime) -> IdentityKeys | None:
+        held = self._identities  # per code: a replica may drop them between two codes
+        if held is None or (held[1] is not None and now >= held[1]):
+            return None
+        return held[0]
 
     @property
     def online(self) -> OnlineAsker | None:
@@ -355,7 +370,7 @@ class VerificationService:
     ) -> Verdict | Question:
         """Where every code starts: judged nowhere while the clock, the identity secrets or the
         trust is untrusted (named in that order)."""
-        identities = self._identities  # per code: a replica may drop them between two codes
+        identities = self._identities_at(now)
         if doubts.clock is not None:
             return self._untrusted(doubts.clock, trust, now, where)
         if identities is None:
@@ -378,8 +393,8 @@ class VerificationService:
             answer = OnlineAnswer(nonce="", failure="online verification is not configured")
         else:
             answer = await self._online.ask(question, asked_at)
-        identities = self._identities
-        if identities is None:  # dropped while the issuer was asked
+        identities = self._identities_at(now)
+        if identities is None:  # dropped (or outlived) while the issuer was asked
             return self._untrusted(NO_IDENTITIES, trust, now, question.provenance.destination)
         return finish_online(
             question, answer, trust=trust, now=now, limits=self.limits, identities=identities

@@ -243,7 +243,9 @@ class ReplicaServer:
                 )
             if self.secrets is not None:
                 self.secrets = dataclasses.replace(held, version=version)
-                self._secrets_confirmed = self._clock()
+                self._secrets_confirmed = confirmed = self._clock()
+                until = confirmed + self.secrets_max_age
+                self.service.replace_identities(self.service.identities, until)
                 self.observer.replica_secrets(version)
                 return
             fetched = dataclasses.replace(held, version=version)  # dropped while it asked
@@ -252,8 +254,8 @@ class ReplicaServer:
         except ConfigurationInvalid as error:
             raise self._malformed(error) from error
         self.secrets = taken
-        self._secrets_confirmed = self._clock()
-        self.service.replace_identities(taken.identities())
+        self._secrets_confirmed = confirmed = self._clock()
+        self.service.replace_identities(taken.identities(), confirmed + self.secrets_max_age)
         self.observer.replica_secrets(taken.version)
         if self.held is not None:
             self._hold(self.held)

@@ -526,3 +526,27 @@ def test_the_hub_compresses_a_versions_content_once_and_its_heartbeats_read_the_
         trustlist.document(newer, later, later + FRESH_FOR)
     )
     assert replica.read(changed.jws, KEY.public_key(), held).version == newer.version
+
+
+def test_secrets_past_their_maximum_age_are_never_used_even_before_they_are_dropped(world):
+    """The replica drops outlived secrets on a watch of its own; until it gets there (a busy
+    event loop), every code judged at or after their end finds none."""
+    read = replica.read(signed(world), KEY.public_key())
+    clock = [NOW]
+    service = VerificationService(
+        TrustHolder(read.snapshot, fresh_until=NOW + timedelta(days=1)),
+        Limits(),
+        None,
+        lambda: clock[0],
+    )
+    code = world.issue_level("hangzhou", resident_id(seq="001"), Level.GREEN, NOW).code
+    end = NOW + timedelta(minutes=15)
+    service.replace_identities(world.identities, end)
+    clock[0] = end - timedelta(microseconds=1)
+    assert service.verify(code).status is Status.VALID
+    clock[0] = end
+    verdict = service.verify(code)
+    assert (verdict.status, verdict.reason) == (Status.UNVERIFIABLE, Reason.ERR_SECRET_UNAVAILABLE)
+    assert service.identities is world.identities  # still held: not yet dropped, not used
+    service.replace_identities(world.identities, end + timedelta(minutes=15))  # vouched again
+    assert service.verify(code).status is Status.VALID
