@@ -305,7 +305,8 @@ class VerificationService:
             issuance = Issuance(
                 code_ref=check.provenance.code_ref or "",
                 destination=decision.destination,
-                policy=assessed.policy,
+                policy_id=decision.policy_id,
+                policy_version=decision.policy_version,
                 sources=assessed.sources,
                 kid=kid,
                 issued_at=check.code.issued_at,

@@ -127,11 +127,32 @@ class Issuance:
 
     code_ref: str
     destination: RegionCode
-    policy: str
+    policy_id: str
+    policy_version: int
     sources: tuple[str, ...]
     kid: str
     issued_at: datetime
     expires_at: datetime
+
+    @property
+    def policy(self) -> str:
+        """The deciding policy's label, ``id@version``, as the log keeps and prints it."""
+        return f"{self.policy_id}@{self.policy_version}"
+
+
+def policy_label(label: str) -> tuple[str, int]:
+    """``id@version`` as its two parts.
+
+    Raises:
+        ValueError: for anything else (a version that is not a positive decimal integer).
+    """
+    policy_id, at, version = label.rpartition("@")
+    if not at or not policy_id or not version.isascii() or not version.isdecimal():
+        raise ValueError(f"not a policy label id@version: {label[:80]!r}")
+    number = int(version)
+    if not 1 <= number < 1 << 63 or str(number) != version:
+        raise ValueError(f"not a policy label id@version: {label[:80]!r}")
+    return policy_id, number
 
 
 MAX_LOG_PAGE: Final = 1000

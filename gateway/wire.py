@@ -791,13 +791,12 @@ def issuance_page(page: IssuancePage) -> rpb.ListAttestationsResponse:
 
 
 def _issuance_record(seq: int, issuance: Issuance) -> rpb.IssuanceRecord:
-    policy_id, _, version = issuance.policy.rpartition("@")
     return rpb.IssuanceRecord(
         seq=seq,
         code_ref=issuance.code_ref,
         destination=issuance.destination,
-        policy_id=policy_id,
-        policy_version=int(version) if version.isdigit() else 0,
+        policy_id=issuance.policy_id,
+        policy_version=issuance.policy_version,
         source_code_refs=list(issuance.sources),
         kid=issuance.kid,
         issued_at=timestamp(issuance.issued_at),
@@ -812,7 +811,8 @@ def issuance_page_from(message: rpb.ListAttestationsResponse) -> IssuancePage:
             Issuance(
                 code_ref=e.code_ref,
                 destination=RegionCode(e.destination),
-                policy=f"{e.policy_id}@{e.policy_version}",
+                policy_id=e.policy_id,
+                policy_version=e.policy_version,
                 sources=tuple(e.source_code_refs),
                 kid=e.kid,
                 issued_at=from_timestamp(e.issued_at),

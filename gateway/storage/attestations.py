@@ -27,7 +27,7 @@ from gateway.crypto import Algorithm, PrivateKey
 from gateway.errors import StorageUnavailable
 from gateway.model import RegionCode
 from gateway.storage.secrets import create_exclusive
-from gateway.transfer import Issuance, IssuancePage, IssuanceQuery, key_id
+from gateway.transfer import Issuance, IssuancePage, IssuanceQuery, key_id, policy_label
 
 DEFAULT_MAX_ENTRIES = 100_000
 _ALGORITHM = Algorithm.ES256
@@ -229,10 +229,15 @@ class IssuanceLog:
 
 
 def _issuance(row: Sequence[str]) -> Issuance:
+    try:
+        policy_id, policy_version = policy_label(row[2])
+    except ValueError as e:  # written by this module only: the file was changed elsewhere
+        raise StorageUnavailable(f"the issuance log holds a damaged entry: {e}") from None
     return Issuance(
         code_ref=row[0],
         destination=RegionCode(row[1]),
-        policy=row[2],
+        policy_id=policy_id,
+        policy_version=policy_version,
         sources=tuple(json.loads(row[3])),
         kid=row[4],
         issued_at=datetime.fromisoformat(row[5]),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.errors import StorageUnavailable
 from gateway.model import RegionCode
 from gateway.storage.attestations import IssuanceLog
 from gateway.transfer import Issuance, IssuanceQuery
@@ -24,11 +25,11 @@ def issuance(n: int) -> Issuance:
     version 1 of their destination's policy, later ones under version 2; each made from its own
     code and one every attestation shares."""
     destination = "820000" if n % 2 else "440000"
-    policy = ("macau" if n % 2 else "guangdong") + ("@1" if n < 20 else "@2")
     return Issuance(
         code_ref=f"att-{n}",
         destination=RegionCode(destination),
-        policy=policy,
+        policy_id="macau" if n % 2 else "guangdong",
+        policy_version=1 if n < 20 else 2,
         sources=(f"src-{n}", "shared-src"),
         kid="kid-1",
         issued_at=START + timedelta(minutes=n),
@@ -163,3 +164,21 @@ def test_a_log_written_before_the_reference_index_is_indexed_when_opened(tmp_pat
 def test_an_impossible_query_is_refused_before_it_is_asked(fields, message):
     with pytest.raises(ValueError, match=message):
         IssuanceQuery(**fields)
+
+
+def test_an_entry_whose_policy_label_was_damaged_is_a_storage_error_not_a_guess(log, tmp_path):
+    """The log keeps each entry's policy as ``id@version``; one changed outside huren (no
+    version, a version that is not a number) is named as damage, never read as version 0."""
+    for damaged in ("macau", "macau@", "macau@x", "macau@01", "@3"):
+        db = sqlite3.connect(tmp_path / "attestations.db")
+        db.execute("UPDATE issuances SET policy = ? WHERE code_ref = 'att-39'", (damaged,))
+        db.commit()
+        db.close()
+        with pytest.raises(StorageUnavailable, match="damaged entry"):
+            log.page(IssuanceQuery(limit=5))
+    db = sqlite3.connect(tmp_path / "attestations.db")
+    db.execute("UPDATE issuances SET policy = 'macau@2' WHERE code_ref = 'att-39'")
+    db.commit()
+    db.close()
+    (_, newest), *_ = log.page(IssuanceQuery(limit=1)).entries
+    assert (newest.code_ref, newest.policy_id, newest.policy_version) == ("att-39", "macau", 2)

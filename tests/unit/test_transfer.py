@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from base64 import b64decode
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from gateway import transfer
 from gateway.codecs import cose, strictcbor, textform
 from gateway.crypto import Algorithm, PrivateKey
 from gateway.limits import Limits
-from gateway.model import Colour, IssuerId, KeyId, ProfileId, Status, Verdict
+from gateway.model import Colour, IssuerId, KeyId, ProfileId, RegionCode, Status, Verdict
 from gateway.policy.loader import load_policy
 from gateway.profiles import load_profile
 from gateway.recognise import Decision, recognise
@@ -304,3 +304,22 @@ def test_policy_transfer_settings_are_checked(bad):
         text = text.replace("attest = true", bad)
     with pytest.raises(PolicyError, match="transfer"):
         load_policy(text)
+
+
+AT = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+@given(st.text(min_size=1, max_size=20).filter(lambda t: "@" not in t), st.integers(1, 2**63 - 1))
+def test_a_policy_label_is_read_back_exactly(policy_id, version):
+    issuance = transfer.Issuance(
+        "ref", RegionCode("820000"), policy_id, version, ("src",), "kid", AT, AT
+    )
+    assert transfer.policy_label(issuance.policy) == (policy_id, version)
+
+
+@pytest.mark.parametrize(
+    "label", ["macau", "macau@", "@1", "macau@0", "macau@01", "macau@-1", "macau@１"]
+)
+def test_a_malformed_policy_label_is_refused(label):
+    with pytest.raises(ValueError, match="not a policy label"):
+        transfer.policy_label(label)

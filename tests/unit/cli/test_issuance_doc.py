@@ -35,7 +35,7 @@ def test_the_documented_issuance_log_is_what_the_commands_print():
         issuance = transfer.Issuance(
             ref,
             RegionCode(destination),
-            policy,
+            *transfer.policy_label(policy),
             tuple(sources.split(" ")),
             kid,
             datetime.fromisoformat(issued),
