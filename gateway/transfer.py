@@ -144,13 +144,14 @@ def policy_label(label: str) -> tuple[str, int]:
     """``id@version`` as its two parts.
 
     Raises:
-        ValueError: for anything else (a version that is not a positive decimal integer).
+        ValueError: for anything else (a version that is not a decimal integer ≥ 0: 0 is the
+            built-in ``national-default@0``).
     """
     policy_id, at, version = label.rpartition("@")
     if not at or not policy_id or not version.isascii() or not version.isdecimal():
         raise ValueError(f"not a policy label id@version: {label[:80]!r}")
     number = int(version)
-    if not 1 <= number < 1 << 63 or str(number) != version:
+    if not 0 <= number < 1 << 63 or str(number) != version:
         raise ValueError(f"not a policy label id@version: {label[:80]!r}")
     return policy_id, number
 
