@@ -31,13 +31,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+from gateway.cli import workers
 from gateway.cli.common import DEFAULT_PKI, EXIT_ERROR, EXIT_FAILED, EXIT_OK, Subparsers
 from gateway.errors import RequestInvalid
 from gateway.lifecycle import TLS_CHECK_SECONDS
 from gateway.limits import Limits
+from gateway.server.certificates import file_stamp
 from gateway.server.front import (
     DEFAULT_STREAM_IDLE_SECONDS,
     DEFAULT_UNARY_BODY_SECONDS,
@@ -175,7 +176,11 @@ def _front(args: argparse.Namespace) -> int:
         work.mkdir(parents=True, exist_ok=True)
         running = dataclasses.replace(settings, reuseport=False)
         if settings.listen.port == 0:  # held until nginx listens beside it (see the docstring)
-            reserved = stack.enter_context(_reserve(settings.listen))
+            try:
+                reserved, _ = workers.reserve(str(settings.listen))
+            except OSError as error:
+                raise RequestInvalid(str(error)) from None
+            stack.callback(reserved.close)
             listen = Address(settings.listen.host, reserved.getsockname()[1])
             running = dataclasses.replace(settings, listen=listen, reuseport=True)
         (work / "nginx.conf").write_text(render(running), encoding="utf-8")
@@ -214,24 +219,6 @@ def _absolute(path: Path, run: bool) -> Path:
     return path.absolute()
 
 
-@contextlib.contextmanager
-def _reserve(address: Address) -> Iterator[socket.socket]:
-    """A socket bound to ``address`` with SO_REUSEPORT, never listening (see the docstring):
-    no program takes the port meanwhile but one of the same user that asks for SO_REUSEPORT."""
-    host = address.host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    held = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
-            held.bind((host, address.port))
-        except OSError as error:
-            raise RequestInvalid(f"cannot listen on {address}: {error.strerror}") from None
-        yield held
-    finally:
-        held.close()
-
-
 class _Nginx:
     """nginx run for this command (see the module docstring, steps 2 to 5)."""
 
@@ -252,9 +239,7 @@ class _Nginx:
         self.pid_file.unlink(missing_ok=True)  # a stale one would say nginx takes signals
         if self.stopping is not None:
             return EXIT_OK  # stopped before nginx started
-        self.process = process = subprocess.Popen(
-            self.command, preexec_fn=_end_with_parent if sys.platform == "linux" else None
-        )
+        self.process = process = subprocess.Popen(self.command, preexec_fn=workers.end_with_parent)
         if not self._until_accepting(process):
             asked = self.stopping is not None  # a stop during start-up, not a failure
             code = self._end(process)
@@ -336,21 +321,5 @@ class _Nginx:
         ended_as_asked = code == 0 or (asked and code in (-signal.SIGQUIT, -signal.SIGTERM))
         return EXIT_OK if ended_as_asked else EXIT_FAILED
 
-    def _stamps(self) -> list[tuple[int, int, int] | None]:
-        stamps: list[tuple[int, int, int] | None] = []
-        for path in self.watched:
-            try:
-                st = path.stat()
-            except OSError:
-                stamps.append(None)
-            else:
-                stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
-        return stamps
-
-
-def _end_with_parent() -> None:
-    """In nginx's process before it runs: nginx ends (its fast stop) when this command does,
-    even killed outright, so no nginx outlives it holding the port."""
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    def _stamps(self) -> list[object]:
+        return [file_stamp(path) for path in self.watched]

@@ -118,10 +118,7 @@ def as_worker() -> int | None:
     if value is None:
         return None
     slot, parent = worker_of(value)
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    end_with_parent()
     if os.getppid() != parent:  # the parent died before prctl
         os.kill(os.getpid(), signal.SIGTERM)
     return slot
@@ -150,6 +147,16 @@ class RestartPolicy:
 
     def recent(self, slot: int) -> int:
         return len(self._deaths.get(slot, ()))
+
+
+def end_with_parent() -> None:
+    """This process gets SIGTERM when its parent ends, even killed outright (Linux's
+    ``PR_SET_PDEATHSIG``, kept across exec; elsewhere nothing): a worker, or the front's nginx
+    (called in its process before nginx runs), never outlives its supervisor."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def reserve(listen: str) -> tuple[socket.socket, str]:

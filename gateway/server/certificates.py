@@ -55,7 +55,7 @@ _FileStamp = tuple[int, int, int] | None
 _Stamp = tuple[_FileStamp, ...]
 
 
-def _file_stamp(path: Path) -> _FileStamp:
+def file_stamp(path: Path) -> _FileStamp:
     """What tells a file changed: its modification time, size and inode (None if missing)."""
     try:
         status = os.stat(path)
@@ -122,7 +122,7 @@ class StartReads:
     def stamp(self, path: Path) -> _FileStamp:
         """``path``'s stamp when the start first looked at it."""
         if path not in self._stamps:
-            self._stamps[path] = _file_stamp(path)
+            self._stamps[path] = file_stamp(path)
         return self._stamps[path]
 
     def read(self, path: Path, hint: str = "") -> TlsFile:
@@ -162,7 +162,7 @@ class FollowedFiles:
         """Incremented each time new files are taken."""
 
     def _stamps(self) -> _Stamp:
-        return tuple(_file_stamp(path) for path in self.files.paths)
+        return tuple(file_stamp(path) for path in self.files.paths)
 
     def check(self, *, force: bool = False) -> bool:
         """Read the files again if they changed (always with ``force``); True if new ones are
